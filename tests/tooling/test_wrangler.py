@@ -1,0 +1,113 @@
+"""The real wrangler (pinned in package.json) accepts our D1 migrations and wrangler.toml.
+
+Both checks run offline: `d1 migrations apply --local` runs the SQL in wrangler's local
+workerd against a database under tmp_path, and `deploy --dry-run` stops before uploading.
+"""
+
+import os
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+WRANGLER = PROJECT_ROOT / "node_modules" / ".bin" / "wrangler"
+WRANGLER_CONFIG = tomllib.loads((PROJECT_ROOT / "wrangler.toml").read_text())
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # wrangler colours its errors even in a pipe
+# Below pytest-timeout's limit, so a hung wrangler fails with its own output.
+WRANGLER_TIMEOUT_SECONDS = 90
+
+# What may land in the bundle besides the main module: the worker and its Durable Objects.
+BUNDLE_PACKAGES = ("worker", "durable_objects")
+NOT_BUNDLED_PREFIXES = ("worker/local/", "tests/", ".venv/", "node_modules/", "pages/")
+WRANGLER_OUTDIR_NOTE = "README.md"  # wrangler writes it into every --outdir
+
+
+def run_wrangler(tmp_path: Path, *args: str) -> str:
+    """Run wrangler from the project root and return its output; fail on a non-zero exit."""
+    if not WRANGLER.exists():
+        pytest.fail(f"{WRANGLER.relative_to(PROJECT_ROOT)} is missing: run scripts/setup")
+    env = {
+        **os.environ,
+        "CI": "true",  # never prompt: wrangler takes the default answer
+        "WRANGLER_SEND_METRICS": "false",
+        "WRANGLER_SEND_ERROR_REPORTS": "false",
+        "WRANGLER_HIDE_BANNER": "true",  # the banner asks the npm registry for updates
+        "WRANGLER_LOG_PATH": str(tmp_path / "wrangler-logs"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),  # wrangler's metrics consent file
+    }
+    result = subprocess.run(
+        [str(WRANGLER), *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=WRANGLER_TIMEOUT_SECONDS,
+        check=False,
+    )
+    output = ANSI_ESCAPE.sub("", result.stdout + result.stderr)
+    command = " ".join(args)
+    assert result.returncode == 0, f"wrangler {command} exited {result.returncode}:\n{output}"
+    return output
+
+
+def migrations_dir(binding: str) -> Path:
+    for database in WRANGLER_CONFIG.get("d1_databases", []):
+        if database["binding"] == binding:
+            return PROJECT_ROOT / database["migrations_dir"]
+    pytest.fail(f"wrangler.toml has no D1 database bound as {binding}")
+
+
+@pytest.mark.parametrize("binding", ["DATABASE", "OBSERVABILITY_DATABASE"])
+def test_d1_migrations_apply_locally(binding: str, tmp_path: Path) -> None:
+    migrations = sorted(path.name for path in migrations_dir(binding).glob("*.sql"))
+    assert migrations, f"no migrations in {migrations_dir(binding)}"
+
+    output = run_wrangler(
+        tmp_path,
+        *("d1", "migrations", "apply", binding, "--local"),
+        *("--persist-to", str(tmp_path / "state")),
+    )
+
+    for name in migrations:
+        assert name in output, f"{name} was not applied:\n{output}"
+
+
+def bundle_sources(main: str) -> set[str]:
+    """The project's modules that belong in the bundle, as paths from the project root."""
+    sources = set()
+    for package in BUNDLE_PACKAGES:
+        for path in (PROJECT_ROOT / package).rglob("*.py"):
+            name = path.relative_to(PROJECT_ROOT).as_posix()
+            if "__pycache__" not in path.parts and not name.startswith(NOT_BUNDLED_PREFIXES):
+                sources.add(name)
+    return sources - {main}
+
+
+def test_deploy_dry_run_bundles_the_worker_and_nothing_else(tmp_path: Path) -> None:
+    outdir = tmp_path / "dist"
+
+    run_wrangler(tmp_path, "deploy", "--dry-run", "--outdir", str(outdir))
+
+    landed = {path.relative_to(outdir).as_posix() for path in outdir.rglob("*") if path.is_file()}
+    main = WRANGLER_CONFIG["main"]
+    # wrangler uploads the main module under its file name, at the root of the bundle.
+    assert Path(main).name in landed, sorted(landed)
+    assert any(path.startswith("durable_objects/") for path in landed), (
+        f"no durable_objects/ module in the bundle: {sorted(landed)}"
+    )
+    missing = bundle_sources(main) - landed
+    assert not missing, f"modules left out of the bundle: {sorted(missing)}"
+
+    stray = sorted(
+        path
+        for path in landed - {Path(main).name, WRANGLER_OUTDIR_NOTE}
+        if path.startswith(NOT_BUNDLED_PREFIXES)
+        or "__pycache__" in path
+        or "node_modules" in path
+        or path.split("/")[0] not in BUNDLE_PACKAGES
+    )
+    assert not stray, f"files that must not be bundled: {stray}"
