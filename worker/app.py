@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from worker.errors import ApiError, code_for, error_body
 from worker.middleware import CRASH_BODY, ApiBoundary, BodyLimit
-from worker.routes import health
+from worker.routes import errors, health
 from worker.version import VERSION
 
 
@@ -28,16 +28,20 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         message = f"{request.method} is not allowed on {request.url.path}."
     else:
         message = str(exc.detail)
-    return JSONResponse(error_body(code_for(exc.status_code), message), exc.status_code,
-                        headers=exc.headers)
+    return JSONResponse(
+        error_body(code_for(exc.status_code), message), exc.status_code, headers=exc.headers
+    )
 
 
 async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
     problems = exc.errors()
     if any(problem.get("type") == "json_invalid" for problem in problems):
-        return JSONResponse(error_body("malformed_json", "The request body is not valid JSON."), 400)
+        return JSONResponse(
+            error_body("malformed_json", "The request body is not valid JSON."), 400
+        )
     details = "; ".join(
-        f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}" for problem in problems
+        f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+        for problem in problems
     )
     return JSONResponse(error_body("invalid_request", details or "The request is invalid."), 400)
 
@@ -48,13 +52,19 @@ async def _crash(_: Request, exc: Exception) -> JSONResponse:
 
 
 def create_api() -> Any:
-    api = FastAPI(title="SAM", version=VERSION, docs_url="/api/docs", openapi_url="/api/openapi.json",
-                  redoc_url=None)
+    api = FastAPI(
+        title="SAM",
+        version=VERSION,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
     api.add_exception_handler(ApiError, _api_error)
     api.add_exception_handler(HTTPException, _http_error)
     api.add_exception_handler(RequestValidationError, _invalid)
     api.add_exception_handler(Exception, _crash)
     api.include_router(health.router)
+    api.include_router(errors.router)
     return ApiBoundary(BodyLimit(api))
 
 

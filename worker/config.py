@@ -37,7 +37,9 @@ class Config:
         try:
             max_body_bytes = int(raw_limit)
         except (TypeError, ValueError):
-            raise ConfigError(f"SAM_MAX_BODY_BYTES must be a number of bytes, not {raw_limit!r}") from None
+            raise ConfigError(
+                f"SAM_MAX_BODY_BYTES must be a number of bytes, not {raw_limit!r}"
+            ) from None
         if max_body_bytes <= 0:
             raise ConfigError("SAM_MAX_BODY_BYTES must be positive")
         return cls(domain, environment, max_body_bytes)

@@ -17,7 +17,11 @@ async def run(controller: Any, env: Any, ctx: Any) -> None:
 
 async def prune_errors(env: Any) -> int:
     """Forget reported errors older than the retention window."""
-    result = await env.OBSERVABILITY_DATABASE.prepare(
-        "DELETE FROM errors WHERE occurred_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)"
-    ).bind(f"-{ERROR_RETENTION_DAYS} days").run()
+    result = (
+        await env.OBSERVABILITY_DATABASE.prepare(
+            "DELETE FROM errors WHERE occurred_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)"
+        )
+        .bind(f"-{ERROR_RETENTION_DAYS} days")
+        .run()
+    )
     return int(result["meta"]["changes"])

@@ -1,10 +1,10 @@
 """The worker's request path: pick a surface by Host, run it, stamp the request id.
 
-    request ─▶ hosts.resolve ─┬─ api.{domain}            ─▶ API (FastAPI via asgi)
-                              ├─ app.{domain}/api/*      ─▶ API
-                              ├─ app.{domain}/*          ─▶ ASSETS (the SPA)
-                              ├─ ws-{id}.{domain}        ─▶ workspace proxy
-                              └─ anything else           ─▶ 404
+request ─▶ hosts.resolve ─┬─ api.{domain}            ─▶ API (FastAPI via asgi)
+                          ├─ app.{domain}/api/*      ─▶ API
+                          ├─ app.{domain}/*          ─▶ ASSETS (the SPA)
+                          ├─ ws-{id}.{domain}        ─▶ workspace proxy
+                          └─ anything else           ─▶ 404
 """
 
 import logging
@@ -34,8 +34,14 @@ async def handle(request: Request, env: Any, ctx: Any) -> Response:
         response = await _dispatch(request, env, ctx)
         if response.status != 101:
             response = with_headers(response, {"x-request-id": rid})
-        event(log, "request.done", method=request.method.value, url=request.url,
-              status=response.status, ms=round((time.perf_counter() - started) * 1000, 2))
+        event(
+            log,
+            "request.done",
+            method=request.method.value,
+            url=request.url,
+            status=response.status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
         return response
     finally:
         request_id.reset(token)
@@ -54,12 +60,18 @@ async def _dispatch(request: Request, env: Any, ctx: Any) -> Response:
         case Surface.APP:
             return await env.ASSETS.fetch(request)
         case Surface.WORKSPACE:
-            return json_error(404, "workspace_not_found",
-                              f"There is no running workspace {destination.workspace_id!r} here.")
+            return json_error(
+                404,
+                "workspace_not_found",
+                f"There is no running workspace {destination.workspace_id!r} here.",
+            )
         case _:
-            return json_error(404, "unknown_host",
-                              f"{host!r} is not a SAM host. Use app.{config.domain} for the web "
-                              f"app or api.{config.domain} for the API.")
+            return json_error(
+                404,
+                "unknown_host",
+                f"{host!r} is not a SAM host. Use app.{config.domain} for the web "
+                f"app or api.{config.domain} for the API.",
+            )
 
 
 async def _api(request: Request, env: Any, ctx: Any) -> Response:

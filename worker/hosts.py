@@ -1,9 +1,9 @@
 """Which part of SAM a Host header names; shared by Cloudflare and the local edge.
 
-    app.{domain}          the SPA, and /api/* → the API (same origin, so cookies work)
-    api.{domain}          the API
-    ws-{id}.{domain}      a workspace's node agent
-    anything else         nothing
+app.{domain}          the SPA, and /api/* → the API (same origin, so cookies work)
+api.{domain}          the API
+ws-{id}.{domain}      a workspace's node agent
+anything else         nothing
 """
 
 import re

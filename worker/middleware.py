@@ -26,14 +26,16 @@ Message = dict[str, Any]
 
 async def send_json(send: Any, status: int, body: Any) -> None:
     payload = json.dumps(body).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-        ],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -117,5 +119,10 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _too_large(send: Any, limit: int) -> None:
-    await send_json(send, 413, error_body(
-        "payload_too_large", f"The request body is larger than the limit of {limit} bytes."))
+    await send_json(
+        send,
+        413,
+        error_body(
+            "payload_too_large", f"The request body is larger than the limit of {limit} bytes."
+        ),
+    )

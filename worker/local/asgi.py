@@ -7,6 +7,7 @@ lifespan is not run around each request: ours declares none.
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,7 +33,9 @@ def request_to_scope(request: Request, env: Any, kind: str = "http") -> dict[str
         "raw_path": (url.path or "/").encode(),
         "query_string": url.query.encode(),
         "root_path": "",
-        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()],
+        "headers": [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()
+        ],
         "server": (url.hostname, url.port),
         "env": env,
     }
@@ -58,7 +61,9 @@ async def fetch(app: Any, request: Request, env: Any, ctx: Any = None) -> Respon
         nonlocal status, headers, chunks
         if message["type"] == "http.response.start":
             status = message["status"]
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
+            headers = [
+                (k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])
+            ]
             return
         assert message["type"] == "http.response.body", message["type"]
         data, more = message.get("body", b""), message.get("more_body", False)
@@ -110,7 +115,9 @@ async def websocket(app: Any, request: Request, env: Any = None) -> Response:
         inbox.put_nowait({"type": "websocket.receive", key: event.data})
 
     def on_close(event: Any) -> None:
-        inbox.put_nowait({"type": "websocket.disconnect", "code": event.code, "reason": event.reason})
+        inbox.put_nowait(
+            {"type": "websocket.disconnect", "code": event.code, "reason": event.reason}
+        )
 
     server.addEventListener("message", on_message)
     server.addEventListener("close", on_close)
@@ -134,10 +141,8 @@ async def websocket(app: Any, request: Request, env: Any = None) -> Response:
             failed = True
             log.exception("ASGI WebSocket application failed")
         if not closed_by_app:
-            try:
+            with contextlib.suppress(Exception):  # the client has already gone
                 server.close(1011 if failed else 1000, "")
-            except Exception:  # the client has already gone
-                pass
 
     _keep(asyncio.create_task(run()))
     return Response(None, 101, web_socket=client)

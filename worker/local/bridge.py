@@ -6,6 +6,7 @@ frames both ways until either side closes, and passes the close code on.
 """
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,7 +36,9 @@ async def bridge(end: Any, network: NetworkSocket) -> None:
     """Relay between `end` (a twin WebSocket) and `network` until one side closes."""
     outgoing: asyncio.Queue[Frame] = asyncio.Queue()
     end.addEventListener("message", lambda event: outgoing.put_nowait(event.data))
-    end.addEventListener("close", lambda event: outgoing.put_nowait(Closed(event.code, event.reason)))
+    end.addEventListener(
+        "close", lambda event: outgoing.put_nowait(Closed(event.code, event.reason))
+    )
     end.accept()
 
     async def network_to_end() -> Closed:
@@ -67,7 +70,5 @@ async def bridge(end: Any, network: NetworkSocket) -> None:
 
 
 def _close_quietly(end: Any, code: int, reason: str) -> None:
-    try:
+    with contextlib.suppress(Exception):  # the other side may have closed it already
         end.close(code, reason)
-    except Exception:  # the other side may have closed it already; nothing is lost
-        pass

@@ -1,6 +1,6 @@
 """`sam`: the command line for running SAM on this machine.
 
-    sam dev     start the local edge (API, web app, workspace proxy) and print its URLs
+sam dev     start the local edge (API, web app, workspace proxy) and print its URLs
 """
 
 import argparse
@@ -23,12 +23,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sam", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     dev = commands.add_parser("dev", help="start SAM locally (local edge + local node provider)")
-    dev.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on (%(default)s)")
+    dev.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port to listen on (%(default)s)"
+    )
     dev.add_argument("--host", default="127.0.0.1", help="address to bind (%(default)s)")
-    dev.add_argument("--data-dir", type=Path, default=Path(".sam"),
-                     help="where all local state lives (%(default)s)")
-    dev.add_argument("--config", type=Path, default=Path("wrangler.toml"),
-                     help="the worker's wrangler.toml (%(default)s)")
+    dev.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".sam"),
+        help="where all local state lives (%(default)s)",
+    )
+    dev.add_argument(
+        "--config",
+        type=Path,
+        default=Path("wrangler.toml"),
+        help="the worker's wrangler.toml (%(default)s)",
+    )
     dev.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     return dev_command(args)
@@ -40,25 +50,42 @@ def dev_command(args: argparse.Namespace) -> int:
     try:
         config = load(args.config)
     except WranglerConfigError as exc:
-        console.print(f"[red]error:[/] {exc}\nRun `sam dev` from the project root, or pass --config.")
+        console.print(
+            f"[red]error:[/] {exc}\nRun `sam dev` from the project root, or pass --config."
+        )
         return 2
     domain = f"localhost:{args.port}"
-    edge = LocalEdge(config, args.data_dir.resolve(),
-                     overrides={"SAM_DOMAIN": domain, "SAM_ENVIRONMENT": "development"})
-    server = uvicorn.Server(uvicorn.Config(
-        edge, host=args.host, port=args.port, lifespan="on", access_log=False,
-        log_config=None, log_level=args.log_level, ws_max_size=1024 * 1024,
-    ))
+    edge = LocalEdge(
+        config,
+        args.data_dir.resolve(),
+        overrides={"SAM_DOMAIN": domain, "SAM_ENVIRONMENT": "development"},
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            edge,
+            host=args.host,
+            port=args.port,
+            lifespan="on",
+            access_log=False,
+            log_config=None,
+            log_level=args.log_level,
+            ws_max_size=1024 * 1024,
+        )
+    )
     _announce_when_up(server, edge, domain, console)
     server.run()
     if not server.started:
-        console.print(f"[red]error:[/] the local edge did not start on {args.host}:{args.port}. "
-                      "Is another `sam dev` already running? Try --port.")
+        console.print(
+            f"[red]error:[/] the local edge did not start on {args.host}:{args.port}. "
+            "Is another `sam dev` already running? Try --port."
+        )
         return 1
     return 0
 
 
-def _announce_when_up(server: uvicorn.Server, edge: LocalEdge, domain: str, console: Console) -> None:
+def _announce_when_up(
+    server: uvicorn.Server, edge: LocalEdge, domain: str, console: Console
+) -> None:
     startup = server.startup
 
     async def announce(*args: object, **kwargs: object) -> None:

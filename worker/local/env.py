@@ -1,9 +1,9 @@
 """Build the worker's `env` from wrangler.toml, with every binding's state in one directory.
 
-    <data_dir>/d1/<database_name>.sqlite
-    <data_dir>/kv/<id>.sqlite
-    <data_dir>/r2/<bucket_name>.sqlite
-    <data_dir>/do/<ClassName>/<object id>.sqlite
+<data_dir>/d1/<database_name>.sqlite
+<data_dir>/kv/<id>.sqlite
+<data_dir>/r2/<bucket_name>.sqlite
+<data_dir>/do/<ClassName>/<object id>.sqlite
 """
 
 import importlib
@@ -13,11 +13,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from worker.local.durable_objects import DurableObjectNamespace
+
 from worker.local.alarms import AlarmScheduler
 from worker.local.assets import AssetsBinding
 from worker.local.clock import Clock
 from worker.local.d1 import D1Database
-from worker.local.durable_objects import DurableObjectNamespace
 from worker.local.kv import KVNamespace
 from worker.local.migrations import apply_migrations
 from worker.local.r2 import R2Bucket
@@ -50,13 +51,15 @@ class Runtime:
 
 
 def load_module(config: WranglerConfig) -> ModuleType:
-    base = str(config.base_dir)
+    base = str(config.root)
     if base not in sys.path:
         sys.path.insert(0, base)
     return importlib.import_module(config.main_module)
 
 
-def build(config: WranglerConfig, data_dir: Path, clock: Clock, overrides: dict[str, str]) -> Runtime:
+def build(
+    config: WranglerConfig, data_dir: Path, clock: Clock, overrides: dict[str, str]
+) -> Runtime:
     module = load_module(config)
     values: dict[str, Any] = {**config.vars, **overrides}
     closables: list[Any] = []
@@ -75,18 +78,22 @@ def build(config: WranglerConfig, data_dir: Path, clock: Clock, overrides: dict[
         values[bucket.binding] = R2Bucket(data_dir / "r2" / f"{bucket.bucket_name}.sqlite")
         closables.append(values[bucket.binding])
     if config.assets is not None:
-        values[config.assets.binding] = AssetsBinding(config.assets.directory,
-                                                      config.assets.not_found_handling)
+        values[config.assets.binding] = AssetsBinding(
+            config.assets.directory, config.assets.not_found_handling
+        )
 
     env = Env(values)
     alarms = AlarmScheduler(data_dir / "do", clock)
     for binding in config.durable_objects:
         cls = getattr(module, binding.class_name, None)
         if cls is None:
-            raise LookupError(f"{config.main} does not export the Durable Object class "
-                              f"{binding.class_name!r} that binding {binding.name} names")
-        namespace = DurableObjectNamespace(cls, data_dir / "do" / binding.class_name, lambda: env,
-                                           alarms)
+            raise LookupError(
+                f"{config.main} does not export the Durable Object class "
+                f"{binding.class_name!r} that binding {binding.name} names"
+            )
+        namespace = DurableObjectNamespace(
+            cls, data_dir / "do" / binding.class_name, lambda: env, alarms
+        )
         setattr(env, binding.name, namespace)
         closables.append(namespace)
     return Runtime(module, env, alarms, applied, closables)

@@ -6,6 +6,8 @@ session per event loop; a request carrying `Upgrade: websocket` opens an upstrea
 WebSocket and answers `101` with one end of a `WebSocketPair`, as workerd does.
 """
 
+from __future__ import annotations
+
 import http.client
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -129,11 +131,15 @@ class Response(_Body):
         status = int(status or 200)
         if status == 101:
             if web_socket is None:
-                raise RangeError("Responses may only be constructed with status codes in "
-                                 "the range 200 to 599, inclusive.")
+                raise RangeError(
+                    "Responses may only be constructed with status codes in "
+                    "the range 200 to 599, inclusive."
+                )
         elif not 200 <= status <= 599:
-            raise RangeError("Responses may only be constructed with status codes in the "
-                             "range 200 to 599, inclusive.")
+            raise RangeError(
+                "Responses may only be constructed with status codes in the "
+                "range 200 to 599, inclusive."
+            )
         if status in NULL_BODY_STATUSES and body not in (None, b"", ""):
             raise TypeError("Response with null body status cannot have body")
         if not isinstance(body, str | bytes | AsyncIterator | None):
@@ -193,8 +199,9 @@ async def fetch(resource: Request | str, **init: Any) -> Response:
         # aiohttp has already decoded the body, so its encoding and length no longer hold.
         headers = [(k, v) for k, v in reply.headers.items() if k.lower() not in DECODED_HEADERS]
     status = reply.status
-    return Response(None if status in NULL_BODY_STATUSES else content, status,
-                    reply.reason or "", headers)
+    return Response(
+        None if status in NULL_BODY_STATUSES else content, status, reply.reason or "", headers
+    )
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
@@ -207,5 +214,3 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return ""
-
-

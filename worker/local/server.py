@@ -7,6 +7,7 @@ Object alarms fire from the same process. Everything persists under the data dir
 """
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,13 @@ Scope = dict[str, Any]
 class LocalEdge:
     """An ASGI application (for uvicorn) that is also the local Workers runtime."""
 
-    def __init__(self, config: WranglerConfig, data_dir: Path,
-                 overrides: dict[str, str] | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: WranglerConfig,
+        data_dir: Path,
+        overrides: dict[str, str] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.config = config
         self.data_dir = data_dir
         self.clock = clock or SystemClock()
@@ -112,7 +118,9 @@ class LocalEdge:
 
     async def _scheduled_hook(self, scope: Scope) -> Response:
         query = parse_qs(scope["query_string"].decode())
-        expression = query.get("cron", [self.config.crons[0] if self.config.crons else "* * * * *"])[0]
+        expression = query.get(
+            "cron", [self.config.crons[0] if self.config.crons else "* * * * *"]
+        )[0]
         try:
             validate(expression)
         except ValueError as exc:
@@ -128,9 +136,15 @@ class LocalEdge:
             await _deny(response, scope, send)
             return
         protocol = response.headers.get("sec-websocket-protocol")
-        await send({"type": "websocket.accept", "subprotocol": protocol,
-                    "headers": [(b"x-request-id", response.headers.get("x-request-id", "").encode())]
-                    if "x-request-id" in response.headers else []})
+        await send(
+            {
+                "type": "websocket.accept",
+                "subprotocol": protocol,
+                "headers": [(b"x-request-id", response.headers.get("x-request-id", "").encode())]
+                if "x-request-id" in response.headers
+                else [],
+            }
+        )
         await bridge(response.web_socket, _AsgiSocket(receive, send))
 
 
@@ -152,10 +166,8 @@ class _AsgiSocket:
         await self._send({"type": "websocket.send", key: data})
 
     async def close(self, code: int, reason: str) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the browser has already gone
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
-        except Exception:  # the browser has already gone; there is no one left to tell
-            pass
 
 
 def _request(scope: Scope, body: bytes | None) -> Request:
@@ -167,7 +179,9 @@ def _request(scope: Scope, body: bytes | None) -> Request:
     scheme = {"ws": "http", "wss": "https"}.get(scope["scheme"], scope["scheme"])
     path = scope.get("raw_path") or scope["path"].encode()
     query = scope.get("query_string", b"")
-    url = f"{scheme}://{host}{path.decode('latin-1')}" + (f"?{query.decode('latin-1')}" if query else "")
+    url = f"{scheme}://{host}{path.decode('latin-1')}" + (
+        f"?{query.decode('latin-1')}" if query else ""
+    )
     return Request(url, method=scope.get("method", "GET"), headers=headers, body=body)
 
 
@@ -188,11 +202,16 @@ async def _read_body(receive: Any) -> bytes | None:
 
 
 async def _send_response(response: Response, send: Any, head: bool = False) -> None:
-    await send({
-        "type": "http.response.start",
-        "status": response.status,
-        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": [
+                (k.lower().encode("latin-1"), v.encode("latin-1"))
+                for k, v in response.headers.items()
+            ],
+        }
+    )
     whole = b"" if head else response.buffered()
     if whole is not None:
         await send({"type": "http.response.body", "body": whole})
@@ -205,12 +224,16 @@ async def _send_response(response: Response, send: Any, head: bool = False) -> N
 async def _deny(response: Response, scope: Scope, send: Any) -> None:
     """Refuse a WebSocket upgrade with the worker's own HTTP answer where uvicorn allows."""
     if "websocket.http.response" in scope.get("extensions", {}):
-        await send({
-            "type": "websocket.http.response.start",
-            "status": response.status if response.status != 101 else 500,
-            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                        for k, v in response.headers.items()],
-        })
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": response.status if response.status != 101 else 500,
+                "headers": [
+                    (k.lower().encode("latin-1"), v.encode("latin-1"))
+                    for k, v in response.headers.items()
+                ],
+            }
+        )
         await send({"type": "websocket.http.response.body", "body": await response.bytes()})
     else:
         await send({"type": "websocket.close", "code": 1008})

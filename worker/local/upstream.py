@@ -84,9 +84,13 @@ async def connect_websocket(request: "Request") -> "Response":
 
     url = request.url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HANDSHAKE_HEADERS]
-    protocols = [p.strip() for p in request.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+    protocols = [
+        p.strip() for p in request.headers.get("sec-websocket-protocol", "").split(",") if p.strip()
+    ]
     try:
-        socket = await session().ws_connect(url, headers=headers, protocols=protocols, autoping=True)
+        socket = await session().ws_connect(
+            url, headers=headers, protocols=protocols, autoping=True
+        )
     except aiohttp.WSServerHandshakeError as exc:
         return Response(exc.message or None, exc.status or 502)
     ours, theirs = WebSocketPair.new().object_values()

@@ -50,7 +50,6 @@ class WranglerConfig:
     path: Path
     name: str
     main: Path
-    base_dir: Path
     vars: dict[str, Any] = field(default_factory=dict)
     crons: tuple[str, ...] = ()
     d1_databases: tuple[D1Binding, ...] = ()
@@ -60,10 +59,15 @@ class WranglerConfig:
     assets: Assets | None = None
 
     @property
+    def root(self) -> Path:
+        """The project folder: where wrangler.toml is. (`base_dir` names wrangler's staged
+        bundle, which only exists during a deploy.)"""
+        return self.path.parent
+
+    @property
     def main_module(self) -> str:
-        """`main` as an importable module name, relative to `base_dir`."""
-        relative = self.main.relative_to(self.base_dir).with_suffix("")
-        return ".".join(relative.parts)
+        """`main` as an importable module name, relative to the project folder."""
+        return ".".join(self.main.relative_to(self.root).with_suffix("").parts)
 
 
 def load(path: Path) -> WranglerConfig:
@@ -81,18 +85,19 @@ def load(path: Path) -> WranglerConfig:
             raise WranglerConfigError(f"{path}: {where} has no `{key}`")
         return table[key]
 
-    base_dir = (root / raw.get("base_dir", Path(need(raw, "main", "the top level")).parent)).resolve()
     assets = raw.get("assets")
     return WranglerConfig(
         path=path,
         name=need(raw, "name", "the top level"),
         main=(root / need(raw, "main", "the top level")).resolve(),
-        base_dir=base_dir,
         vars=dict(raw.get("vars", {})),
         crons=tuple(raw.get("triggers", {}).get("crons", ())),
         d1_databases=tuple(
-            D1Binding(need(d, "binding", "[[d1_databases]]"), need(d, "database_name", "[[d1_databases]]"),
-                      root / d.get("migrations_dir", "migrations"))
+            D1Binding(
+                need(d, "binding", "[[d1_databases]]"),
+                need(d, "database_name", "[[d1_databases]]"),
+                root / d.get("migrations_dir", "migrations"),
+            )
             for d in raw.get("d1_databases", ())
         ),
         kv_namespaces=tuple(
@@ -100,17 +105,23 @@ def load(path: Path) -> WranglerConfig:
             for k in raw.get("kv_namespaces", ())
         ),
         r2_buckets=tuple(
-            R2Binding(need(r, "binding", "[[r2_buckets]]"), need(r, "bucket_name", "[[r2_buckets]]"))
+            R2Binding(
+                need(r, "binding", "[[r2_buckets]]"), need(r, "bucket_name", "[[r2_buckets]]")
+            )
             for r in raw.get("r2_buckets", ())
         ),
         durable_objects=tuple(
-            DurableObjectBinding(need(b, "name", "[[durable_objects.bindings]]"),
-                                 need(b, "class_name", "[[durable_objects.bindings]]"))
+            DurableObjectBinding(
+                need(b, "name", "[[durable_objects.bindings]]"),
+                need(b, "class_name", "[[durable_objects.bindings]]"),
+            )
             for b in raw.get("durable_objects", {}).get("bindings", ())
         ),
         assets=Assets(
             need(assets, "binding", "[assets]"),
             root / need(assets, "directory", "[assets]"),
             assets.get("not_found_handling", "none"),
-        ) if assets else None,
+        )
+        if assets
+        else None,
     )

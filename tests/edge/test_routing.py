@@ -1,0 +1,74 @@
+"""Every host pattern of the router, through the real local edge process."""
+
+import httpx
+import pytest
+
+from tests.support.edge import Edge
+
+
+def test_api_host_health(edge: Edge) -> None:
+    with edge.client("api") as client:
+        response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    assert len(response.headers["x-request-id"]) >= 8
+
+
+def test_app_host_serves_the_page(edge: Edge) -> None:
+    with edge.client("app") as client:
+        response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<title>SAM</title>" in response.text
+    assert response.headers["x-request-id"]
+
+
+def test_app_host_client_side_route_falls_back_to_the_page(edge: Edge) -> None:
+    with edge.client("app") as client:
+        response = client.get("/workspaces/123")
+    assert response.status_code == 200
+    assert "<title>SAM</title>" in response.text
+
+
+def test_app_host_sends_api_paths_to_the_api(edge: Edge) -> None:
+    with edge.client("app") as client:
+        health = client.get("/api/health")
+        missing = client.get("/api/nothing-here")
+    assert health.json()["status"] == "ok"
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "not_found"
+
+
+def test_app_host_cannot_escape_the_assets_directory(edge: Edge) -> None:
+    with edge.client("app") as client:
+        response = client.get("/%2e%2e/%2e%2e/wrangler.toml")
+    assert "compatibility_date" not in response.text
+
+
+def test_workspace_host_is_a_clear_404(edge: Edge) -> None:
+    with edge.client("ws-abc123") as client:
+        response = client.get("/")
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "workspace_not_found",
+        "message": "There is no running workspace 'abc123' here.",
+    }
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost", "evil.example.com", "ws-.localhost", "x.api.localhost"]
+)
+def test_unknown_hosts_are_404(edge: Edge, host: str) -> None:
+    full = host if "example" in host else f"{host}:{edge.port}"
+    with httpx.Client(base_url=f"http://127.0.0.1:{edge.port}", headers={"host": full}) as client:
+        response = client.get("/health")
+    assert response.status_code == 404
+    assert response.json()["error"] == "unknown_host"
+    assert response.headers["x-request-id"]
+
+
+def test_request_id_is_kept_when_offered_and_logged(edge: Edge) -> None:
+    with edge.client("api") as client:
+        response = client.get("/health", headers={"x-request-id": "trace-1234567"})
+    assert response.headers["x-request-id"] == "trace-1234567"
+    assert "trace-1234567" in edge.log()

@@ -1,0 +1,114 @@
+"""Run the real local edge (`sam dev`) as a separate process, as a user would."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_SECONDS = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Edge:
+    port: int
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def domain(self) -> str:
+        return f"localhost:{self.port}"
+
+    def client(self, host: str = "api", **kwargs: object) -> httpx.Client:
+        """A client that reaches `{host}.localhost:PORT` on 127.0.0.1."""
+        return httpx.Client(
+            base_url=f"http://127.0.0.1:{self.port}",
+            headers={"host": self.host(host)},
+            timeout=10.0,
+            **kwargs,
+        )
+
+    def host(self, label: str) -> str:
+        return f"{label}.{self.domain}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _wait_until_up(edge: Edge) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if edge.process.poll() is not None:
+            raise RuntimeError(f"sam dev exited with {edge.process.returncode}:\n{edge.log()}")
+        try:
+            with edge.client() as client:
+                if client.get("/health").status_code == 200:
+                    return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"sam dev did not answer /health in {START_TIMEOUT_SECONDS}s:\n{edge.log()}")
+
+
+def stop(edge: Edge) -> int:
+    """Ctrl-C, as a user stops it; returns the exit code."""
+    if edge.process.poll() is None:
+        edge.process.send_signal(signal.SIGINT)
+        try:
+            edge.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            edge.process.kill()
+            edge.process.wait()
+    return edge.process.returncode
+
+
+@contextmanager
+def running_edge(
+    data_dir: Path,
+    config: Path | None = None,
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Edge]:
+    port = port or free_port()
+    log_path = data_dir.parent / f"{data_dir.name}-edge-{port}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "worker.local.cli",
+        "dev",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--config",
+        str(config or ROOT / "wrangler.toml"),
+    ]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "COLUMNS": "200", **(extra_env or {})},
+        )
+    edge = Edge(port, data_dir, process, log_path)
+    try:
+        _wait_until_up(edge)
+        yield edge
+    finally:
+        stop(edge)
