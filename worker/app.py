@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from worker.errors import ApiError, code_for, error_body
 from worker.middleware import CRASH_BODY, ApiBoundary, BodyLimit
-from worker.routes import errors, health
+from worker.routes import errors
 from worker.version import VERSION
 
 
@@ -63,7 +63,6 @@ def create_api() -> Any:
     api.add_exception_handler(HTTPException, _http_error)
     api.add_exception_handler(RequestValidationError, _invalid)
     api.add_exception_handler(Exception, _crash)
-    api.include_router(health.router)
     api.include_router(errors.router)
     return ApiBoundary(BodyLimit(api))
 

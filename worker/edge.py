@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from worker.app import api
 from worker.config import Config
 from worker.errors import error_body
+from worker.health import HEALTH_PATHS, health
 from worker.hosts import Surface, resolve
 from worker.logs import event, new_request_id, request_id
 from worker.platform import Request, Response, asgi, with_headers
@@ -53,6 +54,8 @@ async def _dispatch(request: Request, env: Any, ctx: Any) -> Response:
     host = request.headers.get("host") or url.netloc
     destination = resolve(host, config.domain)
     match destination.surface:
+        case Surface.API | Surface.APP if url.path in HEALTH_PATHS:
+            return health(request)
         case Surface.API:
             return await _api(request, env, ctx)
         case Surface.APP if url.path == "/api" or url.path.startswith("/api/"):

@@ -8,9 +8,8 @@ WebSocket and answers `101` with one end of a `WebSocketPair`, as workerd does.
 
 from __future__ import annotations
 
-import http.client
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from http import HTTPMethod, HTTPStatus
 from typing import Any
 
@@ -23,18 +22,74 @@ Body = str | bytes | AsyncIterator[bytes] | None
 HeadersInit = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
 
-class Headers(http.client.HTTPMessage, Mapping):  # type: ignore[misc]
-    """Case-insensitive, multi-valued headers: the SDK's `HTTPMessageMapping`."""
+class Headers:
+    """Case-insensitive, multi-valued headers, as the SDK hands them to Python.
+
+    The SDK gives an `http.client.HTTPMessage`; this keeps its observable behaviour (a
+    missing name reads as None, `headers[name] = v` adds a value, `del` removes them all)
+    without the email-parsing machinery, which costs more than the rest of a request.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
+        self._items = items if items is not None else []
 
     @classmethod
-    def of(cls, init: HeadersInit) -> "Headers":
+    def of(cls, init: HeadersInit) -> Headers:
         if isinstance(init, Headers):
-            return init
-        headers = cls()
-        items = init.items() if isinstance(init, Mapping) else (init or ())
-        for name, value in items:
-            headers.add_header(name, value.strip())
-        return headers
+            return cls(list(init._items))
+        pairs = init.items() if isinstance(init, Mapping) else (init or ())
+        return cls([(name, value.strip()) for name, value in pairs])
+
+    def get(self, name: str, default: Any = None) -> Any:
+        name = name.lower()
+        for key, value in self._items:
+            if key.lower() == name:
+                return value
+        return default
+
+    def get_all(self, name: str, default: Any = None) -> list[str] | Any:
+        name = name.lower()
+        values = [value for key, value in self._items if key.lower() == name]
+        return values or default
+
+    def __getitem__(self, name: str) -> str | None:
+        return self.get(name)
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self._items.append((name, value))
+
+    add_header = __setitem__
+
+    def __delitem__(self, name: str) -> None:
+        name = name.lower()
+        self._items = [(key, value) for key, value in self._items if key.lower() != name]
+
+    def replace_header(self, name: str, value: str) -> None:
+        del self[name]
+        self[name] = value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def keys(self) -> list[str]:
+        return [key for key, _ in self._items]
+
+    def values(self) -> list[str]:
+        return [value for _, value in self._items]
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
 
 
 class _Body:
