@@ -43,8 +43,19 @@ def wait_for(url: str, host: str) -> None:
 
 def run_wrk(url: str, host: str, seconds: int, connections: int) -> tuple[float, float]:
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Host: {host}", url],
-        check=True, capture_output=True, text=True,
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-H",
+            f"Host: {host}",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
@@ -53,8 +64,13 @@ def run_wrk(url: str, host: str, seconds: int, connections: int) -> tuple[float,
 
 
 def serve(command: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def main() -> None:
@@ -70,14 +86,35 @@ def main() -> None:
         base_port, edge_port = free_port(), free_port()
         servers = {
             "baseline (uvicorn + Starlette)": (
-                [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(base_port),
-                 "--log-level", "warning", "--no-access-log"],
-                f"http://127.0.0.1:{base_port}/health", f"127.0.0.1:{base_port}",
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "bench.baseline_app:app",
+                    "--port",
+                    str(base_port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
+                f"http://127.0.0.1:{base_port}/health",
+                f"127.0.0.1:{base_port}",
             ),
             "local edge (sam dev)": (
-                [sys.executable, "-m", "worker.local.cli", "dev", "--port", str(edge_port),
-                 "--data-dir", data_dir, "--log-level", "warning"],
-                f"http://127.0.0.1:{edge_port}/health", f"api.localhost:{edge_port}",
+                [
+                    sys.executable,
+                    "-m",
+                    "worker.local.cli",
+                    "dev",
+                    "--port",
+                    str(edge_port),
+                    "--data-dir",
+                    data_dir,
+                    "--log-level",
+                    "warning",
+                ],
+                f"http://127.0.0.1:{edge_port}/health",
+                f"api.localhost:{edge_port}",
             ),
         }
         for name, (command, url, host) in servers.items():
@@ -93,8 +130,8 @@ def main() -> None:
     (base_rps, base_p99), (edge_rps, edge_p99) = results.values()
     for name, (rps, p99) in results.items():
         print(f"{name:32} {rps:10.0f} req/s   p99 {p99:7.2f} ms")
-    print(f"{'edge / baseline':32} {edge_rps / base_rps:10.2f}x req/s   p99 {edge_p99 / base_p99:5.2f}x"
-          f"   (target >= 0.70x req/s)")
+    ratio, p99_ratio = edge_rps / base_rps, edge_p99 / base_p99
+    print(f"{'edge / baseline':32} {ratio:10.2f}x req/s   p99 {p99_ratio:5.2f}x   (target >= 0.70x)")
 
 
 if __name__ == "__main__":

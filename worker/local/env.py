@@ -13,12 +13,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from worker.local.durable_objects import DurableObjectNamespace
-
 from worker.local.alarms import AlarmScheduler
 from worker.local.assets import AssetsBinding
 from worker.local.clock import Clock
 from worker.local.d1 import D1Database
+from worker.local.durable_objects import DurableObjectNamespace
 from worker.local.kv import KVNamespace
 from worker.local.migrations import apply_migrations
 from worker.local.r2 import R2Bucket

@@ -138,7 +138,7 @@ class _Body:
 class Request(_Body):
     def __init__(
         self,
-        input: "Request | str",
+        input: Request | str,
         *,
         method: HTTPMethod | str | None = None,
         headers: HeadersInit = None,
@@ -164,7 +164,7 @@ class Request(_Body):
     def method(self) -> HTTPMethod:
         return HTTPMethod[self._method]
 
-    def clone(self) -> "Request":
+    def clone(self) -> Request:
         if self.body_used:
             raise OSError("Body already used")
         assert not isinstance(self._body, AsyncIterator), "streamed requests cannot be cloned"
@@ -217,14 +217,14 @@ class Response(_Body):
         status: HTTPStatus | int = HTTPStatus.OK,
         status_text: str = "",
         headers: HeadersInit = None,
-    ) -> "Response":
+    ) -> Response:
         response = Response(json.dumps(data), status, status_text, headers)
         if headers is None or "content-type" not in Headers.of(headers):
             response.headers.replace_header("content-type", "application/json")
         return response
 
     @staticmethod
-    def redirect(url: str, status: HTTPStatus | int = HTTPStatus.FOUND) -> "Response":
+    def redirect(url: str, status: HTTPStatus | int = HTTPStatus.FOUND) -> Response:
         if int(status) not in (301, 302, 303, 307, 308):
             raise RangeError(f"Invalid status code {int(status)}")
         return Response(None, status, headers={"location": url})
