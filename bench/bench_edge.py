@@ -131,7 +131,7 @@ def main() -> None:
     for name, (rps, p99) in results.items():
         print(f"{name:32} {rps:10.0f} req/s   p99 {p99:7.2f} ms")
     ratio, p99_ratio = edge_rps / base_rps, edge_p99 / base_p99
-    print(f"{'edge / baseline':32} {ratio:10.2f}x req/s   p99 {p99_ratio:5.2f}x   (target >= 0.70x)")
+    print(f"{'edge / baseline':32} {ratio:10.2f}x req/s   p99 {p99_ratio:5.2f}x  (target >= 0.7x)")
 
 
 if __name__ == "__main__":
