@@ -18,6 +18,7 @@ from worker.errors import error_body
 from worker.health import HEALTH_PATHS, health
 from worker.hosts import Surface, resolve
 from worker.logs import event, new_request_id, request_id
+from worker.middleware import CRASH_BODY
 from worker.platform import Request, Response, asgi, with_headers
 
 log = logging.getLogger("sam.edge")
@@ -32,7 +33,12 @@ async def handle(request: Request, env: Any, ctx: Any) -> Response:
     token = request_id.set(rid)
     started = time.perf_counter()
     try:
-        response = await _dispatch(request, env, ctx)
+        try:
+            response = await _dispatch(request, env, ctx)
+        except Exception:
+            # The outer boundary: the API has its own (ApiBoundary); this catches the rest.
+            log.exception("request.crashed url=%s", request.url)
+            response = Response.from_json(CRASH_BODY, 500)
         if response.status != 101:
             response = with_headers(response, {"x-request-id": rid})
         event(

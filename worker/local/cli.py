@@ -5,6 +5,7 @@ sam dev     start the local edge (API, web app, workspace proxy) and print its U
 
 import argparse
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -50,10 +51,15 @@ def dev_command(args: argparse.Namespace) -> int:
     try:
         config = load(args.config)
     except WranglerConfigError as exc:
-        console.print(
-            f"[red]error:[/] {exc}\nRun `sam dev` from the project root, or pass --config."
-        )
+        _error(console, f"{exc}\nRun `sam dev` from the project root, or pass --config.")
         return 2
+    if not _port_free(args.host, args.port):
+        _error(
+            console,
+            f"{args.host}:{args.port} is already in use. Is another `sam dev` "
+            "running? Stop it, or try --port.",
+        )
+        return 1
     domain = f"localhost:{args.port}"
     edge = LocalEdge(
         config,
@@ -73,14 +79,29 @@ def dev_command(args: argparse.Namespace) -> int:
         )
     )
     _announce_when_up(server, edge, domain, console)
-    server.run()
-    if not server.started:
-        console.print(
-            f"[red]error:[/] the local edge did not start on {args.host}:{args.port}. "
-            "Is another `sam dev` already running? Try --port."
-        )
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled gracefully
+        pass
+    except SystemExit:  # uvicorn exits when the application fails to start
+        _error(console, "the local edge did not start; the reason is logged above.")
         return 1
+    console.print("SAM stopped.")
     return 0
+
+
+def _error(console: Console, message: str) -> None:
+    console.print(f"[red]error:[/] {message}", soft_wrap=True)
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _announce_when_up(
