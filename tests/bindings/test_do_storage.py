@@ -110,11 +110,17 @@ async def test_delete_all_removes_keys_and_tables_but_not_the_alarm(
     storage: DurableObjectStorage,
 ) -> None:
     await storage.put("k", 1)
-    storage.sql.exec("CREATE TABLE t (v); CREATE INDEX t_v ON t (v)")
+    storage.sql.exec(
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE child (parent INTEGER REFERENCES parent (id));"
+        "CREATE INDEX child_parent ON child (parent);"
+        "INSERT INTO parent VALUES (1); INSERT INTO child VALUES (1);"
+    )
     await storage.setAlarm(5_000)
     await storage.deleteAll()
     assert await storage.list() == {}
-    assert storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 't'").toArray() == []
+    tables = storage.sql.exec("SELECT name FROM sqlite_master WHERE name NOT LIKE '_cf_%'")
+    assert tables.toArray() == []
     assert await storage.getAlarm() == 5_000
 
 

@@ -48,6 +48,12 @@ class Counter(DurableObject):
     def let_go(self) -> None:
         self.release.set()
 
+    def work_in_background(self) -> None:
+        self.ctx.waitUntil(self.release.wait())
+
+    def reset(self, reason: str) -> None:
+        self.ctx.abort(reason)
+
     async def ask_peer(self, name: str) -> dict[str, Any]:
         return await self.env.COUNTER.getByName(name).increment()
 
@@ -229,6 +235,24 @@ async def test_an_object_with_work_in_flight_is_not_evicted(
     await stub.let_go()
     assert await waiting == "released"
     assert counters.evict_idle() == 1
+
+
+async def test_wait_until_work_keeps_the_object_alive(counters: DurableObjectNamespace) -> None:
+    stub = counters.getByName("alpha")
+    await stub.work_in_background()
+    assert counters.evict(stub.id) is False
+    await stub.let_go()
+    for _ in range(5):  # the background task ends a few loop turns after its release
+        await asyncio.sleep(0)
+    assert counters.evict(stub.id) is True
+
+
+async def test_abort_resets_the_object(counters: DurableObjectNamespace) -> None:
+    stub = counters.getByName("alpha")
+    await stub.increment()
+    with pytest.raises(DurableObjectError, match=r"^corrupt state$"):
+        await stub.reset("corrupt state")
+    assert (await stub.increment()).memory == 1
 
 
 async def test_an_idle_object_hibernates_after_the_idle_timeout(

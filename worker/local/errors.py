@@ -7,7 +7,8 @@ same locally as on Cloudflare, where they arrive as a `JsException`.
     ├── D1Error             "D1_ERROR: …", "D1_TYPE_ERROR: …", "D1_EXEC_ERROR: …"
     ├── MigrationError      a D1 migration file failed; nothing of that file was applied
     ├── KVError             "KV PUT failed: 400 …" and other KV limits
-    └── R2Error             "put: … (10020)" and other R2 limits
+    ├── R2Error             "put: … (10020)" and other R2 limits
+    └── DurableObjectError  an RPC the object cannot take, or its own error (`remote`)
 """
 
 

@@ -83,25 +83,22 @@ class DurableObjectStorage:
         return values.loads(rows[0][0]) if rows else None
 
     async def put(self, key: str | dict[str, Any], value: Any = _MISSING) -> None:
-        if isinstance(key, dict):
-            assert value is _MISSING, "put(entries) takes no separate value"
-            entries = key
-        elif value is _MISSING:
-            raise TypeError("put() needs a value")
+        if isinstance(key, dict) == (value is _MISSING):
+            entries = key if isinstance(key, dict) else {key: value}
         else:
-            entries = {key: value}
+            raise TypeError("put() takes a key and a value, or a dict of entries")
         _check_keys(list(entries))
         rows = [(k, _blob(v)) for k, v in entries.items()]
-        with self._trust():
-            self._conn.executemany("INSERT OR REPLACE INTO _cf_KV VALUES (?, ?)", rows)
+        with self._atomic() as db:
+            db.executemany("INSERT OR REPLACE INTO _cf_KV VALUES (?, ?)", rows)
 
     async def delete(self, keys: str | list[str]) -> bool | int:
         many = isinstance(keys, list)
         batch = keys if isinstance(keys, list) else [keys]
         _check_keys(batch)
-        with self._trust():
+        with self._atomic() as db:
             deleted = sum(
-                self._conn.execute("DELETE FROM _cf_KV WHERE key = ?", [key]).rowcount
+                db.execute("DELETE FROM _cf_KV WHERE key = ?", [key]).rowcount
                 for key in dict.fromkeys(batch)
             )
         return deleted if many else deleted > 0
@@ -135,16 +132,15 @@ class DurableObjectStorage:
 
     async def deleteAll(self) -> None:
         """Every key and SQL table goes; the alarm stays (as on Cloudflare)."""
-        with self._trust():
-            tables = self._conn.execute(
+        with self._atomic() as db:
+            db.execute("PRAGMA defer_foreign_keys = ON")  # tables go in any order
+            tables = db.execute(
                 "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view')"
             ).fetchall()
-            self._conn.execute("PRAGMA foreign_keys = OFF")
             for kind, name in tables:
                 if not name.startswith(("sqlite_", "_cf_")):
-                    self._conn.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            self._conn.execute("DELETE FROM _cf_KV")
+                    db.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
+            db.execute("DELETE FROM _cf_KV")
 
     async def sync(self) -> None:
         """Every write is already durable when it returns."""
@@ -231,15 +227,27 @@ class DurableObjectStorage:
 
     @contextmanager
     def _trust(self) -> Iterator[None]:
-        self._trusted = True
+        prior, self._trusted = self._trusted, True
         try:
             yield
         finally:
-            self._trusted = False
+            self._trusted = prior
 
     def _internal(self, query: str, args: list[Any]) -> list[Any]:
         with self._trust():
             return self._conn.execute(query, args).fetchall()
+
+    @contextmanager
+    def _atomic(self) -> Iterator[sqlite3.Connection]:
+        """The runtime's own writes, all or nothing (every storage call is atomic)."""
+        name = self._begin()
+        try:
+            with self._trust():
+                yield self._conn
+        except BaseException:
+            self._end(name, rollback=True)
+            raise
+        self._end(name, rollback=False)
 
     def _begin(self) -> str:
         name = f"_cf_txn_{next(self._savepoints)}"
