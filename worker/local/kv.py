@@ -5,13 +5,12 @@ Keys list in UTF-8 byte order, as KV lists them; an expired key is gone from `ge
 Pyodide passes a JS options object) or, as on Cloudflare, one positional dict.
 """
 
-import base64
-import binascii
 import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+from worker.local import cursors
 from worker.local.clock import Clock
 from worker.local.errors import KVError
 from worker.local.records import Record
@@ -128,7 +127,7 @@ class KVNamespace:
         keys = [_key_entry(*row) for row in rows[:limit_]]
         if len(rows) <= limit_:
             return Record(keys=keys, list_complete=True, cacheStatus=None)
-        cursor_ = _encode_cursor(keys[-1].name)
+        cursor_ = cursors.encode(keys[-1].name)
         return Record(keys=keys, list_complete=False, cursor=cursor_, cacheStatus=None)
 
     def close(self) -> None:
@@ -296,16 +295,12 @@ def _key_entry(name: str, expiration: int | None, metadata: str | None) -> Recor
     return entry
 
 
-def _encode_cursor(last_key: str) -> str:
-    return base64.urlsafe_b64encode(last_key.encode("utf-8")).decode("ascii")
+def _error(operation: str, status: int, message: str) -> KVError:
+    return KVError(f"KV {operation} failed: {status} {message}")
 
 
 def _decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor.encode("ascii")).decode("utf-8")
-    except (binascii.Error, UnicodeError) as exc:
-        raise _error("LIST", 400, f"Invalid cursor {cursor!r}.") from exc
-
-
-def _error(operation: str, status: int, message: str) -> KVError:
-    return KVError(f"KV {operation} failed: {status} {message}")
+        return cursors.decode(cursor)
+    except cursors.InvalidCursor as exc:
+        raise _error("LIST", 400, str(exc)) from exc

@@ -6,8 +6,6 @@ Workers SDK's wrapper allows. `uploaded` is a naive UTC datetime, as the SDK con
 a JS options object) or, as on Cloudflare, one positional dict.
 """
 
-import base64
-import binascii
 import hashlib
 import json
 import sqlite3
@@ -18,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from worker.local import cursors
 from worker.local.clock import Clock, SystemClock
 from worker.local.errors import R2Error
 from worker.local.records import Record
@@ -223,7 +222,7 @@ class R2Bucket:
         objects = [self._listed(key, wanted) for key in page.object_keys]
         result = Record(objects=objects, truncated=page.truncated, delimitedPrefixes=page.prefixes)
         if page.truncated:
-            result.cursor = _encode_cursor(page.last)
+            result.cursor = cursors.encode(page.last)
         return result
 
     def close(self) -> None:
@@ -374,16 +373,12 @@ def _check_key(operation: str, key: str) -> None:
         raise _error(operation, "The specified object name is not valid.", _INVALID_OBJECT_NAME)
 
 
-def _encode_cursor(last: str) -> str:
-    return base64.urlsafe_b64encode(last.encode("utf-8")).decode("ascii")
+def _error(operation: str, message: str, code: int) -> R2Error:
+    return R2Error(f"{operation}: {message} ({code})")
 
 
 def _decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor.encode("ascii")).decode("utf-8")
-    except (binascii.Error, UnicodeError) as exc:
-        raise _error("list", f"Invalid cursor {cursor!r}.", _INVALID_ARGUMENT) from exc
-
-
-def _error(operation: str, message: str, code: int) -> R2Error:
-    return R2Error(f"{operation}: {message} ({code})")
+        return cursors.decode(cursor)
+    except cursors.InvalidCursor as exc:
+        raise _error("list", str(exc), _INVALID_ARGUMENT) from exc
