@@ -150,7 +150,8 @@ async def websocket(app: Any, request: Request, env: Any = None) -> Response:
 
 async def _drain(chunks: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
     while (chunk := await chunks.get()) is not None:
-        yield chunk
+        if chunk:  # apps end a stream with an empty chunk; it carries no bytes
+            yield chunk
 
 
 def _keep(task: asyncio.Task[Any]) -> None:

@@ -48,7 +48,10 @@ class CronScheduler:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._run(expression)) for expression in self._crons]
+        now = self._clock.now()  # read here: a task's first step may run after time moved on
+        self._tasks = [
+            asyncio.create_task(self._run(expression, now)) for expression in self._crons
+        ]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -56,8 +59,8 @@ class CronScheduler:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    async def _run(self, expression: str) -> None:
-        schedule = croniter(expression, datetime.fromtimestamp(self._clock.now(), UTC))
+    async def _run(self, expression: str, since: float) -> None:
+        schedule = croniter(expression, datetime.fromtimestamp(since, UTC))
         while True:
             due = schedule.get_next(float)
             await self._clock.sleep_until(due)
