@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from worker.errors import ApiError, code_for, error_body
 from worker.middleware import CRASH_BODY, ApiBoundary, BodyLimit
-from worker.routes import errors
+from worker.routes import admin, auth, credentials, errors, jwks, tokens
 from worker.version import VERSION
 
 
@@ -64,6 +64,11 @@ def create_api() -> Any:
     api.add_exception_handler(RequestValidationError, _invalid)
     api.add_exception_handler(Exception, _crash)
     api.include_router(errors.router)
+    api.include_router(auth.router)
+    api.include_router(tokens.router)
+    api.include_router(credentials.router)
+    api.include_router(jwks.router)
+    api.include_router(admin.router)
     return ApiBoundary(BodyLimit(api))
 
 

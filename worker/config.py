@@ -4,11 +4,14 @@ Vars come from `[vars]` in wrangler.toml (overridden locally by `sam dev`); a ba
 fails loudly with the name of the var, never silently falls back.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 ENVIRONMENTS = ("development", "production")
+DEFAULT_HETZNER_API_URL = "https://api.hetzner.cloud"
+DEFAULT_GITHUB_BASE_URL = "https://github.com"
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
 
 
 class ConfigError(ValueError):
@@ -20,6 +23,16 @@ class Config:
     domain: str
     environment: str
     max_body_bytes: int
+    # Parsed (and refused when missing) by worker/crypto.py only when a secret is touched;
+    # kept out of repr so a logged Config never shows it.
+    encryption_key: str = field(default="", repr=False)
+    hetzner_api_url: str = DEFAULT_HETZNER_API_URL
+    # The GitHub OAuth app for sign-in (None until the operator sets it); the base URLs
+    # are settings so that tests can point them at a loopback fake.
+    github_client_id: str | None = None
+    github_client_secret: str | None = field(default=None, repr=False)
+    github_base_url: str = DEFAULT_GITHUB_BASE_URL
+    github_api_url: str = DEFAULT_GITHUB_API_URL
 
     @property
     def is_development(self) -> bool:
@@ -42,9 +55,26 @@ class Config:
             ) from None
         if max_body_bytes <= 0:
             raise ConfigError("SAM_MAX_BODY_BYTES must be positive")
-        return cls(domain, environment, max_body_bytes)
+        return cls(
+            domain,
+            environment,
+            max_body_bytes,
+            encryption_key=str(_var(env, "SAM_ENCRYPTION_KEY", "")),
+            hetzner_api_url=_base_url(env, "SAM_HETZNER_API_URL", DEFAULT_HETZNER_API_URL),
+            github_client_id=str(_var(env, "SAM_GITHUB_CLIENT_ID", "")).strip() or None,
+            github_client_secret=str(_var(env, "SAM_GITHUB_CLIENT_SECRET", "")).strip() or None,
+            github_base_url=_base_url(env, "SAM_GITHUB_BASE_URL", DEFAULT_GITHUB_BASE_URL),
+            github_api_url=_base_url(env, "SAM_GITHUB_API_URL", DEFAULT_GITHUB_API_URL),
+        )
 
 
 def _var(env: Any, name: str, default: Any) -> Any:
     value = getattr(env, name, None)
     return default if value is None else value
+
+
+def _base_url(env: Any, name: str, default: str) -> str:
+    url = str(_var(env, name, default)).strip().rstrip("/")
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(f"{name} must be an http(s) URL, not {url!r}")
+    return url

@@ -84,8 +84,13 @@ def running_edge(
     port: int | None = None,
     extra_env: dict[str, str] | None = None,
     healthy: bool = True,
+    vars: dict[str, str] | None = None,
 ) -> Iterator[Edge]:
-    """`sam dev` on a free port; waits for /health (for any answer if not `healthy`)."""
+    """`sam dev` on a free port; waits for /health (for any answer if not `healthy`).
+
+    `extra_env` is the process environment; `vars` are worker vars (`env.NAME`), passed
+    as `sam dev --var NAME=VALUE` over wrangler.toml and sam dev's own.
+    """
     port = port or free_port()
     log_path = data_dir.parent / f"{data_dir.name}-edge-{port}.log"
     command = [
@@ -99,6 +104,7 @@ def running_edge(
         str(data_dir),
         "--config",
         str(config or ROOT / "wrangler.toml"),
+        *(f"--var={name}={value}" for name, value in (vars or {}).items()),
     ]
     with log_path.open("ab") as log:
         process = subprocess.Popen(

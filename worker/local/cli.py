@@ -4,7 +4,9 @@ sam dev     start the local edge (API, web app, workspace proxy) and print its U
 """
 
 import argparse
+import json
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ import uvicorn
 from rich.console import Console
 from rich.logging import RichHandler
 
+from worker.crypto import generate_key
 from worker.local.server import LocalEdge
 from worker.local.wrangler import WranglerConfigError, load
 from worker.logs import RequestIdFilter
@@ -41,6 +44,14 @@ def main(argv: list[str] | None = None) -> int:
         help="the worker's wrangler.toml (%(default)s)",
     )
     dev.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    dev.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a worker var, over wrangler.toml and sam dev's own (repeatable), "
+        "e.g. --var SAM_GITHUB_BASE_URL=http://127.0.0.1:9000",
+    )
     args = parser.parse_args(argv)
     return dev_command(args)
 
@@ -61,10 +72,20 @@ def dev_command(args: argparse.Namespace) -> int:
         )
         return 1
     domain = f"localhost:{args.port}"
+    try:
+        extra_vars = _parse_vars(args.var)
+    except ValueError as exc:
+        _error(console, str(exc))
+        return 2
     edge = LocalEdge(
         config,
         args.data_dir.resolve(),
-        overrides={"SAM_DOMAIN": domain, "SAM_ENVIRONMENT": "development"},
+        overrides={
+            **dev_secrets(args.data_dir),
+            "SAM_DOMAIN": domain,
+            "SAM_ENVIRONMENT": "development",
+            **extra_vars,
+        },
     )
     server = uvicorn.Server(
         uvicorn.Config(
@@ -92,6 +113,17 @@ def dev_command(args: argparse.Namespace) -> int:
 
 def _error(console: Console, message: str) -> None:
     console.print(f"[red]error:[/] {message}", soft_wrap=True)
+
+
+def _parse_vars(pairs: list[str]) -> dict[str, str]:
+    """`--var NAME=VALUE` arguments as a dict; the last of a repeated NAME wins."""
+    parsed: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"--var takes NAME=VALUE, not {pair!r}")
+        parsed[name] = value
+    return parsed
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -131,6 +163,41 @@ def _configure_logging(level: str, console: Console) -> None:
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(logging.Formatter("%(name)s [%(request_id)s] %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+DEV_SECRETS_FILE = "dev-secrets.json"
+DEV_SECRETS_MODE = 0o600
+
+
+def dev_secrets(data_dir: Path) -> dict[str, str]:
+    """The generated secrets of a local deployment, made on first start and kept after.
+
+    `sam dev` needs no setup, yet what it encrypts must still open after a restart, so
+    the key lives next to the data it protects, readable by this user only.
+    """
+    path = data_dir / DEV_SECRETS_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        stored = json.loads(path.read_text())
+    except FileNotFoundError:
+        stored = {}
+    except ValueError:
+        # A new key would silently orphan every secret sealed with the old one.
+        raise SystemExit(
+            f"error: {path} is not valid JSON. Restore it; deleting it makes the secrets "
+            "saved so far unreadable."
+        ) from None
+    values = {"SAM_ENCRYPTION_KEY": generate_key(), **stored}
+    if values != stored:
+        # Written whole to a private temporary file, then renamed: never a partial file,
+        # never a moment when the key is readable by others.
+        temporary = path.with_suffix(".tmp")
+        temporary.unlink(missing_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DEV_SECRETS_MODE)
+        with os.fdopen(fd, "w") as file:
+            json.dump(values, file, indent=2)
+        os.replace(temporary, path)
+    return values
 
 
 if __name__ == "__main__":

@@ -1,0 +1,431 @@
+"""Terminal benchmark: the agent's TerminalManager vs terminado vs a raw local PTY.
+
+    .venv/bin/python bench/bench_terminal.py [--bytes N] [--keystrokes N] [--sessions N]
+
+Side by side in one run, every server a separate process on loopback, every shell
+`bash --norc --noprofile -i`, every client an aiohttp WebSocket in this process:
+
+- keystroke echo: send one byte, wait for its echo (readline's); p50 and p99
+- output throughput: `head -c N /dev/zero | tr '\\0' x` in the shell, bytes counted by
+  the client until a marker printed afterwards arrives
+- RSS of the server process (not its shells) with 100 concurrent sessions, one WebSocket
+  each
+
+Peers: agent (host shell), agent through `docker exec` when the workspace base image
+exists, terminado (tornado, host shell), and a raw PTY read by this process (the limit).
+Needs `terminado` in the venv (the project's `bench` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from agent import protocol as p  # noqa: E402
+from agent.shell import ShellCommand  # noqa: E402
+
+BASE_IMAGE = "sam-workspace-base:bookworm"
+SHELL_ARGV = ["bash", "--norc", "--noprofile", "-i"]
+SHELL_ENV = {"TERM": "xterm-256color", "PS1": "$ ", "LANG": "C.UTF-8"}
+PROMPT = b"$ "
+MARKER_COMMAND = b"echo DONE$((40+2))\r"
+MARKER = b"DONE42"
+LINE_CLEAR_EVERY = 40  # keystrokes before the line is killed (Ctrl-U), so it never wraps
+START_TIMEOUT_SECONDS = 20.0
+STEP_TIMEOUT_SECONDS = 60.0
+
+
+# -- servers (run as `--serve KIND PORT` in a child process) ----------------------------
+
+
+def serve_agent(port: int, container: str | None) -> None:
+    from aiohttp import web
+
+    from agent.config import AgentConfig
+    from agent.persistence import Store
+    from agent.terminals import TerminalManager
+
+    state = tempfile.mkdtemp(prefix="sam-bench-")
+    config = AgentConfig.from_environ(
+        {
+            "SAM_NODE_ID": "bench",
+            "SAM_CONTROL_PLANE_URL": "http://127.0.0.1:9",
+            "SAM_STATE_DIR": state,
+            "SAM_MAX_SESSIONS": "1000",
+        }
+    )
+    if container:
+        argv = ["docker", "exec", "-it", "-e", "TERM=xterm-256color", "-e", "PS1=$ "]
+        command = ShellCommand([*argv, container, *SHELL_ARGV], dict(SHELL_ENV))
+    else:
+        command = ShellCommand(list(SHELL_ARGV), dict(SHELL_ENV), state)
+
+    async def shell_for(workspace_id: str) -> ShellCommand:
+        return command
+
+    async def main() -> None:
+        manager = TerminalManager(config, Store(Path(state) / "agent.db"), shell_for)
+
+        async def terminal(request: web.Request) -> web.WebSocketResponse:
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            await manager.handle(ws, request.match_info["workspace"])
+            return ws
+
+        app = web.Application()
+        app.router.add_get("/workspaces/{workspace}/terminal/ws", terminal)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def serve_terminado(port: int) -> None:
+    import terminado
+    import tornado.web
+
+    async def main() -> None:
+        manager = terminado.UniqueTermManager(shell_command=SHELL_ARGV, extra_env=SHELL_ENV)
+        app = tornado.web.Application(
+            [(r"/websocket", terminado.TermSocket, {"term_manager": manager})]
+        )
+        app.listen(port, "127.0.0.1")
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+# -- clients: one shape for every peer ------------------------------------------------
+
+
+class AgentClient:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.session_id = ""
+
+    async def open(self) -> None:
+        await self.ws.send_str(json.dumps({"type": "create", "cols": 120, "rows": 40}))
+        while True:
+            message = await self.ws.receive()
+            if message.type is aiohttp.WSMsgType.TEXT:
+                frame = json.loads(message.data)
+                assert frame["type"] == "created", frame
+                self.session_id = frame["session"]["session_id"]
+                return
+
+    async def send(self, data: bytes) -> None:
+        await self.ws.send_bytes(p.encode_input(self.session_id, data))
+
+    async def output(self) -> bytes:
+        while True:
+            message = await self.ws.receive()
+            if message.type is aiohttp.WSMsgType.BINARY:
+                return message.data[10 + len(self.session_id) :]
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                raise ConnectionError(f"websocket ended: {message.type}")
+
+
+class TerminadoClient:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+
+    async def open(self) -> None:
+        await self.ws.send_str(json.dumps(["set_size", 40, 120]))
+
+    async def send(self, data: bytes) -> None:
+        await self.ws.send_str(json.dumps(["stdin", data.decode()]))
+
+    async def output(self) -> bytes:
+        while True:
+            message = await self.ws.receive()
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                raise ConnectionError(f"websocket ended: {message.type}")
+            kind, *rest = json.loads(message.data)
+            if kind == "stdout":
+                return rest[0].encode()
+
+
+class RawPtyClient:
+    """The limit: this process reads the PTY itself, no server, no WebSocket."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        master, slave = os.openpty()
+        env = {**{k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}, **SHELL_ENV}
+        self.pid = os.posix_spawn(
+            "/bin/bash",
+            SHELL_ARGV,
+            env,
+            setsid=True,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.ttyname(slave), os.O_RDWR, 0),
+                (os.POSIX_SPAWN_DUP2, 0, 1),
+                (os.POSIX_SPAWN_DUP2, 0, 2),
+            ],
+        )
+        os.close(slave)
+        self.fd = master
+        self.loop.add_reader(master, lambda: self.queue.put_nowait(os.read(master, 65536)))
+
+    async def open(self) -> None:
+        pass
+
+    async def send(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    async def output(self) -> bytes:
+        return await self.queue.get()
+
+    def close(self) -> None:
+        self.loop.remove_reader(self.fd)
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+Client = AgentClient | TerminadoClient | RawPtyClient
+
+
+async def read_until(client: Client, needle: bytes, count: list[int] | None = None) -> None:
+    tail = b""
+    while True:
+        data = await client.output()
+        if count is not None:
+            count[0] += len(data)
+        window = tail + data
+        if needle in window:
+            return
+        tail = window[-len(needle) :]
+
+
+async def drain(client: Client, quiet_seconds: float = 0.05) -> None:
+    while True:
+        try:
+            await asyncio.wait_for(client.output(), quiet_seconds)
+        except TimeoutError:
+            return
+
+
+async def echo_latencies(client: Client, keystrokes: int) -> list[float]:
+    await drain(client, 0.3)
+    samples = []
+    for index in range(keystrokes):
+        started = time.perf_counter()
+        await client.send(b"x")
+        while b"x" not in await client.output():
+            pass
+        samples.append(time.perf_counter() - started)
+        if index % LINE_CLEAR_EVERY == LINE_CLEAR_EVERY - 1:
+            await client.send(b"\x15")
+            await drain(client)
+    await client.send(b"\x15")
+    await drain(client)
+    return samples
+
+
+async def throughput(client: Client, total_bytes: int) -> tuple[float, int]:
+    command = f"head -c {total_bytes} /dev/zero | tr '\\0' x; ".encode() + MARKER_COMMAND
+    count = [0]
+    started = time.perf_counter()
+    await client.send(command)
+    await read_until(client, MARKER, count)
+    elapsed = time.perf_counter() - started
+    await drain(client)
+    return count[0] / elapsed, count[0]
+
+
+# -- orchestration ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(kind: str, container: str | None = None) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    argv = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
+    if container:
+        argv += ["--container", container]
+    process = subprocess.Popen(argv, cwd=ROOT)
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return process, port
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"{kind} server did not listen on {port}")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def ws_url(kind: str, port: int, workspace: str = "bench") -> str:
+    if kind == "terminado":
+        return f"ws://127.0.0.1:{port}/websocket"
+    return f"ws://127.0.0.1:{port}/workspaces/{workspace}/terminal/ws"
+
+
+async def connect(http: aiohttp.ClientSession, kind: str, port: int) -> Client:
+    ws = await http.ws_connect(ws_url(kind, port), max_msg_size=0)
+    client: Client = TerminadoClient(ws) if kind == "terminado" else AgentClient(ws)
+    await client.open()
+    await asyncio.wait_for(read_until(client, PROMPT), START_TIMEOUT_SECONDS)
+    return client
+
+
+async def measure_peer(
+    name: str, make: Callable[[], Awaitable[Client]], args: argparse.Namespace
+) -> dict[str, float]:
+    client = await make()
+    echo = await asyncio.wait_for(echo_latencies(client, args.keystrokes), STEP_TIMEOUT_SECONDS)
+    rate, counted = await asyncio.wait_for(throughput(client, args.bytes), STEP_TIMEOUT_SECONDS)
+    if isinstance(client, RawPtyClient):
+        client.close()
+    else:
+        await client.ws.close()
+    cuts = statistics.quantiles(echo, n=100)
+    result = {"p50_ms": cuts[49] * 1e3, "p99_ms": cuts[98] * 1e3, "mb_per_s": rate / 1e6}
+    print(
+        f"  {name:<22} echo p50 {result['p50_ms']:6.3f} ms  p99 {result['p99_ms']:6.3f} ms"
+        f"   output {result['mb_per_s']:7.1f} MB/s ({counted / 1e6:.1f} MB counted)",
+        flush=True,
+    )
+    return result
+
+
+async def measure_rss(kind: str, sessions: int) -> tuple[float, float]:
+    process, port = start_server(kind)
+    try:
+        server = psutil.Process(process.pid)
+        await asyncio.sleep(0.5)
+        baseline = server.memory_info().rss
+        async with aiohttp.ClientSession() as http:
+            clients = await asyncio.gather(
+                *(connect(http, kind, port) for _ in range(sessions))
+            )
+            await asyncio.sleep(1.0)
+            loaded = server.memory_info().rss
+            for client in clients:
+                await client.ws.close()
+        return baseline / 2**20, loaded / 2**20
+    finally:
+        stop_server(process)
+
+
+def base_image_container() -> str | None:
+    inspect = subprocess.run(
+        ["docker", "image", "inspect", BASE_IMAGE], capture_output=True, check=False
+    )
+    if inspect.returncode != 0:
+        return None
+    run = subprocess.run(
+        ["docker", "run", "-d", "--rm", "--network", "none", BASE_IMAGE, "sleep", "infinity"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return run.stdout.strip()
+
+
+async def run(args: argparse.Namespace) -> None:
+    print(
+        f"terminal benchmark: {args.keystrokes} keystrokes, {args.bytes / 1e6:.0f} MB output, "
+        f"{args.sessions} sessions; python {sys.version.split()[0]}, {os.cpu_count()} CPUs",
+        flush=True,
+    )
+    results: dict[str, dict[str, float]] = {}
+    container = base_image_container()
+    servers = {"agent": start_server("agent"), "terminado": start_server("terminado")}
+    if container:
+        servers["agent-docker"] = start_server("agent", container)
+    try:
+        async with aiohttp.ClientSession() as http:
+            for name, (_, port) in servers.items():
+                kind = "terminado" if name == "terminado" else "agent"
+                results[name] = await measure_peer(
+                    name, lambda kind=kind, port=port: connect(http, kind, port), args
+                )
+
+            async def raw() -> Client:
+                client = RawPtyClient()
+                await asyncio.wait_for(read_until(client, PROMPT), START_TIMEOUT_SECONDS)
+                return client
+
+            results["raw-pty"] = await measure_peer("raw-pty", raw, args)
+    finally:
+        for process, _ in servers.values():
+            stop_server(process)
+        if container:
+            subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
+    if not container:
+        print(f"  (agent-docker skipped: no {BASE_IMAGE} image)")
+
+    rss = {kind: await measure_rss(kind, args.sessions) for kind in ("agent", "terminado")}
+    for kind, (idle, loaded) in rss.items():
+        print(
+            f"  {kind:<22} RSS idle {idle:6.1f} MB, with {args.sessions} sessions "
+            f"{loaded:6.1f} MB (+{loaded - idle:.1f} MB)"
+        )
+
+    peer = results["terminado"]
+    print("ratios (target):")
+    for name in ("agent", "agent-docker"):
+        if name in results:
+            ours = results[name]
+            print(
+                f"  {name:<13} echo p50 {ours['p50_ms'] / peer['p50_ms']:.2f}x terminado (<= 1.3)"
+                f"  p99 {ours['p99_ms'] / peer['p99_ms']:.2f}x (<= 2)"
+                f"  output {ours['mb_per_s'] / peer['mb_per_s']:.2f}x terminado (>= 1.0),"
+                f" {ours['mb_per_s'] / results['raw-pty']['mb_per_s']:.2f}x raw PTY"
+            )
+    print(f"  agent RSS with {args.sessions} sessions {rss['agent'][1]:.1f} MB (<= 150)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bytes", type=int, default=100_000_000)
+    parser.add_argument("--keystrokes", type=int, default=400)
+    parser.add_argument("--sessions", type=int, default=100)
+    parser.add_argument("--serve", choices=("agent", "terminado"))
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--container")
+    args = parser.parse_args()
+    if args.serve == "agent":
+        serve_agent(args.port, args.container)
+    elif args.serve == "terminado":
+        serve_terminado(args.port)
+    else:
+        asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

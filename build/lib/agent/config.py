@@ -1,0 +1,202 @@
+"""The agent's settings, parsed once from SAM_* environment variables.
+
+`AgentConfig.from_environ(os.environ)` returns a frozen config or raises ConfigError naming
+the variable that is missing or wrong; nothing falls back silently.
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from agent.errors import ConfigError
+
+BACKENDS = ("docker", "host")
+DEFAULT_PORT = 8080
+DEFAULT_STATE_DIR = "/var/lib/sam-agent"
+DEFAULT_BASE_IMAGE = "sam-workspace-base:bookworm"
+DEFAULT_HEARTBEAT_SECONDS = 30.0
+DEFAULT_ORPHAN_GRACE_SECONDS = 300.0
+DEFAULT_TERMINAL_RING_BYTES = 256 * 1024
+DEFAULT_MAX_SESSIONS = 32
+DEFAULT_MAX_FRAME_BYTES = 64 * 1024
+DEFAULT_MAX_FRAMES_PER_SECOND = 200
+CALLBACK_TOKEN_FILENAME = "callback-token"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Node ids end up in URL paths, file names and container labels.
+NODE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    node_id: str
+    control_plane_url: str
+    jwks_url: str
+    jwt_issuer: str
+    callback_token_file: Path
+    host: str
+    port: int
+    tls_cert: Path | None
+    tls_key: Path | None
+    state_dir: Path
+    backend: str
+    cloud_node: bool
+    base_image: str
+    heartbeat_seconds: float
+    orphan_grace_seconds: float
+    terminal_ring_bytes: int
+    max_sessions: int
+    max_frame_bytes: int
+    max_frames_per_second: int
+    log_level: str = "INFO"
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> "AgentConfig":
+        env = _Env(environ)
+        node_id = env.required("SAM_NODE_ID")
+        if not NODE_ID_PATTERN.match(node_id):
+            raise ConfigError(
+                "SAM_NODE_ID",
+                f"{node_id!r} is not a node id (letters, digits, '.', '_', '-'; at most 128)",
+            )
+        control_plane_url = env.url("SAM_CONTROL_PLANE_URL", None)
+        state_dir = Path(env.text("SAM_STATE_DIR", DEFAULT_STATE_DIR))
+        if not state_dir.is_absolute():
+            raise ConfigError("SAM_STATE_DIR", f"{state_dir} must be an absolute path")
+        tls_cert, tls_key = env.optional_file("SAM_TLS_CERT"), env.optional_file("SAM_TLS_KEY")
+        if (tls_cert is None) != (tls_key is None):
+            missing = "SAM_TLS_KEY" if tls_key is None else "SAM_TLS_CERT"
+            raise ConfigError(missing, "set both SAM_TLS_CERT and SAM_TLS_KEY, or neither")
+        backend = env.choice("SAM_BACKEND", "docker", BACKENDS)
+        cloud_node = env.flag("SAM_CLOUD_NODE", False)
+        if cloud_node and backend == "host":
+            raise ConfigError(
+                "SAM_BACKEND",
+                "the host backend is not isolated and is refused on a cloud node "
+                "(SAM_CLOUD_NODE=true): use SAM_BACKEND=docker",
+            )
+        return cls(
+            node_id=node_id,
+            control_plane_url=control_plane_url,
+            jwks_url=env.url("SAM_JWKS_URL", f"{control_plane_url}/.well-known/jwks.json"),
+            jwt_issuer=env.text("SAM_JWT_ISSUER", control_plane_url),
+            callback_token_file=Path(
+                env.text("SAM_CALLBACK_TOKEN_FILE", str(state_dir / CALLBACK_TOKEN_FILENAME))
+            ),
+            host=env.text("SAM_AGENT_HOST", "0.0.0.0"),
+            port=env.integer("SAM_AGENT_PORT", DEFAULT_PORT, minimum=1, maximum=65535),
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            state_dir=state_dir,
+            backend=backend,
+            cloud_node=cloud_node,
+            base_image=env.text("SAM_BASE_IMAGE", DEFAULT_BASE_IMAGE),
+            heartbeat_seconds=env.seconds("SAM_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS),
+            orphan_grace_seconds=env.seconds(
+                "SAM_ORPHAN_GRACE_SECONDS", DEFAULT_ORPHAN_GRACE_SECONDS, allow_zero=True
+            ),
+            terminal_ring_bytes=env.integer(
+                "SAM_TERMINAL_RING_BYTES", DEFAULT_TERMINAL_RING_BYTES, minimum=1024
+            ),
+            max_sessions=env.integer("SAM_MAX_SESSIONS", DEFAULT_MAX_SESSIONS, minimum=1),
+            max_frame_bytes=env.integer(
+                "SAM_MAX_FRAME_BYTES", DEFAULT_MAX_FRAME_BYTES, minimum=1024
+            ),
+            max_frames_per_second=env.integer(
+                "SAM_MAX_FRAMES_PER_SECOND", DEFAULT_MAX_FRAMES_PER_SECOND, minimum=1
+            ),
+            log_level=env.choice("SAM_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+        )
+
+
+class _Env:
+    """Typed reads of one environment mapping; every failure names its variable."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def _raw(self, name: str) -> str | None:
+        value = self._environ.get(name)
+        return None if value is None or value.strip() == "" else value.strip()
+
+    def required(self, name: str) -> str:
+        value = self._raw(name)
+        if value is None:
+            raise ConfigError(name, "is required but not set")
+        return value
+
+    def text(self, name: str, default: str) -> str:
+        value = self._raw(name)
+        return default if value is None else value
+
+    def url(self, name: str, default: str | None) -> str:
+        value = self._raw(name) or default
+        if value is None:
+            raise ConfigError(name, "is required but not set (e.g. https://api.example.com)")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(name, f"{value!r} is not an http(s) URL with a host")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ConfigError(name, f"{value!r} has an invalid port") from None
+        return value.rstrip("/")
+
+    def integer(self, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(name, f"{raw!r} is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum else f"at least {minimum}"
+            raise ConfigError(name, f"{value} is out of range: must be {bound}")
+        return value
+
+    def seconds(self, name: str, default: float, *, allow_zero: bool = False) -> float:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(name, f"{raw!r} is not a number of seconds") from None
+        if value != value or value < 0 or (value == 0 and not allow_zero):
+            raise ConfigError(name, f"{raw!r} must be a positive number of seconds")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self._environ.get(name)
+        if raw is None:
+            return default
+        word = raw.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ConfigError(name, f"{raw!r} is not a boolean (true/false)")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...], upper: bool = False) -> str:
+        raw = self._raw(name)
+        value = default if raw is None else (raw.upper() if upper else raw.lower())
+        if value not in choices:
+            raise ConfigError(name, f"{raw!r} must be one of {', '.join(choices)}")
+        return value
+
+    def optional_file(self, name: str) -> Path | None:
+        raw = self._raw(name)
+        if raw is None:
+            return None
+        path = Path(raw)
+        if not path.is_file():
+            raise ConfigError(name, f"{path} does not exist or is not a file")
+        return path

@@ -1,0 +1,204 @@
+"""The agent's durable state: workspaces and terminal tabs in one SQLite file (WAL).
+
+An agent killed with -9 and started again reads its workspaces and tabs back from here.
+Every write is one committed transaction, so a crash never leaves half a record.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BUSY_TIMEOUT_SECONDS = 5.0
+
+WORKSPACE_COLUMNS = (
+    "id",
+    "repository",
+    "branch",
+    "state",
+    "container_id",
+    "remote_user",
+    "remote_folder",
+    "directory",
+    "error",
+    "created_at",
+    "updated_at",
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS workspaces (
+    id TEXT PRIMARY KEY,
+    repository TEXT NOT NULL,
+    branch TEXT,
+    state TEXT NOT NULL,
+    container_id TEXT,
+    remote_user TEXT,
+    remote_folder TEXT,
+    directory TEXT,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS terminal_tabs (
+    workspace_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, session_id)
+);
+"""
+
+
+def utc_now() -> str:
+    """The current time as ISO-8601 UTC with a trailing Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Store:
+    """Workspaces and terminal tabs, persisted in SQLite at `path`.
+
+    Calls are short synchronous statements, safe from any thread (one lock, one
+    connection); the agent calls them from its event loop.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_SECONDS,
+            isolation_level=None,  # autocommit; transactions are explicit below
+            check_same_thread=False,
+        )
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- workspaces -------------------------------------------------------------------------
+
+    def save_workspace(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Insert or update a workspace; unknown keys are ignored. Returns the stored row."""
+        assert record.get("id"), "a workspace record needs an id"
+        now = utc_now()
+        with self._lock:
+            existing = self._row("SELECT * FROM workspaces WHERE id = ?", (record["id"],))
+            merged: dict[str, Any] = dict(existing) if existing else {"created_at": now}
+            merged.update({k: v for k, v in record.items() if k in WORKSPACE_COLUMNS})
+            merged["updated_at"] = now
+            values = [merged.get(column) for column in WORKSPACE_COLUMNS]
+            placeholders = ", ".join("?" for _ in WORKSPACE_COLUMNS)
+            self._db.execute(
+                f"INSERT OR REPLACE INTO workspaces ({', '.join(WORKSPACE_COLUMNS)}) "
+                f"VALUES ({placeholders})",
+                values,
+            )
+            return {column: merged.get(column) for column in WORKSPACE_COLUMNS}
+
+    def workspace(self, workspace_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._row("SELECT * FROM workspaces WHERE id = ?", (workspace_id,))
+        return dict(row) if row else None
+
+    def workspaces(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM workspaces ORDER BY created_at, id").fetchall()
+        return [dict(row) for row in rows]
+
+    def delete_workspace(self, workspace_id: str) -> None:
+        """Forget a workspace and its tabs."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "DELETE FROM terminal_tabs WHERE workspace_id = ?", (workspace_id,)
+                )
+                self._db.execute("DELETE FROM workspaces WHERE id = ?", (workspace_id,))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- terminal tabs ----------------------------------------------------------------------
+
+    def add_tab(self, workspace_id: str, session_id: str, name: str) -> dict[str, Any]:
+        """Append a tab after the workspace's last one. Adding an existing tab renames it."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                existing = self._row(
+                    "SELECT * FROM terminal_tabs WHERE workspace_id = ? AND session_id = ?",
+                    (workspace_id, session_id),
+                )
+                if existing:
+                    self._db.execute(
+                        "UPDATE terminal_tabs SET name = ? "
+                        "WHERE workspace_id = ? AND session_id = ?",
+                        (name, workspace_id, session_id),
+                    )
+                else:
+                    (last,) = self._db.execute(
+                        "SELECT COALESCE(MAX(position), -1) FROM terminal_tabs "
+                        "WHERE workspace_id = ?",
+                        (workspace_id,),
+                    ).fetchone()
+                    self._db.execute(
+                        "INSERT INTO terminal_tabs "
+                        "(workspace_id, session_id, name, position, created_at) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (workspace_id, session_id, name, last + 1, utc_now()),
+                    )
+                row = self._row(
+                    "SELECT * FROM terminal_tabs WHERE workspace_id = ? AND session_id = ?",
+                    (workspace_id, session_id),
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        assert row is not None
+        return dict(row)
+
+    def rename_tab(self, workspace_id: str, session_id: str, name: str) -> bool:
+        """Rename a tab; False when there is no such tab."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE terminal_tabs SET name = ? WHERE workspace_id = ? AND session_id = ?",
+                (name, workspace_id, session_id),
+            )
+        return cursor.rowcount > 0
+
+    def remove_tab(self, workspace_id: str, session_id: str) -> bool:
+        """Remove a tab; False when there was no such tab. Positions of the others keep
+        their order (gaps are fine: tabs() sorts by position)."""
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM terminal_tabs WHERE workspace_id = ? AND session_id = ?",
+                (workspace_id, session_id),
+            )
+        return cursor.rowcount > 0
+
+    def tabs(self, workspace_id: str) -> list[dict[str, Any]]:
+        """The workspace's tabs in order: {workspace_id, session_id, name, position, created_at}."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM terminal_tabs WHERE workspace_id = ? ORDER BY position",
+                (workspace_id,),
+            ).fetchall()
+        return [dict(row) for row in rows]
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _row(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._db.execute(sql, params).fetchone()
+        return row

@@ -1,0 +1,80 @@
+"""The deployment's settings, read once per request from the worker's `env` vars.
+
+Vars come from `[vars]` in wrangler.toml (overridden locally by `sam dev`); a bad value
+fails loudly with the name of the var, never silently falls back.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+ENVIRONMENTS = ("development", "production")
+DEFAULT_HETZNER_API_URL = "https://api.hetzner.cloud"
+DEFAULT_GITHUB_BASE_URL = "https://github.com"
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Config:
+    domain: str
+    environment: str
+    max_body_bytes: int
+    # Parsed (and refused when missing) by worker/crypto.py only when a secret is touched;
+    # kept out of repr so a logged Config never shows it.
+    encryption_key: str = field(default="", repr=False)
+    hetzner_api_url: str = DEFAULT_HETZNER_API_URL
+    # The GitHub OAuth app for sign-in (None until the operator sets it); the base URLs
+    # are settings so that tests can point them at a loopback fake.
+    github_client_id: str | None = None
+    github_client_secret: str | None = field(default=None, repr=False)
+    github_base_url: str = DEFAULT_GITHUB_BASE_URL
+    github_api_url: str = DEFAULT_GITHUB_API_URL
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    @classmethod
+    def from_env(cls, env: Any) -> "Config":
+        domain = str(_var(env, "SAM_DOMAIN", "")).strip().lower()
+        if not domain:
+            raise ConfigError("SAM_DOMAIN is not set: the hostname the deployment answers on")
+        environment = str(_var(env, "SAM_ENVIRONMENT", "production"))
+        if environment not in ENVIRONMENTS:
+            raise ConfigError(f"SAM_ENVIRONMENT must be one of {ENVIRONMENTS}, not {environment!r}")
+        raw_limit = _var(env, "SAM_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
+        try:
+            max_body_bytes = int(raw_limit)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"SAM_MAX_BODY_BYTES must be a number of bytes, not {raw_limit!r}"
+            ) from None
+        if max_body_bytes <= 0:
+            raise ConfigError("SAM_MAX_BODY_BYTES must be positive")
+        return cls(
+            domain,
+            environment,
+            max_body_bytes,
+            encryption_key=str(_var(env, "SAM_ENCRYPTION_KEY", "")),
+            hetzner_api_url=_base_url(env, "SAM_HETZNER_API_URL", DEFAULT_HETZNER_API_URL),
+            github_client_id=str(_var(env, "SAM_GITHUB_CLIENT_ID", "")).strip() or None,
+            github_client_secret=str(_var(env, "SAM_GITHUB_CLIENT_SECRET", "")).strip() or None,
+            github_base_url=_base_url(env, "SAM_GITHUB_BASE_URL", DEFAULT_GITHUB_BASE_URL),
+            github_api_url=_base_url(env, "SAM_GITHUB_API_URL", DEFAULT_GITHUB_API_URL),
+        )
+
+
+def _var(env: Any, name: str, default: Any) -> Any:
+    value = getattr(env, name, None)
+    return default if value is None else value
+
+
+def _base_url(env: Any, name: str, default: str) -> str:
+    url = str(_var(env, name, default)).strip().rstrip("/")
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(f"{name} must be an http(s) URL, not {url!r}")
+    return url

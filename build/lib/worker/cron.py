@@ -1,0 +1,27 @@
+"""The 5-minute cron: housekeeping that no request triggers."""
+
+import logging
+from typing import Any
+
+from worker.logs import event
+
+log = logging.getLogger("sam.cron")
+
+ERROR_RETENTION_DAYS = 30
+
+
+async def run(controller: Any, env: Any, ctx: Any) -> None:
+    pruned = await prune_errors(env)
+    event(log, "cron.done", cron=controller.cron, errors_pruned=pruned)
+
+
+async def prune_errors(env: Any) -> int:
+    """Forget reported errors older than the retention window."""
+    result = (
+        await env.OBSERVABILITY_DATABASE.prepare(
+            "DELETE FROM errors WHERE occurred_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)"
+        )
+        .bind(f"-{ERROR_RETENTION_DAYS} days")
+        .run()
+    )
+    return int(result["meta"]["changes"])

@@ -1,0 +1,17 @@
+"""The Worker's entry module: the entrypoint Cloudflare and the local edge both drive.
+
+Durable Object classes are re-exported here, as wrangler.toml names them by class.
+"""
+
+from typing import Any
+
+from worker import cron, edge
+from worker.platform import Request, Response, WorkerEntrypoint
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request: Request) -> Response:
+        return await edge.handle(request, self.env, self.ctx)
+
+    async def scheduled(self, controller: Any, env: Any, ctx: Any) -> None:
+        await cron.run(controller, env, ctx)

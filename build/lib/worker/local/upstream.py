@@ -1,0 +1,100 @@
+"""The network behind outbound `fetch`: one aiohttp session per event loop.
+
+Created on first use, never at import time (Workers snapshot the module top level), and
+closed by the edge server on shutdown.
+"""
+
+import asyncio
+import weakref
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from worker.local.bridge import Closed, Frame, bridge
+from worker.local.websockets import WebSocketPair
+
+if TYPE_CHECKING:
+    from worker.local.http import Request, Response
+
+_sessions: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession]" = (
+    weakref.WeakKeyDictionary()
+)
+_bridges: set[asyncio.Task[None]] = set()
+
+# Headers aiohttp's WebSocket handshake writes itself.
+_HANDSHAKE_HEADERS = frozenset(
+    {
+        "upgrade",
+        "connection",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+    }
+)
+
+
+def session() -> aiohttp.ClientSession:
+    loop = asyncio.get_running_loop()
+    current = _sessions.get(loop)
+    if current is None or current.closed:
+        current = aiohttp.ClientSession(auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar())
+        _sessions[loop] = current
+    return current
+
+
+async def close() -> None:
+    """Close this loop's session and any upstream sockets still open."""
+    for task in list(_bridges):
+        task.cancel()
+    current = _sessions.pop(asyncio.get_running_loop(), None)
+    if current is not None:
+        await current.close()
+
+
+class _AiohttpSocket:
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        self._socket = socket
+
+    async def receive(self) -> Frame:
+        message = await self._socket.receive()
+        if message.type == aiohttp.WSMsgType.TEXT:
+            return message.data
+        if message.type == aiohttp.WSMsgType.BINARY:
+            return message.data
+        code = self._socket.close_code or 1006
+        return Closed(code, message.extra if isinstance(message.extra, str) else "")
+
+    async def send(self, data: str | bytes) -> None:
+        if isinstance(data, str):
+            await self._socket.send_str(data)
+        else:
+            await self._socket.send_bytes(data)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._socket.close(code=code, message=reason.encode())
+
+
+async def connect_websocket(request: "Request") -> "Response":
+    """Open `request.url` as a WebSocket; answer 101 with our end of a pair.
+
+    A refused handshake is answered with the upstream's status, as workerd does.
+    """
+    from worker.local.http import Response
+
+    url = request.url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HANDSHAKE_HEADERS]
+    protocols = [
+        p.strip() for p in request.headers.get("sec-websocket-protocol", "").split(",") if p.strip()
+    ]
+    try:
+        socket = await session().ws_connect(
+            url, headers=headers, protocols=protocols, autoping=True
+        )
+    except aiohttp.WSServerHandshakeError as exc:
+        return Response(exc.message or None, exc.status or 502)
+    ours, theirs = WebSocketPair.new().object_values()
+    task = asyncio.create_task(bridge(theirs, _AiohttpSocket(socket)))
+    _bridges.add(task)
+    task.add_done_callback(_bridges.discard)
+    return Response(None, 101, web_socket=ours)

@@ -1,0 +1,57 @@
+"""The platform seam: the one module that knows which runtime it is on.
+
+On Cloudflare the real `workers` SDK and `js` module are importable; everywhere else the
+CPython twin in `worker.local` provides the same names with the same behaviour. Worker and
+Durable Object code imports from here and never asks "am I local?".
+"""
+
+from typing import Any
+
+try:
+    import js  # type: ignore[import-not-found]  # only exists inside workerd
+except ImportError:
+    from worker.local import asgi
+    from worker.local.entrypoints import DurableObject, WorkerEntrypoint
+    from worker.local.http import Request, Response, fetch
+    from worker.local.websockets import WebSocketPair
+
+    def response_web_socket(response: Response) -> Any:
+        """The WebSocket of a `101 Switching Protocols` response (None otherwise)."""
+        return response.web_socket
+
+    def with_headers(response: Response, headers: dict[str, str]) -> Response:
+        """`response` with `headers` set (replacing any of the same name)."""
+        for name, value in headers.items():
+            del response.headers[name]
+            response.headers[name] = value
+        return response
+
+else:  # pragma: no cover - exercised only on Cloudflare
+    from js import WebSocketPair  # type: ignore[import-not-found]
+    from workers import DurableObject, Request, Response, WorkerEntrypoint, asgi, fetch
+
+    def response_web_socket(response: Response) -> Any:
+        """The WebSocket of a `101 Switching Protocols` response (None otherwise)."""
+        socket = response.js_object.webSocket
+        return None if socket is js.null or socket is js.undefined else socket
+
+    def with_headers(response: Response, headers: dict[str, str]) -> Response:
+        """`response` with `headers` set (replacing any of the same name)."""
+        # A fetched or asset Response has immutable headers on Cloudflare: copy it first.
+        copy = js.Response.new(response.js_object.body, response.js_object)
+        for name, value in headers.items():
+            copy.headers.set(name, value)
+        return Response(copy)
+
+
+__all__ = [
+    "DurableObject",
+    "Request",
+    "Response",
+    "WebSocketPair",
+    "WorkerEntrypoint",
+    "asgi",
+    "fetch",
+    "response_web_socket",
+    "with_headers",
+]

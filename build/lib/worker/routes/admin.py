@@ -1,0 +1,35 @@
+"""`/api/admin/...`: operations on the deployment itself, for its admins only."""
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from worker import tokens
+from worker.deps import get_env, require_admin
+from worker.logs import event
+from worker.users import User
+
+log = logging.getLogger("sam.admin")
+router = APIRouter(tags=["admin"])
+
+
+class RotatedKey(BaseModel):
+    kid: str
+    retired: list[str]
+    retired_published_seconds: int
+
+
+@router.post("/api/admin/signing-keys/rotate", response_model=RotatedKey)
+async def rotate_signing_key(
+    admin: Annotated[User, Depends(require_admin)], env: Annotated[Any, Depends(get_env)]
+) -> RotatedKey:
+    """Sign new tokens with a fresh key; the old one stays published until its tokens expire."""
+    rotation = await tokens.rotate_signing_key(env)
+    event(log, "signing_key.rotated", by=admin.id, kid=rotation.kid, retired=rotation.retired)
+    return RotatedKey(
+        kid=rotation.kid,
+        retired=rotation.retired,
+        retired_published_seconds=tokens.KEY_RETENTION_SECONDS,
+    )

@@ -1,0 +1,58 @@
+"""Fixtures shared by every agent test.
+
+    control_plane   a running ControlPlaneDouble (JWKS, token minting, recorded callbacks)
+    agent_token     a valid sam:agent token for the double's node
+    agent_factory   agent_factory(backend="docker", extra_env=None, state_dir=None) starts a
+                    real `python -m agent` subprocess; all are stopped after the test
+    agent           one running agent on the host backend (no Docker needed), for tests of
+                    the HTTP surface; use agent_factory(backend="docker") for workspaces
+"""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.agent import AgentProcess, start_agent
+from tests.support.control_plane import ControlPlaneDouble
+
+
+@pytest.fixture
+def control_plane() -> Iterator[ControlPlaneDouble]:
+    with ControlPlaneDouble() as double:
+        yield double
+
+
+@pytest.fixture
+def agent_token(control_plane: ControlPlaneDouble) -> str:
+    return control_plane.agent_token()
+
+
+AgentFactory = Callable[..., AgentProcess]
+
+
+@pytest.fixture
+def agent_factory(
+    control_plane: ControlPlaneDouble, tmp_path: Path
+) -> Iterator[AgentFactory]:
+    started: list[AgentProcess] = []
+
+    def factory(
+        backend: str = "docker",
+        extra_env: dict[str, str] | None = None,
+        state_dir: Path | None = None,
+    ) -> AgentProcess:
+        directory = state_dir or tmp_path / f"agent-state-{len(started)}"
+        agent = start_agent(control_plane, directory, backend=backend, extra_env=extra_env)
+        started.append(agent)
+        return agent
+
+    yield factory
+    for agent in started:
+        if agent.running:
+            agent.stop()
+
+
+@pytest.fixture
+def agent(agent_factory: AgentFactory) -> AgentProcess:
+    return agent_factory(backend="host")

@@ -1,0 +1,1 @@
+"""Loopback servers that speak third parties' real wire formats (GitHub, ...)."""

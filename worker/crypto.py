@@ -1,0 +1,107 @@
+"""Secrets at rest: AES-256-GCM with a random nonce per value, owner and kind bound in.
+
+    cipher = Cipher.from_env(env)                 key from SAM_ENCRYPTION_KEY
+    sealed = cipher.seal(owner, kind, plaintext)  -> Sealed(nonce, ciphertext)
+    cipher.open(owner, kind, sealed)              -> plaintext, or raises DecryptionError
+
+The owner (a user id, or "system" for the control plane's own keys) and the kind are the
+GCM associated data: they are not stored in the ciphertext but must be given again to
+open it, so a ciphertext copied into another user's row, or relabelled as another kind,
+fails authentication instead of decrypting for the wrong person.
+"""
+
+import base64
+import binascii
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from worker.config import Config, ConfigError
+
+KEY_VAR = "SAM_ENCRYPTION_KEY"
+KEY_BYTES = 32  # AES-256
+NONCE_BYTES = 12  # 96 bits, GCM's native nonce size
+# Versioned so a later key-rotation scheme can change the binding without ambiguity.
+AAD_VERSION = "sam-secret-v1"
+SYSTEM_OWNER = "system"
+
+
+class DecryptionError(Exception):
+    """A sealed value did not authenticate: wrong key, owner, kind, or tampered bytes."""
+
+
+@dataclass(frozen=True)
+class Sealed:
+    nonce: bytes
+    ciphertext: bytes  # includes GCM's 16-byte tag
+
+
+def generate_key() -> str:
+    """A fresh key in the form SAM_ENCRYPTION_KEY takes (base64url, 32 bytes)."""
+    return base64.urlsafe_b64encode(os.urandom(KEY_BYTES)).decode()
+
+
+def parse_key(value: str | None) -> bytes:
+    """The 32 key bytes of SAM_ENCRYPTION_KEY; ConfigError names what is wrong.
+
+    base64url is the documented form; standard base64 (what `openssl rand -base64 32`
+    prints) is accepted too, as the two differ only in two characters.
+    """
+    hint = (
+        f"set {KEY_VAR} to 32 random bytes in base64url, e.g. the output of "
+        '`python -c "import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())"`'
+    )
+    if not value or not value.strip():
+        raise ConfigError(f"{KEY_VAR} is not set: {hint}")
+    text = value.strip()
+    try:
+        standard = text.replace("-", "+").replace("_", "/")
+        key = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{KEY_VAR} is not valid base64url: {hint}") from None
+    if len(key) != KEY_BYTES:
+        raise ConfigError(f"{KEY_VAR} decodes to {len(key)} bytes, not {KEY_BYTES}: {hint}")
+    return key
+
+
+def _associated_data(owner: str, kind: str) -> bytes:
+    assert owner and kind, "a sealed value is always bound to an owner and a kind"
+    # JSON keeps the fields apart whatever characters they hold ("a:b","c" != "a","b:c").
+    return json.dumps([AAD_VERSION, owner, kind], separators=(",", ":")).encode()
+
+
+class Cipher:
+    def __init__(self, key: bytes) -> None:
+        assert len(key) == KEY_BYTES, "use parse_key() to turn a setting into a key"
+        self._aead = AESGCM(key)
+
+    @classmethod
+    def from_env(cls, env: Any) -> "Cipher":
+        return cls(parse_key(Config.from_env(env).encryption_key))
+
+    def seal(self, owner: str, kind: str, plaintext: bytes) -> Sealed:
+        nonce = os.urandom(NONCE_BYTES)
+        ciphertext = self._aead.encrypt(nonce, plaintext, _associated_data(owner, kind))
+        return Sealed(nonce, ciphertext)
+
+    def open(self, owner: str, kind: str, sealed: Sealed) -> bytes:
+        if len(sealed.nonce) != NONCE_BYTES:
+            raise DecryptionError(f"the stored nonce is {len(sealed.nonce)} bytes, not 12")
+        try:
+            return self._aead.decrypt(
+                sealed.nonce, sealed.ciphertext, _associated_data(owner, kind)
+            )
+        except InvalidTag:
+            raise DecryptionError(
+                f"a sealed {kind} value of {owner} did not authenticate: it was changed, "
+                f"moved from another row, or sealed under another {KEY_VAR}"
+            ) from None
+
+
+def blob(value: Any) -> bytes:
+    """A D1 BLOB as bytes (D1 hands BLOBs to Python as lists of byte values)."""
+    return bytes(value)
