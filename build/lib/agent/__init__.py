@@ -1,1 +1,0 @@
-"""The SAM node agent: the asyncio daemon on each VM (terminals, devcontainers, ACP)."""
