@@ -6,7 +6,7 @@ import os
 import sys
 
 from agent.config import AgentConfig
-from agent.errors import ConfigError
+from agent.errors import AgentError, ConfigError
 from worker.version import VERSION
 
 EXIT_CONFIG = 2
@@ -37,11 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         print(config)
         return 0
+    # DEBUG is for the agent's own lines; libraries (docker, urllib3) stay at INFO.
     logging.basicConfig(
-        level=config.log_level,
+        level=max(logging.getLevelName(config.log_level), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("agent").setLevel(config.log_level)
     # The server module imports the Docker SDK and the rest: only after the config is good.
     from agent.server import run
 
@@ -55,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
             config.port,
             exc,
         )
+        return EXIT_START_FAILED
+    except AgentError as exc:
+        # A part that could not start, e.g. no Docker Engine for the docker backend.
+        logging.getLogger("agent").error("agent.start_failed error=%s", exc)
         return EXIT_START_FAILED
     return 0
 

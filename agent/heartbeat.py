@@ -21,6 +21,9 @@ from worker.version import VERSION
 
 log = logging.getLogger("agent.heartbeat")
 
+# psutil measures CPU between two calls; the first beat has no earlier call to measure from.
+CPU_SAMPLE_SECONDS = 0.2
+
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -30,12 +33,12 @@ def _existing_ancestor(path: Path) -> Path:
     return path
 
 
-def metrics(disk_path: Path) -> dict[str, Any]:
-    """The machine's load now (cpu_percent is since the previous call)."""
+def metrics(disk_path: Path, cpu_percent: float) -> dict[str, Any]:
+    """The machine's memory and disk now, with the CPU load measured by the caller."""
     memory = psutil.virtual_memory()
     disk = psutil.disk_usage(str(_existing_ancestor(disk_path)))
     return {
-        "cpu_percent": psutil.cpu_percent(interval=None),
+        "cpu_percent": cpu_percent,
         # `total - available` is what applications cannot have; psutil's `used` leaves
         # out buffers/cache differently on each platform.
         "memory": {"total": memory.total, "used": memory.total - memory.available},
@@ -60,18 +63,25 @@ class Heartbeat:
         self._task: asyncio.Task[None] | None = None
         self.beats = 0
         self.failures = 0
-        psutil.cpu_percent(interval=None)  # the first reading only starts the measurement
+        self._cpu_started = False
 
-    def payload(self) -> dict[str, Any]:
+    async def _cpu_percent(self) -> float:
+        """CPU use since the previous beat; the first beat samples CPU_SAMPLE_SECONDS."""
+        if not self._cpu_started:
+            self._cpu_started = True
+            return await asyncio.to_thread(psutil.cpu_percent, CPU_SAMPLE_SECONDS)
+        return psutil.cpu_percent(interval=None)
+
+    async def payload(self) -> dict[str, Any]:
         return {
-            **metrics(self._disk_path),
+            **metrics(self._disk_path, await self._cpu_percent()),
             "active_workspaces": self._active_workspaces(),
             "agent_version": VERSION,
         }
 
     async def beat(self) -> bool:
         """One heartbeat; False (logged) when it did not go through."""
-        payload = self.payload()
+        payload = await self.payload()
         try:
             await self._control_plane.heartbeat(payload)
         except ControlPlaneError as exc:

@@ -55,6 +55,7 @@ CONFIG = web.AppKey("config", AgentConfig)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 WORKSPACES = web.AppKey("workspaces", WorkspaceManager)
 TERMINALS = web.AppKey("terminals", TerminalManager)
+HEARTBEAT = web.AppKey("heartbeat", Heartbeat)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet)
 PRINCIPAL = "sam.principal"
 WEBSOCKET = "sam.websocket"
@@ -281,51 +282,56 @@ def build_app(config: AgentConfig) -> web.Application:
     app.router.add_get("/workspaces/{id}/terminals", terminals, name="terminals")
     app.router.add_get("/workspaces/{id}/terminal/ws", terminal_ws, name="terminal_ws")
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_on_shutdown)
     return app
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    """Start the parts in order before serving; stop them in reverse after."""
+    """Start the parts in order before serving; stop them in reverse after (also when a
+    later part fails to start)."""
     config = app[CONFIG]
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    session = new_session()
-    keys = KeySet(config.jwks_url, session)
-    app[VERIFIER] = TokenVerifier(keys, config.jwt_issuer, config.node_id)
-    prefetch = asyncio.create_task(keys.refresh())
-    control_plane = ControlPlane(config, session)
-    store = Store(config.state_dir / STORE_FILENAME)
-    workspaces = WorkspaceManager(config, store, control_plane)
-    app[WORKSPACES] = workspaces
-    app[TERMINALS] = TerminalManager(config, store, workspaces.shell_command)
-    await workspaces.start()
-    heartbeat = Heartbeat(
-        control_plane, workspaces.active_count, config.heartbeat_seconds, config.state_dir
-    )
-    heartbeat.start()
-
-    async def on_shutdown(app: web.Application) -> None:
-        # Open sockets would hold the server's shutdown until its timeout.
-        await heartbeat.stop()
-        await app[TERMINALS].close()
-        for ws in list(app[SOCKETS]):
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"agent shutting down")
-
-    app.on_shutdown.append(on_shutdown)
-    log.info(
-        "agent.started node_id=%s backend=%s version=%s workspaces=%d",
-        config.node_id,
-        config.backend,
-        VERSION,
-        len(workspaces.list()),
-    )
-    yield
-    await heartbeat.stop()
-    prefetch.cancel()
-    await workspaces.close()
-    await control_plane.close()
-    await session.close()
-    store.close()
+    async with contextlib.AsyncExitStack() as parts:
+        session = await parts.enter_async_context(new_session())
+        keys = KeySet(config.jwks_url, session)
+        app[VERIFIER] = TokenVerifier(keys, config.jwt_issuer, config.node_id)
+        prefetch = asyncio.create_task(keys.refresh())
+        parts.callback(prefetch.cancel)
+        control_plane = ControlPlane(config, session)
+        parts.push_async_callback(control_plane.close)
+        store = Store(config.state_dir / STORE_FILENAME)
+        parts.callback(store.close)
+        workspaces = WorkspaceManager(config, store, control_plane)
+        parts.push_async_callback(workspaces.close)
+        app[WORKSPACES] = workspaces
+        app[TERMINALS] = TerminalManager(config, store, workspaces.shell_command)
+        parts.push_async_callback(app[TERMINALS].close)
+        await workspaces.start()
+        heartbeat = Heartbeat(
+            control_plane, workspaces.active_count, config.heartbeat_seconds, config.state_dir
+        )
+        app[HEARTBEAT] = heartbeat
+        heartbeat.start()
+        parts.push_async_callback(heartbeat.stop)
+        log.info(
+            "agent.started node_id=%s backend=%s version=%s workspaces=%d",
+            config.node_id,
+            config.backend,
+            VERSION,
+            len(workspaces.list()),
+        )
+        yield
     log.info("agent.stopped node_id=%s", config.node_id)
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    """Before the server waits for its handlers: open sockets would hold it until timeout."""
+    if HEARTBEAT in app:
+        await app[HEARTBEAT].stop()
+    if TERMINALS in app:
+        await app[TERMINALS].close()
+    for ws in list(app[SOCKETS]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"agent shutting down")
 
 
 def tls_context(config: AgentConfig) -> ssl.SSLContext | None:

@@ -204,8 +204,8 @@ class TerminalManager:
         self._store.add_tab(workspace_id, session_id, name)
         session.tasks.add(asyncio.create_task(self._run(session)))
         log.info("terminal.created workspace_id=%s session_id=%s", workspace_id, session_id)
-        conn.send(p.CreatedFrame(request_id=frame.request_id, session=session.info()))
         self._add_viewer(conn, session, 0)
+        conn.send(p.CreatedFrame(request_id=frame.request_id, session=session.info()))
 
     def _cannot_create(self, workspace_id: str, session_id: str) -> tuple[p.ErrorCode, str] | None:
         if (workspace_id, session_id) in self._sessions:
@@ -294,15 +294,14 @@ class TerminalManager:
         wanted = frame.offset
         reset = wanted is not None and not ring.start <= wanted <= ring.end
         offset = ring.start if wanted is None or reset else wanted
-        conn.send(
-            p.AttachedFrame(
-                request_id=frame.request_id, session=session.info(), offset=offset, reset=reset
-            )
-        )
         old = conn.viewers.get(session.id)
         if old is not None:
             session.viewers.discard(old)
         self._add_viewer(conn, session, offset)
+        info = session.info()
+        conn.send(
+            p.AttachedFrame(request_id=frame.request_id, session=info, offset=offset, reset=reset)
+        )
 
     def _add_viewer(self, conn: Connection, session: Session, offset: int) -> None:
         viewer = Viewer(conn, session, offset)

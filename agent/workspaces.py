@@ -71,7 +71,7 @@ ALLOWED_TRANSITIONS: dict[WorkspaceState, frozenset[WorkspaceState]] = {
     S.RUNNING: frozenset({S.STOPPING, S.STOPPED, S.CREATING, S.ERROR}),
     S.STOPPING: frozenset({S.STOPPED, S.RUNNING, S.ERROR}),
     S.STOPPED: frozenset({S.CREATING, S.RUNNING, S.ERROR}),
-    S.ERROR: frozenset({S.CREATING, S.RUNNING, S.STOPPED, S.ERROR}),
+    S.ERROR: frozenset({S.CREATING, S.RUNNING, S.STOPPING, S.STOPPED, S.ERROR}),
 }
 ACTIVE_STATES = frozenset({S.PENDING, S.CREATING, S.RUNNING, S.STOPPING})
 
@@ -180,13 +180,13 @@ class WorkspaceManager:
             record = self.get(workspace_id)
             if record["state"] == S.STOPPED:
                 return record
-            self._transition(workspace_id, record["state"], S.STOPPING)
+            self._transition(workspace_id, S.STOPPING)
             try:
                 await self.backend.stop(record)
             except ProvisioningError as exc:
-                self._transition(workspace_id, S.STOPPING, S.ERROR, error=_explain(exc))
+                self._transition(workspace_id, S.ERROR, error=_explain(exc))
                 raise
-            self._transition(workspace_id, S.STOPPING, S.STOPPED)
+            self._transition(workspace_id, S.STOPPED)
             return self.get(workspace_id)
 
     async def restart(self, workspace_id: str) -> dict[str, Any]:
@@ -229,11 +229,14 @@ class WorkspaceManager:
         record = self.get(workspace_id)
         if workspace_id in self._tasks:
             raise InvalidTransition(f"workspace {workspace_id} is already being provisioned")
-        check_transition(workspace_id, record["state"], S.CREATING)
         if mode == "restart" and record["state"] == S.RUNNING:
             raise InvalidTransition(f"workspace {workspace_id} is already running")
-        # Checked again: a local repository may have gone since the workspace was created.
-        source = validate_repository(record["repository"])
+        if (Path(record["directory"]) / ".git").exists():
+            kind = "local" if record["repository"].startswith("/") else "url"
+            source = RepositorySource(record["repository"], kind)
+        else:  # cloned again: check again, a local repository may have gone meanwhile
+            source = validate_repository(record["repository"])
+        self._transition(workspace_id, S.CREATING)
         work = self._provision(workspace_id, source, record["branch"], mode)
         self._launch(workspace_id, work)
         return self.get(workspace_id)
@@ -243,7 +246,6 @@ class WorkspaceManager:
         log_.open()
         task = asyncio.create_task(work, name=f"provision-{workspace_id}")
         self._tasks[workspace_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(workspace_id, None))
 
     async def _provision(
         self, workspace_id: str, source: RepositorySource, branch: str | None, mode: Mode
@@ -253,12 +255,13 @@ class WorkspaceManager:
         try:
             async with self._lock(workspace_id):
                 record = self.get(workspace_id)
-                self._transition(workspace_id, record["state"], S.CREATING)
+                if record["state"] != S.CREATING:  # a restart or rebuild is there already
+                    self._transition(workspace_id, S.CREATING)
                 checkout = Path(record["directory"])
                 if not (checkout / ".git").exists():
                     await self._clone(boot, source, branch, checkout)
                 result = await self.backend.up(record, checkout, boot, mode)
-                self._transition(workspace_id, S.CREATING, S.RUNNING, error=None, **result)
+                self._transition(workspace_id, S.RUNNING, error=None, **result)
                 seconds = time.monotonic() - started
                 await boot.add("ready", StepStatus.SUCCEEDED, f"workspace ready in {seconds:.1f} s")
                 ready = self.get(workspace_id)
@@ -267,7 +270,7 @@ class WorkspaceManager:
             await self._fail(workspace_id, boot, exc)
         except asyncio.CancelledError:
             if self._closing:
-                self._transition(workspace_id, None, S.ERROR, error=INTERRUPTED)
+                self._transition(workspace_id, S.ERROR, error=INTERRUPTED)
             raise
         except Exception as exc:  # the background task's error boundary: never lose a failure
             log.exception("workspace.provision_crashed id=%s", workspace_id)
@@ -276,6 +279,9 @@ class WorkspaceManager:
             )
             await self._fail(workspace_id, boot, failure)
         finally:
+            # Before finish(): whoever follows the boot log may act on the workspace next.
+            if self._tasks.get(workspace_id) is asyncio.current_task():
+                del self._tasks[workspace_id]
             boot.finish()
 
     async def _clone(
@@ -299,17 +305,15 @@ class WorkspaceManager:
         await boot.add(exc.step, StepStatus.FAILED, _explain(exc), detail=exc.detail)
         if self.store.workspace(workspace_id) is None:
             return  # deleted meanwhile
-        self._transition(workspace_id, None, S.ERROR, error=_explain(exc))
+        self._transition(workspace_id, S.ERROR, error=_explain(exc))
         failure = {"step": exc.step, "message": exc.message, "detail": exc.detail, "hint": exc.hint}
         await self.reporter.provisioning_failed(workspace_id, failure)
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _transition(
-        self, workspace_id: str, current: str | None, target: WorkspaceState, **updates: Any
-    ) -> None:
+    def _transition(self, workspace_id: str, target: WorkspaceState, **updates: Any) -> None:
         record = self.get(workspace_id)
-        check_transition(workspace_id, current or record["state"], target)
+        check_transition(workspace_id, record["state"], target)
         self.store.save_workspace({**updates, "id": workspace_id, "state": target})
         log.info("workspace.state id=%s from=%s to=%s", workspace_id, record["state"], target)
 

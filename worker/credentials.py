@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from worker.crypto import Cipher, Sealed, blob
+from worker.crypto import Cipher, Sealed, from_blob, to_blob
 from worker.errors import ApiError
 
 CREDENTIAL_ID_PREFIX = "cr_"
@@ -77,8 +77,8 @@ async def save_credential(
             str(kind),
             label,
             hint_for(secret),
-            sealed.nonce,
-            sealed.ciphertext,
+            to_blob(sealed.nonce),
+            to_blob(sealed.ciphertext),
         )
         .first()
     )
@@ -134,5 +134,5 @@ async def open_credential(
     )
     if row is None:
         raise CredentialMissing(kind)
-    sealed = Sealed(blob(row["nonce"]), blob(row["ciphertext"]))
+    sealed = Sealed(from_blob(row["nonce"]), from_blob(row["ciphertext"]))
     return Cipher.from_env(env).open(user_id, str(kind), sealed).decode()

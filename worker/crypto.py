@@ -102,6 +102,11 @@ class Cipher:
             ) from None
 
 
-def blob(value: Any) -> bytes:
-    """A D1 BLOB as bytes (D1 hands BLOBs to Python as lists of byte values)."""
+# D1 sends and takes BLOBs as arrays of byte values (a typed array has not always been
+# accepted as a binding), so sealed values cross the D1 boundary as lists.
+def to_blob(data: bytes) -> list[int]:
+    return list(data)
+
+
+def from_blob(value: Any) -> bytes:
     return bytes(value)

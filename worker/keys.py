@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from worker.crypto import SYSTEM_OWNER, Cipher, Sealed, blob
+from worker.crypto import SYSTEM_OWNER, Cipher, Sealed, from_blob, to_blob
 
 ALGORITHM = "ES256"
 CURVE = "P-256"
@@ -95,7 +95,8 @@ def _new_key(cipher: Cipher, now: float) -> tuple[Any, ...]:
     sealed = cipher.seal(SYSTEM_OWNER, _kind(kid), der)
     jwk = ECAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
     public_jwk = {**jwk, "kid": kid, "alg": ALGORITHM, "use": "sig"}
-    return kid, sealed.nonce, sealed.ciphertext, json.dumps(public_jwk), iso(now)
+    nonce, ciphertext = to_blob(sealed.nonce), to_blob(sealed.ciphertext)
+    return kid, nonce, ciphertext, json.dumps(public_jwk), iso(now)
 
 
 async def active_key(env: Any, now: float | None = None) -> ActiveKey:
@@ -107,7 +108,7 @@ async def active_key(env: Any, now: float | None = None) -> ActiveKey:
         await env.DATABASE.prepare(_INSERT_FIRST).bind(*values).run()
         row = await env.DATABASE.prepare(_ACTIVE).first()
         assert row is not None, "a key was inserted, or another request's was"
-    sealed = Sealed(blob(row["private_key_nonce"]), blob(row["private_key_ciphertext"]))
+    sealed = Sealed(from_blob(row["private_key_nonce"]), from_blob(row["private_key_ciphertext"]))
     der = cipher.open(SYSTEM_OWNER, _kind(row["kid"]), sealed)
     private_key = serialization.load_der_private_key(der, password=None)
     assert isinstance(private_key, ec.EllipticCurvePrivateKey)

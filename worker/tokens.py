@@ -193,8 +193,10 @@ async def verify(
 
 async def jwks(env: Any) -> dict[str, Any]:
     """The public keys a verifier needs now: at least the active one (made if none yet)."""
-    await keys.active_key(env)
     published = await keys.published_keys(env, KEY_RETENTION_SECONDS)
+    if not any(key.retired_at is None for key in published):
+        await keys.active_key(env)
+        published = await keys.published_keys(env, KEY_RETENTION_SECONDS)
     return {"keys": [key.public_jwk for key in published]}
 
 

@@ -1,11 +1,11 @@
 """Fixtures shared by every agent test.
 
-    control_plane   a running ControlPlaneDouble (JWKS, token minting, recorded callbacks)
-    agent_token     a valid sam:agent token for the double's node
-    agent_factory   agent_factory(backend="docker", extra_env=None, state_dir=None) starts a
-                    real `python -m agent` subprocess; all are stopped after the test
-    agent           one running agent on the host backend (no Docker needed), for tests of
-                    the HTTP surface; use agent_factory(backend="docker") for workspaces
+control_plane   a running ControlPlaneDouble (JWKS, token minting, recorded callbacks)
+agent_token     a valid sam:agent token for the double's node
+agent_factory   agent_factory(backend="docker", extra_env=None, state_dir=None) starts a
+                real `python -m agent` subprocess; all are stopped after the test
+agent           one running agent on the host backend (no Docker needed), for tests of
+                the HTTP surface; use agent_factory(backend="docker") for workspaces
 """
 
 from collections.abc import Callable, Iterator
@@ -32,9 +32,7 @@ AgentFactory = Callable[..., AgentProcess]
 
 
 @pytest.fixture
-def agent_factory(
-    control_plane: ControlPlaneDouble, tmp_path: Path
-) -> Iterator[AgentFactory]:
+def agent_factory(control_plane: ControlPlaneDouble, tmp_path: Path) -> Iterator[AgentFactory]:
     started: list[AgentProcess] = []
 
     def factory(

@@ -111,9 +111,7 @@ async def test_run_command_keeps_bounded_tails_and_reports_lines() -> None:
 
 async def test_run_command_stops_the_whole_group_on_timeout() -> None:
     began = time.monotonic()
-    result = await run_command(
-        ["sh", "-c", "sleep 30 & sleep 30; wait"], timeout_seconds=0.3
-    )
+    result = await run_command(["sh", "-c", "sleep 30 & sleep 30; wait"], timeout_seconds=0.3)
     assert result.timed_out
     assert time.monotonic() - began < 5
     assert not _sleepers()

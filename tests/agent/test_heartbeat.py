@@ -111,6 +111,22 @@ async def test_callbacks_are_retried_then_delivered_in_order(client, control_pla
     assert delivered == ["clone", "up", "done"]
 
 
+async def test_localhost_names_reach_loopback_with_their_host(control_plane, tmp_path):
+    url = f"http://api.localhost:{control_plane.port}"
+    config = AgentConfig.from_environ(
+        {
+            "SAM_NODE_ID": control_plane.node_id,
+            "SAM_CONTROL_PLANE_URL": url,
+            "SAM_STATE_DIR": str(tmp_path),
+        }
+    )
+    write_token_file(config.callback_token_file, INITIAL_CALLBACK_TOKEN)
+    async with new_session() as session:
+        await ControlPlane(config, session).heartbeat({"cpu_percent": 0})
+    [call] = control_plane.heartbeats()
+    assert call.host == f"api.localhost:{control_plane.port}"
+
+
 def test_token_file_is_replaced_atomically(tmp_path: Path) -> None:
     path = tmp_path / "callback-token"
     path.write_text("old\n")

@@ -1,5 +1,6 @@
 """Repository and branch validation, and real `git clone` (no shell, `--` separators)."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -146,8 +147,6 @@ def test_refused_branches_are_refused_by_git_or_by_our_stricter_rules(tmp_path: 
 
 
 def git_check_ref_format(cwd: Path, value: str) -> int:
-    import subprocess
-
     return subprocess.run(
         ["git", "check-ref-format", "--branch", value], cwd=cwd, capture_output=True
     ).returncode

@@ -7,6 +7,7 @@ import datetime
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -298,6 +299,16 @@ def test_tls(agent_factory, tmp_path: Path) -> None:
         assert client.get(f"{agent.url}/workspaces", headers=agent.auth()).status_code == 200
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{agent.port}/health")
+
+
+def test_a_busy_port_is_a_clear_start_failure(agent: AgentProcess) -> None:
+    env = {**agent.env, "SAM_STATE_DIR": str(agent.state_dir.parent / "second")}
+    done = subprocess.run(
+        [sys.executable, "-m", "agent"], cwd=agent.cwd, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert "agent.start_failed" in done.stderr and str(agent.port) in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 async def test_sigterm_shuts_down_gracefully(agent: AgentProcess, control_plane, repository):

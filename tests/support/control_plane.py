@@ -76,6 +76,7 @@ class Callback:
     body: Any
     authorization: str | None
     status: int  # what the double answered
+    host: str | None = None
     received_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -340,6 +341,7 @@ class ControlPlaneDouble:
                     body,
                     authorization,
                     status,
+                    request.headers.get("Host"),
                 )
             )
             self._lock.notify_all()
