@@ -23,6 +23,7 @@ import docker
 import docker.errors
 
 from agent.errors import ContainerError
+from agent.shell import INHERITED_ENV_NAMES
 
 LABEL_WORKSPACE = "sam.workspace"
 LABEL_NODE = "sam.node"
@@ -40,6 +41,27 @@ DEVCONTAINER_CLI = Path("node_modules") / ".bin" / "devcontainer"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 LineHandler = Callable[[str], None]
+
+# What the agent's child tools (git, the devcontainer CLI) see of its environment: enough
+# to reach Docker, SSH agents and proxies. Never the rest: a devcontainer.json can read
+# the CLI's environment through ${localEnv:NAME}.
+CHILD_ENV_NAMES = (
+    *INHERITED_ENV_NAMES,
+    "SSH_AUTH_SOCK",
+    "TMPDIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+)
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """The environment for a tool the agent runs: CHILD_ENV_NAMES plus `overrides`."""
+    inherited = {name: os.environ[name] for name in CHILD_ENV_NAMES if name in os.environ}
+    return inherited | overrides
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -225,7 +247,7 @@ class DevcontainerCLI:
     ) -> tuple[UpResult | None, CommandResult]:
         argv = self.up_argv(workspace_folder, labels, override_config=override_config)
         result = await run_command(
-            argv, timeout_seconds=timeout_seconds, on_stderr_line=on_log_line
+            argv, timeout_seconds=timeout_seconds, env=child_env(), on_stderr_line=on_log_line
         )
         return parse_up_output(result.stdout), result
 

@@ -132,7 +132,7 @@ class PtyProcess:
 
     def write(self, data: bytes) -> None:
         """Queue input for the child without blocking; raises InputOverflow when full."""
-        if self._eof.is_set():
+        if self._fd < 0 or self._eof.is_set():
             return
         if len(self._pending) + len(data) > MAX_PENDING_INPUT_BYTES:
             raise InputOverflow(len(self._pending))
@@ -167,8 +167,9 @@ class PtyProcess:
     def resize(self, cols: int, rows: int) -> tuple[int, int]:
         """Set the window size (clamped); the child gets SIGWINCH. Returns the size set."""
         self.cols, self.rows = clamp_size(cols, rows)
-        with contextlib.suppress(OSError):
-            _set_size(self._fd, self.cols, self.rows)
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                _set_size(self._fd, self.cols, self.rows)
         return self.cols, self.rows
 
     # -- exit -----------------------------------------------------------------
@@ -200,7 +201,7 @@ class PtyProcess:
         return self._status
 
     async def terminate(self) -> ExitStatus:
-        """Stop the child: SIGHUP, then SIGTERM, then SIGKILL, waiting after each."""
+        """Stop the child: hang up (SIGHUP), then SIGTERM, then SIGKILL, waiting after each."""
         for signum, wait_seconds in (
             (signal.SIGHUP, HUP_WAIT_SECONDS),
             (signal.SIGTERM, TERM_WAIT_SECONDS),
@@ -209,6 +210,10 @@ class PtyProcess:
             if self._exited.is_set():
                 break
             self._signal_all(signum)
+            if signum == signal.SIGHUP:
+                # A real hang-up, as when a terminal window closes: a shell can miss a bare
+                # SIGHUP (bash does, at the moment it enters readline) but not EIO on read.
+                self._hang_up()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._exited.wait()), wait_seconds)
         return await self.wait()
@@ -216,23 +221,37 @@ class PtyProcess:
     def _signal_all(self, signum: int) -> None:
         # The shell leads its own session; its foreground job has its own group.
         groups = {self.pid}
-        with contextlib.suppress(OSError):
-            groups.add(os.tcgetpgrp(self._fd))
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                groups.add(os.tcgetpgrp(self._fd))
         for group in groups:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signum)
 
-    def close(self) -> None:
-        """Release the file descriptors (after wait/terminate)."""
+    def _hang_up(self) -> None:
+        """Close the master: the kernel hangs up the terminal (SIGHUP, then EIO on reads)."""
+        if self._fd < 0:
+            return
         self.pause_reading()
         if self._writing:
             self._loop.remove_writer(self._fd)
             self._writing = False
-        if not self._exited.is_set():
-            self._loop.remove_reader(self._pidfd)
-        for fd in (self._fd, self._pidfd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._pending.clear()
+        os.close(self._fd)
+        self._fd = -1  # never touch the number again: the kernel reuses it
+        self._eof.set()
+
+    def close(self) -> None:
+        """Release the file descriptors (after wait/terminate)."""
+        self._hang_up()
+        if self._pidfd >= 0:
+            if not self._exited.is_set():
+                self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+
+
+_RESETTABLE_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
 
 
 def _set_size(fd: int, cols: int, rows: int) -> None:
@@ -258,6 +277,9 @@ def _spawn(command: ShellCommand, cols: int, rows: int) -> tuple[int, int]:
             argv,
             env,
             setsid=True,
+            # Nothing the agent ignores or blocks (SIGPIPE, ...) leaks into the shell.
+            setsigdef=_RESETTABLE_SIGNALS,
+            setsigmask=(),
             file_actions=[
                 # Opened after setsid, the slave becomes the controlling terminal.
                 (os.POSIX_SPAWN_OPEN, 0, slave_path, os.O_RDWR, 0),

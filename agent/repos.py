@@ -9,13 +9,12 @@ transport, so even a value that slipped through could not become an option or a 
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from agent.containers import CommandResult, run_command, stderr_tail
+from agent.containers import CommandResult, child_env, run_command, stderr_tail
 from agent.errors import CloneError, InvalidWorkspaceSpec
 
 MAX_REPOSITORY_CHARS = 2048
@@ -45,6 +44,18 @@ _BAD_COMPONENT = re.compile(r"(^|/)\.|\.lock(/|$)")
 class RepositorySource:
     value: str
     kind: str  # "url" or "local"
+
+    @property
+    def display(self) -> str:
+        """The repository for logs and boot-log messages: credentials in a URL hidden."""
+        if self.kind != "url" or "://" not in self.value:
+            return self.value
+        parts = urlsplit(self.value)
+        if parts.username is None:
+            return self.value
+        host = parts.hostname or ""
+        netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+        return parts._replace(netloc=netloc).geturl()
 
     @property
     def name(self) -> str:
@@ -162,17 +173,15 @@ def clone_argv(source: RepositorySource, branch: str | None, destination: Path) 
     return [*argv, "--", source.value, str(destination)]
 
 
-def git_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The agent's environment, with every git prompt turned off: a clone that needs
+def git_env() -> dict[str, str]:
+    """The child environment with every git prompt turned off: a clone that needs
     credentials fails at once instead of waiting for a terminal that is not there."""
-    env = dict(os.environ if environ is None else environ)
-    env.update(
+    return child_env(
         GIT_TERMINAL_PROMPT="0",
         GIT_ASKPASS="/bin/false",
         SSH_ASKPASS="/bin/false",
         GIT_SSH_COMMAND="ssh -o BatchMode=yes",
     )
-    return env
 
 
 async def clone(

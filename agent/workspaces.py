@@ -287,7 +287,7 @@ class WorkspaceManager:
     async def _clone(
         self, boot: BootLog, source: RepositorySource, branch: str | None, checkout: Path
     ) -> None:
-        what = f"{source.value}" + (f" (branch {branch})" if branch else "")
+        what = source.display + (f" (branch {branch})" if branch else "")
         await boot.add("clone", StepStatus.STARTED, f"cloning {what}")
         began = time.monotonic()
         checkout.parent.mkdir(parents=True, exist_ok=True)

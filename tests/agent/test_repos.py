@@ -67,6 +67,13 @@ def test_refuses_bad_repositories_naming_the_field(value: str, says: str) -> Non
     assert says in refused.value.message
 
 
+def test_display_hides_credentials_in_urls() -> None:
+    source = validate_repository("https://x-access-token@github.com:8443/octo/hello.git")
+    assert source.display == "https://***@github.com:8443/octo/hello.git"
+    plain = validate_repository("https://github.com/octo/hello.git")
+    assert plain.display == plain.value
+
+
 def test_refuses_non_strings() -> None:
     for value in (None, 42, ["https://x/y"]):
         with pytest.raises(InvalidWorkspaceSpec):

@@ -168,9 +168,16 @@ def steps(entries: list[dict[str, Any]]) -> list[str]:
 
 
 async def test_repository_with_devcontainer_comes_up_with_env_and_post_create(
-    manager: WorkspaceManager, control_plane: ControlPlaneDouble, tmp_path: Path
+    manager: WorkspaceManager,
+    control_plane: ControlPlaneDouble,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    repo = make_repo(tmp_path, "with-config", DEVCONTAINER, files={"hello.txt": "hi\n"})
+    # A devcontainer.json can read the CLI's environment; the agent's must not reach it.
+    monkeypatch.setenv("SAM_TEST_SECRET", "hunter2")
+    leaky = {**DEVCONTAINER}
+    leaky["containerEnv"] = {**DEVCONTAINER["containerEnv"], "LEAK": "${localEnv:SAM_TEST_SECRET}"}
+    repo = make_repo(tmp_path, "with-config", leaky, files={"hello.txt": "hi\n"})
     created = await manager.create({"id": "ws-config", "repository": str(repo)})
     assert created["state"] in ("pending", "creating")
 
@@ -185,7 +192,8 @@ async def test_repository_with_devcontainer_comes_up_with_env_and_post_create(
     script = (
         'echo "pwd=$PWD"; cat hello.txt; echo "env=$SAM_TEST_GREETING"; '
         'test -f "$HOME/.post-create-ran" && echo post-create=yes; '
-        'touch written-by-shell && echo writable=yes; echo "term=$TERM"; id -un'
+        'touch written-by-shell && echo writable=yes; echo "term=$TERM"; id -un; '
+        'echo "leak=$LEAK"'
     )
     done = run_shell(shell, script)
     assert done.returncode == 0, done.stderr
@@ -197,6 +205,7 @@ async def test_repository_with_devcontainer_comes_up_with_env_and_post_create(
         "writable=yes",
         "term=xterm-256color",
         "sam",
+        "leak=",
     ):
         assert expected in done.stdout.splitlines()
     # The user's tree is not dirtied by SAM: only what the shell wrote.
