@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -117,55 +119,39 @@ class Store:
 
     def delete_workspace(self, workspace_id: str) -> None:
         """Forget a workspace and its tabs."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "DELETE FROM terminal_tabs WHERE workspace_id = ?", (workspace_id,)
-                )
-                self._db.execute("DELETE FROM workspaces WHERE id = ?", (workspace_id,))
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._transaction():
+            self._db.execute("DELETE FROM terminal_tabs WHERE workspace_id = ?", (workspace_id,))
+            self._db.execute("DELETE FROM workspaces WHERE id = ?", (workspace_id,))
 
     # --- terminal tabs ----------------------------------------------------------------------
 
     def add_tab(self, workspace_id: str, session_id: str, name: str) -> dict[str, Any]:
         """Append a tab after the workspace's last one. Adding an existing tab renames it."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                existing = self._row(
-                    "SELECT * FROM terminal_tabs WHERE workspace_id = ? AND session_id = ?",
-                    (workspace_id, session_id),
+        with self._transaction():
+            existing = self._row(
+                "SELECT * FROM terminal_tabs WHERE workspace_id = ? AND session_id = ?",
+                (workspace_id, session_id),
+            )
+            if existing:
+                self._db.execute(
+                    "UPDATE terminal_tabs SET name = ? WHERE workspace_id = ? AND session_id = ?",
+                    (name, workspace_id, session_id),
                 )
-                if existing:
-                    self._db.execute(
-                        "UPDATE terminal_tabs SET name = ? "
-                        "WHERE workspace_id = ? AND session_id = ?",
-                        (name, workspace_id, session_id),
-                    )
-                else:
-                    (last,) = self._db.execute(
-                        "SELECT COALESCE(MAX(position), -1) FROM terminal_tabs "
-                        "WHERE workspace_id = ?",
-                        (workspace_id,),
-                    ).fetchone()
-                    self._db.execute(
-                        "INSERT INTO terminal_tabs "
-                        "(workspace_id, session_id, name, position, created_at) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (workspace_id, session_id, name, last + 1, utc_now()),
-                    )
-                row = self._row(
-                    "SELECT * FROM terminal_tabs WHERE workspace_id = ? AND session_id = ?",
-                    (workspace_id, session_id),
+            else:
+                (last,) = self._db.execute(
+                    "SELECT COALESCE(MAX(position), -1) FROM terminal_tabs WHERE workspace_id = ?",
+                    (workspace_id,),
+                ).fetchone()
+                self._db.execute(
+                    "INSERT INTO terminal_tabs "
+                    "(workspace_id, session_id, name, position, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (workspace_id, session_id, name, last + 1, utc_now()),
                 )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            row = self._row(
+                "SELECT * FROM terminal_tabs WHERE workspace_id = ? AND session_id = ?",
+                (workspace_id, session_id),
+            )
         assert row is not None
         return dict(row)
 
@@ -198,6 +184,18 @@ class Store:
         return [dict(row) for row in rows]
 
     # --- helpers ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """The lock and one write transaction: committed, or rolled back on any exception."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def _row(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self._db.execute(sql, params).fetchone()

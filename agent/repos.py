@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from agent.containers import CommandResult, child_env, run_command, stderr_tail
 from agent.errors import CloneError, InvalidWorkspaceSpec
+from agent.process import CommandResult, child_env, run_command, stderr_tail
 
 MAX_REPOSITORY_CHARS = 2048
 MAX_BRANCH_CHARS = 255

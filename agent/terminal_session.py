@@ -79,7 +79,9 @@ class Session:
         self.exit_json: str | None = None  # the exit frame, once the session has ended
         self.orphan_timer: Cancellable | None = None
         self.done = asyncio.Event()
-        self.tasks: set[asyncio.Task[object]] = set()  # held so they are not collected
+        self.tasks: set[asyncio.Task[None]] = set()  # held so they are not collected
+        self.stopper: asyncio.Task[None] | None = None  # the close ladder, once started
+        self.closers: set[Connection] = set()  # connections that asked to close it
         # Flow control: pause reading while every live viewer is this far behind; a
         # whole read burst must still fit in the ring after that.
         self._pause_bytes = ring_bytes // 2

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -22,7 +23,7 @@ from agent import protocol as p
 from agent.config import AgentConfig
 from agent.errors import WorkspaceNotFound, WorkspaceNotRunning
 from agent.persistence import Store
-from agent.pty import ExitStatus, InputOverflow, SpawnError
+from agent.pty import ExitStatus, InputOverflow, SpawnError, stop_tagged_sessions
 from agent.shell import ShellCommand
 from agent.terminal_session import Cancellable, Connection, Session, SessionState, Viewer
 
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 WRITER_DRAIN_SECONDS = 2.0  # at shutdown, time to deliver the last frames before closing
 SESSION_ID_BYTES = 6  # 12 hex characters
+# Every session's processes carry SAM_TERMINAL_SESSION=<workspace>:<session> in their
+# environment, so closing can find a shell that escaped the PTY (see _tagged).
+SESSION_TAG_ENV = "SAM_TERMINAL_SESSION"
 
 ShellFor = Callable[[str], Awaitable[ShellCommand]]
 # The injected timer: schedule(delay_seconds, callback) -> a handle with cancel().
@@ -191,7 +195,7 @@ class TerminalManager:
         name = frame.name or _stored_name(tabs, session_id) or f"Terminal {len(tabs) + 1}"
         session = Session(workspace_id, session_id, name, self._config.terminal_ring_bytes)
         try:
-            session.start(command, frame.cols, frame.rows)
+            session.start(_tagged(command, _tag_value(session)), frame.cols, frame.rows)
         except SpawnError as exc:
             message = f"{exc}; check the workspace's shell"
             conn.send(
@@ -221,6 +225,8 @@ class TerminalManager:
 
     async def _run(self, session: Session) -> None:
         status: ExitStatus = await session.pty.wait()
+        if session.stopper is not None:
+            await session.stopper  # the exit frame comes once nothing of the session runs
         session.pty.close()
         reason = session.close_reason or p.ExitReason.EXITED
         session.move(SessionState.ENDED)
@@ -235,6 +241,9 @@ class TerminalManager:
         session.exit_json = exit_frame.model_dump_json()
         for viewer in session.viewers:
             viewer.connection.wake()
+        watching = {viewer.connection for viewer in session.viewers}
+        for conn in session.closers - watching:  # asked to close it without watching it
+            conn.send(exit_frame)
         log.info(
             "terminal.ended workspace_id=%s session_id=%s reason=%s exit_code=%s signal=%s",
             session.workspace_id,
@@ -251,7 +260,11 @@ class TerminalManager:
             return
         session.close_reason = reason
         session.move(SessionState.CLOSING)
-        session.tasks.add(asyncio.create_task(session.pty.terminate()))
+        session.stopper = asyncio.create_task(self._stop(session))
+
+    async def _stop(self, session: Session) -> None:
+        await session.pty.terminate()
+        await stop_tagged_sessions(f"{SESSION_TAG_ENV}={_tag_value(session)}")
 
     async def _close_all(self, sessions: list[Session], reason: p.ExitReason) -> None:
         for session in sessions:
@@ -261,6 +274,7 @@ class TerminalManager:
     def _close_request(self, conn: Connection, frame: p.CloseFrame) -> None:
         session = self._sessions.get((conn.workspace_id, frame.session_id))
         if session is not None:
+            session.closers.add(conn)
             self._end(session, p.ExitReason.CLOSED)
             return
         # Not live: closing a tab left over from before an agent restart just forgets it.
@@ -400,6 +414,19 @@ def _stale_info(tab: dict[str, Any]) -> p.SessionInfo:
         offset=None,
         viewers=0,
     )
+
+
+def _tag_value(session: Session) -> str:
+    return f"{session.workspace_id}:{session.id}"
+
+
+def _tagged(command: ShellCommand, tag_value: str) -> ShellCommand:
+    argv = list(command.argv)
+    if Path(argv[0]).name == "docker" and argv[1:2] == ["exec"]:
+        # docker exec leaves its process running when the client dies (moby#9098): the
+        # tag lets close find the shell inside the container.
+        argv[2:2] = ["-e", f"{SESSION_TAG_ENV}={tag_value}"]
+    return ShellCommand(argv, {**command.env, SESSION_TAG_ENV: tag_value}, command.cwd)
 
 
 def _stored_name(tabs: list[dict[str, Any]], session_id: str) -> str | None:

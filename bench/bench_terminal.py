@@ -52,6 +52,11 @@ START_TIMEOUT_SECONDS = 20.0
 STEP_TIMEOUT_SECONDS = 60.0
 
 
+def docker_exec_argv(container: str) -> list[str]:
+    env = [f"-e{name}={value}" for name, value in SHELL_ENV.items()]
+    return ["docker", "exec", "-it", *env, container, *SHELL_ARGV]
+
+
 # -- servers (run as `--serve KIND PORT` in a child process) ----------------------------
 
 
@@ -74,8 +79,7 @@ def serve_agent(port: int, container: str | None) -> None:
         }
     )
     if container:
-        argv = ["docker", "exec", "-it", "-e", "TERM=xterm-256color", "-e", "PS1=$ "]
-        command = ShellCommand([*argv, container, *SHELL_ARGV], dict(SHELL_ENV))
+        command = ShellCommand(docker_exec_argv(container), dict(SHELL_ENV))
     else:
         command = ShellCommand(list(SHELL_ARGV), dict(SHELL_ENV), state)
 
@@ -98,7 +102,12 @@ def serve_agent(port: int, container: str | None) -> None:
         await web.TCPSite(runner, "127.0.0.1", port).start()
         await asyncio.Event().wait()
 
-    asyncio.run(main())
+    if os.environ.get("BENCH_UVLOOP"):
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 def serve_terminado(port: int) -> None:
@@ -169,14 +178,14 @@ class TerminadoClient:
 class RawPtyClient:
     """The limit: this process reads the PTY itself, no server, no WebSocket."""
 
-    def __init__(self) -> None:
+    def __init__(self, argv: list[str]) -> None:
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[bytes] = asyncio.Queue()
         master, slave = os.openpty()
         env = {**{k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}, **SHELL_ENV}
-        self.pid = os.posix_spawn(
-            "/bin/bash",
-            SHELL_ARGV,
+        self.pid = os.posix_spawnp(
+            argv[0],
+            argv,
             env,
             setsid=True,
             file_actions=[
@@ -331,9 +340,7 @@ async def measure_rss(kind: str, sessions: int) -> tuple[float, float]:
         await asyncio.sleep(0.5)
         baseline = server.memory_info().rss
         async with aiohttp.ClientSession() as http:
-            clients = await asyncio.gather(
-                *(connect(http, kind, port) for _ in range(sessions))
-            )
+            clients = await asyncio.gather(*(connect(http, kind, port) for _ in range(sessions)))
             await asyncio.sleep(1.0)
             loaded = server.memory_info().rss
             for client in clients:
@@ -377,12 +384,17 @@ async def run(args: argparse.Namespace) -> None:
                     name, lambda kind=kind, port=port: connect(http, kind, port), args
                 )
 
-            async def raw() -> Client:
-                client = RawPtyClient()
+            async def raw(argv: list[str]) -> Client:
+                client = RawPtyClient(argv)
                 await asyncio.wait_for(read_until(client, PROMPT), START_TIMEOUT_SECONDS)
                 return client
 
-            results["raw-pty"] = await measure_peer("raw-pty", raw, args)
+            results["raw-pty"] = await measure_peer("raw-pty", lambda: raw(SHELL_ARGV), args)
+            if container:
+                argv = docker_exec_argv(container)
+                results["raw-pty-docker"] = await measure_peer(
+                    "raw-pty-docker", lambda: raw(argv), args
+                )
     finally:
         for process, _ in servers.values():
             stop_server(process)
@@ -400,6 +412,12 @@ async def run(args: argparse.Namespace) -> None:
 
     peer = results["terminado"]
     print("ratios (target):")
+    if "raw-pty-docker" in results:
+        docker, ours = results["raw-pty-docker"], results["agent-docker"]
+        print(
+            f"  docker exec itself: echo p50 {docker['p50_ms'] / peer['p50_ms']:.2f}x terminado;"
+            f" the agent adds {ours['p50_ms'] - docker['p50_ms']:.3f} ms p50 on top of it"
+        )
     for name in ("agent", "agent-docker"):
         if name in results:
             ours = results[name]

@@ -1,0 +1,170 @@
+"""The agent's routes: the table of them, and their handlers.
+
+Handlers raise typed AgentErrors and leave the answering of errors (and auth) to the
+middlewares in agent/server.py; the route names below tell the auth middleware which
+routes are public and which are WebSockets. The routes are written down in
+docs/protocols/agent-api.md.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+
+from agent.config import AgentConfig
+from agent.errors import BadRequest
+from agent.terminals import TerminalManager
+from agent.workspaces import WorkspaceManager
+from worker.version import VERSION
+
+log = logging.getLogger("agent.routes")
+
+WS_HEARTBEAT_SECONDS = 30.0
+# The terminal protocol answers frames over max_frame_bytes with an error frame; aiohttp
+# closes the socket (1009) only beyond this many times that, so a bad frame is not a drop.
+WS_FRAME_CEILING_FACTOR = 4
+BOOT_LOG_WS_MAX_MESSAGE_BYTES = 4 * 1024
+CREATE_FIELDS = {"id", "repository", "branch"}
+
+PUBLIC_ROUTES = frozenset({"health"})
+WEBSOCKET_ROUTES = frozenset({"boot_log_ws", "terminal_ws"})
+
+CONFIG = web.AppKey("config", AgentConfig)
+WORKSPACES = web.AppKey("workspaces", WorkspaceManager)
+TERMINALS = web.AppKey("terminals", TerminalManager)
+SOCKETS = web.AppKey("sockets", weakref.WeakSet)
+# The request's WebSocket once upgraded: the error middleware closes it instead of answering.
+WEBSOCKET = "sam.websocket"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/health", health, name="health")
+    router.add_post("/workspaces", create_workspace, name="create_workspace")
+    router.add_get("/workspaces", list_workspaces, name="list_workspaces")
+    router.add_get("/workspaces/{id}", get_workspace, name="get_workspace")
+    router.add_delete("/workspaces/{id}", _lifecycle_action("delete", 200), name="delete")
+    for action, status in (("stop", 200), ("restart", 202), ("rebuild", 202)):
+        router.add_post(
+            f"/workspaces/{{id}}/{action}", _lifecycle_action(action, status), name=action
+        )
+    router.add_get("/workspaces/{id}/boot-log", boot_log, name="boot_log")
+    router.add_get("/workspaces/{id}/boot-log/ws", boot_log_ws, name="boot_log_ws")
+    router.add_get("/workspaces/{id}/terminals", terminals, name="terminals")
+    router.add_get("/workspaces/{id}/terminal/ws", terminal_ws, name="terminal_ws")
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()  # over client_max_size raises HTTPRequestEntityTooLarge
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def create_spec(body: dict[str, Any]) -> dict[str, Any]:
+    """The body's shape; the WorkspaceManager validates the values (id, repository, branch)."""
+    unknown = set(body) - CREATE_FIELDS
+    if unknown:
+        raise BadRequest(f"unknown fields {sorted(unknown)}; accepted: {sorted(CREATE_FIELDS)}")
+    return {name: body.get(name) for name in CREATE_FIELDS}
+
+
+async def health(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    return web.json_response({"status": "ok", "node_id": config.node_id, "agent_version": VERSION})
+
+
+async def create_workspace(request: web.Request) -> web.Response:
+    spec = create_spec(await json_body(request))
+    workspace = await request.app[WORKSPACES].create(spec)
+    log.info("workspace.created id=%s repository=%s", spec["id"], spec["repository"])
+    return web.json_response(workspace, status=202)
+
+
+async def list_workspaces(request: web.Request) -> web.Response:
+    return web.json_response({"workspaces": request.app[WORKSPACES].list()})
+
+
+async def get_workspace(request: web.Request) -> web.Response:
+    return web.json_response(request.app[WORKSPACES].get(request.match_info["id"]))
+
+
+def _lifecycle_action(action: str, status: int) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        workspace_id = request.match_info["id"]
+        workspaces = request.app[WORKSPACES]
+        workspaces.get(workspace_id)  # 404 before anything changes
+        result = await getattr(workspaces, action)(workspace_id)
+        # Shells in a stopped, rebuilt or deleted workspace are gone or must go.
+        await request.app[TERMINALS].close_workspace(workspace_id)
+        log.info("workspace.%s id=%s", action, workspace_id)
+        if action == "delete":
+            return web.json_response({"id": workspace_id, "deleted": True}, status=status)
+        body = result if isinstance(result, dict) else workspaces.get(workspace_id)
+        return web.json_response(body, status=status)
+
+    return handler
+
+
+async def boot_log(request: web.Request) -> web.Response:
+    log_ = request.app[WORKSPACES].boot_log(request.match_info["id"])
+    return web.json_response({"entries": log_.entries()})
+
+
+async def boot_log_ws(request: web.Request) -> web.WebSocketResponse:
+    entries = request.app[WORKSPACES].boot_log(request.match_info["id"]).subscribe()
+    ws = await _prepare(request, BOOT_LOG_WS_MAX_MESSAGE_BYTES)
+
+    async def send_entries() -> None:
+        async for entry in entries:
+            await ws.send_json(entry)
+
+    sender = asyncio.create_task(send_entries())
+    # Reading is what notices the viewer leaving; viewers send nothing we act on.
+    reader = asyncio.create_task(_drain(ws))
+    done, _ = await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (sender, reader):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
+            await task
+    if sender in done and sender.exception() is None:
+        await ws.close(code=WSCloseCode.OK, message=b"provisioning ended")
+    return ws
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    async for _message in ws:
+        pass
+
+
+async def terminals(request: web.Request) -> web.Response:
+    workspace_id = request.match_info["id"]
+    request.app[WORKSPACES].get(workspace_id)
+    return web.json_response({"tabs": request.app[TERMINALS].tabs(workspace_id)})
+
+
+async def terminal_ws(request: web.Request) -> web.WebSocketResponse:
+    workspace_id = request.match_info["id"]
+    request.app[WORKSPACES].get(workspace_id)
+    ceiling = request.app[CONFIG].max_frame_bytes * WS_FRAME_CEILING_FACTOR
+    ws = await _prepare(request, ceiling)
+    await request.app[TERMINALS].handle(ws, workspace_id)
+    return ws
+
+
+async def _prepare(request: web.Request, max_message_bytes: int) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT_SECONDS, max_msg_size=max_message_bytes)
+    request[WEBSOCKET] = ws
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    return ws
