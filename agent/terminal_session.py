@@ -15,12 +15,13 @@ import contextlib
 import time
 from collections import deque
 from enum import StrEnum
+from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
 
 from agent import protocol as p
-from agent.pty import PtyProcess
+from agent.pty import PtyProcess, stop_tagged_sessions
 from agent.ring import Ring
 from agent.shell import ShellCommand
 
@@ -28,6 +29,20 @@ MAX_OUTPUT_FRAME_BYTES = 128 * 1024  # one binary output frame; more waits for t
 MAX_QUEUED_CONTROL_FRAMES = 1024  # replies queued for a client that does not read them
 VIEWER_STALL_SECONDS = 2.0  # a viewer whose socket accepts nothing for this long stops
 #                             holding back the PTY (it gets a `reset` when it catches up)
+# Every session's processes carry SAM_TERMINAL_SESSION=<workspace>:<session> in their
+# environment, so closing can find a shell that escaped the PTY (see command_tagged).
+SESSION_TAG_ENV = "SAM_TERMINAL_SESSION"
+
+
+def command_tagged(command: ShellCommand, tag: str) -> ShellCommand:
+    """The command with `tag` (NAME=value) in the environment of what it starts."""
+    name, _, value = tag.partition("=")
+    argv = list(command.argv)
+    if Path(argv[0]).name == "docker" and argv[1:2] == ["exec"]:
+        # docker exec leaves its process running when the client dies (moby#9098): the
+        # tag lets close find the shell inside the container.
+        argv[2:2] = ["-e", tag]
+    return ShellCommand(argv, {**command.env, name: value}, command.cwd)
 
 
 class Cancellable(Protocol):
@@ -89,8 +104,20 @@ class Session:
         self._stall_check: asyncio.TimerHandle | None = None
         self.pty: PtyProcess  # set by start()
 
+    @property
+    def tag(self) -> str:
+        """NAME=value in the environment of every process of this session."""
+        return f"{SESSION_TAG_ENV}={self.workspace_id}:{self.id}"
+
     def start(self, command: ShellCommand, cols: int, rows: int) -> None:
-        self.pty = PtyProcess(command, cols, rows, self._on_output, self.read_burst_bytes)
+        self.pty = PtyProcess(
+            command_tagged(command, self.tag), cols, rows, self._on_output, self.read_burst_bytes
+        )
+
+    async def stop(self) -> None:
+        """The close ladder, for the shell on our PTY and for one that escaped it."""
+        await self.pty.terminate()
+        await stop_tagged_sessions(self.tag)
 
     def move(self, state: SessionState) -> None:
         assert state in _TRANSITIONS[self.state], f"session {self.state} -> {state}"
@@ -160,6 +187,7 @@ class Connection:
         self._wake = asyncio.Event()
         self._send_started: float | None = None
         self.closing = False
+        self.writer: asyncio.Task[None] | None = None
 
     def stalled(self, now: float) -> bool:
         return self._send_started is not None and now - self._send_started > VIEWER_STALL_SECONDS

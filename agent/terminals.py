@@ -14,7 +14,6 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -23,7 +22,7 @@ from agent import protocol as p
 from agent.config import AgentConfig
 from agent.errors import WorkspaceNotFound, WorkspaceNotRunning
 from agent.persistence import Store
-from agent.pty import ExitStatus, InputOverflow, SpawnError, stop_tagged_sessions
+from agent.pty import ExitStatus, InputOverflow, SpawnError
 from agent.shell import ShellCommand
 from agent.terminal_session import Cancellable, Connection, Session, SessionState, Viewer
 
@@ -31,9 +30,6 @@ log = logging.getLogger(__name__)
 
 WRITER_DRAIN_SECONDS = 2.0  # at shutdown, time to deliver the last frames before closing
 SESSION_ID_BYTES = 6  # 12 hex characters
-# Every session's processes carry SAM_TERMINAL_SESSION=<workspace>:<session> in their
-# environment, so closing can find a shell that escaped the PTY (see _tagged).
-SESSION_TAG_ENV = "SAM_TERMINAL_SESSION"
 
 ShellFor = Callable[[str], Awaitable[ShellCommand]]
 # The injected timer: schedule(delay_seconds, callback) -> a handle with cancel().
@@ -68,7 +64,7 @@ class TerminalManager:
         """Run the terminal protocol on a prepared WebSocket until it closes."""
         conn = Connection(ws, workspace_id, self._config.max_frames_per_second)
         self._connections.add(conn)
-        writer = asyncio.create_task(conn.write_loop())
+        writer = conn.writer = asyncio.create_task(conn.write_loop())
         try:
             async for message in ws:
                 if message.type is WSMsgType.TEXT:
@@ -98,7 +94,11 @@ class TerminalManager:
         """End every session, deliver the exit frames, close every WebSocket."""
         await self._close_all(list(self._sessions.values()), p.ExitReason.AGENT_STOPPING)
         for conn in list(self._connections):
+            conn.closing = True  # the writer delivers what is queued (the exit frames), ends
+            conn.wake()
             with contextlib.suppress(TimeoutError, ConnectionError):
+                if conn.writer is not None:
+                    await asyncio.wait_for(asyncio.shield(conn.writer), WRITER_DRAIN_SECONDS)
                 await asyncio.wait_for(
                     conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"agent stopping"),
                     WRITER_DRAIN_SECONDS,
@@ -195,7 +195,7 @@ class TerminalManager:
         name = frame.name or _stored_name(tabs, session_id) or f"Terminal {len(tabs) + 1}"
         session = Session(workspace_id, session_id, name, self._config.terminal_ring_bytes)
         try:
-            session.start(_tagged(command, _tag_value(session)), frame.cols, frame.rows)
+            session.start(command, frame.cols, frame.rows)
         except SpawnError as exc:
             message = f"{exc}; check the workspace's shell"
             conn.send(
@@ -260,11 +260,7 @@ class TerminalManager:
             return
         session.close_reason = reason
         session.move(SessionState.CLOSING)
-        session.stopper = asyncio.create_task(self._stop(session))
-
-    async def _stop(self, session: Session) -> None:
-        await session.pty.terminate()
-        await stop_tagged_sessions(f"{SESSION_TAG_ENV}={_tag_value(session)}")
+        session.stopper = asyncio.create_task(session.stop())
 
     async def _close_all(self, sessions: list[Session], reason: p.ExitReason) -> None:
         for session in sessions:
@@ -414,19 +410,6 @@ def _stale_info(tab: dict[str, Any]) -> p.SessionInfo:
         offset=None,
         viewers=0,
     )
-
-
-def _tag_value(session: Session) -> str:
-    return f"{session.workspace_id}:{session.id}"
-
-
-def _tagged(command: ShellCommand, tag_value: str) -> ShellCommand:
-    argv = list(command.argv)
-    if Path(argv[0]).name == "docker" and argv[1:2] == ["exec"]:
-        # docker exec leaves its process running when the client dies (moby#9098): the
-        # tag lets close find the shell inside the container.
-        argv[2:2] = ["-e", f"{SESSION_TAG_ENV}={tag_value}"]
-    return ShellCommand(argv, {**command.env, SESSION_TAG_ENV: tag_value}, command.cwd)
 
 
 def _stored_name(tabs: list[dict[str, Any]], session_id: str) -> str | None:

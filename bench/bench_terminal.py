@@ -102,12 +102,7 @@ def serve_agent(port: int, container: str | None) -> None:
         await web.TCPSite(runner, "127.0.0.1", port).start()
         await asyncio.Event().wait()
 
-    if os.environ.get("BENCH_UVLOOP"):
-        import uvloop
-
-        uvloop.run(main())
-    else:
-        asyncio.run(main())
+    asyncio.run(main())
 
 
 def serve_terminado(port: int) -> None:

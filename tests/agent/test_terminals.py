@@ -393,10 +393,10 @@ async def test_a_slow_viewer_does_not_hold_back_a_fast_one(terminals: Terminals)
 async def test_a_lone_slow_viewer_paces_the_shell_and_loses_nothing(
     start_terminals: StartTerminals,
 ) -> None:
-    terminals = await start_terminals({"SAM_TERMINAL_RING_BYTES": "16384"})
+    terminals = await start_terminals({"SAM_TERMINAL_RING_BYTES": "65536"})
     client = await terminals.connect(read_rate=20_000_000)
     session_id = await client.create()
-    total = 30_000_000  # more than the socket buffers between us hold
+    total = 15_000_000  # more than the socket buffers between us hold
     command, done = marker(7)
     await client.type(session_id, f"head -c {total} /dev/zero | tr '\\0' q; {command}\r")
     await client.until(lambda: done in client.output[session_id][-200:], timeout=60)
