@@ -131,9 +131,13 @@ class DockerBackend:
             await self.engine.remove(container.id)
 
     def shell_command(self, record: dict[str, Any]) -> ShellCommand:
-        argv = ["docker", "exec", "-it", "-u", record["remote_user"]]
-        argv += ["-w", record["remote_folder"], "-e", f"TERM={TERM}"]
-        return ShellCommand([*argv, record["container_id"], "bash", "-l"], {"TERM": TERM})
+        return ShellCommand(
+            ["bash", "-l"],
+            {"TERM": TERM},
+            cwd=record["remote_folder"],
+            container=record["container_id"],
+            user=record["remote_user"],
+        )
 
     def close(self) -> None:
         self.engine.close()

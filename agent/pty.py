@@ -280,21 +280,25 @@ async def stop_tagged_sessions(tag: str) -> int:
 
 
 def _tagged_session_leaders(tag: bytes) -> list[int]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-            if fields[3] != entry.name.encode():  # the session id: leaders only
-                continue
-            with open(f"/proc/{entry.name}/environ", "rb") as environ:
-                if tag in environ.read().split(b"\0"):
-                    found.append(int(entry.name))
-        except (OSError, IndexError):
-            continue  # gone meanwhile, or not ours to read
-    return found
+    return [
+        int(entry.name)
+        for entry in os.scandir("/proc")
+        if entry.name.isdigit() and is_tagged_session_leader(entry.name, tag)
+    ]
+
+
+def is_tagged_session_leader(pid: int | str, tag: bytes) -> bool:
+    """Whether `pid` leads its session and has `tag` (NAME=value) in its environment;
+    False when it is gone or not ours to read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        if fields[3] != str(pid).encode():  # the session id: leaders only
+            return False
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            return tag in environ.read().split(b"\0")
+    except (OSError, IndexError):
+        return False
 
 
 def _alive(pid: int) -> bool:

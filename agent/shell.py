@@ -1,4 +1,4 @@
-"""The command line a terminal session runs: what a backend hands the TerminalManager."""
+"""The command a terminal session runs: what a backend hands the TerminalManager."""
 
 from __future__ import annotations
 
@@ -19,21 +19,29 @@ INHERITED_ENV_NAMES = (
     "DOCKER_HOST",
     "DOCKER_CONFIG",
 )
+# Every process of a terminal session carries SAM_TERMINAL_SESSION=<workspace>:<session> in
+# its environment, so closing can find a shell that the agent cannot reach otherwise.
+SESSION_TAG_ENV = "SAM_TERMINAL_SESSION"
 
 
 @dataclass(frozen=True)
 class ShellCommand:
-    """A program to start on the agent's PTY.
+    """A program to start on a terminal: on the agent's PTY, or in a container.
 
-    `argv[0]` is looked up on PATH. The child's environment is the few
-    INHERITED_ENV_NAMES taken from the agent's environment, overridden by `env`
-    (put TERM here). `cwd` is where the child starts (None: the agent's working
-    directory, e.g. for `docker exec -w`, which sets its own).
+    Without `container`: `argv[0]` is looked up on PATH; the child's environment is the
+    few INHERITED_ENV_NAMES taken from the agent's environment, overridden by `env` (put
+    TERM here); `cwd` is where it starts (None: the agent's working directory).
+
+    With `container` (an id or name): `argv` runs in that container, on a TTY of its
+    own, as `user` (None: the image's user) in `cwd` (None: the image's directory),
+    with the container's environment plus `env`.
     """
 
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
+    container: str | None = None
+    user: str | None = None
 
     def child_env(self, agent_env: Mapping[str, str]) -> dict[str, str]:
         """The complete environment for the child process."""

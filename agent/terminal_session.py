@@ -1,17 +1,19 @@
 """One terminal session and the connections that view it.
 
-A Session is a shell on a PTY plus a byte-capped ring of its output. A Connection is one
-client WebSocket; its attachment to a session is a Viewer with a cursor (the offset of the
-next byte it gets). One writer task per connection pulls output from the rings, so a slow
-connection holds back only itself. The PTY is read as fast as the fastest live viewer takes
-the output; a viewer that falls a whole ring behind gets a `reset` and continues from the
-oldest byte kept.
+A Session is a shell on a terminal (a PTY, or a TTY in a container: see
+agent/terminal_process.py) plus a byte-capped ring of its output. A Connection is one client
+WebSocket; its attachment to a session is a Viewer with a cursor (the offset of the next
+byte it gets). One writer task per connection pulls output from the rings, so a slow
+connection holds back only itself. The terminal is read as fast as the fastest live viewer
+takes the output; a viewer that falls a whole ring behind gets a `reset` and continues from
+the oldest byte kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections import deque
 from enum import StrEnum
@@ -21,17 +23,15 @@ from typing import Protocol
 from aiohttp import web
 
 from agent import protocol as p
-from agent.pty import PtyProcess, stop_tagged_sessions
+from agent.pty import stop_tagged_sessions
 from agent.ring import Ring
-from agent.shell import ShellCommand
+from agent.shell import SESSION_TAG_ENV, ShellCommand
+from agent.terminal_process import TerminalProcess, start_process
 
 MAX_OUTPUT_FRAME_BYTES = 128 * 1024  # one binary output frame; more waits for the next
 MAX_QUEUED_CONTROL_FRAMES = 1024  # replies queued for a client that does not read them
 VIEWER_STALL_SECONDS = 2.0  # a viewer whose socket accepts nothing for this long stops
-#                             holding back the PTY (it gets a `reset` when it catches up)
-# Every session's processes carry SAM_TERMINAL_SESSION=<workspace>:<session> in their
-# environment, so closing can find a shell that escaped the PTY (see command_tagged).
-SESSION_TAG_ENV = "SAM_TERMINAL_SESSION"
+#                             holding back the terminal (it gets a `reset` when it catches up)
 
 
 def command_tagged(command: ShellCommand, tag: str) -> ShellCommand:
@@ -42,7 +42,7 @@ def command_tagged(command: ShellCommand, tag: str) -> ShellCommand:
         # docker exec leaves its process running when the client dies (moby#9098): the
         # tag lets close find the shell inside the container.
         argv[2:2] = ["-e", tag]
-    return ShellCommand(argv, {**command.env, name: value}, command.cwd)
+    return dataclasses.replace(command, argv=argv, env={**command.env, name: value})
 
 
 class Cancellable(Protocol):
@@ -81,7 +81,7 @@ class TokenBucket:
 
 
 class Session:
-    """One shell on a PTY, its output ring and its viewers."""
+    """One shell on a terminal, its output ring and its viewers."""
 
     def __init__(self, workspace_id: str, session_id: str, name: str, ring_bytes: int) -> None:
         self.workspace_id = workspace_id
@@ -102,21 +102,22 @@ class Session:
         self._pause_bytes = ring_bytes // 2
         self.read_burst_bytes = max(1, ring_bytes // 4)
         self._stall_check: asyncio.TimerHandle | None = None
-        self.pty: PtyProcess  # set by start()
+        self.process: TerminalProcess  # set by start()
 
     @property
     def tag(self) -> str:
         """NAME=value in the environment of every process of this session."""
         return f"{SESSION_TAG_ENV}={self.workspace_id}:{self.id}"
 
-    def start(self, command: ShellCommand, cols: int, rows: int) -> None:
-        self.pty = PtyProcess(
+    async def start(self, command: ShellCommand, cols: int, rows: int) -> None:
+        """Start the shell; raises SpawnError."""
+        self.process = await start_process(
             command_tagged(command, self.tag), cols, rows, self._on_output, self.read_burst_bytes
         )
 
     async def stop(self) -> None:
-        """The close ladder, for the shell on our PTY and for one that escaped it."""
-        await self.pty.terminate()
+        """The close ladder, for the shell on our terminal and for one that escaped it."""
+        await self.process.terminate()
         await stop_tagged_sessions(self.tag)
 
     def move(self, state: SessionState) -> None:
@@ -128,8 +129,8 @@ class Session:
             session_id=self.id,
             name=self.name,
             live=True,
-            cols=self.pty.cols,
-            rows=self.pty.rows,
+            cols=self.process.cols,
+            rows=self.process.rows,
             offset=self.ring.end,
             viewers=len(self.viewers),
         )
@@ -139,7 +140,7 @@ class Session:
         for viewer in self.viewers:
             viewer.connection.wake()
         if self._should_pause():
-            self.pty.pause_reading()
+            self.process.pause_reading()
             if self._stall_check is None:
                 loop = asyncio.get_running_loop()
                 self._stall_check = loop.call_later(VIEWER_STALL_SECONDS, self._recheck)
@@ -160,7 +161,7 @@ class Session:
     def flow(self) -> None:
         """Resume reading once a viewer has caught up (or the lagging ones left/stalled)."""
         if self.state is not SessionState.ENDED and not self._should_pause():
-            self.pty.resume_reading()
+            self.process.resume_reading()
 
 
 class Viewer:

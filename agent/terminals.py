@@ -52,6 +52,7 @@ class TerminalManager:
         self._shell_for = shell_for
         self._schedule = schedule or _call_later
         self._sessions: dict[tuple[str, str], Session] = {}
+        self._starting: set[tuple[str, str]] = set()  # created, their shell not yet started
         self._connections: set[Connection] = set()
 
     # -- public API -------------------------------------------------------------------
@@ -155,7 +156,7 @@ class TerminalManager:
                     self._detach(viewer)
                 conn.send(p.DetachedFrame(request_id=frame.request_id, session_id=session.id))
             elif isinstance(frame, p.ResizeFrame):
-                cols, rows = session.pty.resize(frame.cols, frame.rows)
+                cols, rows = session.process.resize(frame.cols, frame.rows)
                 resized = p.ResizedFrame(session_id=session.id, cols=cols, rows=rows)
                 self._broadcast(conn, session, resized, frame.request_id)
             else:
@@ -194,8 +195,9 @@ class TerminalManager:
         tabs = self._store.tabs(workspace_id)
         name = frame.name or _stored_name(tabs, session_id) or f"Terminal {len(tabs) + 1}"
         session = Session(workspace_id, session_id, name, self._config.terminal_ring_bytes)
+        self._starting.add((workspace_id, session_id))
         try:
-            session.start(command, frame.cols, frame.rows)
+            await session.start(command, frame.cols, frame.rows)
         except SpawnError as exc:
             message = f"{exc}; check the workspace's shell"
             conn.send(
@@ -204,6 +206,8 @@ class TerminalManager:
                 )
             )
             return
+        finally:
+            self._starting.discard((workspace_id, session_id))
         self._sessions[workspace_id, session_id] = session
         self._store.add_tab(workspace_id, session_id, name)
         session.tasks.add(asyncio.create_task(self._run(session)))
@@ -212,9 +216,10 @@ class TerminalManager:
         conn.send(p.CreatedFrame(request_id=frame.request_id, session=session.info()))
 
     def _cannot_create(self, workspace_id: str, session_id: str) -> tuple[p.ErrorCode, str] | None:
-        if (workspace_id, session_id) in self._sessions:
+        key = (workspace_id, session_id)
+        if key in self._sessions or key in self._starting:
             return p.ErrorCode.SESSION_EXISTS, f"session {session_id} is already running; attach"
-        live = sum(1 for ws_id, _ in self._sessions if ws_id == workspace_id)
+        live = sum(1 for ws_id, _ in (*self._sessions, *self._starting) if ws_id == workspace_id)
         if live >= self._config.max_sessions:
             return (
                 p.ErrorCode.TOO_MANY_SESSIONS,
@@ -224,10 +229,10 @@ class TerminalManager:
         return None
 
     async def _run(self, session: Session) -> None:
-        status: ExitStatus = await session.pty.wait()
+        status: ExitStatus = await session.process.wait()
         if session.stopper is not None:
             await session.stopper  # the exit frame comes once nothing of the session runs
-        session.pty.close()
+        session.process.close()
         reason = session.close_reason or p.ExitReason.EXITED
         session.move(SessionState.ENDED)
         if session.orphan_timer is not None:
@@ -329,7 +334,7 @@ class TerminalManager:
         session.viewers.discard(viewer)
         if session.state is SessionState.ENDED:
             return
-        session.flow()  # the viewer that held back the PTY may be the one leaving
+        session.flow()  # the viewer that held back the terminal may be the one leaving
         if not session.viewers and session.orphan_timer is None:
             grace = self._config.orphan_grace_seconds
             session.orphan_timer = self._schedule(grace, lambda: self._orphan_expired(session))
@@ -344,7 +349,7 @@ class TerminalManager:
         self, conn: Connection, session: Session, data: bytes, request_id: str | None
     ) -> None:
         try:
-            session.pty.write(data)
+            session.process.write(data)
         except InputOverflow:
             message = "the shell is not reading its input; this input was dropped, retry later"
             conn.send(

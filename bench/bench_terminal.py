@@ -11,8 +11,11 @@ Side by side in one run, every server a separate process on loopback, every shel
 - RSS of the server process (not its shells) with 100 concurrent sessions, one WebSocket
   each
 
-Peers: agent (host shell), agent through `docker exec` when the workspace base image
-exists, terminado (tornado, host shell), and a raw PTY read by this process (the limit).
+Peers: agent (host shell); when the workspace base image exists, agent-docker (the shell in
+a container, attached through the Engine's API: what the Docker backend runs) and
+agent-docker-cli (the `docker exec -it` CLI on the agent's PTY: the old way, for
+comparison); terminado (tornado, host shell); and the limits, read by this process without
+a server: a raw PTY, `docker exec` on a raw PTY, and a raw exec attach.
 Needs `terminado` in the venv (the project's `bench` extra).
 """
 
@@ -39,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent import protocol as p  # noqa: E402
+from agent.docker_exec import DockerExecProcess  # noqa: E402
 from agent.shell import ShellCommand  # noqa: E402
 
 BASE_IMAGE = "sam-workspace-base:bookworm"
@@ -60,7 +64,7 @@ def docker_exec_argv(container: str) -> list[str]:
 # -- servers (run as `--serve KIND PORT` in a child process) ----------------------------
 
 
-def serve_agent(port: int, container: str | None) -> None:
+def serve_agent(port: int, container: str | None, via_cli: bool) -> None:
     from aiohttp import web
 
     from agent.config import AgentConfig
@@ -78,8 +82,10 @@ def serve_agent(port: int, container: str | None) -> None:
             "SAM_MAX_SESSIONS": "1000",
         }
     )
-    if container:
+    if container and via_cli:
         command = ShellCommand(docker_exec_argv(container), dict(SHELL_ENV))
+    elif container:
+        command = ShellCommand(list(SHELL_ARGV), dict(SHELL_ENV), container=container)
     else:
         command = ShellCommand(list(SHELL_ARGV), dict(SHELL_ENV), state)
 
@@ -209,7 +215,32 @@ class RawPtyClient:
         os.close(self.fd)
 
 
-Client = AgentClient | TerminadoClient | RawPtyClient
+class RawExecClient:
+    """The limit for containers: this process attaches to the exec itself."""
+
+    def __init__(self, container: str) -> None:
+        self.container = container
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.process: DockerExecProcess | None = None
+
+    async def open(self) -> None:
+        command = ShellCommand(list(SHELL_ARGV), dict(SHELL_ENV), container=self.container)
+        self.process = await DockerExecProcess.start(command, 120, 40, self.queue.put_nowait)
+
+    async def send(self, data: bytes) -> None:
+        assert self.process is not None
+        self.process.write(data)
+
+    async def output(self) -> bytes:
+        return await self.queue.get()
+
+    async def close(self) -> None:
+        assert self.process is not None
+        await self.process.terminate()
+        self.process.close()
+
+
+Client = AgentClient | TerminadoClient | RawPtyClient | RawExecClient
 
 
 async def read_until(client: Client, needle: bytes, count: list[int] | None = None) -> None:
@@ -269,11 +300,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(kind: str, container: str | None = None) -> tuple[subprocess.Popen, int]:
+def start_server(
+    kind: str, container: str | None = None, via_cli: bool = False
+) -> tuple[subprocess.Popen, int]:
     port = free_port()
     argv = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
     if container:
         argv += ["--container", container]
+    if via_cli:
+        argv += ["--docker-cli"]
     process = subprocess.Popen(argv, cwd=ROOT)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
@@ -316,6 +351,8 @@ async def measure_peer(
     rate, counted = await asyncio.wait_for(throughput(client, args.bytes), STEP_TIMEOUT_SECONDS)
     if isinstance(client, RawPtyClient):
         client.close()
+    elif isinstance(client, RawExecClient):
+        await client.close()
     else:
         await client.ws.close()
     cuts = statistics.quantiles(echo, n=100)
@@ -371,6 +408,7 @@ async def run(args: argparse.Namespace) -> None:
     servers = {"agent": start_server("agent"), "terminado": start_server("terminado")}
     if container:
         servers["agent-docker"] = start_server("agent", container)
+        servers["agent-docker-cli"] = start_server("agent", container, via_cli=True)
     try:
         async with aiohttp.ClientSession() as http:
             for name, (_, port) in servers.items():
@@ -390,13 +428,21 @@ async def run(args: argparse.Namespace) -> None:
                 results["raw-pty-docker"] = await measure_peer(
                     "raw-pty-docker", lambda: raw(argv), args
                 )
+
+                async def raw_exec() -> Client:
+                    client = RawExecClient(container)
+                    await client.open()
+                    await asyncio.wait_for(read_until(client, PROMPT), START_TIMEOUT_SECONDS)
+                    return client
+
+                results["raw-exec-attach"] = await measure_peer("raw-exec-attach", raw_exec, args)
     finally:
         for process, _ in servers.values():
             stop_server(process)
         if container:
             subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
     if not container:
-        print(f"  (agent-docker skipped: no {BASE_IMAGE} image)")
+        print(f"  (agent-docker, agent-docker-cli skipped: no {BASE_IMAGE} image)")
 
     rss = {kind: await measure_rss(kind, args.sessions) for kind in ("agent", "terminado")}
     for kind, (idle, loaded) in rss.items():
@@ -408,16 +454,26 @@ async def run(args: argparse.Namespace) -> None:
     peer = results["terminado"]
     print("ratios (target):")
     if "raw-pty-docker" in results:
-        docker, ours = results["raw-pty-docker"], results["agent-docker"]
+        for limit, ours in (
+            ("raw-pty-docker", "agent-docker-cli"),
+            ("raw-exec-attach", "agent-docker"),
+        ):
+            bare, served = results[limit], results[ours]
+            print(
+                f"  {limit:<16} echo p50 {bare['p50_ms'] / peer['p50_ms']:.2f}x terminado;"
+                f" {ours} adds {served['p50_ms'] - bare['p50_ms']:.3f} ms p50 on top of it"
+            )
+        api, cli = results["agent-docker"], results["agent-docker-cli"]
         print(
-            f"  docker exec itself: echo p50 {docker['p50_ms'] / peer['p50_ms']:.2f}x terminado;"
-            f" the agent adds {ours['p50_ms'] - docker['p50_ms']:.3f} ms p50 on top of it"
+            f"  agent-docker vs agent-docker-cli: echo p50 {api['p50_ms'] / cli['p50_ms']:.2f}x"
+            f"  p99 {api['p99_ms'] / cli['p99_ms']:.2f}x"
+            f"  output {api['mb_per_s'] / cli['mb_per_s']:.2f}x"
         )
-    for name in ("agent", "agent-docker"):
+    for name in ("agent", "agent-docker", "agent-docker-cli"):
         if name in results:
             ours = results[name]
             print(
-                f"  {name:<13} echo p50 {ours['p50_ms'] / peer['p50_ms']:.2f}x terminado (<= 1.3)"
+                f"  {name:<16} echo p50 {ours['p50_ms'] / peer['p50_ms']:.2f}x terminado (<= 1.3)"
                 f"  p99 {ours['p99_ms'] / peer['p99_ms']:.2f}x (<= 2)"
                 f"  output {ours['mb_per_s'] / peer['mb_per_s']:.2f}x terminado (>= 1.0),"
                 f" {ours['mb_per_s'] / results['raw-pty']['mb_per_s']:.2f}x raw PTY"
@@ -433,9 +489,10 @@ def main() -> None:
     parser.add_argument("--serve", choices=("agent", "terminado"))
     parser.add_argument("--port", type=int)
     parser.add_argument("--container")
+    parser.add_argument("--docker-cli", action="store_true")
     args = parser.parse_args()
     if args.serve == "agent":
-        serve_agent(args.port, args.container)
+        serve_agent(args.port, args.container, args.docker_cli)
     elif args.serve == "terminado":
         serve_terminado(args.port)
     else:

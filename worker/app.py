@@ -12,13 +12,23 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from worker.errors import ApiError, code_for, error_body
-from worker.middleware import CRASH_BODY, ApiBoundary, BodyLimit
-from worker.routes import admin, auth, credentials, errors, jwks, tokens
+from worker.middleware import CRASH_BODY, ApiBoundary, BodyLimit, Cors
+from worker.routes import (
+    admin,
+    agent_artifact,
+    auth,
+    bootstrap,
+    credentials,
+    errors,
+    jwks,
+    nodes,
+    tokens,
+)
 from worker.version import VERSION
 
 
 async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-    return JSONResponse(error_body(exc.code, exc.message), exc.status)
+    return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -69,7 +79,11 @@ def create_api() -> Any:
     api.include_router(credentials.router)
     api.include_router(jwks.router)
     api.include_router(admin.router)
-    return ApiBoundary(BodyLimit(api))
+    api.include_router(nodes.router)
+    api.include_router(bootstrap.router)
+    api.include_router(agent_artifact.router)
+    # Cors outermost, so that even a crash's JSON 500 is readable by the app.
+    return Cors(ApiBoundary(BodyLimit(api)))
 
 
 api = create_api()

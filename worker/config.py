@@ -12,6 +12,12 @@ ENVIRONMENTS = ("development", "production")
 DEFAULT_HETZNER_API_URL = "https://api.hetzner.cloud"
 DEFAULT_GITHUB_BASE_URL = "https://github.com"
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
+DEFAULT_CLOUDFLARE_API_URL = "https://api.cloudflare.com/client/v4"
+# Nodes (worker/nodes.py, durable_objects/node_lifecycle.py).
+DEFAULT_MAX_WORKSPACES_PER_NODE = 4
+DEFAULT_WARM_TIMEOUT_SECONDS = 30 * 60
+DEFAULT_NODE_HEARTBEAT_SECONDS = 30.0  # the agent's SAM_HEARTBEAT_SECONDS default
+DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS = 30 * 60
 
 
 class ConfigError(ValueError):
@@ -33,6 +39,17 @@ class Config:
     github_client_secret: str | None = field(default=None, repr=False)
     github_base_url: str = DEFAULT_GITHUB_BASE_URL
     github_api_url: str = DEFAULT_GITHUB_API_URL
+    # The Cloudflare DNS API for cloud nodes' `vm-{id}` A records (worker/dns.py); without
+    # a token and zone, Hetzner nodes are refused before any VM is made.
+    cloudflare_api_url: str = DEFAULT_CLOUDFLARE_API_URL
+    cloudflare_api_token: str | None = field(default=None, repr=False)
+    cloudflare_zone_id: str | None = None
+    # Nodes: workspaces per node, how long an idle node stays warm, the heartbeat interval
+    # agents use (health is judged in multiples of it), and when provisioning gives up.
+    max_workspaces_per_node: int = DEFAULT_MAX_WORKSPACES_PER_NODE
+    warm_timeout_seconds: float = DEFAULT_WARM_TIMEOUT_SECONDS
+    node_heartbeat_seconds: float = DEFAULT_NODE_HEARTBEAT_SECONDS
+    node_provisioning_timeout_seconds: float = DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS
 
     @property
     def is_development(self) -> bool:
@@ -65,12 +82,43 @@ class Config:
             github_client_secret=str(_var(env, "SAM_GITHUB_CLIENT_SECRET", "")).strip() or None,
             github_base_url=_base_url(env, "SAM_GITHUB_BASE_URL", DEFAULT_GITHUB_BASE_URL),
             github_api_url=_base_url(env, "SAM_GITHUB_API_URL", DEFAULT_GITHUB_API_URL),
+            cloudflare_api_url=_base_url(
+                env, "SAM_CLOUDFLARE_API_URL", DEFAULT_CLOUDFLARE_API_URL
+            ),
+            cloudflare_api_token=str(_var(env, "SAM_CLOUDFLARE_API_TOKEN", "")).strip() or None,
+            cloudflare_zone_id=str(_var(env, "SAM_CLOUDFLARE_ZONE_ID", "")).strip() or None,
+            max_workspaces_per_node=int(
+                _positive(env, "SAM_MAX_WORKSPACES_PER_NODE", DEFAULT_MAX_WORKSPACES_PER_NODE, int)
+            ),
+            warm_timeout_seconds=_positive(
+                env, "SAM_WARM_TIMEOUT_SECONDS", DEFAULT_WARM_TIMEOUT_SECONDS, float
+            ),
+            node_heartbeat_seconds=_positive(
+                env, "SAM_NODE_HEARTBEAT_SECONDS", DEFAULT_NODE_HEARTBEAT_SECONDS, float
+            ),
+            node_provisioning_timeout_seconds=_positive(
+                env,
+                "SAM_NODE_PROVISIONING_TIMEOUT_SECONDS",
+                DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS,
+                float,
+            ),
         )
 
 
 def _var(env: Any, name: str, default: Any) -> Any:
     value = getattr(env, name, None)
     return default if value is None else value
+
+
+def _positive(env: Any, name: str, default: float, kind: type[int] | type[float]) -> float:
+    raw = _var(env, name, default)
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a positive {kind.__name__}, not {raw!r}") from None
+    if not value > 0:  # also refuses NaN
+        raise ConfigError(f"{name} must be positive, not {raw!r}")
+    return value
 
 
 def _base_url(env: Any, name: str, default: str) -> str:

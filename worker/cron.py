@@ -3,6 +3,7 @@
 import logging
 from typing import Any
 
+from worker import node_sweeps
 from worker.logs import event
 
 log = logging.getLogger("sam.cron")
@@ -12,7 +13,8 @@ ERROR_RETENTION_DAYS = 30
 
 async def run(controller: Any, env: Any, ctx: Any) -> None:
     pruned = await prune_errors(env)
-    event(log, "cron.done", cron=controller.cron, errors_pruned=pruned)
+    swept = await node_sweeps.run(env)
+    event(log, "cron.done", cron=controller.cron, errors_pruned=pruned, **swept)
 
 
 async def prune_errors(env: Any) -> int:

@@ -5,8 +5,11 @@ Durable Object classes are re-exported here, as wrangler.toml names them by clas
 
 from typing import Any
 
+from durable_objects.node_lifecycle import NodeLifecycle
 from worker import cron, edge
 from worker.platform import Request, Response, WorkerEntrypoint
+
+__all__ = ["Default", "NodeLifecycle"]
 
 
 class Default(WorkerEntrypoint):

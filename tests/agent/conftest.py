@@ -6,8 +6,11 @@ agent_factory   agent_factory(backend="docker", extra_env=None, state_dir=None) 
                 real `python -m agent` subprocess; all are stopped after the test
 agent           one running agent on the host backend (no Docker needed), for tests of
                 the HTTP surface; use agent_factory(backend="docker") for workspaces
+container       the id of a running container of the workspace base image, one per test
+                module (skips when the image is not built)
 """
 
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -54,3 +57,22 @@ def agent_factory(control_plane: ControlPlaneDouble, tmp_path: Path) -> Iterator
 @pytest.fixture
 def agent(agent_factory: AgentFactory) -> AgentProcess:
     return agent_factory(backend="host")
+
+
+BASE_IMAGE = "sam-workspace-base:bookworm"
+
+
+@pytest.fixture(scope="module")
+def container() -> Iterator[str]:
+    inspect = subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True)
+    if inspect.returncode != 0:
+        pytest.skip(f"{BASE_IMAGE} is not built (scripts/build-image builds it)")
+    run = subprocess.run(
+        ["docker", "run", "-d", "--rm", "--network", "none", BASE_IMAGE, "sleep", "infinity"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    container_id = run.stdout.strip()
+    yield container_id
+    subprocess.run(["docker", "rm", "-f", container_id], capture_output=True)

@@ -9,7 +9,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -671,10 +671,9 @@ async def test_agent_close_ends_sessions_and_closes_websockets(terminals: Termin
     assert [t["session_id"] for t in terminals.store.tabs(WORKSPACE)] == [session_id]
 
 
-# -- through the real agent, and through docker exec ------------------------------------
+# -- through the real agent, and in a container ----------------------------------------
 
 READY_TIMEOUT_SECONDS = 30.0
-BASE_IMAGE = "sam-workspace-base:bookworm"
 
 
 def _git_repository(path: Path) -> Path:
@@ -745,28 +744,13 @@ async def test_through_the_real_agent_and_its_restart(
         await again.ws.close()
 
 
-@pytest.fixture(scope="module")
-def container() -> Iterator[str]:
-    inspect = subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True)
-    if inspect.returncode != 0:
-        pytest.skip(f"{BASE_IMAGE} is not built (scripts/build-image builds it)")
-    run = subprocess.run(
-        ["docker", "run", "-d", "--rm", "--network", "none", BASE_IMAGE, "sleep", "infinity"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    container_id = run.stdout.strip()
-    yield container_id
-    subprocess.run(["docker", "rm", "-f", container_id], capture_output=True)
-
-
 def _container_processes(container_id: str) -> str:
     ps = ["docker", "exec", container_id, "ps", "-eo", "pid,args"]
     return subprocess.run(ps, capture_output=True, text=True, check=True).stdout
 
 
-async def test_docker_exec_sessions(start_terminals: StartTerminals, container: str) -> None:
+async def test_docker_exec_cli_on_a_pty(start_terminals: StartTerminals, container: str) -> None:
+    """The `docker exec -it` CLI on the agent's PTY (the benchmark's baseline)."""
     argv = ["docker", "exec", "-it", "-e", "TERM=xterm-256color", container, "bash", "-l"]
     terminals = await start_terminals(shell=ShellCommand(argv, {"TERM": "xterm-256color"}))
     client = await terminals.connect()
@@ -791,3 +775,112 @@ async def test_docker_exec_sessions(start_terminals: StartTerminals, container: 
 
     await client.type(session_id, "exit 3\r")
     assert (await client.frame("exit", session_id=session_id))["exit_code"] == 3
+
+
+def _in_container(container: str, **fields: Any) -> ShellCommand:
+    return ShellCommand(["bash", "-l"], {"TERM": "xterm-256color"}, container=container, **fields)
+
+
+async def test_container_sessions_attach_through_the_engine_api(
+    start_terminals: StartTerminals, container: str
+) -> None:
+    shell = _in_container(container, user="sam", cwd="/tmp")
+    terminals = await start_terminals(shell=shell)
+    client = await terminals.connect()
+    session_id = await client.create(cols=90, rows=31)
+    await client.type(session_id, 'echo in=$((1+2)); stty size; echo "$(id -un) $PWD $TERM"\r')
+    await client.wait_output(session_id, b"in=3\r\n31 90\r\nsam /tmp xterm-256color\r\n")
+    await client.send(type="resize", session_id=session_id, cols=100, rows=33)
+    await client.frame("resized", session_id=session_id)
+    await client.type(session_id, "stty size\r")  # no pause: input waits for the resize
+    await client.wait_output(session_id, b"33 100")
+    await client.send(type="input", session_id=session_id, data="echo json-$((1+1))\r")
+    await client.wait_output(session_id, b"json-2")
+
+    command, done = marker(8)
+    # The euro sign's first two bytes, a pause (a separate read), then its last byte.
+    await client.type(
+        session_id, f"printf 'x\\342\\202'; sleep 0.3; printf '\\254y\\n'; {command}\r"
+    )
+    await client.wait_output(session_id, done)
+    assert any(chunk.endswith(b"x\xe2\x82") for chunk in client.chunks[session_id])
+    command, done = marker(9)
+    many = "\\303\\251\\342\\202\\254\\360\\237\\230\\200"  # é € 😀
+    await client.type(session_id, f"printf '{many}%.0s' {{1..20000}}; {command}\r")
+    await client.wait_output(session_id, done)
+    text = client.output[session_id].decode()  # raises if a character was broken
+    assert "x€y" in text and "é€😀" * 20000 in text
+
+    await client.type(session_id, "exit 3\r")
+    exit_frame = await client.frame("exit", session_id=session_id)
+    assert (exit_frame["exit_code"], exit_frame["signal"], exit_frame["reason"]) == (
+        3,
+        None,
+        "exited",
+    )
+    assert client.end[session_id] == len(client.output[session_id])
+
+
+async def test_container_session_reattach_is_byte_exact(
+    start_terminals: StartTerminals, container: str
+) -> None:
+    terminals = await start_terminals(shell=_in_container(container))
+    first = await terminals.connect()
+    session_id = await first.create()
+    command, done = marker(10)
+    await first.type(
+        session_id, f"for i in $(seq 1 300); do echo tick-$i; sleep 0.005; done; {command}\r"
+    )
+    await first.wait_output(session_id, b"tick-40\r\n")
+    await first.close()
+    seen = bytes(first.output[session_id])
+    await asyncio.sleep(0.3)  # output keeps coming with nobody watching
+
+    again = await terminals.connect()
+    assert not (await again.attach(session_id, len(seen)))["reset"]
+    await again.wait_output(session_id, done)
+    continuous = await terminals.connect()
+    assert (await continuous.attach(session_id, None))["offset"] == 0
+    await continuous.until(lambda: continuous.end[session_id] >= again.end[session_id])
+    whole = bytes(continuous.output[session_id])[: again.end[session_id]]
+    assert seen + again.output[session_id] == whole
+    assert b"tick-300\r\n" in whole
+    await again.send(type="close", session_id=session_id)
+    await again.frame("exit", session_id=session_id)
+
+
+async def test_closing_a_container_session_leaves_nothing_in_the_container(
+    start_terminals: StartTerminals, container: str
+) -> None:
+    terminals = await start_terminals(shell=_in_container(container))
+    client = await terminals.connect()
+    doomed = await client.create()
+    await client.type(doomed, "sleep 4343\r")
+    stubborn = await client.create()
+    await client.type(stubborn, "trap '' HUP TERM; echo trapped; while :; do sleep 0.1; done\r")
+    await client.wait_output(stubborn, b"\rtrapped")
+    assert "sleep 4343" in _container_processes(container)
+
+    await client.send(type="close", session_id=doomed)
+    exit_frame = await client.frame("exit", session_id=doomed)
+    assert (exit_frame["signal"], exit_frame["reason"]) == (signal.SIGHUP, "closed")
+    assert "sleep 4343" not in _container_processes(container)
+
+    started = time.monotonic()
+    await client.send(type="close", session_id=stubborn)
+    exit_frame = await client.frame("exit", session_id=stubborn)
+    assert time.monotonic() - started >= HUP_WAIT_SECONDS + TERM_WAIT_SECONDS - 0.1
+    assert (exit_frame["signal"], exit_frame["reason"]) == (signal.SIGKILL, "closed")
+    assert "bash -l" not in _container_processes(container)
+
+
+async def test_a_container_that_is_gone_is_a_spawn_failed_frame(
+    start_terminals: StartTerminals,
+) -> None:
+    terminals = await start_terminals(shell=_in_container("no-such-container-sam"))
+    client = await terminals.connect()
+    await client.send(type="create", request_id="c1")
+    error = await client.frame("error", request_id="c1")
+    assert error["code"] == "spawn_failed"
+    assert "No such container: no-such-container-sam" in error["message"]
+    assert terminals.store.tabs(WORKSPACE) == []

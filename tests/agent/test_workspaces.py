@@ -143,12 +143,17 @@ async def provisioned(manager: WorkspaceManager, workspace_id: str) -> dict[str,
 
 
 def run_shell(command: ShellCommand, script: str) -> subprocess.CompletedProcess[str]:
-    """The terminal's command without a TTY: same argv minus -it, with a script for bash."""
-    argv = [arg for arg in command.argv if arg != "-it"] + ["-c", script]
+    """The terminal's command without a TTY, with a script for bash (in its container
+    through `docker exec`, with the same user, folder and environment)."""
+    argv, cwd = [*command.argv, "-c", script], command.cwd
+    if command.container is not None:
+        options = ["-u", command.user or "", "-w", command.cwd or ""]
+        options += [f"--env={name}={value}" for name, value in command.env.items()]
+        argv, cwd = ["docker", "exec", *options, command.container, *argv], None
     return subprocess.run(
         argv,
         env=command.child_env(os.environ),
-        cwd=command.cwd,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=30,
@@ -187,7 +192,8 @@ async def test_repository_with_devcontainer_comes_up_with_env_and_post_create(
     assert workspace["remote_folder"] == "/workspaces/with-config"
 
     shell = await manager.shell_command("ws-config")
-    assert shell.argv[:3] == ["docker", "exec", "-it"]
+    assert (shell.container, shell.user) == (workspace["container_id"], "sam")
+    assert (shell.argv, shell.cwd) == (["bash", "-l"], "/workspaces/with-config")
     assert shell.env["TERM"] == "xterm-256color"
     script = (
         'echo "pwd=$PWD"; cat hello.txt; echo "env=$SAM_TEST_GREETING"; '

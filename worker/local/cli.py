@@ -1,6 +1,7 @@
 """`sam`: the command line for running SAM on this machine.
 
-sam dev     start the local edge (API, web app, workspace proxy) and print its URLs
+sam dev            start the local edge (API, web app, workspace proxy) and print its URLs
+sam upload-agent   put the node agent artifact into the local R2 bucket (new nodes fetch it)
 """
 
 import argparse
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from worker.crypto import generate_key
+from worker.local import artifacts
 from worker.local.server import LocalEdge
 from worker.local.wrangler import WranglerConfigError, load
 from worker.logs import RequestIdFilter
@@ -52,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         help="set a worker var, over wrangler.toml and sam dev's own (repeatable), "
         "e.g. --var SAM_GITHUB_BASE_URL=http://127.0.0.1:9000",
     )
+    artifacts.add_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "upload-agent":
+        return artifacts.upload_command(args)
     return dev_command(args)
 
 

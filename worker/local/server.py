@@ -20,6 +20,7 @@ from worker.local.clock import Clock, SystemClock
 from worker.local.cron import CronScheduler, ScheduledController, validate
 from worker.local.entrypoints import ExecutionContext
 from worker.local.http import Request, Response
+from worker.local.nodes import LocalNodes
 from worker.local.wrangler import WranglerConfig
 
 log = logging.getLogger("sam.local.edge")
@@ -29,6 +30,7 @@ MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024
 # How long shutdown waits for `waitUntil` work before abandoning it.
 WAIT_UNTIL_GRACE_SECONDS = 5.0
 SCHEDULED_HOOK = "/__scheduled"
+CLIENT_IP_HEADER = b"cf-connecting-ip"
 
 Scope = dict[str, Any]
 
@@ -58,6 +60,10 @@ class LocalEdge:
         self._cron = CronScheduler(self.config.crons, self.scheduled, self.clock)
         self._cron.start()
         self.runtime.alarms.start()
+        # The `local` provider's agents (worker/local/nodes.py): a binding only sam dev has.
+        self.nodes = LocalNodes(self.data_dir / "nodes", self.runtime.env)
+        self.runtime.env.LOCAL_NODES = self.nodes
+        await self.nodes.start()
 
     async def stop(self) -> None:
         assert self.runtime is not None and self._cron is not None
@@ -65,6 +71,7 @@ class LocalEdge:
         await self.runtime.alarms.stop()
         if self._pending:
             await asyncio.wait(set(self._pending), timeout=WAIT_UNTIL_GRACE_SECONDS)
+        await self.nodes.stop()
         await upstream.close()
         self.runtime.close()
 
@@ -171,7 +178,15 @@ class _AsgiSocket:
 
 
 def _request(scope: Scope, body: bytes | None) -> Request:
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+    # The client's address as Cloudflare passes it: CF-Connecting-IP, set by the edge and
+    # never taken from the client (worker/ratelimit.py counts per address).
+    headers = [
+        (k.decode("latin-1"), v.decode("latin-1"))
+        for k, v in scope["headers"]
+        if k.lower() != CLIENT_IP_HEADER
+    ]
+    if scope.get("client"):
+        headers.append((CLIENT_IP_HEADER.decode(), scope["client"][0]))
     host = next((v for k, v in headers if k.lower() == "host"), None)
     if host is None:
         server_host, port = scope.get("server") or ("127.0.0.1", 80)

@@ -25,6 +25,7 @@ from worker import github, sessions
 from worker.config import Config
 from worker.deps import current_user, get_env
 from worker.errors import ApiError
+from worker.ratelimit import SIGN_IN, rate_limited
 from worker.users import User, upsert_github_user, upsert_local_user
 
 router = APIRouter(tags=["auth"])
@@ -66,7 +67,7 @@ def _state_error(message: str) -> ApiError:
     )
 
 
-@router.get(LOGIN_PATH)
+@router.get(LOGIN_PATH, dependencies=[Depends(rate_limited(SIGN_IN))])
 async def github_login(request: Request, env: Annotated[Any, Depends(get_env)]) -> Response:
     config = _github_config(env)
     origin = sessions.app_origin(request, config)
@@ -158,7 +159,7 @@ async def logout(request: Request, env: Annotated[Any, Depends(get_env)]) -> Res
     return response
 
 
-@router.post("/api/auth/dev-login")
+@router.post("/api/auth/dev-login", dependencies=[Depends(rate_limited(SIGN_IN))])
 async def dev_login(
     body: DevLogin, request: Request, env: Annotated[Any, Depends(get_env)]
 ) -> Response:

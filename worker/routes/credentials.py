@@ -28,6 +28,7 @@ from worker.deps import current_user, get_env
 from worker.errors import ApiError
 from worker.logs import event
 from worker.platform import fetch
+from worker.ratelimit import API_TOKEN, rate_limited
 from worker.users import User
 
 log = logging.getLogger("sam.credentials")
@@ -82,7 +83,12 @@ class CredentialList(BaseModel):
     credentials: list[CredentialOut]
 
 
-@router.post("/api/credentials", status_code=201, response_model=CredentialOut)
+@router.post(
+    "/api/credentials",
+    status_code=201,
+    response_model=CredentialOut,
+    dependencies=[Depends(rate_limited(API_TOKEN))],
+)
 async def create(
     body: NewCredential,
     user: Annotated[User, Depends(current_user)],

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 from worker import api_tokens
 from worker.deps import current_user, get_env
 from worker.errors import ApiError
+from worker.ratelimit import API_TOKEN, rate_limited
 from worker.users import User
 
 router = APIRouter(tags=["tokens"])
@@ -32,7 +33,7 @@ class NewToken(BaseModel):
         return name
 
 
-@router.post("/api/tokens", status_code=201)
+@router.post("/api/tokens", status_code=201, dependencies=[Depends(rate_limited(API_TOKEN))])
 async def create_token(
     body: NewToken,
     user: Annotated[User, Depends(current_user)],

@@ -1,0 +1,57 @@
+"""The node agent's artifact (scripts/build-agent), built once and cached between runs.
+
+Building takes about 10 s here (pip downloads the VM's wheels: from PyPI, or the machine's
+wheel cache). The cache lives in the system's temp dir, keyed by the version and a digest
+of everything that goes into the artifact, so an edit to the agent rebuilds it and an
+unchanged tree reuses it across test sessions.
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from worker.version import VERSION
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD_TIMEOUT_SECONDS = 600
+CACHE_DIR = Path(tempfile.gettempdir()) / "sam-agent-artifacts"
+# What the artifact is made of: the package (its wheel holds agent/ and worker/), the
+# build script and the unit.
+INPUTS = ("agent", "worker", "durable_objects", "scripts/build-agent", "pyproject.toml")
+
+
+def _digest() -> str:
+    digest = hashlib.sha256()
+    for name in INPUTS:
+        path = ROOT / name
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for file in files:
+            if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
+                digest.update(str(file.relative_to(ROOT)).encode() + b"\0")
+                digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def agent_artifact() -> Path:
+    """`sam-agent-<version>.tar.gz` for this tree, building it only when the tree changed."""
+    target = CACHE_DIR / f"{VERSION}-{_digest()}" / f"sam-agent-{VERSION}.tar.gz"
+    if target.is_file():
+        return target
+    target.parent.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent.parent))
+    try:
+        subprocess.run(
+            [str(ROOT / "scripts" / "build-agent"), "--out", str(staging)],
+            cwd=ROOT,
+            check=True,
+            timeout=BUILD_TIMEOUT_SECONDS,
+            capture_output=True,
+        )
+        target.parent.mkdir(exist_ok=True)
+        os.replace(staging / target.name, target)  # atomic: a reader never sees half of it
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -1,0 +1,474 @@
+"""The authorization matrix: every route of the API, called as every kind of caller.
+
+The routes come from the app's own route table (the FastAPI app inside `worker.app.api`'s
+ASGI wrappers), so this file cannot fall behind: a route without an entry in MATRIX fails,
+saying which cases to add. Each entry names who the route is for (`Auth`) and what each
+caller gets, and is run against the real edge over HTTP:
+
+    owner         USER: the user whose resource the path names (by session and by API
+                  token); ADMIN: an admin; NODE: the sam:node token of the path's node
+    other         USER: another user; ADMIN: a signed-in non-admin; NODE: the sam:node
+                  token of another user's node
+    anonymous     no credential at all
+    wrong_scope   a valid credential of the wrong kind: USER/ADMIN get sam:terminal and
+                  sam:node JWTs; NODE gets the owner's API token and session, and
+                  sam:agent and sam:terminal JWTs for the same node
+    PUBLIC routes are called anonymously only, and say why they are public.
+
+Besides the statuses, for every caller but the owner: the answer holds none of the
+owner's ids, and the owner's rows in D1 are unchanged afterwards; every error is JSON.
+
+Adding a route: add `("METHOD", "/path/{param}"): user(owner=..., other=...)` (or
+`admin`, `node`, `public`) below, and a factory in PARAMS for any new path parameter.
+"""
+
+import asyncio
+import json
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+
+from tests.fakes.github import CLIENT_ID, CLIENT_SECRET, FakeGitHub
+from tests.support.edge import Edge, running_edge
+from worker import tokens
+from worker.app import api
+from worker.local.d1 import D1Database
+from worker.local.env import Env
+from worker.ratelimit import LIMITS
+
+Route = tuple[str, str]  # (method, path template), as in the route table
+Body = dict[str, Any] | Callable[[], dict[str, Any]] | None
+
+
+class Auth(StrEnum):
+    PUBLIC = "public"  # anyone; `reason` says why
+    USER = "user"  # a signed-in user: session cookie or personal API token
+    ADMIN = "admin"  # a signed-in admin of the deployment
+    NODE = "node"  # a node's agent: Bearer <sam:node token for the path's node>
+
+
+@dataclass(frozen=True)
+class Case:
+    auth: Auth
+    owner: int | None
+    other: int | None
+    anonymous: int
+    wrong_scope: int | None
+    body: Body = None
+    reason: str = ""
+
+
+def public(anonymous: int, reason: str, body: Body = None) -> Case:
+    assert reason, "say why anyone may call it"
+    return Case(Auth.PUBLIC, None, None, anonymous, None, body, reason)
+
+
+def user(owner: int, other: int, body: Body = None) -> Case:
+    """Someone else's resource must be a 404 (never 403), so ids cannot be probed."""
+    return Case(Auth.USER, owner, other, 401, 401, body)
+
+
+def admin(owner: int, body: Body = None) -> Case:
+    return Case(Auth.ADMIN, owner, 403, 401, 401, body)
+
+
+def node(owner: int, body: Body = None) -> Case:
+    return Case(Auth.NODE, owner, 403, 401, 401, body)
+
+
+def unique(make: Callable[[str], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """A body made fresh for each call (for fields that must be unique per user)."""
+    return lambda: make(secrets.token_hex(4))
+
+
+HEARTBEAT = {
+    "cpu_percent": 1.5,
+    "memory": {"total": 8 << 30, "used": 1 << 30},
+    "disk": {"total": 80 << 30, "used": 4 << 30},
+    "active_workspaces": 0,
+    "agent_version": "0.1.0",
+}
+
+MATRIX: dict[Route, Case] = {
+    # --- public -----------------------------------------------------------------------
+    ("GET", "/api/openapi.json"): public(200, "the API's schema: routes, no data"),
+    ("GET", "/api/docs"): public(200, "the API's documentation page"),
+    ("GET", "/docs/oauth2-redirect"): public(200, "a static page of the documentation"),
+    ("GET", "/.well-known/jwks.json"): public(200, "public keys, for any token verifier"),
+    ("POST", "/api/errors"): public(
+        202,
+        "write-only error reports; nothing reads them back",
+        {"source": "browser", "message": "m"},
+    ),
+    ("GET", "/api/auth/github/login"): public(302, "starts a sign-in (rate-limited)"),
+    ("GET", "/api/auth/github/callback"): public(
+        400, "ends a sign-in; checks its own state, verifier and browser"
+    ),
+    ("POST", "/api/auth/dev-login"): public(
+        200, "signs in; development only (rate-limited)", {"login": "matrixanon"}
+    ),
+    ("POST", "/api/auth/logout"): public(204, "ends the caller's own session, if any"),
+    ("POST", "/api/bootstrap/{token}"): public(
+        401, "the one-time bootstrap token is the credential (rate-limited)"
+    ),
+    ("GET", "/api/agent/download"): public(
+        404, "the agent artifact holds no secret; a new node has no credential yet"
+    ),
+    # --- a signed-in user -------------------------------------------------------------
+    ("GET", "/api/auth/me"): user(200, 200),
+    ("GET", "/api/tokens"): user(200, 200),
+    ("POST", "/api/tokens"): user(201, 201, {"name": "matrix"}),
+    ("DELETE", "/api/tokens/{token_id}"): user(204, 404),
+    ("GET", "/api/credentials"): user(200, 200),
+    ("POST", "/api/credentials"): user(
+        201, 201, unique(lambda n: {"kind": "anthropic", "label": n, "secret": "sk-ant-matrix"})
+    ),
+    ("DELETE", "/api/credentials/{credential_id}"): user(204, 404),
+    ("GET", "/api/nodes"): user(200, 200),
+    ("POST", "/api/nodes"): user(400, 400, {"provider": "hetzner"}),
+    ("GET", "/api/nodes/{node_id}"): user(200, 404),
+    ("DELETE", "/api/nodes/{node_id}"): user(204, 404),
+    # --- an admin ---------------------------------------------------------------------
+    ("POST", "/api/admin/signing-keys/rotate"): admin(200),
+    # --- a node's agent ---------------------------------------------------------------
+    ("POST", "/api/nodes/{node_id}/ready"): node(200, {"agent_port": 8080, "version": "0.1.0"}),
+    ("POST", "/api/nodes/{node_id}/heartbeat"): node(200, HEARTBEAT),
+}
+
+
+def app_routes() -> list[Route]:
+    """(method, path) of every route the deployed API answers, from its own table."""
+    app = api
+    while not isinstance(app, FastAPI):  # Cors(ApiBoundary(BodyLimit(FastAPI)))
+        app = app.app
+    found = set()
+    for route in iter_route_contexts(app.routes):
+        for method in route.methods or ():
+            if method != "HEAD":  # answered as GET
+                found.add((method, route.path))
+    return sorted(found, key=lambda r: (r[1], r[0]))
+
+
+ROUTES = app_routes()
+
+
+# --- the deployment and its callers ----------------------------------------------------------
+
+
+@dataclass
+class Member:
+    id: str
+    login: str
+    session: str
+    api_token: str
+    nodes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class World:
+    edge: Edge
+    minter: Env
+    admin: Member
+    owner: Member
+    other: Member
+    shared: dict[str, str] = field(default_factory=dict)  # path param → the owner's resource
+
+
+@pytest.fixture(scope="module")
+def github() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, github: FakeGitHub) -> Iterator[World]:
+    data_dir: Path = tmp_path_factory.mktemp("matrix") / ".sam"
+    variables = {
+        "SAM_GITHUB_CLIENT_ID": CLIENT_ID,
+        "SAM_GITHUB_CLIENT_SECRET": CLIENT_SECRET,
+        "SAM_GITHUB_BASE_URL": github.url,
+        "SAM_GITHUB_API_URL": github.url,
+        # Limits are tested in test_ratelimit.py; here they would only get in the way.
+        "SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS),
+    }
+    with running_edge(data_dir, vars=variables) as edge:
+        secrets_file = json.loads((edge.data_dir / "dev-secrets.json").read_text())
+        database = D1Database(edge.data_dir / "d1" / "sam.sqlite")
+        minter = Env(
+            {
+                "DATABASE": database,
+                "SAM_DOMAIN": edge.domain,
+                "SAM_ENCRYPTION_KEY": secrets_file["SAM_ENCRYPTION_KEY"],
+            }
+        )
+        # The first user of a deployment is its admin.
+        members = [join(edge, login) for login in ("matrixadmin", "matrixowner", "matrixother")]
+        built = World(edge, minter, *members)
+        assert (admin_me := whoami(edge, built.admin)) and admin_me["is_admin"]
+        assert not whoami(edge, built.owner)["is_admin"]
+        for member in (built.owner, built.other):
+            member.nodes.append(make_node(edge, member))
+        built.shared = {name: make(built) for name, make in PARAMS.items()}
+        yield built
+        database.close()
+
+
+def join(edge: Edge, login: str) -> Member:
+    with edge.client("app") as client:
+        signed_in = client.post(
+            "/api/auth/dev-login", json={"login": login}, headers={"origin": app_origin(edge)}
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        session = signed_in.cookies["sam_session"]
+        member = Member(signed_in.json()["id"], login, session, "")
+        member.api_token = new_api_token(edge, member)[1]
+        return member
+
+
+def app_origin(edge: Edge) -> str:
+    return f"http://{edge.host('app')}"
+
+
+def whoami(edge: Edge, member: Member) -> dict[str, Any]:
+    with edge.client("api") as client:
+        me = client.get("/api/auth/me", headers=bearer(member.api_token))
+    assert me.status_code == 200, me.text
+    return me.json()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def session_headers(edge: Edge, member: Member) -> dict[str, str]:
+    return {"cookie": f"sam_session={member.session}", "origin": app_origin(edge)}
+
+
+def new_api_token(edge: Edge, member: Member) -> tuple[str, str]:
+    """(id, token) of a fresh personal API token of `member`, made through the API."""
+    with edge.client("app") as client:
+        made = client.post(
+            "/api/tokens", json={"name": "matrix"}, headers=session_headers(edge, member)
+        )
+    assert made.status_code == 201, made.text
+    return made.json()["id"], made.json()["token"]
+
+
+def new_credential(edge: Edge, member: Member) -> str:
+    body = {"kind": "openai", "label": secrets.token_hex(4), "secret": "sk-matrix-secret"}
+    with edge.client("app") as client:
+        made = client.post("/api/credentials", json=body, headers=session_headers(edge, member))
+    assert made.status_code == 201, made.text
+    return made.json()["id"]
+
+
+def make_node(edge: Edge, member: Member) -> str:
+    """A node row of `member`, written straight into the edge's D1 file.
+
+    LAST RESORT, on purpose: creating a node through POST /api/nodes starts a real agent
+    (local provider) or needs the Hetzner and DNS fakes, whose callbacks would race the
+    matrix. The row is what the routes read; the agent's side is tested elsewhere.
+    """
+    node_id = "n" + secrets.token_hex(8)
+    with closing(sqlite3.connect(edge.data_dir / "d1" / "sam.sqlite")) as db:
+        db.execute(
+            "INSERT INTO nodes (id, user_id, name, provider, status, agent_host) "
+            "VALUES (?, ?, ?, 'local', 'creating', '127.0.0.1')",
+            (node_id, member.id, f"matrix-{node_id[-4:]}"),
+        )
+        db.commit()
+    return node_id
+
+
+def mint(world: World, audience: tokens.Audience, node_id: str) -> str:
+    """A real token of `audience` from the edge's own signing key (D1 + its dev secret)."""
+    match audience:
+        case tokens.Audience.TERMINAL:
+            minted = tokens.mint_terminal_token(world.minter, world.owner.id, node_id, "wmatrix")
+        case tokens.Audience.WORKSPACE:
+            minted = tokens.mint_workspace_token(world.minter, node_id, "wmatrix")
+        case tokens.Audience.AGENT:
+            minted = tokens.mint_agent_token(world.minter, node_id)
+        case tokens.Audience.NODE:
+            minted = tokens.mint_node_token(world.minter, node_id)
+    return asyncio.run(minted).token
+
+
+# Path parameters: a factory for the owner's resource each one names. Non-owners are
+# handed the owner's shared one; the owner gets a fresh one for a DELETE.
+PARAMS: dict[str, Callable[[World], str]] = {
+    "token_id": lambda w: new_api_token(w.edge, w.owner)[0],
+    "credential_id": lambda w: new_credential(w.edge, w.owner),
+    "node_id": lambda w: make_node(w.edge, w.owner),
+    "token": lambda _: secrets.token_urlsafe(32),  # a bootstrap token nobody issued
+}
+NOT_OWNED = {"token"}
+
+
+# --- calling a route ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    caller: str  # "owner (session)", "other", ...: for the failure message
+    expected: int
+    host: str
+    headers: dict[str, str]
+
+
+def calls(world: World, case: Case, path_node: str) -> list[Call]:
+    """Every caller of a route of this kind, the owner last (it may delete the resource)."""
+    edge, owner, other = world.edge, world.owner, world.other
+    origin = {"origin": app_origin(edge)}  # so that CSRF is never why a caller is refused
+    if case.auth is Auth.PUBLIC:
+        return [Call("anonymous", case.anonymous, "api", {})]
+    anonymous = Call("anonymous", case.anonymous, "app", origin)
+    assert case.owner is not None and case.other is not None and case.wrong_scope is not None
+    if case.auth is Auth.NODE:
+        their_node = other.nodes[0]
+        return [
+            Call("another node's token", case.other, "api", bearer(mint_node(world, their_node))),
+            anonymous,
+            Call("owner's API token", case.wrong_scope, "api", bearer(owner.api_token)),
+            Call("owner's session", case.wrong_scope, "app", session_headers(edge, owner)),
+            Call("sam:agent token", case.wrong_scope, "api", bearer(mint_agent(world, path_node))),
+            Call(
+                "sam:terminal token",
+                case.wrong_scope,
+                "api",
+                bearer(mint(world, tokens.Audience.TERMINAL, path_node)),
+            ),
+            Call("the node's token", case.owner, "api", bearer(mint_node(world, path_node))),
+        ]
+    principal, outsider = (world.admin, owner) if case.auth is Auth.ADMIN else (owner, other)
+    wrong = [
+        Call(
+            f"sam:{audience} token",
+            case.wrong_scope,
+            "api",
+            bearer(mint(world, tokens.Audience(f"sam:{audience}"), owner.nodes[0])),
+        )
+        for audience in ("terminal", "node")
+    ]
+    return [
+        Call("other user", case.other, "app", session_headers(edge, outsider)),
+        anonymous,
+        *wrong,
+        Call("owner (API token)", case.owner, "api", bearer(principal.api_token)),
+        Call("owner (session)", case.owner, "app", session_headers(edge, principal)),
+    ]
+
+
+def mint_node(world: World, node_id: str) -> str:
+    return mint(world, tokens.Audience.NODE, node_id)
+
+
+def mint_agent(world: World, node_id: str) -> str:
+    return mint(world, tokens.Audience.AGENT, node_id)
+
+
+def owner_rows(world: World) -> dict[str, list[tuple[Any, ...]]]:
+    """Everything of the owner's in D1, minus what merely reading it changes."""
+    volatile = {"last_used_at", "updated_at", "health"}
+    rows = {}
+    with closing(sqlite3.connect(world.edge.data_dir / "d1" / "sam.sqlite")) as db:
+        for table, column in (
+            ("users", "id"),
+            ("api_tokens", "user_id"),
+            ("credentials", "user_id"),
+            ("nodes", "user_id"),
+            ("workspaces", "user_id"),
+        ):
+            cursor = db.execute(
+                f"SELECT * FROM {table} WHERE {column} = ? ORDER BY 1", (world.owner.id,)
+            )
+            keep = [i for i, d in enumerate(cursor.description) if d[0] not in volatile]
+            rows[table] = [tuple(row[i] for i in keep) for row in cursor.fetchall()]
+    return rows
+
+
+def owner_secrets(world: World) -> list[str]:
+    """What no other caller may ever see: the owner's ids and its shared resources."""
+    owned = [value for name, value in world.shared.items() if name not in NOT_OWNED]
+    return [world.owner.id, world.owner.api_token, *world.owner.nodes, *owned]
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
+def test_route(world: World, route: Route) -> None:
+    method, path = route
+    case = MATRIX.get(route)
+    if case is None:
+        pytest.fail(
+            f"{method} {path} has no authorization cases. Add an entry to MATRIX in "
+            f"{Path(__file__).name}: who may call it (public/user/admin/node) and what the "
+            "owner, another user, an anonymous caller and a wrong-scope token get."
+        )
+    missing = [p for p in path_params(path) if p not in PARAMS]
+    assert not missing, f"add a factory for path parameter(s) {missing} to PARAMS"
+    before = owner_rows(world)
+    failures = []
+    for call in calls(world, case, world.shared["node_id"]):
+        is_owner = call.caller.startswith(("owner (", "the node's"))
+        if is_owner and before is not None:
+            changed = [t for t, rows in owner_rows(world).items() if rows != before[t]]
+            if changed:
+                failures.append(f"the owner's rows in {changed} changed after the other callers")
+            before = None  # the owner itself may change them
+        if is_owner and method == "DELETE":  # a fresh resource for each owner's DELETE
+            values = {p: PARAMS[p](world) for p in path_params(path)}
+        else:
+            values = {p: world.shared[p] for p in path_params(path)}
+        target = path.format(**values)
+        response = send(world.edge, method, target, case.body, call)
+        if response.status_code != call.expected:
+            failures.append(
+                f"{call.caller}: got {response.status_code}, expected {call.expected}: "
+                f"{response.text[:300]}"
+            )
+        if response.status_code >= 400 and not is_json_error(response):
+            failures.append(f"{call.caller}: {response.status_code} is not a JSON error")
+        if not is_owner:
+            # Echoing the id the caller itself sent is no leak; anything else of the owner's is.
+            leaked = [s for s in owner_secrets(world) if s in response.text and s not in target]
+            if leaked:
+                failures.append(f"{call.caller}: the answer holds the owner's {leaked}")
+    assert not failures, f"{method} {path}:\n  " + "\n  ".join(failures)
+
+
+def send(edge: Edge, method: str, path: str, body: Body, call: Call) -> httpx.Response:
+    payload = body() if callable(body) else body
+    with edge.client(call.host, follow_redirects=False) as client:
+        return client.request(method, path, json=payload, headers=call.headers)
+
+
+def path_params(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
+
+
+def is_json_error(response: httpx.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and set(body) == {"error", "message"}
+
+
+def test_every_route_has_cases() -> None:
+    """The table and the app agree both ways: no route unlisted, no stale entry."""
+    unlisted = [f"{m} {p}" for m, p in ROUTES if (m, p) not in MATRIX]
+    stale = [f"{m} {p}" for m, p in MATRIX if (m, p) not in ROUTES]
+    assert not unlisted, f"routes without authorization cases (add them to MATRIX): {unlisted}"
+    assert not stale, f"MATRIX lists routes the app does not have (remove or fix): {stale}"
+    for (method, path), case in MATRIX.items():
+        if case.auth is Auth.USER and "{" in path:
+            assert case.other == 404, f"{method} {path}: another user's resource must be 404"

@@ -1,0 +1,148 @@
+"""Node, workspace and node-lifecycle states, and the one place a state change is checked.
+
+    NodeStatus       pending → creating → running → stopping → stopped, plus error
+    WorkspaceStatus  pending → creating → running → stopping → stopped, plus error
+    Lifecycle        active ⇄ warm → destroying   (the NodeLifecycle Durable Object)
+    NodeHealth       healthy / stale / unhealthy, from the age of the last heartbeat
+
+Each kind has exactly one allowed-transitions table; `transition(kind, current, new)`
+is the only check, so a state change that the table does not allow is refused the same
+way everywhere (409 `invalid_state_transition`). Staying in the same state is not a
+transition: callers that want idempotency (a repeated ready callback) check for it first.
+"""
+
+from enum import StrEnum
+
+from worker.errors import ApiError
+
+
+class NodeStatus(StrEnum):
+    PENDING = "pending"
+    CREATING = "creating"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+class WorkspaceStatus(StrEnum):
+    PENDING = "pending"
+    CREATING = "creating"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+class Lifecycle(StrEnum):
+    """The warm-pool state a node's NodeLifecycle object keeps (not stored in D1)."""
+
+    ACTIVE = "active"  # may hold workspaces; claims are accepted up to capacity
+    WARM = "warm"  # no workspaces; kept for reuse until the warm window ends
+    DESTROYING = "destroying"  # VM and DNS record being deleted; final
+
+
+class NodeHealth(StrEnum):
+    HEALTHY = "healthy"
+    STALE = "stale"
+    UNHEALTHY = "unhealthy"
+
+
+class Kind(StrEnum):
+    NODE = "node"
+    WORKSPACE = "workspace"
+    LIFECYCLE = "lifecycle"
+
+
+_N = NodeStatus
+NODE_TRANSITIONS: dict[NodeStatus, frozenset[NodeStatus]] = {
+    # Deleting is possible from every live state: the delete path goes through stopping.
+    _N.PENDING: frozenset({_N.CREATING, _N.STOPPING, _N.ERROR}),
+    _N.CREATING: frozenset({_N.RUNNING, _N.STOPPING, _N.ERROR}),
+    _N.RUNNING: frozenset({_N.STOPPING, _N.ERROR}),
+    _N.STOPPING: frozenset({_N.STOPPED, _N.ERROR}),
+    _N.STOPPED: frozenset(),
+    # A node in error can only be torn down; a late ready callback does not revive it,
+    # because cron or the provider already gave up on it.
+    _N.ERROR: frozenset({_N.STOPPING}),
+}
+
+_W = WorkspaceStatus
+WORKSPACE_TRANSITIONS: dict[WorkspaceStatus, frozenset[WorkspaceStatus]] = {
+    _W.PENDING: frozenset({_W.CREATING, _W.STOPPING, _W.ERROR}),
+    _W.CREATING: frozenset({_W.RUNNING, _W.STOPPING, _W.ERROR}),
+    # Restart and rebuild go back through creating (the agent answers `creating`).
+    _W.RUNNING: frozenset({_W.CREATING, _W.STOPPING, _W.ERROR}),
+    _W.STOPPING: frozenset({_W.STOPPED, _W.ERROR}),
+    _W.STOPPED: frozenset({_W.CREATING, _W.STOPPING}),
+    _W.ERROR: frozenset({_W.CREATING, _W.STOPPING}),
+}
+
+_L = Lifecycle
+LIFECYCLE_TRANSITIONS: dict[Lifecycle, frozenset[Lifecycle]] = {
+    _L.ACTIVE: frozenset({_L.WARM, _L.DESTROYING}),
+    _L.WARM: frozenset({_L.ACTIVE, _L.DESTROYING}),
+    _L.DESTROYING: frozenset(),
+}
+
+_TABLES: dict[Kind, tuple[type[StrEnum], dict]] = {
+    Kind.NODE: (NodeStatus, NODE_TRANSITIONS),
+    Kind.WORKSPACE: (WorkspaceStatus, WORKSPACE_TRANSITIONS),
+    Kind.LIFECYCLE: (Lifecycle, LIFECYCLE_TRANSITIONS),
+}
+
+
+class InvalidTransition(ApiError):
+    def __init__(self, kind: Kind, current: str, new: str) -> None:
+        super().__init__(
+            409,
+            "invalid_state_transition",
+            f"A {kind} cannot go from {current!r} to {new!r}.",
+        )
+        self.kind = kind
+        self.current = current
+        self.new = new
+
+
+def allowed(kind: Kind, current: str, new: str) -> bool:
+    """Whether the table of `kind` lets `current` become `new`."""
+    states, table = _TABLES[kind]
+    try:
+        return states(new) in table[states(current)]
+    except ValueError:
+        return False
+
+
+def transition(kind: Kind, current: str, new: str) -> StrEnum:
+    """`new` as its enum if `current → new` is allowed; InvalidTransition (409) if not."""
+    if not allowed(kind, current, new):
+        raise InvalidTransition(kind, current, new)
+    states, _ = _TABLES[kind]
+    return states(new)
+
+
+def sources(kind: Kind, new: str) -> list[str]:
+    """Every state that may become `new`: for `UPDATE ... WHERE status IN (...)` guards."""
+    states, table = _TABLES[kind]
+    target = states(new)
+    return sorted(str(state) for state, targets in table.items() if target in targets)
+
+
+# Health is judged by how many heartbeat intervals have passed since the last beat: one
+# missed beat is normal jitter, a few mean trouble, more mean the node is gone.
+STALE_AFTER_INTERVALS = 2
+UNHEALTHY_AFTER_INTERVALS = 5
+
+
+def health_for(
+    last_beat_epoch: float | None, now_epoch: float, interval_seconds: float
+) -> NodeHealth | None:
+    """The health of a node whose last heartbeat was at `last_beat_epoch` (None: never)."""
+    if last_beat_epoch is None:
+        return None
+    age = now_epoch - last_beat_epoch
+    if age < STALE_AFTER_INTERVALS * interval_seconds:
+        return NodeHealth.HEALTHY
+    if age < UNHEALTHY_AFTER_INTERVALS * interval_seconds:
+        return NodeHealth.STALE
+    return NodeHealth.UNHEALTHY
