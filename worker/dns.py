@@ -93,7 +93,7 @@ async def ensure_a_record(env: Any, name: str, ip: str) -> DnsRecord:
         updated = await _call(
             env, "PATCH", f"/dns_records/{quote(record.id)}", {"content": ip, "proxied": False}
         )
-        event(log, "dns.updated", name=name, ip=ip)
+        event(log, "dns.updated", record=name, ip=ip)
         return DnsRecord.of(updated)
     body = {
         "type": "A",
@@ -109,8 +109,8 @@ async def ensure_a_record(env: Any, name: str, ip: str) -> DnsRecord:
         if refused.codes & ALREADY_EXISTS_CODES:
             # Made by a concurrent attempt for the same node since we looked: use it.
             return await ensure_a_record(env, name, ip)
-        raise refused.as_api_error() from None
-    event(log, "dns.created", name=name, ip=ip)
+        raise
+    event(log, "dns.created", record=name, ip=ip)
     return DnsRecord.of(created)
 
 
@@ -123,34 +123,31 @@ async def delete_records(env: Any, name: str, record_id: str | None = None) -> i
         try:
             await _call(env, "DELETE", f"/dns_records/{quote(each)}")
         except _CloudflareRefused as refused:
-            if refused.status == 404 or refused.codes & NOT_FOUND_CODES:
+            if refused.status_code == 404 or refused.codes & NOT_FOUND_CODES:
                 continue  # already gone
-            raise refused.as_api_error() from None
+            raise
         deleted += 1
     if deleted:
-        event(log, "dns.deleted", name=name, records=deleted)
+        event(log, "dns.deleted", record=name, records=deleted)
     return deleted
 
 
-class _CloudflareRefused(Exception):
-    def __init__(self, status: int, errors: list[dict[str, Any]], what: str) -> None:
-        super().__init__(what)
-        self.status = status
-        self.codes = {int(e["code"]) for e in errors if str(e.get("code", "")).isdigit()}
-        self.detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
-        self.what = what
+class _CloudflareRefused(DnsError):
+    """An unsuccessful answer: a DnsError for the user, with Cloudflare's codes kept."""
 
-    def as_api_error(self) -> DnsError:
-        if self.status in (401, 403):
-            return DnsError(
-                f"Cloudflare refused the DNS API token ({self.status}; {self.detail}). The "
-                "operator must give SAM_CLOUDFLARE_API_TOKEN Zone → DNS → Edit on the zone "
+    def __init__(self, status: int, errors: list[dict[str, Any]], what: str) -> None:
+        self.status_code = status
+        self.codes = {int(e["code"]) for e in errors if str(e.get("code", "")).isdigit()}
+        detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
+        if status in (401, 403):
+            message = (
+                f"Cloudflare refused the DNS API token ({status}; {detail}). The operator "
+                "must give SAM_CLOUDFLARE_API_TOKEN Zone → DNS → Edit on the zone "
                 "SAM_CLOUDFLARE_ZONE_ID names."
             )
-        return DnsError(
-            f"Cloudflare's DNS API refused {self.what} ({self.status}; "
-            f"{self.detail or 'no detail'})."
-        )
+        else:
+            message = f"Cloudflare's DNS API refused {what} ({status}; {detail or 'no detail'})."
+        super().__init__(message)
 
 
 async def _call(env: Any, method: str, path: str, body: dict[str, Any] | None = None) -> Any:

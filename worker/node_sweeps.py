@@ -67,15 +67,7 @@ async def judge_health(env: Any, now: float) -> int:
     for node in await nodes.nodes_where(env, "status = 'running'"):
         health = node.current_health(interval, now)
         if health is not None and health != node.health:
-            # Guarded by the beat it was judged from: a beat that lands meanwhile wins.
-            await (
-                env.DATABASE.prepare(
-                    "UPDATE nodes SET health = ? WHERE id = ? AND status = 'running' "
-                    "AND last_heartbeat_at IS ?"
-                )
-                .bind(health, node.id, node.last_heartbeat_at)
-                .run()
-            )
+            await nodes.record_health(env, node, health)
             event(log, "node.health", node_id=node.id, health=health)
             changed += 1
     return changed

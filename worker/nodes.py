@@ -12,7 +12,8 @@
     release_resources(env, node)                 VM + DNS record only (a node in error)
 
 Warm-pool claims (which node a workspace goes to) are in worker/node_pool.py; cron's
-sweeps in worker/node_sweeps.py. D1 is read and written only here.
+sweeps in worker/node_sweeps.py; the providers are reached through worker/provisioning.py.
+The `nodes` table is written only here.
 """
 
 import json
@@ -31,7 +32,7 @@ from worker.node_model import (
     lifecycle_stub,
     now_epoch,
 )
-from worker.states import Kind, NodeHealth, NodeStatus, sources, transition
+from worker.states import InvalidTransition, Kind, NodeHealth, NodeStatus, sources, transition
 
 log = logging.getLogger("sam.nodes")
 
@@ -152,14 +153,21 @@ async def mark_ready(
     moment = iso(now_epoch(now))
     ready = {
         "agent_port": agent_port,
-        "agent_version": version,
+        "agent_version": version or node.agent_version,
         "health": str(NodeHealth.HEALTHY),
         "last_heartbeat_at": moment,
     }
-    if node.status == NodeStatus.RUNNING:
-        await update_fields(env, node_id, now, **ready)
-        return await _found(env, node_id)
-    return await set_status(env, node, NodeStatus.RUNNING, now, ready_at=moment, **ready)
+    if node.status != NodeStatus.RUNNING:
+        try:
+            return await set_status(env, node, NodeStatus.RUNNING, now, ready_at=moment, **ready)
+        except InvalidTransition:
+            # The agent's first heartbeat and its ready callback can race: losing to the
+            # other is no failure. Any other state than running stays refused.
+            node = await _found(env, node_id)
+            if node.status != NodeStatus.RUNNING:
+                raise
+    await update_fields(env, node_id, now, **ready)
+    return await _found(env, node_id)
 
 
 async def record_heartbeat(
@@ -191,6 +199,18 @@ async def record_heartbeat(
         metrics=json.dumps(metrics, separators=(",", ":")),
     )
     return await _found(env, node_id)
+
+
+async def record_health(env: Any, node: Node, health: str) -> None:
+    """Cron's judgement of a running node's health, unless a beat has landed meanwhile."""
+    await (
+        env.DATABASE.prepare(
+            "UPDATE nodes SET health = ? WHERE id = ? AND status = 'running' "
+            "AND last_heartbeat_at IS ?"
+        )
+        .bind(health, node.id, node.last_heartbeat_at)
+        .run()
+    )
 
 
 async def mirror_lifecycle(

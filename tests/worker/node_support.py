@@ -1,13 +1,21 @@
 """Shared by the node tests: an in-process runtime on the real wrangler.toml, and rows."""
 
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.fakes.cloudflare_dns import FakeCloudflareDns
+from tests.fakes.hetzner import FakeHetzner
+from worker import nodes
+from worker.credentials import CredentialKind, save_credential
 from worker.crypto import generate_key
 from worker.local import env as local_env
-from worker.local.clock import Clock
+from worker.local import upstream
+from worker.local.clock import Clock, ManualClock
 from worker.local.wrangler import load
+from worker.node_model import Node, Provider
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = "localhost:8787"
@@ -70,3 +78,38 @@ async def add_node(
 
 async def node_row(env: Any, node_id: str) -> Any:
     return await env.DATABASE.prepare("SELECT * FROM nodes WHERE id = ?").bind(node_id).first()
+
+
+async def advance(runtime: local_env.Runtime, seconds: float) -> None:
+    """Move the runtime's ManualClock on and let every alarm that fell due run."""
+    runtime.alarms.clock.advance(seconds)  # type: ignore[attr-defined]
+    await runtime.alarms.settle()
+
+
+# --- a runtime whose Hetzner and Cloudflare DNS APIs are the loopback fakes ---------------
+
+
+@asynccontextmanager
+async def cloud_runtime(
+    data_dir: Path, hetzner: FakeHetzner, cloudflare: FakeCloudflareDns
+) -> AsyncIterator[local_env.Runtime]:
+    overrides = {"SAM_HETZNER_API_URL": hetzner.url, **cloudflare.vars()}
+    built = build_runtime(data_dir, ManualClock(), overrides)
+    built.alarms.start()
+    try:
+        yield built
+    finally:
+        await built.alarms.stop()
+        built.close()
+        await upstream.close()
+
+
+async def hetzner_node(
+    env: Any, hetzner: FakeHetzner, now: float, login: str = "carol"
+) -> tuple[str, str, Node]:
+    """(user id, the user's Hetzner token, node) provisioned through the real provider."""
+    user = await add_user(env, login)
+    token = hetzner.add_token()
+    await save_credential(env, user, CredentialKind.HETZNER, "", token)
+    node = await nodes.create_node(env, user, Provider.HETZNER, now=now)
+    return user, token, node

@@ -135,7 +135,8 @@ MATRIX: dict[Route, Case] = {
     ),
     ("DELETE", "/api/credentials/{credential_id}"): user(204, 404),
     ("GET", "/api/nodes"): user(200, 200),
-    ("POST", "/api/nodes"): user(400, 400, {"provider": "hetzner"}),
+    # A real local node: an agent process, exchanging its bootstrap token (sam dev's launcher).
+    ("POST", "/api/nodes"): user(201, 201, {"provider": "local"}),
     ("GET", "/api/nodes/{node_id}"): user(200, 404),
     ("DELETE", "/api/nodes/{node_id}"): user(204, 404),
     # --- an admin ---------------------------------------------------------------------
@@ -378,19 +379,26 @@ def mint_agent(world: World, node_id: str) -> str:
 
 
 def owner_rows(world: World) -> dict[str, list[tuple[Any, ...]]]:
-    """Everything of the owner's in D1, minus what merely reading it changes."""
+    """The owner's rows in D1, minus what merely using them changes.
+
+    Nodes: only those made here (rows with no agent behind them); nodes that POST
+    /api/nodes created change on their own, as their agents call back.
+    """
     volatile = {"last_used_at", "updated_at", "health"}
+    ours = [*world.owner.nodes, *(v for k, v in world.shared.items() if k == "node_id")]
+    marks = ", ".join("?" * len(ours))
     rows = {}
     with closing(sqlite3.connect(world.edge.data_dir / "d1" / "sam.sqlite")) as db:
-        for table, column in (
-            ("users", "id"),
-            ("api_tokens", "user_id"),
-            ("credentials", "user_id"),
-            ("nodes", "user_id"),
-            ("workspaces", "user_id"),
+        for table, condition, bindings in (
+            ("users", "id = ?", ()),
+            ("api_tokens", "user_id = ?", ()),
+            ("credentials", "user_id = ?", ()),
+            ("nodes", f"user_id = ? AND id IN ({marks})", ours),
+            ("workspaces", "user_id = ?", ()),
         ):
             cursor = db.execute(
-                f"SELECT * FROM {table} WHERE {column} = ? ORDER BY 1", (world.owner.id,)
+                f"SELECT * FROM {table} WHERE {condition} ORDER BY 1",
+                (world.owner.id, *bindings),
             )
             keep = [i for i, d in enumerate(cursor.description) if d[0] not in volatile]
             rows[table] = [tuple(row[i] for i in keep) for row in cursor.fetchall()]

@@ -10,22 +10,28 @@ safety net when an alarm is lost, and a failed teardown retried by the alarm.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.fakes.cloudflare_dns import FakeCloudflareDns
+from tests.fakes.hetzner import FakeHetzner
 from tests.worker.node_support import (
     CAPACITY,
     WARM_SECONDS,
     add_node,
     add_user,
+    advance,
     build_runtime,
+    cloud_runtime,
+    hetzner_node,
     node_row,
 )
 from worker import node_pool, node_sweeps, nodes
 from worker.local import env as local_env
+from worker.local import upstream
 from worker.local.clock import ManualClock
 from worker.node_model import iso
 
@@ -37,6 +43,7 @@ async def runtime(tmp_path: Path) -> AsyncIterator[local_env.Runtime]:
     yield built
     await built.alarms.stop()
     built.close()
+    await upstream.close()
 
 
 @pytest.fixture
@@ -47,11 +54,6 @@ def env(runtime: local_env.Runtime) -> Any:
 @pytest.fixture
 def clock(runtime: local_env.Runtime) -> ManualClock:
     return runtime.alarms.clock  # type: ignore[return-value]
-
-
-async def advance(runtime: local_env.Runtime, seconds: float) -> None:
-    runtime.alarms.clock.advance(seconds)  # type: ignore[attr-defined]
-    await runtime.alarms.settle()
 
 
 @pytest.fixture
@@ -234,3 +236,86 @@ async def test_claim_any_prefers_warm_then_busiest_and_skips_others_and_unhealth
     # Never another user's node, a stale one or one in error.
     for node in (stale, errored, bobs):
         assert (await node_pool.lifecycle(env, node))["workspaces"] == []
+
+
+# --- teardown of a real (fake Hetzner) VM and its DNS record ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def hetzner() -> Iterator[FakeHetzner]:
+    with FakeHetzner() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def cloudflare() -> Iterator[FakeCloudflareDns]:
+    with FakeCloudflareDns() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def cloud(
+    tmp_path: Path, hetzner: FakeHetzner, cloudflare: FakeCloudflareDns
+) -> AsyncIterator[local_env.Runtime]:
+    async with cloud_runtime(tmp_path / ".sam", hetzner, cloudflare) as runtime:
+        yield runtime
+
+
+async def test_the_warm_alarm_deletes_the_vm_and_its_dns_record(
+    cloud: local_env.Runtime, hetzner: FakeHetzner, cloudflare: FakeCloudflareDns
+) -> None:
+    env, clock = cloud.env, cloud.alarms.clock
+    _, token, node = await hetzner_node(env, hetzner, clock.now())
+    assert node.status == "creating" and node.provider_server_id and node.dns_record_id
+    assert [s.id for s in hetzner.servers(token)] == [int(node.provider_server_id)]
+    assert [r["content"] for r in cloudflare.records_named(node.agent_host)] == [node.ip_address]
+
+    assert await node_pool.claim(env, node.id, "w", clock.now())
+    await node_pool.release(env, node.id, "w", clock.now())
+    await advance(cloud, WARM_SECONDS + 1)
+
+    snapshot = await node_pool.lifecycle(env, node.id)
+    assert snapshot["state"] == "destroying" and snapshot["torn_down"]
+    assert hetzner.servers(token) == []
+    deletes = hetzner.calls(f"/v1/servers/{node.provider_server_id}", "DELETE")
+    assert [call.status for call in deletes] == [200]
+    assert cloudflare.records_named(node.agent_host) == []
+    assert await nodes.find_node(env, node.id) is None
+
+
+async def test_a_failed_teardown_is_finished_later_and_leaks_nothing(
+    cloud: local_env.Runtime, hetzner: FakeHetzner, cloudflare: FakeCloudflareDns
+) -> None:
+    env, clock = cloud.env, cloud.alarms.clock
+    _, token, node = await hetzner_node(env, hetzner, clock.now())
+    assert await node_pool.claim(env, node.id, "w", clock.now())
+    await node_pool.release(env, node.id, "w", clock.now())
+    # Hetzner refuses the delete once (not retryable), so the alarm's teardown fails.
+    hetzner.fail_next("DELETE", f"/v1/servers/{node.provider_server_id}", 403, "forbidden")
+    await advance(cloud, WARM_SECONDS + 1)
+    snapshot = await node_pool.lifecycle(env, node.id)
+    assert snapshot["state"] == "destroying" and not snapshot["torn_down"]
+    assert len(hetzner.servers(token)) == 1
+    assert (await node_row(env, node.id))["status"] == "stopping"
+    assert not await node_pool.claim(env, node.id, "late", clock.now())
+    # The next try (the object's retry alarm, or cron's sweep as here) finishes it.
+    again = await node_pool.expire(env, node.id, clock.now())
+    assert again["torn_down"]
+    assert hetzner.servers(token) == []
+    assert cloudflare.records_named(node.agent_host) == []
+    assert await nodes.find_node(env, node.id) is None
+
+
+async def test_the_owners_delete_takes_vm_and_record_and_a_stranger_cannot(
+    cloud: local_env.Runtime, hetzner: FakeHetzner, cloudflare: FakeCloudflareDns
+) -> None:
+    env, clock = cloud.env, cloud.alarms.clock
+    user, token, node = await hetzner_node(env, hetzner, clock.now())
+    stranger = await add_user(env, "mallory")
+    with pytest.raises(nodes.NodeNotFound):
+        await nodes.delete_node(env, stranger, node.id, clock.now())
+    assert len(hetzner.servers(token)) == 1
+    await nodes.delete_node(env, user, node.id, clock.now())
+    assert hetzner.servers(token) == []
+    assert cloudflare.records_named(node.agent_host) == []
+    assert await nodes.find_node(env, node.id) is None

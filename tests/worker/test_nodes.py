@@ -19,6 +19,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -276,6 +277,21 @@ def test_ready_moves_creating_to_running_and_is_idempotent(
     again = callback(edge, f"/api/nodes/{node}/ready", token, {"agent_port": 9124})
     assert again.status_code == 200 and again.json()["status"] == "running"
     assert alice.get(f"/api/nodes/{node}").json()["agent_port"] == 9124
+
+
+def test_racing_ready_callbacks_and_first_heartbeats_all_succeed(
+    edge: Edge, env: Env, alice: httpx.Client
+) -> None:
+    node = new_node(env, alice, status="creating", agent_port=8080)
+    token = node_token(env, node)
+    calls = [(f"/api/nodes/{node}/ready", {"agent_port": 8080})] * 8
+    calls += [(f"/api/nodes/{node}/heartbeat", BEAT)] * 8
+    with ThreadPoolExecutor(len(calls)) as pool:
+        replies = list(pool.map(lambda call: callback(edge, call[0], token, call[1]), calls))
+    assert [reply.status_code for reply in replies] == [200] * len(calls), [
+        reply.text for reply in replies if reply.status_code != 200
+    ]
+    assert row(env, node)["status"] == "running"
 
 
 def test_ready_for_a_node_in_error_is_a_409(edge: Edge, env: Env, alice: httpx.Client) -> None:

@@ -232,21 +232,24 @@ class HetznerProvider:
             try:
                 answer = await api.call("POST", "/servers", body=body)
             except HetznerRefused as refused:
-                if refused.status in FALLBACK_STATUSES or refused.code in FALLBACK_CODES:
-                    tried.append(f"{location} ({refused.code})")
+                if (
+                    refused.hetzner_status in FALLBACK_STATUSES
+                    or refused.hetzner_code in FALLBACK_CODES
+                ):
+                    tried.append(f"{location} ({refused.hetzner_code})")
                     event(
                         log,
                         "hetzner.location_refused",
                         node_id=node_id,
                         location=location,
-                        code=refused.code,
+                        code=refused.hetzner_code,
                     )
                     continue
-                if refused.code == "uniqueness_error":
+                if refused.hetzner_code == "uniqueness_error":
                     found = await _find_one(api, node_id)
                     if found is not None:  # an earlier attempt made it after all
                         return found
-                raise refused.as_api_error() from None
+                raise
             event(
                 log,
                 "hetzner.created",
@@ -300,7 +303,7 @@ async def _delete(api: HetznerApi, server_id: str) -> None:
     try:
         await api.call("DELETE", f"/servers/{server_id}")
     except HetznerRefused as refused:
-        if refused.status == 404:
+        if refused.hetzner_status == 404:
             return
-        raise refused.as_api_error() from None
+        raise
     event(log, "hetzner.deleted", server=server_id)

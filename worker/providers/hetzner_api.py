@@ -8,8 +8,8 @@ bodies, errors as `{"error": {"code", "message", "details"}}`, lists paginated w
     api = HetznerApi(base_url, token)
     await api.call(method, path, query=None, body=None) -> the JSON answer (a dict)
     await api.paged(path, key, query=None)              -> every item of every page
-    HetznerRefused(status, code, message)               a non-2xx answer; `.as_api_error()`
-                                                        says what the user should do
+    HetznerRefused                                      a non-2xx answer: an ApiError for
+                                                        the user; .hetzner_status/_code
 """
 
 import json
@@ -25,55 +25,53 @@ PER_PAGE = 50  # Hetzner's maximum
 MAX_PAGES = 100  # 5,000 items: far more servers than any project holds; stops a loop
 
 
-class HetznerRefused(Exception):
-    """Hetzner answered with an error (after retries, for 429 and 5xx)."""
+class HetznerRefused(ApiError):
+    """Hetzner answered with an error (after retries, for 429 and 5xx): an ApiError that
+    says what the user should do, with Hetzner's own status and code kept for callers."""
 
     def __init__(self, status: int, code: str, message: str, what: str) -> None:
-        super().__init__(f"{what}: {status} {code}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.what = what
+        super().__init__(*_explain(status, code, message, what))
+        self.hetzner_status = status
+        self.hetzner_code = code
 
-    def as_api_error(self) -> ApiError:
-        said = f"{self.code}: {self.message}"
-        if self.status == 401:
-            return ApiError(
-                400,
-                "hetzner_token_rejected",
-                "Hetzner Cloud rejected your API token. Replace it in Settings → Credentials "
-                "with a token of your Hetzner project (Read & Write).",
-            )
-        if self.code in ("token_readonly", "forbidden"):
-            return ApiError(
-                400,
-                "hetzner_token_forbidden",
-                f"Your Hetzner API token may not do this ({said}). Create a Read & Write "
-                "token in the Hetzner Console and replace the one in Settings → Credentials.",
-            )
-        if self.code == "resource_limit_exceeded":
-            return ApiError(
-                409,
-                "hetzner_limit_reached",
-                f"Your Hetzner project has reached a limit ({said}). Delete unused servers "
-                "or ask Hetzner to raise the limit.",
-            )
-        if self.status == 429:
-            return ApiError(
-                503,
-                "hetzner_rate_limited",
-                "Hetzner Cloud kept rate-limiting this project's API token. Try again in a minute.",
-            )
-        if self.status >= 500:
-            return ApiError(
-                502,
-                "hetzner_unavailable",
-                f"Hetzner Cloud kept failing ({self.status}, {said}) for {self.what}, "
-                f"after {HETZNER_RETRY.attempts} attempts. Try again later.",
-            )
-        return ApiError(
-            502, "hetzner_error", f"Hetzner Cloud refused {self.what} ({self.status}, {said})."
+
+def _explain(status: int, code: str, message: str, what: str) -> tuple[int, str, str]:
+    said = f"{code}: {message}"
+    if status == 401:
+        return (
+            400,
+            "hetzner_token_rejected",
+            "Hetzner Cloud rejected your API token. Replace it in Settings → Credentials "
+            "with a token of your Hetzner project (Read & Write).",
         )
+    if code in ("token_readonly", "forbidden"):
+        return (
+            400,
+            "hetzner_token_forbidden",
+            f"Your Hetzner API token may not do this ({said}). Create a Read & Write "
+            "token in the Hetzner Console and replace the one in Settings → Credentials.",
+        )
+    if code == "resource_limit_exceeded":
+        return (
+            409,
+            "hetzner_limit_reached",
+            f"Your Hetzner project has reached a limit ({said}). Delete unused servers "
+            "or ask Hetzner to raise the limit.",
+        )
+    if status == 429:
+        return (
+            503,
+            "hetzner_rate_limited",
+            "Hetzner Cloud kept rate-limiting this project's API token. Try again in a minute.",
+        )
+    if status >= 500:
+        return (
+            502,
+            "hetzner_unavailable",
+            f"Hetzner Cloud kept failing ({status}, {said}) for {what}, after "
+            f"{HETZNER_RETRY.attempts} attempts. Try again later.",
+        )
+    return 502, "hetzner_error", f"Hetzner Cloud refused {what} ({status}, {said})."
 
 
 class HetznerApi:
