@@ -1,9 +1,12 @@
 """Terminal benchmark: the agent's TerminalManager vs terminado vs a raw local PTY.
 
     .venv/bin/python bench/bench_terminal.py [--bytes N] [--keystrokes N] [--sessions N]
+                                             [--rounds N]
 
 Side by side in one run, every server a separate process on loopback, every shell
-`bash --norc --noprofile -i`, every client an aiohttp WebSocket in this process:
+`bash --norc --noprofile -i`, every client an aiohttp WebSocket in this process. The
+peers take turns, `--rounds` times (keystrokes and bytes split among the rounds), so that
+other work on the machine weighs on each of them alike:
 
 - keystroke echo: send one byte, wait for its echo (readline's); p50 and p99
 - output throughput: `head -c N /dev/zero | tr '\\0' x` in the shell, bytes counted by
@@ -343,26 +346,46 @@ async def connect(http: aiohttp.ClientSession, kind: str, port: int) -> Client:
     return client
 
 
-async def measure_peer(
-    name: str, make: Callable[[], Awaitable[Client]], args: argparse.Namespace
-) -> dict[str, float]:
-    client = await make()
-    echo = await asyncio.wait_for(echo_latencies(client, args.keystrokes), STEP_TIMEOUT_SECONDS)
-    rate, counted = await asyncio.wait_for(throughput(client, args.bytes), STEP_TIMEOUT_SECONDS)
-    if isinstance(client, RawPtyClient):
-        client.close()
-    elif isinstance(client, RawExecClient):
-        await client.close()
-    else:
-        await client.ws.close()
-    cuts = statistics.quantiles(echo, n=100)
-    result = {"p50_ms": cuts[49] * 1e3, "p99_ms": cuts[98] * 1e3, "mb_per_s": rate / 1e6}
-    print(
-        f"  {name:<22} echo p50 {result['p50_ms']:6.3f} ms  p99 {result['p99_ms']:6.3f} ms"
-        f"   output {result['mb_per_s']:7.1f} MB/s ({counted / 1e6:.1f} MB counted)",
-        flush=True,
-    )
-    return result
+async def measure_peers(
+    makers: dict[str, Callable[[], Awaitable[Client]]], args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    """Every peer in turn, round after round (the order reversed every other round), so a
+    load that comes and goes on this machine weighs on each of them alike."""
+    clients = {name: await make() for name, make in makers.items()}
+    echoes: dict[str, list[float]] = {name: [] for name in clients}
+    moved = {name: [0, 0.0] for name in clients}  # bytes counted, seconds
+    for index in range(args.rounds):
+        names = list(clients) if index % 2 == 0 else list(reversed(clients))
+        for name in names:
+            echo = echo_latencies(clients[name], args.keystrokes // args.rounds)
+            echoes[name] += await asyncio.wait_for(echo, STEP_TIMEOUT_SECONDS)
+        for name in names:
+            output = throughput(clients[name], args.bytes // args.rounds)
+            rate, counted = await asyncio.wait_for(output, STEP_TIMEOUT_SECONDS)
+            moved[name][0] += counted
+            moved[name][1] += counted / rate
+    results = {}
+    for name, client in clients.items():
+        if isinstance(client, RawPtyClient):
+            client.close()
+        elif isinstance(client, RawExecClient):
+            await client.close()
+        else:
+            await client.ws.close()
+        cuts = statistics.quantiles(echoes[name], n=100)
+        counted, seconds = moved[name]
+        result = {
+            "p50_ms": cuts[49] * 1e3,
+            "p99_ms": cuts[98] * 1e3,
+            "mb_per_s": counted / seconds / 1e6,
+        }
+        print(
+            f"  {name:<22} echo p50 {result['p50_ms']:6.3f} ms  p99 {result['p99_ms']:6.3f} ms"
+            f"   output {result['mb_per_s']:7.1f} MB/s ({counted / 1e6:.1f} MB counted)",
+            flush=True,
+        )
+        results[name] = result
+    return results
 
 
 async def measure_rss(kind: str, sessions: int) -> tuple[float, float]:
@@ -399,11 +422,11 @@ def base_image_container() -> str | None:
 
 async def run(args: argparse.Namespace) -> None:
     print(
-        f"terminal benchmark: {args.keystrokes} keystrokes, {args.bytes / 1e6:.0f} MB output, "
-        f"{args.sessions} sessions; python {sys.version.split()[0]}, {os.cpu_count()} CPUs",
+        f"terminal benchmark: {args.keystrokes} keystrokes, {args.bytes / 1e6:.0f} MB output "
+        f"per peer in {args.rounds} rounds, {args.sessions} sessions; "
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs",
         flush=True,
     )
-    results: dict[str, dict[str, float]] = {}
     container = base_image_container()
     servers = {"agent": start_server("agent"), "terminado": start_server("terminado")}
     if container:
@@ -411,31 +434,29 @@ async def run(args: argparse.Namespace) -> None:
         servers["agent-docker-cli"] = start_server("agent", container, via_cli=True)
     try:
         async with aiohttp.ClientSession() as http:
-            for name, (_, port) in servers.items():
-                kind = "terminado" if name == "terminado" else "agent"
-                results[name] = await measure_peer(
-                    name, lambda kind=kind, port=port: connect(http, kind, port), args
+            makers: dict[str, Callable[[], Awaitable[Client]]] = {
+                name: lambda name=name, port=port: connect(
+                    http, "terminado" if name == "terminado" else "agent", port
                 )
+                for name, (_, port) in servers.items()
+            }
 
             async def raw(argv: list[str]) -> Client:
                 client = RawPtyClient(argv)
                 await asyncio.wait_for(read_until(client, PROMPT), START_TIMEOUT_SECONDS)
                 return client
 
-            results["raw-pty"] = await measure_peer("raw-pty", lambda: raw(SHELL_ARGV), args)
+            async def raw_exec(container: str) -> Client:
+                client = RawExecClient(container)
+                await client.open()
+                await asyncio.wait_for(read_until(client, PROMPT), START_TIMEOUT_SECONDS)
+                return client
+
+            makers["raw-pty"] = lambda: raw(SHELL_ARGV)
             if container:
-                argv = docker_exec_argv(container)
-                results["raw-pty-docker"] = await measure_peer(
-                    "raw-pty-docker", lambda: raw(argv), args
-                )
-
-                async def raw_exec() -> Client:
-                    client = RawExecClient(container)
-                    await client.open()
-                    await asyncio.wait_for(read_until(client, PROMPT), START_TIMEOUT_SECONDS)
-                    return client
-
-                results["raw-exec-attach"] = await measure_peer("raw-exec-attach", raw_exec, args)
+                makers["raw-pty-docker"] = lambda: raw(docker_exec_argv(container))
+                makers["raw-exec-attach"] = lambda: raw_exec(container)
+            results = await measure_peers(makers, args)
     finally:
         for process, _ in servers.values():
             stop_server(process)
@@ -486,6 +507,7 @@ def main() -> None:
     parser.add_argument("--bytes", type=int, default=100_000_000)
     parser.add_argument("--keystrokes", type=int, default=400)
     parser.add_argument("--sessions", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--serve", choices=("agent", "terminado"))
     parser.add_argument("--port", type=int)
     parser.add_argument("--container")

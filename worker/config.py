@@ -57,6 +57,16 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Any) -> "Config":
+        """The settings of `env`, parsed once per env object (every request asks)."""
+        global _last_parsed
+        if _last_parsed is not None and _last_parsed[0] is env:
+            return _last_parsed[1]
+        config = cls._parse(env)
+        _last_parsed = (env, config)
+        return config
+
+    @classmethod
+    def _parse(cls, env: Any) -> "Config":
         domain = str(_var(env, "SAM_DOMAIN", "")).strip().lower()
         if not domain:
             raise ConfigError("SAM_DOMAIN is not set: the hostname the deployment answers on")
@@ -82,9 +92,7 @@ class Config:
             github_client_secret=str(_var(env, "SAM_GITHUB_CLIENT_SECRET", "")).strip() or None,
             github_base_url=_base_url(env, "SAM_GITHUB_BASE_URL", DEFAULT_GITHUB_BASE_URL),
             github_api_url=_base_url(env, "SAM_GITHUB_API_URL", DEFAULT_GITHUB_API_URL),
-            cloudflare_api_url=_base_url(
-                env, "SAM_CLOUDFLARE_API_URL", DEFAULT_CLOUDFLARE_API_URL
-            ),
+            cloudflare_api_url=_base_url(env, "SAM_CLOUDFLARE_API_URL", DEFAULT_CLOUDFLARE_API_URL),
             cloudflare_api_token=str(_var(env, "SAM_CLOUDFLARE_API_TOKEN", "")).strip() or None,
             cloudflare_zone_id=str(_var(env, "SAM_CLOUDFLARE_ZONE_ID", "")).strip() or None,
             max_workspaces_per_node=int(
@@ -103,6 +111,11 @@ class Config:
                 float,
             ),
         )
+
+
+# The env a worker isolate serves with is one object, so the last parse is almost always
+# the one wanted; keeping the env itself (not its id) means a new env can never match.
+_last_parsed: tuple[Any, Config] | None = None
 
 
 def _var(env: Any, name: str, default: Any) -> Any:

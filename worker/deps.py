@@ -10,8 +10,12 @@ from worker.errors import ApiError
 from worker.users import User, get_user
 
 
-def get_env(request: Request) -> Any:
-    """The worker's `env`, which the ASGI adapter puts in the scope on both platforms."""
+async def get_env(request: Request) -> Any:
+    """The worker's `env`, which the ASGI adapter puts in the scope on both platforms.
+
+    Async on purpose: FastAPI runs a plain `def` dependency in a thread pool, which costs a
+    thread hop per request here and does not exist on Python Workers at all.
+    """
     return request.scope["env"]
 
 

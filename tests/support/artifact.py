@@ -43,13 +43,15 @@ def agent_artifact() -> Path:
     target.parent.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent.parent))
     try:
-        subprocess.run(
+        built = subprocess.run(
             [str(ROOT / "scripts" / "build-agent"), "--out", str(staging)],
             cwd=ROOT,
-            check=True,
             timeout=BUILD_TIMEOUT_SECONDS,
             capture_output=True,
+            text=True,
         )
+        if built.returncode != 0:
+            raise RuntimeError(f"scripts/build-agent failed:\n{built.stdout}\n{built.stderr}")
         target.parent.mkdir(exist_ok=True)
         os.replace(staging / target.name, target)  # atomic: a reader never sees half of it
     finally:

@@ -1,5 +1,7 @@
 """worker/states.py: one transition table per kind, one check, health from heartbeats."""
 
+import itertools
+
 import pytest
 
 from worker.errors import ApiError
@@ -38,7 +40,7 @@ def test_every_state_has_a_row_and_no_state_moves_to_itself(kind, states, table)
 
 def test_the_designed_node_path_is_allowed_step_by_step() -> None:
     path = ["pending", "creating", "running", "stopping", "stopped"]
-    for current, new in zip(path, path[1:], strict=False):
+    for current, new in itertools.pairwise(path):
         assert transition(Kind.NODE, current, new) == NodeStatus(new)
     for current in ["pending", "creating", "running", "stopping"]:
         assert transition(Kind.NODE, current, "error") is NodeStatus.ERROR
