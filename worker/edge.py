@@ -8,6 +8,7 @@ request ─▶ hosts.resolve ─┬─ api.{domain}            ─▶ API (FastA
 """
 
 import logging
+import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +25,15 @@ from worker.platform import Request, Response, asgi, with_headers
 log = logging.getLogger("sam.edge")
 
 
+# Path segments that are secrets themselves (a one-time bootstrap token).
+_SECRET_PATH = re.compile(r"(/api/bootstrap/)[^/?#]+")
+
+
+def loggable_url(url: str) -> str:
+    """`url` without its query (WebSockets carry tokens there) or secret path segments."""
+    return _SECRET_PATH.sub(r"\1<redacted>", url.split("?", 1)[0])
+
+
 def json_error(status: int, code: str, message: str) -> Response:
     return Response.from_json(error_body(code, message), status)
 
@@ -37,7 +47,7 @@ async def handle(request: Request, env: Any, ctx: Any) -> Response:
             response = await _dispatch(request, env, ctx)
         except Exception:
             # The outer boundary: the API has its own (ApiBoundary); this catches the rest.
-            log.exception("request.crashed url=%s", request.url)
+            log.exception("request.crashed url=%s", loggable_url(request.url))
             response = Response.from_json(CRASH_BODY, 500)
         if response.status != 101:
             response = with_headers(response, {"x-request-id": rid})
@@ -45,7 +55,7 @@ async def handle(request: Request, env: Any, ctx: Any) -> Response:
             log,
             "request.done",
             method=request.method.value,
-            url=request.url,
+            url=loggable_url(request.url),
             status=response.status,
             ms=round((time.perf_counter() - started) * 1000, 2),
         )

@@ -72,3 +72,13 @@ def test_request_id_is_kept_when_offered_and_logged(edge: Edge) -> None:
         response = client.get("/health", headers={"x-request-id": "trace-1234567"})
     assert response.headers["x-request-id"] == "trace-1234567"
     assert "trace-1234567" in edge.log()
+
+
+def test_tokens_in_urls_never_reach_the_log(edge: Edge) -> None:
+    with edge.client("api") as client:
+        client.get("/api/nothing", params={"token": "query-secret-1234"})
+        client.post("/api/bootstrap/path-secret-5678")
+    log = edge.log()
+    assert "query-secret-1234" not in log
+    assert "path-secret-5678" not in log
+    assert "/api/bootstrap/<redacted>" in log
