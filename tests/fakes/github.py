@@ -14,7 +14,6 @@ edge process can both reach it, and answers as github.com and api.github.com do:
   like GitHub, a request without User-Agent is refused (403).
 """
 
-import asyncio
 import base64
 import hashlib
 import secrets
@@ -25,6 +24,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer
 
 CLIENT_ID = "Iv1.sam-test-client"
 CLIENT_SECRET = "sam-test-client-secret"
@@ -72,8 +73,11 @@ def _s256(verifier: str) -> str:
     )
 
 
-class FakeGitHub:
+class FakeGitHub(LoopbackServer):
+    name = "github"
+
     def __init__(self, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET) -> None:
+        super().__init__()
         self.client_id = client_id
         self.client_secret = client_secret
         self.accounts: dict[str, Account] = {}
@@ -86,10 +90,6 @@ class FakeGitHub:
         self._tokens: dict[str, tuple[str, str]] = {}  # access token → (login, scope)
         self._lock = threading.Lock()
         self._next_id = 1000
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     # --- accounts -----------------------------------------------------------------------
 
@@ -115,58 +115,11 @@ class FakeGitHub:
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    def start(self) -> "FakeGitHub":
-        ready = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self._serve())
-            except BaseException as exc:  # surfaced to start()'s caller below
-                errors.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-github", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if errors:
-            raise errors[0]
-        return self
-
-    async def _serve(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/login/oauth/authorize", self._authorize)
         app.router.add_post("/login/oauth/access_token", self._access_token)
         app.router.add_get("/user", self._user)
         app.router.add_get("/user/emails", self._emails)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    def stop(self) -> None:
-        if self._loop and self._thread:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._thread = None
-
-    def __enter__(self) -> "FakeGitHub":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     # --- OAuth --------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """A loopback HTTP server in a thread of its own: the base of the fakes in this folder.
 
 Sync tests, async tests and other processes (the edge, agents) can all reach it, because
-its event loop runs apart from theirs. Subclasses implement `handle(request)`.
+its event loop runs apart from theirs. Subclasses implement `handle(request)` for one
+catch-all route, or override `routes(app)` to add their own.
 """
 
 import asyncio
@@ -51,9 +52,16 @@ class LoopbackServer:
             raise errors[0]
         return self
 
+    def routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/{path:.*}", self.handle)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     async def _serve(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{path:.*}", self.handle)
+        self.routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm
 
+from tests.fakes.loopback import LoopbackServer
+
 AGENT_AUDIENCE = "sam:agent"
 TERMINAL_AUDIENCE = "sam:terminal"
 TOKEN_TTL_SECONDS = 300
@@ -95,10 +97,13 @@ def _segment(value: dict[str, Any]) -> str:
     return _b64(json.dumps(value, separators=(",", ":")).encode())
 
 
-class ControlPlaneDouble:
+class ControlPlaneDouble(LoopbackServer):
+    name = "control-plane-double"
+
     """Start with `start()` (or `with ControlPlaneDouble(...) as cp:`); stop with `stop()`."""
 
     def __init__(self, node_id: str = "node-test", issuer: str | None = None) -> None:
+        super().__init__()
         self.node_id = node_id
         self._issuer = issuer
         self.keys: list[SigningKey] = [new_signing_key()]
@@ -112,64 +117,13 @@ class ControlPlaneDouble:
         self._failures: dict[str, list[int]] = {}
         self._callbacks: list[Callback] = []
         self._lock = threading.Condition()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> "ControlPlaneDouble":
-        ready = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self._serve())
-            except BaseException as exc:  # surfaced to start()'s caller below
-                errors.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="control-plane-double", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if errors:
-            raise errors[0]
-        return self
-
-    async def _serve(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/.well-known/jwks.json", self._jwks)
         app.router.add_post("/api/workspaces/{target}/{kind}", self._callback)
         app.router.add_post("/api/nodes/{target}/{kind}", self._callback)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    def stop(self) -> None:
-        if self._loop and self._thread:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._thread = None
-
-    def __enter__(self) -> "ControlPlaneDouble":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def jwks_url(self) -> str:
