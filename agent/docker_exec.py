@@ -36,7 +36,6 @@ from agent.pty import (
     InputOverflow,
     SpawnError,
     clamp_size,
-    is_tagged_session_leader,
 )
 from agent.shell import SESSION_TAG_ENV, ShellCommand
 
@@ -240,10 +239,10 @@ class DockerExecProcess:
                 info = await self._api.call("GET", f"/exec/{self._exec_id}/json")
                 pid = info.get("Pid") or 0
                 # The pid is the Engine's view; only our own /proc can tell it is this shell.
-                if pid and is_tagged_session_leader(pid, self._tag.encode()):
+                if pid and _is_tagged_session_leader(pid, self._tag.encode()):
                     self._host_pid = pid
         if self._host_pid:
-            if not is_tagged_session_leader(self._host_pid, self._tag.encode()):
+            if not _is_tagged_session_leader(self._host_pid, self._tag.encode()):
                 return  # it has ended meanwhile (and the pid may be another's by now)
             if _signal_session(self._host_pid, signum):
                 return
@@ -275,6 +274,20 @@ async def signal_in_container(
     }
     created = await api.call("POST", f"/containers/{quote(container)}/exec", config)
     await api.call("POST", f"/exec/{created['Id']}/start", {"Detach": True})
+
+
+def _is_tagged_session_leader(pid: int | str, tag: bytes) -> bool:
+    """Whether `pid` leads its session and has `tag` (NAME=value) in its environment;
+    False when it is gone or not ours to read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        if fields[3] != str(pid).encode():  # the session id: leaders only
+            return False
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            return tag in environ.read().split(b"\0")
+    except (OSError, IndexError):
+        return False
 
 
 def _signal_session(pid: int, signum: int) -> bool:

@@ -21,7 +21,6 @@ import shutil
 import signal
 import struct
 import termios
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,7 +37,6 @@ DRAIN_AFTER_EXIT_SECONDS = 1.0  # output still in flight when the child has exit
 HUP_WAIT_SECONDS = 1.0
 TERM_WAIT_SECONDS = 2.0
 KILL_WAIT_SECONDS = 5.0
-TAGGED_POLL_SECONDS = 0.05  # processes that are not our children cannot be awaited
 
 
 class SpawnError(Exception):
@@ -251,62 +249,6 @@ class PtyProcess:
                 self._loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = -1
-
-
-async def stop_tagged_sessions(tag: str) -> int:
-    """Stop, on the same ladder, session leaders whose environment holds `tag` (NAME=value).
-
-    For shells this process cannot reach through its PTY: `docker exec` leaves its process
-    running in the container when the client dies (moby#9098). Jobs a shell left behind
-    on purpose (nohup, `&`) are not session leaders and are left alone. Returns how many
-    were found.
-    """
-    pids = await asyncio.to_thread(_tagged_session_leaders, tag.encode())
-    for signum, wait_seconds in (
-        (signal.SIGHUP, HUP_WAIT_SECONDS),
-        (signal.SIGTERM, TERM_WAIT_SECONDS),
-        (signal.SIGKILL, KILL_WAIT_SECONDS),
-    ):
-        alive = [pid for pid in pids if _alive(pid)]
-        if not alive:
-            break
-        for pid in alive:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signum)
-        deadline = time.monotonic() + wait_seconds
-        while any(_alive(pid) for pid in alive) and time.monotonic() < deadline:
-            await asyncio.sleep(TAGGED_POLL_SECONDS)
-    return len(pids)
-
-
-def _tagged_session_leaders(tag: bytes) -> list[int]:
-    return [
-        int(entry.name)
-        for entry in os.scandir("/proc")
-        if entry.name.isdigit() and is_tagged_session_leader(entry.name, tag)
-    ]
-
-
-def is_tagged_session_leader(pid: int | str, tag: bytes) -> bool:
-    """Whether `pid` leads its session and has `tag` (NAME=value) in its environment;
-    False when it is gone or not ours to read."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-        if fields[3] != str(pid).encode():  # the session id: leaders only
-            return False
-        with open(f"/proc/{pid}/environ", "rb") as environ:
-            return tag in environ.read().split(b"\0")
-    except (OSError, IndexError):
-        return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
 
 
 _RESETTABLE_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}

@@ -14,16 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import time
 from collections import deque
+from collections.abc import Callable
 from enum import StrEnum
-from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
 
 from agent import protocol as p
-from agent.pty import stop_tagged_sessions
 from agent.ring import Ring
 from agent.shell import SESSION_TAG_ENV, ShellCommand
 from agent.terminal_process import TerminalProcess, start_process
@@ -37,12 +35,11 @@ VIEWER_STALL_SECONDS = 2.0  # a viewer whose socket accepts nothing for this lon
 def command_tagged(command: ShellCommand, tag: str) -> ShellCommand:
     """The command with `tag` (NAME=value) in the environment of what it starts."""
     name, _, value = tag.partition("=")
-    argv = list(command.argv)
-    if Path(argv[0]).name == "docker" and argv[1:2] == ["exec"]:
-        # docker exec leaves its process running when the client dies (moby#9098): the
-        # tag lets close find the shell inside the container.
-        argv[2:2] = ["-e", tag]
-    return dataclasses.replace(command, argv=argv, env={**command.env, name: value})
+    return dataclasses.replace(command, env={**command.env, name: value})
+
+
+# The injected clock: monotonic seconds (time.monotonic, unless a test holds the time).
+Clock = Callable[[], float]
 
 
 class Cancellable(Protocol):
@@ -65,13 +62,14 @@ _TRANSITIONS = {
 class TokenBucket:
     """`rate` frames per second with a burst of one second's worth."""
 
-    def __init__(self, rate: int) -> None:
+    def __init__(self, rate: int, clock: Clock) -> None:
         self.rate = rate
+        self._clock = clock
         self._tokens = float(rate)
-        self._at = time.monotonic()
+        self._at = clock()
 
     def take(self) -> bool:
-        now = time.monotonic()
+        now = self._clock()
         self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
         self._at = now
         if self._tokens < 1:
@@ -83,7 +81,14 @@ class TokenBucket:
 class Session:
     """One shell on a terminal, its output ring and its viewers."""
 
-    def __init__(self, workspace_id: str, session_id: str, name: str, ring_bytes: int) -> None:
+    def __init__(
+        self,
+        workspace_id: str,
+        session_id: str,
+        name: str,
+        ring_bytes: int,
+        clock: Clock,
+    ) -> None:
         self.workspace_id = workspace_id
         self.id = session_id
         self.name = name
@@ -102,6 +107,7 @@ class Session:
         self._pause_bytes = ring_bytes // 2
         self.read_burst_bytes = max(1, ring_bytes // 4)
         self._stall_check: asyncio.TimerHandle | None = None
+        self._clock = clock
         self.process: TerminalProcess  # set by start()
 
     @property
@@ -116,9 +122,8 @@ class Session:
         )
 
     async def stop(self) -> None:
-        """The close ladder, for the shell on our terminal and for one that escaped it."""
+        """The close ladder (SIGHUP -> SIGTERM -> SIGKILL) for the shell."""
         await self.process.terminate()
-        await stop_tagged_sessions(self.tag)
 
     def move(self, state: SessionState) -> None:
         assert state in _TRANSITIONS[self.state], f"session {self.state} -> {state}"
@@ -146,7 +151,7 @@ class Session:
                 self._stall_check = loop.call_later(VIEWER_STALL_SECONDS, self._recheck)
 
     def _should_pause(self) -> bool:
-        now = time.monotonic()
+        now = self._clock()
         end = self.ring.end
         lags = [end - v.cursor for v in self.viewers if not v.connection.stalled(now)]
         return bool(lags) and min(lags) >= self._pause_bytes
@@ -179,11 +184,18 @@ class Viewer:
 class Connection:
     """One client WebSocket: its viewers, queued replies and the writer task."""
 
-    def __init__(self, ws: web.WebSocketResponse, workspace_id: str, rate: int) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        workspace_id: str,
+        rate: int,
+        clock: Clock,
+    ) -> None:
         self.ws = ws
         self.workspace_id = workspace_id
         self.viewers: dict[str, Viewer] = {}
-        self.bucket = TokenBucket(rate)
+        self._clock = clock
+        self.bucket = TokenBucket(rate, clock)
         self._control: deque[str] = deque()
         self._wake = asyncio.Event()
         self._send_started: float | None = None
@@ -248,7 +260,7 @@ class Connection:
         return False
 
     async def _send(self, frame: str | bytes | p.ResetFrame) -> None:
-        self._send_started = time.monotonic()
+        self._send_started = self._clock()
         try:
             if isinstance(frame, bytes):
                 await self.ws.send_bytes(frame)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,7 +25,14 @@ from agent.errors import WorkspaceNotFound, WorkspaceNotRunning
 from agent.persistence import Store
 from agent.pty import ExitStatus, InputOverflow, SpawnError
 from agent.shell import ShellCommand
-from agent.terminal_session import Cancellable, Connection, Session, SessionState, Viewer
+from agent.terminal_session import (
+    Cancellable,
+    Clock,
+    Connection,
+    Session,
+    SessionState,
+    Viewer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +54,13 @@ class TerminalManager:
         shell_for: ShellFor,
         *,
         schedule: Schedule | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._config = config
         self._store = store
         self._shell_for = shell_for
         self._schedule = schedule or _call_later
+        self._clock = clock  # frame rates and stalled viewers
         self._sessions: dict[tuple[str, str], Session] = {}
         self._starting: set[tuple[str, str]] = set()  # created, their shell not yet started
         self._connections: set[Connection] = set()
@@ -63,7 +73,7 @@ class TerminalManager:
 
     async def handle(self, ws: web.WebSocketResponse, workspace_id: str) -> None:
         """Run the terminal protocol on a prepared WebSocket until it closes."""
-        conn = Connection(ws, workspace_id, self._config.max_frames_per_second)
+        conn = Connection(ws, workspace_id, self._config.max_frames_per_second, self._clock)
         self._connections.add(conn)
         writer = conn.writer = asyncio.create_task(conn.write_loop())
         try:
@@ -194,7 +204,8 @@ class TerminalManager:
             return
         tabs = self._store.tabs(workspace_id)
         name = frame.name or _stored_name(tabs, session_id) or f"Terminal {len(tabs) + 1}"
-        session = Session(workspace_id, session_id, name, self._config.terminal_ring_bytes)
+        ring_bytes = self._config.terminal_ring_bytes
+        session = Session(workspace_id, session_id, name, ring_bytes, self._clock)
         self._starting.add((workspace_id, session_id))
         try:
             await session.start(command, frame.cols, frame.rows)

@@ -15,10 +15,10 @@ other work on the machine weighs on each of them alike:
   each
 
 Peers: agent (host shell); when the workspace base image exists, agent-docker (the shell in
-a container, attached through the Engine's API: what the Docker backend runs) and
-agent-docker-cli (the `docker exec -it` CLI on the agent's PTY: the old way, for
-comparison); terminado (tornado, host shell); and the limits, read by this process without
-a server: a raw PTY, `docker exec` on a raw PTY, and a raw exec attach.
+a container, attached through the Engine's API: what the Docker backend runs); terminado
+(tornado, host shell); and the limits, read by this process without a server: a raw PTY,
+and for containers a raw exec attach (the same attach with no agent in between, so the gap
+between agent-docker and terminado splits into the Engine's share and ours).
 Needs `terminado` in the venv (the project's `bench` extra).
 """
 
@@ -59,15 +59,10 @@ START_TIMEOUT_SECONDS = 20.0
 STEP_TIMEOUT_SECONDS = 60.0
 
 
-def docker_exec_argv(container: str) -> list[str]:
-    env = [f"-e{name}={value}" for name, value in SHELL_ENV.items()]
-    return ["docker", "exec", "-it", *env, container, *SHELL_ARGV]
-
-
 # -- servers (run as `--serve KIND PORT` in a child process) ----------------------------
 
 
-def serve_agent(port: int, container: str | None, via_cli: bool) -> None:
+def serve_agent(port: int, container: str | None) -> None:
     from aiohttp import web
 
     from agent.config import AgentConfig
@@ -85,9 +80,7 @@ def serve_agent(port: int, container: str | None, via_cli: bool) -> None:
             "SAM_MAX_SESSIONS": "1000",
         }
     )
-    if container and via_cli:
-        command = ShellCommand(docker_exec_argv(container), dict(SHELL_ENV))
-    elif container:
+    if container:
         command = ShellCommand(list(SHELL_ARGV), dict(SHELL_ENV), container=container)
     else:
         command = ShellCommand(list(SHELL_ARGV), dict(SHELL_ENV), state)
@@ -182,14 +175,14 @@ class TerminadoClient:
 class RawPtyClient:
     """The limit: this process reads the PTY itself, no server, no WebSocket."""
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[bytes] = asyncio.Queue()
         master, slave = os.openpty()
         env = {**{k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}, **SHELL_ENV}
         self.pid = os.posix_spawnp(
-            argv[0],
-            argv,
+            SHELL_ARGV[0],
+            SHELL_ARGV,
             env,
             setsid=True,
             file_actions=[
@@ -303,15 +296,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(
-    kind: str, container: str | None = None, via_cli: bool = False
-) -> tuple[subprocess.Popen, int]:
+def start_server(kind: str, container: str | None = None) -> tuple[subprocess.Popen, int]:
     port = free_port()
     argv = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
     if container:
         argv += ["--container", container]
-    if via_cli:
-        argv += ["--docker-cli"]
     process = subprocess.Popen(argv, cwd=ROOT)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
@@ -431,7 +420,6 @@ async def run(args: argparse.Namespace) -> None:
     servers = {"agent": start_server("agent"), "terminado": start_server("terminado")}
     if container:
         servers["agent-docker"] = start_server("agent", container)
-        servers["agent-docker-cli"] = start_server("agent", container, via_cli=True)
     try:
         async with aiohttp.ClientSession() as http:
             makers: dict[str, Callable[[], Awaitable[Client]]] = {
@@ -441,8 +429,8 @@ async def run(args: argparse.Namespace) -> None:
                 for name, (_, port) in servers.items()
             }
 
-            async def raw(argv: list[str]) -> Client:
-                client = RawPtyClient(argv)
+            async def raw_pty() -> Client:
+                client = RawPtyClient()
                 await asyncio.wait_for(read_until(client, PROMPT), START_TIMEOUT_SECONDS)
                 return client
 
@@ -452,9 +440,8 @@ async def run(args: argparse.Namespace) -> None:
                 await asyncio.wait_for(read_until(client, PROMPT), START_TIMEOUT_SECONDS)
                 return client
 
-            makers["raw-pty"] = lambda: raw(SHELL_ARGV)
+            makers["raw-pty"] = raw_pty
             if container:
-                makers["raw-pty-docker"] = lambda: raw(docker_exec_argv(container))
                 makers["raw-exec-attach"] = lambda: raw_exec(container)
             results = await measure_peers(makers, args)
     finally:
@@ -463,7 +450,7 @@ async def run(args: argparse.Namespace) -> None:
         if container:
             subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
     if not container:
-        print(f"  (agent-docker, agent-docker-cli skipped: no {BASE_IMAGE} image)")
+        print(f"  (agent-docker, raw-exec-attach skipped: no {BASE_IMAGE} image)")
 
     rss = {kind: await measure_rss(kind, args.sessions) for kind in ("agent", "terminado")}
     for kind, (idle, loaded) in rss.items():
@@ -474,23 +461,13 @@ async def run(args: argparse.Namespace) -> None:
 
     peer = results["terminado"]
     print("ratios (target):")
-    if "raw-pty-docker" in results:
-        for limit, ours in (
-            ("raw-pty-docker", "agent-docker-cli"),
-            ("raw-exec-attach", "agent-docker"),
-        ):
-            bare, served = results[limit], results[ours]
-            print(
-                f"  {limit:<16} echo p50 {bare['p50_ms'] / peer['p50_ms']:.2f}x terminado;"
-                f" {ours} adds {served['p50_ms'] - bare['p50_ms']:.3f} ms p50 on top of it"
-            )
-        api, cli = results["agent-docker"], results["agent-docker-cli"]
+    if "raw-exec-attach" in results:
+        bare, served = results["raw-exec-attach"], results["agent-docker"]
         print(
-            f"  agent-docker vs agent-docker-cli: echo p50 {api['p50_ms'] / cli['p50_ms']:.2f}x"
-            f"  p99 {api['p99_ms'] / cli['p99_ms']:.2f}x"
-            f"  output {api['mb_per_s'] / cli['mb_per_s']:.2f}x"
+            f"  raw-exec-attach  echo p50 {bare['p50_ms'] / peer['p50_ms']:.2f}x terminado;"
+            f" agent-docker adds {served['p50_ms'] - bare['p50_ms']:.3f} ms p50 on top of it"
         )
-    for name in ("agent", "agent-docker", "agent-docker-cli"):
+    for name in ("agent", "agent-docker"):
         if name in results:
             ours = results[name]
             print(
@@ -511,10 +488,9 @@ def main() -> None:
     parser.add_argument("--serve", choices=("agent", "terminado"))
     parser.add_argument("--port", type=int)
     parser.add_argument("--container")
-    parser.add_argument("--docker-cli", action="store_true")
     args = parser.parse_args()
     if args.serve == "agent":
-        serve_agent(args.port, args.container, args.docker_cli)
+        serve_agent(args.port, args.container)
     elif args.serve == "terminado":
         serve_terminado(args.port)
     else:

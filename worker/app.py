@@ -22,7 +22,9 @@ from worker.routes import (
     errors,
     jwks,
     nodes,
+    terminal_tokens,
     tokens,
+    workspaces,
 )
 from worker.version import VERSION
 
@@ -82,6 +84,8 @@ def create_api() -> Any:
     api.include_router(nodes.router)
     api.include_router(bootstrap.router)
     api.include_router(agent_artifact.router)
+    api.include_router(workspaces.router)
+    api.include_router(terminal_tokens.router)
     # Cors outermost, so that even a crash's JSON 500 is readable by the app.
     return Cors(ApiBoundary(BodyLimit(api)))
 

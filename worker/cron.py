@@ -3,7 +3,7 @@
 import logging
 from typing import Any
 
-from worker import node_sweeps
+from worker import node_sweeps, workspace_sweeps
 from worker.logs import event
 
 log = logging.getLogger("sam.cron")
@@ -14,7 +14,9 @@ ERROR_RETENTION_DAYS = 30
 async def run(controller: Any, env: Any, ctx: Any) -> None:
     pruned = await prune_errors(env)
     swept = await node_sweeps.run(env)
-    event(log, "cron.done", cron=controller.cron, errors_pruned=pruned, **swept)
+    # After the nodes: a node that timed out above is one its workspaces are moved off.
+    placed = await workspace_sweeps.run(env)
+    event(log, "cron.done", cron=controller.cron, errors_pruned=pruned, **swept, **placed)
 
 
 async def prune_errors(env: Any) -> int:

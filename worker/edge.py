@@ -13,6 +13,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from worker import proxy
 from worker.app import api
 from worker.config import Config
 from worker.errors import error_body
@@ -79,11 +80,7 @@ async def _dispatch(request: Request, env: Any, ctx: Any) -> Response:
         case Surface.APP:
             return await env.ASSETS.fetch(request)
         case Surface.WORKSPACE:
-            return json_error(
-                404,
-                "workspace_not_found",
-                f"There is no running workspace {destination.workspace_id!r} here.",
-            )
+            return await proxy.handle(request, env, destination.workspace_id or "")
         case _:
             return json_error(
                 404,

@@ -159,7 +159,9 @@ async def mark_ready(
     }
     if node.status != NodeStatus.RUNNING:
         try:
-            return await set_status(env, node, NodeStatus.RUNNING, now, ready_at=moment, **ready)
+            node = await set_status(env, node, NodeStatus.RUNNING, now, ready_at=moment, **ready)
+            await _hand_over_workspaces(env, node_id, now)
+            return node
         except InvalidTransition:
             # The agent's first heartbeat and its ready callback can race: losing to the
             # other is no failure. Any other state than running stays refused.
@@ -167,7 +169,20 @@ async def mark_ready(
             if node.status != NodeStatus.RUNNING:
                 raise
     await update_fields(env, node_id, now, **ready)
+    # A repeated ready (the agent restarted, e.g. with the edge) may find workspaces whose
+    # hand-over was interrupted: they converge now rather than at cron's next run.
+    await _hand_over_workspaces(env, node_id, now)
     return await _found(env, node_id)
+
+
+async def _hand_over_workspaces(env: Any, node_id: str, now: float | None) -> None:
+    """The node's waiting workspaces go to its agent; a failure never fails the ready."""
+    from worker import workspace_dispatch  # imported here: it imports this module
+
+    try:
+        await workspace_dispatch.on_node_ready(env, node_id, now)
+    except ApiError as exc:
+        event(log, "node.hand_over_failed", level=logging.WARNING, node_id=node_id, error=exc.code)
 
 
 async def record_heartbeat(

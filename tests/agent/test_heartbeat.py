@@ -14,7 +14,11 @@ from agent.config import AgentConfig
 from agent.control_plane import ControlPlane, new_session, read_token_file, write_token_file
 from agent.heartbeat import Heartbeat
 from tests.support.agent import AgentProcess
-from tests.support.control_plane import INITIAL_CALLBACK_TOKEN, ControlPlaneDouble
+from tests.support.control_plane import (
+    INITIAL_CALLBACK_TOKEN,
+    WAIT_TIMEOUT_SECONDS,
+    ControlPlaneDouble,
+)
 from worker.version import VERSION
 
 INTERVAL_SECONDS = 7.0  # never slept: the loop's sleep is injected
@@ -79,22 +83,27 @@ async def test_a_rotated_token_is_persisted_and_used_next(client, config, contro
 
 async def test_failures_are_logged_and_the_loop_goes_on(client, config, control_plane, caplog):
     slept: list[float] = []
+    third_beat_done = asyncio.Event()
 
     async def sleep(seconds: float) -> None:
+        # The loop sleeps after each beat, so the third call means three beats are over
+        # (replies handled, counters updated); it parks there until the test stops it.
         slept.append(seconds)
-        await asyncio.sleep(0)
+        if len(slept) == 3:
+            third_beat_done.set()
+            await asyncio.Event().wait()
 
     control_plane.fail_next("heartbeat", status=503, times=2)
     beat = heartbeat(client, config, sleep=sleep)
     beat.start()
     try:
-        calls = await control_plane.wait_for_async("heartbeat", count=3)
+        await asyncio.wait_for(third_beat_done.wait(), WAIT_TIMEOUT_SECONDS)
     finally:
         await beat.stop()
-    assert [c.status for c in calls[:3]] == [503, 503, 200]
-    assert beat.failures == 2 and beat.beats >= 1
-    assert set(slept) == {INTERVAL_SECONDS}
-    assert "heartbeat.failed" in caplog.text
+    assert [c.status for c in control_plane.heartbeats()] == [503, 503, 200]
+    assert (beat.failures, beat.beats) == (2, 1)
+    assert slept == [INTERVAL_SECONDS] * 3
+    assert caplog.text.count("heartbeat.failed") == 2
 
 
 async def test_an_unreachable_control_plane_is_a_failed_beat(client, config, control_plane):

@@ -45,14 +45,14 @@ def test_app_host_cannot_escape_the_assets_directory(edge: Edge) -> None:
     assert "compatibility_date" not in response.text
 
 
-def test_workspace_host_is_a_clear_404(edge: Edge) -> None:
+def test_workspace_host_without_a_credential_is_a_clear_401(edge: Edge) -> None:
+    # The ws-{id} proxy (worker/proxy.py; tests/worker/test_proxy.py) authenticates before
+    # it looks anything up, so an anonymous caller learns nothing about which ids exist.
     with edge.client("ws-abc123") as client:
         response = client.get("/")
-    assert response.status_code == 404
-    assert response.json() == {
-        "error": "workspace_not_found",
-        "message": "There is no running workspace 'abc123' here.",
-    }
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthorized"
+    assert "POST /api/terminal/token" in response.json()["message"]
 
 
 @pytest.mark.parametrize(

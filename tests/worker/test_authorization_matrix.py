@@ -47,7 +47,8 @@ from worker.local.env import Env
 from worker.ratelimit import LIMITS
 
 Route = tuple[str, str]  # (method, path template), as in the route table
-Body = dict[str, Any] | Callable[[], dict[str, Any]] | None
+# A body, or a function of the World making one (fresh per call; may name its resources).
+Body = dict[str, Any] | Callable[["World"], dict[str, Any]] | None
 
 
 class Auth(StrEnum):
@@ -86,9 +87,9 @@ def node(owner: int, body: Body = None) -> Case:
     return Case(Auth.NODE, owner, 403, 401, 401, body)
 
 
-def unique(make: Callable[[str], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+def unique(make: Callable[[str], dict[str, Any]]) -> Callable[["World"], dict[str, Any]]:
     """A body made fresh for each call (for fields that must be unique per user)."""
-    return lambda: make(secrets.token_hex(4))
+    return lambda _world: make(secrets.token_hex(4))
 
 
 HEARTBEAT = {
@@ -139,11 +140,37 @@ MATRIX: dict[Route, Case] = {
     ("POST", "/api/nodes"): user(201, 201, {"provider": "local"}),
     ("GET", "/api/nodes/{node_id}"): user(200, 404),
     ("DELETE", "/api/nodes/{node_id}"): user(204, 404),
+    ("GET", "/api/workspaces"): user(200, 200),
+    # Placed on the owner's (agentless) nodes still being created: no agent is started.
+    ("POST", "/api/workspaces"): user(
+        202, 202, {"repository": "https://example.com/matrix/repo.git", "provider": "local"}
+    ),
+    ("GET", "/api/workspaces/{workspace_id}"): user(200, 404),
+    ("DELETE", "/api/workspaces/{workspace_id}"): user(204, 404),
+    ("GET", "/api/workspaces/{workspace_id}/boot-log"): user(200, 404),
+    # The shared workspace is pending (or, after the callbacks below ran, running): it
+    # cannot be restarted (409) and stops at once (its node has no agent to call).
+    ("POST", "/api/workspaces/{workspace_id}/restart"): user(409, 404),
+    ("POST", "/api/workspaces/{workspace_id}/stop"): user(200, 404),
+    # A terminal needs a running workspace: the owner's is not (409), another's is unknown.
+    ("POST", "/api/terminal/token"): user(
+        409, 404, lambda w: {"workspace_id": w.shared["workspace_id"]}
+    ),
     # --- an admin ---------------------------------------------------------------------
     ("POST", "/api/admin/signing-keys/rotate"): admin(200),
     # --- a node's agent ---------------------------------------------------------------
     ("POST", "/api/nodes/{node_id}/ready"): node(200, {"agent_port": 8080, "version": "0.1.0"}),
     ("POST", "/api/nodes/{node_id}/heartbeat"): node(200, HEARTBEAT),
+    # Workspace callbacks: the sam:node token of the workspace's node (the shared node_id).
+    ("POST", "/api/workspaces/{workspace_id}/boot-log"): node(
+        200, {"step": "clone", "status": "started", "message": "cloning"}
+    ),
+    ("POST", "/api/workspaces/{workspace_id}/provisioning-failed"): node(
+        200, {"step": "clone", "message": "clone failed", "detail": None, "hint": "check it"}
+    ),
+    ("POST", "/api/workspaces/{workspace_id}/ready"): node(
+        200, {"state": "running", "container_id": "c1", "remote_user": "sam", "backend": "host"}
+    ),
 }
 
 
@@ -219,7 +246,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, github: FakeGitHub) -> Itera
         assert not whoami(edge, built.owner)["is_admin"]
         for member in (built.owner, built.other):
             member.nodes.append(make_node(edge, member))
-        built.shared = {name: make(built) for name, make in PARAMS.items()}
+        for name, make in PARAMS.items():  # in order: a factory may use an earlier one
+            built.shared[name] = make(built)
         yield built
         database.close()
 
@@ -305,6 +333,24 @@ def mint(world: World, audience: tokens.Audience, node_id: str) -> str:
     return asyncio.run(minted).token
 
 
+def make_workspace(world: World) -> str:
+    """A pending workspace row of the owner's on the shared node (LAST RESORT, like
+    make_node: a real one needs an agent; workspaces are tested in test_workspaces.py)."""
+    workspace_id = "w" + secrets.token_hex(6)
+    # The shared one goes on the shared node (its callbacks' tokens are that node's); one
+    # for the owner's DELETE on a node of its own, with no agent that could be called.
+    shared = "workspace_id" not in world.shared and world.shared.get("node_id")
+    node_id = shared or make_node(world.edge, world.owner)
+    with closing(sqlite3.connect(world.edge.data_dir / "d1" / "sam.sqlite")) as db:
+        db.execute(
+            "INSERT INTO workspaces (id, user_id, node_id, name, repository, status, provider) "
+            "VALUES (?, ?, ?, 'matrix', 'https://example.com/m.git', 'pending', 'local')",
+            (workspace_id, world.owner.id, node_id),
+        )
+        db.commit()
+    return workspace_id
+
+
 # Path parameters: a factory for the owner's resource each one names. Non-owners are
 # handed the owner's shared one; the owner gets a fresh one for a DELETE.
 PARAMS: dict[str, Callable[[World], str]] = {
@@ -312,6 +358,7 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "credential_id": lambda w: new_credential(w.edge, w.owner),
     "node_id": lambda w: make_node(w.edge, w.owner),
     "token": lambda _: secrets.token_urlsafe(32),  # a bootstrap token nobody issued
+    "workspace_id": make_workspace,  # after node_id: it goes on the shared node
 }
 NOT_OWNED = {"token"}
 
@@ -437,7 +484,8 @@ def test_route(world: World, route: Route) -> None:
         else:
             values = {p: world.shared[p] for p in path_params(path)}
         target = path.format(**values)
-        response = send(world.edge, method, target, case.body, call)
+        payload = case.body(world) if callable(case.body) else case.body
+        response = send(world.edge, method, target, payload, call)
         if response.status_code != call.expected:
             failures.append(
                 f"{call.caller}: got {response.status_code}, expected {call.expected}: "
@@ -453,8 +501,9 @@ def test_route(world: World, route: Route) -> None:
     assert not failures, f"{method} {path}:\n  " + "\n  ".join(failures)
 
 
-def send(edge: Edge, method: str, path: str, body: Body, call: Call) -> httpx.Response:
-    payload = body() if callable(body) else body
+def send(
+    edge: Edge, method: str, path: str, payload: dict[str, Any] | None, call: Call
+) -> httpx.Response:
     with edge.client(call.host, follow_redirects=False) as client:
         return client.request(method, path, json=payload, headers=call.headers)
 

@@ -1,0 +1,147 @@
+import { type KeyboardEvent, useEffect, useState, useSyncExternalStore } from "react";
+
+import { describeExit, TerminalManager } from "../terminal/manager";
+
+const STATUS_TEXT: Record<string, string> = {
+  connecting: "Connecting…",
+  open: "Connected",
+  reconnecting: "Reconnecting…",
+  stopped: "Not connected",
+  closed: "Closed",
+};
+
+/** The workspace page's terminal tabs. */
+export function Terminals({ workspaceId, onStopped }: { workspaceId: string; onStopped: () => void }) {
+  const [manager, setManager] = useState<TerminalManager | null>(null);
+  useEffect(() => {
+    const created = new TerminalManager(workspaceId);
+    setManager(created);
+    created.start();
+    return () => created.dispose();
+  }, [workspaceId]);
+  return manager ? <TerminalTabs manager={manager} onStopped={onStopped} /> : null;
+}
+
+function TerminalTabs({ manager, onStopped }: { manager: TerminalManager; onStopped: () => void }) {
+  const snapshot = useSyncExternalStore(manager.subscribe, manager.snapshot);
+  const { status, tabs, active, problem } = snapshot;
+
+  useEffect(() => {
+    const onResize = () => manager.fitActive();
+    window.addEventListener("resize", onResize);
+    return () => window.removeEventListener("resize", onResize);
+  }, [manager]);
+
+  useEffect(() => {
+    if (status === "stopped") onStopped();
+  }, [status, onStopped]);
+
+  // Arrow keys move along the tab list (WAI-ARIA tabs pattern).
+  const onTabKey = (event: KeyboardEvent<HTMLButtonElement>, index: number) => {
+    const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
+    if (step === 0 || tabs.length === 0) return;
+    event.preventDefault();
+    const next = tabs[(index + step + tabs.length) % tabs.length];
+    manager.select(next.sessionId);
+    document.getElementById(`tab-${next.sessionId}`)?.focus();
+  };
+
+  return (
+    <section className="terminals" aria-label="Terminals">
+      <div className="terminal-bar">
+        <div role="tablist" aria-label="Terminal tabs" className="tab-list">
+          {tabs.map((tab, index) => (
+            <div key={tab.sessionId} className={`tab ${tab.sessionId === active ? "tab-active" : ""}`}>
+              <button
+                type="button"
+                role="tab"
+                id={`tab-${tab.sessionId}`}
+                aria-selected={tab.sessionId === active}
+                aria-controls={`pane-${tab.sessionId}`}
+                tabIndex={tab.sessionId === active ? 0 : -1}
+                className="tab-button"
+                onClick={() => manager.select(tab.sessionId)}
+                onKeyDown={(event) => onTabKey(event, index)}
+                data-testid="terminal-tab"
+              >
+                <span className={`dot ${tab.live ? "dot-live" : "dot-ended"}`} aria-hidden="true" />
+                {tab.name}
+                {!tab.live && <span className="visually-hidden"> (ended)</span>}
+              </button>
+              <button
+                type="button"
+                className="tab-close"
+                aria-label={`Close ${tab.name}`}
+                title={`Close ${tab.name}`}
+                onClick={() => manager.closeTab(tab.sessionId)}
+              >
+                ×
+              </button>
+            </div>
+          ))}
+        </div>
+        <button
+          type="button"
+          className="button button-small button-quiet"
+          onClick={() => manager.newTab()}
+          disabled={status !== "open"}
+          data-testid="new-terminal"
+        >
+          + New terminal
+        </button>
+        <span className={`connection connection-${status}`} role="status" data-testid="connection-status">
+          {STATUS_TEXT[status]}
+          {status === "reconnecting" && snapshot.retryInMs !== null && (
+            <span className="muted"> (retrying in {Math.ceil(snapshot.retryInMs / 1000)} s)</span>
+          )}
+        </span>
+      </div>
+      {problem && (
+        <div className="note note-error terminal-problem" role="alert">
+          <p>{problem.message}</p>
+          <button type="button" className="button button-small button-quiet" onClick={() => manager.dismissProblem()}>
+            Dismiss
+          </button>
+        </div>
+      )}
+      <div className="terminal-panes">
+        {tabs.length === 0 && status === "open" && (
+          <div className="terminal-empty">
+            <p>No terminals are open.</p>
+            <button type="button" className="button" onClick={() => manager.newTab()}>
+              Open a terminal
+            </button>
+          </div>
+        )}
+        {tabs.length === 0 && status !== "open" && (
+          <div className="terminal-empty muted">{STATUS_TEXT[status]}</div>
+        )}
+        {tabs.map((tab) => (
+          <div
+            key={tab.sessionId}
+            id={`pane-${tab.sessionId}`}
+            role="tabpanel"
+            aria-labelledby={`tab-${tab.sessionId}`}
+            className={`terminal-pane ${tab.sessionId === active ? "terminal-pane-active" : ""}`}
+          >
+            <div className="terminal-screen" ref={(element) => manager.mount(tab.sessionId, element)} data-session={tab.sessionId} />
+            {!tab.live && (
+              <div className="terminal-ended" role="status">
+                <span>{tab.exit ? describeExit(tab.exit) : "This tab's shell is gone: the node's agent restarted."}</span>
+                {(tab.exit === null || tab.exit.reason === "agent_stopping") && status === "open" ? (
+                  <button type="button" className="button button-small" onClick={() => manager.restartTab(tab.sessionId)}>
+                    Start a new shell here
+                  </button>
+                ) : (
+                  <button type="button" className="button button-small button-quiet" onClick={() => manager.closeTab(tab.sessionId)}>
+                    Close tab
+                  </button>
+                )}
+              </div>
+            )}
+          </div>
+        ))}
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,196 @@
+import { type FormEvent, useId, useRef, useState } from "react";
+
+import { api } from "../api/client";
+import type { Credential, CredentialKind } from "../api/types";
+import { ConfirmButton, EmptyState, ErrorNote, Loading, PageHeader, When } from "../components/ui";
+import { useLoad, useTitle } from "../hooks";
+
+export const KINDS: { kind: CredentialKind; label: string; help: string; placeholder: string }[] = [
+  {
+    kind: "hetzner",
+    label: "Hetzner Cloud API token",
+    help: "Nodes are created in your own Hetzner project. In the Hetzner Cloud Console open your project → Security → API tokens and create a Read & Write token. SAM checks it with Hetzner before saving it.",
+    placeholder: "64 characters from the Hetzner Cloud Console",
+  },
+  {
+    kind: "anthropic",
+    label: "Anthropic API key",
+    help: "Used by Claude Code inside your workspaces.",
+    placeholder: "sk-ant-…",
+  },
+  {
+    kind: "openai",
+    label: "OpenAI API key",
+    help: "Used by agents that talk to OpenAI models.",
+    placeholder: "sk-…",
+  },
+];
+
+export function kindLabel(kind: string): string {
+  return KINDS.find((k) => k.kind === kind)?.label ?? kind;
+}
+
+export function SettingsScreen() {
+  useTitle("Settings");
+  const credentials = useLoad(() => api.credentials(), []);
+  const initialKind = new URLSearchParams(window.location.search).get("kind");
+  return (
+    <>
+      <PageHeader title="Settings">
+        <p className="muted">Credentials are encrypted at rest and never shown again after you save them.</p>
+      </PageHeader>
+      <section className="card" aria-labelledby="credentials-heading">
+        <h2 id="credentials-heading">Credentials</h2>
+        {credentials.state === "loading" && <Loading what="credentials" />}
+        {credentials.state === "error" && <ErrorNote error={credentials.error} onRetry={() => void credentials.reload()} />}
+        {credentials.data && <CredentialList credentials={credentials.data} onChange={credentials.reload} />}
+      </section>
+      <section className="card" aria-labelledby="add-credential-heading">
+        <h2 id="add-credential-heading">Add a credential</h2>
+        <AddCredential
+          initialKind={KINDS.some((k) => k.kind === initialKind) ? (initialKind as CredentialKind) : "hetzner"}
+          onAdded={credentials.reload}
+        />
+      </section>
+    </>
+  );
+}
+
+function CredentialList({ credentials, onChange }: { credentials: Credential[]; onChange: () => Promise<void> }) {
+  const [error, setError] = useState<unknown>(null);
+  if (credentials.length === 0) {
+    return (
+      <EmptyState title="No credentials yet">
+        <p className="muted">Add a Hetzner token to create cloud nodes, and an agent API key for the coding agent.</p>
+      </EmptyState>
+    );
+  }
+  return (
+    <>
+      {error !== null && <ErrorNote error={error} />}
+      <ul className="rows" aria-label="Stored credentials">
+        {credentials.map((credential) => (
+          <li key={credential.id} className="row" data-testid="credential">
+            <div className="row-main">
+              <strong>{kindLabel(credential.kind)}</strong>
+              {credential.label && <span className="muted"> · {credential.label}</span>}
+              <div className="muted small">
+                <span className="mono" aria-label={`ends in ${credential.hint.replace("…", "")}`}>
+                  {credential.hint}
+                </span>{" "}
+                · added <When iso={credential.created_at} />
+              </div>
+            </div>
+            <ConfirmButton
+              label="Delete"
+              confirmLabel={`Delete ${kindLabel(credential.kind)}`}
+              onConfirm={async () => {
+                setError(null);
+                try {
+                  await api.deleteCredential(credential.id);
+                } catch (failure) {
+                  setError(failure);
+                }
+                await onChange();
+              }}
+            />
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
+function AddCredential({ initialKind, onAdded }: { initialKind: CredentialKind; onAdded: () => Promise<void> }) {
+  const id = useId();
+  const [kind, setKind] = useState<CredentialKind>(initialKind);
+  const [label, setLabel] = useState("");
+  const [secret, setSecret] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const [saved, setSaved] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const secretRef = useRef<HTMLInputElement>(null);
+  const info = KINDS.find((k) => k.kind === kind)!;
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setError(null);
+    setSaved(null);
+    if (!secret.trim()) {
+      setError(new Error(`Paste the ${info.label.toLowerCase()} first.`));
+      secretRef.current?.focus();
+      return;
+    }
+    setBusy(true);
+    try {
+      const credential = await api.addCredential(kind, secret.trim(), label.trim());
+      setSecret("");
+      setLabel("");
+      setSaved(`${kindLabel(credential.kind)} saved (${credential.hint}).`);
+      await onAdded();
+    } catch (failure) {
+      setError(failure);
+      secretRef.current?.focus();
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form onSubmit={(event) => void submit(event)} noValidate className="form">
+      <div className="field">
+        <label htmlFor={`${id}-kind`}>Kind</label>
+        <select id={`${id}-kind`} value={kind} onChange={(event) => setKind(event.target.value as CredentialKind)}>
+          {KINDS.map((k) => (
+            <option key={k.kind} value={k.kind}>
+              {k.label}
+            </option>
+          ))}
+        </select>
+        <p className="hint">{info.help}</p>
+      </div>
+      <div className="field">
+        <label htmlFor={`${id}-secret`}>{info.label}</label>
+        <input
+          ref={secretRef}
+          id={`${id}-secret`}
+          type="password"
+          autoComplete="off"
+          spellCheck={false}
+          placeholder={info.placeholder}
+          value={secret}
+          onChange={(event) => setSecret(event.target.value)}
+          aria-invalid={error !== null}
+          aria-describedby={error !== null ? `${id}-error` : undefined}
+        />
+      </div>
+      <div className="field">
+        <label htmlFor={`${id}-label`}>
+          Label <span className="muted">(optional)</span>
+        </label>
+        <input
+          id={`${id}-label`}
+          value={label}
+          maxLength={64}
+          placeholder="e.g. personal project"
+          onChange={(event) => setLabel(event.target.value)}
+        />
+      </div>
+      {error !== null && (
+        <div id={`${id}-error`}>
+          <ErrorNote error={error} />
+        </div>
+      )}
+      {saved && (
+        <p className="note note-good" role="status">
+          {saved}
+        </p>
+      )}
+      <div className="form-actions">
+        <button type="submit" className="button button-primary" disabled={busy}>
+          {busy ? (kind === "hetzner" ? "Checking with Hetzner…" : "Saving…") : "Save credential"}
+        </button>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,162 @@
+import { useCallback, useEffect, useState } from "react";
+
+import { api } from "../api/client";
+import type { Workspace } from "../api/types";
+import { BootLogView } from "../components/BootLog";
+import { Terminals } from "../components/Terminals";
+import { ConfirmButton, ErrorNote, Loading, PageHeader, StatusBadge } from "../components/ui";
+import { useLoad, useTitle } from "../hooks";
+import { Link, navigate } from "../router";
+
+const PROVISIONING = new Set(["pending", "creating"]);
+const CHANGING = new Set(["pending", "creating", "stopping"]);
+const DEFAULT_POLL_SECONDS = 2;
+const IDLE_POLL_MS = 15_000;
+
+export function WorkspaceScreen({ id }: { id: string }) {
+  useEffect(() => {
+    performance.mark("sam:workspace-page-load");
+  }, []);
+  const [pollMs, setPollMs] = useState<number>(DEFAULT_POLL_SECONDS * 1000);
+  const workspace = useLoad(() => api.workspace(id), [id], pollMs);
+  const status = workspace.data?.status;
+  const provisioning = status !== undefined && PROVISIONING.has(status);
+  // The boot log is polled while the workspace is being created (docs: boot_log_poll_seconds).
+  const bootLog = useLoad(() => api.bootLog(id), [id, status], provisioning ? pollMs : null);
+  const [actionError, setActionError] = useState<unknown>(null);
+  const [acting, setActing] = useState(false);
+  useTitle(workspace.data?.name ?? "Workspace");
+
+  useEffect(() => {
+    if (!workspace.data) return;
+    const seconds = workspace.data.boot_log_poll_seconds ?? DEFAULT_POLL_SECONDS;
+    setPollMs(CHANGING.has(workspace.data.status) ? seconds * 1000 : IDLE_POLL_MS);
+  }, [workspace.data]);
+
+  const reload = workspace.reload;
+  const onTerminalsStopped = useCallback(() => void reload(), [reload]);
+
+  const act = async (action: () => Promise<unknown>) => {
+    setActing(true);
+    setActionError(null);
+    try {
+      await action();
+    } catch (error) {
+      setActionError(error);
+    } finally {
+      setActing(false);
+      await workspace.reload();
+    }
+  };
+
+  if (!workspace.data) {
+    return (
+      <>
+        <PageHeader title="Workspace" />
+        {workspace.state === "error" ? (
+          <ErrorNote error={workspace.error} onRetry={() => void workspace.reload()} />
+        ) : (
+          <Loading what="the workspace" />
+        )}
+        <p>
+          <Link href="/">All workspaces</Link>
+        </p>
+      </>
+    );
+  }
+
+  const data: Workspace = workspace.data;
+  const canStart = data.status === "stopped" || data.status === "error";
+  return (
+    <div className="workspace-page">
+      <PageHeader
+        title={data.name}
+        actions={
+          <>
+            {data.status === "running" && (
+              <button type="button" className="button" disabled={acting} onClick={() => void act(() => api.stopWorkspace(id))}>
+                {acting ? "Stopping…" : "Stop"}
+              </button>
+            )}
+            {canStart && (
+              <button
+                type="button"
+                className="button button-primary"
+                disabled={acting}
+                onClick={() => void act(() => api.restartWorkspace(id))}
+              >
+                {acting ? "Starting…" : "Start"}
+              </button>
+            )}
+            <ConfirmButton
+              label="Delete"
+              confirmLabel="Delete workspace"
+              onConfirm={async () => {
+                try {
+                  await api.deleteWorkspace(id);
+                  navigate("/");
+                } catch (error) {
+                  setActionError(error);
+                }
+              }}
+            />
+          </>
+        }
+      >
+        <p className="muted workspace-meta">
+          <StatusBadge status={data.status} /> <span className="mono">{data.repository}</span>
+          {data.branch && <> · {data.branch}</>} · {data.provider}
+          {data.node_id && (
+            <>
+              {" "}
+              · <Link href={`/nodes/${data.node_id}`}>node</Link>
+            </>
+          )}
+        </p>
+      </PageHeader>
+      {actionError !== null && <ErrorNote error={actionError} />}
+      {workspace.state === "error" && <ErrorNote error={workspace.error} />}
+
+      {provisioning && (
+        <section className="card" aria-labelledby="boot-heading">
+          <h2 id="boot-heading">
+            <span className="spinner" aria-hidden="true" /> Creating the workspace
+          </h2>
+          <p className="muted small">This page follows the boot log and opens a terminal when the workspace is ready.</p>
+          {bootLog.state === "error" && <ErrorNote error={bootLog.error} />}
+          <BootLogView entries={bootLog.data?.entries ?? []} dropped={bootLog.data?.dropped} follow />
+        </section>
+      )}
+
+      {data.status === "running" && <Terminals workspaceId={id} onStopped={onTerminalsStopped} />}
+
+      {data.status === "stopping" && <Loading what="(stopping the workspace)" />}
+
+      {data.status === "stopped" && (
+        <section className="card stopped" aria-labelledby="stopped-heading">
+          <h2 id="stopped-heading">This workspace is stopped</h2>
+          <p>Its files are kept on the node. Start it to open terminals again.</p>
+          <button type="button" className="button button-primary" disabled={acting} onClick={() => void act(() => api.restartWorkspace(id))}>
+            {acting ? "Starting…" : "Start workspace"}
+          </button>
+        </section>
+      )}
+
+      {data.status === "error" && (
+        <section className="card" aria-labelledby="error-heading">
+          <h2 id="error-heading">The workspace failed</h2>
+          <ErrorNote error={new Error(data.error_message ?? "Provisioning failed; the boot log below says where.")} />
+          <p className="muted small">Start it again to retry, or delete it.</p>
+          <BootLogView entries={bootLog.data?.entries ?? []} dropped={bootLog.data?.dropped} follow={false} />
+        </section>
+      )}
+
+      {(data.status === "running" || data.status === "stopped") && bootLog.data && bootLog.data.entries.length > 0 && (
+        <details className="card boot-log-details">
+          <summary>Boot log</summary>
+          <BootLogView entries={bootLog.data.entries} dropped={bootLog.data.dropped} follow={false} />
+        </details>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,38 @@
+// The agent's golden terminal frames (tests/golden/terminal/*.json), shared with
+// tests/agent and tests/worker so that the browser and the agent cannot drift.
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+
+export const GOLDEN_DIR = join(import.meta.dirname, "..", "golden", "terminal");
+
+export interface Golden {
+  name: string;
+  direction: "client_to_server" | "server_to_client";
+  description: string;
+  frame?: Record<string, unknown> & { type: string };
+  binary?: { hex: string; base64: string };
+  fields?: { kind: "input" | "output"; session_id: string; offset?: number; data_hex: string };
+}
+
+export function goldens(): Golden[] {
+  return readdirSync(GOLDEN_DIR)
+    .filter((file) => file.endsWith(".json"))
+    .sort()
+    .map((file) => ({ name: file, ...JSON.parse(readFileSync(join(GOLDEN_DIR, file), "utf8")) }));
+}
+
+export function golden(name: string): Golden {
+  const found = goldens().find((g) => g.name === `${name}.json`);
+  if (!found) throw new Error(`no golden file ${name}.json`);
+  return found;
+}
+
+export function fromHex(hex: string): Uint8Array {
+  const bytes = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return bytes;
+}
+
+export function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
