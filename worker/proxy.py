@@ -105,7 +105,7 @@ async def _proxy(request: Request, env: Any, workspace_id: str) -> Response:
     if node.agent_url is None:
         raise _unreachable(workspace_id, "its node's agent has not reported where it listens")
     rest = [(name, value) for name, value in query if name != TOKEN_PARAM]
-    headers = _forwarded_headers(request, url.scheme, node.agent_host, node.agent_port)
+    headers = _forwarded_headers(request, url.scheme)
     if websocket:
         token = (
             caller.token
@@ -234,11 +234,10 @@ def _unreachable(workspace_id: str, why: str) -> ApiError:
 # --- forwarding ----------------------------------------------------------------------------
 
 
-def _forwarded_headers(
-    request: Request, scheme: str, agent_host: str | None, agent_port: int | None
-) -> dict[str, str]:
+def _forwarded_headers(request: Request, scheme: str) -> dict[str, str]:
+    # No Host here: the runtime's fetch sets it from the agent's URL (`vm-{node}.{domain}:
+    # port` or `127.0.0.1:port`), never the client's `ws-{id}` host.
     headers = {name: value for name in FORWARDED_HEADERS if (value := request.headers.get(name))}
-    headers["host"] = f"{agent_host}:{agent_port}"
     headers["x-forwarded-proto"] = scheme
     headers["x-forwarded-host"] = request.headers.get("host") or urlsplit(request.url).netloc
     client_ip = request.headers.get(CLIENT_IP_HEADER)

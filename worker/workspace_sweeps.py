@@ -19,6 +19,7 @@ from typing import Any
 
 from worker import node_pool, nodes
 from worker import workspace_store as store
+from worker.config import ConfigError
 from worker.errors import ApiError
 from worker.logs import event
 from worker.node_model import iso, now_epoch
@@ -43,7 +44,7 @@ def provisioning_timeout_seconds(env: Any) -> float:
     except (TypeError, ValueError):
         value = 0.0
     if not value > 0:
-        raise ValueError(f"{TIMEOUT_VAR} must be a positive number of seconds, not {raw!r}")
+        raise ConfigError(f"{TIMEOUT_VAR} must be a positive number of seconds, not {raw!r}")
     return value
 
 

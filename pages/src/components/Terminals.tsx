@@ -1,4 +1,4 @@
-import { type KeyboardEvent, useEffect, useState, useSyncExternalStore } from "react";
+import { type KeyboardEvent, useEffect, useRef, useState, useSyncExternalStore } from "react";
 
 import { describeExit, TerminalManager } from "../terminal/manager";
 
@@ -26,10 +26,21 @@ function TerminalTabs({ manager, onStopped }: { manager: TerminalManager; onStop
   const snapshot = useSyncExternalStore(manager.subscribe, manager.snapshot);
   const { status, tabs, active, problem } = snapshot;
 
+  // The screen follows its pane's size (the window, a banner above it, a phone turned).
+  const panesRef = useRef<HTMLDivElement>(null);
   useEffect(() => {
-    const onResize = () => manager.fitActive();
-    window.addEventListener("resize", onResize);
-    return () => window.removeEventListener("resize", onResize);
+    const panes = panesRef.current;
+    if (!panes) return;
+    let frame = 0;
+    const observer = new ResizeObserver(() => {
+      cancelAnimationFrame(frame);
+      frame = requestAnimationFrame(() => manager.fitActive());
+    });
+    observer.observe(panes);
+    return () => {
+      cancelAnimationFrame(frame);
+      observer.disconnect();
+    };
   }, [manager]);
 
   useEffect(() => {
@@ -89,6 +100,11 @@ function TerminalTabs({ manager, onStopped }: { manager: TerminalManager; onStop
         >
           + New terminal
         </button>
+        {status === "stopped" && (
+          <button type="button" className="button button-small" onClick={() => manager.client.reconnect()}>
+            Reconnect
+          </button>
+        )}
         <span className={`connection connection-${status}`} role="status" data-testid="connection-status">
           {STATUS_TEXT[status]}
           {status === "reconnecting" && snapshot.retryInMs !== null && (
@@ -104,7 +120,7 @@ function TerminalTabs({ manager, onStopped }: { manager: TerminalManager; onStop
           </button>
         </div>
       )}
-      <div className="terminal-panes">
+      <div className="terminal-panes" ref={panesRef}>
         {tabs.length === 0 && status === "open" && (
           <div className="terminal-empty">
             <p>No terminals are open.</p>

@@ -109,7 +109,7 @@ export function WorkspaceScreen({ id }: { id: string }) {
           {data.node_id && (
             <>
               {" "}
-              · <Link href={`/nodes/${data.node_id}`}>node</Link>
+              · <Link href={`/nodes/${data.node_id}`}>its node</Link>
             </>
           )}
         </p>

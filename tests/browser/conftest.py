@@ -1,0 +1,103 @@
+"""Browser tests: Debian's Chromium, driven by Playwright for Python, against the real local
+edge (`sam dev`), real local nodes (agent processes) and the real Docker Engine.
+
+`scripts/test` installs Chromium (scripts/chromium) before pytest runs; a missing browser
+fails here, it is never skipped. Every test leaves a screenshot in test-artifacts/browser/,
+taken when it ends, passed or failed.
+"""
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
+
+from tests.browser.support import LOGINS, api_client
+from tests.fakes.hetzner import FakeHetzner
+from tests.support.edge import Edge, running_edge
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM = os.environ.get("SAM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1200, "height": 800}
+# Playwright's wait for any one thing; a workspace's first boot is the slowest (~5 s).
+EXPECT_TIMEOUT_MS = 30_000
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/chromium (scripts/test does) and retry")
+    launched = playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    )
+    yield launched
+    launched.close()
+
+
+@pytest.fixture(scope="session")
+def hetzner() -> Iterator[FakeHetzner]:
+    with FakeHetzner() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def edge(tmp_path_factory: pytest.TempPathFactory, hetzner: FakeHetzner) -> Iterator[Edge]:
+    data_dir = tmp_path_factory.mktemp("browser") / ".sam"
+    with running_edge(data_dir, vars={"SAM_HETZNER_API_URL": hetzner.url}) as running:
+        yield running
+        _delete_every_workspace(running)
+
+
+@pytest.fixture
+def context(browser: Browser, request: pytest.FixtureRequest) -> Iterator[BrowserContext]:
+    made = browser.new_context(viewport=VIEWPORT)
+    made.set_default_timeout(EXPECT_TIMEOUT_MS)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Page]:
+    opened = context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(str(error)))
+    yield opened
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)
+    opened.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    assert not problems, f"uncaught errors in the page: {problems}"
+
+
+def _delete_every_workspace(edge: Edge) -> None:
+    """Remove what the tests made (containers included) before the edge stops its nodes."""
+    for login in LOGINS:
+        with api_client(edge, login) as client:
+            for workspace in client.get("/api/workspaces").json()["workspaces"]:
+                with contextlib.suppress(httpx.HTTPError):
+                    client.delete(f"/api/workspaces/{workspace['id']}")
