@@ -203,7 +203,32 @@ class FirstBoot:
             except subprocess.TimeoutExpired:
                 self.agent.kill()
                 self.agent.wait()
+        self._remove_containers()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def _remove_containers(self) -> None:
+        """The VM's containers die with it; here they run in this machine's engine."""
+        node_id = self.setting("SAM_NODE_ID")
+        if node_id is None or shutil.which("docker") is None:
+            return
+        found = subprocess.run(
+            ["docker", "ps", "--all", "--quiet", "--filter", f"label=sam.node={node_id}"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        if found:
+            subprocess.run(["docker", "rm", "--force", "--volumes", *found], capture_output=True)
+
+    def setting(self, name: str) -> str | None:
+        """A value from the agent's env file, as cloud-init wrote it."""
+        env_file = self.path("/etc/sam-agent/env")
+        if not env_file.exists():
+            return None
+        for line in env_file.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key == name:
+                return value
+        return None
 
 
 def _free_port() -> int:

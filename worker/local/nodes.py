@@ -166,6 +166,8 @@ class LocalNodes:
             raise LauncherError(400, "bad_request", "not a node id")
         async with self._lock:
             await self._stop_agent(node_id)
+            # What deleting a VM does to everything in it: the node's containers go too.
+            await _remove_containers(node_id)
             directory = self.root / node_id
             existed = directory.exists()
             shutil.rmtree(directory, ignore_errors=True)
@@ -378,6 +380,37 @@ async def _end_stale(node: LocalNode) -> None:
         await asyncio.sleep(HEALTH_POLL_SECONDS)
     with contextlib.suppress(ProcessLookupError):
         os.kill(node.pid, signal.SIGKILL)
+
+
+async def _remove_containers(node_id: str) -> None:
+    """Remove the containers the node's agent made (labelled `sam.node=<id>`)."""
+    if shutil.which("docker") is None:
+        return
+    listed = await asyncio.create_subprocess_exec(
+        "docker",
+        "ps",
+        "--all",
+        "--quiet",
+        "--filter",
+        f"label=sam.node={node_id}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    output, _ = await listed.communicate()
+    found = output.decode().split()
+    if not found:
+        return
+    removed = await asyncio.create_subprocess_exec(
+        "docker",
+        "rm",
+        "--force",
+        "--volumes",
+        *found,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await removed.wait()
+    log.info("local_node.containers_removed node_id=%s count=%d", node_id, len(found))
 
 
 async def _docker_answers() -> bool:
