@@ -96,15 +96,25 @@ async def run_command(
     On timeout or cancellation the process group is stopped on a ladder; a timeout is
     reported in the result, a cancellation re-raised.
     """
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        env=dict(env) if env is not None else None,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,  # its own process group, so the ladder reaches children
+    spawn = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # its own process group, so the ladder reaches children
+        )
     )
+    try:
+        process = await asyncio.shield(spawn)
+    except asyncio.CancelledError:
+        # The process runs before its pipes are connected; cancelled in between, asyncio
+        # would kill only the leader and wait for its children to close the pipes.
+        with contextlib.suppress(OSError):  # OSError: it never started
+            await _stop_group(await spawn)
+        raise
     assert process.stdout is not None and process.stderr is not None
     out, err = _Tail(OUTPUT_TAIL_BYTES, None), _Tail(OUTPUT_TAIL_BYTES, on_stderr_line)
     readers = asyncio.gather(_pump(process.stdout, out), _pump(process.stderr, err))

@@ -33,7 +33,6 @@ export function useLoad<T>(
     generation.current += 1;
     setResult({ state: "loading" });
     void reload();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, deps);
 
   useEffect(() => {

@@ -18,7 +18,8 @@ from agent.docker_exec import DockerExecProcess, signal_in_container
 from agent.pty import ExitStatus, SpawnError
 from agent.shell import ShellCommand
 
-TIMEOUT_SECONDS = 15.0
+TIMEOUT_SECONDS = 30.0  # for one awaited condition; generous, so load cannot trip it
+POLL_SECONDS = 0.1  # `docker exec ps` per poll
 SHELL = ["bash", "--norc", "--noprofile", "-i"]
 
 
@@ -49,6 +50,12 @@ async def start(container: str, argv: list[str], **env: str) -> tuple[DockerExec
 def processes(container: str) -> str:
     ps = ["docker", "exec", container, "ps", "-eo", "pid,stat,args"]
     return subprocess.run(ps, capture_output=True, text=True, check=True).stdout
+
+
+async def until_running(container: str, args: str) -> None:
+    async with asyncio.timeout(TIMEOUT_SECONDS):
+        while args not in await asyncio.to_thread(processes, container):
+            await asyncio.sleep(POLL_SECONDS)
 
 
 def test_docker_host_names_the_socket() -> None:
@@ -112,7 +119,7 @@ async def test_the_in_container_ladder_reaches_the_session_by_its_tag(container:
     proc, output = await start(container, SHELL, SAM_TERMINAL_SESSION="ws-x:in-container")
     await output.wait_for(b"$ ")
     proc.write(b"trap 'echo got-$((1+1))' HUP; sleep 4646\r")
-    await asyncio.sleep(0.3)
+    await until_running(container, "sleep 4646")  # the trap is set before it starts
     api = await EngineAPI.connect({})
     await signal_in_container(api, container, "", "SAM_TERMINAL_SESSION=ws-x:other", 9)
     await signal_in_container(api, container, "", tag, signal.SIGHUP)

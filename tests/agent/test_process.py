@@ -6,7 +6,9 @@ import time
 import psutil
 import pytest
 
-from agent.process import OUTPUT_TAIL_BYTES, run_command, stderr_tail
+from agent.process import OUTPUT_TAIL_BYTES, STOP_GRACE_SECONDS, run_command, stderr_tail
+
+TIMEOUT_SECONDS = 30.0  # for one awaited condition; generous, so load cannot trip it
 
 
 def test_stderr_tail_keeps_the_last_non_empty_lines() -> None:
@@ -27,28 +29,31 @@ async def test_run_command_keeps_bounded_tails_and_reports_lines() -> None:
 
 async def test_run_command_stops_the_whole_group_on_timeout() -> None:
     began = time.monotonic()
-    result = await run_command(["sh", "-c", "sleep 30 & sleep 30; wait"], timeout_seconds=0.3)
+    script = "sleep 3601 & sleep 3601; wait"
+    result = await run_command(["sh", "-c", script], timeout_seconds=0.3)
     assert result.timed_out
-    assert time.monotonic() - began < 5
-    assert not _sleepers()
+    assert time.monotonic() - began < STOP_GRACE_SECONDS  # SIGTERM was enough
+    assert not _running("3601")
 
 
 async def test_run_command_stops_the_group_when_cancelled() -> None:
-    task = asyncio.create_task(run_command(["sh", "-c", "sleep 30 & wait"], timeout_seconds=60))
-    await asyncio.sleep(0.3)
+    script = "sleep 3602 & wait"
+    task = asyncio.create_task(run_command(["sh", "-c", script], timeout_seconds=60))
+    async with asyncio.timeout(TIMEOUT_SECONDS):
+        while not _running("3602"):  # as soon as there is a group: even mid-spawn
+            await asyncio.sleep(0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await task
-    assert not _sleepers()
+        async with asyncio.timeout(TIMEOUT_SECONDS):  # only the ladder ends `sleep 3602`
+            await task
+    assert not _running("3602")
 
 
-def _sleepers() -> list[psutil.Process]:
-    me = psutil.Process()
-    found = []
-    for process in me.children(recursive=True):
-        try:
-            if process.status() != psutil.STATUS_ZOMBIE and "sleep" in process.name():
-                found.append(process)
-        except psutil.NoSuchProcess:
-            continue
-    return found
+def _running(seconds: str) -> list[psutil.Process]:
+    """`sleep <seconds>` processes still alive, whoever their parent is by now."""
+    return [
+        process
+        for process in psutil.process_iter(["cmdline", "status"])
+        if process.info["cmdline"] == ["sleep", seconds]
+        and process.info["status"] != psutil.STATUS_ZOMBIE
+    ]

@@ -4,8 +4,10 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 from agent import pty
@@ -13,7 +15,8 @@ from agent.pty import ExitStatus, InputOverflow, PtyProcess, SpawnError, clamp_s
 from agent.shell import ShellCommand
 
 ENV = {"TERM": "xterm-256color", "PS1": "$ "}
-TIMEOUT_SECONDS = 10.0
+TIMEOUT_SECONDS = 30.0  # for one awaited condition; generous, so load cannot trip it
+POLL_SECONDS = 0.02  # for conditions nothing signals (processes, files)
 
 
 class Output:
@@ -43,6 +46,25 @@ async def start(command: ShellCommand, cols: int = 80, rows: int = 24) -> tuple[
     return PtyProcess(command, cols, rows, output), output
 
 
+async def eventually(predicate: Callable[[], object]) -> None:
+    async with asyncio.timeout(TIMEOUT_SECONDS):
+        while not predicate():
+            await asyncio.sleep(POLL_SECONDS)
+
+
+def foreground_job(shell_pid: int, name: str) -> bool:
+    """Whether a child of the shell called `name` runs in its terminal's foreground group."""
+    for child in psutil.Process(shell_pid).children():
+        try:
+            with open(f"/proc/{child.pid}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+            if child.name() == name and fields[2] == fields[5]:  # pgrp == the tty's tpgid
+                return True
+        except (OSError, psutil.NoSuchProcess):
+            continue
+    return False
+
+
 async def test_input_reaches_the_shell_and_its_output_comes_back() -> None:
     proc, output = await start(bash("-i"))
     proc.write(b"echo sum=$((40+2))\r")
@@ -54,14 +76,13 @@ async def test_input_reaches_the_shell_and_its_output_comes_back() -> None:
 
 async def test_the_pty_is_the_controlling_terminal_so_ctrl_c_interrupts() -> None:
     proc, output = await start(bash("-i"))
-    proc.write(b"tty; sleep 30; echo after-sleep\r")
+    # The sleep outlasts the test's timeout: only an interrupt lets "interrupted" through.
+    proc.write(b"tty; sleep 3600; echo after-sleep\r")
     await output.wait_for(b"/dev/pts/")
-    await asyncio.sleep(0.3)
-    started = time.monotonic()
+    await eventually(lambda: foreground_job(proc.pid, "sleep"))
     proc.write(b"\x03")
     proc.write(b"echo interrupted\r")
     await output.wait_for(b"\rinterrupted\r\n")
-    assert time.monotonic() - started < 5
     # Only echoes of the command line ("echo after-sleep"), never the command's output.
     assert b"\rafter-sleep" not in output.data
     assert b"\nafter-sleep" not in output.data
@@ -138,11 +159,14 @@ async def test_input_to_a_child_that_does_not_read_overflows_without_blocking() 
     proc.close()
 
 
-async def test_paused_output_is_delivered_on_resume() -> None:
-    proc, output = await start(bash("-c", "read line; echo got-$line; sleep 30"))
+async def test_paused_output_is_delivered_on_resume(tmp_path: Path) -> None:
+    flag = tmp_path / "echoed"
+    proc, output = await start(bash("-c", f"read line; echo got-$line; touch {flag}; sleep 30"))
     proc.pause_reading()
     proc.write(b"x\r")
-    await asyncio.sleep(0.5)
+    await eventually(flag.exists)  # got-x is on the terminal now
+    for _ in range(3):  # loop turns in which an unpaused reader would have taken it
+        await asyncio.sleep(0)
     assert b"got-x" not in output.data
     proc.resume_reading()
     await output.wait_for(b"got-x")

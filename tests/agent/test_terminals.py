@@ -796,6 +796,12 @@ def _container_processes(container_id: str) -> str:
     return subprocess.run(ps, capture_output=True, text=True, check=True).stdout
 
 
+async def _until_running(container_id: str, args: str) -> None:
+    async with asyncio.timeout(TIMEOUT_SECONDS):
+        while args not in await asyncio.to_thread(_container_processes, container_id):
+            await asyncio.sleep(0.1)
+
+
 def _in_container(container: str, **fields: Any) -> ShellCommand:
     return ShellCommand(["bash", "-l"], {"TERM": "xterm-256color"}, container=container, **fields)
 
@@ -878,7 +884,7 @@ async def test_closing_a_container_session_leaves_nothing_in_the_container(
     stubborn = await client.create()
     await client.type(stubborn, "trap '' HUP TERM; echo trapped; while :; do sleep 0.1; done\r")
     await client.wait_output(stubborn, b"\rtrapped")
-    assert "sleep 4343" in _container_processes(container)
+    await _until_running(container, "sleep 4343")
 
     await client.send(type="close", session_id=doomed)
     exit_frame = await client.frame("exit", session_id=doomed)

@@ -43,13 +43,15 @@ EXPECT_TIMEOUT_MS = 30_000
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an asyncio loop running in this
+# thread while it is open, and every later test that calls asyncio.run() would fail.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/chromium (scripts/test does) and retry")
@@ -60,13 +62,13 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     launched.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def hetzner() -> Iterator[FakeHetzner]:
     with FakeHetzner() as fake:
         yield fake
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def edge(tmp_path_factory: pytest.TempPathFactory, hetzner: FakeHetzner) -> Iterator[Edge]:
     data_dir = tmp_path_factory.mktemp("browser") / ".sam"
     with running_edge(data_dir, vars={"SAM_HETZNER_API_URL": hetzner.url}) as running:

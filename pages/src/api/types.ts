@@ -70,6 +70,12 @@ export interface Workspace {
   ready_at: string | null;
   created_at: string;
   updated_at: string;
+  urls?: {
+    boot_log: string;
+    /** The agent's live boot log through ws-{id}; null until the agent has the workspace. */
+    boot_log_ws: string | null;
+    terminal_ws: string;
+  };
   /** How often to poll the boot log while the workspace is being created. */
   boot_log_poll_seconds?: number;
 }
@@ -101,5 +107,7 @@ export interface TerminalToken {
   expires_at: number;
   /** The terminal WebSocket: ws(s)://ws-{id}.{domain}/workspaces/{id}/terminal/ws */
   url: string;
+  /** The agent's live boot log, on the same terms. */
+  boot_log_url: string;
   workspace_id: string;
 }

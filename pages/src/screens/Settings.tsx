@@ -1,9 +1,11 @@
-import { type FormEvent, useId, useRef, useState } from "react";
+import { type FormEvent, useEffect, useId, useRef, useState } from "react";
 
 import { api } from "../api/client";
 import type { Credential, CredentialKind } from "../api/types";
 import { ConfirmButton, EmptyState, ErrorNote, Loading, PageHeader, When } from "../components/ui";
 import { useLoad, useTitle } from "../hooks";
+
+const SAVED_NOTE_MS = 8000;
 
 export const KINDS: { kind: CredentialKind; label: string; help: string; placeholder: string }[] = [
   {
@@ -111,6 +113,12 @@ function AddCredential({ initialKind, onAdded }: { initialKind: CredentialKind; 
   const [busy, setBusy] = useState(false);
   const secretRef = useRef<HTMLInputElement>(null);
   const info = KINDS.find((k) => k.kind === kind)!;
+
+  useEffect(() => {
+    if (saved === null) return;
+    const timer = setTimeout(() => setSaved(null), SAVED_NOTE_MS);
+    return () => clearTimeout(timer);
+  }, [saved]);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();

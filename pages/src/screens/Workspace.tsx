@@ -3,6 +3,7 @@ import { useCallback, useEffect, useState } from "react";
 import { api } from "../api/client";
 import type { Workspace } from "../api/types";
 import { BootLogView } from "../components/BootLog";
+import { mergeBootLog, useLiveBootLog } from "../components/liveBootLog";
 import { Terminals } from "../components/Terminals";
 import { ConfirmButton, ErrorNote, Loading, PageHeader, StatusBadge } from "../components/ui";
 import { useLoad, useTitle } from "../hooks";
@@ -23,6 +24,9 @@ export function WorkspaceScreen({ id }: { id: string }) {
   const provisioning = status !== undefined && PROVISIONING.has(status);
   // The boot log is polled while the workspace is being created (docs: boot_log_poll_seconds).
   const bootLog = useLoad(() => api.bootLog(id), [id, status], provisioning ? pollMs : null);
+  // Once the agent has it, its own stream shows each step as it happens.
+  const live = useLiveBootLog(id, status === "creating" && Boolean(workspace.data?.urls?.boot_log_ws));
+  const entries = mergeBootLog(bootLog.data?.entries ?? [], live);
   const [actionError, setActionError] = useState<unknown>(null);
   const [acting, setActing] = useState(false);
   useTitle(workspace.data?.name ?? "Workspace");
@@ -124,7 +128,7 @@ export function WorkspaceScreen({ id }: { id: string }) {
           </h2>
           <p className="muted small">This page follows the boot log and opens a terminal when the workspace is ready.</p>
           {bootLog.state === "error" && <ErrorNote error={bootLog.error} />}
-          <BootLogView entries={bootLog.data?.entries ?? []} dropped={bootLog.data?.dropped} follow />
+          <BootLogView entries={entries} dropped={bootLog.data?.dropped} follow />
         </section>
       )}
 
