@@ -165,3 +165,29 @@ def test_a_stopped_workspace_says_so_and_starts_again(
     wait_for_prompt(page)
     run(page, "echo again-$((5*5))")
     expect(screen(page)).to_contain_text("again-25")
+
+
+def test_a_malformed_repository_is_refused_with_the_apis_message(
+    bob: BrowserContext, page: Page, edge: Edge
+) -> None:
+    page.goto(app_url(edge, "/workspaces/new"))
+    page.get_by_label("Repository").fill("not a repository; rm -rf /")
+    page.get_by_role("button", name="Create workspace").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("invalid_workspace_spec")
+    expect(page).to_have_url(re.compile(r"/workspaces/new$"))
+
+
+def test_a_repository_that_cannot_be_cloned_ends_in_error_with_its_boot_log(
+    bob: BrowserContext, page: Page, edge: Edge, tmp_path: Path
+) -> None:
+    page.goto(app_url(edge, "/workspaces/new"))
+    page.get_by_label("Repository").fill(str(tmp_path / "no-such-repository"))
+    page.get_by_role("button", name="Create workspace").click()
+    expect(page.get_by_role("heading", name="The workspace failed")).to_be_visible()
+    expect(page.locator(".boot-failed").first).to_be_visible()
+    # Every way on is offered: start it again, or delete it.
+    expect(page.get_by_role("button", name="Start", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Delete", exact=True).click()
+    page.get_by_role("button", name="Delete workspace").click()
+    expect(page).to_have_url(app_url(edge, "/"))
