@@ -27,11 +27,9 @@ from urllib.parse import quote
 
 from agent.docker_api import AttachStream, EngineAPI, EngineError
 from agent.pty import (
-    HUP_WAIT_SECONDS,
-    KILL_WAIT_SECONDS,
     MAX_PENDING_INPUT_BYTES,
     READ_BURST_BYTES,
-    TERM_WAIT_SECONDS,
+    STOP_LADDER,
     ExitStatus,
     InputOverflow,
     SpawnError,
@@ -211,11 +209,7 @@ class DockerExecProcess:
 
     async def terminate(self) -> ExitStatus:
         """Stop the process: SIGHUP, then SIGTERM, then SIGKILL, waiting after each."""
-        for signum, wait_seconds in (
-            (signal.SIGHUP, HUP_WAIT_SECONDS),
-            (signal.SIGTERM, TERM_WAIT_SECONDS),
-            (signal.SIGKILL, KILL_WAIT_SECONDS),
-        ):
+        for signum, wait_seconds in STOP_LADDER:
             if self._exited.is_set():
                 break
             self._signalled = True

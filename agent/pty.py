@@ -37,6 +37,13 @@ DRAIN_AFTER_EXIT_SECONDS = 1.0  # output still in flight when the child has exit
 HUP_WAIT_SECONDS = 1.0
 TERM_WAIT_SECONDS = 2.0
 KILL_WAIT_SECONDS = 5.0
+# How a terminal's process is stopped, here and in agent/docker_exec.py: each signal in
+# turn, then up to that many seconds for it to exit, until one does.
+STOP_LADDER: tuple[tuple[signal.Signals, float], ...] = (
+    (signal.SIGHUP, HUP_WAIT_SECONDS),
+    (signal.SIGTERM, TERM_WAIT_SECONDS),
+    (signal.SIGKILL, KILL_WAIT_SECONDS),
+)
 
 
 class SpawnError(Exception):
@@ -202,11 +209,7 @@ class PtyProcess:
 
     async def terminate(self) -> ExitStatus:
         """Stop the child: hang up (SIGHUP), then SIGTERM, then SIGKILL, waiting after each."""
-        for signum, wait_seconds in (
-            (signal.SIGHUP, HUP_WAIT_SECONDS),
-            (signal.SIGTERM, TERM_WAIT_SECONDS),
-            (signal.SIGKILL, KILL_WAIT_SECONDS),
-        ):
+        for signum, wait_seconds in STOP_LADDER:
             if self._exited.is_set():
                 break
             self._signal_all(signum)

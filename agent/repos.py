@@ -1,10 +1,12 @@
 """Repository and branch validation, and `git clone` without a shell.
 
-Everything a user sends is checked here before any command runs: a repository is an
-https URL, a git/ssh URL, or an absolute path to a local git repository; a branch follows
-`git check-ref-format --branch`, never starts with `-`, and carries no shell
-metacharacters. The clone itself passes its positionals after `--` and refuses the `ext::`
-transport, so even a value that slipped through could not become an option or a command.
+Everything a user sends is checked here before any command runs, by the rules the control
+plane applies too (worker/repo_rules.py, pure, shipped in the agent's wheel): a repository
+is an https URL, a git/ssh URL, or an absolute path to a local git repository (which must
+exist here and be one); a branch follows `git check-ref-format --branch`, never starts
+with `-`, and carries no shell metacharacters. The clone itself passes its positionals
+after `--` and refuses the `ext::` transport, so even a value that slipped through could
+not become an option or a command.
 """
 
 from __future__ import annotations
@@ -16,28 +18,23 @@ from urllib.parse import urlsplit
 
 from agent.errors import CloneError, InvalidWorkspaceSpec
 from agent.process import CommandResult, child_env, run_command, stderr_tail
+from worker import repo_rules
 
-MAX_REPOSITORY_CHARS = 2048
-MAX_BRANCH_CHARS = 255
 CLONE_TIMEOUT_SECONDS = 600.0
-# Plain http only to this machine, e.g. a git server a test or a developer runs on loopback.
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-REMOTE_SCHEMES = ("https", "http", "git", "ssh")
-
-# Characters a shell or git's option parser would give meaning to. None of them is needed
-# in a repository URL or a branch name that SAM accepts.
-SHELL_METACHARACTERS = frozenset(";&|$`()<>\\'\"!*?{}[]#\n\r\t ")
-# What `git check-ref-format` refuses in a ref on top of those.
-REF_FORBIDDEN = frozenset("~^:")
-_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
-_URL_PATH = re.compile(r"^/[A-Za-z0-9._~%+@:/=,-]*$")
-_USER = re.compile(r"^[A-Za-z0-9._%+-]+$")
-# scp-like ssh: user@host:path (path not starting with '-' or '/').
-_SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/-].*)$")
-_SCP_PATH = re.compile(r"^[A-Za-z0-9._~%+@/-]+$")
-_LOCAL_PATH = re.compile(r"^/[A-Za-z0-9._~%+@:/=,-]*$")
-# git check-ref-format: no component starts with '.' or ends with '.lock'.
-_BAD_COMPONENT = re.compile(r"(^|/)\.|\.lock(/|$)")
+# The agent's wording where it differs from the control plane's.
+MESSAGES = {
+    **repo_rules.MESSAGES,
+    "option": "{short} starts with '-' and could be read as an option",
+    "not_url": (
+        "{text} is not an https://, git://, ssh:// or user@host:path URL, "
+        "nor an absolute path to a local git repository"
+    ),
+    "scheme": "scheme {scheme} is not allowed; use https, git or ssh",
+    "http": "plain http is only allowed to localhost; use https",
+    "user": "the user name in the URL has characters that are not allowed",
+    "path": "{text} needs a repository path (and no query)",
+    "no_path": "{text} needs a repository path (and no query)",
+}
 
 
 @dataclass(frozen=True)
@@ -70,68 +67,21 @@ def _refuse(field: str, problem: str) -> InvalidWorkspaceSpec:
     return InvalidWorkspaceSpec(field, problem)
 
 
-def _common_checks(field: str, value: object, max_chars: int) -> str:
-    if not isinstance(value, str) or not value:
-        raise _refuse(field, "is required and must be a non-empty string")
-    if len(value) > max_chars:
-        raise _refuse(field, f"is longer than {max_chars} characters")
-    if value.startswith("-"):
-        raise _refuse(field, f"{value[:40]!r} starts with '-' and could be read as an option")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
-        raise _refuse(field, "contains control characters (newlines, tabs, ...)")
-    bad = sorted({char for char in value if char in SHELL_METACHARACTERS})
-    if bad:
-        shown = " ".join(repr(char) for char in bad)
-        raise _refuse(field, f"contains characters that are not allowed: {shown}")
-    return value
-
-
 def validate_repository(value: object) -> RepositorySource:
     """Accept an https/git/ssh URL or an absolute path to a local git repository."""
     field = "repository"
-    text = _common_checks(field, value, MAX_REPOSITORY_CHARS)
-    if text.startswith("/"):
-        return RepositorySource(_validate_local(field, text), "local")
-    if "://" not in text:
-        match = _SCP_LIKE.match(text)
-        if match and _HOST.match(match["host"]) and _SCP_PATH.match(match["path"]):
-            return RepositorySource(text, "url")
-        raise _refuse(
-            field,
-            f"{text[:80]!r} is not an https://, git://, ssh:// or user@host:path URL, "
-            "nor an absolute path to a local git repository",
-        )
-    parts = urlsplit(text)
-    if parts.scheme not in REMOTE_SCHEMES:
-        raise _refuse(field, f"scheme {parts.scheme!r} is not allowed; use https, git or ssh")
-    host = parts.hostname or ""
-    if not _HOST.match(host):
-        raise _refuse(field, f"{text[:80]!r} has no valid host name")
-    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
-        raise _refuse(field, "plain http is only allowed to localhost; use https")
     try:
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        raise _refuse(field, f"{text[:80]!r} has an invalid port") from None
-    if parts.username is not None and not _USER.match(parts.username):
-        raise _refuse(field, "the user name in the URL has characters that are not allowed")
-    if (
-        parts.query
-        or parts.fragment
-        or not _URL_PATH.match(parts.path or "/")
-        or parts.path
-        in (
-            "",
-            "/",
-        )
-    ):
-        raise _refuse(field, f"{text[:80]!r} needs a repository path (and no query)")
-    return RepositorySource(text, "url")
+        text = repo_rules.check_common(value, repo_rules.MAX_REPOSITORY_CHARS)
+        if text.startswith("/"):
+            return RepositorySource(
+                _validate_local(field, repo_rules.check_local_form(text)), "local"
+            )
+        return RepositorySource(repo_rules.check_remote(text), "url")
+    except repo_rules.RuleBroken as broken:
+        raise _refuse(field, broken.message(MESSAGES)) from None
 
 
 def _validate_local(field: str, text: str) -> str:
-    if not _LOCAL_PATH.match(text) or "/../" in f"{text}/" or "/./" in f"{text}/":
-        raise _refuse(field, f"{text[:80]!r} is not a plain absolute path")
     path = Path(text)
     if not path.is_dir():
         raise _refuse(field, f"{text[:80]!r} does not exist or is not a directory")
@@ -146,24 +96,10 @@ def validate_branch(value: object) -> str | None:
     """Accept None (the repository's default branch) or a valid branch name."""
     if value is None:
         return None
-    field = "branch"
-    text = _common_checks(field, value, MAX_BRANCH_CHARS)
-    problem = None
-    if text == "@" or "@{" in text:
-        problem = "contains '@{' or is '@'"
-    elif ".." in text or "//" in text:
-        problem = "contains '..' or '//'"
-    elif text.endswith(("/", ".")) or text.startswith("/"):
-        problem = "starts with '/' or ends with '/' or '.'"
-    elif _BAD_COMPONENT.search(text):
-        problem = "has a component starting with '.' or ending with '.lock'"
-    elif text == "HEAD":
-        problem = "HEAD is not a branch"
-    elif any(char in REF_FORBIDDEN for char in text):
-        problem = "contains '~', '^' or ':'"
-    if problem:
-        raise _refuse(field, f"{text[:80]!r} is not a valid branch name: {problem}")
-    return text
+    try:
+        return repo_rules.check_branch(value)
+    except repo_rules.RuleBroken as broken:
+        raise _refuse("branch", broken.message(MESSAGES)) from None
 
 
 def clone_argv(source: RepositorySource, branch: str | None, destination: Path) -> list[str]:

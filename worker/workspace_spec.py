@@ -1,10 +1,8 @@
 """What a user may ask a workspace to be made of: repository, branch, name, provider, size.
 
-Checked here, before any row, node or command exists. The rules are the agent's own
-(agent/repos.py: `validate_repository`, `validate_branch`), restated because worker code
-is bundled for Cloudflare without agent/ and cannot import it. The agent checks again on
-the node (the only place a local path can be looked at); keep the two in step: a value
-this module accepts and the agent refuses ends the workspace in `error` instead of a 400.
+Checked here, before any row, node or command exists. The repository and branch rules are
+worker/repo_rules.py, which the agent (agent/repos.py) calls too, on the node (the only
+place a local path can be looked at); only the wording of the refusals is this module's.
 
 Differences on purpose: a local path is accepted only for the `local` provider (a cloud
 node has no such directory), and only its form is checked here (the Worker has no
@@ -13,27 +11,13 @@ filesystem); existence is the agent's check.
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
+from worker import repo_rules
 from worker.errors import ApiError
 from worker.node_model import Provider
+from worker.repo_rules import MAX_REPOSITORY_CHARS, RuleBroken
 
-MAX_REPOSITORY_CHARS = 2048
-MAX_BRANCH_CHARS = 255
 MAX_NAME_CHARS = 64
-# Plain http only to this machine, e.g. a git server a test or a developer runs on loopback.
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-REMOTE_SCHEMES = ("https", "http", "git", "ssh")
-# Characters a shell or git's option parser would give meaning to (agent/repos.py).
-SHELL_METACHARACTERS = frozenset(";&|$`()<>\\'\"!*?{}[]#\n\r\t ")
-REF_FORBIDDEN = frozenset("~^:")
-_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
-_URL_PATH = re.compile(r"^/[A-Za-z0-9._~%+@:/=,-]*$")
-_USER = re.compile(r"^[A-Za-z0-9._%+-]+$")
-_SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/-].*)$")
-_SCP_PATH = re.compile(r"^[A-Za-z0-9._~%+@/-]+$")
-_LOCAL_PATH = re.compile(r"^/[A-Za-z0-9._~%+@:/=,-]*$")
-_BAD_COMPONENT = re.compile(r"(^|/)\.|\.lock(/|$)")
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]+$")
 # Hetzner server type names (`cx22`) and anything like them (as POST /api/nodes).
 _SIZE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -45,87 +29,38 @@ class InvalidWorkspaceSpec(ApiError):
         self.field = field
 
 
-def _common(field: str, value: Any, max_chars: int) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidWorkspaceSpec(field, "is required and must be a non-empty string")
-    if len(value) > max_chars:
-        raise InvalidWorkspaceSpec(field, f"is longer than {max_chars} characters")
-    if value.startswith("-"):
-        raise InvalidWorkspaceSpec(field, "starts with '-' and could be read as an option")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
-        raise InvalidWorkspaceSpec(field, "contains control characters (newlines, tabs, ...)")
-    bad = sorted({char for char in value if char in SHELL_METACHARACTERS})
-    if bad:
-        shown = " ".join(repr(char) for char in bad)
-        raise InvalidWorkspaceSpec(field, f"contains characters that are not allowed: {shown}")
-    return value
+def _refused(field: str, broken: RuleBroken, *, local_too: bool = False) -> InvalidWorkspaceSpec:
+    message = broken.message(repo_rules.MESSAGES)
+    if broken.rule == "not_url" and local_too:
+        message += ", nor an absolute path"
+    return InvalidWorkspaceSpec(field, message)
 
 
 def validate_repository(value: Any, provider: Provider) -> str:
     """An https/http(loopback)/git/ssh URL or scp-like `user@host:path`; for the local
     provider also an absolute path to a git repository on this machine."""
     field = "repository"
-    text = _common(field, value, MAX_REPOSITORY_CHARS)
-    if text.startswith("/"):
+    try:
+        text = repo_rules.check_common(value, MAX_REPOSITORY_CHARS)
+        if not text.startswith("/"):
+            return repo_rules.check_remote(text)
         if provider != Provider.LOCAL:
             raise InvalidWorkspaceSpec(
                 field, "is a local path, which only the local provider can clone; use a URL"
             )
-        if not _LOCAL_PATH.match(text) or "/../" in f"{text}/" or "/./" in f"{text}/":
-            raise InvalidWorkspaceSpec(field, f"{text[:80]!r} is not a plain absolute path")
-        return text
-    if "://" not in text:
-        match = _SCP_LIKE.match(text)
-        if match and _HOST.match(match["host"]) and _SCP_PATH.match(match["path"]):
-            return text
-        raise InvalidWorkspaceSpec(
-            field,
-            f"{text[:80]!r} is not an https://, git://, ssh:// or user@host:path URL"
-            + (", nor an absolute path" if provider == Provider.LOCAL else ""),
-        )
-    parts = urlsplit(text)
-    if parts.scheme not in REMOTE_SCHEMES:
-        raise InvalidWorkspaceSpec(field, f"scheme {parts.scheme!r} is not allowed; use https")
-    host = parts.hostname or ""
-    if not _HOST.match(host):
-        raise InvalidWorkspaceSpec(field, f"{text[:80]!r} has no valid host name")
-    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
-        raise InvalidWorkspaceSpec(field, "uses plain http, which is only allowed to localhost")
-    try:
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        raise InvalidWorkspaceSpec(field, f"{text[:80]!r} has an invalid port") from None
-    if parts.username is not None and not _USER.match(parts.username):
-        raise InvalidWorkspaceSpec(field, "has a user name with characters that are not allowed")
-    if parts.query or parts.fragment or not _URL_PATH.match(parts.path or "/"):
-        raise InvalidWorkspaceSpec(field, f"{text[:80]!r} needs a plain repository path")
-    if parts.path in ("", "/"):
-        raise InvalidWorkspaceSpec(field, f"{text[:80]!r} names no repository")
-    return text
+        return repo_rules.check_local_form(text)
+    except RuleBroken as broken:
+        raise _refused(field, broken, local_too=provider == Provider.LOCAL) from None
 
 
 def validate_branch(value: Any) -> str | None:
     """None (the repository's default branch) or a name `git check-ref-format` accepts."""
     if value is None:
         return None
-    field = "branch"
-    text = _common(field, value, MAX_BRANCH_CHARS)
-    problem = None
-    if text == "@" or "@{" in text:
-        problem = "contains '@{' or is '@'"
-    elif ".." in text or "//" in text:
-        problem = "contains '..' or '//'"
-    elif text.endswith(("/", ".")) or text.startswith("/"):
-        problem = "starts with '/' or ends with '/' or '.'"
-    elif _BAD_COMPONENT.search(text):
-        problem = "has a component starting with '.' or ending with '.lock'"
-    elif text == "HEAD":
-        problem = "HEAD is not a branch"
-    elif any(char in REF_FORBIDDEN for char in text):
-        problem = "contains '~', '^' or ':'"
-    if problem:
-        raise InvalidWorkspaceSpec(field, f"{text[:80]!r} is not a valid branch name: {problem}")
-    return text
+    try:
+        return repo_rules.check_branch(value)
+    except RuleBroken as broken:
+        raise _refused("branch", broken) from None
 
 
 def validate_name(value: Any, repository: str) -> str:
