@@ -72,3 +72,24 @@ async def bridge(end: Any, network: NetworkSocket) -> None:
 def _close_quietly(end: Any, code: int, reason: str) -> None:
     with contextlib.suppress(Exception):  # the other side may have closed it already
         end.close(code, reason)
+
+
+async def relay(first: NetworkSocket, second: NetworkSocket) -> None:
+    """Copy frames between two network sockets until one closes; pass its close on."""
+
+    async def pump(source: NetworkSocket, sink: NetworkSocket) -> Closed:
+        while True:
+            frame = await source.receive()
+            if isinstance(frame, Closed):
+                return frame
+            await sink.send(frame)
+
+    forward = asyncio.create_task(pump(first, second))
+    backward = asyncio.create_task(pump(second, first))
+    done, pending = await asyncio.wait({forward, backward}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    finished = done.pop()
+    closed = finished.result() if finished.exception() is None else Closed(1011, "relay failed")
+    code = 1000 if closed.code in _RESERVED_CLOSE_CODES else closed.code
+    await (second if finished is forward else first).close(code, closed.reason)

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 from worker.local import env as local_env
 from worker.local import upstream
-from worker.local.bridge import Closed, Frame, bridge
+from worker.local.bridge import Closed, Frame, bridge, relay
 from worker.local.clock import Clock, SystemClock
 from worker.local.cron import CronScheduler, ScheduledController, validate
 from worker.local.entrypoints import ExecutionContext
@@ -152,7 +152,12 @@ class LocalEdge:
                 else [],
             }
         )
-        await bridge(response.web_socket, _AsgiSocket(receive, send))
+        browser = _AsgiSocket(receive, send)
+        upstream_socket = upstream.take_splice(response.web_socket)
+        if upstream_socket is not None:
+            await relay(browser, upstream_socket)
+        else:
+            await bridge(response.web_socket, browser)
 
 
 class _AsgiSocket:

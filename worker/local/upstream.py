@@ -9,7 +9,7 @@ test's `vm-{id}.localhost`, by name with the Host header intact.
 import asyncio
 import socket
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -23,6 +23,8 @@ _sessions: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientS
     weakref.WeakKeyDictionary()
 )
 _bridges: set[asyncio.Task[None]] = set()
+# Our ends of upstream sockets that nobody has accepted yet (see `take_splice`).
+_spliceable: "weakref.WeakKeyDictionary[Any, _AiohttpSocket]" = weakref.WeakKeyDictionary()
 
 # Headers aiohttp's WebSocket handshake writes itself.
 _HANDSHAKE_HEADERS = frozenset(
@@ -112,6 +114,17 @@ class _AiohttpSocket:
         await self._socket.close(code=code, message=reason.encode())
 
 
+def take_splice(end: Any) -> "_AiohttpSocket | None":
+    """The upstream socket behind `end` if worker code passed it on untouched.
+
+    When the edge is handed our unaccepted end of an upstream WebSocket (a proxy returning
+    `fetch`'s socket as its own 101), it can join the browser straight to the upstream
+    instead of relaying every frame through the pair twice; nothing observable changes,
+    since no code ever held an accepted end.
+    """
+    return _spliceable.pop(end, None)
+
+
 async def connect_websocket(request: "Request") -> "Response":
     """Open `request.url` as a WebSocket; answer 101 with our end of a pair.
 
@@ -131,7 +144,15 @@ async def connect_websocket(request: "Request") -> "Response":
     except aiohttp.WSServerHandshakeError as exc:
         return Response(exc.message or None, exc.status or 502)
     ours, theirs = WebSocketPair.new().object_values()
-    task = asyncio.create_task(bridge(theirs, _AiohttpSocket(socket)))
-    _bridges.add(task)
-    task.add_done_callback(_bridges.discard)
+    upstream = _AiohttpSocket(socket)
+    _spliceable[ours] = upstream
+
+    def start_bridge() -> None:
+        # Nothing flows until worker code (or the edge) accepts our end, as in workerd.
+        _spliceable.pop(ours, None)
+        task = asyncio.create_task(bridge(theirs, upstream))
+        _bridges.add(task)
+        task.add_done_callback(_bridges.discard)
+
+    ours.when_accepted(start_bridge)
     return Response(None, 101, web_socket=ours)

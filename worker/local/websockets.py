@@ -75,6 +75,7 @@ class WebSocket:
         self._drain_scheduled = False
         self._attachment: bytes | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._on_accept: list[Callable[[], None]] = []
 
     def accept(self) -> None:
         self._start(None)
@@ -154,12 +155,19 @@ class WebSocket:
         assert self._peer is not None, "a WebSocket comes from a WebSocketPair"
         return self._peer
 
+    def when_accepted(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this end is accepted (the local runtime's own hook)."""
+        self._on_accept.append(callback)
+
     def _start(self, dispatcher: Dispatcher | None) -> None:
         if self._accepted:
             raise TypeError("This WebSocket has already been accepted.")
         self._accepted = True
         self._dispatcher = dispatcher
         self.readyState = OPEN
+        for callback in self._on_accept:
+            callback()
+        self._on_accept.clear()
         self._schedule_drain()
 
     def _receive(self, event: Event) -> None:
