@@ -79,14 +79,7 @@ async def get_node(env: Any, user_id: str, node_id: str) -> Node:
 
 
 async def list_nodes(env: Any, user_id: str) -> list[Node]:
-    result = (
-        await env.DATABASE.prepare(
-            f"SELECT {_COLUMNS} FROM nodes WHERE user_id = ? ORDER BY created_at, id"
-        )
-        .bind(user_id)
-        .all()
-    )
-    return [Node.from_row(row) for row in result["results"]]
+    return await nodes_where(env, "user_id = ? ORDER BY created_at, id", user_id)
 
 
 async def nodes_where(env: Any, condition: str, *bindings: Any) -> list[Node]:

@@ -48,14 +48,7 @@ async def get(env: Any, user_id: str, workspace_id: str) -> Workspace:
 
 
 async def list_for(env: Any, user_id: str) -> list[Workspace]:
-    result = (
-        await env.DATABASE.prepare(
-            f"SELECT {COLUMNS} FROM workspaces WHERE user_id = ? ORDER BY created_at, id"
-        )
-        .bind(user_id)
-        .all()
-    )
-    return [Workspace.from_row(row) for row in result["results"]]
+    return await where(env, "user_id = ? ORDER BY created_at, id", user_id)
 
 
 async def where(env: Any, condition: str, *bindings: Any) -> list[Workspace]:
