@@ -63,3 +63,9 @@ async def require_admin(user: Annotated[User, Depends(current_user)]) -> User:
     if not user.is_admin:
         raise ApiError(403, "forbidden", "Only an admin of this SAM deployment may do this.")
     return user
+
+
+# What route signatures declare: `env: Env`, `user: CurrentUser`, `admin: Admin`.
+Env = Annotated[Any, Depends(get_env)]
+CurrentUser = Annotated[User, Depends(current_user)]
+Admin = Annotated[User, Depends(require_admin)]

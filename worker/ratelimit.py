@@ -43,15 +43,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Request
 
 from worker.config import ConfigError
-from worker.deps import current_user, get_env
+from worker.deps import CurrentUser, Env
 from worker.errors import ApiError
 from worker.logs import event
-from worker.users import User
 
 log = logging.getLogger("sam.ratelimit")
 
@@ -149,14 +148,14 @@ def rate_limited(limit: Limit) -> Callable[..., Awaitable[None]]:
     if limit.per is Per.USER:
 
         async def per_user(
-            env: Annotated[Any, Depends(get_env)],
-            user: Annotated[User, Depends(current_user)],
+            env: Env,
+            user: CurrentUser,
         ) -> None:
             await hit(env, limit, user.id)
 
         return per_user
 
-    async def per_ip(request: Request, env: Annotated[Any, Depends(get_env)]) -> None:
+    async def per_ip(request: Request, env: Env) -> None:
         await hit(env, limit, client_ip(request.headers.get(CLIENT_IP_HEADER)))
 
     return per_ip

@@ -1,15 +1,13 @@
 """`/api/admin/...`: operations on the deployment itself, for its admins only."""
 
 import logging
-from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel
 
 from worker import tokens
-from worker.deps import get_env, require_admin
+from worker.deps import Admin, Env
 from worker.logs import event
-from worker.users import User
 
 log = logging.getLogger("sam.admin")
 router = APIRouter(tags=["admin"])
@@ -22,9 +20,7 @@ class RotatedKey(BaseModel):
 
 
 @router.post("/api/admin/signing-keys/rotate", response_model=RotatedKey)
-async def rotate_signing_key(
-    admin: Annotated[User, Depends(require_admin)], env: Annotated[Any, Depends(get_env)]
-) -> RotatedKey:
+async def rotate_signing_key(admin: Admin, env: Env) -> RotatedKey:
     """Sign new tokens with a fresh key; the old one stays published until its tokens expire."""
     rotation = await tokens.rotate_signing_key(env)
     event(log, "signing_key.rotated", by=admin.id, kid=rotation.kid, retired=rotation.retired)

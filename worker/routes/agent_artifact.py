@@ -7,12 +7,10 @@ has none yet when it downloads it). Put it there with `sam upload-agent` (local)
 `wrangler r2 object put` (production; see the README).
 """
 
-from typing import Annotated, Any
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 
-from worker.deps import get_env
+from worker.deps import Env
 from worker.errors import ApiError
 from worker.version import VERSION
 
@@ -26,7 +24,7 @@ def artifact_key(version: str = VERSION) -> str:
 
 
 @router.get("/api/agent/download")
-async def download(env: Annotated[Any, Depends(get_env)]) -> Response:
+async def download(env: Env) -> Response:
     key = artifact_key()
     stored = await env.R2.get(key)
     if stored is None:

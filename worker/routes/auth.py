@@ -23,10 +23,10 @@ from pydantic import BaseModel, Field
 
 from worker import github, sessions
 from worker.config import Config
-from worker.deps import current_user, get_env
+from worker.deps import CurrentUser, Env
 from worker.errors import ApiError
 from worker.ratelimit import SIGN_IN, rate_limited
-from worker.users import User, upsert_github_user, upsert_local_user
+from worker.users import upsert_github_user, upsert_local_user
 
 router = APIRouter(tags=["auth"])
 
@@ -68,7 +68,7 @@ def _state_error(message: str) -> ApiError:
 
 
 @router.get(LOGIN_PATH, dependencies=[Depends(rate_limited(SIGN_IN))])
-async def github_login(request: Request, env: Annotated[Any, Depends(get_env)]) -> Response:
+async def github_login(request: Request, env: Env) -> Response:
     config = _github_config(env)
     origin = sessions.app_origin(request, config)
     if (request.headers.get("host") or "").lower() != f"app.{config.domain}":
@@ -100,7 +100,7 @@ async def github_login(request: Request, env: Annotated[Any, Depends(get_env)]) 
 @router.get(CALLBACK_PATH)
 async def github_callback(
     request: Request,
-    env: Annotated[Any, Depends(get_env)],
+    env: Env,
     code: str | None = None,
     state: str | None = None,
     error: str | None = None,
@@ -143,12 +143,12 @@ async def github_callback(
 
 
 @router.get("/api/auth/me")
-async def me(user: Annotated[User, Depends(current_user)]) -> dict[str, Any]:
+async def me(user: CurrentUser) -> dict[str, Any]:
     return user.public()
 
 
 @router.post("/api/auth/logout", status_code=204)
-async def logout(request: Request, env: Annotated[Any, Depends(get_env)]) -> Response:
+async def logout(request: Request, env: Env) -> Response:
     """Revoke this browser's session (if any) and clear its cookie; always 204."""
     session_id = request.cookies.get(sessions.SESSION_COOKIE)
     response = Response(status_code=204)
@@ -160,9 +160,7 @@ async def logout(request: Request, env: Annotated[Any, Depends(get_env)]) -> Res
 
 
 @router.post("/api/auth/dev-login", dependencies=[Depends(rate_limited(SIGN_IN))])
-async def dev_login(
-    body: DevLogin, request: Request, env: Annotated[Any, Depends(get_env)]
-) -> Response:
+async def dev_login(body: DevLogin, request: Request, env: Env) -> Response:
     config = Config.from_env(env)
     if not config.is_development:
         raise ApiError(

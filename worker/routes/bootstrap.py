@@ -6,14 +6,12 @@ session or API token here; it works once, within 15 minutes (worker/bootstrap.py
 attempts are rate-limited per client address (worker/ratelimit.py, BOOTSTRAP).
 """
 
-from typing import Annotated, Any
-
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from worker import bootstrap, tokens
 from worker.config import Config
-from worker.deps import get_env
+from worker.deps import Env
 from worker.ratelimit import BOOTSTRAP, rate_limited
 
 router = APIRouter(tags=["nodes"])
@@ -27,7 +25,7 @@ class BootstrapOut(BaseModel):
 
 
 @router.post("/api/bootstrap/{token}", dependencies=[Depends(rate_limited(BOOTSTRAP))])
-async def exchange(token: str, env: Annotated[Any, Depends(get_env)]) -> BootstrapOut:
+async def exchange(token: str, env: Env) -> BootstrapOut:
     node_id = await bootstrap.redeem(env, token)
     minted = await tokens.mint_node_token(env, node_id)
     return BootstrapOut(

@@ -11,7 +11,7 @@ or returned: validation errors name the field, never its value.
 
 import asyncio
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
@@ -24,12 +24,11 @@ from worker.credentials import (
     list_credentials,
     save_credential,
 )
-from worker.deps import current_user, get_env
+from worker.deps import CurrentUser, Env
 from worker.errors import ApiError
 from worker.logs import event
 from worker.platform import fetch
 from worker.ratelimit import API_TOKEN, rate_limited
-from worker.users import User
 
 log = logging.getLogger("sam.credentials")
 router = APIRouter(tags=["credentials"])
@@ -91,8 +90,8 @@ class CredentialList(BaseModel):
 )
 async def create(
     body: NewCredential,
-    user: Annotated[User, Depends(current_user)],
-    env: Annotated[Any, Depends(get_env)],
+    user: CurrentUser,
+    env: Env,
 ) -> CredentialOut:
     if body.kind is CredentialKind.HETZNER:
         await check_hetzner_token(Config.from_env(env), body.secret)
@@ -102,9 +101,7 @@ async def create(
 
 
 @router.get("/api/credentials", response_model=CredentialList)
-async def index(
-    user: Annotated[User, Depends(current_user)], env: Annotated[Any, Depends(get_env)]
-) -> CredentialList:
+async def index(user: CurrentUser, env: Env) -> CredentialList:
     return CredentialList(
         credentials=[CredentialOut.of(c) for c in await list_credentials(env, user.id)]
     )
@@ -113,8 +110,8 @@ async def index(
 @router.delete("/api/credentials/{credential_id}", status_code=204)
 async def delete(
     credential_id: str,
-    user: Annotated[User, Depends(current_user)],
-    env: Annotated[Any, Depends(get_env)],
+    user: CurrentUser,
+    env: Env,
 ) -> Response:
     # Someone else's id answers exactly like an unknown one, so ids cannot be probed.
     if not await delete_credential(env, user.id, credential_id):

@@ -4,12 +4,12 @@ Write-only: nothing here reads reports back, so anyone may send one; each is siz
 by its model and stored in the observability database.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from worker.deps import get_env
+from worker.deps import Env
 from worker.logs import request_id
 
 router = APIRouter()
@@ -30,7 +30,7 @@ class Accepted(BaseModel):
 
 
 @router.post("/api/errors", status_code=202, response_model=Accepted, tags=["observability"])
-async def report_error(report: ErrorReport, env: Annotated[Any, Depends(get_env)]) -> Accepted:
+async def report_error(report: ErrorReport, env: Env) -> Accepted:
     result = (
         await env.OBSERVABILITY_DATABASE.prepare(
             "INSERT INTO errors (source, level, message, detail, request_id) VALUES (?, ?, ?, ?, ?)"

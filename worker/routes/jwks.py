@@ -5,13 +5,11 @@ ones whose tokens may still be live, so a rotation needs no downtime: a verifier
 meets an unknown `kid` refetches and finds the new key here.
 """
 
-from typing import Annotated, Any
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from worker import tokens
-from worker.deps import get_env
+from worker.deps import Env
 
 router = APIRouter(tags=["tokens"])
 
@@ -21,7 +19,7 @@ JWKS_MAX_AGE_SECONDS = 5 * 60
 
 
 @router.get("/.well-known/jwks.json")
-async def jwks(env: Annotated[Any, Depends(get_env)]) -> JSONResponse:
+async def jwks(env: Env) -> JSONResponse:
     return JSONResponse(
         await tokens.jwks(env),
         headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE_SECONDS}"},

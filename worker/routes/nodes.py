@@ -25,11 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from worker import nodes, tokens
 from worker.config import Config
-from worker.deps import current_user, get_env
+from worker.deps import CurrentUser, Env
 from worker.errors import ApiError
 from worker.logs import event
 from worker.node_model import Node, Provider
-from worker.users import User
 
 log = logging.getLogger("sam.nodes")
 router = APIRouter(tags=["nodes"])
@@ -127,17 +126,15 @@ def _out(node: Node, env: Any) -> NodeOut:
 
 
 @router.get("/api/nodes", response_model=NodeList)
-async def index(
-    user: Annotated[User, Depends(current_user)], env: Annotated[Any, Depends(get_env)]
-) -> NodeList:
+async def index(user: CurrentUser, env: Env) -> NodeList:
     return NodeList(nodes=[_out(node, env) for node in await nodes.list_nodes(env, user.id)])
 
 
 @router.post("/api/nodes", status_code=201, response_model=NodeOut)
 async def create(
     body: NewNode,
-    user: Annotated[User, Depends(current_user)],
-    env: Annotated[Any, Depends(get_env)],
+    user: CurrentUser,
+    env: Env,
 ) -> NodeOut:
     node = await nodes.create_node(
         env, user.id, body.provider, name=body.name, size=body.size, location=body.location
@@ -148,8 +145,8 @@ async def create(
 @router.get("/api/nodes/{node_id}", response_model=NodeOut)
 async def show(
     node_id: str,
-    user: Annotated[User, Depends(current_user)],
-    env: Annotated[Any, Depends(get_env)],
+    user: CurrentUser,
+    env: Env,
 ) -> NodeOut:
     return _out(await nodes.get_node(env, user.id, node_id), env)
 
@@ -157,8 +154,8 @@ async def show(
 @router.delete("/api/nodes/{node_id}", status_code=204)
 async def delete(
     node_id: str,
-    user: Annotated[User, Depends(current_user)],
-    env: Annotated[Any, Depends(get_env)],
+    user: CurrentUser,
+    env: Env,
 ) -> Response:
     await nodes.delete_node(env, user.id, node_id)
     return Response(status_code=204)
@@ -167,9 +164,7 @@ async def delete(
 # --- the node's callbacks --------------------------------------------------------------------
 
 
-async def node_token(
-    node_id: str, request: Request, env: Annotated[Any, Depends(get_env)]
-) -> dict[str, Any]:
+async def node_token(node_id: str, request: Request, env: Env) -> dict[str, Any]:
     """The claims of the caller's sam:node token, which must be for `node_id`."""
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -186,7 +181,7 @@ async def ready(
     node_id: str,
     body: Ready,
     _: Annotated[dict[str, Any], Depends(node_token)],
-    env: Annotated[Any, Depends(get_env)],
+    env: Env,
 ) -> dict[str, str]:
     node = await nodes.mark_ready(env, node_id, body.agent_port, body.version)
     event(log, "node.ready", node_id=node_id, port=body.agent_port, version=body.version)
@@ -200,7 +195,7 @@ async def heartbeat(
     node_id: str,
     body: Heartbeat,
     claims: Annotated[dict[str, Any], Depends(node_token)],
-    env: Annotated[Any, Depends(get_env)],
+    env: Env,
 ) -> Beat:
     metrics = body.model_dump(exclude={"agent_version"})
     node = await nodes.record_heartbeat(env, node_id, metrics, body.agent_version)

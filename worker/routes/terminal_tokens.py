@@ -12,17 +12,16 @@ workspace's agent has it (creating, for the boot log, or running; otherwise 409)
 most TERMINAL_TOKEN per minute per user (429).
 """
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker import nodes, tokens, workspaces
 from worker.config import Config
-from worker.deps import current_user, get_env
+from worker.deps import CurrentUser, Env
 from worker.errors import ApiError
 from worker.ratelimit import TERMINAL_TOKEN, rate_limited
-from worker.users import User
 from worker.workspace_model import urls
 
 router = APIRouter(tags=["terminal"])
@@ -51,8 +50,8 @@ class TerminalToken(BaseModel):
 )
 async def terminal_token(
     body: TokenRequest,
-    user: Annotated[User, Depends(current_user)],
-    env: Annotated[Any, Depends(get_env)],
+    user: CurrentUser,
+    env: Env,
 ) -> TerminalToken:
     workspace = await workspaces.get(env, user.id, body.workspace_id)
     node = None if workspace.node_id is None else await nodes.find_node(env, workspace.node_id)

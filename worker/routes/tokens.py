@@ -11,10 +11,9 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field, field_validator
 
 from worker import api_tokens
-from worker.deps import current_user, get_env
+from worker.deps import CurrentUser, Env
 from worker.errors import ApiError
 from worker.ratelimit import API_TOKEN, rate_limited
-from worker.users import User
 
 router = APIRouter(tags=["tokens"])
 
@@ -36,8 +35,8 @@ class NewToken(BaseModel):
 @router.post("/api/tokens", status_code=201, dependencies=[Depends(rate_limited(API_TOKEN))])
 async def create_token(
     body: NewToken,
-    user: Annotated[User, Depends(current_user)],
-    env: Annotated[Any, Depends(get_env)],
+    user: CurrentUser,
+    env: Env,
 ) -> dict[str, Any]:
     created = await api_tokens.create_token(env.DATABASE, user.id, body.name)
     if created is None:
@@ -52,17 +51,15 @@ async def create_token(
 
 
 @router.get("/api/tokens")
-async def list_tokens(
-    user: Annotated[User, Depends(current_user)], env: Annotated[Any, Depends(get_env)]
-) -> dict[str, Any]:
+async def list_tokens(user: CurrentUser, env: Env) -> dict[str, Any]:
     return {"tokens": await api_tokens.list_tokens(env.DATABASE, user.id)}
 
 
 @router.delete("/api/tokens/{token_id}", status_code=204)
 async def revoke_token(
     token_id: str,
-    user: Annotated[User, Depends(current_user)],
-    env: Annotated[Any, Depends(get_env)],
+    user: CurrentUser,
+    env: Env,
 ) -> Response:
     # Someone else's token and no token at all answer the same, so ids cannot be probed.
     if not await api_tokens.revoke_token(env.DATABASE, user.id, token_id):

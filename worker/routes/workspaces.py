@@ -28,11 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker import tokens, workspaces
 from worker.config import Config
-from worker.deps import current_user, get_env
+from worker.deps import CurrentUser, Env
 from worker.errors import ApiError
 from worker.node_model import Provider
 from worker.ratelimit import WORKSPACE_CREATE, rate_limited
-from worker.users import User
 from worker.workspace_model import Workspace
 
 router = APIRouter(tags=["workspaces"])
@@ -93,9 +92,7 @@ def _json(env: Any, workspace: Workspace, status: int = 200) -> JSONResponse:
 
 
 @router.get("/api/workspaces")
-async def index(
-    user: Annotated[User, Depends(current_user)], env: Annotated[Any, Depends(get_env)]
-) -> JSONResponse:
+async def index(user: CurrentUser, env: Env) -> JSONResponse:
     config = Config.from_env(env)
     found = await workspaces.list_workspaces(env, user.id)
     return JSONResponse({"workspaces": [workspace.public(config) for workspace in found]})
@@ -106,8 +103,8 @@ async def index(
 )
 async def create(
     body: NewWorkspace,
-    user: Annotated[User, Depends(current_user)],
-    env: Annotated[Any, Depends(get_env)],
+    user: CurrentUser,
+    env: Env,
 ) -> JSONResponse:
     workspace = await workspaces.create(env, user.id, body.model_dump())
     return _json(env, workspace, 202)
@@ -116,8 +113,8 @@ async def create(
 @router.get("/api/workspaces/{workspace_id}")
 async def show(
     workspace_id: str,
-    user: Annotated[User, Depends(current_user)],
-    env: Annotated[Any, Depends(get_env)],
+    user: CurrentUser,
+    env: Env,
 ) -> JSONResponse:
     return _json(env, await workspaces.get(env, user.id, workspace_id))
 
@@ -125,8 +122,8 @@ async def show(
 @router.post("/api/workspaces/{workspace_id}/stop")
 async def stop(
     workspace_id: str,
-    user: Annotated[User, Depends(current_user)],
-    env: Annotated[Any, Depends(get_env)],
+    user: CurrentUser,
+    env: Env,
 ) -> JSONResponse:
     return _json(env, await workspaces.stop(env, user.id, workspace_id))
 
@@ -134,8 +131,8 @@ async def stop(
 @router.post("/api/workspaces/{workspace_id}/restart", status_code=202)
 async def restart(
     workspace_id: str,
-    user: Annotated[User, Depends(current_user)],
-    env: Annotated[Any, Depends(get_env)],
+    user: CurrentUser,
+    env: Env,
 ) -> JSONResponse:
     return _json(env, await workspaces.restart(env, user.id, workspace_id), 202)
 
@@ -143,8 +140,8 @@ async def restart(
 @router.delete("/api/workspaces/{workspace_id}", status_code=204)
 async def delete(
     workspace_id: str,
-    user: Annotated[User, Depends(current_user)],
-    env: Annotated[Any, Depends(get_env)],
+    user: CurrentUser,
+    env: Env,
 ) -> Response:
     await workspaces.delete(env, user.id, workspace_id)
     return Response(status_code=204)
@@ -153,8 +150,8 @@ async def delete(
 @router.get("/api/workspaces/{workspace_id}/boot-log")
 async def read_boot_log(
     workspace_id: str,
-    user: Annotated[User, Depends(current_user)],
-    env: Annotated[Any, Depends(get_env)],
+    user: CurrentUser,
+    env: Env,
 ) -> JSONResponse:
     return JSONResponse(await workspaces.read_boot_log(env, user.id, workspace_id))
 
@@ -162,9 +159,7 @@ async def read_boot_log(
 # --- the agent's callbacks -------------------------------------------------------------------
 
 
-async def calling_node_workspace(
-    workspace_id: str, request: Request, env: Annotated[Any, Depends(get_env)]
-) -> Workspace:
+async def calling_node_workspace(workspace_id: str, request: Request, env: Env) -> Workspace:
     """The path's workspace, if the caller holds the sam:node token of its node."""
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -187,7 +182,7 @@ async def calling_node_workspace(
 async def ready(
     body: Ready,
     workspace: Annotated[Workspace, Depends(calling_node_workspace)],
-    env: Annotated[Any, Depends(get_env)],
+    env: Env,
 ) -> dict[str, str]:
     done = await workspaces.agent_ready_callback(env, workspace, body.model_dump())
     return {"id": done.id, "status": done.status}
@@ -197,7 +192,7 @@ async def ready(
 async def provisioning_failed(
     body: Failed,
     workspace: Annotated[Workspace, Depends(calling_node_workspace)],
-    env: Annotated[Any, Depends(get_env)],
+    env: Env,
 ) -> dict[str, str]:
     done = await workspaces.agent_failed(env, workspace, body.model_dump())
     return {"id": done.id, "status": done.status}
@@ -207,7 +202,7 @@ async def provisioning_failed(
 async def append_boot_log(
     body: BootLogEntry,
     workspace: Annotated[Workspace, Depends(calling_node_workspace)],
-    env: Annotated[Any, Depends(get_env)],
+    env: Env,
 ) -> dict[str, str]:
     await workspaces.agent_boot_log(env, workspace, body.model_dump())
     return {"id": workspace.id, "status": workspace.status}
