@@ -35,12 +35,6 @@ def secret(value: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def hetzner() -> Iterator[FakeHetzner]:
-    with FakeHetzner() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory, hetzner: FakeHetzner) -> Iterator[Edge]:
     data_dir: Path = tmp_path_factory.mktemp("credentials") / ".sam"
     with running_edge(data_dir, vars={"SAM_HETZNER_API_URL": hetzner.url}) as running:

@@ -6,7 +6,7 @@ in a clear error; create adopts a server made by an earlier attempt, delete is
 idempotent, and listing goes by SAM's labels. Retry waits go through an injected sleep.
 """
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +23,6 @@ from worker.providers.hetzner_api import HETZNER_RETRY
 
 SERVERS = "/v1/servers"
 CONTROL_PLANE = "http://api.localhost:8787"
-
-
-@pytest.fixture(scope="module")
-def hetzner() -> Iterator[FakeHetzner]:
-    with FakeHetzner() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def cloudflare() -> Iterator[FakeCloudflareDns]:
-    with FakeCloudflareDns() as fake:
-        yield fake
 
 
 @pytest.fixture

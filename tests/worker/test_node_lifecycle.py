@@ -10,7 +10,7 @@ safety net when an alarm is lost, and a failed teardown retried by the alarm.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ from tests.worker.node_support import (
     add_user,
     advance,
     build_runtime,
-    cloud_runtime,
     hetzner_node,
     node_row,
 )
@@ -239,26 +238,6 @@ async def test_claim_any_prefers_warm_then_busiest_and_skips_others_and_unhealth
 
 
 # --- teardown of a real (fake Hetzner) VM and its DNS record ----------------------------------
-
-
-@pytest.fixture(scope="module")
-def hetzner() -> Iterator[FakeHetzner]:
-    with FakeHetzner() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def cloudflare() -> Iterator[FakeCloudflareDns]:
-    with FakeCloudflareDns() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def cloud(
-    tmp_path: Path, hetzner: FakeHetzner, cloudflare: FakeCloudflareDns
-) -> AsyncIterator[local_env.Runtime]:
-    async with cloud_runtime(tmp_path / ".sam", hetzner, cloudflare) as runtime:
-        yield runtime
 
 
 async def test_the_warm_alarm_deletes_the_vm_and_its_dns_record(

@@ -9,8 +9,6 @@ in every account while known nodes and the user's own servers are never touched.
 test_nodes.py.)
 """
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +16,7 @@ import pytest
 
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.hetzner import FakeHetzner
-from tests.worker.node_support import add_node, add_user, cloud_runtime, hetzner_node, node_row
+from tests.worker.node_support import add_node, add_user, hetzner_node, node_row
 from worker import node_sweeps, nodes
 from worker.config import DEFAULT_NODE_HEARTBEAT_SECONDS, DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS
 from worker.local import env as local_env
@@ -26,26 +24,6 @@ from worker.node_model import iso
 
 TIMEOUT = DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS
 INTERVAL = DEFAULT_NODE_HEARTBEAT_SECONDS
-
-
-@pytest.fixture(scope="module")
-def hetzner() -> Iterator[FakeHetzner]:
-    with FakeHetzner() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def cloudflare() -> Iterator[FakeCloudflareDns]:
-    with FakeCloudflareDns() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def cloud(
-    tmp_path: Path, hetzner: FakeHetzner, cloudflare: FakeCloudflareDns
-) -> AsyncIterator[local_env.Runtime]:
-    async with cloud_runtime(tmp_path / ".sam", hetzner, cloudflare) as runtime:
-        yield runtime
 
 
 @pytest.fixture
