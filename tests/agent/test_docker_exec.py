@@ -17,28 +17,10 @@ from agent.docker_api import EngineAPI, EngineError, engine_socket
 from agent.docker_exec import DockerExecProcess, signal_in_container
 from agent.pty import ExitStatus, SpawnError
 from agent.shell import ShellCommand
+from tests.agent.process_output import TIMEOUT_SECONDS, Output
 
-TIMEOUT_SECONDS = 30.0  # for one awaited condition; generous, so load cannot trip it
 POLL_SECONDS = 0.1  # `docker exec ps` per poll
 SHELL = ["bash", "--norc", "--noprofile", "-i"]
-
-
-class Output:
-    """Collects a process's output and waits for text in it."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.changed = asyncio.Event()
-
-    def __call__(self, chunk: bytes) -> None:
-        self.data += chunk
-        self.changed.set()
-
-    async def wait_for(self, needle: bytes) -> None:
-        async with asyncio.timeout(TIMEOUT_SECONDS):
-            while needle not in self.data:
-                self.changed.clear()
-                await self.changed.wait()
 
 
 async def start(container: str, argv: list[str], **env: str) -> tuple[DockerExecProcess, Output]:

@@ -13,28 +13,10 @@ import pytest
 from agent import pty
 from agent.pty import ExitStatus, InputOverflow, PtyProcess, SpawnError, clamp_size
 from agent.shell import ShellCommand
+from tests.agent.process_output import TIMEOUT_SECONDS, Output
 
 ENV = {"TERM": "xterm-256color", "PS1": "$ "}
-TIMEOUT_SECONDS = 30.0  # for one awaited condition; generous, so load cannot trip it
 POLL_SECONDS = 0.02  # for conditions nothing signals (processes, files)
-
-
-class Output:
-    """Collects a PtyProcess's output and waits for text in it."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.changed = asyncio.Event()
-
-    def __call__(self, chunk: bytes) -> None:
-        self.data += chunk
-        self.changed.set()
-
-    async def wait_for(self, needle: bytes) -> None:
-        async with asyncio.timeout(TIMEOUT_SECONDS):
-            while needle not in self.data:
-                self.changed.clear()
-                await self.changed.wait()
 
 
 def bash(*args: str, cwd: str | None = None, env: dict[str, str] | None = None) -> ShellCommand:
