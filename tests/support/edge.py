@@ -120,3 +120,12 @@ def running_edge(
         yield edge
     finally:
         stop(edge)
+
+
+def signed_in(edge: Edge, login: str, timeout_seconds: float = 30.0) -> httpx.Client:
+    """An app-host client signed in as `login` through the dev sign-in, as the SPA is."""
+    client = edge.client("app")
+    client.timeout = httpx.Timeout(timeout_seconds)
+    client.headers["origin"] = f"http://{edge.host('app')}"
+    assert client.post("/api/auth/dev-login", json={"login": login}).status_code == 200
+    return client

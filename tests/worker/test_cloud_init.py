@@ -22,7 +22,7 @@ import yaml
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.hetzner import FakeHetzner
 from tests.support.artifact import agent_artifact
-from tests.support.edge import Edge, running_edge
+from tests.support.edge import Edge, running_edge, signed_in
 from tests.worker.node_support import add_user
 from tests.worker.provider_support import provider_env
 from worker import cloud_init, tokens
@@ -188,20 +188,16 @@ def cloud(
         assert hetzner.all_servers() == [], "a VM outlived the test that made it"
 
 
-def signed_in(edge: Edge, login: str) -> httpx.Client:
-    client = edge.client("app")
-    client.timeout = httpx.Timeout(60.0)  # creating a node waits on the provider
-    client.headers["origin"] = f"http://{edge.host('app')}"
-    assert client.post("/api/auth/dev-login", json={"login": login}).status_code == 200
-    return client
-
-
 def test_the_fake_hetzner_boots_a_real_agent_from_the_real_cloud_init(
     cloud: tuple[Edge, FakeHetzner, FakeCloudflareDns],
 ) -> None:
     edge, hetzner, dns = cloud
     hetzner_token = hetzner.add_token()
-    with closing(signed_in(edge, "carol")) as carol, edge.client("api") as api:
+    # Creating a node waits on the provider, hence the longer client timeout.
+    with (
+        closing(signed_in(edge, "carol", timeout_seconds=60.0)) as carol,
+        edge.client("api") as api,
+    ):
         saved = carol.post("/api/credentials", json={"kind": "hetzner", "secret": hetzner_token})
         assert saved.status_code == 201, saved.text
         created = carol.post("/api/nodes", json={"provider": "hetzner", "size": "small"})

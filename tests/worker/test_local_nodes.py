@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.edge import Edge, running_edge
+from tests.support.edge import Edge, running_edge, signed_in
 from tests.worker.provider_support import Wanted, provider_env
 from worker.errors import ApiError
 from worker.local import upstream
@@ -29,14 +29,6 @@ from worker.providers import NodeBoot, provider_for
 READY_TIMEOUT_SECONDS = 30.0
 EXIT_TIMEOUT_SECONDS = 20.0
 POLL_SECONDS = 0.1
-
-
-def signed_in(edge: Edge, login: str) -> httpx.Client:
-    client = edge.client("app")
-    client.timeout = httpx.Timeout(30.0)
-    client.headers["origin"] = f"http://{edge.host('app')}"
-    assert client.post("/api/auth/dev-login", json={"login": login}).status_code == 200
-    return client
 
 
 def wait_for(check: Any, what: str, timeout: float = READY_TIMEOUT_SECONDS) -> Any:

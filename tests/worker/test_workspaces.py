@@ -22,7 +22,7 @@ import jwt
 import pytest
 
 from tests.fixtures.repos import make_repo
-from tests.support.edge import Edge, running_edge
+from tests.support.edge import Edge, running_edge, signed_in
 from worker import tokens, workspace_store, workspace_sweeps
 from worker.local.clock import ManualClock
 from worker.local.d1 import D1Database
@@ -38,14 +38,6 @@ RATE_LIMITS = f"workspace_create={CREATE_LIMIT}/600,terminal_token={TOKEN_LIMIT}
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def signed_in(edge: Edge, login: str) -> httpx.Client:
-    client = edge.client("app")
-    client.timeout = httpx.Timeout(30.0)
-    client.headers["origin"] = f"http://{edge.host('app')}"
-    assert client.post("/api/auth/dev-login", json={"login": login}).status_code == 200
-    return client
 
 
 def wait_for(check: Any, what: str, timeout: float = RUNNING_TIMEOUT_SECONDS) -> Any:
