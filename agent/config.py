@@ -13,6 +13,12 @@ from urllib.parse import urlsplit
 from agent.errors import ConfigError
 
 BACKENDS = ("docker", "host")
+# How the Docker backend's terminals reach their containers (agent/terminal_process.py):
+# `runtime` asks the container's runtime (runc) itself, `engine` goes through the Engine's
+# API, `auto` takes the runtime when the agent may (root, a runc container), else the Engine.
+CONTAINER_EXEC_MODES = ("auto", "runtime", "engine")
+# Where dockerd keeps runc's state of its containers: <exec-root>/runtime-runc/<namespace>.
+DEFAULT_RUNC_ROOT = "/run/docker/runtime-runc/moby"
 DEFAULT_PORT = 8080
 DEFAULT_STATE_DIR = "/var/lib/sam-agent"
 DEFAULT_BASE_IMAGE = "sam-workspace-base:bookworm"
@@ -51,6 +57,8 @@ class AgentConfig:
     max_sessions: int
     max_frame_bytes: int
     max_frames_per_second: int
+    container_exec: str = "auto"
+    runc_root: Path = Path(DEFAULT_RUNC_ROOT)
     log_level: str = "INFO"
 
     @property
@@ -112,6 +120,8 @@ class AgentConfig:
             max_frames_per_second=env.integer(
                 "SAM_MAX_FRAMES_PER_SECOND", DEFAULT_MAX_FRAMES_PER_SECOND, minimum=1
             ),
+            container_exec=env.choice("SAM_CONTAINER_EXEC", "auto", CONTAINER_EXEC_MODES),
+            runc_root=Path(env.text("SAM_RUNC_ROOT", DEFAULT_RUNC_ROOT)),
             log_level=env.choice("SAM_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         )
 

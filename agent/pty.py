@@ -68,11 +68,18 @@ def clamp_size(cols: int, rows: int) -> tuple[int, int]:
 
 
 class PtyProcess:
-    """One child process on its own PTY; output goes to `on_output` as it arrives."""
+    """A child process on a PTY whose master the agent holds; output goes to `on_output`
+    as it arrives.
+
+    `spawn` starts one on a PTY of this machine; agent/runtime_exec.py hands over one that
+    the container runtime started on a PTY in a container (the process must be our child
+    either way: its exit status is collected here).
+    """
 
     def __init__(
         self,
-        command: ShellCommand,
+        pid: int,
+        master_fd: int,
         cols: int,
         rows: int,
         on_output: Callable[[bytes], None],
@@ -88,11 +95,26 @@ class PtyProcess:
         self._exited = asyncio.Event()
         self._status: ExitStatus | None = None
         self.cols, self.rows = clamp_size(cols, rows)
-        self.pid, self._fd = _spawn(command, self.cols, self.rows)
+        self.pid, self._fd = pid, master_fd
         os.set_blocking(self._fd, False)
+        _set_size(self._fd, self.cols, self.rows)  # a no-op (no SIGWINCH) when already so
         self._pidfd = os.pidfd_open(self.pid)
         self._loop.add_reader(self._pidfd, self._on_pidfd)
         self.resume_reading()
+
+    @classmethod
+    def spawn(
+        cls,
+        command: ShellCommand,
+        cols: int,
+        rows: int,
+        on_output: Callable[[bytes], None],
+        read_burst_bytes: int = READ_BURST_BYTES,
+    ) -> PtyProcess:
+        """Start `command` on a new PTY of this machine; raises SpawnError."""
+        cols, rows = clamp_size(cols, rows)
+        pid, master_fd = _spawn(command, cols, rows)
+        return cls(pid, master_fd, cols, rows, on_output, read_burst_bytes)
 
     @property
     def status(self) -> ExitStatus | None:

@@ -22,6 +22,7 @@ from agent.control_plane import ControlPlane, new_session
 from agent.errors import AgentError, Unauthorized
 from agent.heartbeat import Heartbeat
 from agent.persistence import Store
+from agent.reaper import Reaper
 from agent.routes import (
     CONFIG,
     PUBLIC_ROUTES,
@@ -181,6 +182,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[HEARTBEAT] = heartbeat
         heartbeat.start()
         parts.push_async_callback(heartbeat.stop)
+        reaper = Reaper()  # the orphans that come to the agent as a subreaper
+        reaper.start()
+        parts.push_async_callback(reaper.stop)
         log.info(
             "agent.started node_id=%s backend=%s version=%s workspaces=%d",
             config.node_id,

@@ -1,19 +1,32 @@
 """What a terminal session runs on: a PTY on this machine, or a TTY in a container.
 
-`start_process` is the one place that chooses. A ShellCommand that names a container is
-created and attached through the Docker Engine's API (agent/docker_exec.py); any other
-runs on a PTY of the agent (agent/pty.py). Both are a TerminalProcess, so a Session never
-asks which it has.
+`start_process` is the one place that chooses. A ShellCommand without a container runs on
+a PTY of the agent (agent/pty.py). One that names a container runs on a TTY there, reached
+one of two ways (`mode`, the agent's SAM_CONTAINER_EXEC):
+
+- `runtime`: runc execs it and hands the agent the TTY's master (agent/runtime_exec.py);
+  the bytes go straight between the TTY and the agent, as on the host. Root only.
+- `engine`: the Docker Engine's API creates the exec and attaches to it
+  (agent/docker_exec.py); every byte passes through containerd's shim and dockerd.
+- `auto` (the default): `runtime` where the agent may use it, else `engine`.
+
+Each is a TerminalProcess, so a Session never asks which it has.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
+from agent import runtime_exec
+from agent.config import DEFAULT_RUNC_ROOT
 from agent.docker_exec import DockerExecProcess
-from agent.pty import ExitStatus, PtyProcess
+from agent.pty import ExitStatus, PtyProcess, SpawnError
 from agent.shell import ShellCommand
+
+log = logging.getLogger(__name__)
 
 
 class TerminalProcess(Protocol):
@@ -35,8 +48,19 @@ async def start_process(
     rows: int,
     on_output: Callable[[bytes], None],
     read_burst_bytes: int,
+    mode: str = "auto",
+    runc_root: Path = Path(DEFAULT_RUNC_ROOT),
 ) -> TerminalProcess:
     """Start `command` on a terminal of `cols` x `rows`; raises SpawnError."""
-    if command.container is not None:
-        return await DockerExecProcess.start(command, cols, rows, on_output, read_burst_bytes)
-    return PtyProcess(command, cols, rows, on_output, read_burst_bytes)
+    if command.container is None:
+        return PtyProcess.spawn(command, cols, rows, on_output, read_burst_bytes)
+    if mode != "engine":
+        try:
+            return await runtime_exec.start(
+                command, cols, rows, on_output, runc_root, read_burst_bytes
+            )
+        except runtime_exec.RuntimeUnavailable as exc:
+            if mode == "runtime":
+                raise SpawnError(f"{exc} (SAM_CONTAINER_EXEC=runtime)") from exc
+            log.debug("terminal.engine_exec container=%s reason=%s", command.container[:12], exc)
+    return await DockerExecProcess.start(command, cols, rows, on_output, read_burst_bytes)

@@ -22,6 +22,7 @@ from typing import Protocol
 from aiohttp import web
 
 from agent import protocol as p
+from agent.config import AgentConfig
 from agent.ring import Ring
 from agent.shell import SESSION_TAG_ENV, ShellCommand
 from agent.terminal_process import TerminalProcess, start_process
@@ -115,10 +116,16 @@ class Session:
         """NAME=value in the environment of every process of this session."""
         return f"{SESSION_TAG_ENV}={self.workspace_id}:{self.id}"
 
-    async def start(self, command: ShellCommand, cols: int, rows: int) -> None:
-        """Start the shell; raises SpawnError."""
+    async def start(self, command: ShellCommand, cols: int, rows: int, config: AgentConfig) -> None:
+        """Start the shell (in a container, the way `config` says); raises SpawnError."""
         self.process = await start_process(
-            command_tagged(command, self.tag), cols, rows, self._on_output, self.read_burst_bytes
+            command_tagged(command, self.tag),
+            cols,
+            rows,
+            self._on_output,
+            self.read_burst_bytes,
+            config.container_exec,
+            config.runc_root,
         )
 
     async def stop(self) -> None:

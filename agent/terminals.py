@@ -208,7 +208,7 @@ class TerminalManager:
         session = Session(workspace_id, session_id, name, ring_bytes, self._clock)
         self._starting.add((workspace_id, session_id))
         try:
-            await session.start(command, frame.cols, frame.rows)
+            await session.start(command, frame.cols, frame.rows, self._config)
         except SpawnError as exc:
             message = f"{exc}; check the workspace's shell"
             conn.send(

@@ -25,7 +25,7 @@ def bash(*args: str, cwd: str | None = None, env: dict[str, str] | None = None) 
 
 async def start(command: ShellCommand, cols: int = 80, rows: int = 24) -> tuple[PtyProcess, Output]:
     output = Output()
-    return PtyProcess(command, cols, rows, output), output
+    return PtyProcess.spawn(command, cols, rows, output), output
 
 
 async def eventually(predicate: Callable[[], object]) -> None:

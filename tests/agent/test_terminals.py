@@ -806,11 +806,18 @@ def _in_container(container: str, **fields: Any) -> ShellCommand:
     return ShellCommand(["bash", "-l"], {"TERM": "xterm-256color"}, container=container, **fields)
 
 
-async def test_container_sessions_attach_through_the_engine_api(
-    start_terminals: StartTerminals, container: str
+# Both ways a shell reaches its container (agent/terminal_process.py): through runc, with
+# the TTY's master in the agent's hands, and through the Engine's API.
+@pytest.fixture(params=["runtime", "engine"])
+def exec_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    return {"SAM_CONTAINER_EXEC": request.param}
+
+
+async def test_container_sessions_input_resize_utf8_and_exit(
+    start_terminals: StartTerminals, container: str, exec_env: dict[str, str]
 ) -> None:
     shell = _in_container(container, user="sam", cwd="/tmp")
-    terminals = await start_terminals(shell=shell)
+    terminals = await start_terminals(exec_env, shell=shell)
     client = await terminals.connect()
     session_id = await client.create(cols=90, rows=31)
     await client.type(session_id, 'echo in=$((1+2)); stty size; echo "$(id -un) $PWD $TERM"\r')
@@ -847,9 +854,9 @@ async def test_container_sessions_attach_through_the_engine_api(
 
 
 async def test_container_session_reattach_is_byte_exact(
-    start_terminals: StartTerminals, container: str
+    start_terminals: StartTerminals, container: str, exec_env: dict[str, str]
 ) -> None:
-    terminals = await start_terminals(shell=_in_container(container))
+    terminals = await start_terminals(exec_env, shell=_in_container(container))
     first = await terminals.connect()
     session_id = await first.create()
     command, done = marker(10)
@@ -875,9 +882,9 @@ async def test_container_session_reattach_is_byte_exact(
 
 
 async def test_closing_a_container_session_leaves_nothing_in_the_container(
-    start_terminals: StartTerminals, container: str
+    start_terminals: StartTerminals, container: str, exec_env: dict[str, str]
 ) -> None:
-    terminals = await start_terminals(shell=_in_container(container))
+    terminals = await start_terminals(exec_env, shell=_in_container(container))
     client = await terminals.connect()
     doomed = await client.create()
     await client.type(doomed, "sleep 4343\r")
@@ -900,9 +907,9 @@ async def test_closing_a_container_session_leaves_nothing_in_the_container(
 
 
 async def test_a_container_that_is_gone_is_a_spawn_failed_frame(
-    start_terminals: StartTerminals,
+    start_terminals: StartTerminals, exec_env: dict[str, str]
 ) -> None:
-    terminals = await start_terminals(shell=_in_container("no-such-container-sam"))
+    terminals = await start_terminals(exec_env, shell=_in_container("no-such-container-sam"))
     client = await terminals.connect()
     await client.send(type="create", request_id="c1")
     error = await client.frame("error", request_id="c1")
