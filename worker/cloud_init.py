@@ -14,7 +14,7 @@ scripts in order, stopping at the first that fails:
                      the bootstrap token file is deleted
     40-firewall.sh   nftables: the agent port accepts only Cloudflare's published address
                      ranges (where the Worker's fetches come from) and loopback
-    50-service.sh    the `sam-agent` user (docker group), the artifact's systemd unit, start
+    50-service.sh    the artifact's systemd unit (the agent runs as root), start
     60-ready.sh      waits for the agent's /health, then POST /api/nodes/{id}/ready
                      {agent_port, version} with the callback token (the agent itself only
                      sends heartbeats; a failure here is left to the first heartbeat)
@@ -135,10 +135,7 @@ grep -q 'include "{FIREWALL_FILE}"' /etc/nftables.conf \\
 systemctl enable nftables
 """
 
-SERVICE = f"""# The agent as a systemd service, as the user sam-agent (docker group).
-id -u sam-agent > /dev/null 2>&1 || useradd --system --home-dir {STATE_DIR} \\
-  --shell /usr/sbin/nologin --groups docker sam-agent
-chown -R sam-agent:sam-agent {STATE_DIR}
+SERVICE = f"""# The agent as a systemd service, as root (the unit says why).
 chmod 0700 {STATE_DIR}
 install -m 0644 {OPT_DIR}/sam-agent-__VERSION__/sam-agent.service \\
   /etc/systemd/system/sam-agent.service
