@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psutil
 import pytest
 
@@ -574,7 +575,28 @@ def test_host_backend_is_refused_on_a_cloud_node(
 # --- the real agent, killed with -9 ---------------------------------------------------------
 
 
-def test_agent_killed_with_9_finds_its_workspaces_again(
+async def open_tabs(agent: AgentProcess, token: str, workspace_id: str, count: int) -> list[str]:
+    """Open `count` terminal sessions in the workspace and leave them running."""
+    url = f"{agent.ws_url}/workspaces/{workspace_id}/terminal/ws?token={token}"
+    sessions = []
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        for n in range(count):
+            await ws.send_json({"type": "create", "request_id": f"c{n}", "name": f"tab {n}"})
+            while (frame := await ws.receive()).type is not aiohttp.WSMsgType.TEXT or (
+                json.loads(frame.data)["type"] != "created"
+            ):
+                assert frame.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY), frame
+            sessions.append(json.loads(frame.data)["session"]["session_id"])
+    return sessions
+
+
+def shells_in(container_id: str) -> list[str]:
+    ps = ["docker", "exec", container_id, "ps", "-eo", "args="]
+    lines = subprocess.run(ps, capture_output=True, text=True, check=True).stdout.splitlines()
+    return [line for line in lines if line.startswith("bash")]
+
+
+async def test_agent_killed_with_9_finds_its_workspaces_and_tabs_again(
     agent_factory: Any, control_plane: ControlPlaneDouble, tmp_path: Path
 ) -> None:
     agent: AgentProcess = agent_factory(backend="docker", extra_env={"SAM_BASE_IMAGE": BASE_IMAGE})
@@ -589,6 +611,11 @@ def test_agent_killed_with_9_finds_its_workspaces_again(
         control_plane.wait_for("ready", target=f"ws-k{n}", timeout=READY_TIMEOUT_SECONDS)
     with agent.client() as client:
         before = {w["id"]: w for w in client.get("/workspaces").json()["workspaces"]}
+    tabs = {
+        f"ws-k{n}": await open_tabs(agent, control_plane.terminal_token(f"ws-k{n}"), f"ws-k{n}", n)
+        for n in (1, 2)
+    }
+    assert len(shells_in(before["ws-k2"]["container_id"])) == 2
 
     agent.kill()
     agent.restart()
@@ -599,6 +626,13 @@ def test_agent_killed_with_9_finds_its_workspaces_again(
             for workspace_id, workspace in after.items():
                 assert workspace["state"] == "running"
                 assert workspace["container_id"] == before[workspace_id]["container_id"]
+                listed = client.get(f"/workspaces/{workspace_id}/terminals").json()["tabs"]
+                assert [(t["session_id"], t["live"]) for t in listed] == [
+                    (session_id, False) for session_id in tabs[workspace_id]
+                ]
+                # The shells held their TTYs through the agent (runc's way, as root): they
+                # were hung up with it, not left running in the containers.
+                assert shells_in(workspace["container_id"]) == []
             for workspace_id in after:
                 assert client.delete(f"/workspaces/{workspace_id}").status_code == 200
     finally:
