@@ -109,13 +109,8 @@ class DockerBackend:
             for container in existing:
                 await self.engine.remove(container.id)
             await boot.add("remove container", StepStatus.SUCCEEDED, "old container removed")
-        elif mode == "restart" and existing and record.get("remote_user"):
-            container = existing[0]
-            await boot.add("start container", StepStatus.STARTED, f"starting {container.id[:12]}")
-            await self.engine.start(container.id)
-            await boot.add("start container", StepStatus.SUCCEEDED, "container started")
-            await self._settle_ownership(container.id, record["remote_user"], checkout)
-            return {"container_id": container.id}
+        # A restart goes through the CLI as well: it finds the stopped container by its
+        # labels, starts it and runs postStartCommand again (postCreateCommand it skips).
         override = await self._configure(record, checkout, boot)
         result = await self._up(checkout, labels, override, boot)
         await self._settle_ownership(result["container_id"], result["remote_user"], checkout)

@@ -199,9 +199,6 @@ class DockerEngine:
 
         return await self._call("inspect a container", inspect)
 
-    async def start(self, container_id: str) -> None:
-        await self._call("start the container", lambda: self.client.api.start(container_id))
-
     async def stop(self, container_id: str) -> None:
         await self._call(
             "stop the container",

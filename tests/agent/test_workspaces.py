@@ -351,12 +351,19 @@ async def test_clone_failure_is_the_failing_step(
 async def test_stop_restart_rebuild_delete(
     manager: WorkspaceManager, config: AgentConfig, node_id: str, tmp_path: Path
 ) -> None:
-    repo = make_repo(tmp_path, "life")
+    hooks = {
+        "image": BASE_IMAGE,
+        "postCreateCommand": "echo created >> $HOME/hooks",
+        "postStartCommand": "echo started >> $HOME/hooks",
+    }
+    repo = make_repo(tmp_path, "life", hooks)
     await manager.create({"id": "ws-life", "repository": str(repo)})
     first = await provisioned(manager, "ws-life")
     assert first["state"] == "running", first["error"]
     engine = manager.backend.engine  # type: ignore[attr-defined]
     run_shell(await manager.shell_command("ws-life"), "echo work > notes.txt")
+    hooks_ran = run_shell(await manager.shell_command("ws-life"), "cat $HOME/hooks").stdout
+    assert hooks_ran.split() == ["created", "started"]
 
     stopped = await manager.stop("ws-life")
     assert stopped["state"] == "stopped"
@@ -373,6 +380,8 @@ async def test_stop_restart_rebuild_delete(
     assert restarted["container_id"] == first["container_id"]
     info = await engine.inspect(first["container_id"])
     assert info is not None and info.running
+    hooks_ran = run_shell(await manager.shell_command("ws-life"), "cat $HOME/hooks").stdout
+    assert hooks_ran.split() == ["created", "started", "started"]  # every start, one create
     with pytest.raises(InvalidTransition):
         await manager.restart("ws-life")  # already running
 
