@@ -128,7 +128,7 @@ class DockerBackend:
     def shell_command(self, record: dict[str, Any]) -> ShellCommand:
         return ShellCommand(
             ["bash", "-l"],
-            {"TERM": TERM},
+            {**(record.get("remote_env") or {}), "TERM": TERM},
             cwd=record["remote_folder"],
             container=record["container_id"],
             user=record["remote_user"],
@@ -209,6 +209,7 @@ class DockerBackend:
             "container_id": up.container_id,
             "remote_user": up.remote_user,
             "remote_folder": up.remote_workspace_folder,
+            "remote_env": up.remote_env,
         }
 
     async def _settle_ownership(self, container_id: str, user: str, checkout: Path) -> None:

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,9 @@ class UpResult:
     remote_workspace_folder: str | None
     message: str | None = None
     description: str | None = None
+    # devcontainer.json's remoteEnv, its ${containerEnv:...} already resolved by the CLI:
+    # what terminals get on top of the container's environment (null values dropped).
+    remote_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -69,8 +72,16 @@ def parse_up_output(stdout: str) -> UpResult | None:
                 remote_workspace_folder=data.get("remoteWorkspaceFolder"),
                 message=data.get("message"),
                 description=data.get("description"),
+                remote_env=_remote_env(data.get("mergedConfiguration")),
             )
     return None
+
+
+def _remote_env(merged: Any) -> dict[str, str]:
+    remote_env = merged.get("remoteEnv") if isinstance(merged, dict) else None
+    if not isinstance(remote_env, dict):
+        return {}
+    return {str(k): v for k, v in remote_env.items() if isinstance(v, str)}
 
 
 def find_devcontainer_cli(project_root: Path = PROJECT_ROOT) -> str:
@@ -107,6 +118,7 @@ class DevcontainerCLI:
         # The agent makes the workspace belong to the container's user itself; the CLI's
         # UID update would build an extra image per workspace.
         argv += ["--update-remote-user-uid-default", "off", "--log-format", "text"]
+        argv += ["--include-merged-configuration"]  # for remoteEnv
         return argv
 
     async def up(

@@ -6,6 +6,7 @@ Every write is one committed transaction, so a crash never leaves half a record.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ WORKSPACE_COLUMNS = (
     "container_id",
     "remote_user",
     "remote_folder",
+    "remote_env",
     "directory",
     "error",
     "created_at",
@@ -39,6 +41,7 @@ CREATE TABLE IF NOT EXISTS workspaces (
     container_id TEXT,
     remote_user TEXT,
     remote_folder TEXT,
+    remote_env TEXT,
     directory TEXT,
     error TEXT,
     created_at TEXT NOT NULL,
@@ -53,6 +56,10 @@ CREATE TABLE IF NOT EXISTS terminal_tabs (
     PRIMARY KEY (workspace_id, session_id)
 );
 """
+
+# Columns added since the first release, for state directories an older agent created.
+_ADDED_COLUMNS = {"remote_env": "TEXT"}
+_JSON_COLUMNS = frozenset({"remote_env"})  # stored as JSON text, read back as values
 
 
 def utc_now() -> str:
@@ -82,6 +89,10 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            present = {row["name"] for row in self._db.execute("PRAGMA table_info(workspaces)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE workspaces ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -95,10 +106,10 @@ class Store:
         now = utc_now()
         with self._lock:
             existing = self._row("SELECT * FROM workspaces WHERE id = ?", (record["id"],))
-            merged: dict[str, Any] = dict(existing) if existing else {"created_at": now}
+            merged: dict[str, Any] = _workspace(existing) if existing else {"created_at": now}
             merged.update({k: v for k, v in record.items() if k in WORKSPACE_COLUMNS})
             merged["updated_at"] = now
-            values = [merged.get(column) for column in WORKSPACE_COLUMNS]
+            values = [_stored(column, merged.get(column)) for column in WORKSPACE_COLUMNS]
             placeholders = ", ".join("?" for _ in WORKSPACE_COLUMNS)
             self._db.execute(
                 f"INSERT OR REPLACE INTO workspaces ({', '.join(WORKSPACE_COLUMNS)}) "
@@ -110,12 +121,12 @@ class Store:
     def workspace(self, workspace_id: str) -> dict[str, Any] | None:
         with self._lock:
             row = self._row("SELECT * FROM workspaces WHERE id = ?", (workspace_id,))
-        return dict(row) if row else None
+        return _workspace(row) if row else None
 
     def workspaces(self) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM workspaces ORDER BY created_at, id").fetchall()
-        return [dict(row) for row in rows]
+        return [_workspace(row) for row in rows]
 
     def delete_workspace(self, workspace_id: str) -> None:
         """Forget a workspace and its tabs."""
@@ -200,3 +211,15 @@ class Store:
     def _row(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self._db.execute(sql, params).fetchone()
         return row
+
+
+def _stored(column: str, value: Any) -> Any:
+    return json.dumps(value) if column in _JSON_COLUMNS and value is not None else value
+
+
+def _workspace(row: sqlite3.Row) -> dict[str, Any]:
+    record = dict(row)
+    for column in _JSON_COLUMNS:
+        if record.get(column) is not None:
+            record[column] = json.loads(record[column])
+    return record

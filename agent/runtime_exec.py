@@ -80,7 +80,10 @@ async def start(
     if not runc_root.is_dir():
         raise RuntimeUnavailable(f"no {runc_root}: set SAM_RUNC_ROOT to dockerd's runc state")
     container = await _find(command.container, runc, runc_root)
-    spec = json.loads((container.bundle / "config.json").read_bytes())
+    try:
+        spec = json.loads((container.bundle / "config.json").read_bytes())
+    except (OSError, ValueError) as exc:
+        raise RuntimeUnavailable(f"cannot read the container's OCI spec: {exc}") from exc
     cols, rows = clamp_size(cols, rows)
     process = _process_spec(spec["process"], command, container, cols, rows)
     try:

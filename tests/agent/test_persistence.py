@@ -31,6 +31,30 @@ def test_workspace_round_trip_and_update(tmp_path: Path) -> None:
     assert store.workspace("missing") is None
 
 
+def test_remote_env_survives_updates_and_an_older_agents_database(tmp_path: Path) -> None:
+    # The state directory of an agent from before remote_env: the column is added on open.
+    with sqlite3.connect(tmp_path / "agent.db") as old:
+        old.execute(
+            "CREATE TABLE workspaces (id TEXT PRIMARY KEY, repository TEXT NOT NULL, "
+            "branch TEXT, state TEXT NOT NULL, container_id TEXT, remote_user TEXT, "
+            "remote_folder TEXT, directory TEXT, error TEXT, created_at TEXT NOT NULL, "
+            "updated_at TEXT NOT NULL)"
+        )
+        old.execute(
+            "INSERT INTO workspaces VALUES ('ws-old', '/r', NULL, 'running', 'c1', 'sam', "
+            "'/workspaces/r', NULL, NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')"
+        )
+    store = Store(tmp_path / "agent.db")
+    assert store.workspace("ws-old")["remote_env"] is None  # type: ignore[index]
+    env = {"GREETING": "a 'quoted' value; $(not run)", "EMPTY": ""}
+    store.save_workspace({"id": "ws-old", "remote_env": env})
+    store.save_workspace({"id": "ws-old", "state": "stopped"})  # kept, not re-encoded
+    store.close()
+    again = Store(tmp_path / "agent.db")
+    [row] = again.workspaces()
+    assert (row["remote_env"], row["state"], row["remote_user"]) == (env, "stopped", "sam")
+
+
 def test_workspaces_listed_in_creation_order_and_deleted_with_tabs(tmp_path: Path) -> None:
     store = Store(tmp_path / "agent.db")
     for workspace_id in ("ws-a", "ws-b"):

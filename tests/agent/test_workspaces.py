@@ -183,6 +183,8 @@ async def test_repository_with_devcontainer_comes_up_with_env_and_post_create(
     monkeypatch.setenv("SAM_TEST_SECRET", "hunter2")
     leaky = {**DEVCONTAINER}
     leaky["containerEnv"] = {**DEVCONTAINER["containerEnv"], "LEAK": "${localEnv:SAM_TEST_SECRET}"}
+    # remoteEnv is for the tools' processes (terminals), not the container's.
+    leaky["remoteEnv"] = {"SAM_REMOTE": "${containerEnv:SAM_TEST_GREETING}-and-remote"}
     repo = make_repo(tmp_path, "with-config", leaky, files={"hello.txt": "hi\n"})
     created = await manager.create({"id": "ws-config", "repository": str(repo)})
     assert created["state"] in ("pending", "creating")
@@ -191,6 +193,7 @@ async def test_repository_with_devcontainer_comes_up_with_env_and_post_create(
     assert workspace["state"] == "running", workspace["error"]
     assert workspace["remote_user"] == "sam"
     assert workspace["remote_folder"] == "/workspaces/with-config"
+    assert workspace["remote_env"] == {"SAM_REMOTE": "hello-from-containerEnv-and-remote"}
 
     shell = await manager.shell_command("ws-config")
     assert (shell.container, shell.user) == (workspace["container_id"], "sam")
@@ -200,7 +203,7 @@ async def test_repository_with_devcontainer_comes_up_with_env_and_post_create(
         'echo "pwd=$PWD"; cat hello.txt; echo "env=$SAM_TEST_GREETING"; '
         'test -f "$HOME/.post-create-ran" && echo post-create=yes; '
         'touch written-by-shell && echo writable=yes; echo "term=$TERM"; id -un; '
-        'echo "leak=$LEAK"'
+        'echo "leak=$LEAK"; echo "remote=$SAM_REMOTE"'
     )
     done = run_shell(shell, script)
     assert done.returncode == 0, done.stderr
@@ -213,6 +216,7 @@ async def test_repository_with_devcontainer_comes_up_with_env_and_post_create(
         "term=xterm-256color",
         "sam",
         "leak=",
+        "remote=hello-from-containerEnv-and-remote",
     ):
         assert expected in done.stdout.splitlines()
     # The user's tree is not dirtied by SAM: only what the shell wrote.
