@@ -10,14 +10,26 @@ container       the id of a running container of the workspace base image, one p
                 module (skips when the image is not built)
 """
 
+import ctypes
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from agent.reaper import PR_SET_CHILD_SUBREAPER
 from tests.support.agent import AgentProcess, start_agent
 from tests.support.control_plane import ControlPlaneDouble
+
+
+@pytest.fixture(autouse=True)
+def not_a_subreaper_after_the_test() -> Iterator[None]:
+    """A test that execs shells through runc in this process makes it a subreaper, as the
+    agent is. It must not stay one: the shells of an agent killed in a later test would
+    come here and, never reaped, hold their container's pid namespace open (so that
+    `docker stop` hangs). An agent's own parent is systemd, which reaps them."""
+    yield
+    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 @pytest.fixture
