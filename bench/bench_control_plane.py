@@ -357,8 +357,15 @@ async def echo_latencies(term: Terminal, keystrokes: int) -> list[float]:
     for index in range(keystrokes):
         started = time.perf_counter()
         await term.send(b"x")
-        while b"x" not in await term.output():
-            pass
+        try:
+            async with asyncio.timeout(STEP_TIMEOUT_SECONDS):
+                while b"x" not in await term.output():
+                    pass
+        except TimeoutError:
+            raise RuntimeError(
+                "no echo: over the agent's SAM_MAX_FRAMES_PER_SECOND (200) the keystrokes are "
+                "refused; use fewer --keystrokes per --terminal-rounds"
+            ) from None
         samples.append(time.perf_counter() - started)
         if index % LINE_CLEAR_EVERY == LINE_CLEAR_EVERY - 1:
             await term.send(b"\x15")  # Ctrl-U: the line never wraps
