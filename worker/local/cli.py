@@ -102,6 +102,8 @@ def dev_command(args: argparse.Namespace) -> int:
             log_config=None,
             log_level=args.log_level,
             ws_max_size=1024 * 1024,
+            # The browser is on this machine too: deflating its frames would only cost CPU.
+            ws_per_message_deflate=False,
         )
     )
     _announce_when_up(server, edge, domain, console)

@@ -138,8 +138,10 @@ async def connect_websocket(request: "Request") -> "Response":
         p.strip() for p in request.headers.get("sec-websocket-protocol", "").split(",") if p.strip()
     ]
     try:
+        # No permessage-deflate: the local edge's upstreams are agents on this machine,
+        # where compressing every terminal frame costs CPU and saves nothing.
         socket = await session().ws_connect(
-            url, headers=headers, protocols=protocols, autoping=True
+            url, headers=headers, protocols=protocols, autoping=True, compress=0
         )
     except aiohttp.WSServerHandshakeError as exc:
         return Response(exc.message or None, exc.status or 502)
