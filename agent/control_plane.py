@@ -12,17 +12,15 @@ import contextlib
 import json
 import logging
 import os
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
 from agent.config import AgentConfig
 from agent.errors import ControlPlaneError
+from worker.local.loopback import LoopbackResolver
 
 log = logging.getLogger("agent.control_plane")
 
@@ -34,36 +32,8 @@ MAX_REPLY_BYTES = 64 * 1024
 ERROR_EXCERPT_BYTES = 200
 CLOSE_FLUSH_SECONDS = 5.0
 TOKEN_FILE_MODE = 0o600
-LOOPBACK_SUFFIX = ".localhost"
 # Statuses after which the same request may succeed later.
 RETRYABLE_STATUSES = frozenset({401, 408, 425, 429, 500, 502, 503, 504})
-
-
-class LoopbackResolver(AbstractResolver):
-    """Resolves `localhost` and `*.localhost` to 127.0.0.1 as browsers do (glibc may not);
-    the URL keeps its host, so the Host header still routes on the local edge."""
-
-    def __init__(self) -> None:
-        self._default = DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        if host == "localhost" or host.endswith(LOOPBACK_SUFFIX):
-            return [
-                ResolveResult(
-                    hostname=host,
-                    host="127.0.0.1",
-                    port=port,
-                    family=socket.AF_INET,
-                    proto=0,
-                    flags=socket.AI_NUMERICHOST,
-                )
-            ]
-        return await self._default.resolve(host, port, family)
-
-    async def close(self) -> None:
-        await self._default.close()
 
 
 def new_session() -> aiohttp.ClientSession:

@@ -1,19 +1,19 @@
 """The network behind outbound `fetch`: one aiohttp session per event loop.
 
 Created on first use, never at import time (Workers snapshot the module top level), and
-closed by the edge server on shutdown. `localhost` and `*.localhost` resolve to 127.0.0.1,
-as browsers resolve them (glibc may not): the worker reaches a local node's agent, or a
-test's `vm-{id}.localhost`, by name with the Host header intact.
+closed by the edge server on shutdown. `localhost` and `*.localhost` resolve to 127.0.0.1
+(worker/local/loopback.py): the worker reaches a local node's agent, or a test's
+`vm-{id}.localhost`, by name with the Host header intact.
 """
 
 import asyncio
-import socket
 import weakref
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from worker.local.bridge import Closed, Frame, bridge
+from worker.local.loopback import LoopbackResolver
 from worker.local.websockets import WebSocketPair
 
 if TYPE_CHECKING:
@@ -37,36 +37,6 @@ _HANDSHAKE_HEADERS = frozenset(
         "sec-websocket-protocol",
     }
 )
-
-
-LOOPBACK_SUFFIX = ".localhost"
-
-
-class LoopbackResolver(aiohttp.abc.AbstractResolver):
-    """`localhost` and `*.localhost` → 127.0.0.1; every other name as usual."""
-
-    def __init__(self) -> None:
-        self._default = aiohttp.DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[aiohttp.abc.ResolveResult]:
-        name = host.lower().rstrip(".")
-        if name == "localhost" or name.endswith(LOOPBACK_SUFFIX):
-            return [
-                aiohttp.abc.ResolveResult(
-                    hostname=host,
-                    host="127.0.0.1",
-                    port=port,
-                    family=socket.AF_INET,
-                    proto=0,
-                    flags=socket.AI_NUMERICHOST,
-                )
-            ]
-        return await self._default.resolve(host, port, family)
-
-    async def close(self) -> None:
-        await self._default.close()
 
 
 def session() -> aiohttp.ClientSession:
