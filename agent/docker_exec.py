@@ -29,11 +29,12 @@ from agent.docker_api import AttachStream, EngineAPI, EngineError
 from agent.pty import (
     MAX_PENDING_INPUT_BYTES,
     READ_BURST_BYTES,
-    STOP_LADDER,
     ExitStatus,
     InputOverflow,
     SpawnError,
     clamp_size,
+    climb_stop_ladder,
+    signal_session,
 )
 from agent.shell import SESSION_TAG_ENV, ShellCommand
 
@@ -209,13 +210,7 @@ class DockerExecProcess:
 
     async def terminate(self) -> ExitStatus:
         """Stop the process: SIGHUP, then SIGTERM, then SIGKILL, waiting after each."""
-        for signum, wait_seconds in STOP_LADDER:
-            if self._exited.is_set():
-                break
-            self._signalled = True
-            await self._signal(signum)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._exited.wait()), wait_seconds)
+        await climb_stop_ladder(self._signal, self._exited)
         if not self._exited.is_set():
             log.warning(
                 "terminal.exec_not_stopped container=%s exec_id=%s tag=%s",
@@ -227,6 +222,7 @@ class DockerExecProcess:
         return await self.wait()
 
     async def _signal(self, signum: int) -> None:
+        self._signalled = True
         if self._host_pid is None:
             self._host_pid = 0
             with contextlib.suppress(EngineError):
@@ -238,7 +234,7 @@ class DockerExecProcess:
         if self._host_pid:
             if not _is_tagged_session_leader(self._host_pid, self._tag.encode()):
                 return  # it has ended meanwhile (and the pid may be another's by now)
-            if _signal_session(self._host_pid, signum):
+            if signal_session(self._host_pid, _foreground_group(self._host_pid), signum):
                 return
         try:
             await signal_in_container(self._api, self._container, self._user, self._tag, signum)
@@ -284,23 +280,14 @@ def _is_tagged_session_leader(pid: int | str, tag: bytes) -> bool:
         return False
 
 
-def _signal_session(pid: int, signum: int) -> bool:
-    """Signal the session `pid` leads (its group, its TTY's foreground group) from here;
-    False when this process may not."""
-    groups = {pid}
-    with contextlib.suppress(OSError, IndexError, ValueError):
+def _foreground_group(pid: int) -> int | None:
+    """The foreground process group of `pid`'s TTY (tpgid), from our /proc."""
+    try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
-            foreground = int(stat.read().rsplit(b")", 1)[1].split()[5])  # tpgid
-        if foreground > 0:
-            groups.add(foreground)
-    for group in groups:
-        try:
-            os.killpg(group, signum)
-        except ProcessLookupError:
-            continue
-        except PermissionError:
-            return False
-    return True
+            foreground = int(stat.read().rsplit(b")", 1)[1].split()[5])
+    except (OSError, IndexError, ValueError):
+        return None
+    return foreground if foreground > 0 else None
 
 
 def _exit_status(code: int | None, signalled: bool) -> ExitStatus:

@@ -21,7 +21,7 @@ import shutil
 import signal
 import struct
 import termios
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agent.shell import ShellCommand
@@ -44,6 +44,31 @@ STOP_LADDER: tuple[tuple[signal.Signals, float], ...] = (
     (signal.SIGTERM, TERM_WAIT_SECONDS),
     (signal.SIGKILL, KILL_WAIT_SECONDS),
 )
+
+
+async def climb_stop_ladder(
+    send: Callable[[signal.Signals], Awaitable[None]], exited: asyncio.Event
+) -> None:
+    """Send each STOP_LADDER signal in turn until `exited` is set, waiting after each."""
+    for signum, wait_seconds in STOP_LADDER:
+        if exited.is_set():
+            return
+        await send(signum)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(exited.wait()), wait_seconds)
+
+
+def signal_session(leader: int, foreground: int | None, signum: int) -> bool:
+    """Signal the process group of the session `leader` leads and its TTY's foreground
+    group (a job of the shell's, in a group of its own); False when we may not."""
+    for group in {leader, foreground or leader}:
+        try:
+            os.killpg(group, signum)
+        except ProcessLookupError:
+            continue
+        except PermissionError:
+            return False
+    return True
 
 
 class SpawnError(Exception):
@@ -231,27 +256,19 @@ class PtyProcess:
 
     async def terminate(self) -> ExitStatus:
         """Stop the child: hang up (SIGHUP), then SIGTERM, then SIGKILL, waiting after each."""
-        for signum, wait_seconds in STOP_LADDER:
-            if self._exited.is_set():
-                break
-            self._signal_all(signum)
-            if signum == signal.SIGHUP:
-                # A real hang-up, as when a terminal window closes: a shell can miss a bare
-                # SIGHUP (bash does, at the moment it enters readline) but not EIO on read.
-                self._hang_up()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._exited.wait()), wait_seconds)
+        await climb_stop_ladder(self._signal, self._exited)
         return await self.wait()
 
-    def _signal_all(self, signum: int) -> None:
-        # The shell leads its own session; its foreground job has its own group.
-        groups = {self.pid}
+    async def _signal(self, signum: int) -> None:
+        foreground = None
         if self._fd >= 0:
             with contextlib.suppress(OSError):
-                groups.add(os.tcgetpgrp(self._fd))
-        for group in groups:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, signum)
+                foreground = os.tcgetpgrp(self._fd)
+        signal_session(self.pid, foreground, signum)
+        if signum == signal.SIGHUP:
+            # A real hang-up, as when a terminal window closes: a shell can miss a bare
+            # SIGHUP (bash does, at the moment it enters readline) but not EIO on read.
+            self._hang_up()
 
     def _hang_up(self) -> None:
         """Close the master: the kernel hangs up the terminal (SIGHUP, then EIO on reads)."""
