@@ -7,7 +7,7 @@ import sys
 
 from agent.config import AgentConfig
 from agent.errors import AgentError, ConfigError
-from worker.version import VERSION
+from wire.version import VERSION
 
 EXIT_CONFIG = 2
 EXIT_START_FAILED = 1

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from agent.errors import ConfigError
 
 BACKENDS = ("docker", "host")
-# How the Docker backend's terminals reach their containers (agent/terminal_process.py):
+# How the Docker backend's terminals reach their containers (agent/terminals/process.py):
 # `runtime` asks the container's runtime (runc) itself, `engine` goes through the Engine's
 # API, `auto` takes the runtime when the agent may (root, a runc container), else the Engine.
 CONTAINER_EXEC_MODES = ("auto", "runtime", "engine")

@@ -20,7 +20,7 @@ import aiohttp
 
 from agent.config import AgentConfig
 from agent.errors import ControlPlaneError
-from worker.local.loopback import LoopbackResolver
+from agent.loopback import LoopbackResolver
 
 log = logging.getLogger("agent.control_plane")
 

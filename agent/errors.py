@@ -108,7 +108,7 @@ class ControlPlaneError(AgentError):
 # --- Appended by the other parts of the agent (append only) -------------------------------
 
 
-# --- workspaces (agent/repos.py, agent/containers.py, agent/workspaces.py) ---------------
+# --- workspaces (agent/workspaces/: repos.py, containers.py, manager.py) ----------------
 #
 #   BadRequest
 #   └── InvalidWorkspaceSpec        a repository or branch refused before any command runs

@@ -17,7 +17,7 @@ import psutil
 
 from agent.control_plane import ControlPlane
 from agent.errors import ControlPlaneError
-from worker.version import VERSION
+from wire.version import VERSION
 
 log = logging.getLogger("agent.heartbeat")
 

@@ -1,7 +1,7 @@
 """The agent as the reaper of its descendants' orphans.
 
 Terminals in containers are started by runc, which exits as soon as the shell runs
-(agent/runtime_exec.py). A child subreaper (prctl PR_SET_CHILD_SUBREAPER) inherits the
+(agent/terminals/runtime_exec.py). A child subreaper (prctl PR_SET_CHILD_SUBREAPER) inherits the
 orphans below it, so the shell becomes the agent's child and its exit status the agent's
 to collect. The cost: every other orphan below the agent comes to it too (the docker CLI
 children of a `devcontainer up` killed on timeout, say) and stays a zombie unless reaped.

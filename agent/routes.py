@@ -18,9 +18,9 @@ from aiohttp import WSCloseCode, web
 
 from agent.config import AgentConfig
 from agent.errors import BadRequest
-from agent.terminals import TerminalManager
-from agent.workspaces import WorkspaceManager
-from worker.version import VERSION
+from agent.terminals.manager import TerminalManager
+from agent.workspaces.manager import WorkspaceManager
+from wire.version import VERSION
 
 log = logging.getLogger("agent.routes")
 

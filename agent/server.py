@@ -34,9 +34,9 @@ from agent.routes import (
     Handler,
     add_routes,
 )
-from agent.terminals import TerminalManager
-from agent.workspaces import WorkspaceManager
-from worker.version import VERSION
+from agent.terminals.manager import TerminalManager
+from agent.workspaces.manager import WorkspaceManager
+from wire.version import VERSION
 
 log = logging.getLogger("agent.server")
 

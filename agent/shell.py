@@ -20,7 +20,7 @@ INHERITED_ENV_NAMES = (
     "DOCKER_CONFIG",
 )
 # Every process of a terminal session carries SAM_TERMINAL_SESSION=<workspace>:<session> in
-# its environment: closing recognises a shell in a container by it (agent/docker_exec.py),
+# its environment: closing recognises a shell in a container by it (agent/terminals/docker_exec.py),
 # since ending the attached stream does not end the process there.
 SESSION_TAG_ENV = "SAM_TERMINAL_SESSION"
 

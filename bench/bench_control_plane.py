@@ -57,13 +57,13 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.containers import find_devcontainer_cli, parse_up_output  # noqa: E402
+from agent.workspaces.containers import find_devcontainer_cli, parse_up_output  # noqa: E402
 from tests.fixtures.repos import git, make_repo  # noqa: E402
 from tests.support.terminal_client import decode_output, encode_input  # noqa: E402
-from worker.ratelimit import LIMITS  # noqa: E402
+from worker.api.ratelimit import LIMITS  # noqa: E402
 
 BASE_IMAGE = "sam-workspace-base:bookworm"
-# What the agent writes when a repository has no devcontainer.json (agent/backends.py).
+# What the agent writes when a repository has no devcontainer.json (agent/workspaces/backends.py).
 DEFAULT_CONFIG = {"image": BASE_IMAGE, "runArgs": ["--network", "host"]}
 REPO_FILES = {"README.md": "# small\n", "src/app.py": "print('hello')\n"}
 BARE_LABEL = "sam.bench.control-plane"
@@ -125,7 +125,7 @@ def running_edge(data_dir: Path, variables: dict[str, str]) -> Iterator[Edge]:
         [
             sys.executable,
             "-m",
-            "worker.local.cli",
+            "devtools.cli",
             "dev",
             "--port",
             str(port),

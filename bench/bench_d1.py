@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from worker.local.d1 import D1Database, connect
+from twin.d1 import D1Database, connect
 
 ROWS = 100_000
 BATCH_ROWS = 100

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from worker.local.alarms import AlarmScheduler
-from worker.local.clock import SystemClock
-from worker.local.durable_objects import DurableObjectNamespace
-from worker.local.entrypoints import DurableObject
+from twin.alarms import AlarmScheduler
+from twin.clock import SystemClock
+from twin.durable_objects import DurableObjectNamespace
+from twin.entrypoints import DurableObject
 
 ROUNDS = 20_000
 WARMUP_ROUNDS = 1_000

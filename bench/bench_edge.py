@@ -104,7 +104,7 @@ def main() -> None:
                 [
                     sys.executable,
                     "-m",
-                    "worker.local.cli",
+                    "devtools.cli",
                     "dev",
                     "--port",
                     str(edge_port),

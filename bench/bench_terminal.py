@@ -15,7 +15,7 @@ other work on the machine weighs on each of them alike:
   each
 
 Peers: agent (host shell); terminado (tornado, host shell); when the workspace base image
-exists, the shell in a container both ways the Docker backend has (agent/terminal_process.py):
+exists, the shell in a container both ways the Docker backend has (agent/terminals/process.py):
 agent-docker (SAM_CONTAINER_EXEC=auto: runc execs it and the agent holds its TTY, when the
 agent runs as root) and agent-docker-engine (attached through the Engine's API). And the
 limits, read by this process without a server: a raw PTY, and for containers the same two
@@ -46,9 +46,9 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent import protocol as p  # noqa: E402
 from agent.shell import ShellCommand  # noqa: E402
-from agent.terminal_process import TerminalProcess, start_process  # noqa: E402
+from agent.terminals.process import TerminalProcess, start_process  # noqa: E402
+from wire import terminal as p  # noqa: E402
 
 BASE_IMAGE = "sam-workspace-base:bookworm"
 SHELL_ARGV = ["bash", "--norc", "--noprofile", "-i"]
@@ -69,7 +69,7 @@ def serve_agent(port: int, container: str | None, container_exec: str) -> None:
 
     from agent.config import AgentConfig
     from agent.persistence import Store
-    from agent.terminals import TerminalManager
+    from agent.terminals.manager import TerminalManager
 
     state = tempfile.mkdtemp(prefix="sam-bench-")
     config = AgentConfig.from_environ(

@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.containers import LABEL_NODE, find_devcontainer_cli, parse_up_output  # noqa: E402
 from agent.process import stderr_tail  # noqa: E402
+from agent.workspaces.containers import LABEL_NODE, find_devcontainer_cli, parse_up_output  # noqa: E402
 from tests.fixtures.repos import git, make_repo  # noqa: E402
 from tests.support.agent import AgentProcess, start_agent  # noqa: E402
 from tests.support.control_plane import ControlPlaneDouble  # noqa: E402
@@ -44,7 +44,7 @@ BARE_ROUND_LABEL = "sam.bench.round"
 UP_TIMEOUT_SECONDS = 120.0
 READY_TIMEOUT_SECONDS = 120.0
 REPO_FILES = {"README.md": "# small\n", "src/app.py": "print('hello')\n"}
-# What the agent writes when a repository has no devcontainer.json (agent/backends.py).
+# What the agent writes when a repository has no devcontainer.json (agent/workspaces/backends.py).
 DEFAULT_CONFIG = {"image": BASE_IMAGE, "runArgs": ["--network", "host"]}
 
 

@@ -10,7 +10,7 @@ workspace only while the node is active or warm and below capacity
 object's own storage, with no await inside, so concurrent claims cannot interleave on
 either platform and never exceed capacity. A claim during the warm window cancels the
 teardown (the alarm is deleted). When the window ends (SAM_WARM_TIMEOUT_SECONDS) the
-alarm moves the node to destroying and tears it down through `worker.nodes.teardown`
+alarm moves the node to destroying and tears it down through `worker.nodes.service.teardown`
 (VM, DNS record, D1 row): idempotent, retried by a fresh alarm until it succeeds.
 D1's `nodes.warm_since` / `workspace_count` mirror the state for queries (ordered by a
 sequence number); they are hints, never consulted for a decision here.
@@ -26,9 +26,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from worker import nodes
 from worker.config import Config
 from worker.logs import event
+from worker.nodes import service as nodes
 from worker.platform import DurableObject
 from worker.states import Kind, Lifecycle, transition
 

@@ -13,7 +13,7 @@ DEFAULT_HETZNER_API_URL = "https://api.hetzner.cloud"
 DEFAULT_GITHUB_BASE_URL = "https://github.com"
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 DEFAULT_CLOUDFLARE_API_URL = "https://api.cloudflare.com/client/v4"
-# Nodes (worker/nodes.py, durable_objects/node_lifecycle.py).
+# Nodes (worker/nodes/service.py, durable_objects/node_lifecycle.py).
 DEFAULT_MAX_WORKSPACES_PER_NODE = 4
 DEFAULT_WARM_TIMEOUT_SECONDS = 30 * 60
 DEFAULT_NODE_HEARTBEAT_SECONDS = 30.0  # the agent's SAM_HEARTBEAT_SECONDS default
@@ -29,7 +29,7 @@ class Config:
     domain: str
     environment: str
     max_body_bytes: int
-    # Parsed (and refused when missing) by worker/crypto.py only when a secret is touched;
+    # Parsed (and refused when missing) by worker/auth/crypto.py only when a secret is touched;
     # kept out of repr so a logged Config never shows it.
     encryption_key: str = field(default="", repr=False)
     hetzner_api_url: str = DEFAULT_HETZNER_API_URL
@@ -39,7 +39,7 @@ class Config:
     github_client_secret: str | None = field(default=None, repr=False)
     github_base_url: str = DEFAULT_GITHUB_BASE_URL
     github_api_url: str = DEFAULT_GITHUB_API_URL
-    # The Cloudflare DNS API for cloud nodes' `vm-{id}` A records (worker/dns.py); without
+    # The Cloudflare DNS API for cloud nodes' `vm-{id}` A records (worker/nodes/dns.py); without
     # a token and zone, Hetzner nodes are refused before any VM is made.
     cloudflare_api_url: str = DEFAULT_CLOUDFLARE_API_URL
     cloudflare_api_token: str | None = field(default=None, repr=False)

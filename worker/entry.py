@@ -6,7 +6,8 @@ Durable Object classes are re-exported here, as wrangler.toml names them by clas
 from typing import Any
 
 from durable_objects.node_lifecycle import NodeLifecycle
-from worker import cron, edge
+from worker.edge import cron
+from worker.edge import router as edge
 from worker.platform import Request, Response, WorkerEntrypoint
 
 __all__ = ["Default", "NodeLifecycle"]

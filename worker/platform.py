@@ -1,7 +1,7 @@
 """The platform seam: the one module that knows which runtime it is on.
 
 On Cloudflare the real `workers` SDK and `js` module are importable; everywhere else the
-CPython twin in `worker.local` provides the same names with the same behaviour. Worker and
+CPython twin in `twin` provides the same names with the same behaviour. Worker and
 Durable Object code imports from here and never asks "am I local?".
 """
 
@@ -10,10 +10,10 @@ from typing import Any
 try:
     import js  # type: ignore[import-not-found]  # only exists inside workerd
 except ImportError:
-    from worker.local import asgi
-    from worker.local.entrypoints import DurableObject, WorkerEntrypoint
-    from worker.local.http import Request, Response, fetch
-    from worker.local.websockets import WebSocketPair
+    from twin import asgi
+    from twin.entrypoints import DurableObject, WorkerEntrypoint
+    from twin.http import Request, Response, fetch
+    from twin.websockets import WebSocketPair
 
     def response_web_socket(response: Response) -> Any:
         """The WebSocket of a `101 Switching Protocols` response (None otherwise)."""

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.agent import start_agent
 from tests.support.control_plane import ControlPlaneDouble
-from worker.version import VERSION
+from wire.version import VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT_SECONDS = 600

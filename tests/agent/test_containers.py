@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.containers import (
+from agent.errors import ContainerError
+from agent.process import stderr_tail
+from agent.workspaces.containers import (
     LABEL_MANAGED_BY,
     LABEL_NODE,
     LABEL_WORKSPACE,
@@ -27,8 +29,6 @@ from agent.containers import (
     parse_up_output,
     workspace_labels,
 )
-from agent.errors import ContainerError
-from agent.process import stderr_tail
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "devcontainer"
 BASE_IMAGE = "sam-workspace-base:bookworm"

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from agent.docker_api import EngineAPI, EngineError, engine_socket
-from agent.docker_exec import DockerExecProcess, signal_in_container
-from agent.pty import ExitStatus, SpawnError
 from agent.shell import ShellCommand
+from agent.terminals.docker_exec import DockerExecProcess, signal_in_container
+from agent.terminals.pty import ExitStatus, SpawnError
 from tests.agent.process_output import TIMEOUT_SECONDS, Output
 
 POLL_SECONDS = 0.1  # `docker exec ps` per poll

@@ -19,7 +19,7 @@ from tests.support.control_plane import (
     WAIT_TIMEOUT_SECONDS,
     ControlPlaneDouble,
 )
-from worker.version import VERSION
+from wire.version import VERSION
 
 INTERVAL_SECONDS = 7.0  # never slept: the loop's sleep is injected
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import protocol as p
+from wire import terminal as p
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "terminal"
 FILES = sorted(GOLDEN.glob("*.json"))

@@ -10,9 +10,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from agent import pty
-from agent.pty import ExitStatus, InputOverflow, PtyProcess, SpawnError, clamp_size
 from agent.shell import ShellCommand
+from agent.terminals import pty
+from agent.terminals.pty import ExitStatus, InputOverflow, PtyProcess, SpawnError, clamp_size
 from tests.agent.process_output import TIMEOUT_SECONDS, Output
 
 ENV = {"TERM": "xterm-256color", "PS1": "$ "}

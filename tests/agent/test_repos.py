@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import CloneError, InvalidWorkspaceSpec
-from agent.repos import (
+from agent.workspaces.repos import (
     RepositorySource,
     clone,
     clone_argv,

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from agent.ring import COALESCE_BYTES, Evicted, Ring
+from agent.terminals.ring import COALESCE_BYTES, Evicted, Ring
 
 
 def test_offsets_count_every_byte_ever_appended() -> None:

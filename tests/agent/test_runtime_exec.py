@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from agent.config import DEFAULT_RUNC_ROOT
-from agent.docker_exec import DockerExecProcess
-from agent.pty import ExitStatus, PtyProcess, SpawnError
 from agent.shell import ShellCommand
-from agent.terminal_process import TerminalProcess, start_process
+from agent.terminals.docker_exec import DockerExecProcess
+from agent.terminals.process import TerminalProcess, start_process
+from agent.terminals.pty import ExitStatus, PtyProcess, SpawnError
 from tests.agent.conftest import BASE_IMAGE
 from tests.agent.process_output import TIMEOUT_SECONDS, Output
 

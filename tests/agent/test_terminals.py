@@ -23,16 +23,16 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agent import protocol as p
 from agent.config import AgentConfig
 from agent.errors import WorkspaceNotRunning
 from agent.persistence import Store
-from agent.pty import HUP_WAIT_SECONDS, TERM_WAIT_SECONDS
 from agent.shell import ShellCommand
-from agent.terminal_session import VIEWER_STALL_SECONDS
-from agent.terminals import TerminalManager
+from agent.terminals.manager import TerminalManager
+from agent.terminals.pty import HUP_WAIT_SECONDS, TERM_WAIT_SECONDS
+from agent.terminals.session import VIEWER_STALL_SECONDS
 from tests.support.agent import AgentProcess
 from tests.support.control_plane import ControlPlaneDouble
+from wire import terminal as p
 
 WORKSPACE = "ws-1"
 STOPPED_WORKSPACE = "ws-stopped"
@@ -806,7 +806,7 @@ def _in_container(container: str, **fields: Any) -> ShellCommand:
     return ShellCommand(["bash", "-l"], {"TERM": "xterm-256color"}, container=container, **fields)
 
 
-# Both ways a shell reaches its container (agent/terminal_process.py): through runc, with
+# Both ways a shell reaches its container (agent/terminals/process.py): through runc, with
 # the TTY's master in the agent's hands, and through the Engine's API.
 @pytest.fixture(params=["runtime", "engine"])
 def exec_env(request: pytest.FixtureRequest) -> dict[str, str]:

@@ -20,9 +20,7 @@ import aiohttp
 import psutil
 import pytest
 
-from agent.bootlog import MAX_DETAIL_CHARS, BootLog, StepStatus
 from agent.config import AgentConfig
-from agent.containers import LABEL_NODE
 from agent.control_plane import ControlPlane, new_session
 from agent.errors import (
     ConfigError,
@@ -34,7 +32,9 @@ from agent.errors import (
 )
 from agent.persistence import Store
 from agent.shell import ShellCommand
-from agent.workspaces import (
+from agent.workspaces.boot_log import MAX_DETAIL_CHARS, BootLog, StepStatus
+from agent.workspaces.containers import LABEL_NODE
+from agent.workspaces.manager import (
     ALLOWED_TRANSITIONS,
     WorkspaceManager,
     WorkspaceState,

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from worker.local.clock import ManualClock
-from worker.local.d1 import D1Database
-from worker.local.kv import KVNamespace
-from worker.local.r2 import R2Bucket
+from twin.clock import ManualClock
+from twin.d1 import D1Database
+from twin.kv import KVNamespace
+from twin.r2 import R2Bucket
 
 
 @pytest.fixture

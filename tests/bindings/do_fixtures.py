@@ -1,12 +1,12 @@
-"""A Durable Object runtime on a temporary directory, as `worker.local.env` builds one."""
+"""A Durable Object runtime on a temporary directory, as `twin.env` builds one."""
 
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from worker.local.alarms import AlarmScheduler
-from worker.local.clock import ManualClock
-from worker.local.durable_objects import DurableObjectNamespace
+from twin.alarms import AlarmScheduler
+from twin.clock import ManualClock
+from twin.durable_objects import DurableObjectNamespace
 
 
 class Twin:

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from tests.bindings.do_fixtures import Twin
-from worker.local.alarms import ALARM_MAX_RETRIES, AlarmInfo, retry_delay_seconds
-from worker.local.clock import ManualClock
-from worker.local.entrypoints import DurableObject
-from worker.local.errors import DurableObjectError
+from twin.alarms import ALARM_MAX_RETRIES, AlarmInfo, retry_delay_seconds
+from twin.clock import ManualClock
+from twin.entrypoints import DurableObject
+from twin.errors import DurableObjectError
 
 
 class Reminder(DurableObject):
@@ -111,7 +111,7 @@ async def test_an_alarm_set_before_a_restart_fires_after_it(twin: Twin) -> None:
     await reminder(twin).arm(10)
     restarted = await twin.restart()
     restarted.env.clock = twin.clock
-    restarted.bind("REMINDER", Reminder)  # bound before start, as worker.local.env does
+    restarted.bind("REMINDER", Reminder)  # bound before start, as twin.env does
     async with restarted:
         await restarted.advance(10)
         fired = await reminder(restarted).fired()

@@ -6,8 +6,8 @@ from fastapi import FastAPI, WebSocket
 from fastapi import Request as FastAPIRequest
 from fastapi.responses import StreamingResponse
 
-from worker.local import asgi
-from worker.local.http import Request
+from twin import asgi
+from twin.http import Request
 
 app = FastAPI()
 

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from worker.local.clock import ManualClock
-from worker.local.cron import CronScheduler, ScheduledController, validate
+from twin.clock import ManualClock
+from twin.cron import CronScheduler, ScheduledController, validate
 
 
 async def settle() -> None:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.local.d1 import D1Database
-from worker.local.errors import D1Error
-from worker.local.records import Record
+from twin.d1 import D1Database
+from twin.errors import D1Error
+from twin.records import Record
 
 META_KEYS = {
     "served_by",

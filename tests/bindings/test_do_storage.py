@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.local.errors import DurableObjectError
-from worker.local.records import Record
-from worker.local.storage import (
+from twin.errors import DurableObjectError
+from twin.records import Record
+from twin.storage import (
     MAX_KEY_BYTES,
     MAX_KEYS_PER_CALL,
     DurableObjectStorage,

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from tests.bindings.do_fixtures import Twin
-from worker.local.clock import ManualClock
-from worker.local.durable_objects import IDLE_EVICTION_SECONDS, DurableObjectNamespace
-from worker.local.entrypoints import DurableObject
-from worker.local.errors import DurableObjectError
-from worker.local.http import Request, Response
+from twin.clock import ManualClock
+from twin.durable_objects import IDLE_EVICTION_SECONDS, DurableObjectNamespace
+from twin.entrypoints import DurableObject
+from twin.errors import DurableObjectError
+from twin.http import Request, Response
 
 
 class Counter(DurableObject):

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.local.clock import ManualClock
-from worker.local.errors import KVError
-from worker.local.kv import MAX_KEY_BYTES, MAX_VALUE_BYTES, KVNamespace
+from twin.clock import ManualClock
+from twin.errors import KVError
+from twin.kv import MAX_KEY_BYTES, MAX_VALUE_BYTES, KVNamespace
 
 
 async def all_names(kv: KVNamespace, **options: object) -> list[str]:

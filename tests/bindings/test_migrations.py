@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.local.d1 import D1Database
-from worker.local.errors import MigrationError
-from worker.local.migrations import apply_migrations
+from twin.d1 import D1Database
+from twin.errors import MigrationError
+from twin.migrations import apply_migrations
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.local.clock import ManualClock
-from worker.local.errors import R2Error
-from worker.local.r2 import MAX_KEY_BYTES, R2Bucket, R2Object, R2ObjectBody
+from twin.clock import ManualClock
+from twin.errors import R2Error
+from twin.r2 import MAX_KEY_BYTES, R2Bucket, R2Object, R2ObjectBody
 
 HTTP_METADATA = {
     "contentType": "text/plain; charset=utf-8",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.local.records import Record
-from worker.local.values import clone, dumps, loads
+from twin.records import Record
+from twin.values import clone, dumps, loads
 
 
 class Color(enum.StrEnum):

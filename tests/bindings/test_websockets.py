@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from tests.bindings.do_fixtures import Twin
-from worker.local.clock import ManualClock
-from worker.local.durable_objects import DurableObjectNamespace, DurableObjectState
-from worker.local.entrypoints import DurableObject
-from worker.local.http import Request, Response
-from worker.local.websockets import (
+from twin.clock import ManualClock
+from twin.durable_objects import DurableObjectNamespace, DurableObjectState
+from twin.entrypoints import DurableObject
+from twin.http import Request, Response
+from twin.websockets import (
     CLOSED,
     CLOSING,
     CONNECTING,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.local.wrangler import WranglerConfigError, load
+from twin.wrangler import WranglerConfigError, load
 
 ROOT = Path(__file__).resolve().parents[2]
 

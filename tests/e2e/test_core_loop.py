@@ -39,7 +39,7 @@ from tests.fakes.hetzner import FakeHetzner
 from tests.fixtures.repos import make_repo
 from tests.support.edge import Edge, running_edge
 from tests.support.terminal_client import TerminalClient
-from worker.ratelimit import LIMITS
+from worker.api.ratelimit import LIMITS
 
 WARM_TIMEOUT_SECONDS = 3
 RUNNING_TIMEOUT_SECONDS = 300.0  # a cloud node installs the agent artifact first
@@ -77,7 +77,7 @@ def upload_agent(edge: Edge, artifact: Path) -> None:
         [
             sys.executable,
             "-m",
-            "worker.local.cli",
+            "devtools.cli",
             "upload-agent",
             "--data-dir",
             str(edge.data_dir),

@@ -38,7 +38,7 @@ def test_port_in_use_says_what_to_do(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "worker.local.cli",
+                "devtools.cli",
                 "dev",
                 "--port",
                 str(port),
@@ -57,7 +57,7 @@ def test_port_in_use_says_what_to_do(tmp_path: Path) -> None:
 
 def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "worker.local.cli", "dev", "--config", str(tmp_path / "nope.toml")],
+        [sys.executable, "-m", "devtools.cli", "dev", "--config", str(tmp_path / "nope.toml")],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from worker.version import VERSION
+from wire.version import VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT_SECONDS = 600

@@ -96,7 +96,7 @@ def running_edge(
     command = [
         sys.executable,
         "-m",
-        "worker.local.cli",
+        "devtools.cli",
         "dev",
         "--port",
         str(port),

@@ -3,7 +3,7 @@ forgeries a verifier must refuse.
 
 The edge keeps its signing keys in D1, sealed with SAM_ENCRYPTION_KEY (`sam dev` writes
 that to `<data_dir>/dev-secrets.json`). `EdgeSigner` opens the same D1 file and mints
-through worker/tokens.py, so a token made here is exactly one the edge could have made:
+through worker/auth/jwt.py, so a token made here is exactly one the edge could have made:
 only the claims (or the header) a test chooses are wrong.
 """
 
@@ -21,10 +21,11 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from worker import keys, tokens
+from twin.d1 import D1Database
+from twin.env import Env
+from worker.auth import jwt as tokens
+from worker.auth import keys
 from worker.config import Config
-from worker.local.d1 import D1Database
-from worker.local.env import Env
 
 EXPIRED_AGO_SECONDS = 3600  # well past the verifiers' 30 s leeway
 

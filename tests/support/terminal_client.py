@@ -1,6 +1,6 @@
 """The browser's side of the terminal protocol (docs/protocols/terminal.md), for tests.
 
-Written from the protocol page, not from agent/protocol.py, so that a drift between the
+Written from the protocol page, not from wire/terminal.py, so that a drift between the
 page and the agent shows up as a failing test (test_proxy.py also checks this codec
 against the golden frames in tests/golden/terminal/):
 

@@ -19,9 +19,18 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # wrangler colours its errors even 
 # Below pytest-timeout's limit, so a hung wrangler fails with its own output.
 WRANGLER_TIMEOUT_SECONDS = 90
 
-# What may land in the bundle besides the main module: the worker and its Durable Objects.
-BUNDLE_PACKAGES = ("worker", "durable_objects")
-NOT_BUNDLED_PREFIXES = ("worker/local/", "tests/", ".venv/", "node_modules/", "pages/")
+# What may land in the bundle besides the main module: the worker, its Durable Objects and
+# the wire package they share with the agent.
+BUNDLE_PACKAGES = ("worker", "durable_objects", "wire")
+NOT_BUNDLED_PREFIXES = (
+    "twin/",
+    "devtools/",
+    "agent/",
+    "tests/",
+    ".venv/",
+    "node_modules/",
+    "pages/",
+)
 WRANGLER_OUTDIR_NOTE = "README.md"  # wrangler writes it into every --outdir
 
 

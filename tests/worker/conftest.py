@@ -8,7 +8,7 @@ import pytest
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.hetzner import FakeHetzner
 from tests.worker.node_support import cloud_runtime
-from worker.local import env as local_env
+from twin import env as local_env
 
 
 @pytest.fixture(scope="module")

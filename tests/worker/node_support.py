@@ -8,14 +8,14 @@ from typing import Any
 
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.hetzner import FakeHetzner
-from worker import nodes
-from worker.credentials import CredentialKind, save_credential
-from worker.crypto import generate_key
-from worker.local import env as local_env
-from worker.local import upstream
-from worker.local.clock import Clock, ManualClock
-from worker.local.wrangler import load
-from worker.node_model import Node, Provider
+from twin import env as local_env
+from twin import upstream
+from twin.clock import Clock, ManualClock
+from twin.wrangler import load
+from worker.auth.credentials import CredentialKind, save_credential
+from worker.auth.crypto import generate_key
+from worker.nodes import service as nodes
+from worker.nodes.model import Node, Provider
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = "localhost:8787"

@@ -9,9 +9,9 @@ from typing import Any
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.hetzner import FakeHetzner
 from tests.worker.node_support import add_user, build_runtime
-from worker.credentials import CredentialKind, save_credential
-from worker.local import upstream
-from worker.local.clock import ManualClock
+from twin import upstream
+from twin.clock import ManualClock
+from worker.auth.credentials import CredentialKind, save_credential
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The authorization matrix: every route of the API, called as every kind of caller.
 
-The routes come from the app's own route table (the FastAPI app inside `worker.app.api`'s
+The routes come from the app's own route table (the FastAPI app inside `worker.api.app.api`'s
 ASGI wrappers), so this file cannot fall behind: a route without an entry in MATRIX fails,
 saying which cases to add. Each entry names who the route is for (`Auth`) and what each
 caller gets, and is run against the real edge over HTTP:
@@ -40,11 +40,11 @@ from fastapi.routing import iter_route_contexts
 
 from tests.fakes.github import CLIENT_ID, CLIENT_SECRET, FakeGitHub
 from tests.support.edge import Edge, running_edge
-from worker import tokens
-from worker.app import api
-from worker.local.d1 import D1Database
-from worker.local.env import Env
-from worker.ratelimit import LIMITS
+from twin.d1 import D1Database
+from twin.env import Env
+from worker.api.app import api
+from worker.api.ratelimit import LIMITS
+from worker.auth import jwt as tokens
 
 Route = tuple[str, str]  # (method, path template), as in the route table
 # A body, or a function of the World making one (fresh per call; may name its resources).

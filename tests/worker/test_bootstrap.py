@@ -22,12 +22,13 @@ import pytest
 
 from tests.support.edge import Edge, running_edge
 from tests.worker.node_support import add_node, add_user, build_runtime
-from worker import bootstrap, tokens
-from worker.local import env as local_env
-from worker.local.clock import ManualClock, SystemClock
-from worker.local.wrangler import load
-from worker.tokens import Audience
-from worker.version import VERSION
+from twin import env as local_env
+from twin.clock import ManualClock, SystemClock
+from twin.wrangler import load
+from wire.version import VERSION
+from worker.auth import jwt as tokens
+from worker.auth.jwt import Audience
+from worker.nodes import bootstrap
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -210,7 +211,7 @@ def upload(edge_dir: Path, artifact: Path) -> subprocess.CompletedProcess[str]:
         [
             sys.executable,
             "-m",
-            "worker.local.cli",
+            "devtools.cli",
             "upload-agent",
             "--data-dir",
             str(edge_dir),

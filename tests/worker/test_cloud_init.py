@@ -25,9 +25,10 @@ from tests.support.artifact import agent_artifact
 from tests.support.edge import Edge, running_edge, signed_in
 from tests.worker.node_support import add_user
 from tests.worker.provider_support import provider_env
-from worker import cloud_init, tokens
-from worker.credentials import CredentialKind, save_credential
-from worker.providers import NodeBoot
+from worker.auth import jwt as tokens
+from worker.auth.credentials import CredentialKind, save_credential
+from worker.nodes.providers.base import NodeBoot
+from worker.nodes.providers.hetzner import cloud_init
 
 TOKEN = "A" * 43
 BOOT = NodeBoot("n0123456789abcdef", "https://api.sam.example.com", TOKEN)
@@ -174,7 +175,7 @@ def cloud(
             [
                 sys.executable,
                 "-m",
-                "worker.local.cli",
+                "devtools.cli",
                 "upload-agent",
                 "--data-dir",
                 str(edge.data_dir),

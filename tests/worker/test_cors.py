@@ -1,4 +1,4 @@
-"""CORS on the API (worker/middleware.py `Cors`), through the real edge.
+"""CORS on the API (worker/api/middleware.py `Cors`), through the real edge.
 
 Only the app origin (`http://app.localhost:PORT` here; `https://app.{domain}` in production)
 may read the API cross-origin, with credentials; its preflight is answered with the
@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.edge import Edge, running_edge
-from worker.middleware import CORS_MAX_AGE_SECONDS
+from worker.api.middleware import CORS_MAX_AGE_SECONDS
 
 CORS_HEADERS = (
     "access-control-allow-origin",

@@ -19,11 +19,11 @@ import pytest
 
 from tests.fakes.hetzner import FakeHetzner
 from tests.support.edge import Edge, free_port, running_edge
-from worker import keys
-from worker.credentials import CredentialKind, open_credential
-from worker.crypto import DecryptionError
-from worker.local.d1 import D1Database
-from worker.local.env import Env
+from twin.d1 import D1Database
+from twin.env import Env
+from worker.auth import keys
+from worker.auth.credentials import CredentialKind, open_credential
+from worker.auth.crypto import DecryptionError
 
 # Every secret any test here sends; none may be found on disk or in the log afterwards.
 SENT_SECRETS: list[str] = []

@@ -1,4 +1,4 @@
-"""worker/crypto.py: AES-256-GCM with the owner and kind bound in, and its key setting.
+"""worker/auth/crypto.py: AES-256-GCM with the owner and kind bound in, and its key setting.
 
 The row-level cases run on the real D1 twin, with the migrations applied, so "a ciphertext
 moved to another user's row" is a real UPDATE on a real credentials table.
@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from worker.config import Config, ConfigError
-from worker.credentials import (
+from twin import env as local_env
+from twin.clock import ManualClock
+from twin.wrangler import load
+from worker.auth.credentials import (
     CredentialKind,
     CredentialMissing,
     open_credential,
     save_credential,
 )
-from worker.crypto import (
+from worker.auth.crypto import (
     KEY_BYTES,
     NONCE_BYTES,
     Cipher,
@@ -27,10 +29,8 @@ from worker.crypto import (
     generate_key,
     parse_key,
 )
-from worker.local import env as local_env
-from worker.local.clock import ManualClock
-from worker.local.wrangler import load
-from worker.users import upsert_local_user
+from worker.auth.users import upsert_local_user
+from worker.config import Config, ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = b"hcloud-token-0123456789abcdef0123456789abcdef0123456789abcdef0123"

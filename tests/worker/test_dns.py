@@ -1,4 +1,4 @@
-"""worker/dns.py against a loopback Cloudflare DNS API: DNS-only A records for cloud nodes,
+"""worker/nodes/dns.py against a loopback Cloudflare DNS API: DNS-only A records for cloud nodes,
 created and deleted idempotently, with Cloudflare's faults."""
 
 from collections.abc import AsyncIterator, Iterator
@@ -9,9 +9,9 @@ import pytest
 
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.worker.provider_support import provider_env
-from worker import dns
 from worker.config import Config
 from worker.errors import ApiError
+from worker.nodes import dns
 
 NAME = "vm-n0123456789abcdef.localhost"
 

@@ -15,11 +15,12 @@ import pytest
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.hetzner import SERVER_TYPES, FakeHetzner, _server_type
 from tests.worker.provider_support import Sleeps, Wanted, provider_env, user_with_hetzner
-from worker import bootstrap
 from worker.errors import ApiError
-from worker.providers import NodeBoot, NodeRef, provider_for
-from worker.providers.hetzner import HetznerProvider
-from worker.providers.hetzner_api import HETZNER_RETRY
+from worker.nodes import bootstrap
+from worker.nodes.providers import provider_for
+from worker.nodes.providers.base import NodeBoot, NodeRef
+from worker.nodes.providers.hetzner.api import HETZNER_RETRY
+from worker.nodes.providers.hetzner.provider import HetznerProvider
 
 SERVERS = "/v1/servers"
 CONTROL_PLANE = "http://api.localhost:8787"
@@ -261,7 +262,7 @@ async def test_a_dns_failure_takes_the_new_vm_back(
     provider: HetznerProvider,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from worker import dns
+    from worker.nodes import dns
 
     monkeypatch.setattr(dns, "DNS_RETRY", dns.RetryPolicy(attempts=2, base_delay_seconds=0.01))
     user, token = await user_with_hetzner(env, hetzner)

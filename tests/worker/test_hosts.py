@@ -1,6 +1,6 @@
 import pytest
 
-from worker.hosts import Destination, Surface, resolve
+from worker.edge.hosts import Destination, Surface, resolve
 
 DOMAIN = "localhost:8787"
 

@@ -2,7 +2,7 @@
 
 Tokens are checked by verifiers that know nothing of worker/: pyjwt's PyJWKClient and the
 node agent's own KeySet + TokenVerifier, both fetching the JWKS from the edge. The tokens
-are minted by worker/tokens.py in this process, on the edge's own D1 file and with the
+are minted by worker/auth/jwt.py in this process, on the edge's own D1 file and with the
 encryption key `sam dev` generated, i.e. with the signing keys the edge stores.
 """
 
@@ -19,9 +19,9 @@ import pytest
 
 from agent.auth import KeySet, TokenVerifier
 from tests.support.edge import Edge, running_edge
-from worker import tokens
-from worker.local.d1 import D1Database
-from worker.local.env import Env
+from twin.d1 import D1Database
+from twin.env import Env
+from worker.auth import jwt as tokens
 
 JWKS_PATH = "/.well-known/jwks.json"
 

@@ -1,4 +1,4 @@
-"""The local provider and the edge's node launcher (worker/local/nodes.py), with real agent
+"""The local provider and the edge's node launcher (devtools/local_nodes.py), with real agent
 processes: POST /api/nodes {provider: local} starts an agent that exchanges its bootstrap
 token and reports ready; delete stops it; stopping the edge stops every agent and starting
 it again (even after kill -9) brings them back with fresh callback tokens.
@@ -18,13 +18,14 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.local_nodes import LocalNodes
 from tests.support.edge import Edge, running_edge, signed_in
 from tests.worker.provider_support import Wanted, provider_env
+from twin import upstream
+from twin.http import Request
 from worker.errors import ApiError
-from worker.local import upstream
-from worker.local.http import Request
-from worker.local.nodes import LocalNodes
-from worker.providers import NodeBoot, provider_for
+from worker.nodes.providers import provider_for
+from worker.nodes.providers.base import NodeBoot
 
 READY_TIMEOUT_SECONDS = 30.0
 EXIT_TIMEOUT_SECONDS = 20.0

@@ -28,11 +28,13 @@ from tests.worker.node_support import (
     hetzner_node,
     node_row,
 )
-from worker import node_pool, node_sweeps, nodes
-from worker.local import env as local_env
-from worker.local import upstream
-from worker.local.clock import ManualClock
-from worker.node_model import iso
+from twin import env as local_env
+from twin import upstream
+from twin.clock import ManualClock
+from worker.nodes import pool as node_pool
+from worker.nodes import service as nodes
+from worker.nodes import sweeps as node_sweeps
+from worker.nodes.model import iso
 
 
 @pytest.fixture

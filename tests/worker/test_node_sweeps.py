@@ -1,4 +1,4 @@
-"""Cron's node jobs (worker/node_sweeps.py) in-process, on the real D1/KV/DO twin, with
+"""Cron's node jobs (worker/nodes/sweeps.py) in-process, on the real D1/KV/DO twin, with
 the loopback Hetzner and Cloudflare DNS APIs and an injected `now`.
 
 Covers: a node stuck creating past the provisioning timeout → error with its VM and DNS
@@ -17,10 +17,11 @@ import pytest
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.hetzner import FakeHetzner
 from tests.worker.node_support import add_node, add_user, hetzner_node, node_row
-from worker import node_sweeps, nodes
+from twin import env as local_env
 from worker.config import DEFAULT_NODE_HEARTBEAT_SECONDS, DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS
-from worker.local import env as local_env
-from worker.node_model import iso
+from worker.nodes import service as nodes
+from worker.nodes import sweeps as node_sweeps
+from worker.nodes.model import iso
 
 TIMEOUT = DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS
 INTERVAL = DEFAULT_NODE_HEARTBEAT_SECONDS

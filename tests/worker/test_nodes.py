@@ -3,7 +3,7 @@
 Users sign in with dev sign-in. Nodes are made the way provisioning leaves them (a row in
 the edge's own D1 file) where a test is about the API rather than a provider; the local
 provider's whole path (POST → a real agent → its heartbeat → running → DELETE) is at the
-end. Callback tokens are minted by worker/tokens.py in this process with the edge's own
+end. Callback tokens are minted by worker/auth/jwt.py in this process with the edge's own
 signing keys. Heartbeat health is judged against SAM_NODE_HEARTBEAT_SECONDS, set small.
 
 Covers: owners only (another user's node is a 404 on read and delete, and survives),
@@ -29,9 +29,9 @@ import pytest
 
 from tests.support.edge import Edge, running_edge
 from tests.worker.node_support import add_node
-from worker import tokens
-from worker.local.d1 import D1Database
-from worker.local.env import Env
+from twin.d1 import D1Database
+from twin.env import Env
+from worker.auth import jwt as tokens
 
 HEARTBEAT_SECONDS = 0.5  # stale after 1 s without a beat, unhealthy after 2.5 s
 BEAT = {

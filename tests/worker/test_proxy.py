@@ -1,4 +1,4 @@
-"""The ws-{id} proxy (worker/proxy.py) through the real edge to a real node agent.
+"""The ws-{id} proxy (worker/edge/proxy.py) through the real edge to a real node agent.
 
 One edge (`sam dev`) for the module. Alice's node is a real local node (POST /api/nodes:
 the edge's launcher starts `python -m agent`, Docker backend), and her workspace a real
@@ -34,8 +34,8 @@ from tests.fixtures.repos import make_repo
 from tests.support.edge import Edge, free_port, running_edge
 from tests.support.edge_tokens import EdgeSigner
 from tests.support.terminal_client import TerminalClient, decode_output, encode_input
-from worker import tokens
-from worker.ratelimit import LIMITS
+from worker.api.ratelimit import LIMITS
+from worker.auth import jwt as tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "terminal"

@@ -1,4 +1,4 @@
-"""Rate limits (worker/ratelimit.py): fixed windows counted in KV.
+"""Rate limits (worker/api/ratelimit.py): fixed windows counted in KV.
 
 Through the real edge: limits hit → 429 JSON with Retry-After, counted per client address
 (each test talks from its own loopback address, 127.0.0.N, which is what the edge's
@@ -20,16 +20,17 @@ import pytest
 from fastapi import Depends, FastAPI
 
 from tests.support.edge import Edge, running_edge
-from worker import api_tokens, ratelimit
-from worker.app import _api_error
+from twin import env as local_env
+from twin.clock import ManualClock
+from twin.kv import KVNamespace
+from twin.wrangler import load
+from worker.api import ratelimit
+from worker.api.app import _api_error
+from worker.api.ratelimit import API_TOKEN, SIGN_IN, TERMINAL_TOKEN, Limit, Per, Window
+from worker.auth import api_tokens
+from worker.auth.users import upsert_local_user
 from worker.config import ConfigError
 from worker.errors import ApiError
-from worker.local import env as local_env
-from worker.local.clock import ManualClock
-from worker.local.kv import KVNamespace
-from worker.local.wrangler import load
-from worker.ratelimit import API_TOKEN, SIGN_IN, TERMINAL_TOKEN, Limit, Per, Window
-from worker.users import upsert_local_user
 
 ROOT = Path(__file__).resolve().parents[2]
 KV_NAMESPACE_ID = "00000000000000000000000000000000"  # wrangler.toml

@@ -1,4 +1,4 @@
-"""worker/tokens.py and worker/keys.py on the real D1 twin: minting, verifying, forgeries,
+"""worker/auth/jwt.py and worker/auth/keys.py on the real D1 twin: minting, verifying, forgeries,
 rotation and key retention. (Verification by an independent verifier over HTTP, through
 the real edge, is in test_jwks.py.)
 """
@@ -18,13 +18,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from worker import keys, tokens
+from twin import env as local_env
+from twin.clock import ManualClock
+from twin.wrangler import load
+from worker.auth import jwt as tokens
+from worker.auth import keys
+from worker.auth.crypto import DecryptionError, generate_key
+from worker.auth.jwt import Audience, InvalidToken, WrongScope
 from worker.config import Config
-from worker.crypto import DecryptionError, generate_key
-from worker.local import env as local_env
-from worker.local.clock import ManualClock
-from worker.local.wrangler import load
-from worker.tokens import Audience, InvalidToken, WrongScope
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = "localhost:8787"

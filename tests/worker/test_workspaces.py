@@ -23,10 +23,12 @@ import pytest
 
 from tests.fixtures.repos import make_repo
 from tests.support.edge import Edge, running_edge, signed_in
-from worker import tokens, workspace_store, workspace_sweeps
-from worker.local.clock import ManualClock
-from worker.local.d1 import D1Database
-from worker.local.env import Env
+from twin.clock import ManualClock
+from twin.d1 import D1Database
+from twin.env import Env
+from worker.auth import jwt as tokens
+from worker.workspaces import store as workspace_store
+from worker.workspaces import sweeps as workspace_sweeps
 
 BASE_IMAGE = "sam-workspace-base:bookworm"
 DEVCONTAINER = {"image": BASE_IMAGE}
@@ -566,7 +568,7 @@ def test_cron_times_out_provisioning_and_places_orphaned_workspaces_again(runtim
             failed = await workspace_store.find(env, workspace_id)
             assert failed is not None and failed.status == "error"
             assert "30 minutes" in (failed.error_message or "")
-        from worker import node_pool
+        from worker.nodes import pool as node_pool
 
         assert (await node_pool.lifecycle(env, node))["workspaces"] == []
         assert (await workspace_sweeps.run(env, past + 600))["workspaces_timed_out"] == 0

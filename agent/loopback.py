@@ -1,0 +1,41 @@
+"""Name resolution for the agent's calls to the control plane: `localhost` and
+`*.localhost` are 127.0.0.1, as browsers resolve them (glibc may not); every other name as
+usual. Under `sam dev` the control plane is `api.localhost`, and the URL keeps its host so
+that the Host header still routes on the local edge.
+
+The twin's outbound `fetch` resolves the same way (twin/loopback.py); the agent keeps its
+own copy because it may import nothing of the control plane's or the twin's.
+"""
+
+import socket
+
+import aiohttp
+
+LOOPBACK_SUFFIX = ".localhost"
+
+
+class LoopbackResolver(aiohttp.abc.AbstractResolver):
+    """`localhost` and `*.localhost` → 127.0.0.1; every other name as usual."""
+
+    def __init__(self) -> None:
+        self._default = aiohttp.DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        name = host.lower().rstrip(".")
+        if name == "localhost" or name.endswith(LOOPBACK_SUFFIX):
+            return [
+                aiohttp.abc.ResolveResult(
+                    hostname=host,
+                    host="127.0.0.1",
+                    port=port,
+                    family=socket.AF_INET,
+                    proto=0,
+                    flags=socket.AI_NUMERICHOST,
+                )
+            ]
+        return await self._default.resolve(host, port, family)
+
+    async def close(self) -> None:
+        await self._default.close()

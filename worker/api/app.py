@@ -1,0 +1,93 @@
+"""The API: a FastAPI app wrapped in the two ASGI boundaries of `worker.api.middleware`.
+
+Every error leaves as `{"error": code, "message": text}`: `ApiError` from handlers,
+the framework's own 404/405, validation failures as 400, and crashes as 500.
+"""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from wire.version import VERSION
+from worker.api.middleware import CRASH_BODY, ApiBoundary, BodyLimit, Cors
+from worker.api.routes import (
+    admin,
+    agent_artifact,
+    auth,
+    bootstrap,
+    credentials,
+    errors,
+    jwks,
+    nodes,
+    terminal_tokens,
+    tokens,
+    workspaces,
+)
+from worker.errors import ApiError, code_for, error_body
+
+
+async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    if exc.status_code == 404:
+        message = f"No API route matches {request.url.path}."
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}."
+    else:
+        message = str(exc.detail)
+    return JSONResponse(
+        error_body(code_for(exc.status_code), message), exc.status_code, headers=exc.headers
+    )
+
+
+async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = exc.errors()
+    if any(problem.get("type") == "json_invalid" for problem in problems):
+        return JSONResponse(
+            error_body("malformed_json", "The request body is not valid JSON."), 400
+        )
+    details = "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+        for problem in problems
+    )
+    return JSONResponse(error_body("invalid_request", details or "The request is invalid."), 400)
+
+
+async def _crash(_: Request, exc: Exception) -> JSONResponse:
+    # Starlette re-raises after sending this; ApiBoundary logs the traceback once.
+    return JSONResponse(CRASH_BODY, 500)
+
+
+def create_api() -> Any:
+    api = FastAPI(
+        title="SAM",
+        version=VERSION,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    api.add_exception_handler(ApiError, _api_error)
+    api.add_exception_handler(HTTPException, _http_error)
+    api.add_exception_handler(RequestValidationError, _invalid)
+    api.add_exception_handler(Exception, _crash)
+    api.include_router(errors.router)
+    api.include_router(auth.router)
+    api.include_router(tokens.router)
+    api.include_router(credentials.router)
+    api.include_router(jwks.router)
+    api.include_router(admin.router)
+    api.include_router(nodes.router)
+    api.include_router(bootstrap.router)
+    api.include_router(agent_artifact.router)
+    api.include_router(workspaces.router)
+    api.include_router(terminal_tokens.router)
+    # Cors outermost, so that even a crash's JSON 500 is readable by the app.
+    return Cors(ApiBoundary(BodyLimit(api)))
+
+
+api = create_api()

@@ -1,0 +1,204 @@
+"""Fixed-window rate limits, counted in KV, as a FastAPI dependency.
+
+    KV  rl:<limit name>:<subject>:<window start>  →  requests counted so far in that window
+
+A route opts in with one dependency; the subject (the signed-in user, or the client's IP
+address) follows from the limit:
+
+    from worker.api.ratelimit import BOOTSTRAP, rate_limited
+
+    @router.post("/api/bootstrap/{token}", dependencies=[Depends(rate_limited(BOOTSTRAP))])
+
+    WORKSPACE_CREATE  per user  POST /api/workspaces
+    TERMINAL_TOKEN    per user  POST /api/terminal/token
+    BOOTSTRAP         per IP    POST /api/bootstrap/{token}
+    SIGN_IN           per IP    GET /api/auth/github/login, POST /api/auth/dev-login
+    API_TOKEN         per IP    POST /api/tokens, POST /api/credentials (a personal API
+                                token made, or a provider's API token checked and stored)
+
+Over the limit, the request is refused before the handler runs: 429 `rate_limited`, a
+message saying when to retry, and `Retry-After` (seconds). A per-user limit runs
+`current_user` first, so an anonymous caller still gets its 401; a per-IP limit counts
+before anything else, anonymous attempts included. The client's IP address is the
+`CF-Connecting-IP` header, which Cloudflare sets (the local edge sets it from the peer
+address, overwriting whatever the client sent); IPv6 addresses count per /64, the block
+one subscriber usually holds.
+
+The limits are approximate, by design. KV is eventually consistent across Cloudflare's
+locations (a counter written in one may read stale in another for up to a minute), the
+read-increment-write is not atomic (concurrent requests can each see the same count), and
+KV accepts one write per second per key, so a write that fails lets the request through
+rather than refusing a legitimate user. They bound abuse by one client to about the
+limit; they are not an exact quota (that would take a Durable Object per subject).
+
+Operators (and tests) override any limit with the var `SAM_RATE_LIMITS`, e.g.
+`SAM_RATE_LIMITS="bootstrap=5/60,sign_in=100/600"` (name=requests/window seconds).
+"""
+
+import functools
+import ipaddress
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+from fastapi import Request
+
+from worker.api.deps import CurrentUser, Env
+from worker.config import ConfigError
+from worker.errors import ApiError
+from worker.logs import event
+
+log = logging.getLogger("sam.ratelimit")
+
+KEY_PREFIX = "rl:"
+# Cloudflare KV refuses an expirationTtl under 60 s; a counter outlives its window anyway.
+KV_MIN_TTL_SECONDS = 60
+IPV6_SUBJECT_PREFIX_BITS = 64
+# When no client address is known (a request that did not come through an edge).
+UNKNOWN_IP = "unknown"
+CLIENT_IP_HEADER = "cf-connecting-ip"
+OVERRIDES_VAR = "SAM_RATE_LIMITS"
+
+
+class Per(StrEnum):
+    USER = "user"
+    IP = "ip"
+
+
+PER_TEXT = {Per.USER: "per user", Per.IP: "per IP address"}
+
+
+@dataclass(frozen=True)
+class Limit:
+    name: str
+    requests: int
+    window_seconds: int
+    per: Per
+    what: str  # for the message: "Too many {what} ..."
+
+
+WORKSPACE_CREATE = Limit("workspace_create", 10, 10 * 60, Per.USER, "workspaces created")
+# Every terminal tab and every reconnect asks for one.
+TERMINAL_TOKEN = Limit("terminal_token", 60, 60, Per.USER, "terminal tokens requested")
+# One exchange per node; more from one address in a minute is guessing or a loop.
+BOOTSTRAP = Limit("bootstrap", 30, 60, Per.IP, "bootstrap token exchanges")
+SIGN_IN = Limit("sign_in", 60, 60, Per.IP, "sign-in attempts")
+API_TOKEN = Limit("api_token", 30, 60, Per.IP, "API tokens created or submitted")
+
+LIMITS: dict[str, Limit] = {
+    limit.name: limit for limit in (WORKSPACE_CREATE, TERMINAL_TOKEN, BOOTSTRAP, SIGN_IN, API_TOKEN)
+}
+
+
+@dataclass(frozen=True)
+class Window:
+    start: int  # epoch seconds, a multiple of the limit's window
+    end: int
+
+    @classmethod
+    def at(cls, now: float, window_seconds: int) -> "Window":
+        start = int(now // window_seconds) * window_seconds
+        return cls(start, start + window_seconds)
+
+    def retry_after(self, now: float) -> int:
+        """Whole seconds until the next window opens (at least 1)."""
+        return max(1, math.ceil(self.end - now))
+
+    def ttl(self, now: float) -> int:
+        return max(KV_MIN_TTL_SECONDS, math.ceil(self.end - now))
+
+
+def key(limit: Limit, subject: str, window: Window) -> str:
+    return f"{KEY_PREFIX}{limit.name}:{subject}:{window.start}"
+
+
+async def hit(env: Any, limit: Limit, subject: str, now: float | None = None) -> None:
+    """Count one request by `subject` against `limit`; raise a 429 ApiError if it is over."""
+    limit = effective(env, limit)
+    now = time.time() if now is None else now
+    window = Window.at(now, limit.window_seconds)
+    counter = key(limit, subject, window)
+    raw = await env.KV.get(counter)
+    count = int(raw) if raw is not None else 0
+    if count >= limit.requests:
+        retry = window.retry_after(now)
+        event(log, "ratelimit.refused", limit=limit.name, subject=subject, retry_after=retry)
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"Too many {limit.what}: at most {limit.requests} per {limit.window_seconds} s "
+            f"{PER_TEXT[limit.per]}. Try again in {retry} s.",
+            headers={"Retry-After": str(retry)},
+        )
+    try:
+        await env.KV.put(counter, str(count + 1), expirationTtl=window.ttl(now))
+    # Cloudflare KV refuses more than one write per second to a key (a JS error here); a
+    # refused count must not refuse the user, so the limit just runs a little loose.
+    except Exception as exc:
+        event(log, "ratelimit.write_failed", limit=limit.name, error=type(exc).__name__)
+
+
+def rate_limited(limit: Limit) -> Callable[..., Awaitable[None]]:
+    """A dependency that counts the request against `limit` (see the module docstring)."""
+    assert limit.name in LIMITS, f"unknown rate limit {limit.name!r}: add it to LIMITS"
+    if limit.per is Per.USER:
+
+        async def per_user(
+            env: Env,
+            user: CurrentUser,
+        ) -> None:
+            await hit(env, limit, user.id)
+
+        return per_user
+
+    async def per_ip(request: Request, env: Env) -> None:
+        await hit(env, limit, client_ip(request.headers.get(CLIENT_IP_HEADER)))
+
+    return per_ip
+
+
+def client_ip(header: str | None) -> str:
+    """The subject for a client address: the address itself, or its /64 for IPv6."""
+    try:
+        address = ipaddress.ip_address((header or "").strip())
+    except ValueError:
+        return UNKNOWN_IP
+    if address.version == 6:
+        network = ipaddress.ip_network(f"{address}/{IPV6_SUBJECT_PREFIX_BITS}", strict=False)
+        return str(network)
+    return str(address)
+
+
+def effective(env: Any, limit: Limit) -> Limit:
+    """`limit`, or its override from the `SAM_RATE_LIMITS` var."""
+    raw = getattr(env, OVERRIDES_VAR, None)
+    if not raw:
+        return limit
+    return overrides(str(raw)).get(limit.name, limit)
+
+
+@functools.lru_cache(maxsize=8)
+def overrides(raw: str) -> dict[str, Limit]:
+    """Parse `name=requests/seconds[,name=requests/seconds...]` (spaces also separate)."""
+    parsed: dict[str, Limit] = {}
+    for item in raw.replace(",", " ").split():
+        name, _, spec = item.partition("=")
+        requests, _, seconds = spec.partition("/")
+        if name not in LIMITS:
+            raise ConfigError(
+                f"{OVERRIDES_VAR} names an unknown limit {name!r}; known: {', '.join(LIMITS)}"
+            )
+        try:
+            count, window = int(requests), int(seconds)
+        except ValueError:
+            raise ConfigError(
+                f"{OVERRIDES_VAR}: {item!r} must look like {name}=REQUESTS/SECONDS"
+            ) from None
+        if count < 1 or window < 1:
+            raise ConfigError(f"{OVERRIDES_VAR}: {item!r} needs at least 1 request and 1 s")
+        parsed[name] = replace(LIMITS[name], requests=count, window_seconds=window)
+    return parsed

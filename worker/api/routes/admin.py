@@ -1,0 +1,31 @@
+"""`/api/admin/...`: operations on the deployment itself, for its admins only."""
+
+import logging
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from worker.api.deps import Admin, Env
+from worker.auth import jwt as tokens
+from worker.logs import event
+
+log = logging.getLogger("sam.admin")
+router = APIRouter(tags=["admin"])
+
+
+class RotatedKey(BaseModel):
+    kid: str
+    retired: list[str]
+    retired_published_seconds: int
+
+
+@router.post("/api/admin/signing-keys/rotate", response_model=RotatedKey)
+async def rotate_signing_key(admin: Admin, env: Env) -> RotatedKey:
+    """Sign new tokens with a fresh key; the old one stays published until its tokens expire."""
+    rotation = await tokens.rotate_signing_key(env)
+    event(log, "signing_key.rotated", by=admin.id, kid=rotation.kid, retired=rotation.retired)
+    return RotatedKey(
+        kid=rotation.kid,
+        retired=rotation.retired,
+        retired_published_seconds=tokens.KEY_RETENTION_SECONDS,
+    )

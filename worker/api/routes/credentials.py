@@ -1,0 +1,160 @@
+"""`/api/credentials`: a user's Hetzner token and agent API keys, write-only.
+
+    POST   /api/credentials        {kind, label?, secret} → 201 {id, kind, label, hint, ...}
+    GET    /api/credentials        the caller's credentials, hints only
+    DELETE /api/credentials/{id}   the caller's own; anyone else's id is a 404
+
+A Hetzner token is checked against the Hetzner Cloud API before it is stored, so a typo
+shows up here rather than as a failed provisioning later. Secrets are never echoed, logged
+or returned: validation errors name the field, never its value.
+"""
+
+import asyncio
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from worker.api.deps import CurrentUser, Env
+from worker.api.ratelimit import API_TOKEN, rate_limited
+from worker.auth.credentials import (
+    Credential,
+    CredentialKind,
+    delete_credential,
+    list_credentials,
+    save_credential,
+)
+from worker.config import Config
+from worker.errors import ApiError
+from worker.logs import event
+from worker.platform import fetch
+
+log = logging.getLogger("sam.credentials")
+router = APIRouter(tags=["credentials"])
+
+MAX_SECRET_CHARS = 4096
+MAX_LABEL_CHARS = 64
+# Printable ASCII without spaces: every provider's keys look like this, and the Hetzner
+# token goes into an HTTP header, where a CR/LF would be header injection.
+SECRET_PATTERN = r"^[\x21-\x7e]+$"
+LABEL_PATTERN = r"^[^\x00-\x1f\x7f]*$"  # no control characters
+HETZNER_CHECK_PATH = "/v1/locations"
+HETZNER_TIMEOUT_SECONDS = 10.0
+HETZNER_TOKEN_HELP = (
+    "Create a Read & Write API token in the Hetzner Cloud Console (your project → "
+    "Security → API tokens) and paste it here."
+)
+
+
+class NewCredential(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: CredentialKind
+    label: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, max_length=MAX_LABEL_CHARS, pattern=LABEL_PATTERN),
+    ] = ""
+    secret: Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True,
+            min_length=1,
+            max_length=MAX_SECRET_CHARS,
+            pattern=SECRET_PATTERN,
+        ),
+    ]
+
+
+class CredentialOut(BaseModel):
+    id: str
+    kind: str
+    label: str
+    hint: str
+    created_at: str
+
+    @classmethod
+    def of(cls, credential: Credential) -> "CredentialOut":
+        return cls(**credential.__dict__)
+
+
+class CredentialList(BaseModel):
+    credentials: list[CredentialOut]
+
+
+@router.post(
+    "/api/credentials",
+    status_code=201,
+    response_model=CredentialOut,
+    dependencies=[Depends(rate_limited(API_TOKEN))],
+)
+async def create(
+    body: NewCredential,
+    user: CurrentUser,
+    env: Env,
+) -> CredentialOut:
+    if body.kind is CredentialKind.HETZNER:
+        await check_hetzner_token(Config.from_env(env), body.secret)
+    credential = await save_credential(env, user.id, body.kind, body.label, body.secret)
+    event(log, "credential.saved", user=user.id, id=credential.id, kind=credential.kind)
+    return CredentialOut.of(credential)
+
+
+@router.get("/api/credentials", response_model=CredentialList)
+async def index(user: CurrentUser, env: Env) -> CredentialList:
+    return CredentialList(
+        credentials=[CredentialOut.of(c) for c in await list_credentials(env, user.id)]
+    )
+
+
+@router.delete("/api/credentials/{credential_id}", status_code=204)
+async def delete(
+    credential_id: str,
+    user: CurrentUser,
+    env: Env,
+) -> Response:
+    # Someone else's id answers exactly like an unknown one, so ids cannot be probed.
+    if not await delete_credential(env, user.id, credential_id):
+        raise ApiError(404, "credential_not_found", "You have no credential with that id.")
+    event(log, "credential.deleted", user=user.id, id=credential_id)
+    return Response(status_code=204)
+
+
+async def check_hetzner_token(config: Config, token: str) -> None:
+    """Raise an ApiError unless Hetzner Cloud accepts `token` (a read-only call)."""
+    url = config.hetzner_api_url + HETZNER_CHECK_PATH
+    try:
+        response = await asyncio.wait_for(
+            fetch(
+                url,
+                method="GET",
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            ),
+            HETZNER_TIMEOUT_SECONDS,
+        )
+    # The runtime's fetch fails with its own types (aiohttp's errors here, a JsException on
+    # Cloudflare); only the type is logged, as a message could quote the request.
+    except Exception as exc:
+        event(log, "hetzner.unreachable", level=logging.WARNING, url=url, error=type(exc).__name__)
+        raise ApiError(
+            502,
+            "hetzner_unreachable",
+            f"Could not reach the Hetzner Cloud API at {config.hetzner_api_url} to check the "
+            "token, so it was not saved. Try again in a minute.",
+        ) from exc
+    if response.status == 200:
+        return
+    if response.status in (401, 403):
+        raise ApiError(
+            400,
+            "invalid_credential",
+            f"Hetzner Cloud rejected this API token ({response.status}), so it was not saved. "
+            + HETZNER_TOKEN_HELP,
+        )
+    event(log, "hetzner.check_failed", level=logging.WARNING, url=url, status=response.status)
+    raise ApiError(
+        502,
+        "hetzner_unavailable",
+        f"The Hetzner Cloud API answered {response.status} while checking the token, so it "
+        "was not saved. Try again in a minute.",
+    )

@@ -1,0 +1,27 @@
+"""`GET /.well-known/jwks.json` on the api host: the keys that verify SAM's tokens.
+
+Agents and any other verifier fetch this. It lists the active signing key and the retired
+ones whose tokens may still be live, so a rotation needs no downtime: a verifier that
+meets an unknown `kid` refetches and finds the new key here.
+"""
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from worker.api.deps import Env
+from worker.auth import jwt as tokens
+
+router = APIRouter(tags=["tokens"])
+
+# Verifiers cache the set this long; a new key is found sooner through the unknown-kid
+# refetch, and a retired key outlives any cache (tokens.KEY_RETENTION_SECONDS).
+JWKS_MAX_AGE_SECONDS = 5 * 60
+
+
+@router.get("/.well-known/jwks.json")
+async def jwks(env: Env) -> JSONResponse:
+    return JSONResponse(
+        await tokens.jwks(env),
+        headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE_SECONDS}"},
+        media_type="application/jwk-set+json",
+    )

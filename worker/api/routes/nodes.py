@@ -1,0 +1,211 @@
+"""`/api/nodes`: a user's nodes, and the callbacks of the nodes' agents.
+
+For the owner (session or API token; anyone else's node is a 404, exactly like a made-up id):
+    GET    /api/nodes               {"nodes": [node, ...]}
+    POST   /api/nodes               {name?, provider: "local"|"hetzner", size?, location?}
+                                    → 201 node (creating until its agent calls back)
+    GET    /api/nodes/{id}          node
+    DELETE /api/nodes/{id}          204; VM, DNS record and row go (409 while it holds
+                                    workspaces)
+
+For the node's agent, `Authorization: Bearer <sam:node token for that node>` (another
+node's token: 403; another audience, expired or forged: 401):
+    POST   /api/nodes/{id}/ready      {agent_port, version?} → creating → running
+    POST   /api/nodes/{id}/heartbeat  {cpu_percent, memory, disk, active_workspaces,
+                                      agent_version} → {"status", "health"} and, once the
+                                      node's token is past half its life, "callback_token"
+"""
+
+import logging
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from worker.api.deps import CurrentUser, Env
+from worker.auth import jwt as tokens
+from worker.config import Config
+from worker.errors import ApiError
+from worker.logs import event
+from worker.nodes import service as nodes
+from worker.nodes.model import Node, Provider
+from worker.workspaces import dispatch
+
+log = logging.getLogger("sam.nodes")
+router = APIRouter(tags=["nodes"])
+
+MAX_NAME_CHARS = 64
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # no control characters
+# Hetzner server type and location names (`cx22`, `fsn1`) and anything like them.
+PROVIDER_OPTION_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
+MAX_VERSION_CHARS = 64
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.+_-]*$"
+MAX_BYTES = 2**53  # figures travel as JSON numbers
+# A node's callback token is renewed on a heartbeat once this much of its life is gone.
+RENEW_AFTER_SECONDS = tokens.NODE_TOKEN_SECONDS / 2
+
+Name = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=MAX_NAME_CHARS, pattern=NAME_PATTERN
+    ),
+]
+ProviderOption = Annotated[str, StringConstraints(pattern=PROVIDER_OPTION_PATTERN)]
+Version = Annotated[str, StringConstraints(max_length=MAX_VERSION_CHARS, pattern=VERSION_PATTERN)]
+
+
+class NewNode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    provider: Provider
+    size: ProviderOption | None = None
+    location: ProviderOption | None = None
+
+
+class NodeOut(BaseModel):
+    id: str
+    name: str
+    provider: str
+    status: str
+    health: str | None
+    size: str | None
+    location: str | None
+    ip_address: str | None
+    agent_host: str | None
+    agent_port: int | None
+    agent_version: str | None
+    error_message: str | None
+    last_heartbeat_at: str | None
+    ready_at: str | None
+    warm: bool
+    warm_since: str | None
+    workspace_count: int
+    metrics: dict[str, Any] | None
+    created_at: str
+    updated_at: str
+
+
+class NodeList(BaseModel):
+    nodes: list[NodeOut]
+
+
+class Ready(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_port: int = Field(ge=1, le=65535)
+    version: Version | None = None
+
+
+class Usage(BaseModel):
+    total: int = Field(ge=0, le=MAX_BYTES)
+    used: int = Field(ge=0, le=MAX_BYTES)
+
+
+class Heartbeat(BaseModel):
+    # Newer agents may report more; what this control plane does not know is dropped.
+    model_config = ConfigDict(extra="ignore")
+
+    cpu_percent: float = Field(ge=0, le=100_000)  # psutil sums cores on some platforms
+    memory: Usage
+    disk: Usage
+    active_workspaces: int = Field(ge=0, le=100_000)
+    agent_version: Version | None = None
+
+
+class Beat(BaseModel):
+    status: str
+    health: str | None
+    callback_token: str | None = None
+
+
+def _out(node: Node, env: Any) -> NodeOut:
+    return NodeOut(**node.public(Config.from_env(env).node_heartbeat_seconds))
+
+
+# --- the owner's routes ----------------------------------------------------------------------
+
+
+@router.get("/api/nodes", response_model=NodeList)
+async def index(user: CurrentUser, env: Env) -> NodeList:
+    return NodeList(nodes=[_out(node, env) for node in await nodes.list_nodes(env, user.id)])
+
+
+@router.post("/api/nodes", status_code=201, response_model=NodeOut)
+async def create(
+    body: NewNode,
+    user: CurrentUser,
+    env: Env,
+) -> NodeOut:
+    node = await nodes.create_node(
+        env, user.id, body.provider, name=body.name, size=body.size, location=body.location
+    )
+    return _out(node, env)
+
+
+@router.get("/api/nodes/{node_id}", response_model=NodeOut)
+async def show(
+    node_id: str,
+    user: CurrentUser,
+    env: Env,
+) -> NodeOut:
+    return _out(await nodes.get_node(env, user.id, node_id), env)
+
+
+@router.delete("/api/nodes/{node_id}", status_code=204)
+async def delete(
+    node_id: str,
+    user: CurrentUser,
+    env: Env,
+) -> Response:
+    await nodes.delete_node(env, user.id, node_id)
+    return Response(status_code=204)
+
+
+# --- the node's callbacks --------------------------------------------------------------------
+
+
+async def node_token(node_id: str, request: Request, env: Env) -> dict[str, Any]:
+    """The claims of the caller's sam:node token, which must be for `node_id`."""
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "unauthorized",
+            "Node callbacks need `Authorization: Bearer <the node's callback token>`.",
+        )
+    return await tokens.verify(env, token.strip(), tokens.Audience.NODE, node=node_id)
+
+
+@router.post("/api/nodes/{node_id}/ready")
+async def ready(
+    node_id: str,
+    body: Ready,
+    _: Annotated[dict[str, Any], Depends(node_token)],
+    env: Env,
+) -> dict[str, str]:
+    node = await nodes.mark_ready(env, node_id, body.agent_port, body.version)
+    event(log, "node.ready", node_id=node_id, port=body.agent_port, version=body.version)
+    await dispatch.on_node_ready(env, node_id)
+    return {"id": node.id, "status": node.status}
+
+
+@router.post(
+    "/api/nodes/{node_id}/heartbeat", response_model=Beat, response_model_exclude_none=True
+)
+async def heartbeat(
+    node_id: str,
+    body: Heartbeat,
+    claims: Annotated[dict[str, Any], Depends(node_token)],
+    env: Env,
+) -> Beat:
+    metrics = body.model_dump(exclude={"agent_version"})
+    node, joined = await nodes.record_heartbeat(env, node_id, metrics, body.agent_version)
+    if joined:
+        await dispatch.on_node_ready(env, node_id)
+    beat = Beat(status=node.status, health=node.health)
+    if time.time() - float(claims["iat"]) >= RENEW_AFTER_SECONDS:
+        beat.callback_token = (await tokens.mint_node_token(env, node_id)).token
+        event(log, "node.token_renewed", node_id=node_id)
+    return beat

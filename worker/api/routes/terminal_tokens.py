@@ -1,0 +1,80 @@
+"""`POST /api/terminal/token`: a browser's short-lived sam:terminal token for a workspace.
+
+    POST /api/terminal/token {workspace_id}
+      → 200 {"token", "expires_at" (epoch seconds), "url", "boot_log_url", "workspace_id"}
+
+`url` is the workspace's terminal WebSocket through the ws-{id} proxy
+(`ws(s)://ws-{id}.{domain}/workspaces/{id}/terminal/ws`), to be opened with
+`?token=<token>`; `boot_log_url` is the agent's live boot log on the same terms. The token
+is bound to the caller, the workspace and its node, and lives 5 minutes: ask for a new one
+for every connection. Only the owner gets one (anyone else: 404), only while the
+workspace's agent has it (creating, for the boot log, or running; otherwise 409), and at
+most TERMINAL_TOKEN per minute per user (429).
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.api.deps import CurrentUser, Env
+from worker.api.ratelimit import TERMINAL_TOKEN, rate_limited
+from worker.auth import jwt as tokens
+from worker.config import Config
+from worker.errors import ApiError
+from worker.nodes import service as nodes
+from worker.workspaces import service as workspaces
+from worker.workspaces.model import urls
+
+router = APIRouter(tags=["terminal"])
+
+MAX_ID_CHARS = 64
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workspace_id: Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
+
+
+class TerminalToken(BaseModel):
+    token: str
+    expires_at: int
+    url: str
+    boot_log_url: str
+    workspace_id: str
+
+
+@router.post(
+    "/api/terminal/token",
+    response_model=TerminalToken,
+    dependencies=[Depends(rate_limited(TERMINAL_TOKEN))],
+)
+async def terminal_token(
+    body: TokenRequest,
+    user: CurrentUser,
+    env: Env,
+) -> TerminalToken:
+    workspace = await workspaces.get(env, user.id, body.workspace_id)
+    node = None if workspace.node_id is None else await nodes.find_node(env, workspace.node_id)
+    if not workspace.on_agent or node is None or node.agent_url is None:
+        advice = (
+            "Restart it first (POST /api/workspaces/{id}/restart)."
+            if workspace.status in ("stopped", "error")
+            else "Wait until it is running."
+        )
+        raise ApiError(
+            409,
+            "workspace_not_running",
+            f"Workspace {workspace.id} is {workspace.status}; a terminal needs it running. "
+            + advice.replace("{id}", workspace.id),
+        )
+    minted = await tokens.mint_terminal_token(env, user.id, node.id, workspace.id)
+    links = urls(Config.from_env(env), workspace.id, live=True)
+    return TerminalToken(
+        token=minted.token,
+        expires_at=minted.expires_at,
+        url=str(links["terminal_ws"]),
+        boot_log_url=str(links["boot_log_ws"]),
+        workspace_id=workspace.id,
+    )

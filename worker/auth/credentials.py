@@ -1,0 +1,138 @@
+"""Users' stored secrets (a Hetzner token, agent API keys), sealed at rest.
+
+Each value is sealed with worker/auth/crypto.py under its owner's user id and its kind, so a
+ciphertext copied into another user's row (or relabelled as another kind) does not open.
+Only a masked hint (`…a1b2`) is ever shown; the plaintext leaves this module only through
+`open_credential`, for server-side code that needs it (provisioning).
+"""
+
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from worker.auth.crypto import Cipher, Sealed, from_blob, to_blob
+from worker.errors import ApiError
+
+CREDENTIAL_ID_PREFIX = "cr_"
+CREDENTIAL_ID_HEX_BYTES = 8
+# Only secrets this long show their last characters; a short one would give too much away.
+HINT_MIN_SECRET_CHARS = 16
+HINT_VISIBLE_CHARS = 4
+HINT_MASK = "…"
+
+_COLUMNS = "id, kind, label, hint, created_at"
+
+
+class CredentialKind(StrEnum):
+    HETZNER = "hetzner"
+    ANTHROPIC = "anthropic"
+    OPENAI = "openai"
+
+
+@dataclass(frozen=True)
+class Credential:
+    id: str
+    kind: str
+    label: str
+    hint: str
+    created_at: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> "Credential":
+        return cls(row["id"], row["kind"], row["label"], row["hint"], row["created_at"])
+
+
+class CredentialMissing(ApiError):
+    def __init__(self, kind: CredentialKind) -> None:
+        super().__init__(
+            400,
+            "credential_missing",
+            f"No {kind} credential is stored for you. Add one in Settings → Credentials "
+            "(POST /api/credentials) and try again.",
+        )
+
+
+def hint_for(secret: str) -> str:
+    if len(secret) < HINT_MIN_SECRET_CHARS:
+        return HINT_MASK
+    return HINT_MASK + secret[-HINT_VISIBLE_CHARS:]
+
+
+async def save_credential(
+    env: Any, user_id: str, kind: CredentialKind, label: str, secret: str
+) -> Credential:
+    """Seal and store `secret`; raises a 409 ApiError when `label` is taken for `kind`."""
+    sealed = Cipher.from_env(env).seal(user_id, str(kind), secret.encode())
+    row = (
+        await env.DATABASE.prepare(
+            "INSERT INTO credentials (id, user_id, kind, label, hint, nonce, ciphertext) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+            "ON CONFLICT (user_id, kind, label) DO NOTHING "
+            f"RETURNING {_COLUMNS}"
+        )
+        .bind(
+            CREDENTIAL_ID_PREFIX + secrets.token_hex(CREDENTIAL_ID_HEX_BYTES),
+            user_id,
+            str(kind),
+            label,
+            hint_for(secret),
+            to_blob(sealed.nonce),
+            to_blob(sealed.ciphertext),
+        )
+        .first()
+    )
+    if row is None:
+        named = f"labelled {label!r}" if label else "without a label"
+        raise ApiError(
+            409,
+            "credential_exists",
+            f"You already have a {kind} credential {named}. Delete it first, or save "
+            "this one under another label.",
+        )
+    return Credential.from_row(row)
+
+
+async def list_credentials(env: Any, user_id: str) -> list[Credential]:
+    result = (
+        await env.DATABASE.prepare(
+            f"SELECT {_COLUMNS} FROM credentials WHERE user_id = ? ORDER BY created_at, id"
+        )
+        .bind(user_id)
+        .all()
+    )
+    return [Credential.from_row(row) for row in result["results"]]
+
+
+async def delete_credential(env: Any, user_id: str, credential_id: str) -> bool:
+    """False when no credential of this user has that id (someone else's included)."""
+    result = (
+        await env.DATABASE.prepare("DELETE FROM credentials WHERE id = ? AND user_id = ?")
+        .bind(credential_id, user_id)
+        .run()
+    )
+    return result["meta"]["changes"] > 0
+
+
+async def open_credential(
+    env: Any, user_id: str, kind: CredentialKind, label: str | None = None
+) -> str:
+    """The plaintext of the user's newest `kind` credential (or the one with `label`).
+
+    For server-side use only (provisioning); never put the result in a response, a log
+    line or a VM's user_data. Raises CredentialMissing when there is none.
+    """
+    query = "SELECT nonce, ciphertext FROM credentials WHERE user_id = ? AND kind = ?"
+    bindings: list[Any] = [user_id, str(kind)]
+    if label is not None:
+        query += " AND label = ?"
+        bindings.append(label)
+    row = (
+        await env.DATABASE.prepare(query + " ORDER BY created_at DESC, id DESC LIMIT 1")
+        .bind(*bindings)
+        .first()
+    )
+    if row is None:
+        raise CredentialMissing(kind)
+    sealed = Sealed(from_blob(row["nonce"]), from_blob(row["ciphertext"]))
+    return Cipher.from_env(env).open(user_id, str(kind), sealed).decode()

@@ -1,0 +1,154 @@
+"""The GitHub OAuth web flow (with PKCE) and the one REST call sign-in needs.
+
+docs.github.com/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps:
+
+    browser ─▶ {base}/login/oauth/authorize?client_id&redirect_uri&state&code_challenge…
+    GitHub  ─▶ redirect_uri?code&state
+    worker  ─▶ POST {base}/login/oauth/access_token (form; Accept: application/json)
+               with client_secret and code_verifier → {"access_token": …}
+               (a refused code is still a 200, with {"error": …, "error_description": …})
+    worker  ─▶ GET {api}/user, and {api}/user/emails when the email is private
+
+All outbound calls go through `worker.platform.fetch`, so they run on both platforms.
+Failures become `ApiError`s here: GitHub refusing the code is the caller's 400, GitHub
+unreachable or answering nonsense is a 502.
+"""
+
+import asyncio
+import base64
+import hashlib
+import json
+import secrets
+from typing import Any
+from urllib.parse import urlencode
+
+from worker.auth.users import GitHubProfile
+from worker.config import Config
+from worker.errors import ApiError
+from worker.platform import fetch
+
+# Enough to read the profile and, when it is private, the primary email address.
+OAUTH_SCOPES = "read:user user:email"
+CODE_VERIFIER_BYTES = 64  # 86 base64url characters; RFC 7636 allows 43 to 128
+GITHUB_TIMEOUT_SECONDS = 10.0
+API_VERSION = "2022-11-28"
+USER_AGENT = "sam-control-plane"
+
+
+def new_code_verifier() -> str:
+    return secrets.token_urlsafe(CODE_VERIFIER_BYTES)
+
+
+def code_challenge(verifier: str) -> str:
+    """The S256 challenge: base64url(sha256(verifier)) without padding (RFC 7636 §4.2)."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def authorize_url(config: Config, redirect_uri: str, state: str, verifier: str) -> str:
+    assert config.github_client_id, "checked by the caller (503 when missing)"
+    query = urlencode(
+        {
+            "client_id": config.github_client_id,
+            "redirect_uri": redirect_uri,
+            "scope": OAUTH_SCOPES,
+            "state": state,
+            "code_challenge": code_challenge(verifier),
+            "code_challenge_method": "S256",
+        }
+    )
+    return f"{config.github_base_url}/login/oauth/authorize?{query}"
+
+
+async def exchange_code(config: Config, code: str, verifier: str, redirect_uri: str) -> str:
+    """The user's access token for an authorization `code` (400 if GitHub refuses it)."""
+    assert config.github_client_id and config.github_client_secret, "checked by the caller"
+    body = urlencode(
+        {
+            "client_id": config.github_client_id,
+            "client_secret": config.github_client_secret,
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+        }
+    )
+    status, reply = await _call(
+        f"{config.github_base_url}/login/oauth/access_token",
+        method="POST",
+        headers={
+            "accept": "application/json",
+            "content-type": "application/x-www-form-urlencoded",
+            "user-agent": USER_AGENT,
+        },
+        body=body,
+    )
+    if isinstance(reply, dict) and reply.get("error"):
+        # GitHub's own words (e.g. "The code passed is incorrect or expired."); never the
+        # secret, which GitHub does not echo.
+        detail = reply.get("error_description") or reply["error"]
+        raise ApiError(400, "oauth_failed", f"GitHub refused the sign-in: {detail}")
+    token = reply.get("access_token") if isinstance(reply, dict) else None
+    if status != 200 or not isinstance(token, str) or not token:
+        raise ApiError(
+            502, "github_unavailable", f"GitHub's token endpoint answered {status} unexpectedly."
+        )
+    return token
+
+
+async def fetch_profile(config: Config, access_token: str) -> GitHubProfile:
+    user = await _api_get(config, "/user", access_token)
+    if not isinstance(user, dict) or not isinstance(user.get("id"), int) or not user.get("login"):
+        raise ApiError(502, "github_unavailable", "GitHub's /user answer has no id or login.")
+    email = user.get("email") or await _primary_email(config, access_token)
+    return GitHubProfile(
+        github_id=user["id"],
+        login=str(user["login"]),
+        name=user.get("name") or None,
+        email=email,
+        avatar_url=user.get("avatar_url") or None,
+    )
+
+
+async def _primary_email(config: Config, access_token: str) -> str | None:
+    emails = await _api_get(config, "/user/emails", access_token)
+    if not isinstance(emails, list):
+        return None
+    for entry in emails:
+        if isinstance(entry, dict) and entry.get("primary") and entry.get("verified"):
+            return str(entry.get("email")) or None
+    return None
+
+
+async def _api_get(config: Config, path: str, access_token: str) -> Any:
+    status, reply = await _call(
+        config.github_api_url + path,
+        method="GET",
+        headers={
+            "accept": "application/vnd.github+json",
+            "authorization": f"Bearer {access_token}",
+            "x-github-api-version": API_VERSION,
+            "user-agent": USER_AGENT,
+        },
+    )
+    if status != 200:
+        raise ApiError(502, "github_unavailable", f"GitHub's {path} answered {status}.")
+    return reply
+
+
+async def _call(url: str, **init: Any) -> tuple[int, Any]:
+    """(status, parsed JSON or None) of one call to GitHub; 502 when it cannot be reached."""
+    try:
+        response = await asyncio.wait_for(fetch(url, **init), GITHUB_TIMEOUT_SECONDS)
+        text = await response.text()
+    except TimeoutError as exc:
+        raise ApiError(
+            502, "github_unavailable", f"GitHub did not answer within {GITHUB_TIMEOUT_SECONDS}s."
+        ) from exc
+    except Exception as exc:  # the runtimes raise different network errors (aiohttp, JS)
+        raise ApiError(
+            502, "github_unavailable", f"GitHub could not be reached ({type(exc).__name__})."
+        ) from exc
+    try:
+        return response.status, json.loads(text)
+    except ValueError:
+        return response.status, None

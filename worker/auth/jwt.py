@@ -1,0 +1,205 @@
+"""The control plane's JWTs: ES256, one audience per use, each scoped to a node or workspace.
+
+    audience        claims                   lifetime   who presents it, to whom
+    sam:terminal    sub, node, workspace     5 min      a browser terminal → the agent
+    sam:agent       node                     5 min      the control plane → an agent
+    sam:node        node                     24 h       a node's callbacks → the control
+                                                        plane (renewed on heartbeats)
+    sam:workspace   node, workspace          1 h        a workspace's callbacks → the
+                                                        control plane
+
+Every token carries `iss` (the control plane's URL, `https://api.{domain}`), `aud`, `iat`,
+`exp`, a random `jti` and the `kid` of its signing key in the header. The agent's verifier
+(agent/auth.py, docs/protocols/agent-api.md) reads sam:agent and sam:terminal with the
+same claim names. Verification here pins ES256 before looking at anything else, so
+`alg: none` and HMAC-with-the-public-key forgeries never reach a key.
+
+    mint_terminal_token / mint_agent_token / mint_node_token / mint_workspace_token
+    verify(env, token, audience, node=..., workspace=...) -> claims
+        InvalidToken (401): not ours, forged, expired, unknown kid, wrong aud or iss
+        WrongScope   (403): valid, but for another node or workspace
+    jwks(env) -> the published key set, for /.well-known/jwks.json
+"""
+
+import secrets
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import jwt
+
+from worker.auth import keys
+from worker.config import Config
+from worker.errors import ApiError
+
+
+class Audience(StrEnum):
+    TERMINAL = "sam:terminal"
+    AGENT = "sam:agent"
+    NODE = "sam:node"
+    WORKSPACE = "sam:workspace"
+
+
+TERMINAL_TOKEN_SECONDS = 5 * 60
+AGENT_TOKEN_SECONDS = 5 * 60
+# Long enough to ride out a control-plane outage; heartbeats hand the node a fresh one.
+NODE_TOKEN_SECONDS = 24 * 60 * 60
+# Covers provisioning (timed out after 30 min by cron) with room to report the outcome.
+WORKSPACE_TOKEN_SECONDS = 60 * 60
+
+LIFETIME_SECONDS: dict[Audience, int] = {
+    Audience.TERMINAL: TERMINAL_TOKEN_SECONDS,
+    Audience.AGENT: AGENT_TOKEN_SECONDS,
+    Audience.NODE: NODE_TOKEN_SECONDS,
+    Audience.WORKSPACE: WORKSPACE_TOKEN_SECONDS,
+}
+SCOPE_CLAIMS: dict[Audience, tuple[str, ...]] = {
+    Audience.TERMINAL: ("sub", "node", "workspace"),
+    Audience.AGENT: ("node",),
+    Audience.NODE: ("node",),
+    Audience.WORKSPACE: ("node", "workspace"),
+}
+# Clock skew allowed between isolates and machines (the agent allows the same).
+LEEWAY_SECONDS = 30
+MAX_TOKEN_LIFETIME_SECONDS = max(LIFETIME_SECONDS.values())
+# A retired key stays published (and trusted) until the last token it signed has expired.
+KEY_RETENTION_SECONDS = MAX_TOKEN_LIFETIME_SECONDS + LEEWAY_SECONDS
+MAX_TOKEN_BYTES = 8 * 1024
+JTI_BYTES = 16
+REGISTERED_CLAIMS = ("iss", "aud", "iat", "exp", "jti")
+
+
+class InvalidToken(ApiError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(401, "invalid_token", f"The token was refused: {reason}.")
+
+
+class WrongScope(ApiError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(403, "token_scope", f"The token is valid but not for this: {reason}.")
+
+
+@dataclass(frozen=True)
+class Minted:
+    token: str
+    expires_at: int  # seconds since the epoch
+
+
+def control_plane_url(config: Config) -> str:
+    """`https://api.{domain}`; plain http for a `localhost` domain (`sam dev`)."""
+    host = config.domain.split(":", 1)[0]
+    local = host == "localhost" or host.endswith(".localhost") or host == "127.0.0.1"
+    return f"{'http' if local else 'https'}://api.{config.domain}"
+
+
+async def mint(
+    env: Any, audience: Audience, claims: dict[str, str], now: float | None = None
+) -> Minted:
+    """A signed token for `audience` carrying exactly its scope claims."""
+    assert set(claims) == set(SCOPE_CLAIMS[audience]), f"{audience} takes {SCOPE_CLAIMS}"
+    assert all(isinstance(v, str) and v for v in claims.values()), "scope claims are ids"
+    issued = int(time.time() if now is None else now)
+    expires = issued + LIFETIME_SECONDS[audience]
+    key = await keys.active_key(env, now)
+    payload = {
+        **claims,
+        "iss": control_plane_url(Config.from_env(env)),
+        "aud": str(audience),
+        "iat": issued,
+        "exp": expires,
+        "jti": secrets.token_urlsafe(JTI_BYTES),
+    }
+    token = jwt.encode(payload, key.private_key, algorithm=keys.ALGORITHM, headers={"kid": key.kid})
+    return Minted(token, expires)
+
+
+async def mint_terminal_token(
+    env: Any, user_id: str, node_id: str, workspace_id: str, now: float | None = None
+) -> Minted:
+    claims = {"sub": user_id, "node": node_id, "workspace": workspace_id}
+    return await mint(env, Audience.TERMINAL, claims, now)
+
+
+async def mint_agent_token(env: Any, node_id: str, now: float | None = None) -> Minted:
+    return await mint(env, Audience.AGENT, {"node": node_id}, now)
+
+
+async def mint_node_token(env: Any, node_id: str, now: float | None = None) -> Minted:
+    return await mint(env, Audience.NODE, {"node": node_id}, now)
+
+
+async def mint_workspace_token(
+    env: Any, node_id: str, workspace_id: str, now: float | None = None
+) -> Minted:
+    return await mint(env, Audience.WORKSPACE, {"node": node_id, "workspace": workspace_id}, now)
+
+
+async def verify(
+    env: Any,
+    token: str,
+    audience: Audience,
+    node: str | None = None,
+    workspace: str | None = None,
+) -> dict[str, Any]:
+    """The claims of a token this control plane signed for `audience`.
+
+    Raises InvalidToken (401) for anything forged, expired or meant for another audience,
+    WrongScope (403) when `node` / `workspace` are given and the token names others.
+    """
+    if len(token) > MAX_TOKEN_BYTES:
+        raise InvalidToken(f"it is longer than {MAX_TOKEN_BYTES} bytes")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise InvalidToken("it is not a JWT") from None
+    # Pinned before any key is looked up: `none` and HS256 never get that far.
+    if header.get("alg") != keys.ALGORITHM:
+        raise InvalidToken(f"its algorithm must be {keys.ALGORITHM}")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise InvalidToken("its header has no kid")
+    trusted = {key.kid: key for key in await keys.published_keys(env, KEY_RETENTION_SECONDS)}
+    if kid not in trusted:
+        raise InvalidToken(f"its signing key {kid!r} is unknown")
+    public_key = jwt.PyJWK(trusted[kid].public_jwk, algorithm=keys.ALGORITHM)
+    try:
+        claims = jwt.decode(
+            token,
+            public_key,
+            algorithms=[keys.ALGORITHM],
+            audience=str(audience),
+            issuer=control_plane_url(Config.from_env(env)),
+            leeway=LEEWAY_SECONDS,
+            options={"require": list(REGISTERED_CLAIMS), "strict_aud": True},
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("it has expired") from None
+    except jwt.InvalidAudienceError:
+        raise InvalidToken(f"it is not a {audience} token") from None
+    except jwt.InvalidIssuerError:
+        raise InvalidToken("another issuer signed it") from None
+    except jwt.InvalidTokenError as exc:
+        raise InvalidToken(f"it did not verify ({exc})") from None
+    for name in SCOPE_CLAIMS[audience]:
+        if not isinstance(claims.get(name), str) or not claims[name]:
+            raise InvalidToken(f"its {name!r} claim is missing")
+    if node is not None and claims["node"] != node:
+        raise WrongScope(f"it is for node {claims['node']!r}, not {node!r}")
+    if workspace is not None and claims.get("workspace") != workspace:
+        raise WrongScope(f"it is not for workspace {workspace!r}")
+    return claims
+
+
+async def jwks(env: Any) -> dict[str, Any]:
+    """The public keys a verifier needs now: at least the active one (made if none yet)."""
+    published = await keys.published_keys(env, KEY_RETENTION_SECONDS)
+    if not any(key.retired_at is None for key in published):
+        await keys.active_key(env)
+        published = await keys.published_keys(env, KEY_RETENTION_SECONDS)
+    return {"keys": [key.public_jwk for key in published]}
+
+
+async def rotate_signing_key(env: Any, now: float | None = None) -> keys.Rotation:
+    """A new active key; the old one keeps verifying until its tokens have expired."""
+    return await keys.rotate(env, KEY_RETENTION_SECONDS, now)

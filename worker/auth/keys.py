@@ -1,0 +1,152 @@
+"""The control plane's ES256 signing keys: stored in D1, made on first use, rotated.
+
+    one active key (retired_at IS NULL)  signs every new token
+    retired keys                         still verify, and stay published, for
+                                         `retention_seconds` after retirement: by then
+                                         every token they signed has expired
+    older retired keys                   deleted at the next rotation
+
+The private half is sealed with worker/auth/crypto.py (owner "system", kind bound to the kid, so
+a sealed key copied into another key's row does not open). Nothing here runs at import
+time: Workers snapshot the module top level, and a key made there would be baked into
+every isolate. How long keys are kept is the token policy's business (worker/auth/jwt.py),
+so it is passed in.
+"""
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+
+from worker.auth.crypto import SYSTEM_OWNER, Cipher, Sealed, from_blob, to_blob
+
+ALGORITHM = "ES256"
+CURVE = "P-256"
+KID_BYTES = 8  # 16 hex characters; kids are public, they only need to be unique
+SIGNING_KEY_KIND = "signing_key"
+
+# Inserts only while no key is active, so two first uses racing make one key, not two.
+_INSERT_FIRST = """
+INSERT INTO signing_keys
+    (kid, private_key_nonce, private_key_ciphertext, public_jwk, created_at)
+SELECT ?1, ?2, ?3, ?4, ?5
+WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)
+"""
+_INSERT = """
+INSERT INTO signing_keys
+    (kid, private_key_nonce, private_key_ciphertext, public_jwk, created_at)
+VALUES (?1, ?2, ?3, ?4, ?5)
+"""
+_ACTIVE = """
+SELECT kid, private_key_nonce, private_key_ciphertext FROM signing_keys
+WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC LIMIT 1
+"""
+_PUBLISHED = """
+SELECT kid, public_jwk, created_at, retired_at FROM signing_keys
+WHERE retired_at IS NULL OR retired_at > ?1 ORDER BY created_at DESC, kid DESC
+"""
+
+
+@dataclass(frozen=True)
+class ActiveKey:
+    kid: str
+    private_key: ec.EllipticCurvePrivateKey
+
+
+@dataclass(frozen=True)
+class PublishedKey:
+    kid: str
+    public_jwk: dict[str, Any]  # kty, crv, x, y, kid, alg, use: never a private part
+    created_at: str
+    retired_at: str | None
+
+
+@dataclass(frozen=True)
+class Rotation:
+    kid: str
+    retired: list[str]
+
+
+def iso(timestamp: float) -> str:
+    """ISO-8601 UTC with milliseconds, the format (and sort order) D1's defaults use."""
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _kind(kid: str) -> str:
+    return f"{SIGNING_KEY_KIND}:{kid}"
+
+
+def _new_key(cipher: Cipher, now: float) -> tuple[Any, ...]:
+    """Bind values for one INSERT of a fresh key."""
+    kid = secrets.token_hex(KID_BYTES)
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    der = private_key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    sealed = cipher.seal(SYSTEM_OWNER, _kind(kid), der)
+    jwk = ECAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    public_jwk = {**jwk, "kid": kid, "alg": ALGORITHM, "use": "sig"}
+    nonce, ciphertext = to_blob(sealed.nonce), to_blob(sealed.ciphertext)
+    return kid, nonce, ciphertext, json.dumps(public_jwk), iso(now)
+
+
+async def active_key(env: Any, now: float | None = None) -> ActiveKey:
+    """The key that signs new tokens; made (and stored) the first time one is needed."""
+    cipher = Cipher.from_env(env)
+    row = await env.DATABASE.prepare(_ACTIVE).first()
+    if row is None:
+        values = _new_key(cipher, time.time() if now is None else now)
+        await env.DATABASE.prepare(_INSERT_FIRST).bind(*values).run()
+        row = await env.DATABASE.prepare(_ACTIVE).first()
+        assert row is not None, "a key was inserted, or another request's was"
+    sealed = Sealed(from_blob(row["private_key_nonce"]), from_blob(row["private_key_ciphertext"]))
+    der = cipher.open(SYSTEM_OWNER, _kind(row["kid"]), sealed)
+    private_key = serialization.load_der_private_key(der, password=None)
+    assert isinstance(private_key, ec.EllipticCurvePrivateKey)
+    return ActiveKey(row["kid"], private_key)
+
+
+async def published_keys(
+    env: Any, retention_seconds: float, now: float | None = None
+) -> list[PublishedKey]:
+    """Every key a live token may carry: the active one and the recently retired."""
+    now = time.time() if now is None else now
+    result = await env.DATABASE.prepare(_PUBLISHED).bind(iso(now - retention_seconds)).all()
+    return [
+        PublishedKey(
+            row["kid"], json.loads(row["public_jwk"]), row["created_at"], row["retired_at"]
+        )
+        for row in result["results"]
+    ]
+
+
+async def rotate(env: Any, retention_seconds: float, now: float | None = None) -> Rotation:
+    """Retire the active key(s), make a new active one, drop keys past their retention."""
+    now = time.time() if now is None else now
+    retired = await env.DATABASE.prepare(
+        "SELECT kid FROM signing_keys WHERE retired_at IS NULL"
+    ).all()
+    values = _new_key(Cipher.from_env(env), now)
+    db = env.DATABASE
+    # One batch, so there is never a moment with no active key or two of them.
+    await db.batch(
+        [
+            db.prepare(
+                "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at <= ?1"
+            ).bind(iso(now - retention_seconds)),
+            db.prepare("UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL").bind(
+                iso(now)
+            ),
+            db.prepare(_INSERT).bind(*values),
+        ]
+    )
+    return Rotation(values[0], [row["kid"] for row in retired["results"]])

@@ -1,0 +1,315 @@
+"""The `ws-{id}.{domain}` surface: a workspace's node agent, reached through the edge.
+
+    browser ─▶ ws-{id}.{domain}/workspaces/{id}/terminal/ws?token=…     WebSocket
+               ws-{id}.{domain}/workspaces/{id}/boot-log/ws?token=…     WebSocket
+               ws-{id}.{domain}/workspaces/{id}[/terminals|/boot-log]   HTTP GET
+
+Every refusal is decided here, before any upstream call, as JSON:
+
+    1. a WebSocket's Origin: the app origin, or none at all for a non-browser client
+       that brings a token (a page on another origin never gets a socket)       403
+    2. who: `?token=` a sam:terminal token for this workspace (verified as the agent
+       will: ES256, kid, iss, aud, exp)                                          401 / 403
+       or the workspace owner's session cookie (a fresh terminal token is minted)
+    3. the path: one of this workspace's routes above, nothing else              404 / 405
+    4. the workspace: unknown or another user's are the same 404; stopped 409 (how to start
+       it); not yet placed 409
+    5. the node's agent: unreachable 502
+
+Then the request goes to `{node.agent_url}{path}` with only what the agent needs: no
+cookies and no client Authorization; `token` query params replaced by the verified (or
+minted) terminal token for WebSockets; HTTP GETs carry a sam:agent token instead, as the
+agent opens its read-only workspace routes to the control plane only (the proxy has
+already confined them to this owner's workspace). WebSockets use the runtime's `fetch`
+with `Upgrade: websocket` and hand the upstream socket back in a `101`, so the same code
+runs on Cloudflare and on the local edge.
+"""
+
+import logging
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from worker.auth import jwt as tokens
+from worker.auth import sessions
+from worker.auth.jwt import Audience
+from worker.auth.users import get_user
+from worker.config import Config
+from worker.errors import ApiError, error_body
+from worker.logs import event
+from worker.platform import Request, Response, fetch, response_web_socket, with_headers
+from worker.states import WorkspaceStatus
+from worker.workspaces import service as workspaces
+
+log = logging.getLogger("sam.proxy")
+
+TOKEN_PARAM = "token"
+CLIENT_IP_HEADER = "cf-connecting-ip"
+# The agent's routes a browser may reach, relative to /workspaces/{id}.
+WEBSOCKET_ROUTES = frozenset({"/terminal/ws", "/boot-log/ws"})
+HTTP_ROUTES = frozenset({"", "/terminals", "/boot-log"})
+HTTP_METHODS = frozenset({"GET", "HEAD"})
+# A browser's request headers worth passing on; everything else (Cookie, Authorization,
+# Origin, the client's Host, Sec-WebSocket-Key...) stays here.
+FORWARDED_HEADERS = ("accept", "accept-language", "user-agent", "if-none-match")
+# Where a workspace's traffic may go: a node still provisioning can stream its boot log.
+PROXIED_STATUSES = frozenset({WorkspaceStatus.CREATING, WorkspaceStatus.RUNNING})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the user, and the terminal token the agent will see."""
+
+    user_id: str
+    token: str | None  # a verified ?token=; None for a session (minted once placed)
+    node_id: str | None  # the token's node claim
+
+
+async def handle(request: Request, env: Any, workspace_id: str) -> Response:
+    """Answer a request to `ws-{workspace_id}.{domain}`."""
+    try:
+        return await _proxy(request, env, workspace_id)
+    except ApiError as exc:
+        event(log, "proxy.refused", workspace=workspace_id, status=exc.status, error=exc.code)
+        return Response.from_json(error_body(exc.code, exc.message), exc.status)
+
+
+async def _proxy(request: Request, env: Any, workspace_id: str) -> Response:
+    config = Config.from_env(env)
+    url = urlsplit(request.url)
+    websocket = request.headers.get("upgrade", "").lower() == "websocket"
+    query = parse_qsl(url.query, keep_blank_values=True)
+    offered = [value for name, value in query if name == TOKEN_PARAM]
+    app_origin = f"{url.scheme}://app.{config.domain}"
+    if websocket:
+        _check_origin(request, app_origin)
+    # A cookie is ambient: on a WebSocket it counts only from the app's own pages.
+    cookie_allowed = not websocket or request.headers.get("origin") == app_origin
+    caller = await _authenticate(request, env, workspace_id, offered, cookie_allowed, app_origin)
+    _check_path(request, workspace_id, url.path, websocket)
+    route = await workspaces.route_for(env, workspace_id)
+    if route is None or route.workspace.user_id != caller.user_id:
+        raise _not_found(workspace_id)
+    workspace, node = route
+    _check_status(workspace.id, workspace.status, workspace.error_message)
+    if node is None or workspace.dispatched_at is None:
+        raise ApiError(
+            409,
+            "workspace_not_ready",
+            f"Workspace {workspace_id} is still being placed on a node; follow "
+            f"GET /api/workspaces/{workspace_id}/boot-log and retry once it is running.",
+        )
+    if caller.node_id is not None and caller.node_id != node.id:
+        raise tokens.WrongScope(
+            f"it is for node {caller.node_id!r}, where this workspace no longer runs"
+        )
+    if node.agent_url is None:
+        raise _unreachable(workspace_id, "its node's agent has not reported where it listens")
+    rest = [(name, value) for name, value in query if name != TOKEN_PARAM]
+    headers = _forwarded_headers(request, url.scheme)
+    if websocket:
+        token = (
+            caller.token
+            or (await tokens.mint_terminal_token(env, caller.user_id, node.id, workspace.id)).token
+        )
+        target = _target(node.agent_url, url.path, [*rest, (TOKEN_PARAM, token)])
+        return await _websocket(target, headers, request, workspace_id)
+    agent = await tokens.mint_agent_token(env, node.id)
+    headers["authorization"] = f"Bearer {agent.token}"
+    return await _http(_target(node.agent_url, url.path, rest), headers, request, workspace_id)
+
+
+# --- the checks, in order ----------------------------------------------------------------
+
+
+def _check_origin(request: Request, app_origin: str) -> None:
+    """Cross-site WebSocket hijacking: browsers always send Origin on a WebSocket, so any
+    other origin is a page elsewhere riding on the user's credentials. No Origin at all is
+    a non-browser client (CLI, tests), which must then bring a token."""
+    origin = request.headers.get("origin")
+    if origin is None or origin == app_origin:
+        return
+    raise _forbidden_origin(app_origin)
+
+
+def _forbidden_origin(app_origin: str) -> ApiError:
+    return ApiError(
+        403,
+        "forbidden_origin",
+        f"WebSockets to a workspace may only be opened from {app_origin}, or by a client "
+        "without an Origin header that sends ?token= from POST /api/terminal/token.",
+    )
+
+
+async def _authenticate(
+    request: Request,
+    env: Any,
+    workspace_id: str,
+    offered: list[str],
+    cookie_allowed: bool,
+    app_origin: str,
+) -> Caller:
+    if offered:
+        if len(offered) > 1:
+            raise tokens.InvalidToken("send one token parameter, not several")
+        claims = await tokens.verify(env, offered[0], Audience.TERMINAL, workspace=workspace_id)
+        return Caller(claims["sub"], offered[0], claims["node"])
+    session_id = _cookie(request, sessions.SESSION_COOKIE)
+    if session_id:
+        if not cookie_allowed:
+            raise _forbidden_origin(app_origin)
+        session = await sessions.read_session(env.KV, session_id)
+        user = None if session is None else await get_user(env.DATABASE, session.user_id)
+        if user is not None:
+            return Caller(user.id, None, None)
+    raise ApiError(
+        401,
+        "unauthorized",
+        f"Workspace {workspace_id} needs a terminal token: POST /api/terminal/token "
+        f'{{"workspace_id": "{workspace_id}"}} and pass it as ?token=.',
+    )
+
+
+def _check_path(request: Request, workspace_id: str, path: str, websocket: bool) -> None:
+    prefix = f"/workspaces/{workspace_id}"
+    rest = path[len(prefix) :] if path.startswith(prefix) else None
+    method = request.method.value
+    if websocket and rest in WEBSOCKET_ROUTES and method == "GET":
+        return
+    if not websocket and rest in HTTP_ROUTES:
+        if method in HTTP_METHODS:
+            return
+        raise ApiError(
+            405,
+            "method_not_allowed",
+            f"{method} is not allowed here (GET only); change a workspace through "
+            f"/api/workspaces/{workspace_id}.",
+        )
+    served = sorted(f"{prefix}{r}" for r in HTTP_ROUTES) + [
+        f"{prefix}{r} (WebSocket)" for r in sorted(WEBSOCKET_ROUTES)
+    ]
+    raise ApiError(
+        404, "not_found", f"Nothing is served at {path}. This host serves: {', '.join(served)}."
+    )
+
+
+def _check_status(workspace_id: str, status: str, error_message: str | None) -> None:
+    if status in PROXIED_STATUSES:
+        return
+    if status in (WorkspaceStatus.STOPPED, WorkspaceStatus.STOPPING):
+        raise ApiError(
+            409,
+            "workspace_stopped",
+            f"Workspace {workspace_id} is {status}. Start it again with "
+            f"POST /api/workspaces/{workspace_id}/restart, then reconnect.",
+        )
+    if status == WorkspaceStatus.ERROR:
+        raise ApiError(
+            409,
+            "workspace_failed",
+            f"Workspace {workspace_id} failed ({error_message or 'see its boot log'}). "
+            f"Restart it with POST /api/workspaces/{workspace_id}/restart or delete it.",
+        )
+    raise ApiError(
+        409,
+        "workspace_not_ready",
+        f"Workspace {workspace_id} is {status}; follow GET /api/workspaces/{workspace_id}/"
+        "boot-log and retry once it is running.",
+    )
+
+
+def _not_found(workspace_id: str) -> ApiError:
+    # Another user's workspace answers exactly like one that does not exist.
+    return ApiError(404, "workspace_not_found", f"You have no workspace {workspace_id!r}.")
+
+
+def _unreachable(workspace_id: str, why: str) -> ApiError:
+    return ApiError(
+        502,
+        "node_unreachable",
+        f"Workspace {workspace_id}'s node could not be reached ({why}). Its agent may be "
+        "restarting: retry in a few seconds, or check the node with GET /api/nodes.",
+    )
+
+
+# --- forwarding ----------------------------------------------------------------------------
+
+
+def _forwarded_headers(request: Request, scheme: str) -> dict[str, str]:
+    # No Host here: the runtime's fetch sets it from the agent's URL (`vm-{node}.{domain}:
+    # port` or `127.0.0.1:port`), never the client's `ws-{id}` host.
+    headers = {name: value for name in FORWARDED_HEADERS if (value := request.headers.get(name))}
+    headers["x-forwarded-proto"] = scheme
+    headers["x-forwarded-host"] = request.headers.get("host") or urlsplit(request.url).netloc
+    client_ip = request.headers.get(CLIENT_IP_HEADER)
+    if client_ip:
+        headers["x-forwarded-for"] = client_ip
+    return headers
+
+
+def _target(agent_url: str, path: str, query: list[tuple[str, str]]) -> str:
+    return f"{agent_url}{path}" + (f"?{urlencode(query)}" if query else "")
+
+
+async def _websocket(
+    target: str, headers: dict[str, str], request: Request, workspace_id: str
+) -> Response:
+    headers["upgrade"] = "websocket"
+    protocols = request.headers.get("sec-websocket-protocol")
+    if protocols:
+        headers["sec-websocket-protocol"] = protocols
+    upstream = await _fetch(target, headers, "GET", workspace_id)
+    socket = response_web_socket(upstream)
+    if upstream.status != 101 or socket is None:
+        raise _refused(upstream.status, workspace_id)
+    chosen = upstream.headers.get("sec-websocket-protocol")
+    answer = {"sec-websocket-protocol": chosen} if chosen else None
+    event(log, "proxy.websocket", workspace=workspace_id, path=urlsplit(target).path)
+    return Response(None, 101, headers=answer, web_socket=socket)
+
+
+async def _http(
+    target: str, headers: dict[str, str], request: Request, workspace_id: str
+) -> Response:
+    upstream = await _fetch(target, headers, request.method.value, workspace_id)
+    # The agent's answers are the owner's data: never cached by anything in between.
+    return with_headers(upstream, {"cache-control": "no-store"})
+
+
+async def _fetch(target: str, headers: dict[str, str], method: str, workspace_id: str) -> Response:
+    try:
+        return await fetch(target, method=method, headers=headers)
+    except Exception as exc:  # the runtime's network errors differ by platform: all mean 502
+        raise _unreachable(workspace_id, type(exc).__name__) from exc
+
+
+def _refused(status: int, workspace_id: str) -> ApiError:
+    """The agent refused a WebSocket the proxy had already authorized."""
+    if status in (401, 403, 503):
+        return ApiError(
+            502,
+            "agent_refused",
+            f"Workspace {workspace_id}'s agent refused the connection ({status}): it may not "
+            "have this control plane's signing keys yet. Retry in a few seconds.",
+        )
+    if status == 404:
+        return ApiError(
+            409,
+            "workspace_not_ready",
+            f"Workspace {workspace_id}'s agent does not know it (yet); retry once it is running.",
+        )
+    return _unreachable(workspace_id, f"its agent answered {status}")
+
+
+def _cookie(request: Request, name: str) -> str | None:
+    raw = request.headers.get("cookie")
+    if not raw:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(raw)
+    except CookieError:
+        return None
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None else None

@@ -1,0 +1,96 @@
+"""The worker's request path: pick a surface by Host, run it, stamp the request id.
+
+request ─▶ hosts.resolve ─┬─ api.{domain}            ─▶ API (FastAPI via asgi)
+                          ├─ app.{domain}/api/*      ─▶ API
+                          ├─ app.{domain}/*          ─▶ ASSETS (the SPA)
+                          ├─ ws-{id}.{domain}        ─▶ workspace proxy
+                          └─ anything else           ─▶ 404
+"""
+
+import logging
+import re
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from worker.api.app import api
+from worker.api.middleware import CRASH_BODY
+from worker.config import Config
+from worker.edge import proxy
+from worker.edge.health import HEALTH_PATHS, health
+from worker.edge.hosts import Surface, resolve
+from worker.errors import error_body
+from worker.logs import event, new_request_id, request_id
+from worker.platform import Request, Response, asgi, with_headers
+
+log = logging.getLogger("sam.edge")
+
+
+# Path segments that are secrets themselves (a one-time bootstrap token).
+_SECRET_PATH = re.compile(r"(/api/bootstrap/)[^/?#]+")
+
+
+def loggable_url(url: str) -> str:
+    """`url` without its query (WebSockets carry tokens there) or secret path segments."""
+    return _SECRET_PATH.sub(r"\1<redacted>", url.split("?", 1)[0])
+
+
+def json_error(status: int, code: str, message: str) -> Response:
+    return Response.from_json(error_body(code, message), status)
+
+
+async def handle(request: Request, env: Any, ctx: Any) -> Response:
+    rid = new_request_id(request.headers.get("x-request-id"))
+    token = request_id.set(rid)
+    started = time.perf_counter()
+    try:
+        try:
+            response = await _dispatch(request, env, ctx)
+        except Exception:
+            # The outer boundary: the API has its own (ApiBoundary); this catches the rest.
+            log.exception("request.crashed url=%s", loggable_url(request.url))
+            response = Response.from_json(CRASH_BODY, 500)
+        if response.status != 101:
+            response = with_headers(response, {"x-request-id": rid})
+        event(
+            log,
+            "request.done",
+            method=request.method.value,
+            url=loggable_url(request.url),
+            status=response.status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return response
+    finally:
+        request_id.reset(token)
+
+
+async def _dispatch(request: Request, env: Any, ctx: Any) -> Response:
+    config = Config.from_env(env)
+    url = urlsplit(request.url)
+    host = request.headers.get("host") or url.netloc
+    destination = resolve(host, config.domain)
+    match destination.surface:
+        case Surface.API | Surface.APP if url.path in HEALTH_PATHS:
+            return health(request)
+        case Surface.API:
+            return await _api(request, env, ctx)
+        case Surface.APP if url.path == "/api" or url.path.startswith("/api/"):
+            return await _api(request, env, ctx)
+        case Surface.APP:
+            return await env.ASSETS.fetch(request)
+        case Surface.WORKSPACE:
+            return await proxy.handle(request, env, destination.workspace_id or "")
+        case _:
+            return json_error(
+                404,
+                "unknown_host",
+                f"{host!r} is not a SAM host. Use app.{config.domain} for the web "
+                f"app or api.{config.domain} for the API.",
+            )
+
+
+async def _api(request: Request, env: Any, ctx: Any) -> Response:
+    if request.headers.get("upgrade", "").lower() == "websocket":
+        return await asgi.websocket(api, request, env)
+    return await asgi.fetch(api, request, env, ctx)

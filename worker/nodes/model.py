@@ -1,0 +1,115 @@
+"""What a node is: the `Node` record the node service, the pool and the providers share.
+
+Kept apart from worker/nodes/service.py so that the providers, the NodeLifecycle object and the
+routes can all name a node without importing the service that provisions it.
+"""
+
+import datetime
+import json
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from worker.states import NodeStatus, health_for
+
+AGENT_HOST_LOCAL = "127.0.0.1"
+DEFAULT_AGENT_PORT = 8080  # the agent's SAM_AGENT_PORT default
+
+
+class Provider(StrEnum):
+    LOCAL = "local"
+    HETZNER = "hetzner"
+
+
+def now_epoch(now: float | None = None) -> float:
+    return time.time() if now is None else float(now)
+
+
+def iso(epoch: float) -> str:
+    """`2025-01-02T03:04:05.678Z`: the format of D1's defaults, so text order is time order."""
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def epoch(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    user_id: str
+    name: str
+    provider: str
+    status: str
+    health: str | None
+    size: str | None
+    location: str | None
+    provider_server_id: str | None
+    ip_address: str | None
+    error_message: str | None
+    last_heartbeat_at: str | None
+    agent_host: str | None
+    agent_port: int | None
+    agent_version: str | None
+    ready_at: str | None
+    dns_record_id: str | None
+    metrics: dict[str, Any] | None
+    warm_since: str | None
+    workspace_count: int
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> "Node":
+        values = {name: row[name] for name in cls.__dataclass_fields__}
+        values["metrics"] = json.loads(row["metrics"]) if row["metrics"] else None
+        values["workspace_count"] = int(row["workspace_count"] or 0)
+        return cls(**values)
+
+    def current_health(self, interval_seconds: float, now: float | None = None) -> str | None:
+        """Health judged now from the last heartbeat (cron writes the same into D1)."""
+        if self.status != NodeStatus.RUNNING:
+            return self.health
+        judged = health_for(epoch(self.last_heartbeat_at), now_epoch(now), interval_seconds)
+        return None if judged is None else str(judged)
+
+    @property
+    def agent_url(self) -> str | None:
+        """`http://{agent_host}:{port}` once the agent has reported ready."""
+        if self.agent_host is None or self.agent_port is None:
+            return None
+        return f"http://{self.agent_host}:{self.agent_port}"
+
+    def public(self, interval_seconds: float, now: float | None = None) -> dict[str, Any]:
+        """What the API shows the node's owner (nothing secret is kept on a node)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "provider": self.provider,
+            "status": self.status,
+            "health": self.current_health(interval_seconds, now),
+            "size": self.size,
+            "location": self.location,
+            "ip_address": self.ip_address,
+            "agent_host": self.agent_host,
+            "agent_port": self.agent_port,
+            "agent_version": self.agent_version,
+            "error_message": self.error_message,
+            "last_heartbeat_at": self.last_heartbeat_at,
+            "ready_at": self.ready_at,
+            "warm": self.warm_since is not None,
+            "warm_since": self.warm_since,
+            "workspace_count": self.workspace_count,
+            "metrics": self.metrics,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+def lifecycle_stub(env: Any, node_id: str) -> Any:
+    """The node's NodeLifecycle Durable Object (one per node, named by its id)."""
+    return env.NODE_LIFECYCLE.get(env.NODE_LIFECYCLE.idFromName(node_id))

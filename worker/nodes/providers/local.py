@@ -1,0 +1,109 @@
+"""The `local` provider: a node agent process on this machine, for `sam dev`.
+
+Worker code cannot start processes (a Worker has no subprocess), so this asks the local
+edge's node launcher (devtools/local_nodes.py), which the edge adds to `env` as the service
+binding `LOCAL_NODES` when it runs under `sam dev`:
+
+    POST   http://local-nodes/nodes        {node_id, user_id, control_plane_url,
+                                            bootstrap_token} → 201 {node_id, agent_port}
+    DELETE http://local-nodes/nodes/{id}   → 200 (already gone too)
+    GET    http://local-nodes/nodes        → {"nodes": [{node_id, user_id, agent_port,
+                                              running, pid}]}
+
+On Cloudflare there is no such binding, and the provider says so (400).
+"""
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from worker.errors import ApiError
+from worker.nodes.providers.base import (
+    ManagedServer,
+    NodeBoot,
+    NodeWanted,
+    ProvisionedServer,
+    ServerOwner,
+)
+from worker.platform import Request
+
+LAUNCHER_URL = "http://local-nodes/nodes"
+AGENT_HOST = "127.0.0.1"
+
+
+class LocalProviderUnavailable(ApiError):
+    def __init__(self) -> None:
+        super().__init__(
+            400,
+            "local_provider_unavailable",
+            "The local provider is only available under `sam dev` (it starts the agent on "
+            "the machine running SAM). Use the hetzner provider here.",
+        )
+
+
+class LocalProvider:
+    name = "local"
+
+    def check_available(self, env: Any) -> None:
+        if getattr(env, "LOCAL_NODES", None) is None:
+            raise LocalProviderUnavailable()
+
+    async def _call(
+        self, env: Any, method: str, url: str, body: dict[str, Any] | None = None
+    ) -> Any:
+        self.check_available(env)
+        init: dict[str, Any] = {"method": method}
+        if body is not None:
+            init["body"] = json.dumps(body)
+            init["headers"] = {"content-type": "application/json"}
+        response = await env.LOCAL_NODES.fetch(Request(url, **init))
+        answer = await response.json()
+        if not 200 <= response.status < 300:
+            raise ApiError(
+                502,
+                "local_node_failed",
+                f"The local node launcher refused: {answer.get('message', response.status)}",
+            )
+        return answer
+
+    async def create_server(
+        self, env: Any, node: NodeWanted, user_id: str, boot: NodeBoot
+    ) -> ProvisionedServer:
+        answer = await self._call(
+            env,
+            "POST",
+            LAUNCHER_URL,
+            {
+                "node_id": node.id,
+                "user_id": user_id,
+                "control_plane_url": boot.control_plane_url,
+                "bootstrap_token": boot.bootstrap_token,
+            },
+        )
+        return ProvisionedServer(
+            provider_server_id=node.id,
+            ip=AGENT_HOST,
+            agent_host=AGENT_HOST,
+            agent_port=int(answer["agent_port"]),
+            location="local",
+        )
+
+    async def delete_server(self, env: Any, node: ServerOwner) -> None:
+        await self._call(env, "DELETE", f"{LAUNCHER_URL}/{quote(node.id, safe='')}")
+
+    async def list_managed(self, env: Any, user_id: str | None) -> list[ManagedServer]:
+        """This user's local nodes (None: everyone's, as there is one machine)."""
+        answer = await self._call(env, "GET", LAUNCHER_URL)
+        return [
+            ManagedServer(
+                provider="local",
+                provider_server_id=each["node_id"],
+                node_id=each["node_id"],
+                user_id=each.get("user_id") or "",
+                name=f"local-{each['node_id']}",
+                status="running" if each.get("running") else "off",
+                ip=AGENT_HOST,
+            )
+            for each in answer["nodes"]
+            if user_id is None or each.get("user_id") == user_id
+        ]

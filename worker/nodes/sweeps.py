@@ -1,0 +1,135 @@
+"""Cron's node jobs (every 5 minutes): each idempotent, each safe to run twice at once.
+
+    time_out_provisioning   creating longer than SAM_NODE_PROVISIONING_TIMEOUT_SECONDS
+                            → error, and its VM and DNS record deleted
+    judge_health            running nodes: healthy / stale / unhealthy written into D1
+    sweep_warm              warm past SAM_WARM_TIMEOUT_SECONDS → the node's NodeLifecycle
+                            object tears it down (its alarm's job; this is the safety net)
+    finish_teardowns        stopping for too long → torn down again; error nodes still
+                            holding a VM or DNS record → released
+    delete_orphans          VMs labelled as SAM's that D1 does not know → deleted
+
+A provider failing for one node is logged and left for the next run; it never stops the
+other nodes or jobs.
+"""
+
+import logging
+from typing import Any
+
+from worker.config import Config
+from worker.errors import ApiError
+from worker.logs import event
+from worker.nodes import pool as node_pool
+from worker.nodes import provisioning
+from worker.nodes import service as nodes
+from worker.nodes.model import iso, now_epoch
+from worker.states import NodeStatus
+
+log = logging.getLogger("sam.cron.nodes")
+
+# A delete that has not finished in this long is retried by cron.
+STUCK_STOPPING_SECONDS = 10 * 60
+
+
+async def run(env: Any, now: float | None = None) -> dict[str, int]:
+    at = now_epoch(now)
+    return {
+        "nodes_timed_out": await time_out_provisioning(env, at),
+        "nodes_judged": await judge_health(env, at),
+        "nodes_expired": await sweep_warm(env, at),
+        "nodes_finished": await finish_teardowns(env, at),
+        "orphans_deleted": await delete_orphans(env),
+    }
+
+
+async def time_out_provisioning(env: Any, now: float) -> int:
+    limit = Config.from_env(env).node_provisioning_timeout_seconds
+    late = await nodes.nodes_where(
+        env, "status IN ('pending', 'creating') AND created_at < ?", iso(now - limit)
+    )
+    for node in late:
+        minutes = round(limit / 60)
+        try:
+            failed = await nodes.fail_node(
+                env,
+                node,
+                f"The node's agent did not call back within {minutes} minutes of provisioning.",
+                now,
+            )
+        except ApiError:  # it moved on meanwhile (ready, or deleted)
+            continue
+        event(log, "node.timed_out", level=logging.WARNING, node_id=node.id)
+        await _quietly("release", node.id, nodes.release_resources(env, failed))
+    return len(late)
+
+
+async def judge_health(env: Any, now: float) -> int:
+    interval = Config.from_env(env).node_heartbeat_seconds
+    changed = 0
+    for node in await nodes.nodes_where(env, "status = 'running'"):
+        health = node.current_health(interval, now)
+        if health is not None and health != node.health:
+            await nodes.record_health(env, node, health)
+            event(log, "node.health", node_id=node.id, health=health)
+            changed += 1
+    return changed
+
+
+async def sweep_warm(env: Any, now: float) -> int:
+    window = Config.from_env(env).warm_timeout_seconds
+    expired = 0
+    for node in await nodes.nodes_where(
+        env, "warm_since IS NOT NULL AND warm_since < ?", iso(now - window)
+    ):
+        snapshot = await _quietly("expire", node.id, node_pool.expire(env, node.id, now))
+        expired += bool(snapshot and snapshot["torn_down"])
+    return expired
+
+
+async def finish_teardowns(env: Any, now: float) -> int:
+    stuck = await nodes.nodes_where(
+        env, "status = 'stopping' AND updated_at < ?", iso(now - STUCK_STOPPING_SECONDS)
+    )
+    holding = await nodes.nodes_where(
+        env,
+        "status = ? AND (provider_server_id IS NOT NULL OR dns_record_id IS NOT NULL)",
+        str(NodeStatus.ERROR),
+    )
+    for node in stuck:
+        await _quietly("teardown", node.id, nodes.teardown(env, node.id, now))
+    for node in holding:
+        await _quietly("release", node.id, nodes.release_resources(env, node))
+    return len(stuck) + len(holding)
+
+
+async def delete_orphans(env: Any) -> int:
+    # Listed before D1 is read: a node's row is written before its VM is created, so a VM
+    # in this list whose row is missing below is not one being created right now.
+    managed = await provisioning.managed_servers(env)
+    if not managed:
+        return 0
+    known = {node.id for node in await nodes.nodes_where(env, "1 = 1")}
+    deleted = 0
+    for server in managed:
+        if server.node_id in known:
+            continue
+        event(
+            log,
+            "node.orphan",
+            level=logging.WARNING,
+            provider=server.provider,
+            user=server.user_id,
+            node_id=server.node_id,
+        )
+        if await _quietly("orphan", server.node_id, provisioning.delete_managed(env, server)):
+            deleted += 1
+    return deleted
+
+
+async def _quietly(job: str, node_id: str | None, work: Any) -> Any:
+    """`await work`; a provider's refusal is logged and left for the next run."""
+    try:
+        return (await work) or True
+    except ApiError as exc:
+        event(log, f"cron.{job}_failed", level=logging.WARNING, node_id=node_id, error=exc.code)
+        return None

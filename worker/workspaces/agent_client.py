@@ -1,0 +1,89 @@
+"""Calls from the control plane to a node's agent (docs/protocols/agent-api.md).
+
+Each call carries a fresh sam:agent token for that node (5 minutes), goes through the
+runtime's `fetch`, and is retried on a failed connection, 429 or 5xx a few times within
+a few seconds (a node that has just said it is ready may still be settling). Every
+workspace operation of the agent is idempotent or answers 404/409 on a repeat, so a
+retry after a lost answer is safe.
+
+    await call(env, node, method, path, body=None) -> AgentAnswer(status, body)
+        AgentUnreachable (502) when no answer came; any status is returned as is
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from worker.auth import jwt as tokens
+from worker.errors import ApiError
+from worker.http_retry import RetryPolicy, Unreachable, send_with_retry
+from worker.nodes.model import Node
+from worker.platform import fetch
+
+log = logging.getLogger("sam.agent_client")
+
+AGENT_RETRY = RetryPolicy(
+    attempts=3,
+    base_delay_seconds=0.25,
+    max_delay_seconds=2.0,
+    max_server_delay_seconds=5.0,
+    timeout_seconds=20.0,
+)
+
+
+@dataclass(frozen=True)
+class AgentAnswer:
+    status: int
+    body: dict[str, Any]
+
+    @property
+    def error(self) -> str | None:
+        return self.body.get("error") if isinstance(self.body.get("error"), str) else None
+
+    @property
+    def message(self) -> str:
+        message = self.body.get("message")
+        return message if isinstance(message, str) else f"the agent answered {self.status}"
+
+
+class AgentUnreachable(ApiError):
+    def __init__(self, node_id: str, reason: str) -> None:
+        super().__init__(
+            502,
+            "agent_unreachable",
+            f"The agent of node {node_id} did not answer ({reason}). Try again in a minute.",
+        )
+
+
+class NodeNotReady(ApiError):
+    def __init__(self, node_id: str) -> None:
+        super().__init__(
+            409, "node_not_ready", f"Node {node_id} has no agent ready yet; try again shortly."
+        )
+
+
+async def call(
+    env: Any, node: Node, method: str, path: str, body: dict[str, Any] | None = None
+) -> AgentAnswer:
+    base = node.agent_url
+    if base is None:
+        raise NodeNotReady(node.id)
+    minted = await tokens.mint_agent_token(env, node.id)
+    headers = {"Authorization": f"Bearer {minted.token}", "Accept": "application/json"}
+    init: dict[str, Any] = {"method": method, "headers": headers}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        init["body"] = json.dumps(body)
+    try:
+        response = await send_with_retry(
+            lambda: fetch(base + path, **init), AGENT_RETRY, what=f"agent {method} {path}"
+        )
+    except Unreachable as exc:
+        raise AgentUnreachable(node.id, exc.reason) from exc
+    text = await response.text()
+    try:
+        answer = json.loads(text) if text else {}
+    except ValueError:
+        answer = {}
+    return AgentAnswer(response.status, answer if isinstance(answer, dict) else {})

@@ -1,0 +1,105 @@
+"""What a workspace is: the `Workspace` record, its id, and what its owner is shown.
+
+Kept apart from worker/workspaces/service.py so that the proxy, the routes, the cron sweep and the
+dispatcher can name a workspace without importing the service that places it.
+"""
+
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from worker.auth.jwt import control_plane_url
+from worker.config import Config
+
+# Ids become host names (`ws-{id}.{domain}`, worker/edge/hosts.py WORKSPACE_ID) and the agent's
+# directory and label names (its WORKSPACE_ID_PATTERN): `w` + 12 lowercase hex digits.
+WORKSPACE_ID_PREFIX = "w"
+WORKSPACE_ID_HEX_BYTES = 6
+WORKSPACE_ID = re.compile(r"^w[0-9a-f]{12}$")
+# How often a browser should poll GET .../boot-log while the node is not up yet (it cannot
+# follow the agent's live stream until then).
+BOOT_LOG_POLL_SECONDS = 2
+
+COLUMNS = """id, user_id, node_id, name, repository, branch, status, error_message, provider,
+    size, provisioning_since, dispatched_at, ready_at, container_id, remote_user,
+    remote_folder, backend, created_at, updated_at"""
+
+
+def new_workspace_id() -> str:
+    return WORKSPACE_ID_PREFIX + secrets.token_hex(WORKSPACE_ID_HEX_BYTES)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    id: str
+    user_id: str
+    node_id: str | None
+    name: str
+    repository: str
+    branch: str | None
+    status: str
+    error_message: str | None
+    provider: str
+    size: str | None
+    provisioning_since: str | None
+    dispatched_at: str | None
+    ready_at: str | None
+    container_id: str | None
+    remote_user: str | None
+    remote_folder: str | None
+    backend: str | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> "Workspace":
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+    @property
+    def on_agent(self) -> bool:
+        """The node's agent has the workspace (its boot log can be followed live there)."""
+        return self.dispatched_at is not None and self.status in ("creating", "running")
+
+    def public(self, config: Config) -> dict[str, Any]:
+        """What the API shows the owner (nothing secret is kept on a workspace)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "repository": self.repository,
+            "branch": self.branch,
+            "provider": self.provider,
+            "size": self.size,
+            "status": self.status,
+            "error_message": self.error_message,
+            "node_id": self.node_id,
+            "backend": self.backend,
+            "container_id": self.container_id,
+            "remote_user": self.remote_user,
+            "remote_folder": self.remote_folder,
+            "dispatched_at": self.dispatched_at,
+            "ready_at": self.ready_at,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "urls": urls(config, self.id, live=self.on_agent),
+            "boot_log_poll_seconds": BOOT_LOG_POLL_SECONDS,
+        }
+
+
+def workspace_origin(config: Config, workspace_id: str, websocket: bool = False) -> str:
+    """`https://ws-{id}.{domain}` (`http` for a localhost domain; `ws(s)` for sockets)."""
+    secure = control_plane_url(config).startswith("https://")
+    scheme = ("wss" if secure else "ws") if websocket else ("https" if secure else "http")
+    return f"{scheme}://ws-{workspace_id}.{config.domain}"
+
+
+def urls(config: Config, workspace_id: str, live: bool) -> dict[str, str | None]:
+    """Where the browser finds the workspace. `boot_log_ws` (the agent's live boot log,
+    through the ws-{id} proxy, with `?token=` from POST /api/terminal/token) only once the
+    agent has the workspace; before that, poll `boot_log` every BOOT_LOG_POLL_SECONDS."""
+    ws_origin = workspace_origin(config, workspace_id, websocket=True)
+    return {
+        "boot_log": f"{control_plane_url(config)}/api/workspaces/{workspace_id}/boot-log",
+        "boot_log_ws": f"{ws_origin}/workspaces/{workspace_id}/boot-log/ws" if live else None,
+        "terminal_ws": f"{ws_origin}/workspaces/{workspace_id}/terminal/ws",
+    }

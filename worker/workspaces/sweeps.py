@@ -1,0 +1,106 @@
+"""Cron's workspace jobs (every 5 minutes): each idempotent, each safe to run twice at once.
+
+    time_out_provisioning   pending or creating for longer than
+                            SAM_WORKSPACE_PROVISIONING_TIMEOUT_SECONDS (30 min) since the
+                            create or restart → error, node claim released
+    converge_stuck          pending or creating, untouched for CONVERGE_AFTER_SECONDS:
+                            node running → its agent asked and brought in line (a lost
+                            dispatch or callback, an edge that died mid-way);
+                            no node, or a failed or vanished one → placed again;
+                            node still being created → left to it (and its own timeout)
+
+A node's ready callback does the same converging at once (worker/nodes/service.py mark_ready);
+this is the safety net when no callback comes. A failure for one workspace is logged and
+left for the next run; it never stops the others.
+"""
+
+import logging
+from typing import Any
+
+from worker.config import ConfigError
+from worker.errors import ApiError
+from worker.logs import event
+from worker.nodes import pool as node_pool
+from worker.nodes import service as nodes
+from worker.nodes.model import iso, now_epoch
+from worker.states import NodeStatus
+from worker.workspaces import store
+from worker.workspaces.dispatch import converge, fail, place
+
+log = logging.getLogger("sam.cron.workspaces")
+
+DEFAULT_PROVISIONING_TIMEOUT_SECONDS = 30 * 60
+TIMEOUT_VAR = "SAM_WORKSPACE_PROVISIONING_TIMEOUT_SECONDS"
+# Long enough that a create or restart still in flight is never raced by cron.
+CONVERGE_AFTER_SECONDS = 2 * 60
+WAITING = "status IN ('pending', 'creating')"
+
+
+def provisioning_timeout_seconds(env: Any) -> float:
+    raw = getattr(env, TIMEOUT_VAR, None)
+    if raw is None:
+        return DEFAULT_PROVISIONING_TIMEOUT_SECONDS
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = 0.0
+    if not value > 0:
+        raise ConfigError(f"{TIMEOUT_VAR} must be a positive number of seconds, not {raw!r}")
+    return value
+
+
+async def run(env: Any, now: float | None = None) -> dict[str, int]:
+    at = now_epoch(now)
+    return {
+        "workspaces_timed_out": await time_out_provisioning(env, at),
+        "workspaces_converged": await converge_stuck(env, at),
+    }
+
+
+async def time_out_provisioning(env: Any, now: float) -> int:
+    limit = provisioning_timeout_seconds(env)
+    late = await store.where(env, f"{WAITING} AND provisioning_since < ?", iso(now - limit))
+    for workspace in late:
+        minutes = round(limit / 60)
+        await fail(
+            env,
+            workspace,
+            f"The workspace was not running within {minutes} minutes. Restart or delete it.",
+            "timeout",
+            now,
+        )
+        event(log, "workspace.timed_out", level=logging.WARNING, workspace_id=workspace.id)
+    return len(late)
+
+
+async def converge_stuck(env: Any, now: float) -> int:
+    stuck = await store.where(
+        env, f"{WAITING} AND updated_at < ?", iso(now - CONVERGE_AFTER_SECONDS)
+    )
+    converged = 0
+    for workspace in stuck:
+        try:
+            converged += await _converge_one(env, workspace, now)
+        except ApiError as exc:
+            event(
+                log,
+                "cron.workspace_failed",
+                level=logging.WARNING,
+                workspace_id=workspace.id,
+                error=exc.code,
+            )
+    return converged
+
+
+async def _converge_one(env: Any, workspace: Any, now: float) -> int:
+    node = None if workspace.node_id is None else await nodes.find_node(env, workspace.node_id)
+    if node is not None and node.status == NodeStatus.CREATING:
+        return 0
+    if node is not None and node.status == NodeStatus.RUNNING and node.agent_url is not None:
+        await converge(env, workspace, node, now)
+        return 1
+    if workspace.node_id is not None:  # failed, being deleted, or gone
+        await node_pool.release(env, workspace.node_id, workspace.id, now)
+    event(log, "workspace.replaced", workspace_id=workspace.id, old_node=workspace.node_id)
+    await place(env, workspace, now)
+    return 1
