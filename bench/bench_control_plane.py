@@ -45,8 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.workspaces.containers import find_devcontainer_cli, parse_up_output  # noqa: E402
 from tests.fixtures.repos import git, make_repo  # noqa: E402
+from tests.support.edge import Edge, free_port, running_edge  # noqa: E402
 from tests.support.terminal_client import decode_output, encode_input  # noqa: E402
 from worker.api.ratelimit import LIMITS  # noqa: E402
 
@@ -77,14 +77,6 @@ LINE_CLEAR_EVERY = 40
 TARGETS = {"bring-up": 1.5, "echo": 1.5, "throughput": 0.7}
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def summary(samples: list[float], unit: str = "s", scale: float = 1.0) -> str:
     p50 = statistics.median(samples) * scale
     return (
@@ -99,57 +91,6 @@ def verdict(ratio: float, target: float, higher_is_better: bool = False) -> str:
 
 
 # --- the local edge ------------------------------------------------------------------------
-
-
-@dataclass
-class Edge:
-    port: int
-    data_dir: Path
-    process: subprocess.Popen[bytes]
-
-    def host(self, label: str) -> str:
-        return f"{label}.localhost:{self.port}"
-
-    def client(self, label: str = "app", **headers: str) -> httpx.Client:
-        return httpx.Client(
-            base_url=f"http://127.0.0.1:{self.port}",
-            headers={"host": self.host(label), **headers},
-            timeout=60.0,
-        )
-
-
-@contextmanager
-def running_edge(data_dir: Path, variables: dict[str, str]) -> Iterator[Edge]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devtools.cli",
-            "dev",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "warning",
-            *(f"--var={name}={value}" for name, value in variables.items()),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    edge = Edge(port, data_dir, process)
-    try:
-        wait_for_health(f"http://127.0.0.1:{port}/health", edge.host("api"))
-        yield edge
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def wait_for_health(url: str, host: str) -> None:
@@ -170,13 +111,16 @@ class User:
     def client(self) -> httpx.Client:
         return self.edge.client(
             "app",
-            cookie=f"sam_session={self.session}",
-            origin=f"http://{self.edge.host('app')}",
+            headers={
+                "cookie": f"sam_session={self.session}",
+                "origin": f"http://{self.edge.host('app')}",
+            },
+            timeout=60.0,
         )
 
 
 def sign_in(edge: Edge, login: str) -> User:
-    with edge.client("app", origin=f"http://{edge.host('app')}") as client:
+    with edge.client("app", headers={"origin": f"http://{edge.host('app')}"}) as client:
         answer = client.post("/api/auth/dev-login", json={"login": login})
     answer.raise_for_status()
     return User(edge, answer.cookies["sam_session"])
@@ -488,7 +432,7 @@ def part_listing(work: Path, args: argparse.Namespace) -> dict[str, tuple[float,
     finally:
         baseline.terminate()
         baseline.wait()
-    with running_edge(work / "edge-listing", {}) as edge:
+    with running_edge(work / "edge-listing") as edge:
         user = sign_in(edge, "lister")
         with user.client() as client:
             me = client.get("/api/auth/me").json()
@@ -515,7 +459,7 @@ def part_workspaces(work: Path, args: argparse.Namespace, parts: set[int]) -> No
         "SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS),
     }
     node_id = None
-    with running_edge(work / "edge", variables) as edge:
+    with running_edge(work / "edge", vars=variables) as edge:
         user = sign_in(edge, "bench")
         repo = make_repo(work, "warmup", files=REPO_FILES)
         try:

@@ -22,8 +22,6 @@ import secrets
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,7 @@ from tests.fakes.hetzner import FakeHetzner
 from tests.fixtures.repos import make_repo
 from tests.support.edge import Edge, running_edge
 from tests.support.terminal_client import TerminalClient
+from tests.support.wait import wait_for
 from worker.api.ratelimit import LIMITS
 
 WARM_TIMEOUT_SECONDS = 3
@@ -46,16 +45,6 @@ RUNNING_TIMEOUT_SECONDS = 300.0  # a cloud node installs the agent artifact firs
 TEARDOWN_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 0.25
 LOOP_TIMEOUT_SECONDS = 900
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(POLL_SECONDS)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def edge_vars(github: FakeGitHub, hetzner: FakeHetzner, dns: FakeCloudflareDns) -> dict[str, str]:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -34,12 +35,18 @@ class Edge:
     def domain(self) -> str:
         return f"localhost:{self.port}"
 
-    def client(self, host: str = "api", **kwargs: object) -> httpx.Client:
+    def client(
+        self,
+        host: str = "api",
+        headers: dict[str, str] | None = None,
+        timeout: float = 10.0,
+        **kwargs: Any,
+    ) -> httpx.Client:
         """A client that reaches `{host}.localhost:PORT` on 127.0.0.1."""
         return httpx.Client(
             base_url=f"http://127.0.0.1:{self.port}",
-            headers={"host": self.host(host)},
-            timeout=10.0,
+            headers={"host": self.host(host), **(headers or {})},
+            timeout=timeout,
             **kwargs,
         )
 

@@ -84,7 +84,7 @@ def test_it_is_a_cloud_config_that_writes_the_agent_settings_and_runs_the_steps(
 
 
 def test_the_devcontainer_cli_pin_matches_the_projects() -> None:
-    package = (Path(__file__).resolve().parents[2] / "package.json").read_text()
+    package = (Path(__file__).resolve().parents[3] / "package.json").read_text()
     assert f'"@devcontainers/cli": "{cloud_init.DEVCONTAINER_CLI_VERSION}"' in package
 
 

@@ -27,7 +27,7 @@ from worker.auth.crypto import DecryptionError, generate_key
 from worker.auth.jwt import Audience, InvalidToken, WrongScope
 from worker.config import Config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOMAIN = "localhost:8787"
 ISSUER = "http://api.localhost:8787"
 

@@ -18,7 +18,7 @@ import secrets
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +34,11 @@ from tests.fixtures.repos import make_repo
 from tests.support.edge import Edge, free_port, running_edge
 from tests.support.edge_tokens import EdgeSigner
 from tests.support.terminal_client import TerminalClient, decode_output, encode_input
+from tests.support.wait import wait_for
 from worker.api.ratelimit import LIMITS
 from worker.auth import jwt as tokens
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = ROOT / "tests" / "golden" / "terminal"
 READY_TIMEOUT_SECONDS = 90.0
 POLL_SECONDS = 0.2
@@ -109,16 +110,6 @@ class RecordingAgent(LoopbackServer):
         return ws
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = READY_TIMEOUT_SECONDS) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(POLL_SECONDS)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def app_origin(edge: Edge) -> str:
     return f"http://{edge.host('app')}"
 
@@ -187,6 +178,7 @@ def local_node(edge: Edge, member: Member) -> tuple[str, int]:
         shown = wait_for(
             lambda: (n := client.get(f"/api/nodes/{node_id}").json())["status"] == "running" and n,
             "the local node's ready callback",
+            READY_TIMEOUT_SECONDS,
         )
     return node_id, shown["agent_port"]
 
@@ -206,7 +198,7 @@ def dispatch(world_edge: Edge, signer: EdgeSigner, node_id: str, port: int, repo
             assert state["state"] != "error", state
             return state["state"] == "running"
 
-        wait_for(running, "the devcontainer to come up")
+        wait_for(running, "the devcontainer to come up", READY_TIMEOUT_SECONDS)
     with closing(database(world_edge)) as db:
         db.execute(
             "UPDATE workspaces SET status = 'running' WHERE id = ? AND status = 'creating'",
@@ -361,7 +353,11 @@ async def test_the_tab_list_over_http_with_a_token_and_with_the_owners_session(
     assert by_session.status_code == 200, by_session.text
     assert by_session.json() == by_token.json()
     # Both really went to the agent, and neither token appears in the edge's log.
-    wait_for(lambda: agent_requests(world, world.workspace) >= before + 2, "the agent's log")
+    wait_for(
+        lambda: agent_requests(world, world.workspace) >= before + 2,
+        "the agent's log",
+        READY_TIMEOUT_SECONDS,
+    )
     assert token not in world.edge.log()
 
 

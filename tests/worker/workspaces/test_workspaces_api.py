@@ -23,6 +23,7 @@ import pytest
 
 from tests.fixtures.repos import make_repo
 from tests.support.edge import Edge, running_edge, signed_in
+from tests.support.wait import bearer, wait_for
 from twin.clock import ManualClock
 from twin.d1 import D1Database
 from twin.env import Env
@@ -42,16 +43,6 @@ RATE_LIMITS = f"workspace_create={CREATE_LIMIT}/600,terminal_token={TOKEN_LIMIT}
 # --- helpers ------------------------------------------------------------------------------
 
 
-def wait_for(check: Any, what: str, timeout: float = RUNNING_TIMEOUT_SECONDS) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(POLL_SECONDS)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def settled(client: httpx.Client, workspace_id: str, states: tuple[str, ...]) -> Any:
     """The workspace once its status is one of `states` (polling, as a browser would)."""
 
@@ -60,7 +51,9 @@ def settled(client: httpx.Client, workspace_id: str, states: tuple[str, ...]) ->
         assert shown.status_code == 200, shown.text
         return shown.json() if shown.json()["status"] in states else None
 
-    return wait_for(check, f"workspace {workspace_id} to be {'/'.join(states)}")
+    return wait_for(
+        check, f"workspace {workspace_id} to be {'/'.join(states)}", RUNNING_TIMEOUT_SECONDS
+    )
 
 
 def containers(workspace_id: str) -> list[str]:
@@ -100,10 +93,6 @@ def minter(edge: Edge) -> tuple[Env, D1Database]:
         }
     )
     return env, database
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
 
 
 def kill_agents(data_dir: Path) -> None:
@@ -236,7 +225,9 @@ def test_stop_restart_and_delete(world: World, running_workspace: dict[str, Any]
     made = world.create(alice)
     workspace_id, node_id = made["id"], made["node_id"]
     assert settled(alice, workspace_id, ("running", "error"))["status"] == "running"
-    holding = wait_for(lambda: node_count(alice, node_id) == 2 and 2, "both claims")
+    holding = wait_for(
+        lambda: node_count(alice, node_id) == 2 and 2, "both claims", RUNNING_TIMEOUT_SECONDS
+    )
 
     stopped = alice.post(f"/api/workspaces/{workspace_id}/stop")
     assert stopped.status_code == 200, stopped.text
@@ -244,7 +235,11 @@ def test_stop_restart_and_delete(world: World, running_workspace: dict[str, Any]
     assert stopped.json()["urls"]["boot_log_ws"] is None
     assert [line.split()[1] for line in containers(workspace_id)] == ["exited"]
     # Its claim on the node is released (the other workspace still holds the node).
-    wait_for(lambda: node_count(alice, node_id) == holding - 1, "the claim to be released")
+    wait_for(
+        lambda: node_count(alice, node_id) == holding - 1,
+        "the claim to be released",
+        RUNNING_TIMEOUT_SECONDS,
+    )
     # No terminal for a stopped workspace; stopping again changes nothing.
     refused = alice.post("/api/terminal/token", json={"workspace_id": workspace_id})
     assert refused.status_code == 409 and refused.json()["error"] == "workspace_not_running"
@@ -256,7 +251,11 @@ def test_stop_restart_and_delete(world: World, running_workspace: dict[str, Any]
     assert restarted.json()["node_id"] == node_id, "restarted where its files are"
     assert settled(alice, workspace_id, ("running", "error"))["status"] == "running"
     assert [line.split()[1] for line in containers(workspace_id)] == ["running"]
-    wait_for(lambda: node_count(alice, node_id) == holding, "the claim to be taken again")
+    wait_for(
+        lambda: node_count(alice, node_id) == holding,
+        "the claim to be taken again",
+        RUNNING_TIMEOUT_SECONDS,
+    )
     # A running workspace is not restarted (stop it first).
     again = alice.post(f"/api/workspaces/{workspace_id}/restart")
     assert again.status_code == 409 and again.json()["error"] == "invalid_state_transition"
@@ -267,7 +266,11 @@ def test_stop_restart_and_delete(world: World, running_workspace: dict[str, Any]
     assert alice.get(f"/api/workspaces/{workspace_id}").status_code == 404
     assert alice.get(f"/api/workspaces/{workspace_id}/boot-log").status_code == 404
     assert containers(workspace_id) == []
-    wait_for(lambda: node_count(alice, node_id) == holding - 1, "the claim to be released")
+    wait_for(
+        lambda: node_count(alice, node_id) == holding - 1,
+        "the claim to be released",
+        RUNNING_TIMEOUT_SECONDS,
+    )
     assert alice.delete(f"/api/workspaces/{workspace_id}").status_code == 404
 
 

@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from tests.support.edge import Edge, running_edge
+from tests.support.wait import wait_for
 from tests.worker.node_support import add_node
 from twin.d1 import D1Database
 from twin.env import Env
@@ -418,16 +419,6 @@ LOCAL_AGENT_START_SECONDS = 60.0
 LOCAL_AGENT_STOP_SECONDS = 20.0
 
 
-def wait_for(what: str, check: Any, within: float) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {within}s")
-
-
 def agent_health(port: int) -> dict | None:
     try:
         reply = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
@@ -456,7 +447,7 @@ def test_a_local_node_runs_a_real_agent_that_calls_back_and_goes_with_delete(
         assert shown["status"] in ("creating", "running"), shown
         return shown if shown["status"] == "running" and shown["metrics"] else None
 
-    shown = wait_for("the agent was ready and beat", running, LOCAL_AGENT_START_SECONDS)
+    shown = wait_for(running, "the agent was ready and beat", LOCAL_AGENT_START_SECONDS)
     port = shown["agent_port"]
     assert shown["health"] == "healthy" and shown["agent_version"]
     assert shown["metrics"]["memory"]["total"] > 0
@@ -470,4 +461,4 @@ def test_a_local_node_runs_a_real_agent_that_calls_back_and_goes_with_delete(
     deleted = alice.delete(f"/api/nodes/{node}")
     assert deleted.status_code == 204, deleted.text
     assert row(env, node) is None
-    wait_for("the agent stopped", lambda: agent_health(port) is None, LOCAL_AGENT_STOP_SECONDS)
+    wait_for(lambda: agent_health(port) is None, "the agent stopped", LOCAL_AGENT_STOP_SECONDS)

@@ -30,7 +30,7 @@ from worker.auth import jwt as tokens
 from worker.auth.jwt import Audience
 from worker.nodes import bootstrap
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import stat
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 
 from devtools.local_nodes import LocalNodes
 from tests.support.edge import Edge, running_edge, signed_in
+from tests.support.wait import wait_for
 from tests.worker.provider_support import Wanted, provider_env
 from twin import upstream
 from twin.http import Request
@@ -30,16 +30,6 @@ from worker.nodes.providers.base import NodeBoot
 READY_TIMEOUT_SECONDS = 30.0
 EXIT_TIMEOUT_SECONDS = 20.0
 POLL_SECONDS = 0.1
-
-
-def wait_for(check: Any, what: str, timeout: float = READY_TIMEOUT_SECONDS) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(POLL_SECONDS)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def alive(pid: int) -> bool:
@@ -84,8 +74,10 @@ def test_a_local_node_runs_a_real_agent_until_it_is_deleted(data_dir: Path) -> N
         node = created.json()
         port = node["agent_port"]
         assert node["agent_host"] == "127.0.0.1"
-        wait_for(lambda: healthy(port, node["id"]), "the agent's /health")
-        shown = wait_for(lambda: running(alice, node["id"]), "the ready callback")
+        wait_for(lambda: healthy(port, node["id"]), "the agent's /health", READY_TIMEOUT_SECONDS)
+        shown = wait_for(
+            lambda: running(alice, node["id"]), "the ready callback", READY_TIMEOUT_SECONDS
+        )
         assert shown["agent_port"] == port
 
         state = data_dir / "nodes" / node["id"] / "state"
@@ -110,7 +102,7 @@ def test_a_local_node_runs_a_real_agent_until_it_is_deleted(data_dir: Path) -> N
 def test_the_edge_stops_its_agents_and_brings_them_back_after_a_restart(data_dir: Path) -> None:
     with running_edge(data_dir) as edge, closing(signed_in(edge, "alice")) as alice:
         node = alice.post("/api/nodes", json={"provider": "local"}).json()
-        wait_for(lambda: running(alice, node["id"]), "the ready callback")
+        wait_for(lambda: running(alice, node["id"]), "the ready callback", READY_TIMEOUT_SECONDS)
         first = node_file(data_dir, node["id"])
         old_token = (data_dir / "nodes" / node["id"] / "state" / "callback-token").read_text()
     wait_for(lambda: not alive(first["pid"]), "the edge to stop its agent", EXIT_TIMEOUT_SECONDS)
@@ -120,14 +112,20 @@ def test_the_edge_stops_its_agents_and_brings_them_back_after_a_restart(data_dir
         again = wait_for(
             lambda: (n := node_file(data_dir, node["id"]))["pid"] != first["pid"] and n,
             "the agent to start again",
+            READY_TIMEOUT_SECONDS,
         )
         assert again["control_plane_url"] == f"http://api.{edge.domain}"
-        wait_for(lambda: healthy(again["port"], node["id"]), "the restarted agent's /health")
+        wait_for(
+            lambda: healthy(again["port"], node["id"]),
+            "the restarted agent's /health",
+            READY_TIMEOUT_SECONDS,
+        )
         token = (data_dir / "nodes" / node["id"] / "state" / "callback-token").read_text()
         assert token != old_token, "a restarted node gets a fresh callback token"
         wait_for(
             lambda: alice.get(f"/api/nodes/{node['id']}").json()["agent_port"] == again["port"],
             "the ready callback of the restarted agent",
+            READY_TIMEOUT_SECONDS,
         )
         assert alice.delete(f"/api/nodes/{node['id']}").status_code == 204
     assert not alive(again["pid"])
@@ -136,7 +134,7 @@ def test_the_edge_stops_its_agents_and_brings_them_back_after_a_restart(data_dir
 def test_after_a_kill_9_of_the_edge_the_orphaned_agent_is_replaced(data_dir: Path) -> None:
     with running_edge(data_dir) as edge, closing(signed_in(edge, "alice")) as alice:
         node = alice.post("/api/nodes", json={"provider": "local"}).json()
-        wait_for(lambda: running(alice, node["id"]), "the ready callback")
+        wait_for(lambda: running(alice, node["id"]), "the ready callback", READY_TIMEOUT_SECONDS)
         orphan = node_file(data_dir, node["id"])["pid"]
         edge.process.kill()  # no shutdown code runs: the agent is left behind
         edge.process.wait()
@@ -146,8 +144,13 @@ def test_after_a_kill_9_of_the_edge_the_orphaned_agent_is_replaced(data_dir: Pat
         fresh = wait_for(
             lambda: (n := node_file(data_dir, node["id"]))["pid"] != orphan and n,
             "a new agent",
+            READY_TIMEOUT_SECONDS,
         )
-        wait_for(lambda: healthy(fresh["port"], node["id"]), "the new agent's /health")
+        wait_for(
+            lambda: healthy(fresh["port"], node["id"]),
+            "the new agent's /health",
+            READY_TIMEOUT_SECONDS,
+        )
         assert alice.delete(f"/api/nodes/{node['id']}").status_code == 204
 
 
@@ -210,7 +213,7 @@ async def test_off_sam_dev_the_local_provider_says_it_is_unavailable(tmp_path: P
 def test_the_launcher_lists_nodes_by_user_for_the_orphan_sweep(data_dir: Path) -> None:
     with running_edge(data_dir) as edge, closing(signed_in(edge, "alice")) as alice:
         node = alice.post("/api/nodes", json={"provider": "local"}).json()
-        wait_for(lambda: running(alice, node["id"]), "the ready callback")
+        wait_for(lambda: running(alice, node["id"]), "the ready callback", READY_TIMEOUT_SECONDS)
 
         async def listed() -> tuple[list[Any], list[Any]]:
             async with provider_env(data_dir, None, None) as env:

@@ -30,7 +30,7 @@ from agent.workspaces.containers import (
     workspace_labels,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "devcontainer"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "devcontainer"
 BASE_IMAGE = "sam-workspace-base:bookworm"
 # PID 1 that ends on SIGTERM, as a devcontainer's entrypoint does (a bare `sleep` would not).
 SLEEPER = ["bash", "-c", "trap 'exit 0' TERM; sleep 600 & wait"]

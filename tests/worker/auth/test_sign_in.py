@@ -17,6 +17,7 @@ import pytest
 
 from tests.fakes.github import CLIENT_ID, CLIENT_SECRET, FakeGitHub
 from tests.support.edge import Edge, running_edge
+from tests.support.wait import bearer
 
 LOGIN = "/api/auth/github/login"
 CALLBACK = "/api/auth/github/callback"
@@ -366,10 +367,6 @@ def test_cookie_writes_need_a_same_origin_signal(edge: Edge, github: FakeGitHub)
 
 
 # --- API tokens -------------------------------------------------------------------------
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
 
 
 def test_api_tokens(edge: Edge, github: FakeGitHub) -> None:

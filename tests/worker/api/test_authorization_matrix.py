@@ -40,6 +40,7 @@ from fastapi.routing import iter_route_contexts
 
 from tests.fakes.github import CLIENT_ID, CLIENT_SECRET, FakeGitHub
 from tests.support.edge import Edge, running_edge
+from tests.support.wait import bearer
 from twin.d1 import D1Database
 from twin.env import Env
 from worker.api.app import api
@@ -273,10 +274,6 @@ def whoami(edge: Edge, member: Member) -> dict[str, Any]:
         me = client.get("/api/auth/me", headers=bearer(member.api_token))
     assert me.status_code == 200, me.text
     return me.json()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
 
 
 def session_headers(edge: Edge, member: Member) -> dict[str, str]:

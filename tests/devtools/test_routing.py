@@ -46,7 +46,7 @@ def test_app_host_cannot_escape_the_assets_directory(edge: Edge) -> None:
 
 
 def test_workspace_host_without_a_credential_is_a_clear_401(edge: Edge) -> None:
-    # The ws-{id} proxy (worker/edge/proxy.py; tests/worker/test_proxy.py) authenticates before
+    # The ws-{id} proxy (worker/edge/proxy.py; tests/worker/edge/test_proxy.py) authenticates before
     # it looks anything up, so an anonymous caller learns nothing about which ids exist.
     with edge.client("ws-abc123") as client:
         response = client.get("/")

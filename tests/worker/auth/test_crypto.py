@@ -32,7 +32,7 @@ from worker.auth.crypto import (
 from worker.auth.users import upsert_local_user
 from worker.config import Config, ConfigError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SECRET = b"hcloud-token-0123456789abcdef0123456789abcdef0123456789abcdef0123"
 
 

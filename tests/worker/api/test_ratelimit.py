@@ -32,7 +32,7 @@ from worker.auth.users import upsert_local_user
 from worker.config import ConfigError
 from worker.errors import ApiError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 KV_NAMESPACE_ID = "00000000000000000000000000000000"  # wrangler.toml
 SIGN_IN_LIMIT = 3
 API_TOKEN_LIMIT = 2

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.bindings.do_fixtures import Twin
+from tests.twin.do_fixtures import Twin
 from twin.clock import ManualClock
 from twin.durable_objects import IDLE_EVICTION_SECONDS, DurableObjectNamespace
 from twin.entrypoints import DurableObject

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.bindings.do_fixtures import Twin
+from tests.twin.do_fixtures import Twin
 from twin.alarms import ALARM_MAX_RETRIES, AlarmInfo, retry_delay_seconds
 from twin.clock import ManualClock
 from twin.entrypoints import DurableObject
