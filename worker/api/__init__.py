@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI) behind `api.{domain}` and `app.{domain}/api/*`."""

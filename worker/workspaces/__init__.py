@@ -1,0 +1,1 @@
+"""Workspaces: devcontainers on nodes, placed, handed to the node's agent and swept."""
