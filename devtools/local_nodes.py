@@ -30,14 +30,21 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from devtools.machine import (
+    STOP_TIMEOUT_SECONDS,
+    docker_answers,
+    end_stale_agent,
+    free_port,
+    port_free,
+    remove_containers,
+    write_token_file,
+)
 from twin import upstream
 from twin.http import Request, Response
 from wire.version import VERSION
@@ -47,11 +54,8 @@ from worker.config import Config
 log = logging.getLogger("sam.local.nodes")
 
 NODE_FILE = "node.json"
-TOKEN_FILE_MODE = 0o600
-STOP_TIMEOUT_SECONDS = 10.0
 READY_WAIT_SECONDS = 60.0
 HEALTH_POLL_SECONDS = 0.2
-DOCKER_PROBE_TIMEOUT_SECONDS = 5.0
 CALL_TIMEOUT_SECONDS = 15.0
 # Set in the edge's own environment to make local agents beat faster (tests do).
 HEARTBEAT_OVERRIDE_ENV = "SAM_LOCAL_NODE_HEARTBEAT_SECONDS"
@@ -167,7 +171,7 @@ class LocalNodes:
         async with self._lock:
             await self._stop_agent(node_id)
             # What deleting a VM does to everything in it: the node's containers go too.
-            await _remove_containers(node_id)
+            await remove_containers(node_id)
             directory = self.root / node_id
             existed = directory.exists()
             shutil.rmtree(directory, ignore_errors=True)
@@ -179,7 +183,7 @@ class LocalNodes:
     async def backend(self) -> str:
         """`docker` if a Docker Engine answers (asked once), else `host`."""
         if self._backend is None:
-            self._backend = "docker" if await _docker_answers() else "host"
+            self._backend = "docker" if await docker_answers() else "host"
             if self._backend == "host":
                 log.warning(
                     "local_nodes.no_docker: no Docker Engine answered, so local nodes run "
@@ -189,7 +193,7 @@ class LocalNodes:
         return self._backend
 
     async def _restart(self, node: LocalNode) -> None:
-        await _end_stale(node)
+        await end_stale_agent(node.pid, node.node_id)
         node.control_plane_url = tokens.control_plane_url(Config.from_env(self._env))
         minted = await tokens.mint_node_token(self._env, node.node_id)
         write_token_file(self._token_file(node.node_id), minted.token)
@@ -331,108 +335,10 @@ def _path(url: str) -> str:
     return "/api/bootstrap/…" if path.startswith("/api/bootstrap/") else path
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def write_token_file(path: Path, token: str) -> None:
-    """0600 from the start, replaced atomically (the agent may be reading it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.fchmod(fd, TOKEN_FILE_MODE)
-    with os.fdopen(fd, "w") as file:
-        file.write(token + "\n")
-    os.replace(temporary, path)
-
-
 def _save(path: Path, node: LocalNode) -> None:
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(asdict(node), indent=2))
     os.replace(temporary, path)
-
-
-async def _end_stale(node: LocalNode) -> None:
-    """An agent left running by an edge that crashed: stop it before starting anew."""
-    if node.pid is None:
-        return
-    try:
-        environ = Path(f"/proc/{node.pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return  # gone (or not ours to read)
-    if f"SAM_NODE_ID={node.node_id}".encode() not in environ:
-        return  # the pid was reused by something else
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(node.pid, signal.SIGTERM)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + STOP_TIMEOUT_SECONDS
-    while Path(f"/proc/{node.pid}").exists() and loop.time() < deadline:
-        await asyncio.sleep(HEALTH_POLL_SECONDS)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(node.pid, signal.SIGKILL)
-
-
-async def _remove_containers(node_id: str) -> None:
-    """Remove the containers the node's agent made (labelled `sam.node=<id>`)."""
-    if shutil.which("docker") is None:
-        return
-    listed = await asyncio.create_subprocess_exec(
-        "docker",
-        "ps",
-        "--all",
-        "--quiet",
-        "--filter",
-        f"label=sam.node={node_id}",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    output, _ = await listed.communicate()
-    found = output.decode().split()
-    if not found:
-        return
-    removed = await asyncio.create_subprocess_exec(
-        "docker",
-        "rm",
-        "--force",
-        "--volumes",
-        *found,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    await removed.wait()
-    log.info("local_node.containers_removed node_id=%s count=%d", node_id, len(found))
-
-
-async def _docker_answers() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    try:
-        probe = await asyncio.create_subprocess_exec(
-            "docker",
-            "info",
-            "--format",
-            "{{.ServerVersion}}",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-    except OSError:
-        return False
-    try:
-        return await asyncio.wait_for(probe.wait(), DOCKER_PROBE_TIMEOUT_SECONDS) == 0
-    except TimeoutError:
-        probe.kill()
-        await probe.wait()
-        return False
 
 
 def local_nodes_service(env: Any, data_dir: Path) -> LocalNodes:
