@@ -2,6 +2,9 @@
 
 Both checks run offline: `d1 migrations apply --local` runs the SQL in wrangler's local
 workerd against a database under tmp_path, and `deploy --dry-run` stops before uploading.
+The dry run's bundle must carry the Worker's vendored packages (`python_modules/`, which
+scripts/vendor-worker fills from worker/requirements and wrangler uploads from the project
+root).
 """
 
 import os
@@ -32,6 +35,11 @@ NOT_BUNDLED_PREFIXES = (
     "pages/",
 )
 WRANGLER_OUTDIR_NOTE = "README.md"  # wrangler writes it into every --outdir
+# The Worker's vendored dependencies; wrangler uploads them under this prefix.
+VENDORED = "python_modules"
+# Import names of packages the Worker cannot start without (the first three are what
+# worker/requirements lists; pydantic_core is the one compiled for WebAssembly).
+VENDORED_PACKAGES = ("fastapi", "pydantic", "pydantic_core", "workers")
 
 
 def run_wrangler(tmp_path: Path, *args: str) -> str:
@@ -96,8 +104,21 @@ def bundle_sources(main: str) -> set[str]:
     return sources - {main}
 
 
+def vendored_files() -> set[str]:
+    """The files scripts/vendor-worker unpacked, as paths in the bundle."""
+    root = PROJECT_ROOT / VENDORED
+    if not root.is_dir():
+        pytest.fail(f"{VENDORED}/ is missing: run scripts/vendor-worker (scripts/setup does)")
+    return {
+        f"{VENDORED}/{path.relative_to(root).as_posix()}"
+        for path in root.rglob("*")
+        if path.is_file() and path.suffix != ".pyc"  # wrangler's default python_modules exclude
+    }
+
+
 def test_deploy_dry_run_bundles_the_worker_and_nothing_else(tmp_path: Path) -> None:
     outdir = tmp_path / "dist"
+    vendored = vendored_files()
 
     run_wrangler(tmp_path, "deploy", "--dry-run", "--outdir", str(outdir))
 
@@ -110,10 +131,14 @@ def test_deploy_dry_run_bundles_the_worker_and_nothing_else(tmp_path: Path) -> N
     )
     missing = bundle_sources(main) - landed
     assert not missing, f"modules left out of the bundle: {sorted(missing)}"
+    missing_vendored = vendored - landed
+    assert not missing_vendored, f"vendored files left out: {sorted(missing_vendored)[:20]}"
+    for package in VENDORED_PACKAGES:
+        assert f"{VENDORED}/{package}/__init__.py" in landed, f"{package} is not vendored"
 
     stray = sorted(
         path
-        for path in landed - {Path(main).name, WRANGLER_OUTDIR_NOTE}
+        for path in landed - {Path(main).name, WRANGLER_OUTDIR_NOTE} - vendored
         if path.startswith(NOT_BUNDLED_PREFIXES)
         or "__pycache__" in path
         or "node_modules" in path
