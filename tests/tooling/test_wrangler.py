@@ -7,20 +7,11 @@ scripts/vendor-worker fills from worker/requirements and wrangler uploads from t
 root).
 """
 
-import os
-import re
-import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-WRANGLER = PROJECT_ROOT / "node_modules" / ".bin" / "wrangler"
-WRANGLER_CONFIG = tomllib.loads((PROJECT_ROOT / "wrangler.toml").read_text())
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # wrangler colours its errors even in a pipe
-# Below pytest-timeout's limit, so a hung wrangler fails with its own output.
-WRANGLER_TIMEOUT_SECONDS = 90
+from tests.support.wrangler import PROJECT_ROOT, WRANGLER_CONFIG, dry_run_bundle, run_wrangler
 
 # What may land in the bundle besides the main module: the worker, its Durable Objects and
 # the wire package they share with the agent.
@@ -40,35 +31,6 @@ VENDORED = "python_modules"
 # Import names of packages the Worker cannot start without (the first three are what
 # worker/requirements lists; pydantic_core is the one compiled for WebAssembly).
 VENDORED_PACKAGES = ("fastapi", "pydantic", "pydantic_core", "workers")
-
-
-def run_wrangler(tmp_path: Path, *args: str) -> str:
-    """Run wrangler from the project root and return its output; fail on a non-zero exit."""
-    if not WRANGLER.exists():
-        pytest.fail(f"{WRANGLER.relative_to(PROJECT_ROOT)} is missing: run scripts/setup")
-    env = {
-        **os.environ,
-        "CI": "true",  # never prompt: wrangler takes the default answer
-        "WRANGLER_SEND_METRICS": "false",
-        "WRANGLER_SEND_ERROR_REPORTS": "false",
-        "WRANGLER_HIDE_BANNER": "true",  # the banner asks the npm registry for updates
-        "WRANGLER_LOG_PATH": str(tmp_path / "wrangler-logs"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),  # wrangler's metrics consent file
-    }
-    result = subprocess.run(
-        [str(WRANGLER), *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=WRANGLER_TIMEOUT_SECONDS,
-        check=False,
-    )
-    output = ANSI_ESCAPE.sub("", result.stdout + result.stderr)
-    command = " ".join(args)
-    assert result.returncode == 0, f"wrangler {command} exited {result.returncode}:\n{output}"
-    return output
 
 
 def migrations_dir(binding: str) -> Path:
@@ -117,10 +79,9 @@ def vendored_files() -> set[str]:
 
 
 def test_deploy_dry_run_bundles_the_worker_and_nothing_else(tmp_path: Path) -> None:
-    outdir = tmp_path / "dist"
     vendored = vendored_files()
 
-    run_wrangler(tmp_path, "deploy", "--dry-run", "--outdir", str(outdir))
+    outdir = dry_run_bundle(tmp_path)
 
     landed = {path.relative_to(outdir).as_posix() for path in outdir.rglob("*") if path.is_file()}
     main = WRANGLER_CONFIG["main"]
