@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.pyodide.harness import MAINS, PyodideWorker
+from tests.pyodide.known_failures import MAIN_MODULE_DOES_NOT_IMPORT
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +24,7 @@ def canary(bundle: Path) -> Iterator[PyodideWorker]:
     worker.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="phase B: worker/auth/{jwt,keys,crypto}.py import jwt and cryptography at top "
-    "level; neither has a Pyodide wheel (the crypto seam moves them to WebCrypto)",
-)
+@MAIN_MODULE_DOES_NOT_IMPORT
 def test_the_main_module_imports(pyodide_worker: PyodideWorker) -> None:
     report = pyodide_worker.report
     assert report.imported, f"{report.main} did not import: {report.failure}"

@@ -4,6 +4,26 @@
 // `scheduled` and `alarm`.
 import { DurableObjectNamespace } from "./durable_objects.mjs";
 
+// The event being handled (the harness runs one at a time): `cloudflare:workers`'s
+// `waitUntil` attaches work to it, as workerd attaches it to the current request.
+let currentEvent = null;
+
+export function waitUntil(promise) {
+  if (!currentEvent) throw new Error("waitUntil called outside of an event");
+  currentEvent.waitUntil(promise);
+}
+
+async function handle(ctx, run) {
+  currentEvent = ctx;
+  try {
+    const result = await run();
+    await ctx.settled();
+    return result;
+  } finally {
+    currentEvent = null;
+  }
+}
+
 class ExecutionContext {
   constructor() {
     this.pending = [];
@@ -49,15 +69,13 @@ export function makeDispatcher(pyodide, mainModule, env, durableObjectBindings) 
     env,
     async fetch(request) {
       const ctx = new ExecutionContext();
-      const response = await calls.call_rpc(construct("Default", ctx, env), "fetch", request);
-      await ctx.settled();
+      const response = await handle(ctx, () => calls.call_rpc(construct("Default", ctx, env), "fetch", request));
       return response?.js_response ?? response;
     },
     async scheduled(cron, scheduledTime) {
       const ctx = new ExecutionContext();
       const controller = new ScheduledController(cron, scheduledTime);
-      await calls.call_handler(construct("Default", ctx, env), "scheduled", controller, env, ctx);
-      await ctx.settled();
+      await handle(ctx, () => calls.call_handler(construct("Default", ctx, env), "scheduled", controller, env, ctx));
     },
     async durableObjectCall(binding, name, method, args) {
       const namespace = env[binding];

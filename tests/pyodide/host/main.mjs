@@ -7,7 +7,7 @@
 // {id, ok: true, result} or {id, ok: false, error}.
 import readline from "node:readline";
 import { startBindings } from "./bindings.mjs";
-import { makeDispatcher } from "./entrypoints.mjs";
+import { makeDispatcher, waitUntil } from "./entrypoints.mjs";
 import { compatibilityFlags } from "./flags.mjs";
 import { preparePython } from "./python.mjs";
 import { Fetcher, Response, WebSocketPair } from "./web.mjs";
@@ -34,7 +34,7 @@ if (setup.config.assets?.binding) {
   env[setup.config.assets.binding] = new Fetcher(`${setup.project}/${setup.config.assets.directory}`);
 }
 
-const cloudflareWorkers = { env, waitUntil: () => {} };
+const cloudflareWorkers = { env, waitUntil };
 const helper = {
   cloudflareWorkersModule: cloudflareWorkers,
   cloudflareSocketsModule: {},
@@ -92,7 +92,9 @@ async function encodeResponse(response) {
 const operations = {
   report: async () => report,
   fetch: async ({ method, url, headers, body }) => {
-    const init = { method, headers, body: body ? Buffer.from(body, "base64") : undefined };
+    // An incoming request on workerd carries its Host header, as any HTTP request does.
+    const withHost = { host: new URL(url).host, ...headers };
+    const init = { method, headers: withHost, body: body ? Buffer.from(body, "base64") : undefined };
     return await encodeResponse(await needWorker().fetch(new Request(url, init)));
   },
   scheduled: async ({ cron, scheduled_time }) => {
@@ -115,7 +117,9 @@ for await (const line of lines) {
     const result = await operations[op](args);
     answer({ id, ok: true, result: result === undefined ? null : result });
   } catch (error) {
-    answer({ id, ok: false, error: String(error?.message ?? error) });
+    // Python's traceback printing imports lazily, and -X importtime reports that too.
+    const errorLines = String(error?.message ?? error).split("\n");
+    answer({ id, ok: false, error: errorLines.filter((line) => !line.startsWith("import time:")).join("\n") });
   }
 }
 await bindings.dispose();
