@@ -18,4 +18,5 @@ class Default(WorkerEntrypoint):
         return await edge.handle(request, self.env, self.ctx)
 
     async def scheduled(self, controller: Any, env: Any, ctx: Any) -> None:
-        await cron.run(controller, env, ctx)
+        # workerd hands `scheduled` the raw JS bindings; `self.env` holds the SDK's wrappers.
+        await cron.run(controller, self.env, ctx)

@@ -26,14 +26,29 @@ except ImportError:
             response.headers[name] = value
         return response
 
-else:  # pragma: no cover - exercised only on Cloudflare
+else:  # pragma: no cover - exercised only on Cloudflare and in tests/pyodide (real Pyodide)
+    from types import SimpleNamespace
+
     from js import WebSocketPair  # type: ignore[import-not-found]
-    from workers import DurableObject, Request, Response, WorkerEntrypoint, asgi, fetch
+    from pyodide.ffi import jsnull  # type: ignore[import-not-found]
+    from workers import DurableObject, Request, Response, WorkerEntrypoint, fetch
+    from workers import asgi as sdk_asgi
+
+    # The SDK's ASGI adapter answers a raw JS Response; the Worker handles the SDK's
+    # `Response` everywhere (as the twin's adapter answers), so it is wrapped here.
+    async def _asgi_fetch(app: Any, request: Request, env: Any, ctx: Any) -> Response:
+        return Response(await sdk_asgi.fetch(app, request, env, ctx))
+
+    async def _asgi_websocket(app: Any, request: Request, env: Any) -> Response:
+        return Response(await sdk_asgi.websocket(app, request, env))
+
+    asgi = SimpleNamespace(fetch=_asgi_fetch, websocket=_asgi_websocket)
 
     def response_web_socket(response: Response) -> Any:
         """The WebSocket of a `101 Switching Protocols` response (None otherwise)."""
         socket = response.js_object.webSocket
-        return None if socket is js.null or socket is js.undefined else socket
+        # JS null arrives as `jsnull` (undefined as None); `js.null` does not exist.
+        return None if socket is None or socket is jsnull else socket
 
     def with_headers(response: Response, headers: dict[str, str]) -> Response:
         """`response` with `headers` set (replacing any of the same name)."""

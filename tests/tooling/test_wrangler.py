@@ -2,22 +2,16 @@
 
 Both checks run offline: `d1 migrations apply --local` runs the SQL in wrangler's local
 workerd against a database under tmp_path, and `deploy --dry-run` stops before uploading.
+The dry run's bundle must carry the Worker's vendored packages (`python_modules/`, which
+scripts/vendor-worker fills from worker/requirements and wrangler uploads from the project
+root).
 """
 
-import os
-import re
-import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-WRANGLER = PROJECT_ROOT / "node_modules" / ".bin" / "wrangler"
-WRANGLER_CONFIG = tomllib.loads((PROJECT_ROOT / "wrangler.toml").read_text())
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # wrangler colours its errors even in a pipe
-# Below pytest-timeout's limit, so a hung wrangler fails with its own output.
-WRANGLER_TIMEOUT_SECONDS = 90
+from tests.support.wrangler import PROJECT_ROOT, WRANGLER_CONFIG, dry_run_bundle, run_wrangler
 
 # What may land in the bundle besides the main module: the worker, its Durable Objects and
 # the wire package they share with the agent.
@@ -32,35 +26,11 @@ NOT_BUNDLED_PREFIXES = (
     "pages/",
 )
 WRANGLER_OUTDIR_NOTE = "README.md"  # wrangler writes it into every --outdir
-
-
-def run_wrangler(tmp_path: Path, *args: str) -> str:
-    """Run wrangler from the project root and return its output; fail on a non-zero exit."""
-    if not WRANGLER.exists():
-        pytest.fail(f"{WRANGLER.relative_to(PROJECT_ROOT)} is missing: run scripts/setup")
-    env = {
-        **os.environ,
-        "CI": "true",  # never prompt: wrangler takes the default answer
-        "WRANGLER_SEND_METRICS": "false",
-        "WRANGLER_SEND_ERROR_REPORTS": "false",
-        "WRANGLER_HIDE_BANNER": "true",  # the banner asks the npm registry for updates
-        "WRANGLER_LOG_PATH": str(tmp_path / "wrangler-logs"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),  # wrangler's metrics consent file
-    }
-    result = subprocess.run(
-        [str(WRANGLER), *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=WRANGLER_TIMEOUT_SECONDS,
-        check=False,
-    )
-    output = ANSI_ESCAPE.sub("", result.stdout + result.stderr)
-    command = " ".join(args)
-    assert result.returncode == 0, f"wrangler {command} exited {result.returncode}:\n{output}"
-    return output
+# The Worker's vendored dependencies; wrangler uploads them under this prefix.
+VENDORED = "python_modules"
+# Import names of packages the Worker cannot start without (the first three are what
+# worker/requirements lists; pydantic_core is the one compiled for WebAssembly).
+VENDORED_PACKAGES = ("fastapi", "pydantic", "pydantic_core", "workers")
 
 
 def migrations_dir(binding: str) -> Path:
@@ -96,10 +66,22 @@ def bundle_sources(main: str) -> set[str]:
     return sources - {main}
 
 
-def test_deploy_dry_run_bundles_the_worker_and_nothing_else(tmp_path: Path) -> None:
-    outdir = tmp_path / "dist"
+def vendored_files() -> set[str]:
+    """The files scripts/vendor-worker unpacked, as paths in the bundle."""
+    root = PROJECT_ROOT / VENDORED
+    if not root.is_dir():
+        pytest.fail(f"{VENDORED}/ is missing: run scripts/vendor-worker (scripts/setup does)")
+    return {
+        f"{VENDORED}/{path.relative_to(root).as_posix()}"
+        for path in root.rglob("*")
+        if path.is_file() and path.suffix != ".pyc"  # wrangler's default python_modules exclude
+    }
 
-    run_wrangler(tmp_path, "deploy", "--dry-run", "--outdir", str(outdir))
+
+def test_deploy_dry_run_bundles_the_worker_and_nothing_else(tmp_path: Path) -> None:
+    vendored = vendored_files()
+
+    outdir = dry_run_bundle(tmp_path)
 
     landed = {path.relative_to(outdir).as_posix() for path in outdir.rglob("*") if path.is_file()}
     main = WRANGLER_CONFIG["main"]
@@ -110,10 +92,14 @@ def test_deploy_dry_run_bundles_the_worker_and_nothing_else(tmp_path: Path) -> N
     )
     missing = bundle_sources(main) - landed
     assert not missing, f"modules left out of the bundle: {sorted(missing)}"
+    missing_vendored = vendored - landed
+    assert not missing_vendored, f"vendored files left out: {sorted(missing_vendored)[:20]}"
+    for package in VENDORED_PACKAGES:
+        assert f"{VENDORED}/{package}/__init__.py" in landed, f"{package} is not vendored"
 
     stray = sorted(
         path
-        for path in landed - {Path(main).name, WRANGLER_OUTDIR_NOTE}
+        for path in landed - {Path(main).name, WRANGLER_OUTDIR_NOTE} - vendored
         if path.startswith(NOT_BUNDLED_PREFIXES)
         or "__pycache__" in path
         or "node_modules" in path

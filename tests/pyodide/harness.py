@@ -1,0 +1,167 @@
+"""The pytest side of the real-Pyodide harness: one Node process (host/main.mjs) that
+loads the Worker's dry-run bundle under Pyodide 314 with workerd's D1/KV/R2 (miniflare),
+and answers one JSON request per line."""
+
+import base64
+import json
+import subprocess
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.support.wrangler import PROJECT_ROOT, WRANGLER_CONFIG
+
+HOST = Path(__file__).parent / "host" / "main.mjs"
+RUNTIME = Path(__file__).parent / "runtime"
+MAINS = Path(__file__).parent / "mains"  # main modules of the harness's own checks
+MAIN_MODULE = Path(WRANGLER_CONFIG["main"]).stem  # uploaded at the bundle's root
+STDERR_TAIL_LINES = 200
+MAX_LOG_LINE_CHARS = 2000  # a JS error prints its (minified) source line
+
+
+class HostError(Exception):
+    """The host answered a request with an error (the Worker raised, or the host could not)."""
+
+
+class MainModuleUnavailable(HostError):
+    """The main module did not import, so no event can reach the Worker."""
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    main: str
+    imported: bool
+    error: str | None
+    refused: list[str]  # top-level entropy calls no runtime patch allows
+    import_ms: float
+    import_times: list[str]  # CPython's -X importtime lines for the main module's import
+
+    @property
+    def failure(self) -> str:
+        """The import error's last line (the exception), or "" when the import succeeded."""
+        return (self.error or "").strip().splitlines()[-1] if self.error else ""
+
+    def milliseconds_by_package(self) -> dict[str, float]:
+        """Self time of every imported module, summed per top-level package, slowest first."""
+        totals: dict[str, float] = {}
+        for line in self.import_times:
+            self_us, _cumulative, name = line.removeprefix("import time:").split("|")
+            if not self_us.strip().isdigit():
+                continue  # the header line
+            package = name.strip().split(".")[0]
+            totals[package] = totals.get(package, 0.0) + int(self_us) / 1000
+        return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    web_socket: bool
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class PyodideWorker:
+    """One host process: `fetch`, `scheduled` and Durable Object calls into the Worker."""
+
+    def __init__(self, bundle: Path, main: str = MAIN_MODULE, extra_paths: tuple[Path, ...] = ()):
+        self._stderr: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        self._process = subprocess.Popen(
+            ["node", str(HOST)],
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        threading.Thread(target=self._keep_stderr, daemon=True).start()
+        self._next_id = 0
+        setup = {
+            "bundle": str(bundle),
+            "project": str(PROJECT_ROOT),
+            "runtime": str(RUNTIME),
+            "main": main,
+            "extra_paths": [str(path) for path in extra_paths],
+            "config": WRANGLER_CONFIG,
+        }
+        self._send(setup)
+        self._receive(0)
+        self.report = ImportReport(**self.call("report"))
+
+    def _keep_stderr(self) -> None:
+        assert self._process.stderr is not None
+        for line in self._process.stderr:
+            self._stderr.append(line.rstrip("\n")[:MAX_LOG_LINE_CHARS])
+
+    def stderr_tail(self) -> str:
+        return "\n".join(self._stderr)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps(message) + "\n")
+        self._process.stdin.flush()
+
+    def _receive(self, request_id: int) -> Any:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            code = self._process.wait()
+            raise HostError(f"the harness host exited ({code}):\n{self.stderr_tail()}")
+        answer = json.loads(line)
+        assert answer["id"] == request_id, answer
+        if not answer["ok"]:
+            error = answer["error"]
+            kind = MainModuleUnavailable if "did not import" in error else HostError
+            raise kind(error)
+        return answer["result"]
+
+    def call(self, op: str, **args: Any) -> Any:
+        self._next_id += 1
+        self._send({"id": self._next_id, "op": op, **args})
+        return self._receive(self._next_id)
+
+    def fetch(
+        self,
+        url: str,
+        method: str = "GET",
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> HttpResponse:
+        encoded = base64.b64encode(body).decode() if body is not None else None
+        answer = self.call("fetch", method=method, url=url, headers=headers or {}, body=encoded)
+        return HttpResponse(
+            status=answer["status"],
+            headers=dict(answer["headers"]),
+            body=base64.b64decode(answer["body"]),
+            web_socket=answer["web_socket"],
+        )
+
+    def scheduled(self, cron: str, scheduled_time_ms: float = 0) -> None:
+        self.call("scheduled", cron=cron, scheduled_time=scheduled_time_ms)
+
+    def durable_object(self, binding: str, name: str, method: str, *args: Any) -> Any:
+        return self.call("do_call", binding=binding, name=name, method=method, args=list(args))
+
+    def run_alarm(self, binding: str, name: str) -> bool:
+        """Fire the object's alarm now, if one is set; whether one was."""
+        return self.call("do_alarm", binding=binding, name=name)
+
+    def alarm_at(self, binding: str, name: str) -> float | None:
+        return self.call("do_alarm_at", binding=binding, name=name)
+
+    def d1(self, binding: str, sql: str, *params: Any) -> list[dict[str, Any]]:
+        return self.call("d1", binding=binding, sql=sql, params=list(params))
+
+    def close(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()

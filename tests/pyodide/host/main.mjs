@@ -1,0 +1,125 @@
+// The real-Pyodide harness's Node process: loads the Worker once, then answers requests, one
+// JSON object per line on stdin/stdout (tests/pyodide/harness.py is the other end). Its own
+// logs and the Worker's output go to stderr.
+//
+// The first line is the set-up: {bundle, project, runtime, main, extra_paths, config} where
+// `config` is wrangler.toml as JSON. Each later line is {id, op, ...}; the answer is
+// {id, ok: true, result} or {id, ok: false, error}.
+import readline from "node:readline";
+import { startBindings } from "./bindings.mjs";
+import { makeDispatcher, waitUntil } from "./entrypoints.mjs";
+import { compatibilityFlags } from "./flags.mjs";
+import { preparePython } from "./python.mjs";
+import { Fetcher, Response, WebSocketPair } from "./web.mjs";
+
+const log = (line) => process.stderr.write(`${line}\n`);
+const answer = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
+
+process.on("uncaughtException", (error) => {
+  // A set-up failure: say it in one message (a Pyodide error's own is the Python traceback).
+  log(`harness host failed: ${error?.stack ?? error}`);
+  process.exit(1);
+});
+
+const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const setup = JSON.parse((await lines.next()).value);
+const flags = compatibilityFlags(setup.config);
+
+globalThis.Response = Response;
+globalThis.WebSocketPair = WebSocketPair;
+
+const bindings = await startBindings(setup.config, setup.project);
+const env = { ...setup.config.vars, ...bindings.env };
+if (setup.config.assets?.binding) {
+  env[setup.config.assets.binding] = new Fetcher(`${setup.project}/${setup.config.assets.directory}`);
+}
+
+const cloudflareWorkers = { env, waitUntil };
+const helper = {
+  cloudflareWorkersModule: cloudflareWorkers,
+  cloudflareSocketsModule: {},
+  async doAnImport(name) {
+    if (name === "cloudflare:workers") return cloudflareWorkers;
+    throw new Error(`the harness cannot import ${name}`);
+  },
+  // The harness's ExecutionContext keeps what waitUntil is handed itself.
+  patchWaitUntil() {},
+  *patch_env_helper() {
+    yield;
+  },
+};
+
+const python = await preparePython({
+  bundleDir: setup.bundle,
+  runtimeDir: setup.runtime,
+  extraPaths: setup.extra_paths,
+  flags,
+  helper,
+  log,
+});
+
+const report = { main: setup.main, imported: false, error: null, refused: [], import_ms: 0, import_times: [] };
+let dispatcher = null;
+try {
+  const mainModule = await python.importMain(setup.main);
+  report.imported = true;
+  python.beforeFirstRequest();
+  dispatcher = makeDispatcher(python.pyodide, mainModule, env, setup.config.durable_objects?.bindings ?? []);
+} catch (error) {
+  report.error = String(error.message ?? error);
+}
+report.refused = python.refusedEntropy();
+report.import_ms = python.importMilliseconds;
+report.import_times = python.importTimes;
+
+function needWorker() {
+  if (!dispatcher) {
+    throw new Error(`the main module ${setup.main} did not import: ${report.error.trim().split("\n").at(-1)}`);
+  }
+  return dispatcher;
+}
+
+async function encodeResponse(response) {
+  const body = response.status === 101 ? new Uint8Array() : new Uint8Array(await response.arrayBuffer());
+  return {
+    status: response.status,
+    headers: [...response.headers],
+    body: Buffer.from(body).toString("base64"),
+    web_socket: Boolean(response.webSocket),
+  };
+}
+
+const operations = {
+  report: async () => report,
+  fetch: async ({ method, url, headers, body }) => {
+    // An incoming request on workerd carries its Host header, as any HTTP request does.
+    const withHost = { host: new URL(url).host, ...headers };
+    const init = { method, headers: withHost, body: body ? Buffer.from(body, "base64") : undefined };
+    return await encodeResponse(await needWorker().fetch(new Request(url, init)));
+  },
+  scheduled: async ({ cron, scheduled_time }) => {
+    await needWorker().scheduled(cron, scheduled_time);
+    return null;
+  },
+  do_call: async ({ binding, name, method, args }) => await needWorker().durableObjectCall(binding, name, method, args),
+  do_alarm: async ({ binding, name }) => await needWorker().durableObjectAlarm(binding, name),
+  do_alarm_at: async ({ binding, name }) => await needWorker().durableObjectAlarmAt(binding, name),
+  d1: async ({ binding, sql, params }) => {
+    const result = await env[binding].prepare(sql).bind(...(params ?? [])).all();
+    return result.results;
+  },
+};
+
+answer({ id: 0, ok: true, result: "ready" });
+for await (const line of lines) {
+  const { id, op, ...args } = JSON.parse(line);
+  try {
+    const result = await operations[op](args);
+    answer({ id, ok: true, result: result === undefined ? null : result });
+  } catch (error) {
+    // Python's traceback printing imports lazily, and -X importtime reports that too.
+    const errorLines = String(error?.message ?? error).split("\n");
+    answer({ id, ok: false, error: errorLines.filter((line) => !line.startsWith("import time:")).join("\n") });
+  }
+}
+await bindings.dispose();

@@ -1,0 +1,5 @@
+"""A main module that asks for entropy at top level, which workerd refuses."""
+
+import os
+
+NONCE = os.urandom(16)
