@@ -9,15 +9,18 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
-import grimp
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-IMPORT_LINTER = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
-PACKAGES = IMPORT_LINTER["root_packages"]
+from tests.tooling.imports import (
+    IMPORT_LINTER,
+    PACKAGES,
+    ROOT,
+    import_graph,
+    third_party_imports,
+)
+
 CONTRACTS = {contract["id"]: contract for contract in IMPORT_LINTER["contracts"]}
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 LINT_TIMEOUT_SECONDS = 60
@@ -100,17 +103,6 @@ def test_every_contract_is_proven_to_bite() -> None:
 
 def test_wire_forbids_every_third_party_package_our_code_imports_but_pydantic() -> None:
     """A new dependency anywhere must join the wire contract's list, or wire could take it."""
-    graph = grimp.build_graph(*PACKAGES, include_external_packages=True, cache_dir=None)
-    imported = {
-        name
-        for module in graph.modules
-        if module.split(".")[0] in PACKAGES
-        for name in graph.find_modules_directly_imported_by(module)
-    }
-    third_party = {
-        name
-        for name in imported
-        if name.split(".")[0] not in PACKAGES and name not in sys.stdlib_module_names
-    }
+    third_party = third_party_imports(import_graph(third_party=True), PACKAGES)
     forbidden = set(CONTRACTS["wire"]["forbidden_modules"])
     assert third_party - forbidden == {ALLOWED_IN_WIRE}

@@ -11,7 +11,7 @@ from pathlib import Path
 import grimp
 import pytest
 
-from tests.tooling.test_import_contracts import PACKAGES
+from tests.tooling.imports import import_graph
 
 
 def import_cycles(graph: grimp.ImportGraph) -> list[list[str]]:
@@ -35,8 +35,7 @@ def describe(cycles: list[list[str]]) -> str:
 
 
 def test_our_modules_import_no_cycle() -> None:
-    graph = grimp.build_graph(*PACKAGES, cache_dir=None)
-    cycles = import_cycles(graph)
+    cycles = import_cycles(import_graph(third_party=False))
     assert not cycles, f"import cycles (break each one):\n{describe(cycles)}"
 
 
