@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT_SECONDS = 600
 CACHE_DIR = Path(tempfile.gettempdir()) / "sam-agent-artifacts"
 # What the artifact is made of: the sam-agent distribution (agent/ and wire/, its project
-# file and the unit in agent/deploy/) and the build script.
-INPUTS = ("agent", "wire", "scripts/build-agent")
+# file and the unit in agent/deploy/), the build script and the lock it downloads by.
+INPUTS = ("agent", "wire", "scripts/build-agent", "requirements.lock")
 
 
 def _digest() -> str:
