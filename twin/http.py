@@ -241,7 +241,7 @@ async def fetch(resource: Request | str, **init: Any) -> Response:
     """Outbound `fetch`, following the SDK: `fetch(url, method=, headers=, body=)`."""
     request = Request(resource, **init) if init or isinstance(resource, str) else resource
     if request.headers.get("upgrade", "").lower() == "websocket":
-        return await upstream.connect_websocket(request)
+        return await _connect_websocket(request)
     session = upstream.session()
     async with session.request(
         request._method,
@@ -257,6 +257,15 @@ async def fetch(resource: Request | str, **init: Any) -> Response:
     return Response(
         None if status in NULL_BODY_STATUSES else content, status, reply.reason or "", headers
     )
+
+
+async def _connect_websocket(request: Request) -> Response:
+    """101 with our end of a pair; a refused handshake gets the upstream's status, as in workerd."""
+    try:
+        ours = await upstream.connect_websocket(request.url, request.headers.items())
+    except upstream.HandshakeRefused as refused:
+        return Response(refused.message or None, refused.status or 502)
+    return Response(None, 101, web_socket=ours)
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:

@@ -8,24 +8,25 @@ touch the hidden `_cf_` tables, and may not open transactions of its own: those 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from twin.errors import DurableObjectError
 from twin.records import Record
-
-if TYPE_CHECKING:
-    from twin.storage import DurableObjectStorage
 
 MAX_SQL_BINDINGS = 100
 MAX_SAFE_INTEGER = 2**53 - 1  # bindings travel as JS numbers
 
 
 class SqlStorage:
-    """`ctx.storage.sql`: synchronous SQL on the object's own database."""
+    """`ctx.storage.sql`: synchronous SQL on the object's own database.
 
-    def __init__(self, storage: DurableObjectStorage) -> None:
-        self._storage = storage
+    `connection()` gives the object's database, which its storage opens on first use and
+    on which it installs `authorize` for every statement it does not run itself.
+    """
+
+    def __init__(self, connection: Callable[[], sqlite3.Connection]) -> None:
+        self._connection = connection
         self._refusal: str | None = None
 
     def exec(self, query: str, *bindings: Any) -> SqlStorageCursor:
@@ -35,7 +36,7 @@ class SqlStorage:
         statements = _statements(query)
         if not statements:
             raise DurableObjectError("SQL query did not contain a statement.")
-        conn = self._storage._conn
+        conn = self._connection()
         before = conn.total_changes
         self._refusal = None
         try:
@@ -51,8 +52,9 @@ class SqlStorage:
 
     @property
     def databaseSize(self) -> int:
-        pages = self._storage._internal("PRAGMA page_count", [])[0][0]
-        size = self._storage._internal("PRAGMA page_size", [])[0][0]
+        conn = self._connection()
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
         return int(pages * size)
 
     def authorize(self, action: int, arg1: str | None, arg2: str | None) -> int:

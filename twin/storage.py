@@ -64,7 +64,7 @@ class DurableObjectStorage:
         self._db: sqlite3.Connection | None = None
         self._trusted = False
         self._savepoints = itertools.count()
-        self.sql = SqlStorage(self)
+        self.sql = SqlStorage(lambda: self._conn)
 
     # ---- KV API ----------------------------------------------------------------------
 

@@ -8,16 +8,14 @@ closed by the edge server on shutdown. `localhost` and `*.localhost` resolve to 
 
 import asyncio
 import weakref
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any
 
 import aiohttp
 
 from twin.bridge import Closed, Frame, bridge
 from twin.loopback import LoopbackResolver
-from twin.websockets import WebSocketPair
-
-if TYPE_CHECKING:
-    from twin.http import Request, Response
+from twin.websockets import WebSocket, WebSocketPair
 
 _sessions: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession]" = (
     weakref.WeakKeyDictionary()
@@ -95,18 +93,25 @@ def take_splice(end: Any) -> "_AiohttpSocket | None":
     return _spliceable.pop(end, None)
 
 
-async def connect_websocket(request: "Request") -> "Response":
-    """Open `request.url` as a WebSocket; answer 101 with our end of a pair.
+class HandshakeRefused(Exception):
+    """The upstream answered a WebSocket handshake with `status` instead of 101."""
 
-    A refused handshake is answered with the upstream's status, as workerd does.
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status} {message}")
+        self.status = status
+        self.message = message
+
+
+async def connect_websocket(url: str, headers: Iterable[tuple[str, str]]) -> WebSocket:
+    """Open `url` as a WebSocket; our end of a pair, bridged to it once accepted.
+
+    Raises `HandshakeRefused` when the upstream does not switch protocols.
     """
-    from twin.http import Response
-
-    url = request.url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HANDSHAKE_HEADERS]
-    protocols = [
-        p.strip() for p in request.headers.get("sec-websocket-protocol", "").split(",") if p.strip()
-    ]
+    url = url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    headers = list(headers)
+    offered = next((v for k, v in headers if k.lower() == "sec-websocket-protocol"), "")
+    protocols = [p.strip() for p in offered.split(",") if p.strip()]
+    headers = [(k, v) for k, v in headers if k.lower() not in _HANDSHAKE_HEADERS]
     try:
         # No permessage-deflate: the local edge's upstreams are agents on this machine,
         # where compressing every terminal frame costs CPU and saves nothing.
@@ -114,7 +119,7 @@ async def connect_websocket(request: "Request") -> "Response":
             url, headers=headers, protocols=protocols, autoping=True, compress=0
         )
     except aiohttp.WSServerHandshakeError as exc:
-        return Response(exc.message or None, exc.status or 502)
+        raise HandshakeRefused(exc.status, exc.message) from exc
     ours, theirs = WebSocketPair.new().object_values()
     upstream = _AiohttpSocket(socket)
     _spliceable[ours] = upstream
@@ -127,4 +132,4 @@ async def connect_websocket(request: "Request") -> "Response":
         task.add_done_callback(_bridges.discard)
 
     ours.when_accepted(start_bridge)
-    return Response(None, 101, web_socket=ours)
+    return ours

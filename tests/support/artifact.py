@@ -18,9 +18,9 @@ from wire.version import VERSION
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT_SECONDS = 600
 CACHE_DIR = Path(tempfile.gettempdir()) / "sam-agent-artifacts"
-# What the artifact is made of: the package (its wheel holds agent/ and worker/), the
-# build script and the unit.
-INPUTS = ("agent", "worker", "durable_objects", "scripts/build-agent", "pyproject.toml")
+# What the artifact is made of: the sam-agent distribution (agent/ and wire/, its project
+# file and the unit in agent/deploy/), the build script and the lock it downloads by.
+INPUTS = ("agent", "wire", "scripts/build-agent", "requirements.lock")
 
 
 def _digest() -> str:
