@@ -27,7 +27,7 @@ LOCK = {
     )
 }
 # Cloudflare's runtime gives the Worker these; locally the twin stands in for them.
-RUNTIME_PROVIDED = {"js", "workers"}
+RUNTIME_PROVIDED = {"js", "pyodide", "workers"}
 
 
 def extra(name: str) -> list[Requirement]:
