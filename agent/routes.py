@@ -3,7 +3,8 @@
 Handlers raise typed AgentErrors and leave the answering of errors (and auth) to the
 middlewares in agent/server.py; the route names below tell the auth middleware which
 routes are public and which are WebSockets. The routes are written down in
-docs/protocols/agent-api.md.
+docs/protocols/agent-api.md, their bodies declared in wire/agent_api.py: every request is
+parsed, and every answer built, through those models.
 """
 
 import asyncio
@@ -15,11 +16,22 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, web
+from pydantic import BaseModel, ValidationError
 
 from agent.config import AgentConfig
-from agent.errors import BadRequest
+from agent.errors import BadRequest, InvalidWorkspaceSpec
 from agent.terminals.manager import TerminalManager
 from agent.workspaces.manager import WorkspaceManager
+from wire.agent_api import (
+    AgentWorkspace,
+    BootLog,
+    BootLogEntry,
+    Deleted,
+    Health,
+    NewWorkspace,
+    TerminalTabs,
+    WorkspaceList,
+)
 from wire.version import VERSION
 
 log = logging.getLogger("agent.routes")
@@ -29,7 +41,6 @@ WS_HEARTBEAT_SECONDS = 30.0
 # closes the socket (1009) only beyond this many times that, so a bad frame is not a drop.
 WS_FRAME_CEILING_FACTOR = 4
 BOOT_LOG_WS_MAX_MESSAGE_BYTES = 4 * 1024
-CREATE_FIELDS = {"id", "repository", "branch"}
 
 PUBLIC_ROUTES = frozenset({"health"})
 WEBSOCKET_ROUTES = frozenset({"boot_log_ws", "terminal_ws"})
@@ -71,32 +82,45 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def create_spec(body: dict[str, Any]) -> dict[str, Any]:
+def create_spec(body: dict[str, Any]) -> NewWorkspace:
     """The body's shape; the WorkspaceManager validates the values (id, repository, branch)."""
-    unknown = set(body) - CREATE_FIELDS
-    if unknown:
-        raise BadRequest(f"unknown fields {sorted(unknown)}; accepted: {sorted(CREATE_FIELDS)}")
-    return {name: body.get(name) for name in CREATE_FIELDS}
+    try:
+        return NewWorkspace.model_validate(body)
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False)
+        unknown = [str(p["loc"][0]) for p in problems if p["type"] == "extra_forbidden"]
+        if unknown:
+            accepted = sorted(NewWorkspace.model_fields)
+            raise BadRequest(f"unknown fields {sorted(unknown)}; accepted: {accepted}") from None
+        field = ".".join(str(part) for part in problems[0]["loc"])
+        raise InvalidWorkspaceSpec(field, problems[0]["msg"]) from None
+
+
+def reply(body: BaseModel, status: int = 200) -> web.Response:
+    """`body` as JSON: the one way a route answers (so every answer is a declared shape)."""
+    return web.json_response(text=body.model_dump_json(), status=status)
 
 
 async def health(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    return web.json_response({"status": "ok", "node_id": config.node_id, "agent_version": VERSION})
+    return reply(Health(node_id=config.node_id, agent_version=VERSION))
 
 
 async def create_workspace(request: web.Request) -> web.Response:
     spec = create_spec(await json_body(request))
-    workspace = await request.app[WORKSPACES].create(spec)
-    log.info("workspace.created id=%s repository=%s", spec["id"], spec["repository"])
-    return web.json_response(workspace, status=202)
+    workspace = await request.app[WORKSPACES].create(spec.model_dump())
+    log.info("workspace.created id=%s repository=%s", spec.id, spec.repository)
+    return reply(AgentWorkspace.model_validate(workspace), status=202)
 
 
 async def list_workspaces(request: web.Request) -> web.Response:
-    return web.json_response({"workspaces": request.app[WORKSPACES].list()})
+    found = request.app[WORKSPACES].list()
+    return reply(WorkspaceList.model_validate({"workspaces": found}))
 
 
 async def get_workspace(request: web.Request) -> web.Response:
-    return web.json_response(request.app[WORKSPACES].get(request.match_info["id"]))
+    workspace = request.app[WORKSPACES].get(request.match_info["id"])
+    return reply(AgentWorkspace.model_validate(workspace))
 
 
 def _lifecycle_action(action: str, status: int) -> Handler:
@@ -109,16 +133,16 @@ def _lifecycle_action(action: str, status: int) -> Handler:
         await request.app[TERMINALS].close_workspace(workspace_id)
         log.info("workspace.%s id=%s", action, workspace_id)
         if action == "delete":
-            return web.json_response({"id": workspace_id, "deleted": True}, status=status)
-        body = result if isinstance(result, dict) else workspaces.get(workspace_id)
-        return web.json_response(body, status=status)
+            return reply(Deleted(id=workspace_id), status=status)
+        record = result if isinstance(result, dict) else workspaces.get(workspace_id)
+        return reply(AgentWorkspace.model_validate(record), status=status)
 
     return handler
 
 
 async def boot_log(request: web.Request) -> web.Response:
     log_ = request.app[WORKSPACES].boot_log(request.match_info["id"])
-    return web.json_response({"entries": log_.entries()})
+    return reply(BootLog.model_validate({"entries": log_.entries()}))
 
 
 async def boot_log_ws(request: web.Request) -> web.WebSocketResponse:
@@ -127,7 +151,7 @@ async def boot_log_ws(request: web.Request) -> web.WebSocketResponse:
 
     async def send_entries() -> None:
         async for entry in entries:
-            await ws.send_json(entry)
+            await ws.send_str(BootLogEntry.model_validate(entry).model_dump_json())
 
     sender = asyncio.create_task(send_entries())
     # Reading is what notices the viewer leaving; viewers send nothing we act on.
@@ -150,7 +174,7 @@ async def _drain(ws: web.WebSocketResponse) -> None:
 async def terminals(request: web.Request) -> web.Response:
     workspace_id = request.match_info["id"]
     request.app[WORKSPACES].get(workspace_id)
-    return web.json_response({"tabs": request.app[TERMINALS].tabs(workspace_id)})
+    return reply(TerminalTabs.model_validate({"tabs": request.app[TERMINALS].tabs(workspace_id)}))
 
 
 async def terminal_ws(request: web.Request) -> web.WebSocketResponse:

@@ -5,7 +5,8 @@
     Lifecycle        active ⇄ warm → destroying   (the NodeLifecycle Durable Object)
     NodeHealth       healthy / stale / unhealthy, from the age of the last heartbeat
 
-Each kind has exactly one allowed-transitions table; `transition(kind, current, new)`
+Nodes and workspaces share the six states of wire/states.py (which the agent reports too);
+each kind has exactly one allowed-transitions table; `transition(kind, current, new)`
 is the only check, so a state change that the table does not allow is refused the same
 way everywhere (409 `invalid_state_transition`). Staying in the same state is not a
 transition: callers that want idempotency (a repeated ready callback) check for it first.
@@ -13,25 +14,11 @@ transition: callers that want idempotency (a repeated ready callback) check for 
 
 from enum import StrEnum
 
+from wire.states import LifecycleState
 from worker.errors import ApiError
 
-
-class NodeStatus(StrEnum):
-    PENDING = "pending"
-    CREATING = "creating"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    ERROR = "error"
-
-
-class WorkspaceStatus(StrEnum):
-    PENDING = "pending"
-    CREATING = "creating"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    ERROR = "error"
+NodeStatus = LifecycleState
+WorkspaceStatus = LifecycleState
 
 
 class Lifecycle(StrEnum):

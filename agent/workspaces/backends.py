@@ -24,6 +24,7 @@ from agent.process import LineHandler, stderr_tail
 from agent.shell import ShellCommand
 from agent.workspaces.boot_log import BootLog, StepStatus
 from agent.workspaces.containers import DevcontainerCLI, DockerEngine, workspace_labels
+from wire.states import LifecycleState
 
 log = logging.getLogger("agent.workspaces.backends")
 
@@ -271,8 +272,7 @@ class HostBackend:
     async def observe(self, record: dict[str, Any]) -> Observed:
         if not Path(record["directory"]).is_dir():
             return Observed("gone", None, "the workspace directory is gone; rebuild it")
-        # The record's WorkspaceState (agent/workspaces/manager.py, which imports this module).
-        return Observed("stopped" if record["state"] == "stopped" else "running")
+        return Observed("stopped" if record["state"] == LifecycleState.STOPPED else "running")
 
     async def up(
         self, record: dict[str, Any], checkout: Path, boot: BootLog, mode: Mode

@@ -1,6 +1,7 @@
 """A workspace's boot log: ordered entries, live subscribers, each entry reported upstream.
 
-Entry: {"step", "status": started|succeeded|failed, "message", "detail", "timestamp"}.
+Entry: {"step", "status": started|succeeded|failed, "message", "detail", "timestamp"}
+(wire/agent_api.py BootLogEntry).
 A subscriber gets every entry so far, then live ones, and ends when the provisioning run
 ends (`finish()`); a rebuild or restart opens a new run on the same log.
 """
@@ -11,22 +12,16 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from enum import StrEnum
 from typing import Any, Protocol
 
 from agent.persistence import utc_now
+from wire.agent_api import StepStatus
 
 log = logging.getLogger("agent.workspaces.boot_log")
 
 MAX_ENTRIES = 500
 MAX_DETAIL_CHARS = 8 * 1024
 MAX_MESSAGE_CHARS = 1024
-
-
-class StepStatus(StrEnum):
-    STARTED = "started"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
 
 
 class BootLogReporter(Protocol):

@@ -15,7 +15,6 @@ import logging
 import re
 import shutil
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,6 +32,7 @@ from agent.shell import ShellCommand
 from agent.workspaces.backends import Backend, Mode, Observed, choose_backend
 from agent.workspaces.boot_log import BootLog, StepStatus
 from agent.workspaces.repos import RepositorySource, clone, validate_branch, validate_repository
+from wire.states import LifecycleState as WorkspaceState
 
 log = logging.getLogger("agent.workspaces.manager")
 
@@ -40,15 +40,6 @@ log = logging.getLogger("agent.workspaces.manager")
 WORKSPACE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
 WORKSPACES_DIRNAME = "workspaces"
 INTERRUPTED = "provisioning was interrupted by an agent restart; rebuild the workspace"
-
-
-class WorkspaceState(StrEnum):
-    PENDING = "pending"
-    CREATING = "creating"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    ERROR = "error"
 
 
 S = WorkspaceState

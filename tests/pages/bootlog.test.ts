@@ -4,7 +4,12 @@ import { describe, expect, it } from "vitest";
 import type { BootLogEntry } from "../../pages/src/api/types";
 import { mergeBootLog } from "../../pages/src/components/liveBootLog";
 
-const entry = (step: string, status: string, at: string, source = "agent"): BootLogEntry => ({
+const entry = (
+  step: string,
+  status: BootLogEntry["status"],
+  at: string,
+  source: BootLogEntry["source"] = "agent",
+): BootLogEntry => ({
   step,
   status,
   message: `${step} ${status}`,

@@ -59,17 +59,6 @@ class User:
             is_admin=bool(row["is_admin"]),
         )
 
-    def public(self) -> dict[str, Any]:
-        """What the API shows about a user (to that user)."""
-        return {
-            "id": self.id,
-            "login": self.login,
-            "name": self.name,
-            "email": self.email,
-            "avatar_url": self.avatar_url,
-            "is_admin": self.is_admin,
-        }
-
 
 @dataclass(frozen=True)
 class GitHubProfile:

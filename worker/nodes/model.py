@@ -84,31 +84,6 @@ class Node:
             return None
         return f"http://{self.agent_host}:{self.agent_port}"
 
-    def public(self, interval_seconds: float, now: float | None = None) -> dict[str, Any]:
-        """What the API shows the node's owner (nothing secret is kept on a node)."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "provider": self.provider,
-            "status": self.status,
-            "health": self.current_health(interval_seconds, now),
-            "size": self.size,
-            "location": self.location,
-            "ip_address": self.ip_address,
-            "agent_host": self.agent_host,
-            "agent_port": self.agent_port,
-            "agent_version": self.agent_version,
-            "error_message": self.error_message,
-            "last_heartbeat_at": self.last_heartbeat_at,
-            "ready_at": self.ready_at,
-            "warm": self.warm_since is not None,
-            "warm_since": self.warm_since,
-            "workspace_count": self.workspace_count,
-            "metrics": self.metrics,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-
 
 def lifecycle_stub(env: Any, node_id: str) -> Any:
     """The node's NodeLifecycle Durable Object (one per node, named by its id)."""

@@ -4,10 +4,13 @@ Each call carries a fresh sam:agent token for that node (5 minutes), goes throug
 runtime's `fetch`, and is retried on a failed connection, 429 or 5xx a few times within
 a few seconds (a node that has just said it is ready may still be settling). Every
 workspace operation of the agent is idempotent or answers 404/409 on a repeat, so a
-retry after a lost answer is safe.
+retry after a lost answer is safe. Bodies are the models of wire/agent_api.py, which the
+agent's routes use too.
 
-    await call(env, node, method, path, body=None) -> AgentAnswer(status, body)
+    await call(env, node, method, path, body=None) -> AgentAnswer(node_id, status, body)
         AgentUnreachable (502) when no answer came; any status is returned as is
+    answer.workspace() -> AgentWorkspace
+        AgentBadAnswer (502) when the body is not one
 """
 
 import json
@@ -15,6 +18,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
+from wire.agent_api import AgentWorkspace
 from worker.auth import jwt as tokens
 from worker.errors import ApiError
 from worker.http_retry import RetryPolicy, Unreachable, send_with_retry
@@ -34,8 +40,18 @@ AGENT_RETRY = RetryPolicy(
 
 @dataclass(frozen=True)
 class AgentAnswer:
+    node_id: str
     status: int
     body: dict[str, Any]
+
+    def workspace(self) -> AgentWorkspace:
+        """The body as the workspace the agent reports (a 200 or 202 answer)."""
+        try:
+            return AgentWorkspace.model_validate(self.body)
+        except ValidationError as exc:
+            problem = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in problem["loc"]) or "body"
+            raise AgentBadAnswer(self.node_id, f"{where}: {problem['msg']}") from None
 
     @property
     def error(self) -> str | None:
@@ -56,6 +72,16 @@ class AgentUnreachable(ApiError):
         )
 
 
+class AgentBadAnswer(ApiError):
+    def __init__(self, node_id: str, problem: str) -> None:
+        super().__init__(
+            502,
+            "agent_bad_answer",
+            f"The agent of node {node_id} answered something that is not in its API "
+            f"({problem}); is it the same version as the control plane?",
+        )
+
+
 class NodeNotReady(ApiError):
     def __init__(self, node_id: str) -> None:
         super().__init__(
@@ -64,7 +90,7 @@ class NodeNotReady(ApiError):
 
 
 async def call(
-    env: Any, node: Node, method: str, path: str, body: dict[str, Any] | None = None
+    env: Any, node: Node, method: str, path: str, body: BaseModel | None = None
 ) -> AgentAnswer:
     base = node.agent_url
     if base is None:
@@ -74,7 +100,7 @@ async def call(
     init: dict[str, Any] = {"method": method, "headers": headers}
     if body is not None:
         headers["Content-Type"] = "application/json"
-        init["body"] = json.dumps(body)
+        init["body"] = body.model_dump_json(exclude_none=True)
     try:
         response = await send_with_retry(
             lambda: fetch(base + path, **init), AGENT_RETRY, what=f"agent {method} {path}"
@@ -86,4 +112,4 @@ async def call(
         answer = json.loads(text) if text else {}
     except ValueError:
         answer = {}
-    return AgentAnswer(response.status, answer if isinstance(answer, dict) else {})
+    return AgentAnswer(node.id, response.status, answer if isinstance(answer, dict) else {})

@@ -19,6 +19,7 @@ run racing a request, an edge restarted mid-way) never makes a second container.
 import logging
 from typing import Any
 
+from wire.agent_api import AgentWorkspace, NewWorkspace
 from worker.errors import ApiError
 from worker.logs import event
 from worker.nodes import pool as node_pool
@@ -32,10 +33,8 @@ log = logging.getLogger("sam.workspaces")
 
 _W = WorkspaceStatus
 PROVISIONING = (_W.PENDING, _W.CREATING)
-# What the agent reports (docs/protocols/agent-api.md) and what it means here.
-AGENT_BUSY = ("pending", "creating")
-AGENT_ACTIONS = {"stopped": "restart", "error": "rebuild"}
-AGENT_RESTARTABLE = tuple(AGENT_ACTIONS)
+# What the agent does with a workspace it reports in these states (wire/agent_api.py).
+AGENT_ACTIONS = {_W.STOPPED: "restart", _W.ERROR: "rebuild"}
 READY_FIELDS = ("container_id", "remote_user", "remote_folder", "backend")
 
 
@@ -119,27 +118,27 @@ async def converge(
                 "started",
                 f"Handing the workspace to the agent of node {node.id}.",
             )
-            spec = {"id": workspace.id, "repository": workspace.repository}
-            if workspace.branch is not None:
-                spec["branch"] = workspace.branch
+            spec = NewWorkspace(
+                id=workspace.id, repository=workspace.repository, branch=workspace.branch
+            )
             answer = await agent_client.call(env, node, "POST", "/workspaces", spec)
             if answer.status == 409:  # a repeat: it has it after all
                 answer = await agent_client.call(env, node, "GET", path)
-        elif answer.status == 200 and answer.body.get("state") in AGENT_RESTARTABLE:
+        elif answer.status == 200 and (state := answer.workspace().state) in AGENT_ACTIONS:
             await boot_log.step(
                 env,
                 workspace.id,
                 "dispatch",
                 "started",
-                f"The agent of node {node.id} has the workspace {answer.body['state']}; "
-                + ("starting it again." if answer.body["state"] == "stopped" else "rebuilding it."),
+                f"The agent of node {node.id} has the workspace {state}; "
+                + ("starting it again." if state == _W.STOPPED else "rebuilding it."),
             )
             # A stopped container starts again as it was; a failed or interrupted one
             # (its post-create may have half run) is recreated on the same checkout.
-            action = AGENT_ACTIONS[answer.body["state"]]
-            answer = await agent_client.call(env, node, "POST", f"{path}/{action}")
+            answer = await agent_client.call(env, node, "POST", f"{path}/{AGENT_ACTIONS[state]}")
             if answer.status == 409:
                 answer = await agent_client.call(env, node, "GET", path)
+        reported = answer.workspace() if answer.status in (200, 202) else None
     except ApiError as exc:
         await boot_log.step(env, workspace.id, "dispatch", "failed", exc.message)
         event(
@@ -150,29 +149,35 @@ async def converge(
             error=exc.code,
         )
         return workspace
-    return await _record(env, workspace, node, answer, now)
+    if reported is None:
+        return await _refused(env, workspace, node, answer)
+    return await _record(env, workspace, node, reported, now)
 
 
-async def _record(
-    env: Any, workspace: Workspace, node: Node, answer: agent_client.AgentAnswer, now: float | None
+async def _refused(
+    env: Any, workspace: Workspace, node: Node, answer: agent_client.AgentAnswer
 ) -> Workspace:
-    """What the agent's answer (a workspace, or an error) means for the D1 row."""
+    """What the agent's error answer means for the D1 row."""
     if answer.status == 400:
         return await fail(
             env, workspace, f"The agent refused the workspace: {answer.message}", "dispatch"
         )
-    if answer.status not in (200, 202):
-        await boot_log.step(
-            env,
-            workspace.id,
-            "dispatch",
-            "failed",
-            f"The agent of node {node.id} answered {answer.status}: {answer.message}",
-        )
-        return workspace  # converged again by the next ready callback or cron run
-    state = answer.body.get("state")
-    if state == "running":
-        return await agent_ready(env, workspace, answer.body, now) or workspace
+    await boot_log.step(
+        env,
+        workspace.id,
+        "dispatch",
+        "failed",
+        f"The agent of node {node.id} answered {answer.status}: {answer.message}",
+    )
+    return workspace  # converged again by the next ready callback or cron run
+
+
+async def _record(
+    env: Any, workspace: Workspace, node: Node, reported: AgentWorkspace, now: float | None
+) -> Workspace:
+    """What the workspace the agent reports means for the D1 row."""
+    if reported.state == _W.RUNNING:
+        return await agent_ready(env, workspace, reported.model_dump(), now) or workspace
     moment = iso(now_epoch(now))
     moved = await store.move(
         env, workspace.id, (_W.PENDING,), _W.CREATING, now, dispatched_at=moment
@@ -180,7 +185,11 @@ async def _record(
     if moved is None:
         await store.update(env, workspace.id, now, dispatched_at=moment)
     event(
-        log, "workspace.dispatched", workspace_id=workspace.id, node_id=node.id, agent_state=state
+        log,
+        "workspace.dispatched",
+        workspace_id=workspace.id,
+        node_id=node.id,
+        agent_state=reported.state,
     )
     return await _current(env, workspace.id)
 

@@ -1,4 +1,4 @@
-"""What a workspace is: the `Workspace` record, its id, and what its owner is shown.
+"""What a workspace is: the `Workspace` record, its id, and where its owner finds it.
 
 Kept apart from worker/workspaces/service.py so that the proxy, the routes, the cron sweep and the
 dispatcher can name a workspace without importing the service that places it.
@@ -60,30 +60,6 @@ class Workspace:
     def on_agent(self) -> bool:
         """The node's agent has the workspace (its boot log can be followed live there)."""
         return self.dispatched_at is not None and self.status in ("creating", "running")
-
-    def public(self, config: Config) -> dict[str, Any]:
-        """What the API shows the owner (nothing secret is kept on a workspace)."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "repository": self.repository,
-            "branch": self.branch,
-            "provider": self.provider,
-            "size": self.size,
-            "status": self.status,
-            "error_message": self.error_message,
-            "node_id": self.node_id,
-            "backend": self.backend,
-            "container_id": self.container_id,
-            "remote_user": self.remote_user,
-            "remote_folder": self.remote_folder,
-            "dispatched_at": self.dispatched_at,
-            "ready_at": self.ready_at,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "urls": urls(config, self.id, live=self.on_agent),
-            "boot_log_poll_seconds": BOOT_LOG_POLL_SECONDS,
-        }
 
 
 def workspace_origin(config: Config, workspace_id: str, websocket: bool = False) -> str:

@@ -23,7 +23,11 @@ def artifact_key(version: str = VERSION) -> str:
     return f"agent/sam-agent-{version}.tar.gz"
 
 
-@router.get("/api/agent/download")
+@router.get(
+    "/api/agent/download",
+    response_class=Response,
+    responses={200: {"content": {ARTIFACT_CONTENT_TYPE: {}}, "description": "the artifact"}},
+)
 async def download(env: Env) -> Response:
     key = artifact_key()
     stored = await env.R2.get(key)

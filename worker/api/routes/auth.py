@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from worker.api.deps import CurrentUser, Env
 from worker.api.ratelimit import SIGN_IN, rate_limited
 from worker.auth import github, sessions
-from worker.auth.users import upsert_github_user, upsert_local_user
+from worker.auth.users import User, upsert_github_user, upsert_local_user
 from worker.config import Config
 from worker.errors import ApiError
 
@@ -47,6 +47,21 @@ class DevLogin(BaseModel):
     login: Annotated[str, Field(pattern=LOGIN_PATTERN)]
 
 
+class UserOut(BaseModel):
+    """What the API shows about a user (to that user)."""
+
+    id: str
+    login: str
+    name: str | None
+    email: str | None
+    avatar_url: str | None
+    is_admin: bool
+
+    @classmethod
+    def of(cls, user: User) -> "UserOut":
+        return cls(**{name: getattr(user, name) for name in cls.model_fields})
+
+
 def _github_config(env: Any) -> Config:
     config = Config.from_env(env)
     if not config.github_client_id or not config.github_client_secret:
@@ -67,7 +82,12 @@ def _state_error(message: str) -> ApiError:
     )
 
 
-@router.get(LOGIN_PATH, dependencies=[Depends(rate_limited(SIGN_IN))])
+@router.get(
+    LOGIN_PATH,
+    status_code=302,
+    response_class=RedirectResponse,
+    dependencies=[Depends(rate_limited(SIGN_IN))],
+)
 async def github_login(request: Request, env: Env) -> Response:
     config = _github_config(env)
     origin = sessions.app_origin(request, config)
@@ -97,7 +117,7 @@ async def github_login(request: Request, env: Env) -> Response:
     return response
 
 
-@router.get(CALLBACK_PATH)
+@router.get(CALLBACK_PATH, status_code=302, response_class=RedirectResponse)
 async def github_callback(
     request: Request,
     env: Env,
@@ -142,9 +162,9 @@ async def github_callback(
     return response
 
 
-@router.get("/api/auth/me")
-async def me(user: CurrentUser) -> dict[str, Any]:
-    return user.public()
+@router.get("/api/auth/me", response_model=UserOut)
+async def me(user: CurrentUser) -> UserOut:
+    return UserOut.of(user)
 
 
 @router.post("/api/auth/logout", status_code=204)
@@ -159,8 +179,10 @@ async def logout(request: Request, env: Env) -> Response:
     return response
 
 
-@router.post("/api/auth/dev-login", dependencies=[Depends(rate_limited(SIGN_IN))])
-async def dev_login(body: DevLogin, request: Request, env: Env) -> Response:
+@router.post(
+    "/api/auth/dev-login", response_model=UserOut, dependencies=[Depends(rate_limited(SIGN_IN))]
+)
+async def dev_login(body: DevLogin, request: Request, response: Response, env: Env) -> UserOut:
     config = Config.from_env(env)
     if not config.is_development:
         raise ApiError(
@@ -176,6 +198,5 @@ async def dev_login(body: DevLogin, request: Request, env: Env) -> Response:
         sessions.check_same_origin(request, config)
     user = await upsert_local_user(env.DATABASE, body.login)
     session_id = await sessions.create_session(env.KV, user.id)
-    response = Response(json.dumps(user.public()), status_code=200, media_type="application/json")
     sessions.set_session_cookie(response, request, session_id)
-    return response
+    return UserOut.of(user)

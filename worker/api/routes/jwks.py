@@ -5,8 +5,11 @@ ones whose tokens may still be live, so a rotation needs no downtime: a verifier
 meets an unknown `kid` refetches and finds the new key here.
 """
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from worker.api.deps import Env
 from worker.auth import jwt as tokens
@@ -18,7 +21,12 @@ router = APIRouter(tags=["tokens"])
 JWKS_MAX_AGE_SECONDS = 5 * 60
 
 
-@router.get("/.well-known/jwks.json")
+class Jwks(BaseModel):
+    keys: list[dict[str, Any]]  # public JWKs (RFC 7517): kty, crv, x, y, kid, alg, use
+
+
+# Answered as a JSONResponse for its media type and cache header; the model documents it.
+@router.get("/.well-known/jwks.json", response_model=Jwks)
 async def jwks(env: Env) -> JSONResponse:
     return JSONResponse(
         await tokens.jwks(env),

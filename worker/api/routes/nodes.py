@@ -30,6 +30,7 @@ from worker.errors import ApiError
 from worker.logs import event
 from worker.nodes import service as nodes
 from worker.nodes.model import Node, Provider
+from worker.states import NodeHealth, NodeStatus
 from worker.workspaces import dispatch
 
 log = logging.getLogger("sam.nodes")
@@ -64,12 +65,31 @@ class NewNode(BaseModel):
     location: ProviderOption | None = None
 
 
+class Usage(BaseModel):
+    total: int = Field(ge=0, le=MAX_BYTES)
+    used: int = Field(ge=0, le=MAX_BYTES)
+
+
+class NodeMetrics(BaseModel):
+    """What the node's last heartbeat reported (bytes; disk of the agent's state directory)."""
+
+    # Newer agents may report more; what this control plane does not know is dropped.
+    model_config = ConfigDict(extra="ignore")
+
+    cpu_percent: float = Field(ge=0, le=100_000)  # psutil sums cores on some platforms
+    memory: Usage
+    disk: Usage
+    active_workspaces: int = Field(ge=0, le=100_000)
+
+
 class NodeOut(BaseModel):
+    """What the API shows the node's owner (nothing secret is kept on a node)."""
+
     id: str
     name: str
-    provider: str
-    status: str
-    health: str | None
+    provider: Provider
+    status: NodeStatus
+    health: NodeHealth | None
     size: str | None
     location: str | None
     ip_address: str | None
@@ -82,13 +102,27 @@ class NodeOut(BaseModel):
     warm: bool
     warm_since: str | None
     workspace_count: int
-    metrics: dict[str, Any] | None
+    metrics: NodeMetrics | None
     created_at: str
     updated_at: str
+
+    @classmethod
+    def of(cls, node: Node, interval_seconds: float, now: float | None = None) -> "NodeOut":
+        derived = {
+            "health": node.current_health(interval_seconds, now),
+            "warm": node.warm_since is not None,
+        }
+        stored = {name: getattr(node, name) for name in cls.model_fields.keys() - derived}
+        return cls(**stored, **derived)
 
 
 class NodeList(BaseModel):
     nodes: list[NodeOut]
+
+
+class NodeStatusOut(BaseModel):
+    id: str
+    status: NodeStatus
 
 
 class Ready(BaseModel):
@@ -98,30 +132,18 @@ class Ready(BaseModel):
     version: Version | None = None
 
 
-class Usage(BaseModel):
-    total: int = Field(ge=0, le=MAX_BYTES)
-    used: int = Field(ge=0, le=MAX_BYTES)
-
-
-class Heartbeat(BaseModel):
-    # Newer agents may report more; what this control plane does not know is dropped.
-    model_config = ConfigDict(extra="ignore")
-
-    cpu_percent: float = Field(ge=0, le=100_000)  # psutil sums cores on some platforms
-    memory: Usage
-    disk: Usage
-    active_workspaces: int = Field(ge=0, le=100_000)
+class Heartbeat(NodeMetrics):
     agent_version: Version | None = None
 
 
 class Beat(BaseModel):
-    status: str
-    health: str | None
+    status: NodeStatus
+    health: NodeHealth | None
     callback_token: str | None = None
 
 
 def _out(node: Node, env: Any) -> NodeOut:
-    return NodeOut(**node.public(Config.from_env(env).node_heartbeat_seconds))
+    return NodeOut.of(node, Config.from_env(env).node_heartbeat_seconds)
 
 
 # --- the owner's routes ----------------------------------------------------------------------
@@ -178,17 +200,17 @@ async def node_token(node_id: str, request: Request, env: Env) -> dict[str, Any]
     return await tokens.verify(env, token.strip(), tokens.Audience.NODE, node=node_id)
 
 
-@router.post("/api/nodes/{node_id}/ready")
+@router.post("/api/nodes/{node_id}/ready", response_model=NodeStatusOut)
 async def ready(
     node_id: str,
     body: Ready,
     _: Annotated[dict[str, Any], Depends(node_token)],
     env: Env,
-) -> dict[str, str]:
+) -> NodeStatusOut:
     node = await nodes.mark_ready(env, node_id, body.agent_port, body.version)
     event(log, "node.ready", node_id=node_id, port=body.agent_port, version=body.version)
     await dispatch.on_node_ready(env, node_id)
-    return {"id": node.id, "status": node.status}
+    return NodeStatusOut(id=node.id, status=node.status)
 
 
 @router.post(

@@ -5,7 +5,7 @@ GET    /api/tokens        the caller's live tokens (never the token itself)
 DELETE /api/tokens/{id}   revoke one of the caller's tokens (404 for anyone else's)
 """
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field, field_validator
@@ -32,12 +32,32 @@ class NewToken(BaseModel):
         return name
 
 
-@router.post("/api/tokens", status_code=201, dependencies=[Depends(rate_limited(API_TOKEN))])
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    created_at: str
+    last_used_at: str | None
+
+
+class CreatedToken(TokenOut):
+    token: str  # shown this once; only its hash is kept
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenOut]
+
+
+@router.post(
+    "/api/tokens",
+    status_code=201,
+    response_model=CreatedToken,
+    dependencies=[Depends(rate_limited(API_TOKEN))],
+)
 async def create_token(
     body: NewToken,
     user: CurrentUser,
     env: Env,
-) -> dict[str, Any]:
+) -> CreatedToken:
     created = await api_tokens.create_token(env.DATABASE, user.id, body.name)
     if created is None:
         raise ApiError(
@@ -47,12 +67,12 @@ async def create_token(
             "(DELETE /api/tokens/{id}) before creating another.",
         )
     listing, token = created
-    return {**listing, "last_used_at": None, "token": token}
+    return CreatedToken(**listing, last_used_at=None, token=token)
 
 
-@router.get("/api/tokens")
-async def list_tokens(user: CurrentUser, env: Env) -> dict[str, Any]:
-    return {"tokens": await api_tokens.list_tokens(env.DATABASE, user.id)}
+@router.get("/api/tokens", response_model=TokenList)
+async def list_tokens(user: CurrentUser, env: Env) -> TokenList:
+    return TokenList.model_validate({"tokens": await api_tokens.list_tokens(env.DATABASE, user.id)})
 
 
 @router.delete("/api/tokens/{token_id}", status_code=204)

@@ -23,17 +23,18 @@ The shapes are in docs/protocols/control-plane-api.md.
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from wire import agent_api
 from worker.api.deps import CurrentUser, Env
 from worker.api.ratelimit import WORKSPACE_CREATE, rate_limited
 from worker.auth import jwt as tokens
 from worker.config import Config
 from worker.errors import ApiError
 from worker.nodes.model import Provider
+from worker.states import WorkspaceStatus
 from worker.workspaces import service as workspaces
-from worker.workspaces.model import Workspace
+from worker.workspaces.model import BOOT_LOG_POLL_SECONDS, Workspace, urls
 
 router = APIRouter(tags=["workspaces"])
 
@@ -85,57 +86,118 @@ class BootLogEntry(BaseModel):
     timestamp: Text | None = None
 
 
-def _json(env: Any, workspace: Workspace, status: int = 200) -> JSONResponse:
-    return JSONResponse(workspace.public(Config.from_env(env)), status)
+class WorkspaceUrls(BaseModel):
+    boot_log: str
+    # The agent's live boot log through ws-{id} (with `?token=` from POST
+    # /api/terminal/token); null until the agent has the workspace: poll `boot_log` then.
+    boot_log_ws: str | None
+    terminal_ws: str
+
+
+class WorkspaceOut(BaseModel):
+    """What the API shows the owner (nothing secret is kept on a workspace)."""
+
+    id: str
+    name: str
+    repository: str
+    branch: str | None
+    provider: Provider
+    size: str | None
+    status: WorkspaceStatus
+    error_message: str | None
+    node_id: str | None
+    backend: str | None
+    container_id: str | None
+    remote_user: str | None
+    remote_folder: str | None
+    dispatched_at: str | None
+    ready_at: str | None
+    created_at: str
+    updated_at: str
+    urls: WorkspaceUrls
+    boot_log_poll_seconds: int  # how often to poll `urls.boot_log` while being created
+
+    @classmethod
+    def of(cls, workspace: Workspace, config: Config) -> "WorkspaceOut":
+        derived = {
+            "urls": urls(config, workspace.id, live=workspace.on_agent),
+            "boot_log_poll_seconds": BOOT_LOG_POLL_SECONDS,
+        }
+        stored = {name: getattr(workspace, name) for name in cls.model_fields.keys() - derived}
+        return cls(**stored, **derived)
+
+
+class WorkspaceList(BaseModel):
+    workspaces: list[WorkspaceOut]
+
+
+class BootLogLine(agent_api.BootLogEntry):
+    source: Literal["control-plane", "agent"]
+
+
+class BootLogOut(BaseModel):
+    entries: list[BootLogLine]
+    dropped: int  # the oldest entries that no longer fit
+
+
+class WorkspaceStatusOut(BaseModel):
+    id: str
+    status: WorkspaceStatus
+
+
+def _out(env: Any, workspace: Workspace) -> WorkspaceOut:
+    return WorkspaceOut.of(workspace, Config.from_env(env))
 
 
 # --- the owner's routes ----------------------------------------------------------------------
 
 
-@router.get("/api/workspaces")
-async def index(user: CurrentUser, env: Env) -> JSONResponse:
+@router.get("/api/workspaces", response_model=WorkspaceList)
+async def index(user: CurrentUser, env: Env) -> WorkspaceList:
     config = Config.from_env(env)
     found = await workspaces.list_workspaces(env, user.id)
-    return JSONResponse({"workspaces": [workspace.public(config) for workspace in found]})
+    return WorkspaceList(workspaces=[WorkspaceOut.of(workspace, config) for workspace in found])
 
 
 @router.post(
-    "/api/workspaces", status_code=202, dependencies=[Depends(rate_limited(WORKSPACE_CREATE))]
+    "/api/workspaces",
+    status_code=202,
+    response_model=WorkspaceOut,
+    dependencies=[Depends(rate_limited(WORKSPACE_CREATE))],
 )
 async def create(
     body: NewWorkspace,
     user: CurrentUser,
     env: Env,
-) -> JSONResponse:
-    workspace = await workspaces.create(env, user.id, body.model_dump())
-    return _json(env, workspace, 202)
+) -> WorkspaceOut:
+    return _out(env, await workspaces.create(env, user.id, body.model_dump()))
 
 
-@router.get("/api/workspaces/{workspace_id}")
+@router.get("/api/workspaces/{workspace_id}", response_model=WorkspaceOut)
 async def show(
     workspace_id: str,
     user: CurrentUser,
     env: Env,
-) -> JSONResponse:
-    return _json(env, await workspaces.get(env, user.id, workspace_id))
+) -> WorkspaceOut:
+    return _out(env, await workspaces.get(env, user.id, workspace_id))
 
 
-@router.post("/api/workspaces/{workspace_id}/stop")
+@router.post("/api/workspaces/{workspace_id}/stop", response_model=WorkspaceOut)
 async def stop(
     workspace_id: str,
     user: CurrentUser,
     env: Env,
-) -> JSONResponse:
-    return _json(env, await workspaces.stop(env, user.id, workspace_id))
+) -> WorkspaceOut:
+    return _out(env, await workspaces.stop(env, user.id, workspace_id))
 
 
-@router.post("/api/workspaces/{workspace_id}/restart", status_code=202)
+@router.post("/api/workspaces/{workspace_id}/restart", status_code=202, response_model=WorkspaceOut)
 async def restart(
     workspace_id: str,
     user: CurrentUser,
     env: Env,
-) -> JSONResponse:
-    return _json(env, await workspaces.restart(env, user.id, workspace_id), 202)
+) -> WorkspaceOut:
+    return _out(env, await workspaces.restart(env, user.id, workspace_id))
 
 
 @router.delete("/api/workspaces/{workspace_id}", status_code=204)
@@ -148,13 +210,13 @@ async def delete(
     return Response(status_code=204)
 
 
-@router.get("/api/workspaces/{workspace_id}/boot-log")
+@router.get("/api/workspaces/{workspace_id}/boot-log", response_model=BootLogOut)
 async def read_boot_log(
     workspace_id: str,
     user: CurrentUser,
     env: Env,
-) -> JSONResponse:
-    return JSONResponse(await workspaces.read_boot_log(env, user.id, workspace_id))
+) -> BootLogOut:
+    return BootLogOut.model_validate(await workspaces.read_boot_log(env, user.id, workspace_id))
 
 
 # --- the agent's callbacks -------------------------------------------------------------------
@@ -179,31 +241,33 @@ async def calling_node_workspace(workspace_id: str, request: Request, env: Env) 
     return workspace
 
 
-@router.post("/api/workspaces/{workspace_id}/ready")
+@router.post("/api/workspaces/{workspace_id}/ready", response_model=WorkspaceStatusOut)
 async def ready(
     body: Ready,
     workspace: Annotated[Workspace, Depends(calling_node_workspace)],
     env: Env,
-) -> dict[str, str]:
+) -> WorkspaceStatusOut:
     done = await workspaces.agent_ready_callback(env, workspace, body.model_dump())
-    return {"id": done.id, "status": done.status}
+    return WorkspaceStatusOut(id=done.id, status=done.status)
 
 
-@router.post("/api/workspaces/{workspace_id}/provisioning-failed")
+@router.post(
+    "/api/workspaces/{workspace_id}/provisioning-failed", response_model=WorkspaceStatusOut
+)
 async def provisioning_failed(
     body: Failed,
     workspace: Annotated[Workspace, Depends(calling_node_workspace)],
     env: Env,
-) -> dict[str, str]:
+) -> WorkspaceStatusOut:
     done = await workspaces.agent_failed(env, workspace, body.model_dump())
-    return {"id": done.id, "status": done.status}
+    return WorkspaceStatusOut(id=done.id, status=done.status)
 
 
-@router.post("/api/workspaces/{workspace_id}/boot-log")
+@router.post("/api/workspaces/{workspace_id}/boot-log", response_model=WorkspaceStatusOut)
 async def append_boot_log(
     body: BootLogEntry,
     workspace: Annotated[Workspace, Depends(calling_node_workspace)],
     env: Env,
-) -> dict[str, str]:
+) -> WorkspaceStatusOut:
     await workspaces.agent_boot_log(env, workspace, body.model_dump())
-    return {"id": workspace.id, "status": workspace.status}
+    return WorkspaceStatusOut(id=workspace.id, status=workspace.status)
