@@ -31,6 +31,8 @@ from tests.worker.node_support import (
 from twin import env as local_env
 from twin import upstream
 from twin.clock import ManualClock
+from worker.edge.http_errors import status_for
+from worker.errors import SamError
 from worker.nodes import pool as node_pool
 from worker.nodes import service as nodes
 from worker.nodes import sweeps as node_sweeps
@@ -166,9 +168,9 @@ async def test_the_owner_cannot_delete_a_node_holding_workspaces(
 ) -> None:
     user = (await node_row(env, node_id))["user_id"]
     await node_pool.claim(env, node_id, "a", clock.now())
-    with pytest.raises(nodes.ApiError) as refused:
+    with pytest.raises(SamError) as refused:
         await nodes.delete_node(env, user, node_id, clock.now())
-    assert (refused.value.status, refused.value.code) == (409, "node_busy")
+    assert (status_for(refused.value), refused.value.code) == (409, "node_busy")
     assert (await node_pool.lifecycle(env, node_id))["state"] == "active"
     await node_pool.release(env, node_id, "a", clock.now())
     await nodes.delete_node(env, user, node_id, clock.now())

@@ -7,7 +7,7 @@ from fastapi import Depends, Request
 from worker.auth import api_tokens, sessions
 from worker.auth.users import User, get_user
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import Forbidden, Unauthorized
 
 
 async def get_env(request: Request) -> Any:
@@ -36,8 +36,7 @@ async def current_user(request: Request, env: Annotated[Any, Depends(get_env)]) 
             if user is not None:
                 request.state.auth = "token"
                 return user
-        raise ApiError(
-            401,
+        raise Unauthorized(
             "unauthorized",
             "The Authorization header does not hold a valid API token: send "
             "`Authorization: Bearer sam_pat_...` with a live token from POST /api/tokens.",
@@ -50,8 +49,7 @@ async def current_user(request: Request, env: Annotated[Any, Depends(get_env)]) 
             sessions.check_same_origin(request, config)
             request.state.auth = "session"
             return user
-    raise ApiError(
-        401,
+    raise Unauthorized(
         "unauthorized",
         f"You are not signed in. Sign in at {sessions.app_origin(request, config)}/ "
         "(GitHub), or send `Authorization: Bearer sam_pat_...` with a personal API token.",
@@ -61,7 +59,7 @@ async def current_user(request: Request, env: Annotated[Any, Depends(get_env)]) 
 async def require_admin(user: Annotated[User, Depends(current_user)]) -> User:
     """`current_user`, who must also be an admin (403 otherwise)."""
     if not user.is_admin:
-        raise ApiError(403, "forbidden", "Only an admin of this SAM deployment may do this.")
+        raise Forbidden("forbidden", "Only an admin of this SAM deployment may do this.")
     return user
 
 

@@ -49,7 +49,7 @@ from fastapi import Request
 
 from worker.api.deps import CurrentUser, Env
 from worker.config import ConfigError
-from worker.errors import ApiError
+from worker.errors import RateLimited
 from worker.logs import event
 
 log = logging.getLogger("sam.ratelimit")
@@ -117,7 +117,7 @@ def key(limit: Limit, subject: str, window: Window) -> str:
 
 
 async def hit(env: Any, limit: Limit, subject: str, now: float | None = None) -> None:
-    """Count one request by `subject` against `limit`; raise a 429 ApiError if it is over."""
+    """Count one request by `subject` against `limit`; RateLimited if it is over."""
     limit = effective(env, limit)
     now = time.time() if now is None else now
     window = Window.at(now, limit.window_seconds)
@@ -127,12 +127,11 @@ async def hit(env: Any, limit: Limit, subject: str, now: float | None = None) ->
     if count >= limit.requests:
         retry = window.retry_after(now)
         event(log, "ratelimit.refused", limit=limit.name, subject=subject, retry_after=retry)
-        raise ApiError(
-            429,
+        raise RateLimited(
             "rate_limited",
             f"Too many {limit.what}: at most {limit.requests} per {limit.window_seconds} s "
             f"{PER_TEXT[limit.per]}. Try again in {retry} s.",
-            headers={"Retry-After": str(retry)},
+            retry,
         )
     try:
         await env.KV.put(counter, str(count + 1), expirationTtl=window.ttl(now))

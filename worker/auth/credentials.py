@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from worker.auth.crypto import Cipher, Sealed, from_blob, to_blob
-from worker.errors import ApiError
+from worker.errors import Conflict, InvalidInput
 
 CREDENTIAL_ID_PREFIX = "cr_"
 CREDENTIAL_ID_HEX_BYTES = 8
@@ -43,10 +43,9 @@ class Credential:
         return cls(row["id"], row["kind"], row["label"], row["hint"], row["created_at"])
 
 
-class CredentialMissing(ApiError):
+class CredentialMissing(InvalidInput):
     def __init__(self, kind: CredentialKind) -> None:
         super().__init__(
-            400,
             "credential_missing",
             f"No {kind} credential is stored for you. Add one in Settings → Credentials "
             "(POST /api/credentials) and try again.",
@@ -62,7 +61,7 @@ def hint_for(secret: str) -> str:
 async def save_credential(
     env: Any, user_id: str, kind: CredentialKind, label: str, secret: str
 ) -> Credential:
-    """Seal and store `secret`; raises a 409 ApiError when `label` is taken for `kind`."""
+    """Seal and store `secret`; raises a Conflict when `label` is taken for `kind`."""
     sealed = Cipher.from_env(env).seal(user_id, str(kind), secret.encode())
     row = (
         await env.DATABASE.prepare(
@@ -84,8 +83,7 @@ async def save_credential(
     )
     if row is None:
         named = f"labelled {label!r}" if label else "without a label"
-        raise ApiError(
-            409,
+        raise Conflict(
             "credential_exists",
             f"You already have a {kind} credential {named}. Delete it first, or save "
             "this one under another label.",

@@ -31,7 +31,7 @@ import jwt
 
 from worker.auth import keys
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import Forbidden, Unauthorized
 
 
 class Audience(StrEnum):
@@ -70,14 +70,14 @@ JTI_BYTES = 16
 REGISTERED_CLAIMS = ("iss", "aud", "iat", "exp", "jti")
 
 
-class InvalidToken(ApiError):
+class InvalidToken(Unauthorized):
     def __init__(self, reason: str) -> None:
-        super().__init__(401, "invalid_token", f"The token was refused: {reason}.")
+        super().__init__("invalid_token", f"The token was refused: {reason}.")
 
 
-class WrongScope(ApiError):
+class WrongScope(Forbidden):
     def __init__(self, reason: str) -> None:
-        super().__init__(403, "token_scope", f"The token is valid but not for this: {reason}.")
+        super().__init__("token_scope", f"The token is valid but not for this: {reason}.")
 
 
 @dataclass(frozen=True)

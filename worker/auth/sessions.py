@@ -23,7 +23,7 @@ from typing import Any
 from fastapi import Request, Response
 
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import Forbidden
 
 SESSION_COOKIE = "sam_session"
 SESSION_TTL_SECONDS = 14 * 24 * 60 * 60
@@ -109,8 +109,7 @@ def check_same_origin(request: Request, config: Config) -> None:
             return
     elif request.headers.get("sec-fetch-site") == "same-origin":
         return
-    raise ApiError(
-        403,
+    raise Forbidden(
         "cross_origin_request",
         f"{request.method} with a session cookie must come from {expected} (its Origin "
         "header must match). Scripts should use an API token: Authorization: Bearer ...",

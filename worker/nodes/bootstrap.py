@@ -20,7 +20,7 @@ import re
 import secrets
 from typing import Any
 
-from worker.errors import ApiError
+from worker.errors import Unauthorized
 from worker.logs import event
 
 log = logging.getLogger("sam.bootstrap")
@@ -34,10 +34,9 @@ TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 JOINABLE_STATUSES = ("pending", "creating")
 
 
-class InvalidBootstrapToken(ApiError):
+class InvalidBootstrapToken(Unauthorized):
     def __init__(self) -> None:
         super().__init__(
-            401,
             "invalid_bootstrap_token",
             "This bootstrap token is unknown, expired or already used. A node's bootstrap "
             "token works once, within 15 minutes of its creation: delete the node and "

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import Unavailable, UpstreamFailed
 from worker.http_retry import RetryPolicy, Unreachable, send_with_retry
 from worker.logs import event
 from worker.platform import fetch
@@ -55,19 +55,18 @@ class DnsRecord:
         )
 
 
-class DnsNotConfigured(ApiError):
+class DnsNotConfigured(Unavailable):
     def __init__(self) -> None:
         super().__init__(
-            503,
             "dns_not_configured",
             "This SAM deployment cannot create cloud nodes: it has no Cloudflare DNS settings. "
             "The operator must set SAM_CLOUDFLARE_API_TOKEN and SAM_CLOUDFLARE_ZONE_ID.",
         )
 
 
-class DnsError(ApiError):
+class DnsError(UpstreamFailed):
     def __init__(self, message: str) -> None:
-        super().__init__(502, "dns_error", message)
+        super().__init__("dns_error", message)
 
 
 def vm_hostname(config: Config, node_id: str) -> str:

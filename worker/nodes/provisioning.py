@@ -1,6 +1,6 @@
 """The providers' side of a node's life, as the node service (worker/nodes/service.py) calls it.
 
-    check_available(env, provider)       sync; the provider's ApiError if this deployment
+    check_available(env, provider)       sync; the provider's domain error if this deployment
                                          cannot use it (before any row or VM is made)
     await provision(env, node) -> dict   issues the node's bootstrap token, has the
                                          provider start the server, and returns the
@@ -22,7 +22,7 @@ from typing import Any
 
 from worker.auth.jwt import control_plane_url
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import SamError
 from worker.logs import event
 from worker.nodes import bootstrap
 from worker.nodes.model import DEFAULT_AGENT_PORT
@@ -42,7 +42,7 @@ async def provision(env: Any, node: Any) -> dict[str, Any]:
     boot = NodeBoot(node.id, control_plane_url(config), token, DEFAULT_AGENT_PORT)
     try:
         server = await provider_for(node.provider).create_server(env, node, node.user_id, boot)
-    except ApiError:
+    except SamError:
         await bootstrap.revoke(env, token)  # nothing will ever exchange it
         raise
     return {
@@ -84,6 +84,6 @@ async def delete_managed(env: Any, server: ManagedServer) -> None:
 async def _listed(env: Any, provider: str, user_id: str | None) -> list[ManagedServer]:
     try:
         return await provider_for(provider).list_managed(env, user_id)
-    except ApiError as exc:  # one account failing (a revoked token) spares the others
+    except SamError as exc:  # one account failing (a revoked token) spares the others
         event(log, "orphans.list_failed", provider=provider, user=user_id, error=exc.code)
         return []

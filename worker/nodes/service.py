@@ -21,7 +21,7 @@ import logging
 import secrets
 from typing import Any, NamedTuple
 
-from worker.errors import ApiError
+from worker.errors import Conflict, InvalidTransition, NotFound, SamError
 from worker.logs import event
 from worker.nodes import provisioning
 from worker.nodes.model import (
@@ -32,7 +32,7 @@ from worker.nodes.model import (
     lifecycle_stub,
     now_epoch,
 )
-from worker.states import InvalidTransition, Kind, NodeHealth, NodeStatus, sources, transition
+from worker.states import Kind, NodeHealth, NodeStatus, sources, transition
 
 log = logging.getLogger("sam.nodes")
 
@@ -44,9 +44,9 @@ _COLUMNS = """id, user_id, name, provider, status, health, size, location, provi
     ready_at, dns_record_id, metrics, warm_since, workspace_count, created_at, updated_at"""
 
 
-class NodeNotFound(ApiError):
+class NodeNotFound(NotFound):
     def __init__(self) -> None:
-        super().__init__(404, "node_not_found", "You have no node with that id.")
+        super().__init__("node_not_found", "You have no node with that id.")
 
 
 def new_node_id() -> str:
@@ -184,8 +184,7 @@ async def record_heartbeat(
     if joined:
         node = await mark_ready(env, node_id, node.agent_port or DEFAULT_AGENT_PORT, version, now)
     elif node.status != NodeStatus.RUNNING:
-        raise ApiError(
-            409,
+        raise Conflict(
             "node_not_running",
             f"Node {node_id} is {node.status}; its heartbeats are no longer recorded.",
         )
@@ -270,7 +269,7 @@ async def create_node(
     event(log, "node.creating", node_id=node_id, user=user_id, provider=provider)
     try:
         placed = await provisioning.provision(env, node)
-    except ApiError as exc:
+    except SamError as exc:
         failed = await fail_node(env, node, f"Provisioning failed: {exc.message}", now)
         await release_resources(env, failed, quiet=True, thorough=True)
         raise
@@ -286,8 +285,7 @@ async def delete_node(env: Any, user_id: str, node_id: str, now: float | None = 
     # follows fails (the owner sees that failure now; the node is gone later).
     started = await lifecycle.destroy(node.id, now_epoch(now))
     if not started["destroying"]:
-        raise ApiError(
-            409,
+        raise Conflict(
             "node_busy",
             f"Node {node_id} still holds {len(started['workspaces'])} workspace(s). "
             "Stop or delete them first.",
@@ -319,7 +317,7 @@ async def release_resources(
     """
     try:
         await provisioning.release(env, node, thorough)
-    except ApiError as exc:
+    except SamError as exc:
         if not quiet:
             raise
         event(log, "node.release_failed", level=logging.WARNING, node_id=node.id, error=exc.code)

@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import SamError
 from worker.logs import event
 from worker.nodes import pool as node_pool
 from worker.nodes import provisioning
@@ -56,7 +56,7 @@ async def time_out_provisioning(env: Any, now: float) -> int:
                 f"The node's agent did not call back within {minutes} minutes of provisioning.",
                 now,
             )
-        except ApiError:  # it moved on meanwhile (ready, or deleted)
+        except SamError:  # it moved on meanwhile (ready, or deleted)
             continue
         event(log, "node.timed_out", level=logging.WARNING, node_id=node.id)
         await _quietly("release", node.id, nodes.release_resources(env, failed))
@@ -130,6 +130,6 @@ async def _quietly(job: str, node_id: str | None, work: Any) -> Any:
     """`await work`; a provider's refusal is logged and left for the next run."""
     try:
         return (await work) or True
-    except ApiError as exc:
+    except SamError as exc:
         event(log, f"cron.{job}_failed", level=logging.WARNING, node_id=node_id, error=exc.code)
         return None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.auth import jwt as tokens
-from worker.errors import ApiError
+from worker.errors import Conflict, UpstreamFailed
 from worker.http_retry import RetryPolicy, Unreachable, send_with_retry
 from worker.nodes.model import Node
 from worker.platform import fetch
@@ -47,19 +47,18 @@ class AgentAnswer:
         return message if isinstance(message, str) else f"the agent answered {self.status}"
 
 
-class AgentUnreachable(ApiError):
+class AgentUnreachable(UpstreamFailed):
     def __init__(self, node_id: str, reason: str) -> None:
         super().__init__(
-            502,
             "agent_unreachable",
             f"The agent of node {node_id} did not answer ({reason}). Try again in a minute.",
         )
 
 
-class NodeNotReady(ApiError):
+class NodeNotReady(Conflict):
     def __init__(self, node_id: str) -> None:
         super().__init__(
-            409, "node_not_ready", f"Node {node_id} has no agent ready yet; try again shortly."
+            "node_not_ready", f"Node {node_id} has no agent ready yet; try again shortly."
         )
 
 

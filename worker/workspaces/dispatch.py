@@ -19,7 +19,7 @@ run racing a request, an edge restarted mid-way) never makes a second container.
 import logging
 from typing import Any
 
-from worker.errors import ApiError
+from worker.errors import SamError, Unavailable
 from worker.logs import event
 from worker.nodes import pool as node_pool
 from worker.nodes import service as nodes
@@ -39,10 +39,9 @@ AGENT_RESTARTABLE = tuple(AGENT_ACTIONS)
 READY_FIELDS = ("container_id", "remote_user", "remote_folder", "backend")
 
 
-class NoCapacity(ApiError):
+class NoCapacity(Unavailable):
     def __init__(self) -> None:
         super().__init__(
-            503,
             "no_capacity",
             "No node had room for the workspace, even a new one. Try again in a minute.",
         )
@@ -62,7 +61,7 @@ async def place(env: Any, workspace: Workspace, now: float | None = None) -> Wor
         )
         try:
             node = await _provision(env, workspace, now)
-        except ApiError as exc:
+        except SamError as exc:
             await fail(env, workspace, f"No node could be provisioned: {exc.message}", "node")
             raise
         event(log, "workspace.node_requested", workspace_id=workspace.id, node_id=node.id)
@@ -140,7 +139,7 @@ async def converge(
             answer = await agent_client.call(env, node, "POST", f"{path}/{action}")
             if answer.status == 409:
                 answer = await agent_client.call(env, node, "GET", path)
-    except ApiError as exc:
+    except SamError as exc:
         await boot_log.step(env, workspace.id, "dispatch", "failed", exc.message)
         event(
             log,
@@ -256,7 +255,7 @@ async def on_node_ready(env: Any, node_id: str, now: float | None = None) -> int
         for workspace in waiting:
             await boot_log.step(env, workspace.id, "node", "succeeded", f"Node {node_id} is ready.")
             await converge(env, workspace, node, now)
-    except ApiError as exc:
+    except SamError as exc:
         event(log, "node.hand_over_failed", level=logging.WARNING, node_id=node_id, error=exc.code)
     return len(waiting)
 

@@ -22,7 +22,7 @@ import logging
 from typing import Any, NamedTuple
 
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import Conflict, SamError, UpstreamFailed
 from worker.logs import event
 from worker.nodes import pool as node_pool
 from worker.nodes import service as nodes
@@ -53,10 +53,9 @@ class Route(NamedTuple):
     node: Node | None  # None until placed (or after its node was deleted); .agent_url
 
 
-class WorkspaceBusy(ApiError):
+class WorkspaceBusy(Conflict):
     def __init__(self, workspace: Workspace, doing: str, advice: str) -> None:
         super().__init__(
-            409,
             "invalid_state_transition",
             f"Workspace {workspace.id} is {workspace.status}; it cannot be {doing} now. {advice}",
         )
@@ -126,13 +125,13 @@ async def stop(env: Any, user_id: str, workspace_id: str) -> Workspace:
     if node is not None and node.agent_url is not None and workspace.dispatched_at is not None:
         try:
             answer = await agent_client.call(env, node, "POST", f"/workspaces/{workspace.id}/stop")
-        except ApiError as exc:
+        except SamError as exc:
             await store.set_status(env, workspace, _W.ERROR, error_message=exc.message)
             raise
         if answer.status not in (200, 404):  # 404: the node no longer has it; stopped too
             message = f"The agent could not stop the workspace: {answer.message}"
             await store.set_status(env, workspace, _W.ERROR, error_message=message)
-            raise ApiError(502, "agent_refused", message)
+            raise UpstreamFailed("agent_refused", message)
     workspace = await store.set_status(env, workspace, _W.STOPPED)
     if workspace.node_id is not None:
         await node_pool.release(env, workspace.node_id, workspace.id)
@@ -184,8 +183,8 @@ async def delete(env: Any, user_id: str, workspace_id: str) -> None:
                 raise
         else:
             if answer.status not in (200, 404):
-                raise ApiError(
-                    502, "agent_refused", f"The agent could not delete it: {answer.message}"
+                raise UpstreamFailed(
+                    "agent_refused", f"The agent could not delete it: {answer.message}"
                 )
     if workspace.node_id is not None:
         await node_pool.release(env, workspace.node_id, workspace.id)

@@ -14,7 +14,7 @@ remove(env, id)
 import logging
 from typing import Any
 
-from worker.errors import ApiError
+from worker.errors import NotFound
 from worker.logs import event
 from worker.nodes.model import iso, now_epoch
 from worker.states import Kind, WorkspaceStatus, sources, transition
@@ -24,9 +24,9 @@ log = logging.getLogger("sam.workspaces")
 MAX_ERROR_CHARS = 1000
 
 
-class WorkspaceNotFound(ApiError):
+class WorkspaceNotFound(NotFound):
     def __init__(self) -> None:
-        super().__init__(404, "workspace_not_found", "You have no workspace with that id.")
+        super().__init__("workspace_not_found", "You have no workspace with that id.")
 
 
 async def find(env: Any, workspace_id: str) -> Workspace | None:

@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from worker.config import ConfigError
-from worker.errors import ApiError
+from worker.errors import SamError
 from worker.logs import event
 from worker.nodes import pool as node_pool
 from worker.nodes import service as nodes
@@ -81,7 +81,7 @@ async def converge_stuck(env: Any, now: float) -> int:
     for workspace in stuck:
         try:
             converged += await _converge_one(env, workspace, now)
-        except ApiError as exc:
+        except SamError as exc:
             event(
                 log,
                 "cron.workspace_failed",

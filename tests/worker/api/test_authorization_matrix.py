@@ -178,7 +178,7 @@ MATRIX: dict[Route, Case] = {
 def app_routes() -> list[Route]:
     """(method, path) of every route the deployed API answers, from its own table."""
     app = api
-    while not isinstance(app, FastAPI):  # Cors(ApiBoundary(BodyLimit(FastAPI)))
+    while not isinstance(app, FastAPI):  # Cors(BodyLimit(FastAPI))
         app = app.app
     found = set()
     for route in iter_route_contexts(app.routes):

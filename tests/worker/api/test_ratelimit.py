@@ -25,12 +25,13 @@ from twin.clock import ManualClock
 from twin.kv import KVNamespace
 from twin.wrangler import load
 from worker.api import ratelimit
-from worker.api.app import _api_error
+from worker.api.app import domain_error
 from worker.api.ratelimit import API_TOKEN, SIGN_IN, TERMINAL_TOKEN, Limit, Per, Window
 from worker.auth import api_tokens
 from worker.auth.users import upsert_local_user
 from worker.config import ConfigError
-from worker.errors import ApiError
+from worker.edge.http_errors import error_reply, status_for
+from worker.errors import SamError
 
 ROOT = Path(__file__).resolve().parents[3]
 KV_NAMESPACE_ID = "00000000000000000000000000000000"  # wrangler.toml
@@ -194,10 +195,10 @@ async def test_counts_then_refuses_then_resets(kv: KVNamespace, clock: ManualClo
     for _ in range(limit.requests):
         await ratelimit.hit(env, limit, "u_1", now=clock.now())
     clock.advance(limit.window_seconds - 15)
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(SamError) as refused:
         await ratelimit.hit(env, limit, "u_1", now=clock.now())
-    assert refused.value.status == 429 and refused.value.code == "rate_limited"
-    assert refused.value.headers == {"Retry-After": "15"}
+    assert status_for(refused.value) == 429 and refused.value.code == "rate_limited"
+    assert error_reply(refused.value)[2] == {"Retry-After": "15"}
     assert "Try again in 15 s" in refused.value.message
     # Another subject is counted apart.
     await ratelimit.hit(env, limit, "u_2", now=clock.now())
@@ -215,9 +216,9 @@ async def test_counts_then_refuses_then_resets(kv: KVNamespace, clock: ManualClo
 async def test_overrides_from_the_var(kv: KVNamespace, clock: ManualClock) -> None:
     env = env_with(kv, SAM_RATE_LIMITS="terminal_token=1/5 bootstrap=2/60")
     await ratelimit.hit(env, TERMINAL_TOKEN, "u_1", now=clock.now())
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(SamError) as refused:
         await ratelimit.hit(env, TERMINAL_TOKEN, "u_1", now=clock.now() + 1)
-    assert refused.value.headers == {"Retry-After": "4"}
+    assert error_reply(refused.value)[2] == {"Retry-After": "4"}
     clock.advance(5)
     await ratelimit.hit(env, TERMINAL_TOKEN, "u_1", now=clock.now())
     # Limits the var does not name keep their defaults.
@@ -276,7 +277,7 @@ async def runtime(tmp_path: Path, clock: ManualClock) -> AsyncIterator[local_env
 
 def limited_app(env: Any, limit: Limit) -> Any:
     api = FastAPI()
-    api.add_exception_handler(ApiError, _api_error)
+    api.add_exception_handler(SamError, domain_error)
 
     @api.post("/limited", dependencies=[Depends(ratelimit.rate_limited(limit))])
     async def limited() -> dict[str, bool]:

@@ -31,6 +31,7 @@ from worker.auth.crypto import (
 )
 from worker.auth.users import upsert_local_user
 from worker.config import Config, ConfigError
+from worker.edge.http_errors import status_for
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = b"hcloud-token-0123456789abcdef0123456789abcdef0123456789abcdef0123"
@@ -208,4 +209,4 @@ async def test_open_credential_picks_the_users_own_newest_or_labelled_value(
     assert await open_credential(env, alice.id, CredentialKind.OPENAI) == "sk-openai-work-000001"
     with pytest.raises(CredentialMissing) as missing:
         await open_credential(env, bob.id, CredentialKind.HETZNER)
-    assert missing.value.status == 400 and "hetzner" in missing.value.message
+    assert status_for(missing.value) == 400 and "hetzner" in missing.value.message

@@ -26,6 +26,7 @@ from worker.auth import keys
 from worker.auth.crypto import DecryptionError, generate_key
 from worker.auth.jwt import Audience, InvalidToken, WrongScope
 from worker.config import Config
+from worker.edge.http_errors import status_for
 
 ROOT = Path(__file__).resolve().parents[3]
 DOMAIN = "localhost:8787"
@@ -199,7 +200,7 @@ async def test_the_private_key_is_sealed_and_bound_to_its_kid(env: Any) -> None:
 async def _assert_refused(env: Any, token: str, reason: str, audience=Audience.AGENT) -> None:
     with pytest.raises(InvalidToken) as refused:
         await tokens.verify(env, token, audience)
-    assert refused.value.status == 401 and refused.value.code == "invalid_token"
+    assert status_for(refused.value) == 401 and refused.value.code == "invalid_token"
     assert reason in refused.value.message
 
 
@@ -304,7 +305,7 @@ async def test_another_node_or_workspace_is_a_403(env: Any) -> None:
     assert claims["workspace"] == "w_1"
     with pytest.raises(WrongScope) as other_workspace:
         await tokens.verify(env, terminal, Audience.TERMINAL, workspace="w_2")
-    assert other_workspace.value.status == 403
+    assert status_for(other_workspace.value) == 403
     with pytest.raises(WrongScope):
         await tokens.verify(env, terminal, Audience.TERMINAL, node="n_2")
     node = (await tokens.mint_node_token(env, "n_1")).token

@@ -10,7 +10,8 @@ import pytest
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.worker.provider_support import provider_env
 from worker.config import Config
-from worker.errors import ApiError
+from worker.edge.http_errors import status_for
+from worker.errors import SamError
 from worker.nodes import dns
 
 NAME = "vm-n0123456789abcdef.localhost"
@@ -93,9 +94,9 @@ async def test_cloudflare_failing_for_a_while_is_retried(
     record = await dns.ensure_a_record(env, NAME, "203.0.113.7")
     assert fake.records_named(NAME)[0]["id"] == record.id
     fake.fail_next("POST", 503, 10001, "service unavailable", times=4)
-    with pytest.raises(ApiError) as failed:
+    with pytest.raises(SamError) as failed:
         await dns.ensure_a_record(env, "vm-n2.localhost", "203.0.113.8")
-    assert failed.value.status == 502 and failed.value.code == "dns_error"
+    assert status_for(failed.value) == 502 and failed.value.code == "dns_error"
 
 
 async def test_a_wrong_token_says_what_the_operator_must_fix(
@@ -104,7 +105,7 @@ async def test_a_wrong_token_says_what_the_operator_must_fix(
     fake.records.clear()
     async with provider_env(tmp_path / ".sam", None, fake) as env:
         env.SAM_CLOUDFLARE_API_TOKEN = "not-the-token"
-        with pytest.raises(ApiError) as refused:
+        with pytest.raises(SamError) as refused:
             await dns.ensure_a_record(env, NAME, "203.0.113.7")
     assert refused.value.code == "dns_error"
     assert "SAM_CLOUDFLARE_API_TOKEN" in refused.value.message
@@ -113,7 +114,7 @@ async def test_a_wrong_token_says_what_the_operator_must_fix(
 
 
 async def test_bad_content_is_refused_with_cloudflares_reason(env: Any) -> None:
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(SamError) as refused:
         await dns.ensure_a_record(env, NAME, "not-an-ip")
     assert "9005" in refused.value.message
 
@@ -122,5 +123,5 @@ async def test_without_settings_nothing_is_called(tmp_path: Path) -> None:
     async with provider_env(tmp_path / ".sam", None, None) as env:
         with pytest.raises(dns.DnsNotConfigured) as refused:
             await dns.ensure_a_record(env, NAME, "203.0.113.7")
-    assert refused.value.status == 503
+    assert status_for(refused.value) == 503
     assert "SAM_CLOUDFLARE_ZONE_ID" in refused.value.message

@@ -15,7 +15,8 @@ import pytest
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.hetzner import SERVER_TYPES, FakeHetzner, _server_type
 from tests.worker.provider_support import Sleeps, Wanted, provider_env, user_with_hetzner
-from worker.errors import ApiError
+from worker.edge.http_errors import status_for
+from worker.errors import SamError
 from worker.nodes import bootstrap
 from worker.nodes.providers import provider_for
 from worker.nodes.providers.base import NodeBoot, NodeRef
@@ -99,13 +100,13 @@ async def test_an_unknown_size_or_none_that_fits_is_a_400(
     env: Any, hetzner: FakeHetzner, provider: HetznerProvider
 ) -> None:
     user, token = await user_with_hetzner(env, hetzner)
-    with pytest.raises(ApiError) as unknown:
+    with pytest.raises(SamError) as unknown:
         await provider.create_server(env, Wanted("n4", "huge"), user, await boot_for(env, "n4"))
-    assert (unknown.value.status, unknown.value.code) == (400, "unknown_size")
+    assert (status_for(unknown.value), unknown.value.code) == (400, "unknown_size")
     hetzner.server_types[:] = [t for t in hetzner.server_types if t["cores"] < 8]
-    with pytest.raises(ApiError) as none:
+    with pytest.raises(SamError) as none:
         await provider.create_server(env, Wanted("n4", "large"), user, await boot_for(env, "n4"))
-    assert (none.value.status, none.value.code) == (400, "no_server_type")
+    assert (status_for(none.value), none.value.code) == (400, "no_server_type")
     assert hetzner.servers(token) == []
 
 
@@ -138,9 +139,9 @@ async def test_no_location_with_capacity_is_a_503_naming_them_and_nothing_is_lef
 ) -> None:
     user, token = await user_with_hetzner(env, hetzner)
     hetzner.make_unavailable("fsn1", "nbg1", "hel1")
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(SamError) as refused:
         await provider.create_server(env, Wanted("n7"), user, await boot_for(env, "n7"))
-    assert (refused.value.status, refused.value.code) == (503, "hetzner_no_capacity")
+    assert (status_for(refused.value), refused.value.code) == (503, "hetzner_no_capacity")
     assert all(name in refused.value.message for name in ("fsn1", "nbg1", "hel1"))
     assert hetzner.servers(token) == [] and cloudflare.records_named("vm-n7.localhost") == []
 
@@ -166,9 +167,9 @@ async def test_a_persistent_5xx_is_a_clear_502_after_every_attempt(
     user, token = await user_with_hetzner(env, hetzner)
     attempts = HETZNER_RETRY.attempts
     hetzner.fail_next("POST", SERVERS, 503, "unavailable", "service unavailable", times=attempts)
-    with pytest.raises(ApiError) as failed:
+    with pytest.raises(SamError) as failed:
         await provider.create_server(env, Wanted("n9"), user, await boot_for(env, "n9"))
-    assert (failed.value.status, failed.value.code) == (502, "hetzner_unavailable")
+    assert (status_for(failed.value), failed.value.code) == (502, "hetzner_unavailable")
     assert "Try again later" in failed.value.message
     assert len(posts(hetzner, token)) == HETZNER_RETRY.attempts
     assert len(sleeps.delays) == HETZNER_RETRY.attempts - 1
@@ -180,9 +181,9 @@ async def test_a_retry_after_beyond_what_a_request_can_wait_is_not_waited_for(
 ) -> None:
     user, _ = await user_with_hetzner(env, hetzner)
     hetzner.fail_next("GET", "/v1/server_types", 429, "rate_limit_exceeded", "x", retry_after=3600)
-    with pytest.raises(ApiError) as limited:
+    with pytest.raises(SamError) as limited:
         await provider.create_server(env, Wanted("n10"), user, await boot_for(env, "n10"))
-    assert (limited.value.status, limited.value.code) == (503, "hetzner_rate_limited")
+    assert (status_for(limited.value), limited.value.code) == (503, "hetzner_rate_limited")
     assert sleeps.delays == []
 
 
@@ -242,16 +243,16 @@ async def test_no_token_stored_or_a_rejected_one_tells_the_user_what_to_do(
     from tests.worker.node_support import add_user
 
     nobody = await add_user(env, "nobody")
-    with pytest.raises(ApiError) as missing:
+    with pytest.raises(SamError) as missing:
         await provider.create_server(env, Wanted("n17"), nobody, await boot_for(env, "n17"))
-    assert (missing.value.status, missing.value.code) == (400, "credential_missing")
+    assert (status_for(missing.value), missing.value.code) == (400, "credential_missing")
     assert "Settings" in missing.value.message
 
     user, token = await user_with_hetzner(env, hetzner)
     del hetzner.projects[token]  # revoked in the Hetzner Console
-    with pytest.raises(ApiError) as rejected:
+    with pytest.raises(SamError) as rejected:
         await provider.create_server(env, Wanted("n17"), user, await boot_for(env, "n17"))
-    assert (rejected.value.status, rejected.value.code) == (400, "hetzner_token_rejected")
+    assert (status_for(rejected.value), rejected.value.code) == (400, "hetzner_token_rejected")
     assert token not in rejected.value.message
 
 
@@ -267,7 +268,7 @@ async def test_a_dns_failure_takes_the_new_vm_back(
     monkeypatch.setattr(dns, "DNS_RETRY", dns.RetryPolicy(attempts=2, base_delay_seconds=0.01))
     user, token = await user_with_hetzner(env, hetzner)
     cloudflare.fail_next("POST", 500, 10001, "internal error", times=2)
-    with pytest.raises(ApiError) as failed:
+    with pytest.raises(SamError) as failed:
         await provider.create_server(env, Wanted("n18"), user, await boot_for(env, "n18"))
     assert failed.value.code == "dns_error"
     assert hetzner.servers(token) == [], "a VM nobody can reach must not be left running"
@@ -278,9 +279,9 @@ async def test_without_dns_settings_no_vm_is_made(
 ) -> None:
     async with provider_env(tmp_path / "nodns", hetzner, None) as env:
         user, token = await user_with_hetzner(env, hetzner)
-        with pytest.raises(ApiError) as refused:
+        with pytest.raises(SamError) as refused:
             provider_for("hetzner").check_available(env)
         assert refused.value.code == "dns_not_configured"
-        with pytest.raises(ApiError):
+        with pytest.raises(SamError):
             await provider.create_server(env, Wanted("n19"), user, await boot_for(env, "n19"))
     assert hetzner.servers(token) == [] and not [c for c in hetzner.requests if c.token == token]

@@ -23,7 +23,8 @@ from tests.support.wait import wait_for
 from tests.worker.provider_support import Wanted, provider_env
 from twin import upstream
 from twin.http import Request
-from worker.errors import ApiError
+from worker.edge.http_errors import status_for
+from worker.errors import SamError
 from worker.nodes.providers import provider_for
 from worker.nodes.providers.base import NodeBoot
 
@@ -199,13 +200,16 @@ async def test_the_launcher_refuses_bad_input_and_cleans_up_a_failed_start(
 async def test_off_sam_dev_the_local_provider_says_it_is_unavailable(tmp_path: Path) -> None:
     async with provider_env(tmp_path / ".sam", None, None) as env:
         provider = provider_for("local")
-        with pytest.raises(ApiError) as refused:
+        with pytest.raises(SamError) as refused:
             provider.check_available(env)
-        assert (refused.value.status, refused.value.code) == (400, "local_provider_unavailable")
-        with pytest.raises(ApiError):
+        assert (status_for(refused.value), refused.value.code) == (
+            400,
+            "local_provider_unavailable",
+        )
+        with pytest.raises(SamError):
             boot = NodeBoot("n1", "http://api.localhost:8787", "t" * 43)
             await provider.create_server(env, Wanted("n1"), "u_1", boot)
-    with pytest.raises(ApiError) as unknown:
+    with pytest.raises(SamError) as unknown:
         provider_for("aws")
     assert unknown.value.code == "unknown_provider"
 

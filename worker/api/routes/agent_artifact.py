@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from wire.version import VERSION
 from worker.api.deps import Env
-from worker.errors import ApiError
+from worker.errors import NotFound
 
 router = APIRouter(tags=["nodes"])
 
@@ -28,8 +28,7 @@ async def download(env: Env) -> Response:
     key = artifact_key()
     stored = await env.R2.get(key)
     if stored is None:
-        raise ApiError(
-            404,
+        raise NotFound(
             "agent_artifact_missing",
             f"The node agent {VERSION} is not uploaded yet (R2 key {key}). Build it with "
             f"scripts/build-agent, then run `sam upload-agent dist/sam-agent-{VERSION}.tar.gz` "

@@ -26,7 +26,7 @@ from worker.api.ratelimit import SIGN_IN, rate_limited
 from worker.auth import github, sessions
 from worker.auth.users import upsert_github_user, upsert_local_user
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import Forbidden, InvalidInput, SamError, Unavailable
 
 router = APIRouter(tags=["auth"])
 
@@ -50,8 +50,7 @@ class DevLogin(BaseModel):
 def _github_config(env: Any) -> Config:
     config = Config.from_env(env)
     if not config.github_client_id or not config.github_client_secret:
-        raise ApiError(
-            503,
+        raise Unavailable(
             "github_not_configured",
             "GitHub sign-in is not configured on this deployment. The operator must create "
             "a GitHub OAuth app (callback URL: https://app.<domain>/api/auth/github/callback) "
@@ -61,10 +60,8 @@ def _github_config(env: Any) -> Config:
     return config
 
 
-def _state_error(message: str) -> ApiError:
-    return ApiError(
-        400, "oauth_state_invalid", f"{message} Start signing in again at {LOGIN_PATH}."
-    )
+def _state_error(message: str) -> SamError:
+    return InvalidInput("oauth_state_invalid", f"{message} Start signing in again at {LOGIN_PATH}.")
 
 
 @router.get(LOGIN_PATH, dependencies=[Depends(rate_limited(SIGN_IN))])
@@ -106,7 +103,7 @@ async def github_callback(
     error: str | None = None,
 ) -> Response:
     if error is not None:
-        raise ApiError(400, "oauth_denied", f"GitHub did not authorize the sign-in ({error}).")
+        raise InvalidInput("oauth_denied", f"GitHub did not authorize the sign-in ({error}).")
     if not code or not state:
         raise _state_error("The callback needs both `code` and `state`.")
     config = _github_config(env)
@@ -163,8 +160,7 @@ async def logout(request: Request, env: Env) -> Response:
 async def dev_login(body: DevLogin, request: Request, env: Env) -> Response:
     config = Config.from_env(env)
     if not config.is_development:
-        raise ApiError(
-            403,
+        raise Forbidden(
             "dev_login_disabled",
             "Dev sign-in exists only in local development (SAM_ENVIRONMENT=development, "
             f"which `sam dev` sets); this deployment runs in {config.environment!r} mode. "

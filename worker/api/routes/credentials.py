@@ -26,7 +26,7 @@ from worker.auth.credentials import (
     save_credential,
 )
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import InvalidInput, NotFound, UpstreamFailed
 from worker.logs import event
 from worker.platform import fetch
 
@@ -115,13 +115,13 @@ async def delete(
 ) -> Response:
     # Someone else's id answers exactly like an unknown one, so ids cannot be probed.
     if not await delete_credential(env, user.id, credential_id):
-        raise ApiError(404, "credential_not_found", "You have no credential with that id.")
+        raise NotFound("credential_not_found", "You have no credential with that id.")
     event(log, "credential.deleted", user=user.id, id=credential_id)
     return Response(status_code=204)
 
 
 async def check_hetzner_token(config: Config, token: str) -> None:
-    """Raise an ApiError unless Hetzner Cloud accepts `token` (a read-only call)."""
+    """Raise a domain error unless Hetzner Cloud accepts `token` (a read-only call)."""
     url = config.hetzner_api_url + HETZNER_CHECK_PATH
     try:
         response = await asyncio.wait_for(
@@ -136,8 +136,7 @@ async def check_hetzner_token(config: Config, token: str) -> None:
     # Cloudflare); only the type is logged, as a message could quote the request.
     except Exception as exc:
         event(log, "hetzner.unreachable", level=logging.WARNING, url=url, error=type(exc).__name__)
-        raise ApiError(
-            502,
+        raise UpstreamFailed(
             "hetzner_unreachable",
             f"Could not reach the Hetzner Cloud API at {config.hetzner_api_url} to check the "
             "token, so it was not saved. Try again in a minute.",
@@ -145,15 +144,13 @@ async def check_hetzner_token(config: Config, token: str) -> None:
     if response.status == 200:
         return
     if response.status in (401, 403):
-        raise ApiError(
-            400,
+        raise InvalidInput(
             "invalid_credential",
             f"Hetzner Cloud rejected this API token ({response.status}), so it was not saved. "
             + HETZNER_TOKEN_HELP,
         )
     event(log, "hetzner.check_failed", level=logging.WARNING, url=url, status=response.status)
-    raise ApiError(
-        502,
+    raise UpstreamFailed(
         "hetzner_unavailable",
         f"The Hetzner Cloud API answered {response.status} while checking the token, so it "
         "was not saved. Try again in a minute.",

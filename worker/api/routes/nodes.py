@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from worker.api.deps import CurrentUser, Env
 from worker.auth import jwt as tokens
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import Unauthorized
 from worker.logs import event
 from worker.nodes import service as nodes
 from worker.nodes.model import Node, Provider
@@ -170,8 +170,7 @@ async def node_token(node_id: str, request: Request, env: Env) -> dict[str, Any]
     """The claims of the caller's sam:node token, which must be for `node_id`."""
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(
-            401,
+        raise Unauthorized(
             "unauthorized",
             "Node callbacks need `Authorization: Bearer <the node's callback token>`.",
         )

@@ -21,7 +21,7 @@ from worker.api.deps import CurrentUser, Env
 from worker.api.ratelimit import TERMINAL_TOKEN, rate_limited
 from worker.auth import jwt as tokens
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import Conflict
 from worker.nodes import service as nodes
 from worker.workspaces import service as workspaces
 from worker.workspaces.model import urls
@@ -63,8 +63,7 @@ async def terminal_token(
             if workspace.status in ("stopped", "error")
             else "Wait until it is running."
         )
-        raise ApiError(
-            409,
+        raise Conflict(
             "workspace_not_running",
             f"Workspace {workspace.id} is {workspace.status}; a terminal needs it running. "
             + advice.replace("{id}", workspace.id),

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 from worker.api.deps import CurrentUser, Env
 from worker.api.ratelimit import API_TOKEN, rate_limited
 from worker.auth import api_tokens
-from worker.errors import ApiError
+from worker.errors import Conflict, NotFound
 
 router = APIRouter(tags=["tokens"])
 
@@ -40,8 +40,7 @@ async def create_token(
 ) -> dict[str, Any]:
     created = await api_tokens.create_token(env.DATABASE, user.id, body.name)
     if created is None:
-        raise ApiError(
-            409,
+        raise Conflict(
             "too_many_tokens",
             f"You already have {api_tokens.MAX_TOKENS_PER_USER} API tokens; revoke one "
             "(DELETE /api/tokens/{id}) before creating another.",
@@ -63,5 +62,5 @@ async def revoke_token(
 ) -> Response:
     # Someone else's token and no token at all answer the same, so ids cannot be probed.
     if not await api_tokens.revoke_token(env.DATABASE, user.id, token_id):
-        raise ApiError(404, "token_not_found", f"You have no live API token {token_id!r}.")
+        raise NotFound("token_not_found", f"You have no live API token {token_id!r}.")
     return Response(status_code=204)

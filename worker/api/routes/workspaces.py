@@ -30,7 +30,7 @@ from worker.api.deps import CurrentUser, Env
 from worker.api.ratelimit import WORKSPACE_CREATE, rate_limited
 from worker.auth import jwt as tokens
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import Unauthorized
 from worker.nodes.model import Provider
 from worker.workspaces import service as workspaces
 from worker.workspaces.model import Workspace
@@ -164,8 +164,7 @@ async def calling_node_workspace(workspace_id: str, request: Request, env: Env) 
     """The path's workspace, if the caller holds the sam:node token of its node."""
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(
-            401,
+        raise Unauthorized(
             "unauthorized",
             "Workspace callbacks need `Authorization: Bearer <the node's callback token>`.",
         )

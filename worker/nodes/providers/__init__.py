@@ -5,7 +5,7 @@
 
 A NodeProvider (worker/nodes/providers/base.py; every method takes the worker's `env`):
 
-    check_available(env)                         sync; raises an ApiError when this
+    check_available(env)                         sync; raises a domain error when this
                                                  deployment cannot use the provider at all
                                                  (local outside `sam dev`, Hetzner without
                                                  Cloudflare DNS settings)
@@ -25,9 +25,10 @@ A NodeProvider (worker/nodes/providers/base.py; every method takes the worker's 
                                                  with D1; delete with `server.ref()`)
 
 The nodes service calls these through worker/nodes/provisioning.py (`provision`, `release`),
-which also issues the node's bootstrap token. Failures are ApiErrors with a message meant
-for the node's owner (never a secret): 400 for something the user must fix (no Hetzner
-token, a rejected one, an unknown size), 502/503 for the provider or DNS failing.
+which also issues the node's bootstrap token. Failures are domain errors (worker/errors.py)
+with a message meant for the node's owner (never a secret): InvalidInput for something the
+user must fix (no Hetzner token, a rejected one, an unknown size), UpstreamFailed or
+Unavailable for the provider or DNS failing.
 """
 
 from worker.nodes.providers.base import NodeProvider, UnknownProvider

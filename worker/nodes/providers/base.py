@@ -5,7 +5,7 @@ and the `NodeProvider` protocol that worker/nodes/providers/hetzner/ and local.p
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from worker.errors import ApiError
+from worker.errors import InvalidInput
 
 # The labels every SAM server carries (Hetzner labels; the local launcher keeps the same).
 LABEL_MANAGED_BY = "managed-by"
@@ -103,10 +103,9 @@ class NodeProvider(Protocol):
     async def list_managed(self, env: Any, user_id: str | None) -> list[ManagedServer]: ...
 
 
-class UnknownProvider(ApiError):
+class UnknownProvider(InvalidInput):
     def __init__(self, name: str) -> None:
         super().__init__(
-            400,
             "unknown_provider",
             f"There is no node provider {name!r}: use 'hetzner' or 'local'.",
         )

@@ -17,7 +17,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from worker.errors import ApiError
+from worker.errors import InvalidInput, UpstreamFailed
 from worker.nodes.providers.base import (
     ManagedServer,
     NodeBoot,
@@ -31,10 +31,9 @@ LAUNCHER_URL = "http://local-nodes/nodes"
 AGENT_HOST = "127.0.0.1"
 
 
-class LocalProviderUnavailable(ApiError):
+class LocalProviderUnavailable(InvalidInput):
     def __init__(self) -> None:
         super().__init__(
-            400,
             "local_provider_unavailable",
             "The local provider is only available under `sam dev` (it starts the agent on "
             "the machine running SAM). Use the hetzner provider here.",
@@ -59,8 +58,7 @@ class LocalProvider:
         response = await env.LOCAL_NODES.fetch(Request(url, **init))
         answer = await response.json()
         if not 200 <= response.status < 300:
-            raise ApiError(
-                502,
+            raise UpstreamFailed(
                 "local_node_failed",
                 f"The local node launcher refused: {answer.get('message', response.status)}",
             )

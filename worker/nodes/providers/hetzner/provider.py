@@ -20,7 +20,7 @@ from typing import Any
 
 from worker.auth.credentials import CredentialKind, open_credential
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import InvalidInput, SamError, Unavailable, UpstreamFailed
 from worker.http_retry import Sleep
 from worker.logs import event
 from worker.nodes import dns
@@ -86,8 +86,8 @@ def choose_placement(
     name = size or DEFAULT_SIZE
     need = SIZES.get(name)
     if need is None:
-        raise ApiError(
-            400, "unknown_size", f"There is no node size {name!r}: use one of {sorted(SIZES)}."
+        raise InvalidInput(
+            "unknown_size", f"There is no node size {name!r}: use one of {sorted(SIZES)}."
         )
     known = [location["name"] for location in locations]
     best: tuple[Decimal, int, float, str, tuple[str, ...]] | None = None
@@ -110,8 +110,7 @@ def choose_placement(
         if best is None or candidate[:3] < best[:3]:
             best = candidate
     if best is None:
-        raise ApiError(
-            400,
+        raise InvalidInput(
             "no_server_type",
             f"Hetzner Cloud offers no current shared-vCPU x86 server type with at least "
             f"{need.cores} vCPUs and {need.memory_gb:g} GB memory (size {name!r}) in any "
@@ -195,13 +194,13 @@ class HetznerProvider:
         server_id = str(server["id"])
         if ip is None:
             await _delete(api, server_id)
-            raise ApiError(
-                502, "hetzner_no_ip", "Hetzner Cloud made the server without a public IPv4."
+            raise UpstreamFailed(
+                "hetzner_no_ip", "Hetzner Cloud made the server without a public IPv4."
             )
         host = dns.vm_hostname(config, node.id)
         try:
             record = await dns.ensure_a_record(env, host, ip)
-        except ApiError:
+        except SamError:
             # Unreachable without its name: take the VM back rather than pay for it.
             await _delete(api, server_id)
             raise
@@ -260,8 +259,7 @@ class HetznerProvider:
                 server_type=placement.server_type,
             )
             return answer["server"]
-        raise ApiError(
-            503,
+        raise Unavailable(
             "hetzner_no_capacity",
             f"No Hetzner location could place a {placement.server_type} server right now "
             f"(tried {', '.join(tried)}). Try again later, or choose another size.",
