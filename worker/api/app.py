@@ -27,6 +27,7 @@ from worker.api.routes import (
     tokens,
     workspaces,
 )
+from worker.deployment import Deployment
 from worker.edge.http_errors import code_for, error_body, error_reply
 from worker.errors import SamError
 
@@ -90,3 +91,13 @@ def create_api() -> Any:
 
 
 api = create_api()
+
+
+def serving(deployment: Deployment) -> Any:
+    """The API as an ASGI app for one request, with that request's deployment in its scope
+    (read by the middleware and by `worker.api.deps.get_deployment`)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await api({**scope, "deployment": deployment}, receive, send)
+
+    return app

@@ -76,7 +76,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = Config.from_env(scope["env"]).max_body_bytes
+        limit = scope["deployment"].config.max_body_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _too_large(send, limit)
@@ -163,7 +163,7 @@ class Cors:
         headers = [VARY_ORIGIN]
         preflight = scope["method"] == "OPTIONS" and requested is not None
         if origin is not None and origin.decode("latin-1") in app_origins(
-            Config.from_env(scope["env"])
+            scope["deployment"].config
         ):
             headers += [
                 (b"access-control-allow-origin", origin),

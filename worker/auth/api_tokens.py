@@ -5,12 +5,12 @@ hash cannot be reversed and a guess has no better odds than guessing the token i
 """
 
 import secrets
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 from worker.auth.sessions import sha256_hex
 from worker.auth.users import User
+from worker.clock import Clock
 
 TOKEN_PREFIX = "sam_pat_"
 TOKEN_RANDOM_BYTES = 32
@@ -71,25 +71,25 @@ async def list_tokens(db: Any, user_id: str) -> list[dict[str, Any]]:
     return [dict(row) for row in result["results"]]
 
 
-async def revoke_token(db: Any, user_id: str, token_id: str) -> bool:
+async def revoke_token(db: Any, user_id: str, token_id: str, clock: Clock) -> bool:
     """Revoke the user's own token; False if they have no such live token."""
     result = (
         await db.prepare(
             "UPDATE api_tokens SET revoked_at = ? "
             "WHERE id = ? AND user_id = ? AND revoked_at IS NULL"
         )
-        .bind(_now_iso(time.time()), token_id, user_id)
+        .bind(_now_iso(clock.now()), token_id, user_id)
         .run()
     )
     return result["meta"]["changes"] > 0
 
 
-async def user_for_token(db: Any, token: str) -> User | None:
+async def user_for_token(db: Any, token: str, clock: Clock) -> User | None:
     """The owner of a live token (and a throttled `last_used_at` stamp), or None."""
     row = await db.prepare(_LOOKUP).bind(sha256_hex(token)).first()
     if row is None:
         return None
-    now = time.time()
+    now = clock.now()
     stale_before = _now_iso(now - LAST_USED_RESOLUTION_SECONDS)
     if row["last_used_at"] is None or row["last_used_at"] < stale_before:
         await (

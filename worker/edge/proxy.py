@@ -29,14 +29,13 @@ runs on Cloudflare and on the local edge.
 import logging
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from worker.auth import jwt as tokens
 from worker.auth import sessions
 from worker.auth.jwt import Audience
 from worker.auth.users import get_user
-from worker.config import Config
+from worker.deployment import Deployment
 from worker.errors import (
     Conflict,
     Forbidden,
@@ -75,17 +74,17 @@ class Caller:
     node_id: str | None  # the token's node claim
 
 
-async def handle(request: Request, env: Any, workspace_id: str) -> Response:
+async def handle(request: Request, deployment: Deployment, workspace_id: str) -> Response:
     """Answer a request to `ws-{workspace_id}.{domain}`."""
     try:
-        return await _proxy(request, env, workspace_id)
+        return await _proxy(request, deployment, workspace_id)
     except SamError as exc:  # answered by the edge's error boundary (worker/edge/router.py)
         event(log, "proxy.refused", workspace=workspace_id, error=exc.code)
         raise
 
 
-async def _proxy(request: Request, env: Any, workspace_id: str) -> Response:
-    config = Config.from_env(env)
+async def _proxy(request: Request, deployment: Deployment, workspace_id: str) -> Response:
+    config = deployment.config
     url = urlsplit(request.url)
     websocket = request.headers.get("upgrade", "").lower() == "websocket"
     query = parse_qsl(url.query, keep_blank_values=True)
@@ -95,9 +94,11 @@ async def _proxy(request: Request, env: Any, workspace_id: str) -> Response:
         _check_origin(request, app_origin)
     # A cookie is ambient: on a WebSocket it counts only from the app's own pages.
     cookie_allowed = not websocket or request.headers.get("origin") == app_origin
-    caller = await _authenticate(request, env, workspace_id, offered, cookie_allowed, app_origin)
+    caller = await _authenticate(
+        request, deployment, workspace_id, offered, cookie_allowed, app_origin
+    )
     _check_path(request, workspace_id, url.path, websocket)
-    route = await workspaces.route_for(env, workspace_id)
+    route = await workspaces.route_for(deployment, workspace_id)
     if route is None or route.workspace.user_id != caller.user_id:
         raise _not_found(workspace_id)
     workspace, node = route
@@ -119,11 +120,13 @@ async def _proxy(request: Request, env: Any, workspace_id: str) -> Response:
     if websocket:
         token = (
             caller.token
-            or (await tokens.mint_terminal_token(env, caller.user_id, node.id, workspace.id)).token
+            or (
+                await tokens.mint_terminal_token(deployment, caller.user_id, node.id, workspace.id)
+            ).token
         )
         target = _target(node.agent_url, url.path, [*rest, (TOKEN_PARAM, token)])
         return await _websocket(target, headers, request, workspace_id)
-    agent = await tokens.mint_agent_token(env, node.id)
+    agent = await tokens.mint_agent_token(deployment, node.id)
     headers["authorization"] = f"Bearer {agent.token}"
     return await _http(_target(node.agent_url, url.path, rest), headers, request, workspace_id)
 
@@ -151,7 +154,7 @@ def _forbidden_origin(app_origin: str) -> Forbidden:
 
 async def _authenticate(
     request: Request,
-    env: Any,
+    deployment: Deployment,
     workspace_id: str,
     offered: list[str],
     cookie_allowed: bool,
@@ -160,13 +163,16 @@ async def _authenticate(
     if offered:
         if len(offered) > 1:
             raise tokens.InvalidToken("send one token parameter, not several")
-        claims = await tokens.verify(env, offered[0], Audience.TERMINAL, workspace=workspace_id)
+        claims = await tokens.verify(
+            deployment, offered[0], Audience.TERMINAL, workspace=workspace_id
+        )
         return Caller(claims["sub"], offered[0], claims["node"])
     session_id = _cookie(request, sessions.SESSION_COOKIE)
     if session_id:
         if not cookie_allowed:
             raise _forbidden_origin(app_origin)
-        session = await sessions.read_session(env.KV, session_id)
+        env = deployment.env
+        session = await sessions.read_session(env.KV, session_id, deployment.clock)
         user = None if session is None else await get_user(env.DATABASE, session.user_id)
         if user is not None:
             return Caller(user.id, None, None)

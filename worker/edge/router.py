@@ -16,8 +16,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from worker.api.app import api
-from worker.config import Config
+from worker.api.app import serving
+from worker.deployment import Deployment
 from worker.edge import proxy
 from worker.edge.health import HEALTH_PATHS, health
 from worker.edge.hosts import Surface, resolve
@@ -67,7 +67,8 @@ async def handle(request: Request, env: Any, ctx: Any) -> Response:
 
 
 async def _dispatch(request: Request, env: Any, ctx: Any) -> Response:
-    config = Config.from_env(env)
+    deployment = Deployment.of(env)  # the one parse of this request's settings
+    config = deployment.config
     url = urlsplit(request.url)
     host = request.headers.get("host") or url.netloc
     destination = resolve(host, config.domain)
@@ -75,13 +76,13 @@ async def _dispatch(request: Request, env: Any, ctx: Any) -> Response:
         case Surface.API | Surface.APP if url.path in HEALTH_PATHS:
             return health(request)
         case Surface.API:
-            return await _api(request, env, ctx)
+            return await _api(request, deployment, ctx)
         case Surface.APP if url.path == "/api" or url.path.startswith("/api/"):
-            return await _api(request, env, ctx)
+            return await _api(request, deployment, ctx)
         case Surface.APP:
             return await env.ASSETS.fetch(request)
         case Surface.WORKSPACE:
-            return await proxy.handle(request, env, destination.workspace_id or "")
+            return await proxy.handle(request, deployment, destination.workspace_id or "")
         case _:
             raise NotFound(
                 "unknown_host",
@@ -90,7 +91,8 @@ async def _dispatch(request: Request, env: Any, ctx: Any) -> Response:
             )
 
 
-async def _api(request: Request, env: Any, ctx: Any) -> Response:
+async def _api(request: Request, deployment: Deployment, ctx: Any) -> Response:
+    app = serving(deployment)
     if request.headers.get("upgrade", "").lower() == "websocket":
-        return await asgi.websocket(api, request, env)
-    return await asgi.fetch(api, request, env, ctx)
+        return await asgi.websocket(app, request, deployment.env)
+    return await asgi.fetch(app, request, deployment.env, ctx)

@@ -6,7 +6,7 @@ a few seconds (a node that has just said it is ready may still be settling). Eve
 workspace operation of the agent is idempotent or answers 404/409 on a repeat, so a
 retry after a lost answer is safe.
 
-    await call(env, node, method, path, body=None) -> AgentAnswer(status, body)
+    await call(deployment, node, method, path, body=None) -> AgentAnswer(status, body)
         AgentUnreachable (502) when no answer came; any status is returned as is
 """
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.auth import jwt as tokens
+from worker.deployment import Deployment
 from worker.errors import Conflict, UpstreamFailed
 from worker.http_retry import RetryPolicy, Unreachable, send_with_retry
 from worker.nodes.model import Node
@@ -63,12 +64,12 @@ class NodeNotReady(Conflict):
 
 
 async def call(
-    env: Any, node: Node, method: str, path: str, body: dict[str, Any] | None = None
+    deployment: Deployment, node: Node, method: str, path: str, body: dict[str, Any] | None = None
 ) -> AgentAnswer:
     base = node.agent_url
     if base is None:
         raise NodeNotReady(node.id)
-    minted = await tokens.mint_agent_token(env, node.id)
+    minted = await tokens.mint_agent_token(deployment, node.id)
     headers = {"Authorization": f"Bearer {minted.token}", "Accept": "application/json"}
     init: dict[str, Any] = {"method": method, "headers": headers}
     if body is not None:

@@ -1,22 +1,23 @@
 """The `workspaces` table: the only module that writes it.
 
-find(env, id)                      any user's (callbacks, the proxy, cron)
-get(env, user_id, id)              the owner's; anyone else's is a 404 like a made-up id
-list_for(env, user_id)             the owner's, oldest first
-where(env, condition, *bindings)   every user's matching a fixed SQL fragment (cron)
-insert(env, workspace fields)      a new pending row
-set_status(env, ws, new, **fields) a guarded state change (worker.states decides)
-move(env, id, from_states, new)    the same, only from `from_states` (else None)
-update(env, id, **fields)          fields without a state change
-remove(env, id)
+find(deployment, id)                       any user's (callbacks, the proxy, cron)
+get(deployment, user_id, id)               the owner's; anyone else's is a 404 like a made-up id
+list_for(deployment, user_id)              the owner's, oldest first
+where(deployment, condition, *bindings)    every user's matching a fixed SQL fragment (cron)
+insert(deployment, workspace fields)       a new pending row
+set_status(deployment, ws, new, **fields)  a guarded state change (worker.states decides)
+move(deployment, id, from_states, new)     the same, only from `from_states` (else None)
+update(deployment, id, **fields)           fields without a state change
+remove(deployment, id)
 """
 
 import logging
 from typing import Any
 
+from worker.deployment import Deployment
 from worker.errors import NotFound
 from worker.logs import event
-from worker.nodes.model import iso, now_epoch
+from worker.nodes.model import iso
 from worker.states import Kind, WorkspaceStatus, sources, transition
 from worker.workspaces.model import COLUMNS, WORKSPACE_ID, Workspace
 
@@ -29,36 +30,38 @@ class WorkspaceNotFound(NotFound):
         super().__init__("workspace_not_found", "You have no workspace with that id.")
 
 
-async def find(env: Any, workspace_id: str) -> Workspace | None:
+async def find(deployment: Deployment, workspace_id: str) -> Workspace | None:
     if not WORKSPACE_ID.match(workspace_id):
         return None  # never a query for something that cannot be an id
     row = (
-        await env.DATABASE.prepare(f"SELECT {COLUMNS} FROM workspaces WHERE id = ?")
+        await deployment.env.DATABASE.prepare(f"SELECT {COLUMNS} FROM workspaces WHERE id = ?")
         .bind(workspace_id)
         .first()
     )
     return None if row is None else Workspace.from_row(row)
 
 
-async def get(env: Any, user_id: str, workspace_id: str) -> Workspace:
-    workspace = await find(env, workspace_id)
+async def get(deployment: Deployment, user_id: str, workspace_id: str) -> Workspace:
+    workspace = await find(deployment, workspace_id)
     if workspace is None or workspace.user_id != user_id:
         raise WorkspaceNotFound()
     return workspace
 
 
-async def list_for(env: Any, user_id: str) -> list[Workspace]:
-    return await where(env, "user_id = ? ORDER BY created_at, id", user_id)
+async def list_for(deployment: Deployment, user_id: str) -> list[Workspace]:
+    return await where(deployment, "user_id = ? ORDER BY created_at, id", user_id)
 
 
-async def where(env: Any, condition: str, *bindings: Any) -> list[Workspace]:
-    statement = env.DATABASE.prepare(f"SELECT {COLUMNS} FROM workspaces WHERE {condition}")
+async def where(deployment: Deployment, condition: str, *bindings: Any) -> list[Workspace]:
+    statement = deployment.env.DATABASE.prepare(
+        f"SELECT {COLUMNS} FROM workspaces WHERE {condition}"
+    )
     result = await (statement.bind(*bindings) if bindings else statement).all()
     return [Workspace.from_row(row) for row in result["results"]]
 
 
 async def insert(
-    env: Any,
+    deployment: Deployment,
     workspace_id: str,
     user_id: str,
     name: str,
@@ -66,11 +69,10 @@ async def insert(
     branch: str | None,
     provider: str,
     size: str | None,
-    now: float | None = None,
 ) -> Workspace:
-    moment = iso(now_epoch(now))
+    moment = iso(deployment.now())
     row = (
-        await env.DATABASE.prepare(
+        await deployment.env.DATABASE.prepare(
             "INSERT INTO workspaces (id, user_id, name, repository, branch, status, provider, "
             "size, provisioning_since, created_at, updated_at) "
             f"VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
@@ -84,12 +86,12 @@ async def insert(
 
 
 async def set_status(
-    env: Any, workspace: Workspace, new: WorkspaceStatus, now: float | None = None, **fields: Any
+    deployment: Deployment, workspace: Workspace, new: WorkspaceStatus, **fields: Any
 ) -> Workspace:
     """`workspace` moved to `new`, with `fields` written alongside.
 
     Guarded by the states allowed to become `new`, so of two racing changes only one
-    applies; the other gets the same 409 as an illegal transition.
+    applies; the other gets the same InvalidTransition as an illegal one.
     """
     transition(Kind.WORKSPACE, workspace.status, new)
     if "error_message" in fields and fields["error_message"] is not None:
@@ -98,15 +100,15 @@ async def set_status(
     allowed = sources(Kind.WORKSPACE, new)
     marks = ", ".join("?" * len(allowed))
     row = (
-        await env.DATABASE.prepare(
+        await deployment.env.DATABASE.prepare(
             f"UPDATE workspaces SET status = ?, updated_at = ?{assignments} "
             f"WHERE id = ? AND status IN ({marks}) RETURNING {COLUMNS}"
         )
-        .bind(str(new), iso(now_epoch(now)), *fields.values(), workspace.id, *allowed)
+        .bind(str(new), iso(deployment.now()), *fields.values(), workspace.id, *allowed)
         .first()
     )
     if row is None:
-        current = await find(env, workspace.id)
+        current = await find(deployment, workspace.id)
         if current is None:
             raise WorkspaceNotFound()
         transition(Kind.WORKSPACE, current.status, new)  # raises: someone moved it first
@@ -116,11 +118,10 @@ async def set_status(
 
 
 async def move(
-    env: Any,
+    deployment: Deployment,
     workspace_id: str,
     from_states: tuple[WorkspaceStatus, ...],
     new: WorkspaceStatus,
-    now: float | None = None,
     **fields: Any,
 ) -> Workspace | None:
     """Move to `new` only if the workspace is in one of `from_states`; None if it is not.
@@ -135,11 +136,13 @@ async def move(
     assignments = "".join(f", {name} = ?" for name in fields)
     marks = ", ".join("?" * len(from_states))
     row = (
-        await env.DATABASE.prepare(
+        await deployment.env.DATABASE.prepare(
             f"UPDATE workspaces SET status = ?, updated_at = ?{assignments} "
             f"WHERE id = ? AND status IN ({marks}) RETURNING {COLUMNS}"
         )
-        .bind(str(new), iso(now_epoch(now)), *fields.values(), workspace_id, *map(str, from_states))
+        .bind(
+            str(new), iso(deployment.now()), *fields.values(), workspace_id, *map(str, from_states)
+        )
         .first()
     )
     if row is None:
@@ -148,14 +151,20 @@ async def move(
     return Workspace.from_row(row)
 
 
-async def update(env: Any, workspace_id: str, now: float | None = None, **fields: Any) -> None:
+async def update(deployment: Deployment, workspace_id: str, **fields: Any) -> None:
     assignments = ", ".join(f"{name} = ?" for name in fields)
     await (
-        env.DATABASE.prepare(f"UPDATE workspaces SET {assignments}, updated_at = ? WHERE id = ?")
-        .bind(*fields.values(), iso(now_epoch(now)), workspace_id)
+        deployment.env.DATABASE.prepare(
+            f"UPDATE workspaces SET {assignments}, updated_at = ? WHERE id = ?"
+        )
+        .bind(*fields.values(), iso(deployment.now()), workspace_id)
         .run()
     )
 
 
-async def remove(env: Any, workspace_id: str) -> None:
-    await env.DATABASE.prepare("DELETE FROM workspaces WHERE id = ?").bind(workspace_id).run()
+async def remove(deployment: Deployment, workspace_id: str) -> None:
+    await (
+        deployment.env.DATABASE.prepare("DELETE FROM workspaces WHERE id = ?")
+        .bind(workspace_id)
+        .run()
+    )

@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from wire.version import VERSION
-from worker.api.deps import Env
+from worker.api.deps import DeploymentDep
 from worker.errors import NotFound
 
 router = APIRouter(tags=["nodes"])
@@ -24,9 +24,9 @@ def artifact_key(version: str = VERSION) -> str:
 
 
 @router.get("/api/agent/download")
-async def download(env: Env) -> Response:
+async def download(deployment: DeploymentDep) -> Response:
     key = artifact_key()
-    stored = await env.R2.get(key)
+    stored = await deployment.env.R2.get(key)
     if stored is None:
         raise NotFound(
             "agent_artifact_missing",

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
-from worker.api.deps import CurrentUser, Env
+from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import SIGN_IN, rate_limited
 from worker.auth import github, sessions
 from worker.auth.users import upsert_github_user, upsert_local_user
@@ -47,8 +47,7 @@ class DevLogin(BaseModel):
     login: Annotated[str, Field(pattern=LOGIN_PATTERN)]
 
 
-def _github_config(env: Any) -> Config:
-    config = Config.from_env(env)
+def _github_config(config: Config) -> Config:
     if not config.github_client_id or not config.github_client_secret:
         raise Unavailable(
             "github_not_configured",
@@ -65,8 +64,8 @@ def _state_error(message: str) -> SamError:
 
 
 @router.get(LOGIN_PATH, dependencies=[Depends(rate_limited(SIGN_IN))])
-async def github_login(request: Request, env: Env) -> Response:
-    config = _github_config(env)
+async def github_login(request: Request, deployment: DeploymentDep) -> Response:
+    config = _github_config(deployment.config)
     origin = sessions.app_origin(request, config)
     if (request.headers.get("host") or "").lower() != f"app.{config.domain}":
         return RedirectResponse(origin + LOGIN_PATH, status_code=302)
@@ -74,7 +73,7 @@ async def github_login(request: Request, env: Env) -> Response:
     verifier = github.new_code_verifier()
     browser_nonce = secrets.token_urlsafe(OAUTH_STATE_BYTES)
     record = {"verifier": verifier, "browser": sessions.sha256_hex(browser_nonce)}
-    await env.KV.put(
+    await deployment.env.KV.put(
         OAUTH_STATE_KEY_PREFIX + sessions.sha256_hex(state),
         json.dumps(record),
         expirationTtl=OAUTH_STATE_TTL_SECONDS,
@@ -97,7 +96,7 @@ async def github_login(request: Request, env: Env) -> Response:
 @router.get(CALLBACK_PATH)
 async def github_callback(
     request: Request,
-    env: Env,
+    deployment: DeploymentDep,
     code: str | None = None,
     state: str | None = None,
     error: str | None = None,
@@ -106,12 +105,12 @@ async def github_callback(
         raise InvalidInput("oauth_denied", f"GitHub did not authorize the sign-in ({error}).")
     if not code or not state:
         raise _state_error("The callback needs both `code` and `state`.")
-    config = _github_config(env)
+    config = _github_config(deployment.config)
     browser_nonce = request.cookies.get(PREAUTH_COOKIE)
     if not browser_nonce:
         raise _state_error("This browser did not start a sign-in (no pre-auth cookie).")
     key = OAUTH_STATE_KEY_PREFIX + sessions.sha256_hex(state)
-    raw = await env.KV.get(key)
+    raw = await deployment.env.KV.get(key)
     if raw is None:
         raise _state_error("The sign-in state is unknown, expired or already used.")
     record = json.loads(raw)
@@ -119,14 +118,14 @@ async def github_callback(
         # Not deleted: a stranger holding the state must not cancel the real sign-in.
         raise _state_error("The sign-in state belongs to another browser.")
     # Single use, before anything can fail: a state never verifies twice.
-    await env.KV.delete(key)
+    await deployment.env.KV.delete(key)
     origin = sessions.app_origin(request, config)
     access_token = await github.exchange_code(
         config, code, record["verifier"], origin + CALLBACK_PATH
     )
     profile = await github.fetch_profile(config, access_token)
-    user = await upsert_github_user(env.DATABASE, profile)
-    session_id = await sessions.create_session(env.KV, user.id)
+    user = await upsert_github_user(deployment.env.DATABASE, profile)
+    session_id = await sessions.create_session(deployment.env.KV, user.id, deployment.clock)
     response = RedirectResponse(origin + "/", status_code=302)
     sessions.set_session_cookie(response, request, session_id)
     response.delete_cookie(
@@ -145,20 +144,20 @@ async def me(user: CurrentUser) -> dict[str, Any]:
 
 
 @router.post("/api/auth/logout", status_code=204)
-async def logout(request: Request, env: Env) -> Response:
+async def logout(request: Request, deployment: DeploymentDep) -> Response:
     """Revoke this browser's session (if any) and clear its cookie; always 204."""
     session_id = request.cookies.get(sessions.SESSION_COOKIE)
     response = Response(status_code=204)
     if session_id:
-        sessions.check_same_origin(request, Config.from_env(env))
-        await sessions.revoke_session(env.KV, session_id)
+        sessions.check_same_origin(request, deployment.config)
+        await sessions.revoke_session(deployment.env.KV, session_id)
     sessions.clear_session_cookie(response, request)
     return response
 
 
 @router.post("/api/auth/dev-login", dependencies=[Depends(rate_limited(SIGN_IN))])
-async def dev_login(body: DevLogin, request: Request, env: Env) -> Response:
-    config = Config.from_env(env)
+async def dev_login(body: DevLogin, request: Request, deployment: DeploymentDep) -> Response:
+    config = deployment.config
     if not config.is_development:
         raise Forbidden(
             "dev_login_disabled",
@@ -170,8 +169,8 @@ async def dev_login(body: DevLogin, request: Request, env: Env) -> Response:
     # can sign a visitor in as someone else (login CSRF). Scripts send no Origin.
     if request.headers.get("origin") is not None:
         sessions.check_same_origin(request, config)
-    user = await upsert_local_user(env.DATABASE, body.login)
-    session_id = await sessions.create_session(env.KV, user.id)
+    user = await upsert_local_user(deployment.env.DATABASE, body.login)
+    session_id = await sessions.create_session(deployment.env.KV, user.id, deployment.clock)
     response = Response(json.dumps(user.public()), status_code=200, media_type="application/json")
     sessions.set_session_cookie(response, request, session_id)
     return response

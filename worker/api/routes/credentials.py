@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from worker.api.deps import CurrentUser, Env
+from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import API_TOKEN, rate_limited
 from worker.auth.credentials import (
     Credential,
@@ -91,19 +91,19 @@ class CredentialList(BaseModel):
 async def create(
     body: NewCredential,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> CredentialOut:
     if body.kind is CredentialKind.HETZNER:
-        await check_hetzner_token(Config.from_env(env), body.secret)
-    credential = await save_credential(env, user.id, body.kind, body.label, body.secret)
+        await check_hetzner_token(deployment.config, body.secret)
+    credential = await save_credential(deployment, user.id, body.kind, body.label, body.secret)
     event(log, "credential.saved", user=user.id, id=credential.id, kind=credential.kind)
     return CredentialOut.of(credential)
 
 
 @router.get("/api/credentials", response_model=CredentialList)
-async def index(user: CurrentUser, env: Env) -> CredentialList:
+async def index(user: CurrentUser, deployment: DeploymentDep) -> CredentialList:
     return CredentialList(
-        credentials=[CredentialOut.of(c) for c in await list_credentials(env, user.id)]
+        credentials=[CredentialOut.of(c) for c in await list_credentials(deployment, user.id)]
     )
 
 
@@ -111,10 +111,10 @@ async def index(user: CurrentUser, env: Env) -> CredentialList:
 async def delete(
     credential_id: str,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> Response:
     # Someone else's id answers exactly like an unknown one, so ids cannot be probed.
-    if not await delete_credential(env, user.id, credential_id):
+    if not await delete_credential(deployment, user.id, credential_id):
         raise NotFound("credential_not_found", "You have no credential with that id.")
     event(log, "credential.deleted", user=user.id, id=credential_id)
     return Response(status_code=204)

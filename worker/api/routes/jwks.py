@@ -8,7 +8,7 @@ meets an unknown `kid` refetches and finds the new key here.
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from worker.api.deps import Env
+from worker.api.deps import DeploymentDep
 from worker.auth import jwt as tokens
 
 router = APIRouter(tags=["tokens"])
@@ -19,9 +19,9 @@ JWKS_MAX_AGE_SECONDS = 5 * 60
 
 
 @router.get("/.well-known/jwks.json")
-async def jwks(env: Env) -> JSONResponse:
+async def jwks(deployment: DeploymentDep) -> JSONResponse:
     return JSONResponse(
-        await tokens.jwks(env),
+        await tokens.jwks(deployment),
         headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE_SECONDS}"},
         media_type="application/jwk-set+json",
     )

@@ -20,16 +20,16 @@ node>` (another node's token: 403; another audience, expired or forged: 401):
 The shapes are in docs/protocols/control-plane-api.md.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.api.deps import CurrentUser, Env
+from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import WORKSPACE_CREATE, rate_limited
 from worker.auth import jwt as tokens
-from worker.config import Config
+from worker.deployment import Deployment
 from worker.errors import Unauthorized
 from worker.nodes.model import Provider
 from worker.workspaces import service as workspaces
@@ -85,17 +85,17 @@ class BootLogEntry(BaseModel):
     timestamp: Text | None = None
 
 
-def _json(env: Any, workspace: Workspace, status: int = 200) -> JSONResponse:
-    return JSONResponse(workspace.public(Config.from_env(env)), status)
+def _json(deployment: Deployment, workspace: Workspace, status: int = 200) -> JSONResponse:
+    return JSONResponse(workspace.public(deployment.config), status)
 
 
 # --- the owner's routes ----------------------------------------------------------------------
 
 
 @router.get("/api/workspaces")
-async def index(user: CurrentUser, env: Env) -> JSONResponse:
-    config = Config.from_env(env)
-    found = await workspaces.list_workspaces(env, user.id)
+async def index(user: CurrentUser, deployment: DeploymentDep) -> JSONResponse:
+    config = deployment.config
+    found = await workspaces.list_workspaces(deployment, user.id)
     return JSONResponse({"workspaces": [workspace.public(config) for workspace in found]})
 
 
@@ -105,46 +105,46 @@ async def index(user: CurrentUser, env: Env) -> JSONResponse:
 async def create(
     body: NewWorkspace,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> JSONResponse:
-    workspace = await workspaces.create(env, user.id, body.model_dump())
-    return _json(env, workspace, 202)
+    workspace = await workspaces.create(deployment, user.id, body.model_dump())
+    return _json(deployment, workspace, 202)
 
 
 @router.get("/api/workspaces/{workspace_id}")
 async def show(
     workspace_id: str,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> JSONResponse:
-    return _json(env, await workspaces.get(env, user.id, workspace_id))
+    return _json(deployment, await workspaces.get(deployment, user.id, workspace_id))
 
 
 @router.post("/api/workspaces/{workspace_id}/stop")
 async def stop(
     workspace_id: str,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> JSONResponse:
-    return _json(env, await workspaces.stop(env, user.id, workspace_id))
+    return _json(deployment, await workspaces.stop(deployment, user.id, workspace_id))
 
 
 @router.post("/api/workspaces/{workspace_id}/restart", status_code=202)
 async def restart(
     workspace_id: str,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> JSONResponse:
-    return _json(env, await workspaces.restart(env, user.id, workspace_id), 202)
+    return _json(deployment, await workspaces.restart(deployment, user.id, workspace_id), 202)
 
 
 @router.delete("/api/workspaces/{workspace_id}", status_code=204)
 async def delete(
     workspace_id: str,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> Response:
-    await workspaces.delete(env, user.id, workspace_id)
+    await workspaces.delete(deployment, user.id, workspace_id)
     return Response(status_code=204)
 
 
@@ -152,15 +152,17 @@ async def delete(
 async def read_boot_log(
     workspace_id: str,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> JSONResponse:
-    return JSONResponse(await workspaces.read_boot_log(env, user.id, workspace_id))
+    return JSONResponse(await workspaces.read_boot_log(deployment, user.id, workspace_id))
 
 
 # --- the agent's callbacks -------------------------------------------------------------------
 
 
-async def calling_node_workspace(workspace_id: str, request: Request, env: Env) -> Workspace:
+async def calling_node_workspace(
+    workspace_id: str, request: Request, deployment: DeploymentDep
+) -> Workspace:
     """The path's workspace, if the caller holds the sam:node token of its node."""
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -169,8 +171,8 @@ async def calling_node_workspace(workspace_id: str, request: Request, env: Env) 
             "Workspace callbacks need `Authorization: Bearer <the node's callback token>`.",
         )
     # Verified before the lookup, so nobody without a node token learns which ids exist.
-    claims = await tokens.verify(env, token.strip(), tokens.Audience.NODE)
-    workspace = await workspaces.find_workspace(env, workspace_id)
+    claims = await tokens.verify(deployment, token.strip(), tokens.Audience.NODE)
+    workspace = await workspaces.find_workspace(deployment, workspace_id)
     if workspace is None:
         raise workspaces.WorkspaceNotFound()
     if workspace.node_id != claims["node"]:
@@ -182,9 +184,9 @@ async def calling_node_workspace(workspace_id: str, request: Request, env: Env) 
 async def ready(
     body: Ready,
     workspace: Annotated[Workspace, Depends(calling_node_workspace)],
-    env: Env,
+    deployment: DeploymentDep,
 ) -> dict[str, str]:
-    done = await workspaces.agent_ready_callback(env, workspace, body.model_dump())
+    done = await workspaces.agent_ready_callback(deployment, workspace, body.model_dump())
     return {"id": done.id, "status": done.status}
 
 
@@ -192,9 +194,9 @@ async def ready(
 async def provisioning_failed(
     body: Failed,
     workspace: Annotated[Workspace, Depends(calling_node_workspace)],
-    env: Env,
+    deployment: DeploymentDep,
 ) -> dict[str, str]:
-    done = await workspaces.agent_failed(env, workspace, body.model_dump())
+    done = await workspaces.agent_failed(deployment, workspace, body.model_dump())
     return {"id": done.id, "status": done.status}
 
 
@@ -202,7 +204,7 @@ async def provisioning_failed(
 async def append_boot_log(
     body: BootLogEntry,
     workspace: Annotated[Workspace, Depends(calling_node_workspace)],
-    env: Env,
+    deployment: DeploymentDep,
 ) -> dict[str, str]:
-    await workspaces.agent_boot_log(env, workspace, body.model_dump())
+    await workspaces.agent_boot_log(deployment, workspace, body.model_dump())
     return {"id": workspace.id, "status": workspace.status}

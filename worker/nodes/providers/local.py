@@ -17,6 +17,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
+from worker.deployment import Deployment
 from worker.errors import InvalidInput, UpstreamFailed
 from worker.nodes.providers.base import (
     ManagedServer,
@@ -43,19 +44,19 @@ class LocalProviderUnavailable(InvalidInput):
 class LocalProvider:
     name = "local"
 
-    def check_available(self, env: Any) -> None:
-        if getattr(env, "LOCAL_NODES", None) is None:
+    def check_available(self, deployment: Deployment) -> None:
+        if getattr(deployment.env, "LOCAL_NODES", None) is None:
             raise LocalProviderUnavailable()
 
     async def _call(
-        self, env: Any, method: str, url: str, body: dict[str, Any] | None = None
+        self, deployment: Deployment, method: str, url: str, body: dict[str, Any] | None = None
     ) -> Any:
-        self.check_available(env)
+        self.check_available(deployment)
         init: dict[str, Any] = {"method": method}
         if body is not None:
             init["body"] = json.dumps(body)
             init["headers"] = {"content-type": "application/json"}
-        response = await env.LOCAL_NODES.fetch(Request(url, **init))
+        response = await deployment.env.LOCAL_NODES.fetch(Request(url, **init))
         answer = await response.json()
         if not 200 <= response.status < 300:
             raise UpstreamFailed(
@@ -65,10 +66,10 @@ class LocalProvider:
         return answer
 
     async def create_server(
-        self, env: Any, node: NodeWanted, user_id: str, boot: NodeBoot
+        self, deployment: Deployment, node: NodeWanted, user_id: str, boot: NodeBoot
     ) -> ProvisionedServer:
         answer = await self._call(
-            env,
+            deployment,
             "POST",
             LAUNCHER_URL,
             {
@@ -86,12 +87,14 @@ class LocalProvider:
             location="local",
         )
 
-    async def delete_server(self, env: Any, node: ServerOwner) -> None:
-        await self._call(env, "DELETE", f"{LAUNCHER_URL}/{quote(node.id, safe='')}")
+    async def delete_server(self, deployment: Deployment, node: ServerOwner) -> None:
+        await self._call(deployment, "DELETE", f"{LAUNCHER_URL}/{quote(node.id, safe='')}")
 
-    async def list_managed(self, env: Any, user_id: str | None) -> list[ManagedServer]:
+    async def list_managed(
+        self, deployment: Deployment, user_id: str | None
+    ) -> list[ManagedServer]:
         """This user's local nodes (None: everyone's, as there is one machine)."""
-        answer = await self._call(env, "GET", LAUNCHER_URL)
+        answer = await self._call(deployment, "GET", LAUNCHER_URL)
         return [
             ManagedServer(
                 provider="local",
