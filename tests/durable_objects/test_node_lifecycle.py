@@ -31,13 +31,13 @@ from tests.worker.node_support import (
 from twin import env as local_env
 from twin import upstream
 from twin.clock import ManualClock
+from worker.db import iso
 from worker.deployment import Deployment
 from worker.edge.http_errors import status_for
 from worker.errors import SamError
 from worker.nodes import pool as node_pool
 from worker.nodes import service as nodes
 from worker.nodes import sweeps as node_sweeps
-from worker.nodes.model import iso
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ so it is passed in.
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from worker.auth.crypto import SYSTEM_OWNER, Cipher, Sealed, from_blob, to_blob
+from worker.db import iso
 from worker.deployment import Deployment
 
 ALGORITHM = "ES256"
@@ -71,12 +71,6 @@ class PublishedKey:
 class Rotation:
     kid: str
     retired: list[str]
-
-
-def iso(timestamp: float) -> str:
-    """ISO-8601 UTC with milliseconds, the format (and sort order) D1's defaults use."""
-    moment = datetime.fromtimestamp(timestamp, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _kind(kid: str) -> str:

@@ -3,10 +3,10 @@
 import logging
 from typing import Any
 
+from worker.db import iso
 from worker.deployment import Deployment
 from worker.logs import event
 from worker.nodes import sweeps as node_sweeps
-from worker.nodes.model import iso
 from worker.workspaces import sweeps as workspace_sweeps
 
 log = logging.getLogger("sam.cron")

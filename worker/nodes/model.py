@@ -22,12 +22,6 @@ class Provider(StrEnum):
     HETZNER = "hetzner"
 
 
-def iso(epoch: float) -> str:
-    """`2025-01-02T03:04:05.678Z`: the format of D1's defaults, so text order is time order."""
-    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def epoch(text: str | None) -> float | None:
     if not text:
         return None

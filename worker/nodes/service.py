@@ -21,6 +21,7 @@ import logging
 import secrets
 from typing import Any, NamedTuple
 
+from worker.db import GuardedTable, iso
 from worker.deployment import Deployment
 from worker.errors import Conflict, InvalidTransition, NotFound, SamError
 from worker.logs import event
@@ -29,10 +30,9 @@ from worker.nodes.model import (
     DEFAULT_AGENT_PORT,
     Node,
     Provider,
-    iso,
     lifecycle_stub,
 )
-from worker.states import Kind, NodeHealth, NodeStatus, sources, transition
+from worker.states import Kind, NodeHealth, NodeStatus
 
 log = logging.getLogger("sam.nodes")
 
@@ -53,84 +53,21 @@ def new_node_id() -> str:
     return NODE_ID_PREFIX + secrets.token_hex(NODE_ID_HEX_BYTES)
 
 
-# --- reads ---------------------------------------------------------------------------------
+NODES = GuardedTable("nodes", _COLUMNS, Kind.NODE, Node.from_row, NodeNotFound)
 
-
-async def find_node(deployment: Deployment, node_id: str) -> Node | None:
-    """Any user's node: for callbacks (already scoped by their token), cron and teardown."""
-    row = (
-        await deployment.env.DATABASE.prepare(f"SELECT {_COLUMNS} FROM nodes WHERE id = ?")
-        .bind(node_id)
-        .first()
-    )
-    return None if row is None else Node.from_row(row)
-
-
-async def get_node(deployment: Deployment, user_id: str, node_id: str) -> Node:
-    """The caller's node; another user's id is exactly as unknown as a made-up one."""
-    row = (
-        await deployment.env.DATABASE.prepare(
-            f"SELECT {_COLUMNS} FROM nodes WHERE id = ? AND user_id = ?"
-        )
-        .bind(node_id, user_id)
-        .first()
-    )
-    if row is None:
-        raise NodeNotFound()
-    return Node.from_row(row)
+# Any user's node, for callbacks (already scoped by their token), cron and teardown.
+find_node = NODES.find
+# The caller's node; another user's id is exactly as unknown as a made-up one.
+get_node = NODES.owned
+# Every user's nodes matching a fixed SQL fragment: for cron and the pool.
+nodes_where = NODES.where
+# `node` moved to a new status (checked by worker.states, guarded against races).
+set_status = NODES.set_status
+update_fields = NODES.update
 
 
 async def list_nodes(deployment: Deployment, user_id: str) -> list[Node]:
     return await nodes_where(deployment, "user_id = ? ORDER BY created_at, id", user_id)
-
-
-async def nodes_where(deployment: Deployment, condition: str, *bindings: Any) -> list[Node]:
-    """Every user's nodes matching `condition` (a fixed SQL fragment): for cron and the pool."""
-    statement = deployment.env.DATABASE.prepare(f"SELECT {_COLUMNS} FROM nodes WHERE {condition}")
-    result = await (statement.bind(*bindings) if bindings else statement).all()
-    return [Node.from_row(row) for row in result["results"]]
-
-
-# --- state changes -------------------------------------------------------------------------
-
-
-async def set_status(deployment: Deployment, node: Node, new: NodeStatus, **fields: Any) -> Node:
-    """`node` moved to `new` (checked by worker.states), with `fields` written alongside.
-
-    The UPDATE is guarded by the states allowed to become `new`, so two racing changes
-    cannot both apply; the loser gets the same InvalidTransition as an illegal one.
-    """
-    transition(Kind.NODE, node.status, new)
-    assignments = "".join(f", {name} = ?" for name in fields)
-    allowed = sources(Kind.NODE, new)
-    marks = ", ".join("?" * len(allowed))
-    row = (
-        await deployment.env.DATABASE.prepare(
-            f"UPDATE nodes SET status = ?, updated_at = ?{assignments} "
-            f"WHERE id = ? AND status IN ({marks}) RETURNING {_COLUMNS}"
-        )
-        .bind(str(new), iso(deployment.now()), *fields.values(), node.id, *allowed)
-        .first()
-    )
-    if row is None:
-        current = await find_node(deployment, node.id)
-        if current is None:
-            raise NodeNotFound()
-        transition(Kind.NODE, current.status, new)  # raises: someone else moved it first
-        raise AssertionError("a guarded node update matched nothing")  # pragma: no cover
-    event(log, "node.status", node_id=node.id, status=new)
-    return Node.from_row(row)
-
-
-async def update_fields(deployment: Deployment, node_id: str, **fields: Any) -> None:
-    assignments = ", ".join(f"{name} = ?" for name in fields)
-    await (
-        deployment.env.DATABASE.prepare(
-            f"UPDATE nodes SET {assignments}, updated_at = ? WHERE id = ?"
-        )
-        .bind(*fields.values(), iso(deployment.now()), node_id)
-        .run()
-    )
 
 
 async def fail_node(deployment: Deployment, node: Node, message: str) -> Node:
@@ -246,26 +183,17 @@ async def create_node(
     """
     provisioning.check_available(deployment, provider)
     node_id = new_node_id()
-    moment = iso(deployment.now())
-    row = (
-        await deployment.env.DATABASE.prepare(
-            "INSERT INTO nodes (id, user_id, name, provider, status, size, location, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?) "
-            f"RETURNING {_COLUMNS}"
-        )
-        .bind(
-            node_id,
-            user_id,
-            name or f"node-{node_id[-6:]}",
-            str(provider),
-            size,
-            location,
-            moment,
-            moment,
-        )
-        .first()
+    pending = await NODES.insert(
+        deployment,
+        id=node_id,
+        user_id=user_id,
+        name=name or f"node-{node_id[-6:]}",
+        provider=str(provider),
+        status=str(NodeStatus.PENDING),
+        size=size,
+        location=location,
     )
-    node = await set_status(deployment, Node.from_row(row), NodeStatus.CREATING)
+    node = await set_status(deployment, pending, NodeStatus.CREATING)
     event(log, "node.creating", node_id=node_id, user=user_id, provider=provider)
     try:
         placed = await provisioning.provision(deployment, node)
@@ -302,7 +230,7 @@ async def teardown(deployment: Deployment, node_id: str) -> None:
     if node.status not in (NodeStatus.STOPPING, NodeStatus.STOPPED):
         node = await set_status(deployment, node, NodeStatus.STOPPING)
     await release_resources(deployment, node)
-    await deployment.env.DATABASE.prepare("DELETE FROM nodes WHERE id = ?").bind(node_id).run()
+    await NODES.delete(deployment, node_id)
     event(log, "node.deleted", node_id=node_id, provider=node.provider)
 
 

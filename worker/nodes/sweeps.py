@@ -16,13 +16,13 @@ other nodes or jobs.
 import logging
 from typing import Any
 
+from worker.db import iso
 from worker.deployment import Deployment
 from worker.errors import SamError
 from worker.logs import event
 from worker.nodes import pool as node_pool
 from worker.nodes import provisioning
 from worker.nodes import service as nodes
-from worker.nodes.model import iso
 from worker.states import NodeStatus
 
 log = logging.getLogger("sam.cron.nodes")

@@ -20,12 +20,13 @@ run racing a request, an edge restarted mid-way) never makes a second container.
 import logging
 from typing import Any
 
+from worker.db import iso
 from worker.deployment import Deployment
 from worker.errors import SamError, Unavailable
 from worker.logs import event
 from worker.nodes import pool as node_pool
 from worker.nodes import service as nodes
-from worker.nodes.model import Node, Provider, iso
+from worker.nodes.model import Node, Provider
 from worker.states import NodeStatus, WorkspaceStatus
 from worker.workspaces import agent_client, boot_log, store
 from worker.workspaces.model import Workspace

@@ -21,12 +21,13 @@ For the ws-{id} proxy:
 import logging
 from typing import Any, NamedTuple
 
+from worker.db import iso
 from worker.deployment import Deployment
 from worker.errors import Conflict, SamError, UpstreamFailed
 from worker.logs import event
 from worker.nodes import pool as node_pool
 from worker.nodes import service as nodes
-from worker.nodes.model import Node, Provider, iso
+from worker.nodes.model import Node, Provider
 from worker.nodes.provisioning import check_available
 from worker.states import NodeStatus, WorkspaceStatus
 from worker.workspaces import agent_client, boot_log, store

@@ -1,4 +1,4 @@
-"""The `workspaces` table: the only module that writes it.
+"""The `workspaces` table: the only module that writes it (through worker/db.py).
 
 find(deployment, id)                       any user's (callbacks, the proxy, cron)
 get(deployment, user_id, id)               the owner's; anyone else's is a 404 like a made-up id
@@ -11,17 +11,14 @@ update(deployment, id, **fields)           fields without a state change
 remove(deployment, id)
 """
 
-import logging
 from typing import Any
 
+from worker.db import GuardedTable, iso
 from worker.deployment import Deployment
 from worker.errors import NotFound
-from worker.logs import event
-from worker.nodes.model import iso
-from worker.states import Kind, WorkspaceStatus, sources, transition
+from worker.states import Kind, WorkspaceStatus
 from worker.workspaces.model import COLUMNS, WORKSPACE_ID, Workspace
 
-log = logging.getLogger("sam.workspaces")
 MAX_ERROR_CHARS = 1000
 
 
@@ -30,15 +27,18 @@ class WorkspaceNotFound(NotFound):
         super().__init__("workspace_not_found", "You have no workspace with that id.")
 
 
+WORKSPACES = GuardedTable(
+    "workspaces", COLUMNS, Kind.WORKSPACE, Workspace.from_row, WorkspaceNotFound
+)
+where = WORKSPACES.where
+update = WORKSPACES.update
+remove = WORKSPACES.delete
+
+
 async def find(deployment: Deployment, workspace_id: str) -> Workspace | None:
     if not WORKSPACE_ID.match(workspace_id):
         return None  # never a query for something that cannot be an id
-    row = (
-        await deployment.env.DATABASE.prepare(f"SELECT {COLUMNS} FROM workspaces WHERE id = ?")
-        .bind(workspace_id)
-        .first()
-    )
-    return None if row is None else Workspace.from_row(row)
+    return await WORKSPACES.find(deployment, workspace_id)
 
 
 async def get(deployment: Deployment, user_id: str, workspace_id: str) -> Workspace:
@@ -52,14 +52,6 @@ async def list_for(deployment: Deployment, user_id: str) -> list[Workspace]:
     return await where(deployment, "user_id = ? ORDER BY created_at, id", user_id)
 
 
-async def where(deployment: Deployment, condition: str, *bindings: Any) -> list[Workspace]:
-    statement = deployment.env.DATABASE.prepare(
-        f"SELECT {COLUMNS} FROM workspaces WHERE {condition}"
-    )
-    result = await (statement.bind(*bindings) if bindings else statement).all()
-    return [Workspace.from_row(row) for row in result["results"]]
-
-
 async def insert(
     deployment: Deployment,
     workspace_id: str,
@@ -70,51 +62,26 @@ async def insert(
     provider: str,
     size: str | None,
 ) -> Workspace:
-    moment = iso(deployment.now())
-    row = (
-        await deployment.env.DATABASE.prepare(
-            "INSERT INTO workspaces (id, user_id, name, repository, branch, status, provider, "
-            "size, provisioning_since, created_at, updated_at) "
-            f"VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
-        )
-        .bind(
-            workspace_id, user_id, name, repository, branch, provider, size, moment, moment, moment
-        )
-        .first()
+    return await WORKSPACES.insert(
+        deployment,
+        id=workspace_id,
+        user_id=user_id,
+        name=name,
+        repository=repository,
+        branch=branch,
+        status=str(WorkspaceStatus.PENDING),
+        provider=provider,
+        size=size,
+        provisioning_since=iso(deployment.now()),
     )
-    return Workspace.from_row(row)
 
 
 async def set_status(
     deployment: Deployment, workspace: Workspace, new: WorkspaceStatus, **fields: Any
 ) -> Workspace:
-    """`workspace` moved to `new`, with `fields` written alongside.
-
-    Guarded by the states allowed to become `new`, so of two racing changes only one
-    applies; the other gets the same InvalidTransition as an illegal one.
-    """
-    transition(Kind.WORKSPACE, workspace.status, new)
-    if "error_message" in fields and fields["error_message"] is not None:
-        fields["error_message"] = str(fields["error_message"])[:MAX_ERROR_CHARS]
-    assignments = "".join(f", {name} = ?" for name in fields)
-    allowed = sources(Kind.WORKSPACE, new)
-    marks = ", ".join("?" * len(allowed))
-    row = (
-        await deployment.env.DATABASE.prepare(
-            f"UPDATE workspaces SET status = ?, updated_at = ?{assignments} "
-            f"WHERE id = ? AND status IN ({marks}) RETURNING {COLUMNS}"
-        )
-        .bind(str(new), iso(deployment.now()), *fields.values(), workspace.id, *allowed)
-        .first()
-    )
-    if row is None:
-        current = await find(deployment, workspace.id)
-        if current is None:
-            raise WorkspaceNotFound()
-        transition(Kind.WORKSPACE, current.status, new)  # raises: someone moved it first
-        raise AssertionError("a guarded workspace update matched nothing")  # pragma: no cover
-    event(log, "workspace.status", workspace_id=workspace.id, status=new)
-    return Workspace.from_row(row)
+    """`workspace` moved to `new`, with `fields` written alongside; racing changes are
+    refused as an illegal transition would be (worker/db.py)."""
+    return await WORKSPACES.set_status(deployment, workspace, new, **_capped(fields))
 
 
 async def move(
@@ -129,42 +96,10 @@ async def move(
     For changes that answer an event (a callback, a dispatch's answer) rather than a
     request: when the workspace has moved on meanwhile, the event is simply stale.
     """
-    for state in from_states:
-        transition(Kind.WORKSPACE, state, new)  # a programming error if not allowed
+    return await WORKSPACES.move(deployment, workspace_id, from_states, new, **_capped(fields))
+
+
+def _capped(fields: dict[str, Any]) -> dict[str, Any]:
     if fields.get("error_message") is not None:
         fields["error_message"] = str(fields["error_message"])[:MAX_ERROR_CHARS]
-    assignments = "".join(f", {name} = ?" for name in fields)
-    marks = ", ".join("?" * len(from_states))
-    row = (
-        await deployment.env.DATABASE.prepare(
-            f"UPDATE workspaces SET status = ?, updated_at = ?{assignments} "
-            f"WHERE id = ? AND status IN ({marks}) RETURNING {COLUMNS}"
-        )
-        .bind(
-            str(new), iso(deployment.now()), *fields.values(), workspace_id, *map(str, from_states)
-        )
-        .first()
-    )
-    if row is None:
-        return None
-    event(log, "workspace.status", workspace_id=workspace_id, status=new)
-    return Workspace.from_row(row)
-
-
-async def update(deployment: Deployment, workspace_id: str, **fields: Any) -> None:
-    assignments = ", ".join(f"{name} = ?" for name in fields)
-    await (
-        deployment.env.DATABASE.prepare(
-            f"UPDATE workspaces SET {assignments}, updated_at = ? WHERE id = ?"
-        )
-        .bind(*fields.values(), iso(deployment.now()), workspace_id)
-        .run()
-    )
-
-
-async def remove(deployment: Deployment, workspace_id: str) -> None:
-    await (
-        deployment.env.DATABASE.prepare("DELETE FROM workspaces WHERE id = ?")
-        .bind(workspace_id)
-        .run()
-    )
+    return fields

@@ -18,12 +18,12 @@ import logging
 from typing import Any
 
 from worker.config import ConfigError
+from worker.db import iso
 from worker.deployment import Deployment
 from worker.errors import SamError
 from worker.logs import event
 from worker.nodes import pool as node_pool
 from worker.nodes import service as nodes
-from worker.nodes.model import iso
 from worker.states import NodeStatus
 from worker.workspaces import store
 from worker.workspaces.dispatch import converge, fail, place

@@ -20,10 +20,10 @@ from tests.worker.node_support import add_node, add_user, hetzner_node, node_row
 from twin import env as local_env
 from twin.clock import ManualClock
 from worker.config import DEFAULT_NODE_HEARTBEAT_SECONDS, DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS
+from worker.db import iso
 from worker.deployment import Deployment
 from worker.nodes import service as nodes
 from worker.nodes import sweeps as node_sweeps
-from worker.nodes.model import iso
 
 TIMEOUT = DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS
 INTERVAL = DEFAULT_NODE_HEARTBEAT_SECONDS
