@@ -29,7 +29,7 @@ from worker.api.routes import (
 )
 from worker.deployment import Deployment
 from worker.edge.http_errors import code_for, error_body, error_reply
-from worker.errors import SamError
+from worker.errors import InvalidInput, SamError
 
 
 async def domain_error(_: Request, exc: SamError) -> JSONResponse:
@@ -49,17 +49,18 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     )
 
 
-async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = exc.errors()
     if any(problem.get("type") == "json_invalid" for problem in problems):
-        return JSONResponse(
-            error_body("malformed_json", "The request body is not valid JSON."), 400
+        return await domain_error(
+            request, InvalidInput("malformed_json", "The request body is not valid JSON.")
         )
     details = "; ".join(
         f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
         for problem in problems
     )
-    return JSONResponse(error_body("invalid_request", details or "The request is invalid."), 400)
+    invalid = InvalidInput("invalid_request", details or "The request is invalid.")
+    return await domain_error(request, invalid)
 
 
 def create_api() -> Any:
