@@ -15,7 +15,7 @@
 
 Domain modules raise these (or small subclasses with a fixed code and message) and never
 name an HTTP status: the HTTP edge maps each kind to a status in one place
-(worker/edge/http_errors.py), which also answers anything else as a logged 500.
+(worker/http_errors.py), which also answers anything else as a logged 500.
 """
 
 

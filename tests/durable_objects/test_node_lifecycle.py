@@ -33,8 +33,8 @@ from twin import upstream
 from twin.clock import ManualClock
 from worker.db import iso
 from worker.deployment import Deployment
-from worker.edge.http_errors import status_for
 from worker.errors import SamError
+from worker.http_errors import status_for
 from worker.nodes import pool as node_pool
 from worker.nodes import service as nodes
 from worker.nodes import sweeps as node_sweeps

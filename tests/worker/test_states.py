@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from worker.edge.http_errors import status_for
 from worker.errors import SamError
+from worker.http_errors import status_for
 from worker.states import (
     LIFECYCLE_TRANSITIONS,
     NODE_TRANSITIONS,

@@ -1,7 +1,7 @@
 """The API: a FastAPI app with the ASGI layers of `worker.api.middleware` around it.
 
 Every error leaves as `{"error": code, "message": text}`: domain errors (`SamError`)
-mapped by worker/edge/http_errors.py, the framework's own 404/405, validation failures as
+mapped by worker/http_errors.py, the framework's own 404/405, validation failures as
 400, and crashes as a logged 500 (ApiBoundary).
 """
 
@@ -28,8 +28,8 @@ from worker.api.routes import (
     workspaces,
 )
 from worker.deployment import Deployment
-from worker.edge.http_errors import code_for, error_body, error_reply
 from worker.errors import InvalidInput, SamError
+from worker.http_errors import code_for, error_body, error_reply
 
 
 async def domain_error(_: Request, exc: SamError) -> JSONResponse:

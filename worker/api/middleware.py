@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 from worker.config import Config
-from worker.edge.http_errors import crash_reply, error_reply
 from worker.errors import Forbidden, SamError, TooLarge
+from worker.http_errors import crash_reply, error_reply
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -42,7 +42,7 @@ async def send_error(send: Any, error: SamError) -> None:
 
 class ApiBoundary:
     """The API's crash boundary: anything a route raises that is not a domain error is our
-    bug, answered as a JSON 500 and logged once (worker.edge.http_errors.crash_reply)."""
+    bug, answered as a JSON 500 and logged once (worker.http_errors.crash_reply)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app

@@ -5,7 +5,7 @@
                ws-{id}.{domain}/workspaces/{id}[/terminals|/boot-log]   HTTP GET
 
 Every refusal is decided here, before any upstream call, as a domain error that the
-edge's boundary answers as JSON (statuses as worker/edge/http_errors.py maps them):
+edge's boundary answers as JSON (statuses as worker/http_errors.py maps them):
 
     1. a WebSocket's Origin: the app origin, or none at all for a non-browser client
        that brings a token (a page on another origin never gets a socket)       403

@@ -7,7 +7,7 @@ request ─▶ hosts.resolve ─┬─ api.{domain}            ─▶ API (FastA
                           └─ anything else           ─▶ 404
 
 A domain error raised by a surface outside the API becomes its JSON answer here, and
-anything else a logged 500 (worker/edge/http_errors.py); the API answers its own.
+anything else a logged 500 (worker/http_errors.py); the API answers its own.
 """
 
 import logging
@@ -21,8 +21,8 @@ from worker.deployment import Deployment
 from worker.edge import proxy
 from worker.edge.health import HEALTH_PATHS, health
 from worker.edge.hosts import Surface, resolve
-from worker.edge.http_errors import crash_reply, error_reply
 from worker.errors import NotFound, SamError
+from worker.http_errors import crash_reply, error_reply
 from worker.logs import event, new_request_id, request_id
 from worker.platform import Request, Response, asgi, with_headers
 

@@ -31,8 +31,8 @@ from worker.auth import api_tokens
 from worker.auth.users import upsert_local_user
 from worker.config import ConfigError
 from worker.deployment import Deployment
-from worker.edge.http_errors import error_reply, status_for
 from worker.errors import SamError
+from worker.http_errors import error_reply, status_for
 
 ROOT = Path(__file__).resolve().parents[3]
 KV_NAMESPACE_ID = "00000000000000000000000000000000"  # wrangler.toml

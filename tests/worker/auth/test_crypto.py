@@ -32,7 +32,7 @@ from worker.auth.crypto import (
 from worker.auth.users import upsert_local_user
 from worker.config import Config, ConfigError
 from worker.deployment import Deployment
-from worker.edge.http_errors import status_for
+from worker.http_errors import status_for
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = b"hcloud-token-0123456789abcdef0123456789abcdef0123456789abcdef0123"

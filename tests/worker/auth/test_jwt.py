@@ -27,7 +27,7 @@ from worker.auth.crypto import DecryptionError, generate_key
 from worker.auth.jwt import Audience, InvalidToken, WrongScope
 from worker.config import Config
 from worker.deployment import Deployment
-from worker.edge.http_errors import status_for
+from worker.http_errors import status_for
 
 ROOT = Path(__file__).resolve().parents[3]
 DOMAIN = "localhost:8787"

@@ -10,8 +10,8 @@ import pytest
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.worker.provider_support import provider_deployment
 from worker.config import Config
-from worker.edge.http_errors import status_for
 from worker.errors import SamError
+from worker.http_errors import status_for
 from worker.nodes import dns
 
 NAME = "vm-n0123456789abcdef.localhost"

@@ -16,8 +16,8 @@ from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.hetzner import SERVER_TYPES, FakeHetzner, _server_type
 from tests.worker.provider_support import Sleeps, Wanted, provider_deployment, user_with_hetzner
 from worker.deployment import Deployment
-from worker.edge.http_errors import status_for
 from worker.errors import SamError
+from worker.http_errors import status_for
 from worker.nodes import bootstrap
 from worker.nodes.providers import provider_for
 from worker.nodes.providers.base import NodeBoot, NodeRef

@@ -23,8 +23,8 @@ from tests.support.wait import wait_for
 from tests.worker.provider_support import Wanted, provider_deployment
 from twin import upstream
 from twin.http import Request
-from worker.edge.http_errors import status_for
 from worker.errors import SamError
+from worker.http_errors import status_for
 from worker.nodes.providers import provider_for
 from worker.nodes.providers.base import NodeBoot
 

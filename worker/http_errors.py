@@ -6,7 +6,8 @@
 Every HTTP surface answers through these two: the API's exception handler and its ASGI
 boundary (worker/api/app.py, worker/api/middleware.py), and the edge's own surfaces (the
 host router, health, the `ws-{id}` proxy) in worker/edge/router.py. Domain code raises the
-kinds in worker/errors.py and never names a status.
+kinds in worker/errors.py and never names a status. It sits beside errors.py, not in edge/,
+because both the API and the edge import it and the edge already imports the API.
 """
 
 import logging
