@@ -49,7 +49,7 @@ from twin import upstream
 from twin.http import Request, Response
 from wire.version import VERSION
 from worker.auth import jwt as tokens
-from worker.config import Config
+from worker.deployment import Deployment
 
 log = logging.getLogger("sam.local.nodes")
 
@@ -194,8 +194,9 @@ class LocalNodes:
 
     async def _restart(self, node: LocalNode) -> None:
         await end_stale_agent(node.pid, node.node_id)
-        node.control_plane_url = tokens.control_plane_url(Config.from_env(self._env))
-        minted = await tokens.mint_node_token(self._env, node.node_id)
+        deployment = Deployment.of(self._env)
+        node.control_plane_url = tokens.control_plane_url(deployment.config)
+        minted = await tokens.mint_node_token(deployment, node.node_id)
         write_token_file(self._token_file(node.node_id), minted.token)
         if not port_free(node.port):
             node.port = free_port()

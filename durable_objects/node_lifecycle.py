@@ -16,17 +16,18 @@ D1's `nodes.warm_since` / `workspace_count` mirror the state for queries (ordere
 sequence number); they are hints, never consulted for a decision here.
 
 RPC methods take the node id first (the object stores it on first use: an id cannot be
-read back from a name on every platform) and an optional `now` (seconds since the epoch;
-tests pass an injected clock's time). Each answers a snapshot:
+read back from a name on every platform) and, where time matters, the caller's `now`
+(seconds since the epoch, from the caller's deployment clock: RPC arguments cross by
+value, a clock cannot). The object's own clock serves only its alarm. Each answers a
+snapshot:
 `{"node_id", "state", "workspaces": [ids], "capacity", "warm_until", "claimed"?}`.
 """
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from worker.config import Config
+from worker.deployment import Deployment
 from worker.logs import event
 from worker.nodes import service as nodes
 from worker.platform import DurableObject
@@ -59,13 +60,13 @@ CREATE TABLE IF NOT EXISTS claims (
 class NodeLifecycle(DurableObject):
     def __init__(self, ctx: Any, env: Any) -> None:
         super().__init__(ctx, env)
+        self.deployment = Deployment.of(env)
         ctx.storage.sql.exec(_SCHEMA)
 
     # --- RPC -------------------------------------------------------------------------------
 
-    async def try_claim(self, node_id: str, workspace_id: str, now: float | None = None) -> dict:
+    async def try_claim(self, node_id: str, workspace_id: str, now: float) -> dict:
         """Admit `workspace_id` if there is room; a workspace already admitted is kept."""
-        at = _now(now)
         capacity = self._capacity()
 
         def step() -> tuple[bool, bool]:
@@ -77,7 +78,7 @@ class NodeLifecycle(DurableObject):
                 return True, False
             if self._count() >= capacity:
                 return False, False
-            self._sql("INSERT INTO claims VALUES (?, ?)", workspace_id, at)
+            self._sql("INSERT INTO claims VALUES (?, ?)", workspace_id, now)
             self._bump()
             if state == Lifecycle.WARM:
                 self._move(Lifecycle.ACTIVE, warm_since=None, warm_until=None)
@@ -91,10 +92,9 @@ class NodeLifecycle(DurableObject):
         event(log, "node.claim", node_id=node_id, workspace=workspace_id, claimed=claimed)
         return await self._report(claimed=claimed)
 
-    async def release(self, node_id: str, workspace_id: str, now: float | None = None) -> dict:
+    async def release(self, node_id: str, workspace_id: str, now: float) -> dict:
         """Forget `workspace_id`; the last one out starts the warm window."""
-        at = _now(now)
-        window = Config.from_env(self.env).warm_timeout_seconds
+        window = self.deployment.config.warm_timeout_seconds
 
         def step() -> float | None:
             state = self._state(node_id)
@@ -103,8 +103,8 @@ class NodeLifecycle(DurableObject):
             self._bump()
             if state != Lifecycle.ACTIVE or self._count() > 0:
                 return None
-            self._move(Lifecycle.WARM, warm_since=at, warm_until=at + window)
-            return at + window
+            self._move(Lifecycle.WARM, warm_since=now, warm_until=now + window)
+            return now + window
 
         warm_until = self._atomically(step)
         if warm_until is not None:
@@ -112,13 +112,12 @@ class NodeLifecycle(DurableObject):
             event(log, "node.warm", node_id=node_id, warm_until=warm_until)
         return await self._report()
 
-    async def destroy(self, node_id: str, now: float | None = None) -> dict:
+    async def destroy(self, node_id: str, now: float) -> dict:
         """Start the owner's delete: destroying (no more claims) unless workspaces are held.
 
         The caller tears the node down itself and then calls `destroyed`; until then a
         retry alarm is armed, so a teardown that fails is finished later by `alarm()`.
         """
-        at = _now(now)
 
         def step() -> bool:
             if self._state(node_id) != Lifecycle.DESTROYING and self._count() > 0:
@@ -128,7 +127,7 @@ class NodeLifecycle(DurableObject):
 
         destroying = self._atomically(step)
         if destroying:
-            await self.ctx.storage.setAlarm((at + TEARDOWN_RETRY_SECONDS) * 1000)
+            await self.ctx.storage.setAlarm((now + TEARDOWN_RETRY_SECONDS) * 1000)
         return await self._report(destroying=destroying)
 
     async def destroyed(self, node_id: str) -> dict:
@@ -137,18 +136,17 @@ class NodeLifecycle(DurableObject):
         await self.ctx.storage.deleteAlarm()
         return self._snapshot()
 
-    async def expire(self, node_id: str, now: float | None = None) -> dict:
+    async def expire(self, node_id: str, now: float) -> dict:
         """Cron's safety net: what the alarm does, if the warm window has passed by `now`."""
-        at = _now(now)
 
         def step() -> bool:
             row = self._row(node_id)
-            if row[1] == Lifecycle.WARM and row[3] is not None and row[3] <= at:
+            if row[1] == Lifecycle.WARM and row[3] is not None and row[3] <= now:
                 self._destroying(node_id)
             return self._state(node_id) == Lifecycle.DESTROYING and not self._row(node_id)[5]
 
         if self._atomically(step):
-            await self._teardown(node_id, at)
+            await self._teardown(node_id, now)
         return await self._report()
 
     async def status(self, node_id: str) -> dict:
@@ -168,7 +166,7 @@ class NodeLifecycle(DurableObject):
             return self._state(node_id) == Lifecycle.DESTROYING and not self._row(node_id)[5]
 
         if self._atomically(step):
-            await self._teardown(node_id, time.time())
+            await self._teardown(node_id, self.deployment.now())
 
     # --- state -----------------------------------------------------------------------------
 
@@ -236,7 +234,7 @@ class NodeLifecycle(DurableObject):
         }
 
     def _capacity(self) -> int:
-        return Config.from_env(self.env).max_workspaces_per_node
+        return self.deployment.config.max_workspaces_per_node
 
     # --- effects outside the object ---------------------------------------------------------
 
@@ -245,7 +243,7 @@ class NodeLifecycle(DurableObject):
         # tries again; an alarm set inside alarm() stands instead of the runtime's retry.
         await self.ctx.storage.setAlarm((now + TEARDOWN_RETRY_SECONDS) * 1000)
         event(log, "node.teardown", node_id=node_id)
-        await nodes.teardown(self.env, node_id)
+        await nodes.teardown(self.deployment, node_id)
         self._atomically(lambda: self._mark_torn_down(node_id))
         await self.ctx.storage.deleteAlarm()
         event(log, "node.torn_down", node_id=node_id)
@@ -255,7 +253,7 @@ class NodeLifecycle(DurableObject):
         snapshot = self._snapshot(**extra)
         if not snapshot["torn_down"]:
             await nodes.mirror_lifecycle(
-                self.env,
+                self.deployment,
                 snapshot["node_id"],
                 snapshot["seq"],
                 snapshot["warm_since"],
@@ -274,7 +272,3 @@ class NodeLifecycle(DurableObject):
         box: list[T] = []
         self.ctx.storage.transactionSync(lambda: box.append(step()))
         return box[0]
-
-
-def _now(now: float | None) -> float:
-    return time.time() if now is None else float(now)

@@ -1,4 +1,4 @@
-"""The deployment's settings, read once per request from the worker's `env` vars.
+"""The deployment's settings, parsed from the worker's `env` vars by `Deployment.of`.
 
 Vars come from `[vars]` in wrangler.toml (overridden locally by `sam dev`); a bad value
 fails loudly with the name of the var, never silently falls back.
@@ -57,16 +57,8 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Any) -> "Config":
-        """The settings of `env`, parsed once per env object (every request asks)."""
-        global _last_parsed
-        if _last_parsed is not None and _last_parsed[0] is env:
-            return _last_parsed[1]
-        config = cls._parse(env)
-        _last_parsed = (env, config)
-        return config
-
-    @classmethod
-    def _parse(cls, env: Any) -> "Config":
+        """The settings of `env`; call it once per request, Durable Object or cron run
+        (worker/deployment.py) and pass the result along."""
         domain = str(_var(env, "SAM_DOMAIN", "")).strip().lower()
         if not domain:
             raise ConfigError("SAM_DOMAIN is not set: the hostname the deployment answers on")
@@ -111,11 +103,6 @@ class Config:
                 float,
             ),
         )
-
-
-# The env a worker isolate serves with is one object, so the last parse is almost always
-# the one wanted; keeping the env itself (not its id) means a new env can never match.
-_last_parsed: tuple[Any, Config] | None = None
 
 
 def _var(env: Any, name: str, default: Any) -> Any:

@@ -6,6 +6,7 @@ Durable Object classes are re-exported here, as wrangler.toml names them by clas
 from typing import Any
 
 from durable_objects.node_lifecycle import NodeLifecycle
+from worker.deployment import Deployment
 from worker.edge import cron
 from worker.edge import router as edge
 from worker.platform import Request, Response, WorkerEntrypoint
@@ -18,5 +19,5 @@ class Default(WorkerEntrypoint):
         return await edge.handle(request, self.env, self.ctx)
 
     async def scheduled(self, controller: Any, env: Any, ctx: Any) -> None:
-        # workerd hands `scheduled` the raw JS bindings; `self.env` holds the SDK's wrappers.
-        await cron.run(controller, self.env, ctx)
+        # self.env, not `env`: on Cloudflare the handler's `env` holds the raw JS bindings.
+        await cron.run(controller, Deployment.of(self.env))

@@ -8,14 +8,15 @@
 Nodes and workspaces share the six states of wire/states.py (which the agent reports too);
 each kind has exactly one allowed-transitions table; `transition(kind, current, new)`
 is the only check, so a state change that the table does not allow is refused the same
-way everywhere (409 `invalid_state_transition`). Staying in the same state is not a
-transition: callers that want idempotency (a repeated ready callback) check for it first.
+way everywhere (`InvalidTransition`, a Conflict with the code `invalid_state_transition`).
+Staying in the same state is not a transition: callers that want idempotency (a repeated
+ready callback) check for it first.
 """
 
 from enum import StrEnum
 
 from wire.states import LifecycleState
-from worker.errors import ApiError
+from worker.errors import InvalidTransition
 
 NodeStatus = LifecycleState
 WorkspaceStatus = LifecycleState
@@ -79,18 +80,6 @@ _TABLES: dict[Kind, tuple[type[StrEnum], dict]] = {
 }
 
 
-class InvalidTransition(ApiError):
-    def __init__(self, kind: Kind, current: str, new: str) -> None:
-        super().__init__(
-            409,
-            "invalid_state_transition",
-            f"A {kind} cannot go from {current!r} to {new!r}.",
-        )
-        self.kind = kind
-        self.current = current
-        self.new = new
-
-
 def allowed(kind: Kind, current: str, new: str) -> bool:
     """Whether the table of `kind` lets `current` become `new`."""
     states, table = _TABLES[kind]
@@ -101,7 +90,7 @@ def allowed(kind: Kind, current: str, new: str) -> bool:
 
 
 def transition(kind: Kind, current: str, new: str) -> StrEnum:
-    """`new` as its enum if `current → new` is allowed; InvalidTransition (409) if not."""
+    """`new` as its enum if `current → new` is allowed; InvalidTransition if not."""
     if not allowed(kind, current, new):
         raise InvalidTransition(kind, current, new)
     states, _ = _TABLES[kind]

@@ -25,7 +25,7 @@ from twin.d1 import D1Database
 from twin.env import Env
 from worker.auth import jwt as tokens
 from worker.auth import keys
-from worker.config import Config
+from worker.deployment import Deployment
 
 EXPIRED_AGO_SECONDS = 3600  # well past the verifiers' 30 s leeway
 
@@ -46,7 +46,8 @@ class EdgeSigner:
                 "SAM_ENCRYPTION_KEY": secrets_file["SAM_ENCRYPTION_KEY"],
             }
         )
-        self.issuer = tokens.control_plane_url(Config.from_env(self.env))
+        self.deployment = Deployment.of(self.env)
+        self.issuer = tokens.control_plane_url(self.deployment.config)
 
     def close(self) -> None:
         self._database.close()
@@ -54,11 +55,11 @@ class EdgeSigner:
     # --- what the control plane mints -----------------------------------------------------
 
     async def terminal(self, user_id: str, node_id: str, workspace_id: str) -> str:
-        minted = await tokens.mint_terminal_token(self.env, user_id, node_id, workspace_id)
+        minted = await tokens.mint_terminal_token(self.deployment, user_id, node_id, workspace_id)
         return minted.token
 
     async def agent(self, node_id: str) -> str:
-        return (await tokens.mint_agent_token(self.env, node_id)).token
+        return (await tokens.mint_agent_token(self.deployment, node_id)).token
 
     # --- forgeries ------------------------------------------------------------------------
 
@@ -75,7 +76,7 @@ class EdgeSigner:
 
     async def sign(self, claims: dict[str, Any], **header: Any) -> str:
         """`claims` signed with the edge's active key (its kid in the header)."""
-        key = await keys.active_key(self.env)
+        key = await keys.active_key(self.deployment)
         return jwt.encode(
             claims, key.private_key, algorithm="ES256", headers={"kid": key.kid, **header}
         )
@@ -91,7 +92,7 @@ class EdgeSigner:
 
     async def hmac_with_public_key(self, claims: dict[str, Any]) -> str:
         """HS256 keyed with the published public key's PEM: algorithm confusion."""
-        key = await keys.active_key(self.env)
+        key = await keys.active_key(self.deployment)
         pem = key.private_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -112,4 +113,4 @@ class EdgeSigner:
         return jwt.encode(claims, stranger, algorithm="ES256", headers={"kid": kid})
 
     async def _kid(self) -> str:
-        return (await keys.active_key(self.env)).kid
+        return (await keys.active_key(self.deployment)).kid

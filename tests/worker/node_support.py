@@ -14,6 +14,7 @@ from twin.clock import Clock, ManualClock
 from twin.wrangler import load
 from worker.auth.credentials import CredentialKind, save_credential
 from worker.auth.crypto import generate_key
+from worker.deployment import Deployment
 from worker.nodes import service as nodes
 from worker.nodes.model import Node, Provider
 
@@ -105,11 +106,11 @@ async def cloud_runtime(
 
 
 async def hetzner_node(
-    env: Any, hetzner: FakeHetzner, now: float, login: str = "carol"
+    deployment: Deployment, hetzner: FakeHetzner, login: str = "carol"
 ) -> tuple[str, str, Node]:
     """(user id, the user's Hetzner token, node) provisioned through the real provider."""
-    user = await add_user(env, login)
+    user = await add_user(deployment.env, login)
     token = hetzner.add_token()
-    await save_credential(env, user, CredentialKind.HETZNER, "", token)
-    node = await nodes.create_node(env, user, Provider.HETZNER, now=now)
+    await save_credential(deployment, user, CredentialKind.HETZNER, "", token)
+    node = await nodes.create_node(deployment, user, Provider.HETZNER)
     return user, token, node

@@ -4,7 +4,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.hetzner import FakeHetzner
@@ -12,6 +11,7 @@ from tests.worker.node_support import add_user, build_runtime
 from twin import upstream
 from twin.clock import ManualClock
 from worker.auth.credentials import CredentialKind, save_credential
+from worker.deployment import Deployment
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,9 @@ class Sleeps:
 
 
 @asynccontextmanager
-async def provider_env(
+async def provider_deployment(
     data_dir: Path, hetzner: FakeHetzner | None, dns: FakeCloudflareDns | None
-) -> AsyncIterator[Any]:
+) -> AsyncIterator[Deployment]:
     overrides = {}
     if hetzner is not None:
         overrides["SAM_HETZNER_API_URL"] = hetzner.url
@@ -44,19 +44,19 @@ async def provider_env(
         overrides.update(dns.vars())
     runtime = build_runtime(data_dir, ManualClock(), overrides)
     try:
-        yield runtime.env
+        yield Deployment.of(runtime.env)
     finally:
         await upstream.close()
         runtime.close()
 
 
 async def user_with_hetzner(
-    env: Any, hetzner: FakeHetzner, login: str = "alice"
+    deployment: Deployment, hetzner: FakeHetzner, login: str = "alice"
 ) -> tuple[str, str]:
     """A user whose stored Hetzner token opens a fresh project of the fake: (user, token)."""
-    user_id = await add_user(env, login)
+    user_id = await add_user(deployment.env, login)
     token = hetzner.add_token()
-    await save_credential(env, user_id, CredentialKind.HETZNER, "", token)
+    await save_credential(deployment, user_id, CredentialKind.HETZNER, "", token)
     return user_id, token
 
 

@@ -4,7 +4,8 @@ import itertools
 
 import pytest
 
-from worker.errors import ApiError
+from worker.errors import SamError
+from worker.http_errors import status_for
 from worker.states import (
     LIFECYCLE_TRANSITIONS,
     NODE_TRANSITIONS,
@@ -59,8 +60,8 @@ def test_the_designed_node_path_is_allowed_step_by_step() -> None:
 def test_illegal_node_moves_are_a_409(current: str, new: str) -> None:
     with pytest.raises(InvalidTransition) as refused:
         transition(Kind.NODE, current, new)
-    assert isinstance(refused.value, ApiError)
-    assert (refused.value.status, refused.value.code) == (409, "invalid_state_transition")
+    assert isinstance(refused.value, SamError)
+    assert (status_for(refused.value), refused.value.code) == (409, "invalid_state_transition")
     assert repr(current) in refused.value.message and repr(new) in refused.value.message
 
 

@@ -1,7 +1,8 @@
-"""The API: a FastAPI app wrapped in the two ASGI boundaries of `worker.api.middleware`.
+"""The API: a FastAPI app with the ASGI layers of `worker.api.middleware` around it.
 
-Every error leaves as `{"error": code, "message": text}`: `ApiError` from handlers,
-the framework's own 404/405, validation failures as 400, and crashes as 500.
+Every error leaves as `{"error": code, "message": text}`: domain errors (`SamError`)
+mapped by worker/http_errors.py, the framework's own 404/405, validation failures as
+400, and crashes as a logged 500 (ApiBoundary).
 """
 
 from typing import Any
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from wire.version import VERSION
-from worker.api.middleware import CRASH_BODY, ApiBoundary, BodyLimit, Cors
+from worker.api.middleware import ApiBoundary, BodyLimit, Cors
 from worker.api.routes import (
     admin,
     agent_artifact,
@@ -26,11 +27,14 @@ from worker.api.routes import (
     tokens,
     workspaces,
 )
-from worker.errors import ApiError, code_for, error_body
+from worker.deployment import Deployment
+from worker.errors import InvalidInput, SamError
+from worker.http_errors import code_for, error_body, error_reply
 
 
-async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-    return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
+async def domain_error(_: Request, exc: SamError) -> JSONResponse:
+    status, body, headers = error_reply(exc)
+    return JSONResponse(body, status, headers=headers)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -45,22 +49,18 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     )
 
 
-async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = exc.errors()
     if any(problem.get("type") == "json_invalid" for problem in problems):
-        return JSONResponse(
-            error_body("malformed_json", "The request body is not valid JSON."), 400
+        return await domain_error(
+            request, InvalidInput("malformed_json", "The request body is not valid JSON.")
         )
     details = "; ".join(
         f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
         for problem in problems
     )
-    return JSONResponse(error_body("invalid_request", details or "The request is invalid."), 400)
-
-
-async def _crash(_: Request, exc: Exception) -> JSONResponse:
-    # Starlette re-raises after sending this; ApiBoundary logs the traceback once.
-    return JSONResponse(CRASH_BODY, 500)
+    invalid = InvalidInput("invalid_request", details or "The request is invalid.")
+    return await domain_error(request, invalid)
 
 
 def create_api() -> Any:
@@ -71,10 +71,11 @@ def create_api() -> Any:
         openapi_url="/api/openapi.json",
         redoc_url=None,
     )
-    api.add_exception_handler(ApiError, _api_error)
+    api.add_exception_handler(SamError, domain_error)
     api.add_exception_handler(HTTPException, _http_error)
     api.add_exception_handler(RequestValidationError, _invalid)
-    api.add_exception_handler(Exception, _crash)
+    # Inside Starlette's own outermost layer, which would answer a crash in plain text.
+    api.add_middleware(ApiBoundary)
     api.include_router(errors.router)
     api.include_router(auth.router)
     api.include_router(tokens.router)
@@ -87,7 +88,17 @@ def create_api() -> Any:
     api.include_router(workspaces.router)
     api.include_router(terminal_tokens.router)
     # Cors outermost, so that even a crash's JSON 500 is readable by the app.
-    return Cors(ApiBoundary(BodyLimit(api)))
+    return Cors(BodyLimit(api))
 
 
 api = create_api()
+
+
+def serving(deployment: Deployment) -> Any:
+    """The API as an ASGI app for one request, with that request's deployment in its scope
+    (read by the middleware and by `worker.api.deps.get_deployment`)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await api({**scope, "deployment": deployment}, receive, send)
+
+    return app

@@ -1,30 +1,23 @@
-"""Plain ASGI wrappers around the API: CORS, the outer error boundary, the body limit.
+"""Plain ASGI layers of the API: CORS, the body limit, and the boundary for crashes.
 
 Written as raw ASGI rather than Starlette's BaseHTTPMiddleware, which costs a task and
 a stream per request on the hottest path.
 """
 
 import json
-import logging
 from typing import Any
 
 from worker.config import Config
-from worker.errors import error_body
-from worker.logs import request_id
-
-log = logging.getLogger("sam.api")
-
-CRASH_BODY = error_body(
-    "internal_error",
-    "Something went wrong on our side and it has been logged. Try again, and quote the "
-    "x-request-id response header if it keeps happening.",
-)
+from worker.errors import Forbidden, SamError, TooLarge
+from worker.http_errors import crash_reply, error_reply
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
 
 
-async def send_json(send: Any, status: int, body: Any) -> None:
+async def send_json(
+    send: Any, status: int, body: Any, headers: dict[str, str] | None = None
+) -> None:
     payload = json.dumps(body).encode()
     await send(
         {
@@ -33,14 +26,23 @@ async def send_json(send: Any, status: int, body: Any) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
+                *(
+                    (name.lower().encode(), value.encode())
+                    for name, value in (headers or {}).items()
+                ),
             ],
         }
     )
     await send({"type": "http.response.body", "body": payload})
 
 
+async def send_error(send: Any, error: SamError) -> None:
+    await send_json(send, *error_reply(error))
+
+
 class ApiBoundary:
-    """Adds the request id to every response; turns a crash into a JSON 500, logged once."""
+    """The API's crash boundary: anything a route raises that is not a domain error is our
+    bug, answered as a JSON 500 and logged once (worker.http_errors.crash_reply)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -50,21 +52,18 @@ class ApiBoundary:
             await self.app(scope, receive, send)
             return
         started = False
-        rid = request_id.get().encode()
 
-        async def send_with_id(message: Message) -> None:
+        async def tracking(message: Message) -> None:
             nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid)]
+            started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, tracking)
         except Exception:
-            log.exception("request.crashed path=%s", scope.get("path"))
+            status, body = crash_reply(scope.get("path", ""))
             if not started:
-                await send_json(send_with_id, 500, CRASH_BODY)
+                await send_json(send, status, body)
 
 
 class BodyLimit:
@@ -77,7 +76,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = Config.from_env(scope["env"]).max_body_bytes
+        limit = scope["deployment"].config.max_body_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _too_large(send, limit)
@@ -119,10 +118,9 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _too_large(send: Any, limit: int) -> None:
-    await send_json(
+    await send_error(
         send,
-        413,
-        error_body(
+        TooLarge(
             "payload_too_large", f"The request body is larger than the limit of {limit} bytes."
         ),
     )
@@ -165,7 +163,7 @@ class Cors:
         headers = [VARY_ORIGIN]
         preflight = scope["method"] == "OPTIONS" and requested is not None
         if origin is not None and origin.decode("latin-1") in app_origins(
-            Config.from_env(scope["env"])
+            scope["deployment"].config
         ):
             headers += [
                 (b"access-control-allow-origin", origin),
@@ -176,12 +174,12 @@ class Cors:
                 return
             headers.append((b"access-control-expose-headers", CORS_EXPOSE_HEADERS))
         elif preflight and origin is not None:
-            refusal = error_body(
+            refusal = Forbidden(
                 "origin_not_allowed",
                 f"{origin.decode('latin-1')} may not call this API from a browser; only "
                 "the SAM web app may.",
             )
-            await send_json(_with_headers(send, headers), 403, refusal)
+            await send_error(_with_headers(send, headers), refusal)
             return
         await self.app(scope, receive, _with_headers(send, headers))
 

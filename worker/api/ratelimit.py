@@ -39,7 +39,6 @@ import functools
 import ipaddress
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -47,9 +46,10 @@ from typing import Any
 
 from fastapi import Request
 
-from worker.api.deps import CurrentUser, Env
+from worker.api.deps import CurrentUser, DeploymentDep
+from worker.clock import Clock
 from worker.config import ConfigError
-from worker.errors import ApiError
+from worker.errors import RateLimited
 from worker.logs import event
 
 log = logging.getLogger("sam.ratelimit")
@@ -116,10 +116,10 @@ def key(limit: Limit, subject: str, window: Window) -> str:
     return f"{KEY_PREFIX}{limit.name}:{subject}:{window.start}"
 
 
-async def hit(env: Any, limit: Limit, subject: str, now: float | None = None) -> None:
-    """Count one request by `subject` against `limit`; raise a 429 ApiError if it is over."""
+async def hit(env: Any, limit: Limit, subject: str, clock: Clock) -> None:
+    """Count one request by `subject` against `limit`; RateLimited if it is over."""
     limit = effective(env, limit)
-    now = time.time() if now is None else now
+    now = clock.now()
     window = Window.at(now, limit.window_seconds)
     counter = key(limit, subject, window)
     raw = await env.KV.get(counter)
@@ -127,12 +127,11 @@ async def hit(env: Any, limit: Limit, subject: str, now: float | None = None) ->
     if count >= limit.requests:
         retry = window.retry_after(now)
         event(log, "ratelimit.refused", limit=limit.name, subject=subject, retry_after=retry)
-        raise ApiError(
-            429,
+        raise RateLimited(
             "rate_limited",
             f"Too many {limit.what}: at most {limit.requests} per {limit.window_seconds} s "
             f"{PER_TEXT[limit.per]}. Try again in {retry} s.",
-            headers={"Retry-After": str(retry)},
+            retry,
         )
     try:
         await env.KV.put(counter, str(count + 1), expirationTtl=window.ttl(now))
@@ -148,15 +147,16 @@ def rate_limited(limit: Limit) -> Callable[..., Awaitable[None]]:
     if limit.per is Per.USER:
 
         async def per_user(
-            env: Env,
+            deployment: DeploymentDep,
             user: CurrentUser,
         ) -> None:
-            await hit(env, limit, user.id)
+            await hit(deployment.env, limit, user.id, deployment.clock)
 
         return per_user
 
-    async def per_ip(request: Request, env: Env) -> None:
-        await hit(env, limit, client_ip(request.headers.get(CLIENT_IP_HEADER)))
+    async def per_ip(request: Request, deployment: DeploymentDep) -> None:
+        subject = client_ip(request.headers.get(CLIENT_IP_HEADER))
+        await hit(deployment.env, limit, subject, deployment.clock)
 
     return per_ip
 

@@ -5,12 +5,12 @@ hash cannot be reversed and a guess has no better odds than guessing the token i
 """
 
 import secrets
-import time
-from datetime import UTC, datetime
 from typing import Any
 
 from worker.auth.sessions import sha256_hex
 from worker.auth.users import User
+from worker.clock import Clock
+from worker.db import iso
 
 TOKEN_PREFIX = "sam_pat_"
 TOKEN_RANDOM_BYTES = 32
@@ -34,11 +34,6 @@ SELECT ?1, ?2, ?3, ?4
 WHERE (SELECT COUNT(*) FROM api_tokens WHERE user_id = ?2 AND revoked_at IS NULL) < ?5
 RETURNING id, name, created_at
 """
-
-
-def _now_iso(seconds: float) -> str:
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def looks_like_token(value: str) -> bool:
@@ -71,33 +66,33 @@ async def list_tokens(db: Any, user_id: str) -> list[dict[str, Any]]:
     return [dict(row) for row in result["results"]]
 
 
-async def revoke_token(db: Any, user_id: str, token_id: str) -> bool:
+async def revoke_token(db: Any, user_id: str, token_id: str, clock: Clock) -> bool:
     """Revoke the user's own token; False if they have no such live token."""
     result = (
         await db.prepare(
             "UPDATE api_tokens SET revoked_at = ? "
             "WHERE id = ? AND user_id = ? AND revoked_at IS NULL"
         )
-        .bind(_now_iso(time.time()), token_id, user_id)
+        .bind(iso(clock.now()), token_id, user_id)
         .run()
     )
     return result["meta"]["changes"] > 0
 
 
-async def user_for_token(db: Any, token: str) -> User | None:
+async def user_for_token(db: Any, token: str, clock: Clock) -> User | None:
     """The owner of a live token (and a throttled `last_used_at` stamp), or None."""
     row = await db.prepare(_LOOKUP).bind(sha256_hex(token)).first()
     if row is None:
         return None
-    now = time.time()
-    stale_before = _now_iso(now - LAST_USED_RESOLUTION_SECONDS)
+    now = clock.now()
+    stale_before = iso(now - LAST_USED_RESOLUTION_SECONDS)
     if row["last_used_at"] is None or row["last_used_at"] < stale_before:
         await (
             db.prepare(
                 "UPDATE api_tokens SET last_used_at = ? "
                 "WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)"
             )
-            .bind(_now_iso(now), row["token_id"], stale_before)
+            .bind(iso(now), row["token_id"], stale_before)
             .run()
         )
     return User.from_row(row)

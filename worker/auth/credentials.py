@@ -12,7 +12,8 @@ from enum import StrEnum
 from typing import Any
 
 from worker.auth.crypto import Cipher, Sealed, from_blob, to_blob
-from worker.errors import ApiError
+from worker.deployment import Deployment
+from worker.errors import Conflict, InvalidInput
 
 CREDENTIAL_ID_PREFIX = "cr_"
 CREDENTIAL_ID_HEX_BYTES = 8
@@ -43,10 +44,9 @@ class Credential:
         return cls(row["id"], row["kind"], row["label"], row["hint"], row["created_at"])
 
 
-class CredentialMissing(ApiError):
+class CredentialMissing(InvalidInput):
     def __init__(self, kind: CredentialKind) -> None:
         super().__init__(
-            400,
             "credential_missing",
             f"No {kind} credential is stored for you. Add one in Settings → Credentials "
             "(POST /api/credentials) and try again.",
@@ -60,12 +60,12 @@ def hint_for(secret: str) -> str:
 
 
 async def save_credential(
-    env: Any, user_id: str, kind: CredentialKind, label: str, secret: str
+    deployment: Deployment, user_id: str, kind: CredentialKind, label: str, secret: str
 ) -> Credential:
-    """Seal and store `secret`; raises a 409 ApiError when `label` is taken for `kind`."""
-    sealed = Cipher.from_env(env).seal(user_id, str(kind), secret.encode())
+    """Seal and store `secret`; raises a Conflict when `label` is taken for `kind`."""
+    sealed = Cipher.from_config(deployment.config).seal(user_id, str(kind), secret.encode())
     row = (
-        await env.DATABASE.prepare(
+        await deployment.env.DATABASE.prepare(
             "INSERT INTO credentials (id, user_id, kind, label, hint, nonce, ciphertext) "
             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
             "ON CONFLICT (user_id, kind, label) DO NOTHING "
@@ -84,8 +84,7 @@ async def save_credential(
     )
     if row is None:
         named = f"labelled {label!r}" if label else "without a label"
-        raise ApiError(
-            409,
+        raise Conflict(
             "credential_exists",
             f"You already have a {kind} credential {named}. Delete it first, or save "
             "this one under another label.",
@@ -93,9 +92,9 @@ async def save_credential(
     return Credential.from_row(row)
 
 
-async def list_credentials(env: Any, user_id: str) -> list[Credential]:
+async def list_credentials(deployment: Deployment, user_id: str) -> list[Credential]:
     result = (
-        await env.DATABASE.prepare(
+        await deployment.env.DATABASE.prepare(
             f"SELECT {_COLUMNS} FROM credentials WHERE user_id = ? ORDER BY created_at, id"
         )
         .bind(user_id)
@@ -104,18 +103,15 @@ async def list_credentials(env: Any, user_id: str) -> list[Credential]:
     return [Credential.from_row(row) for row in result["results"]]
 
 
-async def delete_credential(env: Any, user_id: str, credential_id: str) -> bool:
+async def delete_credential(deployment: Deployment, user_id: str, credential_id: str) -> bool:
     """False when no credential of this user has that id (someone else's included)."""
-    result = (
-        await env.DATABASE.prepare("DELETE FROM credentials WHERE id = ? AND user_id = ?")
-        .bind(credential_id, user_id)
-        .run()
-    )
+    statement = "DELETE FROM credentials WHERE id = ? AND user_id = ?"
+    result = await deployment.env.DATABASE.prepare(statement).bind(credential_id, user_id).run()
     return result["meta"]["changes"] > 0
 
 
 async def open_credential(
-    env: Any, user_id: str, kind: CredentialKind, label: str | None = None
+    deployment: Deployment, user_id: str, kind: CredentialKind, label: str | None = None
 ) -> str:
     """The plaintext of the user's newest `kind` credential (or the one with `label`).
 
@@ -128,11 +124,11 @@ async def open_credential(
         query += " AND label = ?"
         bindings.append(label)
     row = (
-        await env.DATABASE.prepare(query + " ORDER BY created_at DESC, id DESC LIMIT 1")
+        await deployment.env.DATABASE.prepare(query + " ORDER BY created_at DESC, id DESC LIMIT 1")
         .bind(*bindings)
         .first()
     )
     if row is None:
         raise CredentialMissing(kind)
     sealed = Sealed(from_blob(row["nonce"]), from_blob(row["ciphertext"]))
-    return Cipher.from_env(env).open(user_id, str(kind), sealed).decode()
+    return Cipher.from_config(deployment.config).open(user_id, str(kind), sealed).decode()

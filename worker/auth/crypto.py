@@ -1,6 +1,6 @@
 """Secrets at rest: AES-256-GCM with a random nonce per value, owner and kind bound in.
 
-    cipher = Cipher.from_env(env)                 key from SAM_ENCRYPTION_KEY
+    cipher = Cipher.from_config(config)           key from SAM_ENCRYPTION_KEY
     sealed = cipher.seal(owner, kind, plaintext)  -> Sealed(nonce, ciphertext)
     cipher.open(owner, kind, sealed)              -> plaintext, or raises DecryptionError
 
@@ -80,8 +80,8 @@ class Cipher:
         self._aead = AESGCM(key)
 
     @classmethod
-    def from_env(cls, env: Any) -> "Cipher":
-        return cls(parse_key(Config.from_env(env).encryption_key))
+    def from_config(cls, config: Config) -> "Cipher":
+        return cls(parse_key(config.encryption_key))
 
     def seal(self, owner: str, kind: str, plaintext: bytes) -> Sealed:
         nonce = os.urandom(NONCE_BYTES)

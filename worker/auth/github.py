@@ -10,8 +10,8 @@ docs.github.com/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps:
     worker  ─▶ GET {api}/user, and {api}/user/emails when the email is private
 
 All outbound calls go through `worker.platform.fetch`, so they run on both platforms.
-Failures become `ApiError`s here: GitHub refusing the code is the caller's 400, GitHub
-unreachable or answering nonsense is a 502.
+Failures become domain errors here: GitHub refusing the code is the caller's InvalidInput,
+GitHub unreachable or answering nonsense is UpstreamFailed.
 """
 
 import asyncio
@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 from worker.auth.users import GitHubProfile
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import InvalidInput, UpstreamFailed
 from worker.platform import fetch
 
 # Enough to read the profile and, when it is private, the primary email address.
@@ -86,11 +86,11 @@ async def exchange_code(config: Config, code: str, verifier: str, redirect_uri: 
         # GitHub's own words (e.g. "The code passed is incorrect or expired."); never the
         # secret, which GitHub does not echo.
         detail = reply.get("error_description") or reply["error"]
-        raise ApiError(400, "oauth_failed", f"GitHub refused the sign-in: {detail}")
+        raise InvalidInput("oauth_failed", f"GitHub refused the sign-in: {detail}")
     token = reply.get("access_token") if isinstance(reply, dict) else None
     if status != 200 or not isinstance(token, str) or not token:
-        raise ApiError(
-            502, "github_unavailable", f"GitHub's token endpoint answered {status} unexpectedly."
+        raise UpstreamFailed(
+            "github_unavailable", f"GitHub's token endpoint answered {status} unexpectedly."
         )
     return token
 
@@ -98,7 +98,7 @@ async def exchange_code(config: Config, code: str, verifier: str, redirect_uri: 
 async def fetch_profile(config: Config, access_token: str) -> GitHubProfile:
     user = await _api_get(config, "/user", access_token)
     if not isinstance(user, dict) or not isinstance(user.get("id"), int) or not user.get("login"):
-        raise ApiError(502, "github_unavailable", "GitHub's /user answer has no id or login.")
+        raise UpstreamFailed("github_unavailable", "GitHub's /user answer has no id or login.")
     email = user.get("email") or await _primary_email(config, access_token)
     return GitHubProfile(
         github_id=user["id"],
@@ -131,7 +131,7 @@ async def _api_get(config: Config, path: str, access_token: str) -> Any:
         },
     )
     if status != 200:
-        raise ApiError(502, "github_unavailable", f"GitHub's {path} answered {status}.")
+        raise UpstreamFailed("github_unavailable", f"GitHub's {path} answered {status}.")
     return reply
 
 
@@ -141,12 +141,12 @@ async def _call(url: str, **init: Any) -> tuple[int, Any]:
         response = await asyncio.wait_for(fetch(url, **init), GITHUB_TIMEOUT_SECONDS)
         text = await response.text()
     except TimeoutError as exc:
-        raise ApiError(
-            502, "github_unavailable", f"GitHub did not answer within {GITHUB_TIMEOUT_SECONDS}s."
+        raise UpstreamFailed(
+            "github_unavailable", f"GitHub did not answer within {GITHUB_TIMEOUT_SECONDS}s."
         ) from exc
     except Exception as exc:  # the runtimes raise different network errors (aiohttp, JS)
-        raise ApiError(
-            502, "github_unavailable", f"GitHub could not be reached ({type(exc).__name__})."
+        raise UpstreamFailed(
+            "github_unavailable", f"GitHub could not be reached ({type(exc).__name__})."
         ) from exc
     try:
         return response.status, json.loads(text)

@@ -15,14 +15,16 @@ same claim names. Verification here pins ES256 before looking at anything else, 
 `alg: none` and HMAC-with-the-public-key forgeries never reach a key.
 
     mint_terminal_token / mint_agent_token / mint_node_token / mint_workspace_token
-    verify(env, token, audience, node=..., workspace=...) -> claims
-        InvalidToken (401): not ours, forged, expired, unknown kid, wrong aud or iss
-        WrongScope   (403): valid, but for another node or workspace
-    jwks(env) -> the published key set, for /.well-known/jwks.json
+    verify(deployment, token, audience, node=..., workspace=...) -> claims
+        InvalidToken (Unauthorized): not ours, forged, expired, unknown kid, wrong aud or iss
+        WrongScope   (Forbidden): valid, but for another node or workspace
+    jwks(deployment) -> the published key set, for /.well-known/jwks.json
+
+Every function takes the deployment (worker/deployment.py): its D1 holds the keys, its
+settings name the issuer and the key that seals them, its clock stamps `iat`.
 """
 
 import secrets
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -31,7 +33,8 @@ import jwt
 
 from worker.auth import keys
 from worker.config import Config
-from worker.errors import ApiError
+from worker.deployment import Deployment
+from worker.errors import Forbidden, Unauthorized
 
 
 class Audience(StrEnum):
@@ -70,14 +73,14 @@ JTI_BYTES = 16
 REGISTERED_CLAIMS = ("iss", "aud", "iat", "exp", "jti")
 
 
-class InvalidToken(ApiError):
+class InvalidToken(Unauthorized):
     def __init__(self, reason: str) -> None:
-        super().__init__(401, "invalid_token", f"The token was refused: {reason}.")
+        super().__init__("invalid_token", f"The token was refused: {reason}.")
 
 
-class WrongScope(ApiError):
+class WrongScope(Forbidden):
     def __init__(self, reason: str) -> None:
-        super().__init__(403, "token_scope", f"The token is valid but not for this: {reason}.")
+        super().__init__("token_scope", f"The token is valid but not for this: {reason}.")
 
 
 @dataclass(frozen=True)
@@ -93,18 +96,16 @@ def control_plane_url(config: Config) -> str:
     return f"{'http' if local else 'https'}://api.{config.domain}"
 
 
-async def mint(
-    env: Any, audience: Audience, claims: dict[str, str], now: float | None = None
-) -> Minted:
+async def mint(deployment: Deployment, audience: Audience, claims: dict[str, str]) -> Minted:
     """A signed token for `audience` carrying exactly its scope claims."""
     assert set(claims) == set(SCOPE_CLAIMS[audience]), f"{audience} takes {SCOPE_CLAIMS}"
     assert all(isinstance(v, str) and v for v in claims.values()), "scope claims are ids"
-    issued = int(time.time() if now is None else now)
+    issued = int(deployment.now())
     expires = issued + LIFETIME_SECONDS[audience]
-    key = await keys.active_key(env, now)
+    key = await keys.active_key(deployment)
     payload = {
         **claims,
-        "iss": control_plane_url(Config.from_env(env)),
+        "iss": control_plane_url(deployment.config),
         "aud": str(audience),
         "iat": issued,
         "exp": expires,
@@ -115,28 +116,27 @@ async def mint(
 
 
 async def mint_terminal_token(
-    env: Any, user_id: str, node_id: str, workspace_id: str, now: float | None = None
+    deployment: Deployment, user_id: str, node_id: str, workspace_id: str
 ) -> Minted:
     claims = {"sub": user_id, "node": node_id, "workspace": workspace_id}
-    return await mint(env, Audience.TERMINAL, claims, now)
+    return await mint(deployment, Audience.TERMINAL, claims)
 
 
-async def mint_agent_token(env: Any, node_id: str, now: float | None = None) -> Minted:
-    return await mint(env, Audience.AGENT, {"node": node_id}, now)
+async def mint_agent_token(deployment: Deployment, node_id: str) -> Minted:
+    return await mint(deployment, Audience.AGENT, {"node": node_id})
 
 
-async def mint_node_token(env: Any, node_id: str, now: float | None = None) -> Minted:
-    return await mint(env, Audience.NODE, {"node": node_id}, now)
+async def mint_node_token(deployment: Deployment, node_id: str) -> Minted:
+    return await mint(deployment, Audience.NODE, {"node": node_id})
 
 
-async def mint_workspace_token(
-    env: Any, node_id: str, workspace_id: str, now: float | None = None
-) -> Minted:
-    return await mint(env, Audience.WORKSPACE, {"node": node_id, "workspace": workspace_id}, now)
+async def mint_workspace_token(deployment: Deployment, node_id: str, workspace_id: str) -> Minted:
+    claims = {"node": node_id, "workspace": workspace_id}
+    return await mint(deployment, Audience.WORKSPACE, claims)
 
 
 async def verify(
-    env: Any,
+    deployment: Deployment,
     token: str,
     audience: Audience,
     node: str | None = None,
@@ -144,8 +144,8 @@ async def verify(
 ) -> dict[str, Any]:
     """The claims of a token this control plane signed for `audience`.
 
-    Raises InvalidToken (401) for anything forged, expired or meant for another audience,
-    WrongScope (403) when `node` / `workspace` are given and the token names others.
+    Raises InvalidToken for anything forged, expired or meant for another audience,
+    WrongScope when `node` / `workspace` are given and the token names others.
     """
     if len(token) > MAX_TOKEN_BYTES:
         raise InvalidToken(f"it is longer than {MAX_TOKEN_BYTES} bytes")
@@ -159,7 +159,8 @@ async def verify(
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise InvalidToken("its header has no kid")
-    trusted = {key.kid: key for key in await keys.published_keys(env, KEY_RETENTION_SECONDS)}
+    published = await keys.published_keys(deployment, KEY_RETENTION_SECONDS)
+    trusted = {key.kid: key for key in published}
     if kid not in trusted:
         raise InvalidToken(f"its signing key {kid!r} is unknown")
     public_key = jwt.PyJWK(trusted[kid].public_jwk, algorithm=keys.ALGORITHM)
@@ -169,7 +170,7 @@ async def verify(
             public_key,
             algorithms=[keys.ALGORITHM],
             audience=str(audience),
-            issuer=control_plane_url(Config.from_env(env)),
+            issuer=control_plane_url(deployment.config),
             leeway=LEEWAY_SECONDS,
             options={"require": list(REGISTERED_CLAIMS), "strict_aud": True},
         )
@@ -191,15 +192,15 @@ async def verify(
     return claims
 
 
-async def jwks(env: Any) -> dict[str, Any]:
+async def jwks(deployment: Deployment) -> dict[str, Any]:
     """The public keys a verifier needs now: at least the active one (made if none yet)."""
-    published = await keys.published_keys(env, KEY_RETENTION_SECONDS)
+    published = await keys.published_keys(deployment, KEY_RETENTION_SECONDS)
     if not any(key.retired_at is None for key in published):
-        await keys.active_key(env)
-        published = await keys.published_keys(env, KEY_RETENTION_SECONDS)
+        await keys.active_key(deployment)
+        published = await keys.published_keys(deployment, KEY_RETENTION_SECONDS)
     return {"keys": [key.public_jwk for key in published]}
 
 
-async def rotate_signing_key(env: Any, now: float | None = None) -> keys.Rotation:
+async def rotate_signing_key(deployment: Deployment) -> keys.Rotation:
     """A new active key; the old one keeps verifying until its tokens have expired."""
-    return await keys.rotate(env, KEY_RETENTION_SECONDS, now)
+    return await keys.rotate(deployment, KEY_RETENTION_SECONDS)

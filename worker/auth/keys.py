@@ -15,9 +15,7 @@ so it is passed in.
 
 import json
 import secrets
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -25,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from worker.auth.crypto import SYSTEM_OWNER, Cipher, Sealed, from_blob, to_blob
+from worker.db import iso
+from worker.deployment import Deployment
 
 ALGORITHM = "ES256"
 CURVE = "P-256"
@@ -73,12 +73,6 @@ class Rotation:
     retired: list[str]
 
 
-def iso(timestamp: float) -> str:
-    """ISO-8601 UTC with milliseconds, the format (and sort order) D1's defaults use."""
-    moment = datetime.fromtimestamp(timestamp, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _kind(kid: str) -> str:
     return f"{SIGNING_KEY_KIND}:{kid}"
 
@@ -99,14 +93,15 @@ def _new_key(cipher: Cipher, now: float) -> tuple[Any, ...]:
     return kid, nonce, ciphertext, json.dumps(public_jwk), iso(now)
 
 
-async def active_key(env: Any, now: float | None = None) -> ActiveKey:
+async def active_key(deployment: Deployment) -> ActiveKey:
     """The key that signs new tokens; made (and stored) the first time one is needed."""
-    cipher = Cipher.from_env(env)
-    row = await env.DATABASE.prepare(_ACTIVE).first()
+    cipher = Cipher.from_config(deployment.config)
+    db = deployment.env.DATABASE
+    row = await db.prepare(_ACTIVE).first()
     if row is None:
-        values = _new_key(cipher, time.time() if now is None else now)
-        await env.DATABASE.prepare(_INSERT_FIRST).bind(*values).run()
-        row = await env.DATABASE.prepare(_ACTIVE).first()
+        values = _new_key(cipher, deployment.now())
+        await db.prepare(_INSERT_FIRST).bind(*values).run()
+        row = await db.prepare(_ACTIVE).first()
         assert row is not None, "a key was inserted, or another request's was"
     sealed = Sealed(from_blob(row["private_key_nonce"]), from_blob(row["private_key_ciphertext"]))
     der = cipher.open(SYSTEM_OWNER, _kind(row["kid"]), sealed)
@@ -115,12 +110,10 @@ async def active_key(env: Any, now: float | None = None) -> ActiveKey:
     return ActiveKey(row["kid"], private_key)
 
 
-async def published_keys(
-    env: Any, retention_seconds: float, now: float | None = None
-) -> list[PublishedKey]:
+async def published_keys(deployment: Deployment, retention_seconds: float) -> list[PublishedKey]:
     """Every key a live token may carry: the active one and the recently retired."""
-    now = time.time() if now is None else now
-    result = await env.DATABASE.prepare(_PUBLISHED).bind(iso(now - retention_seconds)).all()
+    since = iso(deployment.now() - retention_seconds)
+    result = await deployment.env.DATABASE.prepare(_PUBLISHED).bind(since).all()
     return [
         PublishedKey(
             row["kid"], json.loads(row["public_jwk"]), row["created_at"], row["retired_at"]
@@ -129,14 +122,12 @@ async def published_keys(
     ]
 
 
-async def rotate(env: Any, retention_seconds: float, now: float | None = None) -> Rotation:
+async def rotate(deployment: Deployment, retention_seconds: float) -> Rotation:
     """Retire the active key(s), make a new active one, drop keys past their retention."""
-    now = time.time() if now is None else now
-    retired = await env.DATABASE.prepare(
-        "SELECT kid FROM signing_keys WHERE retired_at IS NULL"
-    ).all()
-    values = _new_key(Cipher.from_env(env), now)
-    db = env.DATABASE
+    now = deployment.now()
+    db = deployment.env.DATABASE
+    retired = await db.prepare("SELECT kid FROM signing_keys WHERE retired_at IS NULL").all()
+    values = _new_key(Cipher.from_config(deployment.config), now)
     # One batch, so there is never a moment with no active key or two of them.
     await db.batch(
         [

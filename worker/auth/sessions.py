@@ -16,14 +16,14 @@ not checked.
 import hashlib
 import json
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request, Response
 
+from worker.clock import Clock
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import Forbidden
 
 SESSION_COOKIE = "sam_session"
 SESSION_TTL_SECONDS = 14 * 24 * 60 * 60
@@ -47,22 +47,22 @@ def _key(session_id: str) -> str:
     return SESSION_KEY_PREFIX + sha256_hex(session_id)
 
 
-async def create_session(kv: Any, user_id: str) -> str:
+async def create_session(kv: Any, user_id: str, clock: Clock) -> str:
     """Store a new session for `user_id`; returns the id, for the cookie only."""
     session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
-    now = int(time.time())
+    now = int(clock.now())
     record = {"user_id": user_id, "created": now, "expires": now + SESSION_TTL_SECONDS}
     await kv.put(_key(session_id), json.dumps(record), expirationTtl=SESSION_TTL_SECONDS)
     return session_id
 
 
-async def read_session(kv: Any, session_id: str) -> Session | None:
+async def read_session(kv: Any, session_id: str, clock: Clock) -> Session | None:
     raw = await kv.get(_key(session_id))
     if raw is None:
         return None
     record = json.loads(raw)
     # KV expiry is eventual on Cloudflare; the record's own deadline is authoritative.
-    if record["expires"] <= time.time():
+    if record["expires"] <= clock.now():
         return None
     return Session(record["user_id"], record["created"], record["expires"])
 
@@ -109,8 +109,7 @@ def check_same_origin(request: Request, config: Config) -> None:
             return
     elif request.headers.get("sec-fetch-site") == "same-origin":
         return
-    raise ApiError(
-        403,
+    raise Forbidden(
         "cross_origin_request",
         f"{request.method} with a session cookie must come from {expected} (its Origin "
         "header must match). Scripts should use an API token: Authorization: Bearer ...",

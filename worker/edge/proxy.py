@@ -4,7 +4,8 @@
                ws-{id}.{domain}/workspaces/{id}/boot-log/ws?token=…     WebSocket
                ws-{id}.{domain}/workspaces/{id}[/terminals|/boot-log]   HTTP GET
 
-Every refusal is decided here, before any upstream call, as JSON:
+Every refusal is decided here, before any upstream call, as a domain error that the
+edge's boundary answers as JSON (statuses as worker/http_errors.py maps them):
 
     1. a WebSocket's Origin: the app origin, or none at all for a non-browser client
        that brings a token (a page on another origin never gets a socket)       403
@@ -28,15 +29,22 @@ runs on Cloudflare and on the local edge.
 import logging
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from worker.auth import jwt as tokens
 from worker.auth import sessions
 from worker.auth.jwt import Audience
 from worker.auth.users import get_user
-from worker.config import Config
-from worker.errors import ApiError, error_body
+from worker.deployment import Deployment
+from worker.errors import (
+    Conflict,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    SamError,
+    Unauthorized,
+    UpstreamFailed,
+)
 from worker.logs import event
 from worker.platform import Request, Response, fetch, response_web_socket, with_headers
 from worker.states import WorkspaceStatus
@@ -66,17 +74,17 @@ class Caller:
     node_id: str | None  # the token's node claim
 
 
-async def handle(request: Request, env: Any, workspace_id: str) -> Response:
+async def handle(request: Request, deployment: Deployment, workspace_id: str) -> Response:
     """Answer a request to `ws-{workspace_id}.{domain}`."""
     try:
-        return await _proxy(request, env, workspace_id)
-    except ApiError as exc:
-        event(log, "proxy.refused", workspace=workspace_id, status=exc.status, error=exc.code)
-        return Response.from_json(error_body(exc.code, exc.message), exc.status)
+        return await _proxy(request, deployment, workspace_id)
+    except SamError as exc:  # answered by the edge's error boundary (worker/edge/router.py)
+        event(log, "proxy.refused", workspace=workspace_id, error=exc.code)
+        raise
 
 
-async def _proxy(request: Request, env: Any, workspace_id: str) -> Response:
-    config = Config.from_env(env)
+async def _proxy(request: Request, deployment: Deployment, workspace_id: str) -> Response:
+    config = deployment.config
     url = urlsplit(request.url)
     websocket = request.headers.get("upgrade", "").lower() == "websocket"
     query = parse_qsl(url.query, keep_blank_values=True)
@@ -86,16 +94,17 @@ async def _proxy(request: Request, env: Any, workspace_id: str) -> Response:
         _check_origin(request, app_origin)
     # A cookie is ambient: on a WebSocket it counts only from the app's own pages.
     cookie_allowed = not websocket or request.headers.get("origin") == app_origin
-    caller = await _authenticate(request, env, workspace_id, offered, cookie_allowed, app_origin)
+    caller = await _authenticate(
+        request, deployment, workspace_id, offered, cookie_allowed, app_origin
+    )
     _check_path(request, workspace_id, url.path, websocket)
-    route = await workspaces.route_for(env, workspace_id)
+    route = await workspaces.route_for(deployment, workspace_id)
     if route is None or route.workspace.user_id != caller.user_id:
         raise _not_found(workspace_id)
     workspace, node = route
     _check_status(workspace.id, workspace.status, workspace.error_message)
     if node is None or workspace.dispatched_at is None:
-        raise ApiError(
-            409,
+        raise Conflict(
             "workspace_not_ready",
             f"Workspace {workspace_id} is still being placed on a node; follow "
             f"GET /api/workspaces/{workspace_id}/boot-log and retry once it is running.",
@@ -111,11 +120,13 @@ async def _proxy(request: Request, env: Any, workspace_id: str) -> Response:
     if websocket:
         token = (
             caller.token
-            or (await tokens.mint_terminal_token(env, caller.user_id, node.id, workspace.id)).token
+            or (
+                await tokens.mint_terminal_token(deployment, caller.user_id, node.id, workspace.id)
+            ).token
         )
         target = _target(node.agent_url, url.path, [*rest, (TOKEN_PARAM, token)])
         return await _websocket(target, headers, request, workspace_id)
-    agent = await tokens.mint_agent_token(env, node.id)
+    agent = await tokens.mint_agent_token(deployment, node.id)
     headers["authorization"] = f"Bearer {agent.token}"
     return await _http(_target(node.agent_url, url.path, rest), headers, request, workspace_id)
 
@@ -133,9 +144,8 @@ def _check_origin(request: Request, app_origin: str) -> None:
     raise _forbidden_origin(app_origin)
 
 
-def _forbidden_origin(app_origin: str) -> ApiError:
-    return ApiError(
-        403,
+def _forbidden_origin(app_origin: str) -> Forbidden:
+    return Forbidden(
         "forbidden_origin",
         f"WebSockets to a workspace may only be opened from {app_origin}, or by a client "
         "without an Origin header that sends ?token= from POST /api/terminal/token.",
@@ -144,7 +154,7 @@ def _forbidden_origin(app_origin: str) -> ApiError:
 
 async def _authenticate(
     request: Request,
-    env: Any,
+    deployment: Deployment,
     workspace_id: str,
     offered: list[str],
     cookie_allowed: bool,
@@ -153,18 +163,20 @@ async def _authenticate(
     if offered:
         if len(offered) > 1:
             raise tokens.InvalidToken("send one token parameter, not several")
-        claims = await tokens.verify(env, offered[0], Audience.TERMINAL, workspace=workspace_id)
+        claims = await tokens.verify(
+            deployment, offered[0], Audience.TERMINAL, workspace=workspace_id
+        )
         return Caller(claims["sub"], offered[0], claims["node"])
     session_id = _cookie(request, sessions.SESSION_COOKIE)
     if session_id:
         if not cookie_allowed:
             raise _forbidden_origin(app_origin)
-        session = await sessions.read_session(env.KV, session_id)
+        env = deployment.env
+        session = await sessions.read_session(env.KV, session_id, deployment.clock)
         user = None if session is None else await get_user(env.DATABASE, session.user_id)
         if user is not None:
             return Caller(user.id, None, None)
-    raise ApiError(
-        401,
+    raise Unauthorized(
         "unauthorized",
         f"Workspace {workspace_id} needs a terminal token: POST /api/terminal/token "
         f'{{"workspace_id": "{workspace_id}"}} and pass it as ?token=.',
@@ -180,8 +192,7 @@ def _check_path(request: Request, workspace_id: str, path: str, websocket: bool)
     if not websocket and rest in HTTP_ROUTES:
         if method in HTTP_METHODS:
             return
-        raise ApiError(
-            405,
+        raise MethodNotAllowed(
             "method_not_allowed",
             f"{method} is not allowed here (GET only); change a workspace through "
             f"/api/workspaces/{workspace_id}.",
@@ -189,8 +200,8 @@ def _check_path(request: Request, workspace_id: str, path: str, websocket: bool)
     served = sorted(f"{prefix}{r}" for r in HTTP_ROUTES) + [
         f"{prefix}{r} (WebSocket)" for r in sorted(WEBSOCKET_ROUTES)
     ]
-    raise ApiError(
-        404, "not_found", f"Nothing is served at {path}. This host serves: {', '.join(served)}."
+    raise NotFound(
+        "not_found", f"Nothing is served at {path}. This host serves: {', '.join(served)}."
     )
 
 
@@ -198,35 +209,31 @@ def _check_status(workspace_id: str, status: str, error_message: str | None) -> 
     if status in PROXIED_STATUSES:
         return
     if status in (WorkspaceStatus.STOPPED, WorkspaceStatus.STOPPING):
-        raise ApiError(
-            409,
+        raise Conflict(
             "workspace_stopped",
             f"Workspace {workspace_id} is {status}. Start it again with "
             f"POST /api/workspaces/{workspace_id}/restart, then reconnect.",
         )
     if status == WorkspaceStatus.ERROR:
-        raise ApiError(
-            409,
+        raise Conflict(
             "workspace_failed",
             f"Workspace {workspace_id} failed ({error_message or 'see its boot log'}). "
             f"Restart it with POST /api/workspaces/{workspace_id}/restart or delete it.",
         )
-    raise ApiError(
-        409,
+    raise Conflict(
         "workspace_not_ready",
         f"Workspace {workspace_id} is {status}; follow GET /api/workspaces/{workspace_id}/"
         "boot-log and retry once it is running.",
     )
 
 
-def _not_found(workspace_id: str) -> ApiError:
+def _not_found(workspace_id: str) -> NotFound:
     # Another user's workspace answers exactly like one that does not exist.
-    return ApiError(404, "workspace_not_found", f"You have no workspace {workspace_id!r}.")
+    return NotFound("workspace_not_found", f"You have no workspace {workspace_id!r}.")
 
 
-def _unreachable(workspace_id: str, why: str) -> ApiError:
-    return ApiError(
-        502,
+def _unreachable(workspace_id: str, why: str) -> UpstreamFailed:
+    return UpstreamFailed(
         "node_unreachable",
         f"Workspace {workspace_id}'s node could not be reached ({why}). Its agent may be "
         "restarting: retry in a few seconds, or check the node with GET /api/nodes.",
@@ -284,18 +291,16 @@ async def _fetch(target: str, headers: dict[str, str], method: str, workspace_id
         raise _unreachable(workspace_id, type(exc).__name__) from exc
 
 
-def _refused(status: int, workspace_id: str) -> ApiError:
+def _refused(status: int, workspace_id: str) -> SamError:
     """The agent refused a WebSocket the proxy had already authorized."""
     if status in (401, 403, 503):
-        return ApiError(
-            502,
+        return UpstreamFailed(
             "agent_refused",
             f"Workspace {workspace_id}'s agent refused the connection ({status}): it may not "
             "have this control plane's signing keys yet. Retry in a few seconds.",
         )
     if status == 404:
-        return ApiError(
-            409,
+        return Conflict(
             "workspace_not_ready",
             f"Workspace {workspace_id}'s agent does not know it (yet); retry once it is running.",
         )

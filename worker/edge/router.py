@@ -5,6 +5,9 @@ request ─▶ hosts.resolve ─┬─ api.{domain}            ─▶ API (FastA
                           ├─ app.{domain}/*          ─▶ ASSETS (the SPA)
                           ├─ ws-{id}.{domain}        ─▶ workspace proxy
                           └─ anything else           ─▶ 404
+
+A domain error raised by a surface outside the API becomes its JSON answer here, and
+anything else a logged 500 (worker/http_errors.py); the API answers its own.
 """
 
 import logging
@@ -13,13 +16,13 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from worker.api.app import api
-from worker.api.middleware import CRASH_BODY
-from worker.config import Config
+from worker.api.app import serving
+from worker.deployment import Deployment
 from worker.edge import proxy
 from worker.edge.health import HEALTH_PATHS, health
 from worker.edge.hosts import Surface, resolve
-from worker.errors import error_body
+from worker.errors import NotFound, SamError
+from worker.http_errors import crash_reply, error_reply
 from worker.logs import event, new_request_id, request_id
 from worker.platform import Request, Response, asgi, with_headers
 
@@ -35,10 +38,6 @@ def loggable_url(url: str) -> str:
     return _SECRET_PATH.sub(r"\1<redacted>", url.split("?", 1)[0])
 
 
-def json_error(status: int, code: str, message: str) -> Response:
-    return Response.from_json(error_body(code, message), status)
-
-
 async def handle(request: Request, env: Any, ctx: Any) -> Response:
     rid = new_request_id(request.headers.get("x-request-id"))
     token = request_id.set(rid)
@@ -46,10 +45,12 @@ async def handle(request: Request, env: Any, ctx: Any) -> Response:
     try:
         try:
             response = await _dispatch(request, env, ctx)
+        except SamError as exc:
+            status, body, headers = error_reply(exc)
+            response = Response.from_json(body, status, headers=headers or None)
         except Exception:
-            # The outer boundary: the API has its own (ApiBoundary); this catches the rest.
-            log.exception("request.crashed url=%s", loggable_url(request.url))
-            response = Response.from_json(CRASH_BODY, 500)
+            status, body = crash_reply(loggable_url(request.url))
+            response = Response.from_json(body, status)
         if response.status != 101:
             response = with_headers(response, {"x-request-id": rid})
         event(
@@ -66,7 +67,8 @@ async def handle(request: Request, env: Any, ctx: Any) -> Response:
 
 
 async def _dispatch(request: Request, env: Any, ctx: Any) -> Response:
-    config = Config.from_env(env)
+    deployment = Deployment.of(env)  # the one parse of this request's settings
+    config = deployment.config
     url = urlsplit(request.url)
     host = request.headers.get("host") or url.netloc
     destination = resolve(host, config.domain)
@@ -74,23 +76,23 @@ async def _dispatch(request: Request, env: Any, ctx: Any) -> Response:
         case Surface.API | Surface.APP if url.path in HEALTH_PATHS:
             return health(request)
         case Surface.API:
-            return await _api(request, env, ctx)
+            return await _api(request, deployment, ctx)
         case Surface.APP if url.path == "/api" or url.path.startswith("/api/"):
-            return await _api(request, env, ctx)
+            return await _api(request, deployment, ctx)
         case Surface.APP:
             return await env.ASSETS.fetch(request)
         case Surface.WORKSPACE:
-            return await proxy.handle(request, env, destination.workspace_id or "")
+            return await proxy.handle(request, deployment, destination.workspace_id or "")
         case _:
-            return json_error(
-                404,
+            raise NotFound(
                 "unknown_host",
                 f"{host!r} is not a SAM host. Use app.{config.domain} for the web "
                 f"app or api.{config.domain} for the API.",
             )
 
 
-async def _api(request: Request, env: Any, ctx: Any) -> Response:
+async def _api(request: Request, deployment: Deployment, ctx: Any) -> Response:
+    app = serving(deployment)
     if request.headers.get("upgrade", "").lower() == "websocket":
-        return await asgi.websocket(api, request, env)
-    return await asgi.fetch(api, request, env, ctx)
+        return await asgi.websocket(app, request, deployment.env)
+    return await asgi.fetch(app, request, deployment.env, ctx)

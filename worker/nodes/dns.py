@@ -7,10 +7,10 @@ the zone's settings; the agent's port is closed to everyone but Cloudflare by th
 firewall (worker/nodes/providers/hetzner/cloud_init.py).
 
     vm_hostname(config, node_id)            `vm-{id}.{host}` (the domain without its port)
-    await find_records(env, name)           the A records with exactly that name
-    await ensure_a_record(env, name, ip)    created; an existing record is kept (same IP)
+    await find_records(config, name)        the A records with exactly that name
+    await ensure_a_record(config, name, ip) created; an existing record is kept (same IP)
                                             or pointed at `ip` (another IP)
-    await delete_records(env, name, id?)    deleted; already gone is not an error
+    await delete_records(config, name, id?) deleted; already gone is not an error
 
 Settings: SAM_CLOUDFLARE_API_URL (default https://api.cloudflare.com/client/v4),
 SAM_CLOUDFLARE_API_TOKEN (a secret; Zone → DNS → Edit on the zone), SAM_CLOUDFLARE_ZONE_ID.
@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import Unavailable, UpstreamFailed
 from worker.http_retry import RetryPolicy, Unreachable, send_with_retry
 from worker.logs import event
 from worker.platform import fetch
@@ -55,19 +55,18 @@ class DnsRecord:
         )
 
 
-class DnsNotConfigured(ApiError):
+class DnsNotConfigured(Unavailable):
     def __init__(self) -> None:
         super().__init__(
-            503,
             "dns_not_configured",
             "This SAM deployment cannot create cloud nodes: it has no Cloudflare DNS settings. "
             "The operator must set SAM_CLOUDFLARE_API_TOKEN and SAM_CLOUDFLARE_ZONE_ID.",
         )
 
 
-class DnsError(ApiError):
+class DnsError(UpstreamFailed):
     def __init__(self, message: str) -> None:
-        super().__init__(502, "dns_error", message)
+        super().__init__("dns_error", message)
 
 
 def vm_hostname(config: Config, node_id: str) -> str:
@@ -79,19 +78,19 @@ def is_configured(config: Config) -> bool:
     return bool(config.cloudflare_api_token and config.cloudflare_zone_id)
 
 
-async def find_records(env: Any, name: str) -> list[DnsRecord]:
+async def find_records(config: Config, name: str) -> list[DnsRecord]:
     query = urlencode({"type": "A", "name": name, "per_page": RECORDS_PER_PAGE})
-    result = await _call(env, "GET", f"/dns_records?{query}")
+    result = await _call(config, "GET", f"/dns_records?{query}")
     return [DnsRecord.of(raw) for raw in result or []]
 
 
-async def ensure_a_record(env: Any, name: str, ip: str) -> DnsRecord:
+async def ensure_a_record(config: Config, name: str, ip: str) -> DnsRecord:
     """A DNS-only A record `name` → `ip`, whatever was there before."""
-    for record in await find_records(env, name):
+    for record in await find_records(config, name):
         if record.content == ip and not record.proxied:
             return record
         updated = await _call(
-            env, "PATCH", f"/dns_records/{quote(record.id)}", {"content": ip, "proxied": False}
+            config, "PATCH", f"/dns_records/{quote(record.id)}", {"content": ip, "proxied": False}
         )
         event(log, "dns.updated", record=name, ip=ip)
         return DnsRecord.of(updated)
@@ -104,24 +103,24 @@ async def ensure_a_record(env: Any, name: str, ip: str) -> DnsRecord:
         "comment": RECORD_COMMENT,
     }
     try:
-        created = await _call(env, "POST", "/dns_records", body)
+        created = await _call(config, "POST", "/dns_records", body)
     except _CloudflareRefused as refused:
         if refused.codes & ALREADY_EXISTS_CODES:
             # Made by a concurrent attempt for the same node since we looked: use it.
-            return await ensure_a_record(env, name, ip)
+            return await ensure_a_record(config, name, ip)
         raise
     event(log, "dns.created", record=name, ip=ip)
     return DnsRecord.of(created)
 
 
-async def delete_records(env: Any, name: str, record_id: str | None = None) -> int:
+async def delete_records(config: Config, name: str, record_id: str | None = None) -> int:
     """Delete the record `record_id` and every A record named `name`; how many went."""
     ids = [record_id] if record_id else []
-    ids += [record.id for record in await find_records(env, name) if record.id not in ids]
+    ids += [record.id for record in await find_records(config, name) if record.id not in ids]
     deleted = 0
     for each in ids:
         try:
-            await _call(env, "DELETE", f"/dns_records/{quote(each)}")
+            await _call(config, "DELETE", f"/dns_records/{quote(each)}")
         except _CloudflareRefused as refused:
             if refused.status_code == 404 or refused.codes & NOT_FOUND_CODES:
                 continue  # already gone
@@ -150,9 +149,8 @@ class _CloudflareRefused(DnsError):
         super().__init__(message)
 
 
-async def _call(env: Any, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+async def _call(config: Config, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """The `result` of one DNS API call; _CloudflareRefused for an unsuccessful answer."""
-    config = Config.from_env(env)
     if not is_configured(config):
         raise DnsNotConfigured()
     url = f"{config.cloudflare_api_url}/zones/{quote(config.cloudflare_zone_id or '')}{path}"

@@ -6,11 +6,11 @@ routes can all name a node without importing the service that provisions it.
 
 import datetime
 import json
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from worker.deployment import Deployment
 from worker.states import NodeStatus, health_for
 
 AGENT_HOST_LOCAL = "127.0.0.1"
@@ -20,16 +20,6 @@ DEFAULT_AGENT_PORT = 8080  # the agent's SAM_AGENT_PORT default
 class Provider(StrEnum):
     LOCAL = "local"
     HETZNER = "hetzner"
-
-
-def now_epoch(now: float | None = None) -> float:
-    return time.time() if now is None else float(now)
-
-
-def iso(epoch: float) -> str:
-    """`2025-01-02T03:04:05.678Z`: the format of D1's defaults, so text order is time order."""
-    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def epoch(text: str | None) -> float | None:
@@ -70,11 +60,11 @@ class Node:
         values["workspace_count"] = int(row["workspace_count"] or 0)
         return cls(**values)
 
-    def current_health(self, interval_seconds: float, now: float | None = None) -> str | None:
-        """Health judged now from the last heartbeat (cron writes the same into D1)."""
+    def current_health(self, interval_seconds: float, now: float) -> str | None:
+        """Health judged at `now` from the last heartbeat (cron writes the same into D1)."""
         if self.status != NodeStatus.RUNNING:
             return self.health
-        judged = health_for(epoch(self.last_heartbeat_at), now_epoch(now), interval_seconds)
+        judged = health_for(epoch(self.last_heartbeat_at), now, interval_seconds)
         return None if judged is None else str(judged)
 
     @property
@@ -85,6 +75,7 @@ class Node:
         return f"http://{self.agent_host}:{self.agent_port}"
 
 
-def lifecycle_stub(env: Any, node_id: str) -> Any:
+def lifecycle_stub(deployment: Deployment, node_id: str) -> Any:
     """The node's NodeLifecycle Durable Object (one per node, named by its id)."""
-    return env.NODE_LIFECYCLE.get(env.NODE_LIFECYCLE.idFromName(node_id))
+    namespace = deployment.env.NODE_LIFECYCLE
+    return namespace.get(namespace.idFromName(node_id))

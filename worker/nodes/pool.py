@@ -1,13 +1,13 @@
 """The warm pool, for the workspaces service: which node a workspace goes to.
 
-    claim_any(env, user_id, workspace_id, provider?) -> Node | None
+    claim_any(deployment, user_id, workspace_id, provider?) -> Node | None
         a node of the user's with room, claimed for the workspace: warm nodes first (their
         teardown is called off), then the busiest running node with room (so the others can
         go warm), then a node still being created; None: provision a new one
-    claim(env, node_id, workspace_id) -> bool      that node, if it has room
-    release(env, node_id, workspace_id) -> dict    the workspace left (stopped, deleted,
-                                                   failed); the last one out makes it warm
-    lifecycle(env, node_id) -> dict                the NodeLifecycle snapshot
+    claim(deployment, node_id, workspace_id) -> bool    that node, if it has room
+    release(deployment, node_id, workspace_id) -> dict  the workspace left (stopped, deleted,
+                                                        failed); the last one out makes it warm
+    lifecycle(deployment, node_id) -> dict              the NodeLifecycle snapshot
 
 Claims are decided by the node's NodeLifecycle Durable Object (race-free, capacity
 SAM_MAX_WORKSPACES_PER_NODE); D1's `warm_since` / `workspace_count` only order the
@@ -16,48 +16,52 @@ candidates. A claim is idempotent per workspace, and so is a release.
 
 from typing import Any
 
-from worker.config import Config
+from worker.deployment import Deployment
 from worker.nodes import service as nodes
-from worker.nodes.model import Node, Provider, lifecycle_stub, now_epoch
+from worker.nodes.model import Node, Provider, lifecycle_stub
 from worker.states import NodeHealth, NodeStatus
 
 
-async def claim(env: Any, node_id: str, workspace_id: str, now: float | None = None) -> bool:
-    snapshot = await lifecycle_stub(env, node_id).try_claim(node_id, workspace_id, now_epoch(now))
+async def claim(deployment: Deployment, node_id: str, workspace_id: str) -> bool:
+    snapshot = await lifecycle_stub(deployment, node_id).try_claim(
+        node_id, workspace_id, deployment.now()
+    )
     return bool(snapshot["claimed"])
 
 
-async def release(env: Any, node_id: str, workspace_id: str, now: float | None = None) -> dict:
-    return await lifecycle_stub(env, node_id).release(node_id, workspace_id, now_epoch(now))
+async def release(deployment: Deployment, node_id: str, workspace_id: str) -> dict:
+    return await lifecycle_stub(deployment, node_id).release(
+        node_id, workspace_id, deployment.now()
+    )
 
 
-async def lifecycle(env: Any, node_id: str) -> dict:
-    return await lifecycle_stub(env, node_id).status(node_id)
+async def lifecycle(deployment: Deployment, node_id: str) -> dict:
+    return await lifecycle_stub(deployment, node_id).status(node_id)
 
 
-async def expire(env: Any, node_id: str, now: float | None = None) -> dict:
+async def expire(deployment: Deployment, node_id: str) -> dict:
     """Tear the node down if its warm window has passed (cron's safety net to the alarm)."""
-    return await lifecycle_stub(env, node_id).expire(node_id, now_epoch(now))
+    return await lifecycle_stub(deployment, node_id).expire(node_id, deployment.now())
 
 
 async def candidates(
-    env: Any, user_id: str, provider: Provider | None = None, now: float | None = None
+    deployment: Deployment, user_id: str, provider: Provider | None = None
 ) -> list[Node]:
     """The user's nodes that may take a workspace, best first."""
-    config = Config.from_env(env)
+    config = deployment.config
     condition = "user_id = ? AND status IN ('running', 'creating')"
     bindings: list[Any] = [user_id]
     if provider is not None:
         condition += " AND provider = ?"
         bindings.append(str(provider))
-    found = await nodes.nodes_where(env, condition, *bindings)
+    found = await nodes.nodes_where(deployment, condition, *bindings)
 
     def usable(node: Node) -> bool:
         if node.workspace_count >= config.max_workspaces_per_node:
             return False  # a hint only: the object decides, but this saves a call
         if node.status == NodeStatus.CREATING:
             return True
-        health = node.current_health(config.node_heartbeat_seconds, now)
+        health = node.current_health(config.node_heartbeat_seconds, deployment.now())
         return health in (None, NodeHealth.HEALTHY)
 
     def rank(node: Node) -> tuple[int, int, str]:
@@ -71,14 +75,13 @@ async def candidates(
 
 
 async def claim_any(
-    env: Any,
+    deployment: Deployment,
     user_id: str,
     workspace_id: str,
     provider: Provider | None = None,
-    now: float | None = None,
 ) -> Node | None:
     """A node of the user's, claimed for `workspace_id`; None when none has room."""
-    for node in await candidates(env, user_id, provider, now):
-        if await claim(env, node.id, workspace_id, now):
-            return await nodes.find_node(env, node.id) or node
+    for node in await candidates(deployment, user_id, provider):
+        if await claim(deployment, node.id, workspace_id):
+            return await nodes.find_node(deployment, node.id) or node
     return None

@@ -1,17 +1,18 @@
 """The providers' side of a node's life, as the node service (worker/nodes/service.py) calls it.
 
-    check_available(env, provider)       sync; the provider's ApiError if this deployment
-                                         cannot use it (before any row or VM is made)
-    await provision(env, node) -> dict   issues the node's bootstrap token, has the
-                                         provider start the server, and returns the
-                                         `nodes` columns to store: provider_server_id,
-                                         ip_address, agent_host, agent_port, location,
-                                         dns_record_id
-    await release(env, node)             the node's server and DNS record; idempotent
-    await managed_servers(env)           every server carrying SAM's labels, of every
-                                         provider and user (cron's orphan sweep); a user
-                                         whose provider refuses is skipped and logged
-    await delete_managed(env, server)    one of those, with its DNS record
+    check_available(deployment, provider)      sync; the provider's domain error if this
+                                               deployment cannot use it (before any row or
+                                               VM is made)
+    await provision(deployment, node) -> dict  issues the node's bootstrap token, has the
+                                               provider start the server, and returns the
+                                               `nodes` columns to store: provider_server_id,
+                                               ip_address, agent_host, agent_port, location,
+                                               dns_record_id
+    await release(deployment, node)            the node's server and DNS record; idempotent
+    await managed_servers(deployment)          every server carrying SAM's labels, of every
+                                               provider and user (cron's orphan sweep); a user
+                                               whose provider refuses is skipped and logged
+    await delete_managed(deployment, server)   one of those, with its DNS record
 
 `node` is a worker.nodes.model.Node (id, user_id, provider, size, location,
 provider_server_id, dns_record_id).
@@ -21,8 +22,8 @@ import logging
 from typing import Any
 
 from worker.auth.jwt import control_plane_url
-from worker.config import Config
-from worker.errors import ApiError
+from worker.deployment import Deployment
+from worker.errors import SamError
 from worker.logs import event
 from worker.nodes import bootstrap
 from worker.nodes.model import DEFAULT_AGENT_PORT
@@ -32,18 +33,20 @@ from worker.nodes.providers.base import ManagedServer, NodeBoot
 log = logging.getLogger("sam.provisioning")
 
 
-def check_available(env: Any, provider: str) -> None:
-    provider_for(str(provider)).check_available(env)
+def check_available(deployment: Deployment, provider: str) -> None:
+    provider_for(str(provider)).check_available(deployment)
 
 
-async def provision(env: Any, node: Any) -> dict[str, Any]:
-    config = Config.from_env(env)
-    token = await bootstrap.issue(env, node.id)
+async def provision(deployment: Deployment, node: Any) -> dict[str, Any]:
+    config = deployment.config
+    token = await bootstrap.issue(deployment, node.id)
     boot = NodeBoot(node.id, control_plane_url(config), token, DEFAULT_AGENT_PORT)
     try:
-        server = await provider_for(node.provider).create_server(env, node, node.user_id, boot)
-    except ApiError:
-        await bootstrap.revoke(env, token)  # nothing will ever exchange it
+        server = await provider_for(node.provider).create_server(
+            deployment, node, node.user_id, boot
+        )
+    except SamError:
+        await bootstrap.revoke(deployment, token)  # nothing will ever exchange it
         raise
     return {
         "provider_server_id": server.provider_server_id,
@@ -56,34 +59,36 @@ async def provision(env: Any, node: Any) -> dict[str, Any]:
     }
 
 
-async def release(env: Any, node: Any, thorough: bool = False) -> None:
+async def release(deployment: Deployment, node: Any, thorough: bool = False) -> None:
     """A node that never recorded a server is skipped unless `thorough` (right after a
     failed create, which may have left one behind): the provider then looks by label.
     A server missed here is found by cron's orphan sweep once the node's row is gone."""
     if not thorough and node.provider_server_id is None and node.dns_record_id is None:
         return
-    await provider_for(node.provider).delete_server(env, node)
+    await provider_for(node.provider).delete_server(deployment, node)
 
 
-async def managed_servers(env: Any) -> list[ManagedServer]:
+async def managed_servers(deployment: Deployment) -> list[ManagedServer]:
     found: list[ManagedServer] = []
-    if getattr(env, "LOCAL_NODES", None) is not None:  # one machine: everyone's at once
-        found += await _listed(env, "local", None)
-    result = await env.DATABASE.prepare(
+    if getattr(deployment.env, "LOCAL_NODES", None) is not None:  # one machine: everyone's at once
+        found += await _listed(deployment, "local", None)
+    result = await deployment.env.DATABASE.prepare(
         "SELECT DISTINCT user_id FROM credentials WHERE kind = 'hetzner'"
     ).all()
     for row in result["results"]:
-        found += await _listed(env, "hetzner", row["user_id"])
+        found += await _listed(deployment, "hetzner", row["user_id"])
     return found
 
 
-async def delete_managed(env: Any, server: ManagedServer) -> None:
-    await provider_for(server.provider).delete_server(env, server.ref())
+async def delete_managed(deployment: Deployment, server: ManagedServer) -> None:
+    await provider_for(server.provider).delete_server(deployment, server.ref())
 
 
-async def _listed(env: Any, provider: str, user_id: str | None) -> list[ManagedServer]:
+async def _listed(
+    deployment: Deployment, provider: str, user_id: str | None
+) -> list[ManagedServer]:
     try:
-        return await provider_for(provider).list_managed(env, user_id)
-    except ApiError as exc:  # one account failing (a revoked token) spares the others
+        return await provider_for(provider).list_managed(deployment, user_id)
+    except SamError as exc:  # one account failing (a revoked token) spares the others
         event(log, "orphans.list_failed", provider=provider, user=user_id, error=exc.code)
         return []

@@ -1,15 +1,15 @@
 """The node service: a user's nodes in D1, their provisioning, callbacks and teardown.
 
-    create_node(env, user_id, provider, ...)     row (pending → creating), bootstrap token,
-                                                 cloud-init, provider VM, DNS record
-    list_nodes / get_node(env, user_id, id)      the owner's only; anyone else's is a 404
-    mark_ready(env, id, agent_port, version)     creating → running (repeat: idempotent)
-    record_heartbeat(env, id, beat)              load figures, health = healthy; a first
-                                                 beat of a creating node counts as ready
-    delete_node(env, user_id, id)                the owner's: through the node's
-                                                 NodeLifecycle object (destroying), then
-    teardown(env, id)                            VM + DNS record + row; idempotent
-    release_resources(env, node)                 VM + DNS record only (a node in error)
+    create_node(deployment, user_id, provider, ...)  row (pending → creating), bootstrap token,
+                                                     cloud-init, provider VM, DNS record
+    list_nodes / get_node(deployment, user_id, id)   the owner's only; anyone else's is a 404
+    mark_ready(deployment, id, agent_port, version)  creating → running (repeat: idempotent)
+    record_heartbeat(deployment, id, beat)           load figures, health = healthy; a first
+                                                     beat of a creating node counts as ready
+    delete_node(deployment, user_id, id)             the owner's: through the node's
+                                                     NodeLifecycle object (destroying), then
+    teardown(deployment, id)                         VM + DNS record + row; idempotent
+    release_resources(deployment, node)              VM + DNS record only (a node in error)
 
 Warm-pool claims (which node a workspace goes to) are in worker/nodes/pool.py; cron's
 sweeps in worker/nodes/sweeps.py; the providers are reached through worker/nodes/provisioning.py.
@@ -21,18 +21,18 @@ import logging
 import secrets
 from typing import Any, NamedTuple
 
-from worker.errors import ApiError
+from worker.db import GuardedTable, iso
+from worker.deployment import Deployment
+from worker.errors import Conflict, InvalidTransition, NotFound, SamError
 from worker.logs import event
 from worker.nodes import provisioning
 from worker.nodes.model import (
     DEFAULT_AGENT_PORT,
     Node,
     Provider,
-    iso,
     lifecycle_stub,
-    now_epoch,
 )
-from worker.states import InvalidTransition, Kind, NodeHealth, NodeStatus, sources, transition
+from worker.states import Kind, NodeHealth, NodeStatus
 
 log = logging.getLogger("sam.nodes")
 
@@ -44,106 +44,45 @@ _COLUMNS = """id, user_id, name, provider, status, health, size, location, provi
     ready_at, dns_record_id, metrics, warm_since, workspace_count, created_at, updated_at"""
 
 
-class NodeNotFound(ApiError):
+class NodeNotFound(NotFound):
     def __init__(self) -> None:
-        super().__init__(404, "node_not_found", "You have no node with that id.")
+        super().__init__("node_not_found", "You have no node with that id.")
 
 
 def new_node_id() -> str:
     return NODE_ID_PREFIX + secrets.token_hex(NODE_ID_HEX_BYTES)
 
 
-# --- reads ---------------------------------------------------------------------------------
+NODES = GuardedTable("nodes", _COLUMNS, Kind.NODE, Node.from_row, NodeNotFound)
+
+# Any user's node, for callbacks (already scoped by their token), cron and teardown.
+find_node = NODES.find
+# The caller's node; another user's id is exactly as unknown as a made-up one.
+get_node = NODES.owned
+# Every user's nodes matching a fixed SQL fragment: for cron and the pool.
+nodes_where = NODES.where
+# `node` moved to a new status (checked by worker.states, guarded against races).
+set_status = NODES.set_status
+update_fields = NODES.update
 
 
-async def find_node(env: Any, node_id: str) -> Node | None:
-    """Any user's node: for callbacks (already scoped by their token), cron and teardown."""
-    row = (
-        await env.DATABASE.prepare(f"SELECT {_COLUMNS} FROM nodes WHERE id = ?")
-        .bind(node_id)
-        .first()
-    )
-    return None if row is None else Node.from_row(row)
+async def list_nodes(deployment: Deployment, user_id: str) -> list[Node]:
+    return await nodes_where(deployment, "user_id = ? ORDER BY created_at, id", user_id)
 
 
-async def get_node(env: Any, user_id: str, node_id: str) -> Node:
-    """The caller's node; another user's id is exactly as unknown as a made-up one."""
-    row = (
-        await env.DATABASE.prepare(f"SELECT {_COLUMNS} FROM nodes WHERE id = ? AND user_id = ?")
-        .bind(node_id, user_id)
-        .first()
-    )
-    if row is None:
-        raise NodeNotFound()
-    return Node.from_row(row)
-
-
-async def list_nodes(env: Any, user_id: str) -> list[Node]:
-    return await nodes_where(env, "user_id = ? ORDER BY created_at, id", user_id)
-
-
-async def nodes_where(env: Any, condition: str, *bindings: Any) -> list[Node]:
-    """Every user's nodes matching `condition` (a fixed SQL fragment): for cron and the pool."""
-    statement = env.DATABASE.prepare(f"SELECT {_COLUMNS} FROM nodes WHERE {condition}")
-    result = await (statement.bind(*bindings) if bindings else statement).all()
-    return [Node.from_row(row) for row in result["results"]]
-
-
-# --- state changes -------------------------------------------------------------------------
-
-
-async def set_status(
-    env: Any, node: Node, new: NodeStatus, now: float | None = None, **fields: Any
-) -> Node:
-    """`node` moved to `new` (checked by worker.states), with `fields` written alongside.
-
-    The UPDATE is guarded by the states allowed to become `new`, so two racing changes
-    cannot both apply; the loser gets the same 409 as an illegal transition.
-    """
-    transition(Kind.NODE, node.status, new)
-    assignments = "".join(f", {name} = ?" for name in fields)
-    allowed = sources(Kind.NODE, new)
-    marks = ", ".join("?" * len(allowed))
-    row = (
-        await env.DATABASE.prepare(
-            f"UPDATE nodes SET status = ?, updated_at = ?{assignments} "
-            f"WHERE id = ? AND status IN ({marks}) RETURNING {_COLUMNS}"
-        )
-        .bind(str(new), iso(now_epoch(now)), *fields.values(), node.id, *allowed)
-        .first()
-    )
-    if row is None:
-        current = await find_node(env, node.id)
-        if current is None:
-            raise NodeNotFound()
-        transition(Kind.NODE, current.status, new)  # raises: someone else moved it first
-        raise AssertionError("a guarded node update matched nothing")  # pragma: no cover
-    event(log, "node.status", node_id=node.id, status=new)
-    return Node.from_row(row)
-
-
-async def update_fields(env: Any, node_id: str, now: float | None = None, **fields: Any) -> None:
-    assignments = ", ".join(f"{name} = ?" for name in fields)
-    await (
-        env.DATABASE.prepare(f"UPDATE nodes SET {assignments}, updated_at = ? WHERE id = ?")
-        .bind(*fields.values(), iso(now_epoch(now)), node_id)
-        .run()
-    )
-
-
-async def fail_node(env: Any, node: Node, message: str, now: float | None = None) -> Node:
+async def fail_node(deployment: Deployment, node: Node, message: str) -> Node:
     """`node` in error with `message` (shown to its owner; never a secret)."""
-    return await set_status(env, node, NodeStatus.ERROR, now, error_message=message[:500])
+    return await set_status(deployment, node, NodeStatus.ERROR, error_message=message[:500])
 
 
 async def mark_ready(
-    env: Any, node_id: str, agent_port: int, version: str | None, now: float | None = None
+    deployment: Deployment, node_id: str, agent_port: int, version: str | None
 ) -> Node:
     """The agent is up: creating → running. A repeated ready only refreshes port/version."""
-    node = await find_node(env, node_id)
+    node = await find_node(deployment, node_id)
     if node is None:
         raise NodeNotFound()
-    moment = iso(now_epoch(now))
+    moment = iso(deployment.now())
     ready = {
         "agent_port": agent_port,
         "agent_version": version or node.agent_version,
@@ -152,15 +91,15 @@ async def mark_ready(
     }
     if node.status != NodeStatus.RUNNING:
         try:
-            return await set_status(env, node, NodeStatus.RUNNING, now, ready_at=moment, **ready)
+            return await set_status(deployment, node, NodeStatus.RUNNING, ready_at=moment, **ready)
         except InvalidTransition:
             # The agent's first heartbeat and its ready callback can race: losing to the
             # other is no failure. Any other state than running stays refused.
-            node = await _found(env, node_id)
+            node = await _found(deployment, node_id)
             if node.status != NodeStatus.RUNNING:
                 raise
-    await update_fields(env, node_id, now, **ready)
-    return await _found(env, node_id)
+    await update_fields(deployment, node_id, **ready)
+    return await _found(deployment, node_id)
 
 
 class Beat(NamedTuple):
@@ -170,41 +109,39 @@ class Beat(NamedTuple):
 
 
 async def record_heartbeat(
-    env: Any, node_id: str, metrics: dict[str, Any], version: str | None, now: float | None = None
+    deployment: Deployment, node_id: str, metrics: dict[str, Any], version: str | None
 ) -> Beat:
     """A beat from the node's agent: it is healthy now; its load is kept for display.
 
     The agent has no separate ready call (docs/protocols/agent-api.md): its first beat,
     sent as soon as it listens, moves a creating node to running on the port we expect.
     """
-    node = await find_node(env, node_id)
+    node = await find_node(deployment, node_id)
     if node is None:
         raise NodeNotFound()
     joined = node.status == NodeStatus.CREATING
     if joined:
-        node = await mark_ready(env, node_id, node.agent_port or DEFAULT_AGENT_PORT, version, now)
+        node = await mark_ready(deployment, node_id, node.agent_port or DEFAULT_AGENT_PORT, version)
     elif node.status != NodeStatus.RUNNING:
-        raise ApiError(
-            409,
+        raise Conflict(
             "node_not_running",
             f"Node {node_id} is {node.status}; its heartbeats are no longer recorded.",
         )
     await update_fields(
-        env,
+        deployment,
         node_id,
-        now,
-        last_heartbeat_at=iso(now_epoch(now)),
+        last_heartbeat_at=iso(deployment.now()),
         health=str(NodeHealth.HEALTHY),
         agent_version=version or node.agent_version,
         metrics=json.dumps(metrics, separators=(",", ":")),
     )
-    return Beat(await _found(env, node_id), joined)
+    return Beat(await _found(deployment, node_id), joined)
 
 
-async def record_health(env: Any, node: Node, health: str) -> None:
+async def record_health(deployment: Deployment, node: Node, health: str) -> None:
     """Cron's judgement of a running node's health, unless a beat has landed meanwhile."""
     await (
-        env.DATABASE.prepare(
+        deployment.env.DATABASE.prepare(
             "UPDATE nodes SET health = ? WHERE id = ? AND status = 'running' "
             "AND last_heartbeat_at IS ?"
         )
@@ -214,11 +151,11 @@ async def record_health(env: Any, node: Node, health: str) -> None:
 
 
 async def mirror_lifecycle(
-    env: Any, node_id: str, seq: int, warm_since: float | None, workspace_count: int
+    deployment: Deployment, node_id: str, seq: int, warm_since: float | None, workspace_count: int
 ) -> None:
     """The NodeLifecycle object's state, copied for queries; an older write never wins."""
     await (
-        env.DATABASE.prepare(
+        deployment.env.DATABASE.prepare(
             "UPDATE nodes SET warm_since = ?, workspace_count = ?, lifecycle_seq = ? "
             "WHERE id = ? AND lifecycle_seq < ?"
         )
@@ -231,13 +168,12 @@ async def mirror_lifecycle(
 
 
 async def create_node(
-    env: Any,
+    deployment: Deployment,
     user_id: str,
     provider: Provider,
     name: str | None = None,
     size: str | None = None,
     location: str | None = None,
-    now: float | None = None,
 ) -> Node:
     """Provision a node for `user_id`; it is `creating` until its agent calls back.
 
@@ -245,71 +181,61 @@ async def create_node(
     created for a stranger's. If the provider refuses, the node ends in `error` (nothing
     left behind) and the provider's error is raised.
     """
-    provisioning.check_available(env, provider)
+    provisioning.check_available(deployment, provider)
     node_id = new_node_id()
-    moment = iso(now_epoch(now))
-    row = (
-        await env.DATABASE.prepare(
-            "INSERT INTO nodes (id, user_id, name, provider, status, size, location, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?) "
-            f"RETURNING {_COLUMNS}"
-        )
-        .bind(
-            node_id,
-            user_id,
-            name or f"node-{node_id[-6:]}",
-            str(provider),
-            size,
-            location,
-            moment,
-            moment,
-        )
-        .first()
+    pending = await NODES.insert(
+        deployment,
+        id=node_id,
+        user_id=user_id,
+        name=name or f"node-{node_id[-6:]}",
+        provider=str(provider),
+        status=str(NodeStatus.PENDING),
+        size=size,
+        location=location,
     )
-    node = await set_status(env, Node.from_row(row), NodeStatus.CREATING, now)
+    node = await set_status(deployment, pending, NodeStatus.CREATING)
     event(log, "node.creating", node_id=node_id, user=user_id, provider=provider)
     try:
-        placed = await provisioning.provision(env, node)
-    except ApiError as exc:
-        failed = await fail_node(env, node, f"Provisioning failed: {exc.message}", now)
-        await release_resources(env, failed, quiet=True, thorough=True)
+        placed = await provisioning.provision(deployment, node)
+    except SamError as exc:
+        failed = await fail_node(deployment, node, f"Provisioning failed: {exc.message}")
+        await release_resources(deployment, failed, quiet=True, thorough=True)
         raise
-    await update_fields(env, node_id, now, **placed)
-    return await _found(env, node_id)
+    await update_fields(deployment, node_id, **placed)
+    return await _found(deployment, node_id)
 
 
-async def delete_node(env: Any, user_id: str, node_id: str, now: float | None = None) -> None:
+async def delete_node(deployment: Deployment, user_id: str, node_id: str) -> None:
     """Delete the caller's node: refused while it holds workspaces; VM and DNS go with it."""
-    node = await get_node(env, user_id, node_id)
-    lifecycle = lifecycle_stub(env, node.id)
+    node = await get_node(deployment, user_id, node_id)
+    lifecycle = lifecycle_stub(deployment, node.id)
     # From here on the object refuses claims, and its alarm retries the teardown if what
     # follows fails (the owner sees that failure now; the node is gone later).
-    started = await lifecycle.destroy(node.id, now_epoch(now))
+    started = await lifecycle.destroy(node.id, deployment.now())
     if not started["destroying"]:
-        raise ApiError(
-            409,
+        raise Conflict(
             "node_busy",
             f"Node {node_id} still holds {len(started['workspaces'])} workspace(s). "
             "Stop or delete them first.",
         )
-    await teardown(env, node.id, now)
+    await teardown(deployment, node.id)
     await lifecycle.destroyed(node.id)
 
 
-async def teardown(env: Any, node_id: str, now: float | None = None) -> None:
+async def teardown(deployment: Deployment, node_id: str) -> None:
     """Delete the node's VM, DNS record and row. Idempotent: a gone node is a no-op."""
-    node = await find_node(env, node_id)
+    node = await find_node(deployment, node_id)
     if node is None:
         return
     if node.status not in (NodeStatus.STOPPING, NodeStatus.STOPPED):
-        node = await set_status(env, node, NodeStatus.STOPPING, now)
-    await release_resources(env, node)
-    await env.DATABASE.prepare("DELETE FROM nodes WHERE id = ?").bind(node_id).run()
+        node = await set_status(deployment, node, NodeStatus.STOPPING)
+    await release_resources(deployment, node)
+    await NODES.delete(deployment, node_id)
     event(log, "node.deleted", node_id=node_id, provider=node.provider)
 
 
 async def release_resources(
-    env: Any, node: Node, quiet: bool = False, thorough: bool = False
+    deployment: Deployment, node: Node, quiet: bool = False, thorough: bool = False
 ) -> None:
     """Delete the node's VM and DNS record (each idempotent); the row stays.
 
@@ -318,17 +244,17 @@ async def release_resources(
     `thorough`: look for a VM even if none was recorded (see provisioning.release).
     """
     try:
-        await provisioning.release(env, node, thorough)
-    except ApiError as exc:
+        await provisioning.release(deployment, node, thorough)
+    except SamError as exc:
         if not quiet:
             raise
         event(log, "node.release_failed", level=logging.WARNING, node_id=node.id, error=exc.code)
         return
-    await update_fields(env, node.id, provider_server_id=None, dns_record_id=None)
+    await update_fields(deployment, node.id, provider_server_id=None, dns_record_id=None)
 
 
-async def _found(env: Any, node_id: str) -> Node:
-    node = await find_node(env, node_id)
+async def _found(deployment: Deployment, node_id: str) -> Node:
+    node = await find_node(deployment, node_id)
     if node is None:
         raise NodeNotFound()
     return node

@@ -16,13 +16,13 @@ other nodes or jobs.
 import logging
 from typing import Any
 
-from worker.config import Config
-from worker.errors import ApiError
+from worker.db import iso
+from worker.deployment import Deployment
+from worker.errors import SamError
 from worker.logs import event
 from worker.nodes import pool as node_pool
 from worker.nodes import provisioning
 from worker.nodes import service as nodes
-from worker.nodes.model import iso, now_epoch
 from worker.states import NodeStatus
 
 log = logging.getLogger("sam.cron.nodes")
@@ -31,84 +31,86 @@ log = logging.getLogger("sam.cron.nodes")
 STUCK_STOPPING_SECONDS = 10 * 60
 
 
-async def run(env: Any, now: float | None = None) -> dict[str, int]:
-    at = now_epoch(now)
+async def run(deployment: Deployment) -> dict[str, int]:
     return {
-        "nodes_timed_out": await time_out_provisioning(env, at),
-        "nodes_judged": await judge_health(env, at),
-        "nodes_expired": await sweep_warm(env, at),
-        "nodes_finished": await finish_teardowns(env, at),
-        "orphans_deleted": await delete_orphans(env),
+        "nodes_timed_out": await time_out_provisioning(deployment),
+        "nodes_judged": await judge_health(deployment),
+        "nodes_expired": await sweep_warm(deployment),
+        "nodes_finished": await finish_teardowns(deployment),
+        "orphans_deleted": await delete_orphans(deployment),
     }
 
 
-async def time_out_provisioning(env: Any, now: float) -> int:
-    limit = Config.from_env(env).node_provisioning_timeout_seconds
+async def time_out_provisioning(deployment: Deployment) -> int:
+    now = deployment.now()
+    limit = deployment.config.node_provisioning_timeout_seconds
     late = await nodes.nodes_where(
-        env, "status IN ('pending', 'creating') AND created_at < ?", iso(now - limit)
+        deployment, "status IN ('pending', 'creating') AND created_at < ?", iso(now - limit)
     )
     for node in late:
         minutes = round(limit / 60)
         try:
             failed = await nodes.fail_node(
-                env,
+                deployment,
                 node,
                 f"The node's agent did not call back within {minutes} minutes of provisioning.",
-                now,
             )
-        except ApiError:  # it moved on meanwhile (ready, or deleted)
+        except SamError:  # it moved on meanwhile (ready, or deleted)
             continue
         event(log, "node.timed_out", level=logging.WARNING, node_id=node.id)
-        await _quietly("release", node.id, nodes.release_resources(env, failed))
+        await _quietly("release", node.id, nodes.release_resources(deployment, failed))
     return len(late)
 
 
-async def judge_health(env: Any, now: float) -> int:
-    interval = Config.from_env(env).node_heartbeat_seconds
+async def judge_health(deployment: Deployment) -> int:
+    now = deployment.now()
+    interval = deployment.config.node_heartbeat_seconds
     changed = 0
-    for node in await nodes.nodes_where(env, "status = 'running'"):
+    for node in await nodes.nodes_where(deployment, "status = 'running'"):
         health = node.current_health(interval, now)
         if health is not None and health != node.health:
-            await nodes.record_health(env, node, health)
+            await nodes.record_health(deployment, node, health)
             event(log, "node.health", node_id=node.id, health=health)
             changed += 1
     return changed
 
 
-async def sweep_warm(env: Any, now: float) -> int:
-    window = Config.from_env(env).warm_timeout_seconds
+async def sweep_warm(deployment: Deployment) -> int:
+    now = deployment.now()
+    window = deployment.config.warm_timeout_seconds
     expired = 0
     for node in await nodes.nodes_where(
-        env, "warm_since IS NOT NULL AND warm_since < ?", iso(now - window)
+        deployment, "warm_since IS NOT NULL AND warm_since < ?", iso(now - window)
     ):
-        snapshot = await _quietly("expire", node.id, node_pool.expire(env, node.id, now))
+        snapshot = await _quietly("expire", node.id, node_pool.expire(deployment, node.id))
         expired += bool(snapshot and snapshot["torn_down"])
     return expired
 
 
-async def finish_teardowns(env: Any, now: float) -> int:
+async def finish_teardowns(deployment: Deployment) -> int:
+    now = deployment.now()
     stuck = await nodes.nodes_where(
-        env, "status = 'stopping' AND updated_at < ?", iso(now - STUCK_STOPPING_SECONDS)
+        deployment, "status = 'stopping' AND updated_at < ?", iso(now - STUCK_STOPPING_SECONDS)
     )
     holding = await nodes.nodes_where(
-        env,
+        deployment,
         "status = ? AND (provider_server_id IS NOT NULL OR dns_record_id IS NOT NULL)",
         str(NodeStatus.ERROR),
     )
     for node in stuck:
-        await _quietly("teardown", node.id, nodes.teardown(env, node.id, now))
+        await _quietly("teardown", node.id, nodes.teardown(deployment, node.id))
     for node in holding:
-        await _quietly("release", node.id, nodes.release_resources(env, node))
+        await _quietly("release", node.id, nodes.release_resources(deployment, node))
     return len(stuck) + len(holding)
 
 
-async def delete_orphans(env: Any) -> int:
+async def delete_orphans(deployment: Deployment) -> int:
     # Listed before D1 is read: a node's row is written before its VM is created, so a VM
     # in this list whose row is missing below is not one being created right now.
-    managed = await provisioning.managed_servers(env)
+    managed = await provisioning.managed_servers(deployment)
     if not managed:
         return 0
-    known = {node.id for node in await nodes.nodes_where(env, "1 = 1")}
+    known = {node.id for node in await nodes.nodes_where(deployment, "1 = 1")}
     deleted = 0
     for server in managed:
         if server.node_id in known:
@@ -121,7 +123,9 @@ async def delete_orphans(env: Any) -> int:
             user=server.user_id,
             node_id=server.node_id,
         )
-        if await _quietly("orphan", server.node_id, provisioning.delete_managed(env, server)):
+        if await _quietly(
+            "orphan", server.node_id, provisioning.delete_managed(deployment, server)
+        ):
             deleted += 1
     return deleted
 
@@ -130,6 +134,6 @@ async def _quietly(job: str, node_id: str | None, work: Any) -> Any:
     """`await work`; a provider's refusal is logged and left for the next run."""
     try:
         return (await work) or True
-    except ApiError as exc:
+    except SamError as exc:
         event(log, f"cron.{job}_failed", level=logging.WARNING, node_id=node_id, error=exc.code)
         return None

@@ -7,7 +7,7 @@ workspace operation of the agent is idempotent or answers 404/409 on a repeat, s
 retry after a lost answer is safe. Bodies are the models of wire/agent_api.py, which the
 agent's routes use too.
 
-    await call(env, node, method, path, body=None) -> AgentAnswer(node_id, status, body)
+    await call(deployment, node, method, path, body=None) -> AgentAnswer(node_id, status, body)
         AgentUnreachable (502) when no answer came; any status is returned as is
     answer.workspace() -> AgentWorkspace
         AgentBadAnswer (502) when the body is not one
@@ -22,7 +22,8 @@ from pydantic import BaseModel, ValidationError
 
 from wire.agent_api import AgentWorkspace
 from worker.auth import jwt as tokens
-from worker.errors import ApiError
+from worker.deployment import Deployment
+from worker.errors import Conflict, UpstreamFailed
 from worker.http_retry import RetryPolicy, Unreachable, send_with_retry
 from worker.nodes.model import Node
 from worker.platform import fetch
@@ -63,39 +64,37 @@ class AgentAnswer:
         return message if isinstance(message, str) else f"the agent answered {self.status}"
 
 
-class AgentUnreachable(ApiError):
+class AgentUnreachable(UpstreamFailed):
     def __init__(self, node_id: str, reason: str) -> None:
         super().__init__(
-            502,
             "agent_unreachable",
             f"The agent of node {node_id} did not answer ({reason}). Try again in a minute.",
         )
 
 
-class AgentBadAnswer(ApiError):
+class AgentBadAnswer(UpstreamFailed):
     def __init__(self, node_id: str, problem: str) -> None:
         super().__init__(
-            502,
             "agent_bad_answer",
             f"The agent of node {node_id} answered something that is not in its API "
             f"({problem}); is it the same version as the control plane?",
         )
 
 
-class NodeNotReady(ApiError):
+class NodeNotReady(Conflict):
     def __init__(self, node_id: str) -> None:
         super().__init__(
-            409, "node_not_ready", f"Node {node_id} has no agent ready yet; try again shortly."
+            "node_not_ready", f"Node {node_id} has no agent ready yet; try again shortly."
         )
 
 
 async def call(
-    env: Any, node: Node, method: str, path: str, body: BaseModel | None = None
+    deployment: Deployment, node: Node, method: str, path: str, body: BaseModel | None = None
 ) -> AgentAnswer:
     base = node.agent_url
     if base is None:
         raise NodeNotReady(node.id)
-    minted = await tokens.mint_agent_token(env, node.id)
+    minted = await tokens.mint_agent_token(deployment, node.id)
     headers = {"Authorization": f"Bearer {minted.token}", "Accept": "application/json"}
     init: dict[str, Any] = {"method": method, "headers": headers}
     if body is not None:

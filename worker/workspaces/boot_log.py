@@ -20,6 +20,7 @@ import json
 import logging
 from typing import Any
 
+from worker.deployment import Deployment
 from worker.logs import event
 
 log = logging.getLogger("sam.boot_log")
@@ -45,17 +46,17 @@ def _key(workspace_id: str) -> str:
     return KEY_PREFIX + workspace_id
 
 
-def _now_iso() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+def timestamp_of(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).isoformat(timespec="milliseconds")
 
 
 def entry(
     step: str,
     status: str,
     message: str,
-    detail: str | None = None,
+    detail: str | None,
+    timestamp: str,
     source: str = Source.CONTROL_PLANE,
-    timestamp: str | None = None,
 ) -> dict[str, Any]:
     """A well-formed entry, every text cut to its cap."""
     assert status in STATUSES, status
@@ -64,14 +65,14 @@ def entry(
         "status": status,
         "message": message[:MAX_MESSAGE_CHARS],
         "detail": None if detail is None else detail[:MAX_DETAIL_CHARS],
-        "timestamp": timestamp or _now_iso(),
+        "timestamp": timestamp,
         "source": source,
     }
 
 
-async def read(env: Any, workspace_id: str) -> dict[str, Any]:
+async def read(deployment: Deployment, workspace_id: str) -> dict[str, Any]:
     """`{"entries": [...], "dropped": n}` (empty for a workspace with no log yet)."""
-    raw = await env.KV.get(_key(workspace_id))
+    raw = await deployment.env.KV.get(_key(workspace_id))
     if raw is None:
         return {"entries": [], "dropped": 0}
     try:
@@ -81,10 +82,10 @@ async def read(env: Any, workspace_id: str) -> dict[str, Any]:
     return {"entries": list(stored.get("entries") or []), "dropped": int(stored.get("dropped", 0))}
 
 
-async def append(env: Any, workspace_id: str, new: dict[str, Any]) -> None:
+async def append(deployment: Deployment, workspace_id: str, new: dict[str, Any]) -> None:
     """Add `new` at the end; never raises (a lost entry must not fail its caller)."""
     for attempt in range(2):
-        stored = await read(env, workspace_id)
+        stored = await read(deployment, workspace_id)
         entries = [*stored["entries"], new]
         dropped = stored["dropped"]
         text = _encode(entries, dropped)
@@ -93,7 +94,7 @@ async def append(env: Any, workspace_id: str, new: dict[str, Any]) -> None:
             dropped += 1
             text = _encode(entries, dropped)
         try:
-            await env.KV.put(_key(workspace_id), text, expirationTtl=TTL_SECONDS)
+            await deployment.env.KV.put(_key(workspace_id), text, expirationTtl=TTL_SECONDS)
             return
         except Exception as exc:  # KV's write limit is a JS error on Cloudflare
             if attempt == 0:
@@ -109,7 +110,7 @@ async def append(env: Any, workspace_id: str, new: dict[str, Any]) -> None:
 
 
 async def step(
-    env: Any,
+    deployment: Deployment,
     workspace_id: str,
     name: str,
     status: str,
@@ -117,11 +118,12 @@ async def step(
     detail: str | None = None,
 ) -> None:
     """One of the control plane's own steps."""
-    await append(env, workspace_id, entry(name, status, message, detail))
+    now = timestamp_of(deployment.now())
+    await append(deployment, workspace_id, entry(name, status, message, detail, now))
 
 
-async def forget(env: Any, workspace_id: str) -> None:
-    await env.KV.delete(_key(workspace_id))
+async def forget(deployment: Deployment, workspace_id: str) -> None:
+    await deployment.env.KV.delete(_key(workspace_id))
 
 
 def _encode(entries: list[dict[str, Any]], dropped: int) -> str:

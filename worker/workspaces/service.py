@@ -1,32 +1,33 @@
 """The workspaces service: a user's workspaces in D1, placed on nodes, run by their agents.
 
 For the owner (anyone else's workspace is a 404, exactly like a made-up id):
-    create(env, user_id, spec)      validated before anything runs; row pending; a node
-                                    claimed or provisioned (worker/workspaces/dispatch.py);
-                                    handed to the agent once the node is up → creating
-    list_workspaces / get(env, user_id[, id])
-    stop(env, user_id, id)          agent stop → stopped; the node claim released (the
-                                    node goes warm when it was the last)
-    restart(env, user_id, id)       a stopped or failed workspace: its node claimed again
-                                    (or, if that node is gone, a new one) → creating
-    delete(env, user_id, id)        agent delete, claim released, row and boot log gone
+    create(deployment, user_id, spec)  validated before anything runs; row pending; a node
+                                       claimed or provisioned (worker/workspaces/dispatch.py);
+                                       handed to the agent once the node is up → creating
+    list_workspaces / get(deployment, user_id[, id])
+    stop(deployment, user_id, id)      agent stop → stopped; the node claim released (the
+                                       node goes warm when it was the last)
+    restart(deployment, user_id, id)   a stopped or failed workspace: its node claimed again
+                                       (or, if that node is gone, a new one) → creating
+    delete(deployment, user_id, id)    agent delete, claim released, row and boot log gone
 
 For the node's agent (callbacks, already scoped to the workspace's node by the route):
     agent_ready / agent_failed / agent_boot_log
 
 For the ws-{id} proxy:
-    route_for(env, id) -> Route(workspace, node) | None
+    route_for(deployment, id) -> Route(workspace, node) | None
 """
 
 import logging
 from typing import Any, NamedTuple
 
-from worker.config import Config
-from worker.errors import ApiError
+from worker.db import iso
+from worker.deployment import Deployment
+from worker.errors import Conflict, SamError, UpstreamFailed
 from worker.logs import event
 from worker.nodes import pool as node_pool
 from worker.nodes import service as nodes
-from worker.nodes.model import Node, Provider, iso, now_epoch
+from worker.nodes.model import Node, Provider
 from worker.nodes.provisioning import check_available
 from worker.states import NodeStatus, WorkspaceStatus
 from worker.workspaces import agent_client, boot_log, store
@@ -53,10 +54,9 @@ class Route(NamedTuple):
     node: Node | None  # None until placed (or after its node was deleted); .agent_url
 
 
-class WorkspaceBusy(ApiError):
+class WorkspaceBusy(Conflict):
     def __init__(self, workspace: Workspace, doing: str, advice: str) -> None:
         super().__init__(
-            409,
             "invalid_state_transition",
             f"Workspace {workspace.id} is {workspace.status}; it cannot be {doing} now. {advice}",
         )
@@ -65,36 +65,38 @@ class WorkspaceBusy(ApiError):
 # --- reads ---------------------------------------------------------------------------------
 
 
-async def find_workspace(env: Any, workspace_id: str) -> Workspace | None:
+async def find_workspace(deployment: Deployment, workspace_id: str) -> Workspace | None:
     """Any user's workspace: for the proxy, callbacks (scoped by their token) and cron."""
-    return await store.find(env, workspace_id)
+    return await store.find(deployment, workspace_id)
 
 
-async def route_for(env: Any, workspace_id: str) -> Route | None:
+async def route_for(deployment: Deployment, workspace_id: str) -> Route | None:
     """The workspace and its node, for the ws-{id} proxy; None for an unknown id.
 
     The caller checks who may use it (`route.workspace.user_id`), its status, and that
     `route.node.agent_url` is set (None: the node's agent has not reported ready).
     """
-    workspace = await store.find(env, workspace_id)
+    workspace = await store.find(deployment, workspace_id)
     if workspace is None:
         return None
-    node = None if workspace.node_id is None else await nodes.find_node(env, workspace.node_id)
+    node = (
+        None if workspace.node_id is None else await nodes.find_node(deployment, workspace.node_id)
+    )
     return Route(workspace, node)
 
 
-async def get(env: Any, user_id: str, workspace_id: str) -> Workspace:
-    return await store.get(env, user_id, workspace_id)
+async def get(deployment: Deployment, user_id: str, workspace_id: str) -> Workspace:
+    return await store.get(deployment, user_id, workspace_id)
 
 
-async def list_workspaces(env: Any, user_id: str) -> list[Workspace]:
-    return await store.list_for(env, user_id)
+async def list_workspaces(deployment: Deployment, user_id: str) -> list[Workspace]:
+    return await store.list_for(deployment, user_id)
 
 
 # --- the owner's operations ----------------------------------------------------------------
 
 
-async def create(env: Any, user_id: str, spec: dict[str, Any]) -> Workspace:
+async def create(deployment: Deployment, user_id: str, spec: dict[str, Any]) -> Workspace:
     """A new workspace of `user_id`; returns it pending or creating (never waits for a VM).
 
     `spec`: {repository, branch?, name?, provider: "local"|"hetzner", size?}. Every field
@@ -105,111 +107,119 @@ async def create(env: Any, user_id: str, spec: dict[str, Any]) -> Workspace:
     branch = validate_branch(spec.get("branch"))
     name = validate_name(spec.get("name"), repository)
     size = validate_size(spec.get("size"))
-    check_available(env, provider)  # e.g. local outside `sam dev`: 400 before any row
+    check_available(deployment, provider)  # e.g. local outside `sam dev`: 400 before any row
     workspace = await store.insert(
-        env, new_workspace_id(), user_id, name, repository, branch, str(provider), size
+        deployment, new_workspace_id(), user_id, name, repository, branch, str(provider), size
     )
     event(log, "workspace.created", workspace_id=workspace.id, user=user_id, provider=provider)
-    await boot_log.step(env, workspace.id, "request", "succeeded", "Workspace requested.")
-    return await place(env, workspace)
+    await boot_log.step(deployment, workspace.id, "request", "succeeded", "Workspace requested.")
+    return await place(deployment, workspace)
 
 
-async def stop(env: Any, user_id: str, workspace_id: str) -> Workspace:
+async def stop(deployment: Deployment, user_id: str, workspace_id: str) -> Workspace:
     """Stop the container (kept on its node, with its files) and release the node claim."""
-    workspace = await store.get(env, user_id, workspace_id)
+    workspace = await store.get(deployment, user_id, workspace_id)
     if workspace.status == _W.STOPPED:
         return workspace
     if workspace.status not in (_W.RUNNING, _W.ERROR, _W.PENDING):
         raise WorkspaceBusy(workspace, "stopped", "Wait until it is running, or delete it.")
-    workspace = await store.set_status(env, workspace, _W.STOPPING)
-    node = await _node_of(env, workspace)
+    workspace = await store.set_status(deployment, workspace, _W.STOPPING)
+    node = await _node_of(deployment, workspace)
     if node is not None and node.agent_url is not None and workspace.dispatched_at is not None:
         try:
-            answer = await agent_client.call(env, node, "POST", f"/workspaces/{workspace.id}/stop")
-        except ApiError as exc:
-            await store.set_status(env, workspace, _W.ERROR, error_message=exc.message)
+            answer = await agent_client.call(
+                deployment, node, "POST", f"/workspaces/{workspace.id}/stop"
+            )
+        except SamError as exc:
+            await store.set_status(deployment, workspace, _W.ERROR, error_message=exc.message)
             raise
         if answer.status not in (200, 404):  # 404: the node no longer has it; stopped too
             message = f"The agent could not stop the workspace: {answer.message}"
-            await store.set_status(env, workspace, _W.ERROR, error_message=message)
-            raise ApiError(502, "agent_refused", message)
-    workspace = await store.set_status(env, workspace, _W.STOPPED)
+            await store.set_status(deployment, workspace, _W.ERROR, error_message=message)
+            raise UpstreamFailed("agent_refused", message)
+    workspace = await store.set_status(deployment, workspace, _W.STOPPED)
     if workspace.node_id is not None:
-        await node_pool.release(env, workspace.node_id, workspace.id)
-    await boot_log.step(env, workspace.id, "stop", "succeeded", "Workspace stopped.")
+        await node_pool.release(deployment, workspace.node_id, workspace.id)
+    await boot_log.step(deployment, workspace.id, "stop", "succeeded", "Workspace stopped.")
     event(log, "workspace.stopped", workspace_id=workspace.id)
     return workspace
 
 
-async def restart(env: Any, user_id: str, workspace_id: str) -> Workspace:
+async def restart(deployment: Deployment, user_id: str, workspace_id: str) -> Workspace:
     """Start a stopped or failed workspace again, on its node if that node still has room
     for it (its files are there), else on another (cloned afresh)."""
-    workspace = await store.get(env, user_id, workspace_id)
+    workspace = await store.get(deployment, user_id, workspace_id)
     if workspace.status not in (_W.STOPPED, _W.ERROR):
         raise WorkspaceBusy(workspace, "restarted", "Only a stopped or failed workspace can.")
     workspace = await store.set_status(
-        env,
+        deployment,
         workspace,
         _W.CREATING,
-        provisioning_since=iso(now_epoch()),
+        provisioning_since=iso(deployment.now()),
         error_message=None,
         ready_at=None,
     )
-    await boot_log.step(env, workspace.id, "restart", "started", "Restart requested.")
-    node = await _node_of(env, workspace)
+    await boot_log.step(deployment, workspace.id, "restart", "started", "Restart requested.")
+    node = await _node_of(deployment, workspace)
     usable = node is not None and node.status in (NodeStatus.RUNNING, NodeStatus.CREATING)
-    if node is not None and usable and await node_pool.claim(env, node.id, workspace.id):
+    if node is not None and usable and await node_pool.claim(deployment, node.id, workspace.id):
         if node.status == NodeStatus.RUNNING and node.agent_url is not None:
-            return await converge(env, workspace, node)
+            return await converge(deployment, workspace, node)
         return workspace  # its ready callback hands it over
     if workspace.node_id is not None:  # gone, failed or full: start over elsewhere
-        await node_pool.release(env, workspace.node_id, workspace.id)
-    return await place(env, workspace)
+        await node_pool.release(deployment, workspace.node_id, workspace.id)
+    return await place(deployment, workspace)
 
 
-async def delete(env: Any, user_id: str, workspace_id: str) -> None:
+async def delete(deployment: Deployment, user_id: str, workspace_id: str) -> None:
     """Delete the workspace everywhere. An agent that cannot be reached on a running,
     healthy node fails the delete (try again); on a node that is failing or gone it is
     skipped (the node's teardown takes the container with it)."""
-    workspace = await store.get(env, user_id, workspace_id)
-    node = await _node_of(env, workspace)
+    workspace = await store.get(deployment, user_id, workspace_id)
+    node = await _node_of(deployment, workspace)
     if node is not None and node.agent_url is not None:
         try:
-            answer = await agent_client.call(env, node, "DELETE", f"/workspaces/{workspace.id}")
+            answer = await agent_client.call(
+                deployment, node, "DELETE", f"/workspaces/{workspace.id}"
+            )
         except agent_client.AgentUnreachable:
             # A node whose agent is gone for good must not hold the workspace hostage:
             # the node cannot be deleted while the workspace is on it.
-            interval = Config.from_env(env).node_heartbeat_seconds
-            if node.status == NodeStatus.RUNNING and node.current_health(interval) != "unhealthy":
+            health = node.current_health(deployment.config.node_heartbeat_seconds, deployment.now())
+            if node.status == NodeStatus.RUNNING and health != "unhealthy":
                 raise
         else:
             if answer.status not in (200, 404):
-                raise ApiError(
-                    502, "agent_refused", f"The agent could not delete it: {answer.message}"
+                raise UpstreamFailed(
+                    "agent_refused", f"The agent could not delete it: {answer.message}"
                 )
     if workspace.node_id is not None:
-        await node_pool.release(env, workspace.node_id, workspace.id)
-    await store.remove(env, workspace.id)
-    await boot_log.forget(env, workspace.id)
+        await node_pool.release(deployment, workspace.node_id, workspace.id)
+    await store.remove(deployment, workspace.id)
+    await boot_log.forget(deployment, workspace.id)
     event(log, "workspace.deleted", workspace_id=workspace.id)
 
 
-async def read_boot_log(env: Any, user_id: str, workspace_id: str) -> dict[str, Any]:
-    await store.get(env, user_id, workspace_id)
-    return await boot_log.read(env, workspace_id)
+async def read_boot_log(deployment: Deployment, user_id: str, workspace_id: str) -> dict[str, Any]:
+    await store.get(deployment, user_id, workspace_id)
+    return await boot_log.read(deployment, workspace_id)
 
 
 # --- the agent's callbacks -----------------------------------------------------------------
 
 
-async def agent_ready_callback(env: Any, workspace: Workspace, info: dict[str, Any]) -> Workspace:
-    moved = await agent_ready(env, workspace, info)
+async def agent_ready_callback(
+    deployment: Deployment, workspace: Workspace, info: dict[str, Any]
+) -> Workspace:
+    moved = await agent_ready(deployment, workspace, info)
     if moved is None:
         raise WorkspaceBusy(workspace, "marked running", "The report is stale.")
     return moved
 
 
-async def agent_failed(env: Any, workspace: Workspace, report: dict[str, Any]) -> Workspace:
+async def agent_failed(
+    deployment: Deployment, workspace: Workspace, report: dict[str, Any]
+) -> Workspace:
     """The agent gave up provisioning: → error with its message (and hint)."""
     message = str(report.get("message") or "Provisioning failed.")
     hint = report.get("hint")
@@ -217,34 +227,38 @@ async def agent_failed(env: Any, workspace: Workspace, report: dict[str, Any]) -
         message = f"{message} ({hint[:MAX_HINT_CHARS]})"
     step = str(report.get("step") or "provisioning")
     if workspace.status == _W.ERROR:
-        await store.update(env, workspace.id, error_message=message[: store.MAX_ERROR_CHARS])
-        return await store.get(env, workspace.user_id, workspace.id)
+        await store.update(deployment, workspace.id, error_message=message[: store.MAX_ERROR_CHARS])
+        return await store.get(deployment, workspace.user_id, workspace.id)
     if workspace.status not in (*PROVISIONING, _W.RUNNING):
         raise WorkspaceBusy(workspace, "marked failed", "The report is stale.")
     # The agent's own boot log already holds the failed step: no entry of ours.
     failed = await store.move(
-        env, workspace.id, (*PROVISIONING, _W.RUNNING), _W.ERROR, error_message=message
+        deployment, workspace.id, (*PROVISIONING, _W.RUNNING), _W.ERROR, error_message=message
     )
     if failed is not None and failed.node_id is not None:
-        await node_pool.release(env, failed.node_id, failed.id)
+        await node_pool.release(deployment, failed.node_id, failed.id)
     event(log, "workspace.failed", level=logging.WARNING, workspace_id=workspace.id, step=step)
-    return failed or await store.get(env, workspace.user_id, workspace.id)
+    return failed or await store.get(deployment, workspace.user_id, workspace.id)
 
 
-async def agent_boot_log(env: Any, workspace: Workspace, entry: dict[str, Any]) -> None:
+async def agent_boot_log(
+    deployment: Deployment, workspace: Workspace, entry: dict[str, Any]
+) -> None:
     await boot_log.append(
-        env,
+        deployment,
         workspace.id,
         boot_log.entry(
             entry["step"],
             entry["status"],
             entry["message"],
             entry.get("detail"),
+            entry.get("timestamp") or boot_log.timestamp_of(deployment.now()),
             source=boot_log.Source.AGENT,
-            timestamp=entry.get("timestamp"),
         ),
     )
 
 
-async def _node_of(env: Any, workspace: Workspace) -> Node | None:
-    return None if workspace.node_id is None else await nodes.find_node(env, workspace.node_id)
+async def _node_of(deployment: Deployment, workspace: Workspace) -> Node | None:
+    return (
+        None if workspace.node_id is None else await nodes.find_node(deployment, workspace.node_id)
+    )

@@ -14,7 +14,7 @@ from typing import Any
 
 from wire import repo_rules
 from wire.repo_rules import MAX_REPOSITORY_CHARS, RuleBroken
-from worker.errors import ApiError
+from worker.errors import InvalidInput
 from worker.nodes.model import Provider
 
 MAX_NAME_CHARS = 64
@@ -23,9 +23,9 @@ _NAME = re.compile(r"^[^\x00-\x1f\x7f]+$")
 _SIZE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 
 
-class InvalidWorkspaceSpec(ApiError):
+class InvalidWorkspaceSpec(InvalidInput):
     def __init__(self, field: str, problem: str) -> None:
-        super().__init__(400, "invalid_workspace_spec", f"{field} {problem}.")
+        super().__init__("invalid_workspace_spec", f"{field} {problem}.")
         self.field = field
 
 

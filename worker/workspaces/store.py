@@ -1,64 +1,59 @@
-"""The `workspaces` table: the only module that writes it.
+"""The `workspaces` table: the only module that writes it (through worker/db.py).
 
-find(env, id)                      any user's (callbacks, the proxy, cron)
-get(env, user_id, id)              the owner's; anyone else's is a 404 like a made-up id
-list_for(env, user_id)             the owner's, oldest first
-where(env, condition, *bindings)   every user's matching a fixed SQL fragment (cron)
-insert(env, workspace fields)      a new pending row
-set_status(env, ws, new, **fields) a guarded state change (worker.states decides)
-move(env, id, from_states, new)    the same, only from `from_states` (else None)
-update(env, id, **fields)          fields without a state change
-remove(env, id)
+find(deployment, id)                       any user's (callbacks, the proxy, cron)
+get(deployment, user_id, id)               the owner's; anyone else's is a 404 like a made-up id
+list_for(deployment, user_id)              the owner's, oldest first
+where(deployment, condition, *bindings)    every user's matching a fixed SQL fragment (cron)
+insert(deployment, workspace fields)       a new pending row
+set_status(deployment, ws, new, **fields)  a guarded state change (worker.states decides)
+move(deployment, id, from_states, new)     the same, only from `from_states` (else None)
+update(deployment, id, **fields)           fields without a state change
+remove(deployment, id)
 """
 
-import logging
 from typing import Any
 
-from worker.errors import ApiError
-from worker.logs import event
-from worker.nodes.model import iso, now_epoch
-from worker.states import Kind, WorkspaceStatus, sources, transition
+from worker.db import GuardedTable, iso
+from worker.deployment import Deployment
+from worker.errors import NotFound
+from worker.states import Kind, WorkspaceStatus
 from worker.workspaces.model import COLUMNS, WORKSPACE_ID, Workspace
 
-log = logging.getLogger("sam.workspaces")
 MAX_ERROR_CHARS = 1000
 
 
-class WorkspaceNotFound(ApiError):
+class WorkspaceNotFound(NotFound):
     def __init__(self) -> None:
-        super().__init__(404, "workspace_not_found", "You have no workspace with that id.")
+        super().__init__("workspace_not_found", "You have no workspace with that id.")
 
 
-async def find(env: Any, workspace_id: str) -> Workspace | None:
+WORKSPACES = GuardedTable(
+    "workspaces", COLUMNS, Kind.WORKSPACE, Workspace.from_row, WorkspaceNotFound
+)
+where = WORKSPACES.where
+update = WORKSPACES.update
+remove = WORKSPACES.delete
+
+
+async def find(deployment: Deployment, workspace_id: str) -> Workspace | None:
     if not WORKSPACE_ID.match(workspace_id):
         return None  # never a query for something that cannot be an id
-    row = (
-        await env.DATABASE.prepare(f"SELECT {COLUMNS} FROM workspaces WHERE id = ?")
-        .bind(workspace_id)
-        .first()
-    )
-    return None if row is None else Workspace.from_row(row)
+    return await WORKSPACES.find(deployment, workspace_id)
 
 
-async def get(env: Any, user_id: str, workspace_id: str) -> Workspace:
-    workspace = await find(env, workspace_id)
+async def get(deployment: Deployment, user_id: str, workspace_id: str) -> Workspace:
+    workspace = await find(deployment, workspace_id)
     if workspace is None or workspace.user_id != user_id:
         raise WorkspaceNotFound()
     return workspace
 
 
-async def list_for(env: Any, user_id: str) -> list[Workspace]:
-    return await where(env, "user_id = ? ORDER BY created_at, id", user_id)
-
-
-async def where(env: Any, condition: str, *bindings: Any) -> list[Workspace]:
-    statement = env.DATABASE.prepare(f"SELECT {COLUMNS} FROM workspaces WHERE {condition}")
-    result = await (statement.bind(*bindings) if bindings else statement).all()
-    return [Workspace.from_row(row) for row in result["results"]]
+async def list_for(deployment: Deployment, user_id: str) -> list[Workspace]:
+    return await where(deployment, "user_id = ? ORDER BY created_at, id", user_id)
 
 
 async def insert(
-    env: Any,
+    deployment: Deployment,
     workspace_id: str,
     user_id: str,
     name: str,
@@ -66,61 +61,34 @@ async def insert(
     branch: str | None,
     provider: str,
     size: str | None,
-    now: float | None = None,
 ) -> Workspace:
-    moment = iso(now_epoch(now))
-    row = (
-        await env.DATABASE.prepare(
-            "INSERT INTO workspaces (id, user_id, name, repository, branch, status, provider, "
-            "size, provisioning_since, created_at, updated_at) "
-            f"VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
-        )
-        .bind(
-            workspace_id, user_id, name, repository, branch, provider, size, moment, moment, moment
-        )
-        .first()
+    return await WORKSPACES.insert(
+        deployment,
+        id=workspace_id,
+        user_id=user_id,
+        name=name,
+        repository=repository,
+        branch=branch,
+        status=str(WorkspaceStatus.PENDING),
+        provider=provider,
+        size=size,
+        provisioning_since=iso(deployment.now()),
     )
-    return Workspace.from_row(row)
 
 
 async def set_status(
-    env: Any, workspace: Workspace, new: WorkspaceStatus, now: float | None = None, **fields: Any
+    deployment: Deployment, workspace: Workspace, new: WorkspaceStatus, **fields: Any
 ) -> Workspace:
-    """`workspace` moved to `new`, with `fields` written alongside.
-
-    Guarded by the states allowed to become `new`, so of two racing changes only one
-    applies; the other gets the same 409 as an illegal transition.
-    """
-    transition(Kind.WORKSPACE, workspace.status, new)
-    if "error_message" in fields and fields["error_message"] is not None:
-        fields["error_message"] = str(fields["error_message"])[:MAX_ERROR_CHARS]
-    assignments = "".join(f", {name} = ?" for name in fields)
-    allowed = sources(Kind.WORKSPACE, new)
-    marks = ", ".join("?" * len(allowed))
-    row = (
-        await env.DATABASE.prepare(
-            f"UPDATE workspaces SET status = ?, updated_at = ?{assignments} "
-            f"WHERE id = ? AND status IN ({marks}) RETURNING {COLUMNS}"
-        )
-        .bind(str(new), iso(now_epoch(now)), *fields.values(), workspace.id, *allowed)
-        .first()
-    )
-    if row is None:
-        current = await find(env, workspace.id)
-        if current is None:
-            raise WorkspaceNotFound()
-        transition(Kind.WORKSPACE, current.status, new)  # raises: someone moved it first
-        raise AssertionError("a guarded workspace update matched nothing")  # pragma: no cover
-    event(log, "workspace.status", workspace_id=workspace.id, status=new)
-    return Workspace.from_row(row)
+    """`workspace` moved to `new`, with `fields` written alongside; racing changes are
+    refused as an illegal transition would be (worker/db.py)."""
+    return await WORKSPACES.set_status(deployment, workspace, new, **_capped(fields))
 
 
 async def move(
-    env: Any,
+    deployment: Deployment,
     workspace_id: str,
     from_states: tuple[WorkspaceStatus, ...],
     new: WorkspaceStatus,
-    now: float | None = None,
     **fields: Any,
 ) -> Workspace | None:
     """Move to `new` only if the workspace is in one of `from_states`; None if it is not.
@@ -128,34 +96,10 @@ async def move(
     For changes that answer an event (a callback, a dispatch's answer) rather than a
     request: when the workspace has moved on meanwhile, the event is simply stale.
     """
-    for state in from_states:
-        transition(Kind.WORKSPACE, state, new)  # a programming error if not allowed
+    return await WORKSPACES.move(deployment, workspace_id, from_states, new, **_capped(fields))
+
+
+def _capped(fields: dict[str, Any]) -> dict[str, Any]:
     if fields.get("error_message") is not None:
         fields["error_message"] = str(fields["error_message"])[:MAX_ERROR_CHARS]
-    assignments = "".join(f", {name} = ?" for name in fields)
-    marks = ", ".join("?" * len(from_states))
-    row = (
-        await env.DATABASE.prepare(
-            f"UPDATE workspaces SET status = ?, updated_at = ?{assignments} "
-            f"WHERE id = ? AND status IN ({marks}) RETURNING {COLUMNS}"
-        )
-        .bind(str(new), iso(now_epoch(now)), *fields.values(), workspace_id, *map(str, from_states))
-        .first()
-    )
-    if row is None:
-        return None
-    event(log, "workspace.status", workspace_id=workspace_id, status=new)
-    return Workspace.from_row(row)
-
-
-async def update(env: Any, workspace_id: str, now: float | None = None, **fields: Any) -> None:
-    assignments = ", ".join(f"{name} = ?" for name in fields)
-    await (
-        env.DATABASE.prepare(f"UPDATE workspaces SET {assignments}, updated_at = ? WHERE id = ?")
-        .bind(*fields.values(), iso(now_epoch(now)), workspace_id)
-        .run()
-    )
-
-
-async def remove(env: Any, workspace_id: str) -> None:
-    await env.DATABASE.prepare("DELETE FROM workspaces WHERE id = ?").bind(workspace_id).run()
+    return fields

@@ -18,11 +18,12 @@ import logging
 from typing import Any
 
 from worker.config import ConfigError
-from worker.errors import ApiError
+from worker.db import iso
+from worker.deployment import Deployment
+from worker.errors import SamError
 from worker.logs import event
 from worker.nodes import pool as node_pool
 from worker.nodes import service as nodes
-from worker.nodes.model import iso, now_epoch
 from worker.states import NodeStatus
 from worker.workspaces import store
 from worker.workspaces.dispatch import converge, fail, place
@@ -49,39 +50,39 @@ def provisioning_timeout_seconds(env: Any) -> float:
     return value
 
 
-async def run(env: Any, now: float | None = None) -> dict[str, int]:
-    at = now_epoch(now)
+async def run(deployment: Deployment) -> dict[str, int]:
     return {
-        "workspaces_timed_out": await time_out_provisioning(env, at),
-        "workspaces_converged": await converge_stuck(env, at),
+        "workspaces_timed_out": await time_out_provisioning(deployment),
+        "workspaces_converged": await converge_stuck(deployment),
     }
 
 
-async def time_out_provisioning(env: Any, now: float) -> int:
-    limit = provisioning_timeout_seconds(env)
-    late = await store.where(env, f"{WAITING} AND provisioning_since < ?", iso(now - limit))
+async def time_out_provisioning(deployment: Deployment) -> int:
+    now = deployment.now()
+    limit = provisioning_timeout_seconds(deployment.env)
+    late = await store.where(deployment, f"{WAITING} AND provisioning_since < ?", iso(now - limit))
     for workspace in late:
         minutes = round(limit / 60)
         await fail(
-            env,
+            deployment,
             workspace,
             f"The workspace was not running within {minutes} minutes. Restart or delete it.",
             "timeout",
-            now,
         )
         event(log, "workspace.timed_out", level=logging.WARNING, workspace_id=workspace.id)
     return len(late)
 
 
-async def converge_stuck(env: Any, now: float) -> int:
+async def converge_stuck(deployment: Deployment) -> int:
+    now = deployment.now()
     stuck = await store.where(
-        env, f"{WAITING} AND updated_at < ?", iso(now - CONVERGE_AFTER_SECONDS)
+        deployment, f"{WAITING} AND updated_at < ?", iso(now - CONVERGE_AFTER_SECONDS)
     )
     converged = 0
     for workspace in stuck:
         try:
-            converged += await _converge_one(env, workspace, now)
-        except ApiError as exc:
+            converged += await _converge_one(deployment, workspace)
+        except SamError as exc:
             event(
                 log,
                 "cron.workspace_failed",
@@ -92,15 +93,17 @@ async def converge_stuck(env: Any, now: float) -> int:
     return converged
 
 
-async def _converge_one(env: Any, workspace: Any, now: float) -> int:
-    node = None if workspace.node_id is None else await nodes.find_node(env, workspace.node_id)
+async def _converge_one(deployment: Deployment, workspace: Any) -> int:
+    node = (
+        None if workspace.node_id is None else await nodes.find_node(deployment, workspace.node_id)
+    )
     if node is not None and node.status == NodeStatus.CREATING:
         return 0
     if node is not None and node.status == NodeStatus.RUNNING and node.agent_url is not None:
-        await converge(env, workspace, node, now)
+        await converge(deployment, workspace, node)
         return 1
     if workspace.node_id is not None:  # failed, being deleted, or gone
-        await node_pool.release(env, workspace.node_id, workspace.id, now)
+        await node_pool.release(deployment, workspace.node_id, workspace.id)
     event(log, "workspace.replaced", workspace_id=workspace.id, old_node=workspace.node_id)
-    await place(env, workspace, now)
+    await place(deployment, workspace)
     return 1

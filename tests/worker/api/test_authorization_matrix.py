@@ -46,6 +46,7 @@ from twin.env import Env
 from worker.api.app import api
 from worker.api.ratelimit import LIMITS
 from worker.auth import jwt as tokens
+from worker.deployment import Deployment
 
 Route = tuple[str, str]  # (method, path template), as in the route table
 # A body, or a function of the World making one (fresh per call; may name its resources).
@@ -178,7 +179,7 @@ MATRIX: dict[Route, Case] = {
 def app_routes() -> list[Route]:
     """(method, path) of every route the deployed API answers, from its own table."""
     app = api
-    while not isinstance(app, FastAPI):  # Cors(ApiBoundary(BodyLimit(FastAPI)))
+    while not isinstance(app, FastAPI):  # Cors(BodyLimit(FastAPI))
         app = app.app
     found = set()
     for route in iter_route_contexts(app.routes):
@@ -206,7 +207,7 @@ class Member:
 @dataclass
 class World:
     edge: Edge
-    minter: Env
+    minter: Deployment
     admin: Member
     owner: Member
     other: Member
@@ -233,12 +234,14 @@ def world(tmp_path_factory: pytest.TempPathFactory, github: FakeGitHub) -> Itera
     with running_edge(data_dir, vars=variables) as edge:
         secrets_file = json.loads((edge.data_dir / "dev-secrets.json").read_text())
         database = D1Database(edge.data_dir / "d1" / "sam.sqlite")
-        minter = Env(
-            {
-                "DATABASE": database,
-                "SAM_DOMAIN": edge.domain,
-                "SAM_ENCRYPTION_KEY": secrets_file["SAM_ENCRYPTION_KEY"],
-            }
+        minter = Deployment.of(
+            Env(
+                {
+                    "DATABASE": database,
+                    "SAM_DOMAIN": edge.domain,
+                    "SAM_ENCRYPTION_KEY": secrets_file["SAM_ENCRYPTION_KEY"],
+                }
+            )
         )
         # The first user of a deployment is its admin.
         members = [join(edge, login) for login in ("matrixadmin", "matrixowner", "matrixother")]

@@ -25,12 +25,14 @@ from twin.clock import ManualClock
 from twin.kv import KVNamespace
 from twin.wrangler import load
 from worker.api import ratelimit
-from worker.api.app import _api_error
+from worker.api.app import domain_error
 from worker.api.ratelimit import API_TOKEN, SIGN_IN, TERMINAL_TOKEN, Limit, Per, Window
 from worker.auth import api_tokens
 from worker.auth.users import upsert_local_user
 from worker.config import ConfigError
-from worker.errors import ApiError
+from worker.deployment import Deployment
+from worker.errors import SamError
+from worker.http_errors import error_reply, status_for
 
 ROOT = Path(__file__).resolve().parents[3]
 KV_NAMESPACE_ID = "00000000000000000000000000000000"  # wrangler.toml
@@ -192,21 +194,21 @@ def test_window_arithmetic() -> None:
 async def test_counts_then_refuses_then_resets(kv: KVNamespace, clock: ManualClock) -> None:
     env, limit = env_with(kv), ratelimit.LIMITS["terminal_token"]
     for _ in range(limit.requests):
-        await ratelimit.hit(env, limit, "u_1", now=clock.now())
+        await ratelimit.hit(env, limit, "u_1", clock)
     clock.advance(limit.window_seconds - 15)
-    with pytest.raises(ApiError) as refused:
-        await ratelimit.hit(env, limit, "u_1", now=clock.now())
-    assert refused.value.status == 429 and refused.value.code == "rate_limited"
-    assert refused.value.headers == {"Retry-After": "15"}
+    with pytest.raises(SamError) as refused:
+        await ratelimit.hit(env, limit, "u_1", clock)
+    assert status_for(refused.value) == 429 and refused.value.code == "rate_limited"
+    assert error_reply(refused.value)[2] == {"Retry-After": "15"}
     assert "Try again in 15 s" in refused.value.message
     # Another subject is counted apart.
-    await ratelimit.hit(env, limit, "u_2", now=clock.now())
+    await ratelimit.hit(env, limit, "u_2", clock)
     # The counter lives under the documented key, and only as long as needed.
     start = int(clock.now()) - (limit.window_seconds - 15)
     key = f"rl:terminal_token:u_1:{start}"
     assert await kv.get(key) == str(limit.requests)
     clock.advance(15)
-    await ratelimit.hit(env, limit, "u_1", now=clock.now())
+    await ratelimit.hit(env, limit, "u_1", clock)
     assert await kv.get(f"rl:terminal_token:u_1:{start + limit.window_seconds}") == "1"
     clock.advance(ratelimit.KV_MIN_TTL_SECONDS)
     assert await kv.get(key) is None
@@ -214,15 +216,16 @@ async def test_counts_then_refuses_then_resets(kv: KVNamespace, clock: ManualClo
 
 async def test_overrides_from_the_var(kv: KVNamespace, clock: ManualClock) -> None:
     env = env_with(kv, SAM_RATE_LIMITS="terminal_token=1/5 bootstrap=2/60")
-    await ratelimit.hit(env, TERMINAL_TOKEN, "u_1", now=clock.now())
-    with pytest.raises(ApiError) as refused:
-        await ratelimit.hit(env, TERMINAL_TOKEN, "u_1", now=clock.now() + 1)
-    assert refused.value.headers == {"Retry-After": "4"}
-    clock.advance(5)
-    await ratelimit.hit(env, TERMINAL_TOKEN, "u_1", now=clock.now())
+    await ratelimit.hit(env, TERMINAL_TOKEN, "u_1", clock)
+    clock.advance(1)
+    with pytest.raises(SamError) as refused:
+        await ratelimit.hit(env, TERMINAL_TOKEN, "u_1", clock)
+    assert error_reply(refused.value)[2] == {"Retry-After": "4"}
+    clock.advance(4)
+    await ratelimit.hit(env, TERMINAL_TOKEN, "u_1", clock)
     # Limits the var does not name keep their defaults.
     for _ in range(SIGN_IN.requests):
-        await ratelimit.hit(env, SIGN_IN, "192.0.2.1", now=clock.now())
+        await ratelimit.hit(env, SIGN_IN, "192.0.2.1", clock)
 
 
 @pytest.mark.parametrize(
@@ -276,16 +279,18 @@ async def runtime(tmp_path: Path, clock: ManualClock) -> AsyncIterator[local_env
 
 def limited_app(env: Any, limit: Limit) -> Any:
     api = FastAPI()
-    api.add_exception_handler(ApiError, _api_error)
+    api.add_exception_handler(SamError, domain_error)
 
     @api.post("/limited", dependencies=[Depends(ratelimit.rate_limited(limit))])
     async def limited() -> dict[str, bool]:
         return {"ok": True}
 
-    async def with_env(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await api({**scope, "env": env}, receive, send)
+    deployment = Deployment.of(env)
 
-    return with_env
+    async def with_deployment(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await api({**scope, "deployment": deployment}, receive, send)
+
+    return with_deployment
 
 
 async def test_per_user_limit_runs_after_sign_in(runtime: local_env.Runtime) -> None:

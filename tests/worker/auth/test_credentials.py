@@ -24,6 +24,7 @@ from twin.env import Env
 from worker.auth import keys
 from worker.auth.credentials import CredentialKind, open_credential
 from worker.auth.crypto import DecryptionError
+from worker.deployment import Deployment
 
 # Every secret any test here sends; none may be found on disk or in the log afterwards.
 SENT_SECRETS: list[str] = []
@@ -293,7 +294,7 @@ async def _open_hetzner(data_dir: Path, key: str, login: str) -> str:
     try:
         env = Env({"DATABASE": database, "SAM_DOMAIN": "localhost", "SAM_ENCRYPTION_KEY": key})
         user = await database.prepare("SELECT id FROM users WHERE login = ?").bind(login).first()
-        return await open_credential(env, user["id"], CredentialKind.HETZNER)
+        return await open_credential(Deployment.of(env), user["id"], CredentialKind.HETZNER)
     finally:
         database.close()
 
@@ -302,7 +303,7 @@ async def _open_signing_key(data_dir: Path, key: str) -> str:
     database = D1Database(data_dir / "d1" / "sam.sqlite")
     try:
         env = Env({"DATABASE": database, "SAM_DOMAIN": "localhost", "SAM_ENCRYPTION_KEY": key})
-        return (await keys.active_key(env)).kid
+        return (await keys.active_key(Deployment.of(env))).kid
     finally:
         database.close()
 

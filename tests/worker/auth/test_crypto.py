@@ -31,6 +31,8 @@ from worker.auth.crypto import (
 )
 from worker.auth.users import upsert_local_user
 from worker.config import Config, ConfigError
+from worker.deployment import Deployment
+from worker.http_errors import status_for
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = b"hcloud-token-0123456789abcdef0123456789abcdef0123456789abcdef0123"
@@ -113,7 +115,7 @@ def test_a_deployment_without_a_key_says_which_setting_is_missing() -> None:
         SAM_DOMAIN = "example.com"
 
     with pytest.raises(ConfigError, match="SAM_ENCRYPTION_KEY is not set"):
-        Cipher.from_env(Env())
+        Cipher.from_config(Config.from_env(Env()))
 
 
 def test_the_key_never_shows_in_a_config_repr() -> None:
@@ -151,11 +153,14 @@ async def test_a_ciphertext_moved_to_another_users_row_does_not_open(
     runtime: local_env.Runtime,
 ) -> None:
     env = runtime.env
+    deployment = Deployment.of(env)
     alice = await upsert_local_user(env.DATABASE, "alice")
     bob = await upsert_local_user(env.DATABASE, "bob")
-    await save_credential(env, alice.id, CredentialKind.HETZNER, "", "alice-secret-token-0001")
-    await save_credential(env, bob.id, CredentialKind.HETZNER, "", "bob-secret-token-000002")
-    assert await open_credential(env, alice.id, CredentialKind.HETZNER) == (
+    await save_credential(
+        deployment, alice.id, CredentialKind.HETZNER, "", "alice-secret-token-0001"
+    )
+    await save_credential(deployment, bob.id, CredentialKind.HETZNER, "", "bob-secret-token-000002")
+    assert await open_credential(deployment, alice.id, CredentialKind.HETZNER) == (
         "alice-secret-token-0001"
     )
     # Bob (or anyone with write access to D1) copies Alice's sealed token into his row.
@@ -169,43 +174,56 @@ async def test_a_ciphertext_moved_to_another_users_row_does_not_open(
         .run()
     )
     with pytest.raises(DecryptionError):
-        await open_credential(env, bob.id, CredentialKind.HETZNER)
+        await open_credential(deployment, bob.id, CredentialKind.HETZNER)
 
 
 async def test_a_ciphertext_relabelled_as_another_kind_does_not_open(
     runtime: local_env.Runtime,
 ) -> None:
     env = runtime.env
+    deployment = Deployment.of(env)
     alice = await upsert_local_user(env.DATABASE, "alice")
-    await save_credential(env, alice.id, CredentialKind.ANTHROPIC, "", "sk-ant-secret-0000001")
+    await save_credential(
+        deployment, alice.id, CredentialKind.ANTHROPIC, "", "sk-ant-secret-0000001"
+    )
     await (
         env.DATABASE.prepare("UPDATE credentials SET kind = 'openai' WHERE user_id = ?")
         .bind(alice.id)
         .run()
     )
     with pytest.raises(DecryptionError):
-        await open_credential(env, alice.id, CredentialKind.OPENAI)
+        await open_credential(deployment, alice.id, CredentialKind.OPENAI)
     with pytest.raises(CredentialMissing):
-        await open_credential(env, alice.id, CredentialKind.ANTHROPIC)
+        await open_credential(deployment, alice.id, CredentialKind.ANTHROPIC)
 
 
 async def test_open_credential_picks_the_users_own_newest_or_labelled_value(
     runtime: local_env.Runtime,
 ) -> None:
     env = runtime.env
+    deployment = Deployment.of(env)
     alice = await upsert_local_user(env.DATABASE, "alice")
     bob = await upsert_local_user(env.DATABASE, "bob")
-    await save_credential(env, alice.id, CredentialKind.OPENAI, "work", "sk-openai-work-000001")
-    await save_credential(env, alice.id, CredentialKind.OPENAI, "home", "sk-openai-home-000002")
-    await save_credential(env, bob.id, CredentialKind.OPENAI, "", "sk-openai-bob-0000003")
-    assert await open_credential(env, alice.id, CredentialKind.OPENAI, "work") == (
+    await save_credential(
+        deployment, alice.id, CredentialKind.OPENAI, "work", "sk-openai-work-000001"
+    )
+    await save_credential(
+        deployment, alice.id, CredentialKind.OPENAI, "home", "sk-openai-home-000002"
+    )
+    await save_credential(deployment, bob.id, CredentialKind.OPENAI, "", "sk-openai-bob-0000003")
+    assert await open_credential(deployment, alice.id, CredentialKind.OPENAI, "work") == (
         "sk-openai-work-000001"
     )
-    assert await open_credential(env, bob.id, CredentialKind.OPENAI) == "sk-openai-bob-0000003"
+    assert (
+        await open_credential(deployment, bob.id, CredentialKind.OPENAI) == "sk-openai-bob-0000003"
+    )
     await env.DATABASE.prepare(
         "UPDATE credentials SET created_at = '2020-01-01T00:00:00.000Z' WHERE label = 'home'"
     ).run()
-    assert await open_credential(env, alice.id, CredentialKind.OPENAI) == "sk-openai-work-000001"
+    assert (
+        await open_credential(deployment, alice.id, CredentialKind.OPENAI)
+        == "sk-openai-work-000001"
+    )
     with pytest.raises(CredentialMissing) as missing:
-        await open_credential(env, bob.id, CredentialKind.HETZNER)
-    assert missing.value.status == 400 and "hetzner" in missing.value.message
+        await open_credential(deployment, bob.id, CredentialKind.HETZNER)
+    assert status_for(missing.value) == 400 and "hetzner" in missing.value.message

@@ -22,6 +22,7 @@ from tests.support.edge import Edge, running_edge
 from twin.d1 import D1Database
 from twin.env import Env
 from worker.auth import jwt as tokens
+from worker.deployment import Deployment
 
 JWKS_PATH = "/.well-known/jwks.json"
 
@@ -42,17 +43,18 @@ def admin(edge: Edge) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="module")
-def minter(edge: Edge, admin: httpx.Client) -> Iterator[Env]:
-    """An `env` on the edge's own D1 database and encryption key, for tokens.mint_*."""
+def minter(edge: Edge, admin: httpx.Client) -> Iterator[Deployment]:
+    """A deployment on the edge's own D1 database and encryption key, for tokens.mint_*."""
     secrets = json.loads((edge.data_dir / "dev-secrets.json").read_text())
     database = D1Database(edge.data_dir / "d1" / "sam.sqlite")
-    yield Env(
+    env = Env(
         {
             "DATABASE": database,
             "SAM_DOMAIN": edge.domain,
             "SAM_ENCRYPTION_KEY": secrets["SAM_ENCRYPTION_KEY"],
         }
     )
+    yield Deployment.of(env)
     database.close()
 
 
@@ -116,7 +118,7 @@ def test_the_jwks_is_on_the_api_host_only(edge: Edge) -> None:
     assert "keys" not in reply.text
 
 
-async def test_tokens_verify_with_the_published_jwks(edge: Edge, minter: Env) -> None:
+async def test_tokens_verify_with_the_published_jwks(edge: Edge, minter: Deployment) -> None:
     terminal = await tokens.mint_terminal_token(minter, "u_1", "n_1", "w_1")
     agent = await tokens.mint_agent_token(minter, "n_1")
     client = jwks_client(edge)
@@ -127,7 +129,7 @@ async def test_tokens_verify_with_the_published_jwks(edge: Edge, minter: Env) ->
         independent_verify(edge, client, agent.token, "sam:terminal")
 
 
-async def test_the_node_agents_own_verifier_accepts_them(edge: Edge, minter: Env) -> None:
+async def test_the_node_agents_own_verifier_accepts_them(edge: Edge, minter: Deployment) -> None:
     terminal = (await tokens.mint_terminal_token(minter, "u_1", "n_1", "w_1")).token
     agent = (await tokens.mint_agent_token(minter, "n_1")).token
     other_node = (await tokens.mint_agent_token(minter, "n_2")).token
@@ -142,7 +144,7 @@ async def test_the_node_agents_own_verifier_accepts_them(edge: Edge, minter: Env
 
 
 async def test_rotation_publishes_the_new_key_and_keeps_the_old(
-    edge: Edge, admin: httpx.Client, minter: Env
+    edge: Edge, admin: httpx.Client, minter: Deployment
 ) -> None:
     before = await tokens.mint_node_token(minter, "n_1")
     old_kid = jwt.get_unverified_header(before.token)["kid"]

@@ -26,6 +26,8 @@ from worker.auth import keys
 from worker.auth.crypto import DecryptionError, generate_key
 from worker.auth.jwt import Audience, InvalidToken, WrongScope
 from worker.config import Config
+from worker.deployment import Deployment
+from worker.http_errors import status_for
 
 ROOT = Path(__file__).resolve().parents[3]
 DOMAIN = "localhost:8787"
@@ -57,6 +59,17 @@ def env(runtime: local_env.Runtime) -> Any:
     return runtime.env
 
 
+@pytest.fixture
+def deployment(env: Any) -> Deployment:
+    """On the system clock: pyjwt checks `exp` against the wall clock."""
+    return Deployment.of(env)
+
+
+def at(env: Any, moment: float) -> Deployment:
+    """`env` on a clock stopped at `moment`."""
+    return Deployment.of(env, ManualClock(moment))
+
+
 def _segment(value: dict[str, Any]) -> str:
     raw = json.dumps(value, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
@@ -76,9 +89,9 @@ def _claims(**overrides: Any) -> dict[str, Any]:
     return {name: value for name, value in claims.items() if value is not None}
 
 
-async def _sign(env: Any, claims: dict[str, Any], **headers: Any) -> str:
+async def _sign(deployment: Deployment, claims: dict[str, Any], **headers: Any) -> str:
     """Signed with the control plane's real active key: only the claims are wrong."""
-    key = await keys.active_key(env)
+    key = await keys.active_key(deployment)
     return jwt.encode(
         claims, key.private_key, algorithm="ES256", headers={"kid": key.kid, **headers}
     )
@@ -92,9 +105,9 @@ async def _rows(env: Any) -> list[Any]:
 # --- minting ---------------------------------------------------------------------------
 
 
-async def test_no_key_exists_until_the_first_token(env: Any) -> None:
+async def test_no_key_exists_until_the_first_token(deployment: Deployment, env: Any) -> None:
     assert await _rows(env) == []
-    minted = await tokens.mint_agent_token(env, "n_1")
+    minted = await tokens.mint_agent_token(deployment, "n_1")
     rows = await _rows(env)
     assert len(rows) == 1 and rows[0]["retired_at"] is None
     assert jwt.get_unverified_header(minted.token) == {
@@ -104,18 +117,20 @@ async def test_no_key_exists_until_the_first_token(env: Any) -> None:
     }
 
 
-async def test_each_audience_carries_the_agent_contracts_claims(env: Any) -> None:
+async def test_each_audience_carries_the_agent_contracts_claims(
+    deployment: Deployment, env: Any
+) -> None:
     before = int(time.time())
     cases = [
         (
-            await tokens.mint_terminal_token(env, "u_1", "n_1", "w_1"),
+            await tokens.mint_terminal_token(deployment, "u_1", "n_1", "w_1"),
             Audience.TERMINAL,
             {"sub": "u_1", "node": "n_1", "workspace": "w_1"},
         ),
-        (await tokens.mint_agent_token(env, "n_1"), Audience.AGENT, {"node": "n_1"}),
-        (await tokens.mint_node_token(env, "n_1"), Audience.NODE, {"node": "n_1"}),
+        (await tokens.mint_agent_token(deployment, "n_1"), Audience.AGENT, {"node": "n_1"}),
+        (await tokens.mint_node_token(deployment, "n_1"), Audience.NODE, {"node": "n_1"}),
         (
-            await tokens.mint_workspace_token(env, "n_1", "w_1"),
+            await tokens.mint_workspace_token(deployment, "n_1", "w_1"),
             Audience.WORKSPACE,
             {"node": "n_1", "workspace": "w_1"},
         ),
@@ -128,7 +143,7 @@ async def test_each_audience_carries_the_agent_contracts_claims(env: Any) -> Non
     }
     jtis = set()
     for minted, audience, scope in cases:
-        claims = await tokens.verify(env, minted.token, audience)
+        claims = await tokens.verify(deployment, minted.token, audience)
         assert {name: claims[name] for name in scope} == scope
         assert claims["iss"] == ISSUER and claims["aud"] == audience
         assert set(claims) == {*scope, "iss", "aud", "iat", "exp", "jti"}
@@ -160,16 +175,18 @@ def test_the_issuer_is_the_api_host(tmp_path: Path) -> None:
             runtime.close()
 
 
-async def test_concurrent_first_uses_make_one_key(env: Any) -> None:
-    minted = await asyncio.gather(*(tokens.mint_agent_token(env, "n_1") for _ in range(8)))
+async def test_concurrent_first_uses_make_one_key(deployment: Deployment, env: Any) -> None:
+    minted = await asyncio.gather(*(tokens.mint_agent_token(deployment, "n_1") for _ in range(8)))
     assert len({jwt.get_unverified_header(m.token)["kid"] for m in minted}) == 1
     assert len(await _rows(env)) == 1
 
 
-async def test_the_private_key_is_sealed_and_bound_to_its_kid(env: Any) -> None:
-    first = await keys.active_key(env)
-    await tokens.rotate_signing_key(env)
-    second = await keys.active_key(env)
+async def test_the_private_key_is_sealed_and_bound_to_its_kid(
+    deployment: Deployment, env: Any
+) -> None:
+    first = await keys.active_key(deployment)
+    await tokens.rotate_signing_key(deployment)
+    second = await keys.active_key(deployment)
     der = first.private_key.private_bytes(
         serialization.Encoding.DER,
         serialization.PrivateFormat.PKCS8,
@@ -190,164 +207,184 @@ async def test_the_private_key_is_sealed_and_bound_to_its_kid(env: Any) -> None:
         .run()
     )
     with pytest.raises(DecryptionError):
-        await keys.active_key(env)
+        await keys.active_key(deployment)
 
 
 # --- forgeries -------------------------------------------------------------------------
 
 
-async def _assert_refused(env: Any, token: str, reason: str, audience=Audience.AGENT) -> None:
+async def _assert_refused(
+    deployment: Deployment, token: str, reason: str, audience=Audience.AGENT
+) -> None:
     with pytest.raises(InvalidToken) as refused:
-        await tokens.verify(env, token, audience)
-    assert refused.value.status == 401 and refused.value.code == "invalid_token"
+        await tokens.verify(deployment, token, audience)
+    assert status_for(refused.value) == 401 and refused.value.code == "invalid_token"
     assert reason in refused.value.message
 
 
-async def test_alg_none_is_refused(env: Any) -> None:
-    kid = (await keys.active_key(env)).kid
+async def test_alg_none_is_refused(deployment: Deployment, env: Any) -> None:
+    kid = (await keys.active_key(deployment)).kid
     token = f"{_segment({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{_segment(_claims())}."
-    await _assert_refused(env, token, "algorithm must be ES256")
+    await _assert_refused(deployment, token, "algorithm must be ES256")
     unsigned = jwt.encode(_claims(), None, algorithm="none", headers={"kid": kid})
-    await _assert_refused(env, unsigned, "algorithm must be ES256")
+    await _assert_refused(deployment, unsigned, "algorithm must be ES256")
 
 
-async def test_hmac_signed_with_the_public_key_is_refused(env: Any) -> None:
-    key = await keys.active_key(env)
+async def test_hmac_signed_with_the_public_key_is_refused(deployment: Deployment, env: Any) -> None:
+    key = await keys.active_key(deployment)
     public_pem = key.private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    public_jwk = json.dumps((await tokens.jwks(env))["keys"][0]).encode()
+    public_jwk = json.dumps((await tokens.jwks(deployment))["keys"][0]).encode()
     for secret in (public_pem, public_jwk):
         header = {"alg": "HS256", "typ": "JWT", "kid": key.kid}
         signing_input = f"{_segment(header)}.{_segment(_claims())}".encode()
         mac = hmac.new(secret, signing_input, hashlib.sha256).digest()
         token = signing_input.decode() + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
-        await _assert_refused(env, token, "algorithm must be ES256")
+        await _assert_refused(deployment, token, "algorithm must be ES256")
 
 
-async def test_an_unknown_kid_is_refused(env: Any) -> None:
-    await keys.active_key(env)
+async def test_an_unknown_kid_is_refused(deployment: Deployment, env: Any) -> None:
+    await keys.active_key(deployment)
     stranger = ec.generate_private_key(ec.SECP256R1())
     token = jwt.encode(_claims(), stranger, algorithm="ES256", headers={"kid": "not-ours"})
-    await _assert_refused(env, token, "signing key 'not-ours' is unknown")
+    await _assert_refused(deployment, token, "signing key 'not-ours' is unknown")
     no_kid = jwt.encode(_claims(), stranger, algorithm="ES256")
-    await _assert_refused(env, no_kid, "no kid")
+    await _assert_refused(deployment, no_kid, "no kid")
 
 
-async def test_our_kid_with_someone_elses_signature_is_refused(env: Any) -> None:
-    kid = (await keys.active_key(env)).kid
+async def test_our_kid_with_someone_elses_signature_is_refused(
+    deployment: Deployment, env: Any
+) -> None:
+    kid = (await keys.active_key(deployment)).kid
     stranger = ec.generate_private_key(ec.SECP256R1())
     token = jwt.encode(_claims(), stranger, algorithm="ES256", headers={"kid": kid})
-    await _assert_refused(env, token, "did not verify")
+    await _assert_refused(deployment, token, "did not verify")
     # And a genuine token with its claims edited after signing.
-    genuine = (await tokens.mint_agent_token(env, "n_1")).token
+    genuine = (await tokens.mint_agent_token(deployment, "n_1")).token
     head, _, signature = genuine.split(".")
     edited = f"{head}.{_segment({**_claims(), 'node': 'n_other'})}.{signature}"
-    await _assert_refused(env, edited, "did not verify")
+    await _assert_refused(deployment, edited, "did not verify")
 
 
-async def test_an_expired_token_is_refused(env: Any) -> None:
+async def test_an_expired_token_is_refused(deployment: Deployment, env: Any) -> None:
     an_hour_ago = time.time() - 3600
-    old = await tokens.mint_agent_token(env, "n_1", now=an_hour_ago)
-    await _assert_refused(env, old.token, "expired")
+    old = await tokens.mint_agent_token(at(env, an_hour_ago), "n_1")
+    await _assert_refused(deployment, old.token, "expired")
     # Within the leeway a just-expired token still passes (clock skew between machines).
-    just = await tokens.mint_agent_token(
-        env, "n_1", now=time.time() - tokens.AGENT_TOKEN_SECONDS - tokens.LEEWAY_SECONDS / 2
+    just_expired = time.time() - tokens.AGENT_TOKEN_SECONDS - tokens.LEEWAY_SECONDS / 2
+    just = await tokens.mint_agent_token(at(env, just_expired), "n_1")
+    assert (await tokens.verify(deployment, just.token, Audience.AGENT))["node"] == "n_1"
+
+
+async def test_the_wrong_audience_is_refused(deployment: Deployment, env: Any) -> None:
+    agent = (await tokens.mint_agent_token(deployment, "n_1")).token
+    node = (await tokens.mint_node_token(deployment, "n_1")).token
+    await _assert_refused(deployment, agent, "not a sam:node token", Audience.NODE)
+    await _assert_refused(deployment, node, "not a sam:agent token", Audience.AGENT)
+    await _assert_refused(deployment, agent, "not a sam:terminal token", Audience.TERMINAL)
+    listed = await _sign(deployment, _claims(aud=["sam:agent", "sam:node"]))
+    await _assert_refused(deployment, listed, "not a sam:agent token")
+
+
+async def test_the_wrong_issuer_is_refused(
+    deployment: Deployment, env: Any, tmp_path: Path
+) -> None:
+    await _assert_refused(
+        deployment, await _sign(deployment, _claims(iss="https://evil.example")), "issuer"
     )
-    assert (await tokens.verify(env, just.token, Audience.AGENT))["node"] == "n_1"
-
-
-async def test_the_wrong_audience_is_refused(env: Any) -> None:
-    agent = (await tokens.mint_agent_token(env, "n_1")).token
-    node = (await tokens.mint_node_token(env, "n_1")).token
-    await _assert_refused(env, agent, "not a sam:node token", Audience.NODE)
-    await _assert_refused(env, node, "not a sam:agent token", Audience.AGENT)
-    await _assert_refused(env, agent, "not a sam:terminal token", Audience.TERMINAL)
-    listed = await _sign(env, _claims(aud=["sam:agent", "sam:node"]))
-    await _assert_refused(env, listed, "not a sam:agent token")
-
-
-async def test_the_wrong_issuer_is_refused(env: Any, tmp_path: Path) -> None:
-    await _assert_refused(env, await _sign(env, _claims(iss="https://evil.example")), "issuer")
-    await _assert_refused(env, await _sign(env, _claims(iss=None)), "did not verify")
+    await _assert_refused(deployment, await _sign(deployment, _claims(iss=None)), "did not verify")
     # Another deployment's token: its keys are not ours (and it names another issuer).
     other = build(tmp_path / "other", "sam.example.com", key=env.SAM_ENCRYPTION_KEY)
     try:
-        foreign = (await tokens.mint_agent_token(other.env, "n_1")).token
-        await _assert_refused(env, foreign, "unknown")
+        foreign = (await tokens.mint_agent_token(Deployment.of(other.env), "n_1")).token
+        await _assert_refused(deployment, foreign, "unknown")
     finally:
         other.close()
 
 
 @pytest.mark.parametrize("missing", ["exp", "iat", "jti", "aud"])
-async def test_a_token_without_a_registered_claim_is_refused(env: Any, missing: str) -> None:
-    await _assert_refused(env, await _sign(env, _claims(**{missing: None})), "")
+async def test_a_token_without_a_registered_claim_is_refused(
+    deployment: Deployment, env: Any, missing: str
+) -> None:
+    await _assert_refused(deployment, await _sign(deployment, _claims(**{missing: None})), "")
 
 
-async def test_a_token_without_its_scope_claims_is_refused(env: Any) -> None:
-    await _assert_refused(env, await _sign(env, _claims(node=None)), "'node' claim is missing")
-    await _assert_refused(env, await _sign(env, _claims(node=7)), "'node' claim is missing")
+async def test_a_token_without_its_scope_claims_is_refused(
+    deployment: Deployment, env: Any
+) -> None:
+    await _assert_refused(
+        deployment, await _sign(deployment, _claims(node=None)), "'node' claim is missing"
+    )
+    await _assert_refused(
+        deployment, await _sign(deployment, _claims(node=7)), "'node' claim is missing"
+    )
     terminal = _claims(aud="sam:terminal", workspace="w_1")  # no sub
-    await _assert_refused(env, await _sign(env, terminal), "'sub'", Audience.TERMINAL)
+    await _assert_refused(deployment, await _sign(deployment, terminal), "'sub'", Audience.TERMINAL)
 
 
-async def test_garbage_is_refused(env: Any) -> None:
-    await keys.active_key(env)
+async def test_garbage_is_refused(deployment: Deployment, env: Any) -> None:
+    await keys.active_key(deployment)
     for token in ("", "not-a-jwt", "a.b.c", "x" * (tokens.MAX_TOKEN_BYTES + 1)):
         with pytest.raises(InvalidToken):
-            await tokens.verify(env, token, Audience.AGENT)
+            await tokens.verify(deployment, token, Audience.AGENT)
 
 
-async def test_another_node_or_workspace_is_a_403(env: Any) -> None:
-    terminal = (await tokens.mint_terminal_token(env, "u_1", "n_1", "w_1")).token
-    claims = await tokens.verify(env, terminal, Audience.TERMINAL, node="n_1", workspace="w_1")
+async def test_another_node_or_workspace_is_a_403(deployment: Deployment, env: Any) -> None:
+    terminal = (await tokens.mint_terminal_token(deployment, "u_1", "n_1", "w_1")).token
+    claims = await tokens.verify(
+        deployment, terminal, Audience.TERMINAL, node="n_1", workspace="w_1"
+    )
     assert claims["workspace"] == "w_1"
     with pytest.raises(WrongScope) as other_workspace:
-        await tokens.verify(env, terminal, Audience.TERMINAL, workspace="w_2")
-    assert other_workspace.value.status == 403
+        await tokens.verify(deployment, terminal, Audience.TERMINAL, workspace="w_2")
+    assert status_for(other_workspace.value) == 403
     with pytest.raises(WrongScope):
-        await tokens.verify(env, terminal, Audience.TERMINAL, node="n_2")
-    node = (await tokens.mint_node_token(env, "n_1")).token
+        await tokens.verify(deployment, terminal, Audience.TERMINAL, node="n_2")
+    node = (await tokens.mint_node_token(deployment, "n_1")).token
     with pytest.raises(WrongScope):
-        await tokens.verify(env, node, Audience.NODE, node="n_2")
+        await tokens.verify(deployment, node, Audience.NODE, node="n_2")
 
 
 # --- rotation ----------------------------------------------------------------------------
 
 
 async def test_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key(
+    deployment: Deployment,
     env: Any,
 ) -> None:
-    old = await tokens.mint_node_token(env, "n_1")
+    old = await tokens.mint_node_token(deployment, "n_1")
     old_kid = jwt.get_unverified_header(old.token)["kid"]
-    rotation = await tokens.rotate_signing_key(env)
+    rotation = await tokens.rotate_signing_key(deployment)
     assert rotation.retired == [old_kid] and rotation.kid != old_kid
-    new = await tokens.mint_node_token(env, "n_1")
+    new = await tokens.mint_node_token(deployment, "n_1")
     assert jwt.get_unverified_header(new.token)["kid"] == rotation.kid
-    assert (await tokens.verify(env, old.token, Audience.NODE))["node"] == "n_1"
-    assert (await tokens.verify(env, new.token, Audience.NODE))["node"] == "n_1"
-    published = [key["kid"] for key in (await tokens.jwks(env))["keys"]]
+    assert (await tokens.verify(deployment, old.token, Audience.NODE))["node"] == "n_1"
+    assert (await tokens.verify(deployment, new.token, Audience.NODE))["node"] == "n_1"
+    published = [key["kid"] for key in (await tokens.jwks(deployment))["keys"]]
     assert published == [rotation.kid, old_kid]
     rows = await _rows(env)
     assert [row["kid"] for row in rows if row["retired_at"] is None] == [rotation.kid]
 
 
-async def test_a_retired_key_is_dropped_once_its_tokens_have_expired(env: Any) -> None:
+async def test_a_retired_key_is_dropped_once_its_tokens_have_expired(
+    deployment: Deployment, env: Any
+) -> None:
     retention = tokens.KEY_RETENTION_SECONDS
     long_ago = time.time() - retention - 60
-    first = await keys.active_key(env, now=long_ago - 10)
+    first = await keys.active_key(at(env, long_ago - 10))
     # Retired just over the retention window ago: every token it signed has expired.
-    await keys.rotate(env, retention, now=long_ago)
-    recent = await keys.active_key(env)
-    published = [key.kid for key in await keys.published_keys(env, retention)]
+    await keys.rotate(at(env, long_ago), retention)
+    recent = await keys.active_key(deployment)
+    published = [key.kid for key in await keys.published_keys(deployment, retention)]
     assert published == [recent.kid]
     stale = await _sign_with(first, _claims(exp=int(time.time()) + 60))
-    await _assert_refused(env, stale, "unknown")
+    await _assert_refused(deployment, stale, "unknown")
     # Retired just inside the window: still published.
-    await tokens.rotate_signing_key(env, now=time.time() - retention + 60)
-    assert recent.kid in [key["kid"] for key in (await tokens.jwks(env))["keys"]]
+    await tokens.rotate_signing_key(at(env, time.time() - retention + 60))
+    assert recent.kid in [key["kid"] for key in (await tokens.jwks(deployment))["keys"]]
     # The next rotation deletes rows past their window (and only those).
-    await tokens.rotate_signing_key(env)
+    await tokens.rotate_signing_key(deployment)
     kids = [row["kid"] for row in await _rows(env)]
     assert first.kid not in kids and recent.kid in kids and len(kids) == 3
 
@@ -360,19 +397,21 @@ async def test_keys_survive_a_restart_with_the_same_encryption_key(tmp_path: Pat
     key = generate_key()
     first = build(tmp_path / ".sam", key=key)
     try:
-        token = (await tokens.mint_agent_token(first.env, "n_1")).token
+        token = (await tokens.mint_agent_token(Deployment.of(first.env), "n_1")).token
     finally:
         first.close()
     second = build(tmp_path / ".sam", key=key)
     try:
-        assert (await tokens.verify(second.env, token, Audience.AGENT))["node"] == "n_1"
-        again = (await tokens.mint_agent_token(second.env, "n_1")).token
+        assert (await tokens.verify(Deployment.of(second.env), token, Audience.AGENT))[
+            "node"
+        ] == "n_1"
+        again = (await tokens.mint_agent_token(Deployment.of(second.env), "n_1")).token
         assert jwt.get_unverified_header(again)["kid"] == jwt.get_unverified_header(token)["kid"]
     finally:
         second.close()
     wrong = build(tmp_path / ".sam", key=generate_key())
     try:
         with pytest.raises(DecryptionError):
-            await tokens.mint_agent_token(wrong.env, "n_1")
+            await tokens.mint_agent_token(Deployment.of(wrong.env), "n_1")
     finally:
         wrong.close()

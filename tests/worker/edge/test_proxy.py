@@ -636,7 +636,9 @@ async def test_only_what_the_agent_needs_is_forwarded_over_http(world: World) ->
     assert headers["x-forwarded-for"] == "127.0.0.1"  # the peer, never the client's claim
     scheme, _, agent_token = headers["authorization"].partition(" ")
     assert scheme == "Bearer"
-    claims = await tokens.verify(world.signer.env, agent_token, tokens.Audience.AGENT, node_id)
+    claims = await tokens.verify(
+        world.signer.deployment, agent_token, tokens.Audience.AGENT, node_id
+    )
     assert claims["node"] == node_id
 
 
@@ -668,7 +670,7 @@ async def test_a_websocket_reaches_the_agent_with_one_terminal_token(
     assert "cookie" not in seen["headers"] and "authorization" not in seen["headers"]
     assert "origin" not in seen["headers"]
     claims = await tokens.verify(
-        world.signer.env, forwarded[0], tokens.Audience.TERMINAL, workspace=workspace_id
+        world.signer.deployment, forwarded[0], tokens.Audience.TERMINAL, workspace=workspace_id
     )
     assert (claims["sub"], claims["node"]) == (world.alice.id, node_id)
     if token is not None:

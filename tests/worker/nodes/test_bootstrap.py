@@ -28,6 +28,7 @@ from twin.wrangler import load
 from wire.version import VERSION
 from worker.auth import jwt as tokens
 from worker.auth.jwt import Audience
+from worker.deployment import Deployment
 from worker.nodes import bootstrap
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -61,7 +62,7 @@ async def new_node(edge: Edge, status: str = "creating") -> tuple[str, str]:
     async with beside(edge) as env:
         user = await add_user(env, "user-" + secrets.token_hex(6))
         node_id = await add_node(env, user, provider="hetzner", status=status)
-        return node_id, await bootstrap.issue(env, node_id)
+        return node_id, await bootstrap.issue(Deployment.of(env), node_id)
 
 
 def exchange(edge: Edge, token: str) -> httpx.Response:
@@ -79,7 +80,9 @@ def test_a_bootstrap_token_becomes_the_nodes_callback_token_once(edge: Edge) -> 
 
     async def verify() -> dict[str, Any]:
         async with beside(edge) as env:
-            return await tokens.verify(env, body["callback_token"], Audience.NODE, node=node_id)
+            return await tokens.verify(
+                Deployment.of(env), body["callback_token"], Audience.NODE, node=node_id
+            )
 
     claims = asyncio.run(verify())
     assert claims["exp"] == body["expires_at"]
@@ -155,14 +158,14 @@ async def test_a_token_expires_after_fifteen_minutes(clocked: tuple[Any, ManualC
     user = await add_user(env, "alice")
     late = await add_node(env, user, status="creating")
     in_time = await add_node(env, user, status="creating")
-    late_token = await bootstrap.issue(env, late)
-    in_time_token = await bootstrap.issue(env, in_time)
+    late_token = await bootstrap.issue(Deployment.of(env), late)
+    in_time_token = await bootstrap.issue(Deployment.of(env), in_time)
     assert bootstrap.BOOTSTRAP_TTL_SECONDS == 15 * 60
     clock.advance(bootstrap.BOOTSTRAP_TTL_SECONDS - 1)
-    assert await bootstrap.redeem(env, in_time_token) == in_time
+    assert await bootstrap.redeem(Deployment.of(env), in_time_token) == in_time
     clock.advance(1)
     with pytest.raises(bootstrap.InvalidBootstrapToken):
-        await bootstrap.redeem(env, late_token)
+        await bootstrap.redeem(Deployment.of(env), late_token)
 
 
 async def test_a_replay_that_a_lagging_kv_replica_still_serves_is_refused(
@@ -171,22 +174,22 @@ async def test_a_replay_that_a_lagging_kv_replica_still_serves_is_refused(
     env, _ = clocked
     user = await add_user(env, "alice")
     node_id = await add_node(env, user, status="creating")
-    token = await bootstrap.issue(env, node_id)
-    assert await bootstrap.redeem(env, token) == node_id
+    token = await bootstrap.issue(Deployment.of(env), node_id)
+    assert await bootstrap.redeem(Deployment.of(env), token) == node_id
     # Another Cloudflare location may read the deleted key for a while: simulate that.
     key = bootstrap.KV_PREFIX + hashlib.sha256(token.encode()).hexdigest()
     await env.KV.put(key, json.dumps({"node_id": node_id}), expirationTtl=600)
     with pytest.raises(bootstrap.InvalidBootstrapToken):
-        await bootstrap.redeem(env, token)
+        await bootstrap.redeem(Deployment.of(env), token)
 
 
 async def test_a_revoked_token_never_works(clocked: tuple[Any, ManualClock]) -> None:
     env, _ = clocked
     node_id = await add_node(env, await add_user(env, "alice"), status="creating")
-    token = await bootstrap.issue(env, node_id)
-    await bootstrap.revoke(env, token)
+    token = await bootstrap.issue(Deployment.of(env), node_id)
+    await bootstrap.revoke(Deployment.of(env), token)
     with pytest.raises(bootstrap.InvalidBootstrapToken):
-        await bootstrap.redeem(env, token)
+        await bootstrap.redeem(Deployment.of(env), token)
 
 
 # --- the agent artifact --------------------------------------------------------------------

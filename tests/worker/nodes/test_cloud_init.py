@@ -24,7 +24,7 @@ from tests.fakes.hetzner import FakeHetzner
 from tests.support.artifact import agent_artifact
 from tests.support.edge import Edge, running_edge, signed_in
 from tests.worker.node_support import add_user
-from tests.worker.provider_support import provider_env
+from tests.worker.provider_support import provider_deployment
 from worker.auth import jwt as tokens
 from worker.auth.credentials import CredentialKind, save_credential
 from worker.nodes.providers.base import NodeBoot
@@ -136,14 +136,14 @@ async def test_it_holds_no_secret_only_the_bootstrap_token(tmp_path: Path) -> No
         "hetzner": "hz_" + "s" * 61,
         "anthropic": "sk-ant-" + "k" * 40,
     }
-    async with provider_env(tmp_path / ".sam", None, None) as env:
-        user = await add_user(env, "alice")
+    async with provider_deployment(tmp_path / ".sam", None, None) as deployment:
+        user = await add_user(deployment.env, "alice")
         for kind, value in secrets.items():
-            await save_credential(env, user, CredentialKind(kind), "", value)
-        callback = (await tokens.mint_node_token(env, BOOT.node_id)).token
+            await save_credential(deployment, user, CredentialKind(kind), "", value)
+        callback = (await tokens.mint_node_token(deployment, BOOT.node_id)).token
         user_data = cloud_init.render(BOOT)
-        sealed = await env.DATABASE.prepare("SELECT ciphertext FROM credentials").all()
-        key = env.SAM_ENCRYPTION_KEY
+        sealed = await deployment.env.DATABASE.prepare("SELECT ciphertext FROM credentials").all()
+        key = deployment.env.SAM_ENCRYPTION_KEY
     for value in [*secrets.values(), callback, key]:
         assert value not in user_data
     for row in sealed["results"]:

@@ -20,10 +20,11 @@ import pytest
 from devtools.local_nodes import LocalNodes
 from tests.support.edge import Edge, running_edge, signed_in
 from tests.support.wait import wait_for
-from tests.worker.provider_support import Wanted, provider_env
+from tests.worker.provider_support import Wanted, provider_deployment
 from twin import upstream
 from twin.http import Request
-from worker.errors import ApiError
+from worker.errors import SamError
+from worker.http_errors import status_for
 from worker.nodes.providers import provider_for
 from worker.nodes.providers.base import NodeBoot
 
@@ -197,15 +198,18 @@ async def test_the_launcher_refuses_bad_input_and_cleans_up_a_failed_start(
 
 
 async def test_off_sam_dev_the_local_provider_says_it_is_unavailable(tmp_path: Path) -> None:
-    async with provider_env(tmp_path / ".sam", None, None) as env:
+    async with provider_deployment(tmp_path / ".sam", None, None) as deployment:
         provider = provider_for("local")
-        with pytest.raises(ApiError) as refused:
-            provider.check_available(env)
-        assert (refused.value.status, refused.value.code) == (400, "local_provider_unavailable")
-        with pytest.raises(ApiError):
+        with pytest.raises(SamError) as refused:
+            provider.check_available(deployment)
+        assert (status_for(refused.value), refused.value.code) == (
+            400,
+            "local_provider_unavailable",
+        )
+        with pytest.raises(SamError):
             boot = NodeBoot("n1", "http://api.localhost:8787", "t" * 43)
-            await provider.create_server(env, Wanted("n1"), "u_1", boot)
-    with pytest.raises(ApiError) as unknown:
+            await provider.create_server(deployment, Wanted("n1"), "u_1", boot)
+    with pytest.raises(SamError) as unknown:
         provider_for("aws")
     assert unknown.value.code == "unknown_provider"
 
@@ -216,10 +220,11 @@ def test_the_launcher_lists_nodes_by_user_for_the_orphan_sweep(data_dir: Path) -
         wait_for(lambda: running(alice, node["id"]), "the ready callback", READY_TIMEOUT_SECONDS)
 
         async def listed() -> tuple[list[Any], list[Any]]:
-            async with provider_env(data_dir, None, None) as env:
+            async with provider_deployment(data_dir, None, None) as deployment:
+                env = deployment.env
                 env.LOCAL_NODES = LocalNodes(data_dir / "nodes", env)  # reads node.json
-                mine = await provider_for("local").list_managed(env, node_user(edge, alice))
-                others = await provider_for("local").list_managed(env, "u_someone_else")
+                mine = await provider_for("local").list_managed(deployment, node_user(edge, alice))
+                others = await provider_for("local").list_managed(deployment, "u_someone_else")
                 return mine, others
 
         mine, others = asyncio.run(listed())

@@ -30,9 +30,12 @@ import pytest
 from tests.support.edge import Edge, running_edge
 from tests.support.wait import wait_for
 from tests.worker.node_support import add_node
+from twin.clock import ManualClock
 from twin.d1 import D1Database
 from twin.env import Env
 from worker.auth import jwt as tokens
+from worker.clock import Clock, SystemClock
+from worker.deployment import Deployment
 
 HEARTBEAT_SECONDS = 0.5  # stale after 1 s without a beat, unhealthy after 2.5 s
 BEAT = {
@@ -105,8 +108,11 @@ def new_node(env: Env, owner: httpx.Client, status: str = "running", **fields: A
     return run(add_node(env, user_id(owner), status=status, **fields))
 
 
-def node_token(env: Env, node_id: str, now: float | None = None) -> str:
-    return run(tokens.mint_node_token(env, node_id, now)).token
+SYSTEM_CLOCK = SystemClock()
+
+
+def node_token(env: Env, node_id: str, clock: Clock = SYSTEM_CLOCK) -> str:
+    return run(tokens.mint_node_token(Deployment.of(env, clock), node_id)).token
 
 
 def callback(edge: Edge, path: str, token: str | None, body: Any) -> httpx.Response:
@@ -224,8 +230,12 @@ def test_callbacks_refuse_anything_but_that_nodes_token(
     a_day_ago = time.time() - 2 * tokens.NODE_TOKEN_SECONDS
     cases = {
         "another node's token": (node_token(env, other), 403, "token_scope"),
-        "an agent token": (run(tokens.mint_agent_token(env, node)).token, 401, "invalid_token"),
-        "an expired token": (node_token(env, node, a_day_ago), 401, "invalid_token"),
+        "an agent token": (
+            run(tokens.mint_agent_token(Deployment.of(env), node)).token,
+            401,
+            "invalid_token",
+        ),
+        "an expired token": (node_token(env, node, ManualClock(a_day_ago)), 401, "invalid_token"),
         "garbage": ("not-a-jwt", 401, "invalid_token"),
         "no token": (None, 401, "unauthorized"),
     }
@@ -382,11 +392,11 @@ def test_a_heartbeat_renews_a_token_past_half_its_life(
     edge: Edge, env: Env, alice: httpx.Client
 ) -> None:
     node = new_node(env, alice)
-    old = node_token(env, node, time.time() - tokens.NODE_TOKEN_SECONDS * 0.6)
+    old = node_token(env, node, ManualClock(time.time() - tokens.NODE_TOKEN_SECONDS * 0.6))
     reply = callback(edge, f"/api/nodes/{node}/heartbeat", old, BEAT)
     assert reply.status_code == 200, reply.text
     fresh = reply.json()["callback_token"]
-    claims = run(tokens.verify(env, fresh, tokens.Audience.NODE, node=node))
+    claims = run(tokens.verify(Deployment.of(env), fresh, tokens.Audience.NODE, node=node))
     assert claims["exp"] - time.time() > tokens.NODE_TOKEN_SECONDS * 0.9
     # The fresh one works and is not renewed again.
     again = callback(edge, f"/api/nodes/{node}/heartbeat", fresh, BEAT)

@@ -28,6 +28,7 @@ from twin.clock import ManualClock
 from twin.d1 import D1Database
 from twin.env import Env
 from worker.auth import jwt as tokens
+from worker.deployment import Deployment
 from worker.workspaces import store as workspace_store
 from worker.workspaces import sweeps as workspace_sweeps
 
@@ -128,8 +129,8 @@ class World:
 
     def mint(self, audience: tokens.Audience, node_id: str) -> str:
         if audience == tokens.Audience.AGENT:
-            return asyncio.run(tokens.mint_agent_token(self.env, node_id)).token
-        return asyncio.run(tokens.mint_node_token(self.env, node_id)).token
+            return asyncio.run(tokens.mint_agent_token(Deployment.of(self.env), node_id)).token
+        return asyncio.run(tokens.mint_node_token(Deployment.of(self.env), node_id)).token
 
     def close(self) -> None:
         for workspace_id in self.created:  # through the API: the agents remove them
@@ -544,36 +545,40 @@ def test_cron_times_out_provisioning_and_places_orphaned_workspaces_again(runtim
         user = await add_user(env, "tina")
         node = await add_node(env, user, status="creating")  # never comes up
         started = time.time()
+
+        def at(moment: float) -> Deployment:
+            return Deployment.of(env, ManualClock(moment))
+
         late = await workspace_store.insert(
-            env, "w00000000000a", user, "late", "https://e.com/r.git", None, "local", None
+            at(started), "w00000000000a", user, "late", "https://e.com/r.git", None, "local", None
         )
-        await workspace_store.update(env, late.id, node_id=node)
+        await workspace_store.update(at(started), late.id, node_id=node)
         lost = await workspace_store.insert(
-            env, "w00000000000b", user, "lost", "https://e.com/r.git", None, "local", None
+            at(started), "w00000000000b", user, "lost", "https://e.com/r.git", None, "local", None
         )
         # Within the grace period nothing happens: a create may still be in flight.
-        assert await workspace_sweeps.run(env, started + 10) == {
+        assert await workspace_sweeps.run(at(started + 10)) == {
             "workspaces_timed_out": 0,
             "workspaces_converged": 0,
         }
         # Later, the one whose create never claimed a node is placed (on the node that
         # is still coming up: its ready callback hands it over).
         swept = await workspace_sweeps.run(
-            env, started + workspace_sweeps.CONVERGE_AFTER_SECONDS + 5
+            at(started + workspace_sweeps.CONVERGE_AFTER_SECONDS + 5)
         )
         assert swept["workspaces_converged"] == 1
-        placed = await workspace_store.find(env, lost.id)
+        placed = await workspace_store.find(at(started), lost.id)
         assert placed is not None and placed.node_id == node and placed.status == "pending"
         # Past the timeout both end in error, and their claims are released.
         past = started + workspace_sweeps.DEFAULT_PROVISIONING_TIMEOUT_SECONDS + 5
-        assert (await workspace_sweeps.run(env, past))["workspaces_timed_out"] == 2
+        assert (await workspace_sweeps.run(at(past)))["workspaces_timed_out"] == 2
         for workspace_id in (late.id, lost.id):
-            failed = await workspace_store.find(env, workspace_id)
+            failed = await workspace_store.find(at(past), workspace_id)
             assert failed is not None and failed.status == "error"
             assert "30 minutes" in (failed.error_message or "")
         from worker.nodes import pool as node_pool
 
-        assert (await node_pool.lifecycle(env, node))["workspaces"] == []
-        assert (await workspace_sweeps.run(env, past + 600))["workspaces_timed_out"] == 0
+        assert (await node_pool.lifecycle(at(past), node))["workspaces"] == []
+        assert (await workspace_sweeps.run(at(past + 600)))["workspaces_timed_out"] == 0
 
     asyncio.run(scenario())

@@ -5,7 +5,7 @@ import logging
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from worker.api.deps import Admin, Env
+from worker.api.deps import Admin, DeploymentDep
 from worker.auth import jwt as tokens
 from worker.logs import event
 
@@ -20,9 +20,9 @@ class RotatedKey(BaseModel):
 
 
 @router.post("/api/admin/signing-keys/rotate", response_model=RotatedKey)
-async def rotate_signing_key(admin: Admin, env: Env) -> RotatedKey:
+async def rotate_signing_key(admin: Admin, deployment: DeploymentDep) -> RotatedKey:
     """Sign new tokens with a fresh key; the old one stays published until its tokens expire."""
-    rotation = await tokens.rotate_signing_key(env)
+    rotation = await tokens.rotate_signing_key(deployment)
     event(log, "signing_key.rotated", by=admin.id, kid=rotation.kid, retired=rotation.retired)
     return RotatedKey(
         kid=rotation.kid,

@@ -11,8 +11,8 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from wire.version import VERSION
-from worker.api.deps import Env
-from worker.errors import ApiError
+from worker.api.deps import DeploymentDep
+from worker.errors import NotFound
 
 router = APIRouter(tags=["nodes"])
 
@@ -28,12 +28,11 @@ def artifact_key(version: str = VERSION) -> str:
     response_class=Response,
     responses={200: {"content": {ARTIFACT_CONTENT_TYPE: {}}, "description": "the artifact"}},
 )
-async def download(env: Env) -> Response:
+async def download(deployment: DeploymentDep) -> Response:
     key = artifact_key()
-    stored = await env.R2.get(key)
+    stored = await deployment.env.R2.get(key)
     if stored is None:
-        raise ApiError(
-            404,
+        raise NotFound(
             "agent_artifact_missing",
             f"The node agent {VERSION} is not uploaded yet (R2 key {key}). Build it with "
             f"scripts/build-agent, then run `sam upload-agent dist/sam-agent-{VERSION}.tar.gz` "

@@ -15,18 +15,18 @@ login started on another host is sent there first.
 import hmac
 import json
 import secrets
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
-from worker.api.deps import CurrentUser, Env
+from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import SIGN_IN, rate_limited
 from worker.auth import github, sessions
 from worker.auth.users import User, upsert_github_user, upsert_local_user
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import Forbidden, InvalidInput, SamError, Unavailable
 
 router = APIRouter(tags=["auth"])
 
@@ -62,11 +62,9 @@ class UserOut(BaseModel):
         return cls(**{name: getattr(user, name) for name in cls.model_fields})
 
 
-def _github_config(env: Any) -> Config:
-    config = Config.from_env(env)
+def _github_config(config: Config) -> Config:
     if not config.github_client_id or not config.github_client_secret:
-        raise ApiError(
-            503,
+        raise Unavailable(
             "github_not_configured",
             "GitHub sign-in is not configured on this deployment. The operator must create "
             "a GitHub OAuth app (callback URL: https://app.<domain>/api/auth/github/callback) "
@@ -76,10 +74,8 @@ def _github_config(env: Any) -> Config:
     return config
 
 
-def _state_error(message: str) -> ApiError:
-    return ApiError(
-        400, "oauth_state_invalid", f"{message} Start signing in again at {LOGIN_PATH}."
-    )
+def _state_error(message: str) -> SamError:
+    return InvalidInput("oauth_state_invalid", f"{message} Start signing in again at {LOGIN_PATH}.")
 
 
 @router.get(
@@ -88,8 +84,8 @@ def _state_error(message: str) -> ApiError:
     response_class=RedirectResponse,
     dependencies=[Depends(rate_limited(SIGN_IN))],
 )
-async def github_login(request: Request, env: Env) -> Response:
-    config = _github_config(env)
+async def github_login(request: Request, deployment: DeploymentDep) -> Response:
+    config = _github_config(deployment.config)
     origin = sessions.app_origin(request, config)
     if (request.headers.get("host") or "").lower() != f"app.{config.domain}":
         return RedirectResponse(origin + LOGIN_PATH, status_code=302)
@@ -97,7 +93,7 @@ async def github_login(request: Request, env: Env) -> Response:
     verifier = github.new_code_verifier()
     browser_nonce = secrets.token_urlsafe(OAUTH_STATE_BYTES)
     record = {"verifier": verifier, "browser": sessions.sha256_hex(browser_nonce)}
-    await env.KV.put(
+    await deployment.env.KV.put(
         OAUTH_STATE_KEY_PREFIX + sessions.sha256_hex(state),
         json.dumps(record),
         expirationTtl=OAUTH_STATE_TTL_SECONDS,
@@ -120,21 +116,21 @@ async def github_login(request: Request, env: Env) -> Response:
 @router.get(CALLBACK_PATH, status_code=302, response_class=RedirectResponse)
 async def github_callback(
     request: Request,
-    env: Env,
+    deployment: DeploymentDep,
     code: str | None = None,
     state: str | None = None,
     error: str | None = None,
 ) -> Response:
     if error is not None:
-        raise ApiError(400, "oauth_denied", f"GitHub did not authorize the sign-in ({error}).")
+        raise InvalidInput("oauth_denied", f"GitHub did not authorize the sign-in ({error}).")
     if not code or not state:
         raise _state_error("The callback needs both `code` and `state`.")
-    config = _github_config(env)
+    config = _github_config(deployment.config)
     browser_nonce = request.cookies.get(PREAUTH_COOKIE)
     if not browser_nonce:
         raise _state_error("This browser did not start a sign-in (no pre-auth cookie).")
     key = OAUTH_STATE_KEY_PREFIX + sessions.sha256_hex(state)
-    raw = await env.KV.get(key)
+    raw = await deployment.env.KV.get(key)
     if raw is None:
         raise _state_error("The sign-in state is unknown, expired or already used.")
     record = json.loads(raw)
@@ -142,14 +138,14 @@ async def github_callback(
         # Not deleted: a stranger holding the state must not cancel the real sign-in.
         raise _state_error("The sign-in state belongs to another browser.")
     # Single use, before anything can fail: a state never verifies twice.
-    await env.KV.delete(key)
+    await deployment.env.KV.delete(key)
     origin = sessions.app_origin(request, config)
     access_token = await github.exchange_code(
         config, code, record["verifier"], origin + CALLBACK_PATH
     )
     profile = await github.fetch_profile(config, access_token)
-    user = await upsert_github_user(env.DATABASE, profile)
-    session_id = await sessions.create_session(env.KV, user.id)
+    user = await upsert_github_user(deployment.env.DATABASE, profile)
+    session_id = await sessions.create_session(deployment.env.KV, user.id, deployment.clock)
     response = RedirectResponse(origin + "/", status_code=302)
     sessions.set_session_cookie(response, request, session_id)
     response.delete_cookie(
@@ -168,13 +164,13 @@ async def me(user: CurrentUser) -> UserOut:
 
 
 @router.post("/api/auth/logout", status_code=204)
-async def logout(request: Request, env: Env) -> Response:
+async def logout(request: Request, deployment: DeploymentDep) -> Response:
     """Revoke this browser's session (if any) and clear its cookie; always 204."""
     session_id = request.cookies.get(sessions.SESSION_COOKIE)
     response = Response(status_code=204)
     if session_id:
-        sessions.check_same_origin(request, Config.from_env(env))
-        await sessions.revoke_session(env.KV, session_id)
+        sessions.check_same_origin(request, deployment.config)
+        await sessions.revoke_session(deployment.env.KV, session_id)
     sessions.clear_session_cookie(response, request)
     return response
 
@@ -182,11 +178,12 @@ async def logout(request: Request, env: Env) -> Response:
 @router.post(
     "/api/auth/dev-login", response_model=UserOut, dependencies=[Depends(rate_limited(SIGN_IN))]
 )
-async def dev_login(body: DevLogin, request: Request, response: Response, env: Env) -> UserOut:
-    config = Config.from_env(env)
+async def dev_login(
+    body: DevLogin, request: Request, response: Response, deployment: DeploymentDep
+) -> UserOut:
+    config = deployment.config
     if not config.is_development:
-        raise ApiError(
-            403,
+        raise Forbidden(
             "dev_login_disabled",
             "Dev sign-in exists only in local development (SAM_ENVIRONMENT=development, "
             f"which `sam dev` sets); this deployment runs in {config.environment!r} mode. "
@@ -196,7 +193,7 @@ async def dev_login(body: DevLogin, request: Request, response: Response, env: E
     # can sign a visitor in as someone else (login CSRF). Scripts send no Origin.
     if request.headers.get("origin") is not None:
         sessions.check_same_origin(request, config)
-    user = await upsert_local_user(env.DATABASE, body.login)
-    session_id = await sessions.create_session(env.KV, user.id)
+    user = await upsert_local_user(deployment.env.DATABASE, body.login)
+    session_id = await sessions.create_session(deployment.env.KV, user.id, deployment.clock)
     sessions.set_session_cookie(response, request, session_id)
     return UserOut.of(user)

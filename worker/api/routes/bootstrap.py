@@ -10,10 +10,9 @@ so there is no session or API token here; it works once, within 15 minutes
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from worker.api.deps import Env
+from worker.api.deps import DeploymentDep
 from worker.api.ratelimit import BOOTSTRAP, rate_limited
 from worker.auth import jwt as tokens
-from worker.config import Config
 from worker.nodes import bootstrap
 
 router = APIRouter(tags=["nodes"])
@@ -27,12 +26,12 @@ class BootstrapOut(BaseModel):
 
 
 @router.post("/api/bootstrap/{token}", dependencies=[Depends(rate_limited(BOOTSTRAP))])
-async def exchange(token: str, env: Env) -> BootstrapOut:
-    node_id = await bootstrap.redeem(env, token)
-    minted = await tokens.mint_node_token(env, node_id)
+async def exchange(token: str, deployment: DeploymentDep) -> BootstrapOut:
+    node_id = await bootstrap.redeem(deployment, token)
+    minted = await tokens.mint_node_token(deployment, node_id)
     return BootstrapOut(
         node_id=node_id,
         callback_token=minted.token,
         expires_at=minted.expires_at,
-        control_plane_url=tokens.control_plane_url(Config.from_env(env)),
+        control_plane_url=tokens.control_plane_url(deployment.config),
     )

@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from worker.api.deps import CurrentUser, Env
+from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import API_TOKEN, rate_limited
 from worker.auth.credentials import (
     Credential,
@@ -26,7 +26,7 @@ from worker.auth.credentials import (
     save_credential,
 )
 from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import InvalidInput, NotFound, UpstreamFailed
 from worker.logs import event
 from worker.platform import fetch
 
@@ -91,19 +91,19 @@ class CredentialList(BaseModel):
 async def create(
     body: NewCredential,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> CredentialOut:
     if body.kind is CredentialKind.HETZNER:
-        await check_hetzner_token(Config.from_env(env), body.secret)
-    credential = await save_credential(env, user.id, body.kind, body.label, body.secret)
+        await check_hetzner_token(deployment.config, body.secret)
+    credential = await save_credential(deployment, user.id, body.kind, body.label, body.secret)
     event(log, "credential.saved", user=user.id, id=credential.id, kind=credential.kind)
     return CredentialOut.of(credential)
 
 
 @router.get("/api/credentials", response_model=CredentialList)
-async def index(user: CurrentUser, env: Env) -> CredentialList:
+async def index(user: CurrentUser, deployment: DeploymentDep) -> CredentialList:
     return CredentialList(
-        credentials=[CredentialOut.of(c) for c in await list_credentials(env, user.id)]
+        credentials=[CredentialOut.of(c) for c in await list_credentials(deployment, user.id)]
     )
 
 
@@ -111,17 +111,17 @@ async def index(user: CurrentUser, env: Env) -> CredentialList:
 async def delete(
     credential_id: str,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> Response:
     # Someone else's id answers exactly like an unknown one, so ids cannot be probed.
-    if not await delete_credential(env, user.id, credential_id):
-        raise ApiError(404, "credential_not_found", "You have no credential with that id.")
+    if not await delete_credential(deployment, user.id, credential_id):
+        raise NotFound("credential_not_found", "You have no credential with that id.")
     event(log, "credential.deleted", user=user.id, id=credential_id)
     return Response(status_code=204)
 
 
 async def check_hetzner_token(config: Config, token: str) -> None:
-    """Raise an ApiError unless Hetzner Cloud accepts `token` (a read-only call)."""
+    """Raise a domain error unless Hetzner Cloud accepts `token` (a read-only call)."""
     url = config.hetzner_api_url + HETZNER_CHECK_PATH
     try:
         response = await asyncio.wait_for(
@@ -136,8 +136,7 @@ async def check_hetzner_token(config: Config, token: str) -> None:
     # Cloudflare); only the type is logged, as a message could quote the request.
     except Exception as exc:
         event(log, "hetzner.unreachable", level=logging.WARNING, url=url, error=type(exc).__name__)
-        raise ApiError(
-            502,
+        raise UpstreamFailed(
             "hetzner_unreachable",
             f"Could not reach the Hetzner Cloud API at {config.hetzner_api_url} to check the "
             "token, so it was not saved. Try again in a minute.",
@@ -145,15 +144,13 @@ async def check_hetzner_token(config: Config, token: str) -> None:
     if response.status == 200:
         return
     if response.status in (401, 403):
-        raise ApiError(
-            400,
+        raise InvalidInput(
             "invalid_credential",
             f"Hetzner Cloud rejected this API token ({response.status}), so it was not saved. "
             + HETZNER_TOKEN_HELP,
         )
     event(log, "hetzner.check_failed", level=logging.WARNING, url=url, status=response.status)
-    raise ApiError(
-        502,
+    raise UpstreamFailed(
         "hetzner_unavailable",
         f"The Hetzner Cloud API answered {response.status} while checking the token, so it "
         "was not saved. Try again in a minute.",

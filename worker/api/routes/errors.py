@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from worker.api.deps import Env
+from worker.api.deps import DeploymentDep
 from worker.logs import request_id
 
 router = APIRouter()
@@ -30,9 +30,9 @@ class Accepted(BaseModel):
 
 
 @router.post("/api/errors", status_code=202, response_model=Accepted, tags=["observability"])
-async def report_error(report: ErrorReport, env: Env) -> Accepted:
+async def report_error(report: ErrorReport, deployment: DeploymentDep) -> Accepted:
     result = (
-        await env.OBSERVABILITY_DATABASE.prepare(
+        await deployment.env.OBSERVABILITY_DATABASE.prepare(
             "INSERT INTO errors (source, level, message, detail, request_id) VALUES (?, ?, ?, ?, ?)"
         )
         .bind(report.source, report.level, report.message, report.detail, request_id.get())

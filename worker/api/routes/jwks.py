@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from worker.api.deps import Env
+from worker.api.deps import DeploymentDep
 from worker.auth import jwt as tokens
 
 router = APIRouter(tags=["tokens"])
@@ -27,9 +27,9 @@ class Jwks(BaseModel):
 
 # Answered as a JSONResponse for its media type and cache header; the model documents it.
 @router.get("/.well-known/jwks.json", response_model=Jwks)
-async def jwks(env: Env) -> JSONResponse:
+async def jwks(deployment: DeploymentDep) -> JSONResponse:
     return JSONResponse(
-        await tokens.jwks(env),
+        await tokens.jwks(deployment),
         headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE_SECONDS}"},
         media_type="application/jwk-set+json",
     )

@@ -17,16 +17,15 @@ node's token: 403; another audience, expired or forged: 401):
 """
 
 import logging
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from worker.api.deps import CurrentUser, Env
+from worker.api.deps import CurrentUser, DeploymentDep
 from worker.auth import jwt as tokens
-from worker.config import Config
-from worker.errors import ApiError
+from worker.deployment import Deployment
+from worker.errors import Unauthorized
 from worker.logs import event
 from worker.nodes import service as nodes
 from worker.nodes.model import Node, Provider
@@ -107,7 +106,7 @@ class NodeOut(BaseModel):
     updated_at: str
 
     @classmethod
-    def of(cls, node: Node, interval_seconds: float, now: float | None = None) -> "NodeOut":
+    def of(cls, node: Node, interval_seconds: float, now: float) -> "NodeOut":
         derived = {
             "health": node.current_health(interval_seconds, now),
             "warm": node.warm_since is not None,
@@ -142,62 +141,63 @@ class Beat(BaseModel):
     callback_token: str | None = None
 
 
-def _out(node: Node, env: Any) -> NodeOut:
-    return NodeOut.of(node, Config.from_env(env).node_heartbeat_seconds)
+def _out(node: Node, deployment: Deployment) -> NodeOut:
+    return NodeOut.of(node, deployment.config.node_heartbeat_seconds, deployment.now())
 
 
 # --- the owner's routes ----------------------------------------------------------------------
 
 
 @router.get("/api/nodes", response_model=NodeList)
-async def index(user: CurrentUser, env: Env) -> NodeList:
-    return NodeList(nodes=[_out(node, env) for node in await nodes.list_nodes(env, user.id)])
+async def index(user: CurrentUser, deployment: DeploymentDep) -> NodeList:
+    return NodeList(
+        nodes=[_out(node, deployment) for node in await nodes.list_nodes(deployment, user.id)]
+    )
 
 
 @router.post("/api/nodes", status_code=201, response_model=NodeOut)
 async def create(
     body: NewNode,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> NodeOut:
     node = await nodes.create_node(
-        env, user.id, body.provider, name=body.name, size=body.size, location=body.location
+        deployment, user.id, body.provider, name=body.name, size=body.size, location=body.location
     )
-    return _out(node, env)
+    return _out(node, deployment)
 
 
 @router.get("/api/nodes/{node_id}", response_model=NodeOut)
 async def show(
     node_id: str,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> NodeOut:
-    return _out(await nodes.get_node(env, user.id, node_id), env)
+    return _out(await nodes.get_node(deployment, user.id, node_id), deployment)
 
 
 @router.delete("/api/nodes/{node_id}", status_code=204)
 async def delete(
     node_id: str,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> Response:
-    await nodes.delete_node(env, user.id, node_id)
+    await nodes.delete_node(deployment, user.id, node_id)
     return Response(status_code=204)
 
 
 # --- the node's callbacks --------------------------------------------------------------------
 
 
-async def node_token(node_id: str, request: Request, env: Env) -> dict[str, Any]:
+async def node_token(node_id: str, request: Request, deployment: DeploymentDep) -> dict[str, Any]:
     """The claims of the caller's sam:node token, which must be for `node_id`."""
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(
-            401,
+        raise Unauthorized(
             "unauthorized",
             "Node callbacks need `Authorization: Bearer <the node's callback token>`.",
         )
-    return await tokens.verify(env, token.strip(), tokens.Audience.NODE, node=node_id)
+    return await tokens.verify(deployment, token.strip(), tokens.Audience.NODE, node=node_id)
 
 
 @router.post("/api/nodes/{node_id}/ready", response_model=NodeStatusOut)
@@ -205,11 +205,11 @@ async def ready(
     node_id: str,
     body: Ready,
     _: Annotated[dict[str, Any], Depends(node_token)],
-    env: Env,
+    deployment: DeploymentDep,
 ) -> NodeStatusOut:
-    node = await nodes.mark_ready(env, node_id, body.agent_port, body.version)
+    node = await nodes.mark_ready(deployment, node_id, body.agent_port, body.version)
     event(log, "node.ready", node_id=node_id, port=body.agent_port, version=body.version)
-    await dispatch.on_node_ready(env, node_id)
+    await dispatch.on_node_ready(deployment, node_id)
     return NodeStatusOut(id=node.id, status=node.status)
 
 
@@ -220,14 +220,14 @@ async def heartbeat(
     node_id: str,
     body: Heartbeat,
     claims: Annotated[dict[str, Any], Depends(node_token)],
-    env: Env,
+    deployment: DeploymentDep,
 ) -> Beat:
     metrics = body.model_dump(exclude={"agent_version"})
-    node, joined = await nodes.record_heartbeat(env, node_id, metrics, body.agent_version)
+    node, joined = await nodes.record_heartbeat(deployment, node_id, metrics, body.agent_version)
     if joined:
-        await dispatch.on_node_ready(env, node_id)
+        await dispatch.on_node_ready(deployment, node_id)
     beat = Beat(status=node.status, health=node.health)
-    if time.time() - float(claims["iat"]) >= RENEW_AFTER_SECONDS:
-        beat.callback_token = (await tokens.mint_node_token(env, node_id)).token
+    if deployment.now() - float(claims["iat"]) >= RENEW_AFTER_SECONDS:
+        beat.callback_token = (await tokens.mint_node_token(deployment, node_id)).token
         event(log, "node.token_renewed", node_id=node_id)
     return beat

@@ -17,11 +17,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.api.deps import CurrentUser, Env
+from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import TERMINAL_TOKEN, rate_limited
 from worker.auth import jwt as tokens
-from worker.config import Config
-from worker.errors import ApiError
+from worker.errors import Conflict
 from worker.nodes import service as nodes
 from worker.workspaces import service as workspaces
 from worker.workspaces.model import urls
@@ -53,24 +52,25 @@ class TerminalToken(BaseModel):
 async def terminal_token(
     body: TokenRequest,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> TerminalToken:
-    workspace = await workspaces.get(env, user.id, body.workspace_id)
-    node = None if workspace.node_id is None else await nodes.find_node(env, workspace.node_id)
+    workspace = await workspaces.get(deployment, user.id, body.workspace_id)
+    node = (
+        None if workspace.node_id is None else await nodes.find_node(deployment, workspace.node_id)
+    )
     if not workspace.on_agent or node is None or node.agent_url is None:
         advice = (
             "Restart it first (POST /api/workspaces/{id}/restart)."
             if workspace.status in ("stopped", "error")
             else "Wait until it is running."
         )
-        raise ApiError(
-            409,
+        raise Conflict(
             "workspace_not_running",
             f"Workspace {workspace.id} is {workspace.status}; a terminal needs it running. "
             + advice.replace("{id}", workspace.id),
         )
-    minted = await tokens.mint_terminal_token(env, user.id, node.id, workspace.id)
-    links = urls(Config.from_env(env), workspace.id, live=True)
+    minted = await tokens.mint_terminal_token(deployment, user.id, node.id, workspace.id)
+    links = urls(deployment.config, workspace.id, live=True)
     return TerminalToken(
         token=minted.token,
         expires_at=minted.expires_at,

@@ -10,10 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field, field_validator
 
-from worker.api.deps import CurrentUser, Env
+from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import API_TOKEN, rate_limited
 from worker.auth import api_tokens
-from worker.errors import ApiError
+from worker.errors import Conflict, NotFound
 
 router = APIRouter(tags=["tokens"])
 
@@ -56,12 +56,11 @@ class TokenList(BaseModel):
 async def create_token(
     body: NewToken,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> CreatedToken:
-    created = await api_tokens.create_token(env.DATABASE, user.id, body.name)
+    created = await api_tokens.create_token(deployment.env.DATABASE, user.id, body.name)
     if created is None:
-        raise ApiError(
-            409,
+        raise Conflict(
             "too_many_tokens",
             f"You already have {api_tokens.MAX_TOKENS_PER_USER} API tokens; revoke one "
             "(DELETE /api/tokens/{id}) before creating another.",
@@ -71,17 +70,21 @@ async def create_token(
 
 
 @router.get("/api/tokens", response_model=TokenList)
-async def list_tokens(user: CurrentUser, env: Env) -> TokenList:
-    return TokenList.model_validate({"tokens": await api_tokens.list_tokens(env.DATABASE, user.id)})
+async def list_tokens(user: CurrentUser, deployment: DeploymentDep) -> TokenList:
+    return TokenList.model_validate(
+        {"tokens": await api_tokens.list_tokens(deployment.env.DATABASE, user.id)}
+    )
 
 
 @router.delete("/api/tokens/{token_id}", status_code=204)
 async def revoke_token(
     token_id: str,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> Response:
     # Someone else's token and no token at all answer the same, so ids cannot be probed.
-    if not await api_tokens.revoke_token(env.DATABASE, user.id, token_id):
-        raise ApiError(404, "token_not_found", f"You have no live API token {token_id!r}.")
+    if not await api_tokens.revoke_token(
+        deployment.env.DATABASE, user.id, token_id, deployment.clock
+    ):
+        raise NotFound("token_not_found", f"You have no live API token {token_id!r}.")
     return Response(status_code=204)

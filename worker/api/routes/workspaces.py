@@ -20,17 +20,18 @@ node>` (another node's token: 403; another audience, expired or forged: 401):
 The shapes are in docs/protocols/control-plane-api.md.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from wire import agent_api
-from worker.api.deps import CurrentUser, Env
+from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import WORKSPACE_CREATE, rate_limited
 from worker.auth import jwt as tokens
 from worker.config import Config
-from worker.errors import ApiError
+from worker.deployment import Deployment
+from worker.errors import Unauthorized
 from worker.nodes.model import Provider
 from worker.states import WorkspaceStatus
 from worker.workspaces import service as workspaces
@@ -145,17 +146,17 @@ class WorkspaceStatusOut(BaseModel):
     status: WorkspaceStatus
 
 
-def _out(env: Any, workspace: Workspace) -> WorkspaceOut:
-    return WorkspaceOut.of(workspace, Config.from_env(env))
+def _out(deployment: Deployment, workspace: Workspace) -> WorkspaceOut:
+    return WorkspaceOut.of(workspace, deployment.config)
 
 
 # --- the owner's routes ----------------------------------------------------------------------
 
 
 @router.get("/api/workspaces", response_model=WorkspaceList)
-async def index(user: CurrentUser, env: Env) -> WorkspaceList:
-    config = Config.from_env(env)
-    found = await workspaces.list_workspaces(env, user.id)
+async def index(user: CurrentUser, deployment: DeploymentDep) -> WorkspaceList:
+    config = deployment.config
+    found = await workspaces.list_workspaces(deployment, user.id)
     return WorkspaceList(workspaces=[WorkspaceOut.of(workspace, config) for workspace in found])
 
 
@@ -168,45 +169,45 @@ async def index(user: CurrentUser, env: Env) -> WorkspaceList:
 async def create(
     body: NewWorkspace,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> WorkspaceOut:
-    return _out(env, await workspaces.create(env, user.id, body.model_dump()))
+    return _out(deployment, await workspaces.create(deployment, user.id, body.model_dump()))
 
 
 @router.get("/api/workspaces/{workspace_id}", response_model=WorkspaceOut)
 async def show(
     workspace_id: str,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> WorkspaceOut:
-    return _out(env, await workspaces.get(env, user.id, workspace_id))
+    return _out(deployment, await workspaces.get(deployment, user.id, workspace_id))
 
 
 @router.post("/api/workspaces/{workspace_id}/stop", response_model=WorkspaceOut)
 async def stop(
     workspace_id: str,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> WorkspaceOut:
-    return _out(env, await workspaces.stop(env, user.id, workspace_id))
+    return _out(deployment, await workspaces.stop(deployment, user.id, workspace_id))
 
 
 @router.post("/api/workspaces/{workspace_id}/restart", status_code=202, response_model=WorkspaceOut)
 async def restart(
     workspace_id: str,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> WorkspaceOut:
-    return _out(env, await workspaces.restart(env, user.id, workspace_id))
+    return _out(deployment, await workspaces.restart(deployment, user.id, workspace_id))
 
 
 @router.delete("/api/workspaces/{workspace_id}", status_code=204)
 async def delete(
     workspace_id: str,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> Response:
-    await workspaces.delete(env, user.id, workspace_id)
+    await workspaces.delete(deployment, user.id, workspace_id)
     return Response(status_code=204)
 
 
@@ -214,26 +215,29 @@ async def delete(
 async def read_boot_log(
     workspace_id: str,
     user: CurrentUser,
-    env: Env,
+    deployment: DeploymentDep,
 ) -> BootLogOut:
-    return BootLogOut.model_validate(await workspaces.read_boot_log(env, user.id, workspace_id))
+    return BootLogOut.model_validate(
+        await workspaces.read_boot_log(deployment, user.id, workspace_id)
+    )
 
 
 # --- the agent's callbacks -------------------------------------------------------------------
 
 
-async def calling_node_workspace(workspace_id: str, request: Request, env: Env) -> Workspace:
+async def calling_node_workspace(
+    workspace_id: str, request: Request, deployment: DeploymentDep
+) -> Workspace:
     """The path's workspace, if the caller holds the sam:node token of its node."""
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(
-            401,
+        raise Unauthorized(
             "unauthorized",
             "Workspace callbacks need `Authorization: Bearer <the node's callback token>`.",
         )
     # Verified before the lookup, so nobody without a node token learns which ids exist.
-    claims = await tokens.verify(env, token.strip(), tokens.Audience.NODE)
-    workspace = await workspaces.find_workspace(env, workspace_id)
+    claims = await tokens.verify(deployment, token.strip(), tokens.Audience.NODE)
+    workspace = await workspaces.find_workspace(deployment, workspace_id)
     if workspace is None:
         raise workspaces.WorkspaceNotFound()
     if workspace.node_id != claims["node"]:
@@ -245,9 +249,9 @@ async def calling_node_workspace(workspace_id: str, request: Request, env: Env) 
 async def ready(
     body: Ready,
     workspace: Annotated[Workspace, Depends(calling_node_workspace)],
-    env: Env,
+    deployment: DeploymentDep,
 ) -> WorkspaceStatusOut:
-    done = await workspaces.agent_ready_callback(env, workspace, body.model_dump())
+    done = await workspaces.agent_ready_callback(deployment, workspace, body.model_dump())
     return WorkspaceStatusOut(id=done.id, status=done.status)
 
 
@@ -257,9 +261,9 @@ async def ready(
 async def provisioning_failed(
     body: Failed,
     workspace: Annotated[Workspace, Depends(calling_node_workspace)],
-    env: Env,
+    deployment: DeploymentDep,
 ) -> WorkspaceStatusOut:
-    done = await workspaces.agent_failed(env, workspace, body.model_dump())
+    done = await workspaces.agent_failed(deployment, workspace, body.model_dump())
     return WorkspaceStatusOut(id=done.id, status=done.status)
 
 
@@ -267,7 +271,7 @@ async def provisioning_failed(
 async def append_boot_log(
     body: BootLogEntry,
     workspace: Annotated[Workspace, Depends(calling_node_workspace)],
-    env: Env,
+    deployment: DeploymentDep,
 ) -> WorkspaceStatusOut:
-    await workspaces.agent_boot_log(env, workspace, body.model_dump())
+    await workspaces.agent_boot_log(deployment, workspace, body.model_dump())
     return WorkspaceStatusOut(id=workspace.id, status=workspace.status)

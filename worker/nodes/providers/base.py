@@ -3,9 +3,10 @@ and the `NodeProvider` protocol that worker/nodes/providers/hetzner/ and local.p
 """
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from worker.errors import ApiError
+from worker.deployment import Deployment
+from worker.errors import InvalidInput
 
 # The labels every SAM server carries (Hetzner labels; the local launcher keeps the same).
 LABEL_MANAGED_BY = "managed-by"
@@ -92,21 +93,22 @@ class NodeWanted(Protocol):
 class NodeProvider(Protocol):
     name: str
 
-    def check_available(self, env: Any) -> None: ...
+    def check_available(self, deployment: Deployment) -> None: ...
 
     async def create_server(
-        self, env: Any, node: NodeWanted, user_id: str, boot: NodeBoot
+        self, deployment: Deployment, node: NodeWanted, user_id: str, boot: NodeBoot
     ) -> ProvisionedServer: ...
 
-    async def delete_server(self, env: Any, node: ServerOwner) -> None: ...
+    async def delete_server(self, deployment: Deployment, node: ServerOwner) -> None: ...
 
-    async def list_managed(self, env: Any, user_id: str | None) -> list[ManagedServer]: ...
+    async def list_managed(
+        self, deployment: Deployment, user_id: str | None
+    ) -> list[ManagedServer]: ...
 
 
-class UnknownProvider(ApiError):
+class UnknownProvider(InvalidInput):
     def __init__(self, name: str) -> None:
         super().__init__(
-            400,
             "unknown_provider",
             f"There is no node provider {name!r}: use 'hetzner' or 'local'.",
         )

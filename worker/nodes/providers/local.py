@@ -17,7 +17,8 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from worker.errors import ApiError
+from worker.deployment import Deployment
+from worker.errors import InvalidInput, UpstreamFailed
 from worker.nodes.providers.base import (
     ManagedServer,
     NodeBoot,
@@ -31,10 +32,9 @@ LAUNCHER_URL = "http://local-nodes/nodes"
 AGENT_HOST = "127.0.0.1"
 
 
-class LocalProviderUnavailable(ApiError):
+class LocalProviderUnavailable(InvalidInput):
     def __init__(self) -> None:
         super().__init__(
-            400,
             "local_provider_unavailable",
             "The local provider is only available under `sam dev` (it starts the agent on "
             "the machine running SAM). Use the hetzner provider here.",
@@ -44,33 +44,32 @@ class LocalProviderUnavailable(ApiError):
 class LocalProvider:
     name = "local"
 
-    def check_available(self, env: Any) -> None:
-        if getattr(env, "LOCAL_NODES", None) is None:
+    def check_available(self, deployment: Deployment) -> None:
+        if getattr(deployment.env, "LOCAL_NODES", None) is None:
             raise LocalProviderUnavailable()
 
     async def _call(
-        self, env: Any, method: str, url: str, body: dict[str, Any] | None = None
+        self, deployment: Deployment, method: str, url: str, body: dict[str, Any] | None = None
     ) -> Any:
-        self.check_available(env)
+        self.check_available(deployment)
         init: dict[str, Any] = {"method": method}
         if body is not None:
             init["body"] = json.dumps(body)
             init["headers"] = {"content-type": "application/json"}
-        response = await env.LOCAL_NODES.fetch(Request(url, **init))
+        response = await deployment.env.LOCAL_NODES.fetch(Request(url, **init))
         answer = await response.json()
         if not 200 <= response.status < 300:
-            raise ApiError(
-                502,
+            raise UpstreamFailed(
                 "local_node_failed",
                 f"The local node launcher refused: {answer.get('message', response.status)}",
             )
         return answer
 
     async def create_server(
-        self, env: Any, node: NodeWanted, user_id: str, boot: NodeBoot
+        self, deployment: Deployment, node: NodeWanted, user_id: str, boot: NodeBoot
     ) -> ProvisionedServer:
         answer = await self._call(
-            env,
+            deployment,
             "POST",
             LAUNCHER_URL,
             {
@@ -88,12 +87,14 @@ class LocalProvider:
             location="local",
         )
 
-    async def delete_server(self, env: Any, node: ServerOwner) -> None:
-        await self._call(env, "DELETE", f"{LAUNCHER_URL}/{quote(node.id, safe='')}")
+    async def delete_server(self, deployment: Deployment, node: ServerOwner) -> None:
+        await self._call(deployment, "DELETE", f"{LAUNCHER_URL}/{quote(node.id, safe='')}")
 
-    async def list_managed(self, env: Any, user_id: str | None) -> list[ManagedServer]:
+    async def list_managed(
+        self, deployment: Deployment, user_id: str | None
+    ) -> list[ManagedServer]:
         """This user's local nodes (None: everyone's, as there is one machine)."""
-        answer = await self._call(env, "GET", LAUNCHER_URL)
+        answer = await self._call(deployment, "GET", LAUNCHER_URL)
         return [
             ManagedServer(
                 provider="local",

@@ -8,7 +8,7 @@ bodies, errors as `{"error": {"code", "message", "details"}}`, lists paginated w
     api = HetznerApi(base_url, token)
     await api.call(method, path, query=None, body=None) -> the JSON answer (a dict)
     await api.paged(path, key, query=None)              -> every item of every page
-    HetznerRefused                                      a non-2xx answer: an ApiError for
+    HetznerRefused                                      a non-2xx answer: a domain error for
                                                         the user; .hetzner_status/_code
 """
 
@@ -16,7 +16,7 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-from worker.errors import ApiError
+from worker.errors import Conflict, InvalidInput, SamError, Unavailable, UpstreamFailed
 from worker.http_retry import RetryPolicy, Sleep, Unreachable, send_with_retry
 from worker.platform import fetch
 
@@ -25,53 +25,77 @@ PER_PAGE = 50  # Hetzner's maximum
 MAX_PAGES = 100  # 5,000 items: far more servers than any project holds; stops a loop
 
 
-class HetznerRefused(ApiError):
-    """Hetzner answered with an error (after retries, for 429 and 5xx): an ApiError that
-    says what the user should do, with Hetzner's own status and code kept for callers."""
+class HetznerRefused(SamError):
+    """Hetzner answered with an error (after retries, for 429 and 5xx): a domain error that
+    says what the user should do, with Hetzner's own status and code kept for callers.
+    Raised as one of the kinds below, made by `refused`."""
 
-    def __init__(self, status: int, code: str, message: str, what: str) -> None:
-        super().__init__(*_explain(status, code, message, what))
-        self.hetzner_status = status
-        self.hetzner_code = code
+    def __init__(self, code: str, message: str, hetzner_status: int, hetzner_code: str) -> None:
+        super().__init__(code, message)
+        self.hetzner_status = hetzner_status
+        self.hetzner_code = hetzner_code
 
 
-def _explain(status: int, code: str, message: str, what: str) -> tuple[int, str, str]:
+class HetznerTokenRefused(HetznerRefused, InvalidInput):
+    pass
+
+
+class HetznerLimitReached(HetznerRefused, Conflict):
+    pass
+
+
+class HetznerRateLimited(HetznerRefused, Unavailable):
+    pass
+
+
+class HetznerFailed(HetznerRefused, UpstreamFailed):
+    pass
+
+
+def refused(status: int, code: str, message: str, what: str) -> HetznerRefused:
     said = f"{code}: {message}"
     if status == 401:
-        return (
-            400,
+        return HetznerTokenRefused(
             "hetzner_token_rejected",
             "Hetzner Cloud rejected your API token. Replace it in Settings → Credentials "
             "with a token of your Hetzner project (Read & Write).",
+            status,
+            code,
         )
     if code in ("token_readonly", "forbidden"):
-        return (
-            400,
+        return HetznerTokenRefused(
             "hetzner_token_forbidden",
             f"Your Hetzner API token may not do this ({said}). Create a Read & Write "
             "token in the Hetzner Console and replace the one in Settings → Credentials.",
+            status,
+            code,
         )
     if code == "resource_limit_exceeded":
-        return (
-            409,
+        return HetznerLimitReached(
             "hetzner_limit_reached",
             f"Your Hetzner project has reached a limit ({said}). Delete unused servers "
             "or ask Hetzner to raise the limit.",
+            status,
+            code,
         )
     if status == 429:
-        return (
-            503,
+        return HetznerRateLimited(
             "hetzner_rate_limited",
             "Hetzner Cloud kept rate-limiting this project's API token. Try again in a minute.",
+            status,
+            code,
         )
     if status >= 500:
-        return (
-            502,
+        return HetznerFailed(
             "hetzner_unavailable",
             f"Hetzner Cloud kept failing ({status}, {said}) for {what}, after "
             f"{HETZNER_RETRY.attempts} attempts. Try again later.",
+            status,
+            code,
         )
-    return 502, "hetzner_error", f"Hetzner Cloud refused {what} ({status}, {said})."
+    return HetznerFailed(
+        "hetzner_error", f"Hetzner Cloud refused {what} ({status}, {said}).", status, code
+    )
 
 
 class HetznerApi:
@@ -103,8 +127,7 @@ class HetznerApi:
                 lambda: fetch(url, **init), HETZNER_RETRY, what=f"hetzner {what}", **extra
             )
         except Unreachable as exc:
-            raise ApiError(
-                502,
+            raise UpstreamFailed(
                 "hetzner_unreachable",
                 f"Could not reach the Hetzner Cloud API at {self._base} ({exc.reason}). "
                 "Try again in a minute.",
@@ -119,7 +142,7 @@ class HetznerApi:
         if 200 <= response.status < 300:
             return answer
         error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
-        raise HetznerRefused(
+        raise refused(
             response.status,
             str(error.get("code") or "unknown"),
             str(error.get("message") or "no message"),

@@ -19,8 +19,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from worker.auth.credentials import CredentialKind, open_credential
-from worker.config import Config
-from worker.errors import ApiError
+from worker.deployment import Deployment
+from worker.errors import InvalidInput, SamError, Unavailable, UpstreamFailed
 from worker.http_retry import Sleep
 from worker.logs import event
 from worker.nodes import dns
@@ -86,8 +86,8 @@ def choose_placement(
     name = size or DEFAULT_SIZE
     need = SIZES.get(name)
     if need is None:
-        raise ApiError(
-            400, "unknown_size", f"There is no node size {name!r}: use one of {sorted(SIZES)}."
+        raise InvalidInput(
+            "unknown_size", f"There is no node size {name!r}: use one of {sorted(SIZES)}."
         )
     known = [location["name"] for location in locations]
     best: tuple[Decimal, int, float, str, tuple[str, ...]] | None = None
@@ -110,8 +110,7 @@ def choose_placement(
         if best is None or candidate[:3] < best[:3]:
             best = candidate
     if best is None:
-        raise ApiError(
-            400,
+        raise InvalidInput(
             "no_server_type",
             f"Hetzner Cloud offers no current shared-vCPU x86 server type with at least "
             f"{need.cores} vCPUs and {need.memory_gb:g} GB memory (size {name!r}) in any "
@@ -169,20 +168,20 @@ class HetznerProvider:
     def __init__(self, sleep: Sleep | None = None) -> None:
         self._sleep = sleep  # tests inject it; None is asyncio.sleep
 
-    def check_available(self, env: Any) -> None:
-        if not dns.is_configured(Config.from_env(env)):
+    def check_available(self, deployment: Deployment) -> None:
+        if not dns.is_configured(deployment.config):
             raise dns.DnsNotConfigured()
 
-    async def _api(self, env: Any, user_id: str) -> HetznerApi:
-        token = await open_credential(env, user_id, CredentialKind.HETZNER)
-        return HetznerApi(Config.from_env(env).hetzner_api_url, token, self._sleep)
+    async def _api(self, deployment: Deployment, user_id: str) -> HetznerApi:
+        token = await open_credential(deployment, user_id, CredentialKind.HETZNER)
+        return HetznerApi(deployment.config.hetzner_api_url, token, self._sleep)
 
     async def create_server(
-        self, env: Any, node: NodeWanted, user_id: str, boot: NodeBoot
+        self, deployment: Deployment, node: NodeWanted, user_id: str, boot: NodeBoot
     ) -> ProvisionedServer:
-        self.check_available(env)  # before a VM exists that could not be reached
-        config = Config.from_env(env)
-        api = await self._api(env, user_id)
+        self.check_available(deployment)  # before a VM exists that could not be reached
+        config = deployment.config
+        api = await self._api(deployment, user_id)
         server = await _find_one(api, node.id)
         if server is None:
             types = await api.paged("/server_types", "server_types")
@@ -195,13 +194,13 @@ class HetznerProvider:
         server_id = str(server["id"])
         if ip is None:
             await _delete(api, server_id)
-            raise ApiError(
-                502, "hetzner_no_ip", "Hetzner Cloud made the server without a public IPv4."
+            raise UpstreamFailed(
+                "hetzner_no_ip", "Hetzner Cloud made the server without a public IPv4."
             )
         host = dns.vm_hostname(config, node.id)
         try:
-            record = await dns.ensure_a_record(env, host, ip)
-        except ApiError:
+            record = await dns.ensure_a_record(config, host, ip)
+        except SamError:
             # Unreachable without its name: take the VM back rather than pay for it.
             await _delete(api, server_id)
             raise
@@ -260,27 +259,28 @@ class HetznerProvider:
                 server_type=placement.server_type,
             )
             return answer["server"]
-        raise ApiError(
-            503,
+        raise Unavailable(
             "hetzner_no_capacity",
             f"No Hetzner location could place a {placement.server_type} server right now "
             f"(tried {', '.join(tried)}). Try again later, or choose another size.",
         )
 
-    async def delete_server(self, env: Any, node: ServerOwner) -> None:
-        config = Config.from_env(env)
-        api = await self._api(env, node.user_id)
+    async def delete_server(self, deployment: Deployment, node: ServerOwner) -> None:
+        config = deployment.config
+        api = await self._api(deployment, node.user_id)
         ids = {node.provider_server_id} if node.provider_server_id else set()
         # Also any made for this node but never recorded (a crash mid-create).
         ids |= {str(server["id"]) for server in await _find_all(api, node.id)}
         for server_id in sorted(ids):
             await _delete(api, server_id)
         if dns.is_configured(config):
-            await dns.delete_records(env, dns.vm_hostname(config, node.id), node.dns_record_id)
+            await dns.delete_records(config, dns.vm_hostname(config, node.id), node.dns_record_id)
 
-    async def list_managed(self, env: Any, user_id: str | None) -> list[ManagedServer]:
+    async def list_managed(
+        self, deployment: Deployment, user_id: str | None
+    ) -> list[ManagedServer]:
         assert user_id is not None, "Hetzner servers are listed with their owner's token"
-        api = await self._api(env, user_id)
+        api = await self._api(deployment, user_id)
         selector = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_USER}={user_id}"
         servers = await api.paged("/servers", "servers", {"label_selector": selector})
         return [_managed(server) for server in servers]
