@@ -1,11 +1,15 @@
 """The D1 twin: one SQLite file per database, as `workers-runtime-sdk` 1.9.x shows D1.
 
 Rows, results and `meta` are `Record`s. BLOBs come back as `list[int]`: D1 sends them as
-JSON arrays of byte values and Pyodide turns those into Python lists. Statements run
+JSON arrays of byte values and Pyodide turns those into Python lists. Numbers cross as JS
+numbers both ways: every bound number is stored as REAL, and an integral result is an int
+(`twin.js`). Error texts are workerd's, with SQLite's error offset and extended result
+code where it gives them. Statements run
 inline on the caller's thread: SQLite answers in microseconds, a thread hop would cost
 more than the query.
 """
 
+import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -14,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import D1Error
+from twin.js import MAX_SAFE_INTEGER, js_number, js_string
 from twin.records import Record
 
 # D1's documented limits (developers.cloudflare.com/d1/platform/limits). SQLite enforces
@@ -24,8 +29,6 @@ MAX_VALUE_BYTES = 2_000_000  # a string, BLOB or whole row
 MAX_COLUMNS = 100
 MAX_FUNCTION_ARGUMENTS = 32
 MAX_LIKE_PATTERN_BYTES = 50
-# Larger Python ints cross into JavaScript as BigInt, which D1's bind() rejects.
-MAX_SAFE_INTEGER = 2**53 - 1
 
 SERVED_BY = "sam-local-d1"
 SERVED_BY_REGION = "LOCAL"
@@ -57,19 +60,35 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def sqlite_error_text(exc: sqlite3.Error) -> str:
-    """SQLite's message in D1's words, e.g. "no such table: x: SQLITE_ERROR"."""
+def sqlite_error_text(exc: sqlite3.Error, sql: str = "") -> str:
+    """SQLite's message in D1's words, e.g. "no such column: x at offset 7: SQLITE_ERROR" or
+    "UNIQUE constraint failed: t.id: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_UNIQUE)"."""
     name = getattr(exc, "sqlite_errorname", None)
     if name is None:  # raised by the sqlite3 module before SQLite ran anything
         if "number of bindings" in str(exc):
             return "Wrong number of parameter bindings for SQL query."
         return str(exc)
     primary_code = "_".join(name.split("_")[:2])  # SQLITE_CONSTRAINT_UNIQUE → SQLITE_CONSTRAINT
-    return f"{exc}: {primary_code}"
+    offset = _error_offset(str(exc), sql)
+    text = f"{exc}{'' if offset is None else f' at offset {offset}'}: {primary_code}"
+    return text if name == primary_code else f"{text} (extended: {name})"
 
 
-def _d1_error(exc: sqlite3.Error) -> D1Error:
-    return D1Error(f"D1_ERROR: {sqlite_error_text(exc)}")
+def _error_offset(message: str, sql: str) -> int | None:
+    # SQLite's sqlite3_error_offset(), which Python does not expose, for the errors it
+    # reports one: the offending token, or the first parameter past the limit.
+    if message == "too many SQL variables":
+        parameters = [m.start() for m in re.finditer(r"\?\d*|[:@$][A-Za-z_]\w*", sql)]
+        return parameters[MAX_BOUND_PARAMETERS] if len(parameters) > MAX_BOUND_PARAMETERS else None
+    token = re.fullmatch(r'near "(.+)": syntax error|no such column: (.+)', message)
+    if token is None:
+        return None
+    at = sql.find(token.group(1) or token.group(2))
+    return None if at < 0 else at
+
+
+def _d1_error(exc: sqlite3.Error, sql: str) -> D1Error:
+    return D1Error(f"D1_ERROR: {sqlite_error_text(exc, sql)}")
 
 
 class D1Database:
@@ -89,32 +108,37 @@ class D1Database:
             return [_result(*self._execute(s.statement, s.params)) for s in statements]
 
     async def exec(self, sql: str) -> Record:
-        """Run raw SQL, one statement per line as D1 splits it; no bindings."""
+        """Run raw SQL as workerd's D1 does: each non-blank line is one batch entry (all of a
+        line's statements run; it counts once), the whole batch in one transaction."""
         lines = sql.strip().split("\n")
-        count, duration_ms = 0, 0.0
-        with self._transaction():
-            for number, line in enumerate(lines, start=1):
-                if not _has_sql(line):
-                    continue
-                try:
-                    _, _, meta = self._execute_sqlite(line, ())
-                except sqlite3.Error as exc:
-                    reason = sqlite_error_text(exc)
-                    raise D1Error(
-                        f"D1_EXEC_ERROR: Error in line {number}: {line}: {reason}"
-                    ) from exc
-                count += 1
-                duration_ms += meta.duration
-        return Record(count=count, duration=duration_ms)
+        entries = [line for line in lines if line.strip()]
+        duration_ms = 0.0
+        try:
+            if not entries:
+                raise _ExecRefused("No SQL statements detected.")
+            with self._transaction():
+                for line in entries:
+                    for statement in _statements(line):
+                        duration_ms += self._exec_statement(statement)
+        except _ExecRefused as exc:
+            # A failed batch comes back as one error, which D1 reports against line 1.
+            raise D1Error(f"D1_EXEC_ERROR: Error in line 1: {lines[0]}: {exc}") from exc.__cause__
+        return Record(count=len(entries), duration=duration_ms)
 
     def close(self) -> None:
         self._conn.close()
+
+    def _exec_statement(self, statement: str) -> float:
+        try:
+            return self._execute_sqlite(statement, ())[2].duration
+        except sqlite3.Error as exc:
+            raise _ExecRefused(sqlite_error_text(exc, statement)) from exc
 
     def _execute(self, sql: str, params: Sequence[Any]) -> _Outcome:
         try:
             return self._execute_sqlite(sql, params)
         except sqlite3.Error as exc:
-            raise _d1_error(exc) from exc
+            raise _d1_error(exc, sql) from exc
 
     def _execute_sqlite(self, sql: str, params: Sequence[Any]) -> _Outcome:
         conn = self._conn
@@ -157,7 +181,7 @@ class D1Database:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:  # BEGIN or COMMIT failed, e.g. a deferred foreign key
             self._rollback()
-            raise _d1_error(exc) from exc
+            raise _d1_error(exc, "") from exc
         except BaseException:
             self._rollback()
             raise
@@ -214,21 +238,28 @@ def _result(columns: list[str], rows: list[Sequence[Any]], meta: Record) -> Reco
 
 
 def _from_sqlite(row: Sequence[Any]) -> Sequence[Any]:
-    if bytes in map(type, row):
-        return [list(value) if type(value) is bytes else value for value in row]
-    return row
+    return [_from_sqlite_value(value) for value in row]
+
+
+def _from_sqlite_value(value: Any) -> Any:
+    if type(value) is bytes:
+        return list(value)
+    if isinstance(value, int | float):
+        return js_number(value)
+    return value
 
 
 def _to_sqlite(value: Any) -> Any:
-    if value is None or isinstance(value, str | float):
+    if value is None or isinstance(value, str):
         return value
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        if abs(value) > MAX_SAFE_INTEGER:
-            raise D1Error(_type_error("bigint", value))
-        return value
-    if isinstance(value, bytes | bytearray | memoryview):
+    if isinstance(value, tuple | bytearray):
+        # The SDK's python_to_rpc refuses these before D1 sees them.
+        raise TypeError(f"{type(value)} cannot be sent over RPC.")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER:
+        raise D1Error(_type_error("bigint", value))
+    if isinstance(value, int | float):
+        return float(value)  # a JS number, which D1 binds as REAL (true and false too)
+    if isinstance(value, bytes | memoryview):
         return bytes(value)
     # D1 takes an array of byte values as a BLOB.
     if isinstance(value, list) and all(type(b) is int and 0 <= b < 256 for b in value):
@@ -237,9 +268,29 @@ def _to_sqlite(value: Any) -> Any:
 
 
 def _type_error(js_type: str, value: Any) -> str:
-    return f"D1_TYPE_ERROR: Type '{js_type}' not supported for value '{value}'"
+    return f"D1_TYPE_ERROR: Type '{js_type}' not supported for value '{js_string(value)}'"
 
 
-def _has_sql(line: str) -> bool:
-    stripped = line.strip()
-    return bool(stripped) and not stripped.startswith("--")
+class _ExecRefused(Exception):
+    """A line of `exec` that D1 refuses before SQLite runs it."""
+
+
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?(\*/|$)", re.DOTALL)
+
+
+def _statements(line: str) -> list[str]:
+    """The statements of one line; any piece that holds only a comment is refused, as D1
+    refuses `SELECT 1; -- why`."""
+    statements, pending = [], ""
+    pieces = line.split(";")
+    for index, piece in enumerate(pieces):
+        pending += piece if index == len(pieces) - 1 else piece + ";"
+        # A `;` inside a quote, a comment or a trigger body does not end the statement.
+        if index < len(pieces) - 1 and not sqlite3.complete_statement(pending):
+            continue
+        if _COMMENTS.sub("", pending).strip(" \t\r;"):
+            statements.append(pending)
+        elif pending.strip():
+            raise _ExecRefused("SQL code did not contain a statement.")
+        pending = ""
+    return statements

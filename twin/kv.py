@@ -2,7 +2,9 @@
 
 Keys list in UTF-8 byte order, as KV lists them; an expired key is gone from `get` and
 `list` as soon as the clock passes its expiration. Options are keyword arguments (how
-Pyodide passes a JS options object) or, as on Cloudflare, one positional dict.
+Pyodide passes a JS options object) or, as on Cloudflare, one positional dict. Values and
+errors are what workerd's KV shows through the SDK: an "arrayBuffer" is a memoryview, a
+number is stored as its JS string, and a list's errors say GET (a list is a GET request).
 """
 
 import json
@@ -13,6 +15,7 @@ from typing import Any
 from twin import cursors
 from twin.clock import Clock
 from twin.errors import KVError
+from twin.js import js_string
 from twin.records import Record
 
 # Cloudflare's limits (developers.cloudflare.com/kv/platform/limits).
@@ -72,7 +75,7 @@ class KVNamespace:
     async def put(
         self,
         key: str,
-        value: str | bytes | bytearray | memoryview,
+        value: str | bytes | bytearray | memoryview | float,
         options: dict[str, Any] | None = None,
         *,
         expiration: int | None = None,
@@ -109,16 +112,18 @@ class KVNamespace:
         """One page of keys: `{keys, list_complete, cursor (when not complete)}`."""
         opts = _merge(options, prefix=prefix, limit=limit, cursor=cursor)
         prefix_ = opts.get("prefix") or ""
-        limit_ = opts.get("limit", MAX_LIST_KEYS)
-        _check_limit(limit_)
-        _check_key_length("LIST", prefix_)
+        limit_ = _page_size(opts.get("limit"))
+        _check_key_length("GET", prefix_)
+        after = _resume_after(opts.get("cursor"))
+        if after is None:
+            return Record(keys=[], list_complete=True, cacheStatus=None)
         rows = self._conn.execute(
             f"""SELECT key, expiration, metadata FROM kv
                 WHERE key > :after AND key >= :prefix
                   AND substr(key, 1, length(:prefix)) = :prefix AND {_LIVE}
                 ORDER BY key LIMIT :limit""",
             {
-                "after": _decode_cursor(opts["cursor"]) if opts.get("cursor") else "",
+                "after": after,
                 "prefix": prefix_,
                 "now": self._clock.now(),
                 "limit": limit_ + 1,  # one more tells whether another page exists
@@ -165,7 +170,7 @@ def _merge(options: str | dict[str, Any] | None, **given: Any) -> dict[str, Any]
 
 def _decode(value: bytes, as_type: str) -> Any:
     if as_type == "arrayBuffer":
-        return value
+        return memoryview(value)  # how Pyodide hands over a JS ArrayBuffer
     # TextDecoder's behaviour: bad UTF-8 becomes U+FFFD rather than an error.
     text = value.decode("utf-8", errors="replace")
     if as_type == "text":
@@ -188,10 +193,11 @@ def _from_json(text: str) -> Any:
 
 
 def _check_key(operation: str, key: str) -> None:
+    # workerd refuses these itself (a TypeError), before any request to KV.
     if key == "":
-        raise _error(operation, 400, "Key names must not be empty")
+        raise KVError("Key name cannot be empty.")
     if key in (".", ".."):
-        raise _error(operation, 400, f'Illegal key name "{key}". Please use a different name.')
+        raise KVError(f'"{key}" is not allowed as a key name.')
     _check_key_length(operation, key)
 
 
@@ -205,20 +211,18 @@ def _check_key_length(operation: str, key: str) -> None:
         )
 
 
-def _check_limit(limit: int) -> None:
-    if limit < 1:
-        raise _error(
-            "LIST",
-            400,
-            f"Invalid key_count_limit of {limit}. Please specify an integer greater than 0.",
-        )
+def _page_size(limit: float | None) -> int:
+    # workerd lists a whole page for a limit below 1 and truncates a fractional one.
+    if limit is None or limit < 1:
+        return MAX_LIST_KEYS
     if limit > MAX_LIST_KEYS:
         raise _error(
-            "LIST",
+            "GET",
             400,
             f"Invalid key_count_limit of {limit}. "
             f"Please specify an integer less than {MAX_LIST_KEYS}.",
         )
+    return int(limit)
 
 
 def _expires_at(now: int, ttl: int | None, expiration: int | None) -> int | None:
@@ -271,9 +275,9 @@ def _metadata_json(metadata: Any) -> str:
     return text
 
 
-def _value_bytes(value: str | bytes | bytearray | memoryview) -> bytes:
-    if isinstance(value, str):
-        data = value.encode("utf-8")
+def _value_bytes(value: str | bytes | bytearray | memoryview | float) -> bytes:
+    if isinstance(value, str | int | float):  # bool is an int: "true" / "false"
+        data = js_string(value).encode("utf-8")
     elif isinstance(value, bytes | bytearray | memoryview):
         data = bytes(value)
     else:
@@ -299,8 +303,12 @@ def _error(operation: str, status: int, message: str) -> KVError:
     return KVError(f"KV {operation} failed: {status} {message}")
 
 
-def _decode_cursor(cursor: str) -> str:
+def _resume_after(cursor: str | None) -> str | None:
+    """The key a page starts after; None for a cursor KV never gave, which workerd answers
+    with an empty last page rather than an error."""
+    if not cursor:
+        return ""
     try:
         return cursors.decode(cursor)
-    except cursors.InvalidCursor as exc:
-        raise _error("LIST", 400, str(exc)) from exc
+    except cursors.InvalidCursor:
+        return None

@@ -19,6 +19,7 @@ from typing import Any
 from twin import cursors
 from twin.clock import Clock, SystemClock
 from twin.errors import R2Error
+from twin.js import js_string
 from twin.records import Record
 
 # Cloudflare's limits (developers.cloudflare.com/r2/platform/limits).
@@ -44,6 +45,9 @@ _HTTP_METADATA_FIELDS = (
     "cacheExpiry",
 )
 _LISTABLE_METADATA = ("httpMetadata", "customMetadata")
+# JS null (Python None) is no string: workerd refuses it for these.
+_STRING_LIST_OPTIONS = ("prefix", "cursor", "delimiter", "startAfter")
+_UNSET: Any = object()  # a list option not given at all
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -86,8 +90,8 @@ class R2ObjectBody(R2Object):
     _body: bytes = field(repr=False)
     bodyUsed: bool = False
 
-    async def arrayBuffer(self) -> bytes:
-        return self._consume()
+    async def arrayBuffer(self) -> memoryview:
+        return memoryview(self._consume())  # how Pyodide hands over a JS ArrayBuffer
 
     async def text(self) -> str:
         # TextDecoder's behaviour: bad UTF-8 becomes U+FFFD rather than an error.
@@ -111,8 +115,8 @@ class R2ObjectBody(R2Object):
         return self._body
 
     # Last in the class: from here on `bytes` names this method, not the type.
-    async def bytes(self) -> bytes:
-        return self._consume()
+    async def bytes(self) -> memoryview:
+        return memoryview(self._consume())
 
 
 class R2Bucket:
@@ -186,16 +190,16 @@ class R2Bucket:
         self,
         options: dict[str, Any] | None = None,
         *,
-        prefix: str | None = None,
-        limit: int | None = None,
-        cursor: str | None = None,
-        delimiter: str | None = None,
-        startAfter: str | None = None,
-        include: list[str] | None = None,
+        prefix: str | None = _UNSET,
+        limit: int | None = _UNSET,
+        cursor: str | None = _UNSET,
+        delimiter: str | None = _UNSET,
+        startAfter: str | None = _UNSET,
+        include: list[str] | None = _UNSET,
     ) -> Record:
         """One page: `{objects, delimitedPrefixes, truncated, cursor (when truncated)}`."""
-        opts = _merge(
-            options,
+        # Unlike put's, an explicit None here is JS null, which workerd refuses.
+        given = dict(
             prefix=prefix,
             limit=limit,
             cursor=cursor,
@@ -203,16 +207,30 @@ class R2Bucket:
             startAfter=startAfter,
             include=include,
         )
+        opts = {**(options or {}), **{k: v for k, v in given.items() if v is not _UNSET}}
+        if opts.get("include") is None:
+            opts.pop("include", None)
+        for name in _STRING_LIST_OPTIONS:
+            if name in opts and not isinstance(opts[name], str):
+                raise R2Error(
+                    f"Incorrect type for the '{name}' field on 'ListOptions': "
+                    "the provided value is not of type 'string'."
+                )
         limit_ = opts.get("limit", MAX_LIST_KEYS)
-        if not 1 <= limit_ <= MAX_LIST_KEYS:
+        if limit_ is None or not 1 <= limit_ <= MAX_LIST_KEYS:
             raise _error(
                 "list", "MaxKeys params must be positive integer <= 1000.", _INVALID_MAX_KEYS
             )
         wanted = opts.get("include") or []
-        if not set(wanted) <= set(_LISTABLE_METADATA):
-            raise _error("list", f"include may only name {_LISTABLE_METADATA}.", _INVALID_ARGUMENT)
+        for name in wanted:
+            if name not in _LISTABLE_METADATA:
+                raise R2Error(f"Unsupported include value {name}")
         page = _Page(opts.get("prefix") or "", opts.get("delimiter") or None, limit_)
-        resume_at = _decode_cursor(opts["cursor"]) if "cursor" in opts else ""
+        try:
+            resume_at = cursors.decode(opts["cursor"]) if "cursor" in opts else ""
+        except cursors.InvalidCursor:
+            # A cursor R2 never gave: workerd answers with an empty last page.
+            return Record(objects=[], truncated=False, delimitedPrefixes=[])
         after = max(resume_at, opts.get("startAfter", ""))
         keys = self._conn.execute(
             "SELECT key FROM objects WHERE key > ? AND key >= ? ORDER BY key",
@@ -348,19 +366,21 @@ def _http_metadata_json(http: dict[str, Any]) -> str:
     return json.dumps(stored)
 
 
-def _custom_metadata_json(custom: dict[str, str]) -> str:
+def _custom_metadata_json(custom: dict[str, Any]) -> str:
     size = 0
+    stored = {}
     for name, value in custom.items():
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise R2Error(f"put: customMetadata keys and values must be strings ({name!r})")
-        size += _serialised_length(name) + _serialised_length(value)
+        if not isinstance(name, str):
+            raise R2Error(f"put: customMetadata keys must be strings ({name!r})")
+        stored[name] = js_string(value)  # a JS record<string, string> converts its values
+        size += _serialised_length(name) + _serialised_length(stored[name])
     if size > MAX_CUSTOM_METADATA_BYTES:
         raise _error(
             "put",
             "Your metadata headers exceed the maximum allowed metadata size.",
             _METADATA_TOO_LARGE,
         )
-    return json.dumps(custom)
+    return json.dumps(stored)
 
 
 def _serialised_length(text: str) -> int:
@@ -375,10 +395,3 @@ def _check_key(operation: str, key: str) -> None:
 
 def _error(operation: str, message: str, code: int) -> R2Error:
     return R2Error(f"{operation}: {message} ({code})")
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        return cursors.decode(cursor)
-    except cursors.InvalidCursor as exc:
-        raise _error("list", str(exc), _INVALID_ARGUMENT) from exc

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { Miniflare } from "miniflare";
 
-const TRIVIAL_WORKER = "export default { fetch() { return new Response(null, { status: 404 }) } }";
+export const TRIVIAL_WORKER = "export default { fetch() { return new Response(null, { status: 404 }) } }";
 
 function forwarder(name, methods) {
   const cls = {
@@ -31,16 +31,16 @@ function unwrap(value) {
   return value && value._target ? value._target : value;
 }
 
-const D1PreparedStatement = forwarder("D1PreparedStatement", ["first", "all", "run", "raw"]);
+export const D1PreparedStatement = forwarder("D1PreparedStatement", ["first", "all", "run", "raw"]);
 D1PreparedStatement.prototype.bind = function (...values) {
   return new D1PreparedStatement(this._target.bind(...values));
 };
-const D1Database = forwarder("D1Database", ["batch", "exec", "dump"]);
+export const D1Database = forwarder("D1Database", ["batch", "exec", "dump"]);
 D1Database.prototype.prepare = function (query) {
   return new D1PreparedStatement(this._target.prepare(query));
 };
-const KvNamespace = forwarder("KvNamespace", ["get", "getWithMetadata", "put", "delete", "list"]);
-const R2Bucket = forwarder("R2Bucket", ["head", "get", "put", "delete", "list"]);
+export const KvNamespace = forwarder("KvNamespace", ["get", "getWithMetadata", "put", "delete", "list"]);
+export const R2Bucket = forwarder("R2Bucket", ["head", "get", "put", "delete", "list"]);
 
 /** SQL statements of one migration file (no statement in ours holds a `;` in a literal). */
 function statements(sql) {

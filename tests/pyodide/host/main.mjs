@@ -7,6 +7,7 @@
 // {id, ok: true, result} or {id, ok: false, error}.
 import readline from "node:readline";
 import { startBindings } from "./bindings.mjs";
+import { runConformance } from "./conformance.mjs";
 import { makeDispatcher, waitUntil } from "./entrypoints.mjs";
 import { compatibilityFlags } from "./flags.mjs";
 import { preparePython } from "./python.mjs";
@@ -104,6 +105,7 @@ const operations = {
   do_call: async ({ binding, name, method, args }) => await needWorker().durableObjectCall(binding, name, method, args),
   do_alarm: async ({ binding, name }) => await needWorker().durableObjectAlarm(binding, name),
   do_alarm_at: async ({ binding, name }) => await needWorker().durableObjectAlarmAt(binding, name),
+  conformance: async ({ suite }) => await runConformance(python.pyodide, suite),
   d1: async ({ binding, sql, params }) => {
     const result = await env[binding].prepare(sql).bind(...(params ?? [])).all();
     return result.results;
