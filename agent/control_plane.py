@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from pydantic import BaseModel, ValidationError
 
 from agent.config import AgentConfig
 from agent.errors import ControlPlaneError
 from agent.loopback import LoopbackResolver
+from wire.agent_api import BootLogEntry
+from wire.callbacks import Beat, Heartbeat, ProvisioningFailed, WorkspaceReady
 
 log = logging.getLogger("agent.control_plane")
 
@@ -86,7 +89,7 @@ class ControlPlane:
         self._config = config
         self._session = session
         self._retry_base_seconds = retry_base_seconds
-        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(MAX_QUEUED_CALLBACKS)
+        self._queue: asyncio.Queue[tuple[str, BaseModel]] = asyncio.Queue(MAX_QUEUED_CALLBACKS)
         self._sender: asyncio.Task[None] | None = None
         self.token = read_token_file(config.callback_token_file)
         if self.token is None:
@@ -98,25 +101,35 @@ class ControlPlane:
 
     # --- the reporter interface -------------------------------------------------------------
 
+    # Each body goes out as the wire model the control plane parses it with.
+
     async def boot_log(self, workspace_id: str, entry: dict[str, Any]) -> None:
-        self._enqueue(f"/api/workspaces/{workspace_id}/boot-log", entry)
+        body = BootLogEntry.model_validate(entry)
+        self._enqueue(f"/api/workspaces/{workspace_id}/boot-log", body)
 
     async def workspace_ready(self, workspace_id: str, info: dict[str, Any]) -> None:
-        self._enqueue(f"/api/workspaces/{workspace_id}/ready", info)
+        self._enqueue(f"/api/workspaces/{workspace_id}/ready", WorkspaceReady.model_validate(info))
 
     async def provisioning_failed(self, workspace_id: str, error: dict[str, Any]) -> None:
-        self._enqueue(f"/api/workspaces/{workspace_id}/provisioning-failed", error)
+        body = ProvisioningFailed.model_validate(error)
+        self._enqueue(f"/api/workspaces/{workspace_id}/provisioning-failed", body)
 
     # --- heartbeat --------------------------------------------------------------------------
 
-    async def heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def heartbeat(self, payload: dict[str, Any]) -> Beat:
         """POST the heartbeat; adopts a new callback token from the reply. Raises
-        ControlPlaneError when the control plane cannot be reached or refuses it."""
-        reply = await self._post(f"/api/nodes/{self._config.node_id}/heartbeat", payload)
-        new_token = reply.get("callback_token")
-        if isinstance(new_token, str) and new_token.strip() and new_token != self.token:
-            self.replace_token(new_token.strip())
-        return reply
+        ControlPlaneError when the control plane cannot be reached, refuses it, or answers
+        something that is not a Beat."""
+        path = f"/api/nodes/{self._config.node_id}/heartbeat"
+        reply = await self._post(path, Heartbeat.model_validate(payload))
+        try:
+            beat = Beat.model_validate(reply)
+        except ValidationError as exc:
+            raise ControlPlaneError(f"POST {path} answered an unknown shape: {exc}") from exc
+        new_token = (beat.callback_token or "").strip()
+        if new_token and new_token != self.token:
+            self.replace_token(new_token)
+        return beat
 
     def replace_token(self, token: str) -> None:
         write_token_file(self._config.callback_token_file, token)
@@ -125,7 +138,7 @@ class ControlPlane:
 
     # --- plumbing ---------------------------------------------------------------------------
 
-    def _enqueue(self, path: str, body: dict[str, Any]) -> None:
+    def _enqueue(self, path: str, body: BaseModel) -> None:
         if self._sender is None or self._sender.done():
             self._sender = asyncio.get_running_loop().create_task(self._send_forever())
         try:
@@ -143,7 +156,7 @@ class ControlPlane:
             finally:
                 self._queue.task_done()
 
-    async def _deliver(self, path: str, body: dict[str, Any]) -> None:
+    async def _deliver(self, path: str, body: BaseModel) -> None:
         for attempt in range(1, CALLBACK_ATTEMPTS + 1):
             try:
                 await self._post(path, body)
@@ -156,11 +169,12 @@ class ControlPlane:
                 log.warning("callback.retry path=%s attempt=%d error=%s", path, attempt, exc)
                 await asyncio.sleep(self._retry_base_seconds * 2 ** (attempt - 1))
 
-    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post(self, path: str, body: BaseModel) -> dict[str, Any]:
         url = self._config.control_plane_url + path
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            async with self._session.post(url, json=body, headers=headers) as response:
+            json_body = body.model_dump(mode="json")
+            async with self._session.post(url, json=json_body, headers=headers) as response:
                 raw = await _read_bounded(response, path)
                 if response.status >= 400:
                     text = raw[:ERROR_EXCERPT_BYTES].decode(errors="replace")

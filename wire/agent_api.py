@@ -22,12 +22,17 @@ reading it); a request refuses them.
 """
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from wire.states import LifecycleState
 from wire.terminal import SessionInfo
+
+MAX_FIELD_CHARS = 4096
+MAX_CALLBACK_TEXT_CHARS = 64 * 1024
+Text = Annotated[str, Field(max_length=MAX_FIELD_CHARS)]
+CallbackText = Annotated[str, Field(max_length=MAX_CALLBACK_TEXT_CHARS)]
 
 
 class StepStatus(StrEnum):
@@ -86,11 +91,13 @@ class Deleted(_Reply):
 
 
 class BootLogEntry(_Reply):
-    step: str
+    """One step of a workspace's bring-up; also the body of the boot-log callback."""
+
+    step: Text
     status: StepStatus
-    message: str
-    detail: str | None
-    timestamp: str  # ISO-8601 UTC
+    message: CallbackText
+    detail: CallbackText | None
+    timestamp: Text  # ISO-8601 UTC
 
 
 class BootLog(_Reply):

@@ -1,4 +1,5 @@
-"""The six states a node or a workspace goes through, declared once for both sides.
+"""The six states a node or a workspace goes through, declared once for both sides, and the
+health the control plane judges a node's heartbeats by.
 
     pending → creating → running → stopping → stopped, plus error
 
@@ -18,3 +19,11 @@ class LifecycleState(StrEnum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     ERROR = "error"
+
+
+class NodeHealth(StrEnum):
+    """From the age of the node's last heartbeat (worker/nodes/sweeps.py judges it)."""
+
+    HEALTHY = "healthy"
+    STALE = "stale"
+    UNHEALTHY = "unhealthy"

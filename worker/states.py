@@ -15,7 +15,7 @@ ready callback) check for it first.
 
 from enum import StrEnum
 
-from wire.states import LifecycleState
+from wire.states import LifecycleState, NodeHealth
 from worker.errors import InvalidTransition
 
 NodeStatus = LifecycleState
@@ -28,12 +28,6 @@ class Lifecycle(StrEnum):
     ACTIVE = "active"  # may hold workspaces; claims are accepted up to capacity
     WARM = "warm"  # no workspaces; kept for reuse until the warm window ends
     DESTROYING = "destroying"  # VM and DNS record being deleted; final
-
-
-class NodeHealth(StrEnum):
-    HEALTHY = "healthy"
-    STALE = "stale"
-    UNHEALTHY = "unhealthy"
 
 
 class Kind(StrEnum):

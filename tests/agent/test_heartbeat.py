@@ -12,7 +12,7 @@ import pytest
 
 from agent.config import AgentConfig
 from agent.control_plane import ControlPlane, new_session, read_token_file, write_token_file
-from agent.heartbeat import Heartbeat
+from agent.heartbeat import Heartbeat, metrics
 from tests.support.agent import AgentProcess
 from tests.support.control_plane import (
     INITIAL_CALLBACK_TOKEN,
@@ -114,7 +114,8 @@ async def test_an_unreachable_control_plane_is_a_failed_beat(client, config, con
 async def test_callbacks_are_retried_then_delivered_in_order(client, control_plane) -> None:
     control_plane.fail_next("boot-log", status=503, times=2)
     for step in ("clone", "up", "done"):
-        await client.boot_log("ws-1", {"step": step})
+        entry = {"step": step, "status": "started", "message": step, "detail": None}
+        await client.boot_log("ws-1", {**entry, "timestamp": "2026-12-04T00:00:00Z"})
     calls = await control_plane.wait_for_async("boot-log", count=5)
     delivered = [c.body["step"] for c in calls if c.status == 200]
     assert delivered == ["clone", "up", "done"]
@@ -131,7 +132,9 @@ async def test_localhost_names_reach_loopback_with_their_host(control_plane, tmp
     )
     write_token_file(config.callback_token_file, INITIAL_CALLBACK_TOKEN)
     async with new_session() as session:
-        await ControlPlane(config, session).heartbeat({"cpu_percent": 0})
+        await ControlPlane(config, session).heartbeat(
+            {**metrics(tmp_path, 0.0), "active_workspaces": 0, "agent_version": VERSION}
+        )
     [call] = control_plane.heartbeats()
     assert call.host == f"api.localhost:{control_plane.port}"
 

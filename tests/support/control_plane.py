@@ -8,8 +8,10 @@ and agent subprocesses can all reach it) and:
 - mints tokens as the control plane will (`agent_token`, `terminal_token`, `mint`) and
   deliberately bad ones (`bad_tokens`) with the status the agent must answer;
 - records every callback (boot-log, ready, provisioning-failed, heartbeat) with its body
-  and Authorization header; callbacks need a callback token it issued (else 401);
-- replies to a heartbeat with `{"callback_token": ...}` when one is queued
+  and Authorization header; callbacks need a callback token it issued (else 401), and a
+  body the real control plane would parse: each is validated against its model in
+  wire/callbacks.py (else 400, as the real routes answer);
+- replies to a heartbeat with a `Beat`, carrying a new callback token when one is queued
   (`queue_callback_token`), and can fail the next N calls to a path (`fail_next`).
 """
 
@@ -30,8 +32,12 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm
+from pydantic import ValidationError
 
 from tests.fakes.loopback import LoopbackServer
+from wire.agent_api import BootLogEntry
+from wire.callbacks import Beat, Heartbeat, NodeReady, ProvisioningFailed, WorkspaceReady
+from wire.states import LifecycleState, NodeHealth
 
 AGENT_AUDIENCE = "sam:agent"
 TERMINAL_AUDIENCE = "sam:terminal"
@@ -271,21 +277,27 @@ class ControlPlaneDouble(LoopbackServer):
             body = raw.decode(errors="replace")
         authorization = request.headers.get("Authorization")
         reply: dict[str, Any] = {"ok": True}
+        problem = _invalid_body(request.path, kind, body)
         with self._lock:
             token = authorization[7:] if authorization and authorization[:7] == "Bearer " else None
             failures = self._failures.get(kind)
             if token not in self.callback_tokens:
                 status = 401
                 reply = {"error": "unauthorized", "message": "unknown callback token"}
+            elif problem is not None:
+                status = 400
+                reply = {"error": "invalid_request", "message": problem}
             elif failures:
                 status = failures.pop(0)
                 reply = {"error": "unavailable", "message": "failure requested by the test"}
             else:
                 status = 200
-                if kind == "heartbeat" and self._queued_tokens:
-                    new_token = self._queued_tokens.pop(0)
-                    self.callback_tokens.add(new_token)
-                    reply["callback_token"] = new_token
+                if kind == "heartbeat":
+                    beat = Beat(status=LifecycleState.RUNNING, health=NodeHealth.HEALTHY)
+                    if self._queued_tokens:
+                        beat.callback_token = self._queued_tokens.pop(0)
+                        self.callback_tokens.add(beat.callback_token)
+                    reply = beat.model_dump(mode="json", exclude_none=True)
             self._callbacks.append(
                 Callback(
                     request.method,
@@ -357,3 +369,21 @@ class ControlPlaneDouble(LoopbackServer):
     def _timeout_message(self, kind: str | None, count: int, timeout: float) -> str:
         seen = [(c.kind, c.target, c.status) for c in self.callbacks()]
         return f"no {count} {kind or 'any'} callbacks within {timeout}s; received {seen}"
+
+
+def _invalid_body(path: str, kind: str, body: Any) -> str | None:
+    """Why the real control plane would refuse this callback body (None: it would not)."""
+    on_node = path.startswith("/api/nodes/")
+    model = {
+        "boot-log": BootLogEntry,
+        "ready": NodeReady if on_node else WorkspaceReady,
+        "provisioning-failed": ProvisioningFailed,
+        "heartbeat": Heartbeat,
+    }.get(kind)
+    if model is None:
+        return f"no callback {path}"
+    try:
+        model.model_validate(body)
+    except ValidationError as exc:
+        return str(exc)
+    return None

@@ -468,31 +468,30 @@ export interface components {
             /** Id */
             id: number;
         };
-        /** Beat */
+        /**
+         * Beat
+         * @description The control plane's answer to a heartbeat.
+         */
         Beat: {
             status: components["schemas"]["LifecycleState"];
             health: components["schemas"]["NodeHealth"] | null;
             /** Callback Token */
             callback_token?: string | null;
         };
-        /** BootLogEntry */
+        /**
+         * BootLogEntry
+         * @description One step of a workspace's bring-up; also the body of the boot-log callback.
+         */
         BootLogEntry: {
             /** Step */
             step: string;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "started" | "succeeded" | "failed";
-            /**
-             * Message
-             * @default
-             */
+            status: components["schemas"]["StepStatus"];
+            /** Message */
             message: string;
             /** Detail */
-            detail?: string | null;
+            detail: string | null;
             /** Timestamp */
-            timestamp?: string | null;
+            timestamp: string;
         };
         /** BootLogLine */
         BootLogLine: {
@@ -588,17 +587,6 @@ export interface components {
              */
             level: "error" | "warning";
         };
-        /** Failed */
-        Failed: {
-            /** Step */
-            step?: string | null;
-            /** Message */
-            message?: string | null;
-            /** Detail */
-            detail?: string | null;
-            /** Hint */
-            hint?: string | null;
-        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -667,6 +655,7 @@ export interface components {
         };
         /**
          * NodeHealth
+         * @description From the age of the node's last heartbeat (worker/nodes/sweeps.py judges it).
          * @enum {string}
          */
         NodeHealth: "healthy" | "stale" | "unhealthy";
@@ -677,7 +666,7 @@ export interface components {
         };
         /**
          * NodeMetrics
-         * @description What the node's last heartbeat reported (bytes; disk of the agent's state directory).
+         * @description The node's load (bytes; disk of the agent's state directory).
          */
         NodeMetrics: {
             /** Cpu Percent */
@@ -729,6 +718,13 @@ export interface components {
             /** Updated At */
             updated_at: string;
         };
+        /** NodeReady */
+        NodeReady: {
+            /** Agent Port */
+            agent_port: number;
+            /** Version */
+            version?: string | null;
+        };
         /** NodeStatusOut */
         NodeStatusOut: {
             /** Id */
@@ -740,6 +736,17 @@ export interface components {
          * @enum {string}
          */
         Provider: "local" | "hetzner";
+        /** ProvisioningFailed */
+        ProvisioningFailed: {
+            /** Step */
+            step?: string | null;
+            /** Message */
+            message?: string | null;
+            /** Detail */
+            detail?: string | null;
+            /** Hint */
+            hint?: string | null;
+        };
         /** RotatedKey */
         RotatedKey: {
             /** Kid */
@@ -872,6 +879,19 @@ export interface components {
             /** Boot Log Poll Seconds */
             boot_log_poll_seconds: number;
         };
+        /** WorkspaceReady */
+        WorkspaceReady: {
+            /** State */
+            state?: string | null;
+            /** Container Id */
+            container_id?: string | null;
+            /** Remote User */
+            remote_user?: string | null;
+            /** Remote Folder */
+            remote_folder?: string | null;
+            /** Backend */
+            backend?: string | null;
+        };
         /** WorkspaceStatusOut */
         WorkspaceStatusOut: {
             /** Id */
@@ -886,26 +906,6 @@ export interface components {
             boot_log_ws: string | null;
             /** Terminal Ws */
             terminal_ws: string;
-        };
-        /** Ready */
-        worker__api__routes__nodes__Ready: {
-            /** Agent Port */
-            agent_port: number;
-            /** Version */
-            version?: string | null;
-        };
-        /** Ready */
-        worker__api__routes__workspaces__Ready: {
-            /** State */
-            state?: string | null;
-            /** Container Id */
-            container_id?: string | null;
-            /** Remote User */
-            remote_user?: string | null;
-            /** Remote Folder */
-            remote_folder?: string | null;
-            /** Backend */
-            backend?: string | null;
         };
     };
     responses: never;
@@ -1397,7 +1397,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["worker__api__routes__nodes__Ready"];
+                "application/json": components["schemas"]["NodeReady"];
             };
         };
         responses: {
@@ -1759,7 +1759,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["worker__api__routes__workspaces__Ready"];
+                "application/json": components["schemas"]["WorkspaceReady"];
             };
         };
         responses: {
@@ -1794,7 +1794,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["Failed"];
+                "application/json": components["schemas"]["ProvisioningFailed"];
             };
         };
         responses: {

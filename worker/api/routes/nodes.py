@@ -20,8 +20,9 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from wire.callbacks import Beat, Heartbeat, NodeMetrics, NodeReady
 from worker.api.deps import CurrentUser, DeploymentDep
 from worker.auth import jwt as tokens
 from worker.deployment import Deployment
@@ -39,9 +40,6 @@ MAX_NAME_CHARS = 64
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # no control characters
 # Hetzner server type and location names (`cx22`, `fsn1`) and anything like them.
 PROVIDER_OPTION_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
-MAX_VERSION_CHARS = 64
-VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.+_-]*$"
-MAX_BYTES = 2**53  # figures travel as JSON numbers
 # A node's callback token is renewed on a heartbeat once this much of its life is gone.
 RENEW_AFTER_SECONDS = tokens.NODE_TOKEN_SECONDS / 2
 
@@ -52,7 +50,6 @@ Name = Annotated[
     ),
 ]
 ProviderOption = Annotated[str, StringConstraints(pattern=PROVIDER_OPTION_PATTERN)]
-Version = Annotated[str, StringConstraints(max_length=MAX_VERSION_CHARS, pattern=VERSION_PATTERN)]
 
 
 class NewNode(BaseModel):
@@ -62,23 +59,6 @@ class NewNode(BaseModel):
     provider: Provider
     size: ProviderOption | None = None
     location: ProviderOption | None = None
-
-
-class Usage(BaseModel):
-    total: int = Field(ge=0, le=MAX_BYTES)
-    used: int = Field(ge=0, le=MAX_BYTES)
-
-
-class NodeMetrics(BaseModel):
-    """What the node's last heartbeat reported (bytes; disk of the agent's state directory)."""
-
-    # Newer agents may report more; what this control plane does not know is dropped.
-    model_config = ConfigDict(extra="ignore")
-
-    cpu_percent: float = Field(ge=0, le=100_000)  # psutil sums cores on some platforms
-    memory: Usage
-    disk: Usage
-    active_workspaces: int = Field(ge=0, le=100_000)
 
 
 class NodeOut(BaseModel):
@@ -122,23 +102,6 @@ class NodeList(BaseModel):
 class NodeStatusOut(BaseModel):
     id: str
     status: NodeStatus
-
-
-class Ready(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    agent_port: int = Field(ge=1, le=65535)
-    version: Version | None = None
-
-
-class Heartbeat(NodeMetrics):
-    agent_version: Version | None = None
-
-
-class Beat(BaseModel):
-    status: NodeStatus
-    health: NodeHealth | None
-    callback_token: str | None = None
 
 
 def _out(node: Node, deployment: Deployment) -> NodeOut:
@@ -203,7 +166,7 @@ async def node_token(node_id: str, request: Request, deployment: DeploymentDep) 
 @router.post("/api/nodes/{node_id}/ready", response_model=NodeStatusOut)
 async def ready(
     node_id: str,
-    body: Ready,
+    body: NodeReady,
     _: Annotated[dict[str, Any], Depends(node_token)],
     deployment: DeploymentDep,
 ) -> NodeStatusOut:

@@ -23,9 +23,11 @@ The shapes are in docs/protocols/control-plane-api.md.
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from wire import agent_api
+from wire.agent_api import Text
+from wire.callbacks import ProvisioningFailed, WorkspaceReady
 from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import WORKSPACE_CREATE, rate_limited
 from worker.auth import jwt as tokens
@@ -39,12 +41,8 @@ from worker.workspaces.model import BOOT_LOG_POLL_SECONDS, Workspace, urls
 
 router = APIRouter(tags=["workspaces"])
 
-# Generous bounds for the parser; the real rules are in worker/workspaces/spec.py.
-MAX_FIELD_CHARS = 4096
-MAX_CALLBACK_TEXT_CHARS = 64 * 1024
-
-Text = Annotated[str, Field(max_length=MAX_FIELD_CHARS)]
-CallbackText = Annotated[str, Field(max_length=MAX_CALLBACK_TEXT_CHARS)]
+# Generous bounds for the parser (wire.agent_api.Text); the real rules are in
+# worker/workspaces/spec.py.
 
 
 class NewWorkspace(BaseModel):
@@ -55,36 +53,6 @@ class NewWorkspace(BaseModel):
     name: Text | None = None
     provider: Provider
     size: Text | None = None
-
-
-class Ready(BaseModel):
-    # Newer agents may report more; what this control plane does not know is dropped.
-    model_config = ConfigDict(extra="ignore")
-
-    state: Text | None = None
-    container_id: Text | None = None
-    remote_user: Text | None = None
-    remote_folder: Text | None = None
-    backend: Text | None = None
-
-
-class Failed(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    step: Text | None = None
-    message: CallbackText | None = None
-    detail: CallbackText | None = None
-    hint: CallbackText | None = None
-
-
-class BootLogEntry(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    step: Text
-    status: Literal["started", "succeeded", "failed"]
-    message: CallbackText = ""
-    detail: CallbackText | None = None
-    timestamp: Text | None = None
 
 
 class WorkspaceUrls(BaseModel):
@@ -247,7 +215,7 @@ async def calling_node_workspace(
 
 @router.post("/api/workspaces/{workspace_id}/ready", response_model=WorkspaceStatusOut)
 async def ready(
-    body: Ready,
+    body: WorkspaceReady,
     workspace: Annotated[Workspace, Depends(calling_node_workspace)],
     deployment: DeploymentDep,
 ) -> WorkspaceStatusOut:
@@ -259,7 +227,7 @@ async def ready(
     "/api/workspaces/{workspace_id}/provisioning-failed", response_model=WorkspaceStatusOut
 )
 async def provisioning_failed(
-    body: Failed,
+    body: ProvisioningFailed,
     workspace: Annotated[Workspace, Depends(calling_node_workspace)],
     deployment: DeploymentDep,
 ) -> WorkspaceStatusOut:
@@ -269,7 +237,7 @@ async def provisioning_failed(
 
 @router.post("/api/workspaces/{workspace_id}/boot-log", response_model=WorkspaceStatusOut)
 async def append_boot_log(
-    body: BootLogEntry,
+    body: agent_api.BootLogEntry,
     workspace: Annotated[Workspace, Depends(calling_node_workspace)],
     deployment: DeploymentDep,
 ) -> WorkspaceStatusOut:
