@@ -95,9 +95,9 @@ class BootLogEntry(_Reply):
 
     step: Text
     status: StepStatus
-    message: CallbackText
-    detail: CallbackText | None
-    timestamp: Text  # ISO-8601 UTC
+    message: CallbackText = ""
+    detail: CallbackText | None = None
+    timestamp: Text | None = None  # ISO-8601 UTC; the agent always sends it
 
 
 class BootLog(_Reply):

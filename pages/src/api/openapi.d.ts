@@ -486,14 +486,20 @@ export interface components {
             /** Step */
             step: string;
             status: components["schemas"]["StepStatus"];
-            /** Message */
+            /**
+             * Message
+             * @default
+             */
             message: string;
             /** Detail */
-            detail: string | null;
+            detail?: string | null;
             /** Timestamp */
-            timestamp: string;
+            timestamp?: string | null;
         };
-        /** BootLogLine */
+        /**
+         * BootLogLine
+         * @description A stored entry: always complete (the control plane stamps the time if the agent did not).
+         */
         BootLogLine: {
             /** Step */
             step: string;

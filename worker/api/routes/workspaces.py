@@ -101,6 +101,11 @@ class WorkspaceList(BaseModel):
 
 
 class BootLogLine(agent_api.BootLogEntry):
+    """A stored entry: always complete (the control plane stamps the time if the agent did not)."""
+
+    message: str
+    detail: str | None
+    timestamp: str
     source: Literal["control-plane", "agent"]
 
 
