@@ -8,7 +8,7 @@ import pytest
 
 from tests.pyodide.harness import MainModuleUnavailable
 
-# worker/auth/jwt.py (`import jwt`), worker/auth/keys.py (`cryptography`, `jwt.algorithms`)
+# worker/auth/scoped_tokens.py (`import jwt`), worker/auth/keys.py (`cryptography`, `jwt.algorithms`)
 # and worker/auth/crypto.py (`cryptography`) import packages without a Pyodide wheel, and
 # the router, the API, cron and NodeLifecycle all import them.
 CRYPTO_IMPORTS = "phase B: the Worker's crypto still imports jwt/cryptography (no Pyodide wheel)"
