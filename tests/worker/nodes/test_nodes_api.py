@@ -85,7 +85,7 @@ def user_id(client: httpx.Client) -> str:
 
 @pytest.fixture(scope="module")
 def env(edge: Edge, alice: httpx.Client) -> Iterator[Env]:
-    """An `env` on the edge's own D1 file and encryption key: rows and scoped_tokens."""
+    """An `env` on the edge's own D1 file and encryption key: rows and tokens."""
     with edge.client("api") as api:
         assert api.get("/.well-known/jwks.json").status_code == 200  # the edge makes the key
     secrets = json.loads((edge.data_dir / "dev-secrets.json").read_text())

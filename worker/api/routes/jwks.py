@@ -1,4 +1,4 @@
-"""`GET /.well-known/jwks.json` on the api host: the keys that verify SAM's scoped_tokens.
+"""`GET /.well-known/jwks.json` on the api host: the keys that verify SAM's tokens.
 
 Agents and any other verifier fetch this. It lists the active signing key and the retired
 ones whose tokens may still be live, so a rotation needs no downtime: a verifier that
