@@ -143,8 +143,8 @@ async def verify(
     """
     if len(token) > MAX_TOKEN_BYTES:
         raise InvalidToken(f"it is longer than {MAX_TOKEN_BYTES} bytes")
-    token_parts = jws.parse(token)  # refuses any algorithm but ES256 before a key is read
-    kid = token_parts.header.get("kid")
+    parsed = jws.parse(token)  # refuses any algorithm but ES256 before a key is read
+    kid = parsed.header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise InvalidToken("its header has no kid")
     published = await keys.published_keys(deployment, KEY_RETENTION_SECONDS)
@@ -152,7 +152,7 @@ async def verify(
     if kid not in trusted:
         raise InvalidToken(f"its signing key {kid!r} is unknown")
     claims = await jws.verify(
-        token_parts,
+        parsed,
         trusted[kid].public_jwk,
         issuer=control_plane_url(deployment.config),
         audience=str(audience),
