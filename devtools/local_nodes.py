@@ -48,7 +48,7 @@ from devtools.machine import (
 from twin import upstream
 from twin.http import Request, Response
 from wire.version import VERSION
-from worker.auth import jwt as tokens
+from worker.auth import scoped_tokens
 from worker.deployment import Deployment
 
 log = logging.getLogger("sam.local.nodes")
@@ -195,8 +195,8 @@ class LocalNodes:
     async def _restart(self, node: LocalNode) -> None:
         await end_stale_agent(node.pid, node.node_id)
         deployment = Deployment.of(self._env)
-        node.control_plane_url = tokens.control_plane_url(deployment.config)
-        minted = await tokens.mint_node_token(deployment, node.node_id)
+        node.control_plane_url = scoped_tokens.control_plane_url(deployment.config)
+        minted = await scoped_tokens.mint_node_token(deployment, node.node_id)
         write_token_file(self._token_file(node.node_id), minted.token)
         if not port_free(node.port):
             node.port = free_port()

@@ -3,6 +3,11 @@
 On Cloudflare the real `workers` SDK and `js` module are importable; everywhere else the
 CPython twin in `twin` provides the same names with the same behaviour. Worker and
 Durable Object code imports from here and never asks "am I local?".
+
+`subtle` is WebCrypto's `crypto.subtle` with Python values on both sides (bytes for
+buffers, dicts for algorithms and JWKs): `js.crypto.subtle` on Cloudflare, the twin's
+stand-in on `cryptography` elsewhere. A rejected operation raises `WebCryptoError`, whose
+`name` is WebCrypto's (`OperationError` for a ciphertext that does not authenticate).
 """
 
 from typing import Any
@@ -13,6 +18,8 @@ except ImportError:
     from twin import asgi
     from twin.entrypoints import DurableObject, WorkerEntrypoint
     from twin.http import Request, Response, fetch
+    from twin.webcrypto import DOMException as WebCryptoError
+    from twin.webcrypto import subtle
     from twin.websockets import WebSocketPair
 
     def response_web_socket(response: Response) -> Any:
@@ -30,7 +37,8 @@ else:  # pragma: no cover - exercised only on Cloudflare and in tests/pyodide (r
     from types import SimpleNamespace
 
     from js import WebSocketPair  # type: ignore[import-not-found]
-    from pyodide.ffi import jsnull  # type: ignore[import-not-found]
+    from pyodide.ffi import JsException as WebCryptoError  # type: ignore[import-not-found]
+    from pyodide.ffi import jsnull, to_js  # type: ignore[import-not-found]
     from workers import DurableObject, Request, Response, WorkerEntrypoint, fetch
     from workers import asgi as sdk_asgi
 
@@ -58,15 +66,61 @@ else:  # pragma: no cover - exercised only on Cloudflare and in tests/pyodide (r
             copy.headers.set(name, value)
         return Response(copy)
 
+    def _to_js(value: Any) -> Any:
+        """bytes → Uint8Array, dict → a plain JS object (nested too), as WebCrypto takes them."""
+        return to_js(value, dict_converter=js.Object.fromEntries)
+
+    class _Subtle:
+        """`js.crypto.subtle`, taking and answering the Python values the twin's does."""
+
+        async def generateKey(self, algorithm: dict, extractable: bool, usages: list) -> Any:
+            return await js.crypto.subtle.generateKey(
+                _to_js(algorithm), extractable, _to_js(usages)
+            )
+
+        async def importKey(
+            self, format: str, keyData: Any, algorithm: dict, extractable: bool, usages: list
+        ) -> Any:
+            return await js.crypto.subtle.importKey(
+                format, _to_js(keyData), _to_js(algorithm), extractable, _to_js(usages)
+            )
+
+        async def exportKey(self, format: str, key: Any) -> bytes | dict:
+            exported = await js.crypto.subtle.exportKey(format, key)
+            return exported.to_py() if format == "jwk" else exported.to_bytes()
+
+        async def sign(self, algorithm: dict, key: Any, data: bytes) -> bytes:
+            signed = await js.crypto.subtle.sign(_to_js(algorithm), key, _to_js(data))
+            return signed.to_bytes()
+
+        async def verify(self, algorithm: dict, key: Any, signature: bytes, data: bytes) -> bool:
+            return bool(
+                await js.crypto.subtle.verify(
+                    _to_js(algorithm), key, _to_js(signature), _to_js(data)
+                )
+            )
+
+        async def encrypt(self, algorithm: dict, key: Any, data: bytes) -> bytes:
+            sealed = await js.crypto.subtle.encrypt(_to_js(algorithm), key, _to_js(data))
+            return sealed.to_bytes()
+
+        async def decrypt(self, algorithm: dict, key: Any, data: bytes) -> bytes:
+            opened = await js.crypto.subtle.decrypt(_to_js(algorithm), key, _to_js(data))
+            return opened.to_bytes()
+
+    subtle = _Subtle()
+
 
 __all__ = [
     "DurableObject",
     "Request",
     "Response",
+    "WebCryptoError",
     "WebSocketPair",
     "WorkerEntrypoint",
     "asgi",
     "fetch",
     "response_web_socket",
+    "subtle",
     "with_headers",
 ]

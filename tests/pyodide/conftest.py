@@ -8,6 +8,7 @@ import pytest
 
 from tests.pyodide.harness import PyodideWorker
 from tests.support.wrangler import dry_run_bundle
+from worker.auth.crypto import generate_key
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +18,6 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def pyodide_worker(bundle: Path) -> Iterator[PyodideWorker]:
-    worker = PyodideWorker(bundle)
+    worker = PyodideWorker(bundle, secrets={"SAM_ENCRYPTION_KEY": generate_key()})
     yield worker
     worker.close()

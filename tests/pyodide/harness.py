@@ -69,7 +69,13 @@ class HttpResponse:
 class PyodideWorker:
     """One host process: `fetch`, `scheduled` and Durable Object calls into the Worker."""
 
-    def __init__(self, bundle: Path, main: str = MAIN_MODULE, extra_paths: tuple[Path, ...] = ()):
+    def __init__(
+        self,
+        bundle: Path,
+        main: str = MAIN_MODULE,
+        extra_paths: tuple[Path, ...] = (),
+        secrets: dict[str, str] | None = None,
+    ):
         self._stderr: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self._process = subprocess.Popen(
             ["node", str(HOST)],
@@ -88,6 +94,8 @@ class PyodideWorker:
             "main": main,
             "extra_paths": [str(path) for path in extra_paths],
             "config": WRANGLER_CONFIG,
+            # What `wrangler secret put` gives a deployed Worker: strings in its env.
+            "secrets": secrets or {},
         }
         self._send(setup)
         self._receive(0)
@@ -153,6 +161,10 @@ class PyodideWorker:
 
     def alarm_at(self, binding: str, name: str) -> float | None:
         return self.call("do_alarm_at", binding=binding, name=name)
+
+    def crypto(self, name: str, **args: Any) -> Any:
+        """A function of runtime/_harness_crypto.py: the Worker's crypto on WebCrypto."""
+        return self.call("crypto", name=name, args=args)
 
     def d1(self, binding: str, sql: str, *params: Any) -> list[dict[str, Any]]:
         return self.call("d1", binding=binding, sql=sql, params=list(params))

@@ -6,10 +6,7 @@ import hashlib
 import pytest
 
 from tests.pyodide.harness import HttpResponse, PyodideWorker
-from tests.pyodide.known_failures import UNTIL_THE_CRYPTO_SEAM
 from wire.version import VERSION
-
-pytestmark = UNTIL_THE_CRYPTO_SEAM
 
 API = "https://api.example.com"
 APP = "https://app.example.com"

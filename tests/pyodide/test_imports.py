@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from tests.pyodide.harness import MAINS, PyodideWorker
-from tests.pyodide.known_failures import MAIN_MODULE_DOES_NOT_IMPORT
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +23,6 @@ def canary(bundle: Path) -> Iterator[PyodideWorker]:
     worker.close()
 
 
-@MAIN_MODULE_DOES_NOT_IMPORT
 def test_the_main_module_imports(pyodide_worker: PyodideWorker) -> None:
     report = pyodide_worker.report
     assert report.imported, f"{report.main} did not import: {report.failure}"
@@ -59,7 +57,6 @@ def test_a_top_level_urandom_fails_the_import_check(canary: PyodideWorker) -> No
 COLD_START_BUDGET_MS = 4000
 
 
-@MAIN_MODULE_DOES_NOT_IMPORT
 def test_the_main_module_imports_within_the_cold_start_budget(
     pyodide_worker: PyodideWorker, record_property: Callable[[str, object], None]
 ) -> None:

@@ -2,9 +2,6 @@
 SQL storage with transactionSync, and its alarm."""
 
 from tests.pyodide.harness import PyodideWorker
-from tests.pyodide.known_failures import UNTIL_THE_CRYPTO_SEAM
-
-pytestmark = UNTIL_THE_CRYPTO_SEAM
 
 BINDING = "NODE_LIFECYCLE"
 WARM_TIMEOUT_SECONDS = 30 * 60  # worker.config's default; wrangler.toml sets none

@@ -1,10 +1,7 @@
 """`Default.scheduled` under real Pyodide: workerd passes raw bindings as `env`."""
 
 from tests.pyodide.harness import PyodideWorker
-from tests.pyodide.known_failures import UNTIL_THE_CRYPTO_SEAM
 from tests.support.wrangler import WRANGLER_CONFIG
-
-pytestmark = UNTIL_THE_CRYPTO_SEAM
 
 
 def test_the_cron_prunes_old_errors(pyodide_worker: PyodideWorker) -> None:

@@ -3,7 +3,7 @@ forgeries a verifier must refuse.
 
 The edge keeps its signing keys in D1, sealed with SAM_ENCRYPTION_KEY (`sam dev` writes
 that to `<data_dir>/dev-secrets.json`). `EdgeSigner` opens the same D1 file and mints
-through worker/auth/jwt.py, so a token made here is exactly one the edge could have made:
+through worker/auth/scoped_tokens.py, so a token made here is exactly one the edge could have made:
 only the claims (or the header) a test chooses are wrong.
 """
 
@@ -23,11 +23,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from twin.d1 import D1Database
 from twin.env import Env
-from worker.auth import jwt as tokens
-from worker.auth import keys
+from worker.auth import keys, scoped_tokens
 from worker.deployment import Deployment
 
 EXPIRED_AGO_SECONDS = 3600  # well past the verifiers' 30 s leeway
+
+
+def private_key_of(key: keys.ActiveKey) -> ec.EllipticCurvePrivateKey:
+    """The edge's signing key as `cryptography` holds it, for PyJWT to sign with."""
+    private_key = serialization.load_der_private_key(key.pkcs8, password=None)
+    assert isinstance(private_key, ec.EllipticCurvePrivateKey)
+    return private_key
 
 
 def _segment(value: dict[str, Any]) -> str:
@@ -47,7 +53,7 @@ class EdgeSigner:
             }
         )
         self.deployment = Deployment.of(self.env)
-        self.issuer = tokens.control_plane_url(self.deployment.config)
+        self.issuer = scoped_tokens.control_plane_url(self.deployment.config)
 
     def close(self) -> None:
         self._database.close()
@@ -55,11 +61,13 @@ class EdgeSigner:
     # --- what the control plane mints -----------------------------------------------------
 
     async def terminal(self, user_id: str, node_id: str, workspace_id: str) -> str:
-        minted = await tokens.mint_terminal_token(self.deployment, user_id, node_id, workspace_id)
+        minted = await scoped_tokens.mint_terminal_token(
+            self.deployment, user_id, node_id, workspace_id
+        )
         return minted.token
 
     async def agent(self, node_id: str) -> str:
-        return (await tokens.mint_agent_token(self.deployment, node_id)).token
+        return (await scoped_tokens.mint_agent_token(self.deployment, node_id)).token
 
     # --- forgeries ------------------------------------------------------------------------
 
@@ -70,7 +78,7 @@ class EdgeSigner:
             "iss": self.issuer,
             "aud": audience,
             "iat": now,
-            "exp": now + tokens.TERMINAL_TOKEN_SECONDS,
+            "exp": now + scoped_tokens.TERMINAL_TOKEN_SECONDS,
             "jti": "test",
         }
 
@@ -78,7 +86,7 @@ class EdgeSigner:
         """`claims` signed with the edge's active key (its kid in the header)."""
         key = await keys.active_key(self.deployment)
         return jwt.encode(
-            claims, key.private_key, algorithm="ES256", headers={"kid": key.kid, **header}
+            claims, private_key_of(key), algorithm="ES256", headers={"kid": key.kid, **header}
         )
 
     async def expired(self, claims: dict[str, Any]) -> str:
@@ -93,8 +101,12 @@ class EdgeSigner:
     async def hmac_with_public_key(self, claims: dict[str, Any]) -> str:
         """HS256 keyed with the published public key's PEM: algorithm confusion."""
         key = await keys.active_key(self.deployment)
-        pem = key.private_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        pem = (
+            private_key_of(key)
+            .public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
         )
         header = {"alg": "HS256", "typ": "JWT", "kid": key.kid}
         signing_input = f"{_segment(header)}.{_segment(claims)}"

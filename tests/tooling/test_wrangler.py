@@ -3,8 +3,8 @@
 Both checks run offline: `d1 migrations apply --local` runs the SQL in wrangler's local
 workerd against a database under tmp_path, and `deploy --dry-run` stops before uploading.
 The dry run's bundle must carry the Worker's vendored packages (`python_modules/`, which
-scripts/vendor-worker fills from worker/requirements and wrangler uploads from the project
-root).
+scripts/vendor-worker fills from pyproject.toml's [project] dependencies and wrangler uploads
+from the project root).
 """
 
 from pathlib import Path
@@ -28,8 +28,9 @@ NOT_BUNDLED_PREFIXES = (
 WRANGLER_OUTDIR_NOTE = "README.md"  # wrangler writes it into every --outdir
 # The Worker's vendored dependencies; wrangler uploads them under this prefix.
 VENDORED = "python_modules"
-# Import names of packages the Worker cannot start without (the first three are what
-# worker/requirements lists; pydantic_core is the one compiled for WebAssembly).
+# Import names of packages the Worker cannot start without (the Worker's dependency list
+# names fastapi, pydantic and workers-runtime-sdk; pydantic_core is the one compiled for
+# WebAssembly).
 VENDORED_PACKAGES = ("fastapi", "pydantic", "pydantic_core", "workers")
 
 

@@ -63,7 +63,8 @@ async def save_credential(
     deployment: Deployment, user_id: str, kind: CredentialKind, label: str, secret: str
 ) -> Credential:
     """Seal and store `secret`; raises a Conflict when `label` is taken for `kind`."""
-    sealed = Cipher.from_config(deployment.config).seal(user_id, str(kind), secret.encode())
+    cipher = Cipher.from_config(deployment.config)
+    sealed = await cipher.seal(user_id, str(kind), secret.encode())
     row = (
         await deployment.env.DATABASE.prepare(
             "INSERT INTO credentials (id, user_id, kind, label, hint, nonce, ciphertext) "
@@ -131,4 +132,5 @@ async def open_credential(
     if row is None:
         raise CredentialMissing(kind)
     sealed = Sealed(from_blob(row["nonce"]), from_blob(row["ciphertext"]))
-    return Cipher.from_config(deployment.config).open(user_id, str(kind), sealed).decode()
+    cipher = Cipher.from_config(deployment.config)
+    return (await cipher.open(user_id, str(kind), sealed)).decode()

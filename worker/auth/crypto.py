@@ -1,8 +1,20 @@
-"""Secrets at rest: AES-256-GCM with a random nonce per value, owner and kind bound in.
+"""Everything the Worker signs, verifies, seals or opens, over WebCrypto.
 
-    cipher = Cipher.from_config(config)           key from SAM_ENCRYPTION_KEY
-    sealed = cipher.seal(owner, kind, plaintext)  -> Sealed(nonce, ciphertext)
-    cipher.open(owner, kind, sealed)              -> plaintext, or raises DecryptionError
+WebCrypto (`subtle` from worker/platform.py: `crypto.subtle` on Cloudflare, the twin's
+stand-in on `cryptography` locally) is the only crypto a Python Worker has: `cryptography`
+has no Pyodide build. Its operations are async, so these are too.
+
+ES256 signing keys (the control plane's JWTs, worker/auth/jws.py):
+
+    await new_signing_key()                      -> NewSigningKey(pkcs8, public_jwk)
+    await sign_es256(pkcs8, data)                -> 64-byte signature, r||s
+    await verify_es256(public_jwk, signature, data) -> bool
+
+Secrets at rest, AES-256-GCM with a random nonce per value, owner and kind bound in:
+
+    cipher = Cipher.from_config(config)                 key from SAM_ENCRYPTION_KEY
+    sealed = await cipher.seal(owner, kind, plaintext)  -> Sealed(nonce, ciphertext)
+    await cipher.open(owner, kind, sealed)              -> plaintext, or DecryptionError
 
 The owner (a user id, or "system" for the control plane's own keys) and the kind are the
 GCM associated data: they are not stored in the ciphertext but must be given again to
@@ -17,10 +29,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from worker.config import Config, ConfigError
+from worker.platform import WebCryptoError, subtle
 
 KEY_VAR = "SAM_ENCRYPTION_KEY"
 KEY_BYTES = 32  # AES-256
@@ -28,6 +38,38 @@ NONCE_BYTES = 12  # 96 bits, GCM's native nonce size
 # Versioned so a later key-rotation scheme can change the binding without ambiguity.
 AAD_VERSION = "sam-secret-v1"
 SYSTEM_OWNER = "system"
+
+ECDSA_P256 = {"name": "ECDSA", "namedCurve": "P-256"}
+ECDSA_SHA256 = {"name": "ECDSA", "hash": "SHA-256"}
+# The members of a published EC public key; WebCrypto's export adds `ext` and `key_ops`.
+PUBLIC_JWK_MEMBERS = ("kty", "crv", "x", "y")
+
+
+@dataclass(frozen=True)
+class NewSigningKey:
+    pkcs8: bytes  # the private key, PKCS #8 DER: the form it is sealed and stored in
+    public_jwk: dict[str, Any]  # kty, crv, x, y
+
+
+async def new_signing_key() -> NewSigningKey:
+    """A fresh ECDSA P-256 key pair."""
+    pair = await subtle.generateKey(ECDSA_P256, True, ["sign", "verify"])
+    pkcs8 = await subtle.exportKey("pkcs8", pair.privateKey)
+    exported = await subtle.exportKey("jwk", pair.publicKey)
+    return NewSigningKey(pkcs8, {name: exported[name] for name in PUBLIC_JWK_MEMBERS})
+
+
+async def sign_es256(pkcs8: bytes, data: bytes) -> bytes:
+    """ECDSA P-256 / SHA-256 over `data`, as JWS ES256 wants it (r||s, 64 bytes)."""
+    key = await subtle.importKey("pkcs8", pkcs8, ECDSA_P256, False, ["sign"])
+    return await subtle.sign(ECDSA_SHA256, key, data)
+
+
+async def verify_es256(public_jwk: dict[str, Any], signature: bytes, data: bytes) -> bool:
+    """Whether `signature` (r||s) over `data` was made by the key `public_jwk` publishes."""
+    jwk = {name: public_jwk[name] for name in PUBLIC_JWK_MEMBERS}
+    key = await subtle.importKey("jwk", jwk, ECDSA_P256, False, ["verify"])
+    return await subtle.verify(ECDSA_SHA256, key, signature, data)
 
 
 class DecryptionError(Exception):
@@ -68,6 +110,9 @@ def parse_key(value: str | None) -> bytes:
     return key
 
 
+_AES_USAGES = ["encrypt", "decrypt"]
+
+
 def _associated_data(owner: str, kind: str) -> bytes:
     assert owner and kind, "a sealed value is always bound to an owner and a kind"
     # JSON keeps the fields apart whatever characters they hold ("a:b","c" != "a","b:c").
@@ -77,25 +122,33 @@ def _associated_data(owner: str, kind: str) -> bytes:
 class Cipher:
     def __init__(self, key: bytes) -> None:
         assert len(key) == KEY_BYTES, "use parse_key() to turn a setting into a key"
-        self._aead = AESGCM(key)
+        self._key = key
 
     @classmethod
     def from_config(cls, config: Config) -> "Cipher":
         return cls(parse_key(config.encryption_key))
 
-    def seal(self, owner: str, kind: str, plaintext: bytes) -> Sealed:
-        nonce = os.urandom(NONCE_BYTES)
-        ciphertext = self._aead.encrypt(nonce, plaintext, _associated_data(owner, kind))
-        return Sealed(nonce, ciphertext)
+    async def _aes_key(self) -> Any:
+        return await subtle.importKey("raw", self._key, {"name": "AES-GCM"}, False, _AES_USAGES)
 
-    def open(self, owner: str, kind: str, sealed: Sealed) -> bytes:
+    async def seal(self, owner: str, kind: str, plaintext: bytes) -> Sealed:
+        nonce = os.urandom(NONCE_BYTES)
+        gcm = {"name": "AES-GCM", "iv": nonce, "additionalData": _associated_data(owner, kind)}
+        return Sealed(nonce, await subtle.encrypt(gcm, await self._aes_key(), plaintext))
+
+    async def open(self, owner: str, kind: str, sealed: Sealed) -> bytes:
         if len(sealed.nonce) != NONCE_BYTES:
             raise DecryptionError(f"the stored nonce is {len(sealed.nonce)} bytes, not 12")
+        gcm = {
+            "name": "AES-GCM",
+            "iv": sealed.nonce,
+            "additionalData": _associated_data(owner, kind),
+        }
         try:
-            return self._aead.decrypt(
-                sealed.nonce, sealed.ciphertext, _associated_data(owner, kind)
-            )
-        except InvalidTag:
+            return await subtle.decrypt(gcm, await self._aes_key(), sealed.ciphertext)
+        except WebCryptoError as exc:
+            if exc.name != "OperationError":
+                raise
             raise DecryptionError(
                 f"a sealed {kind} value of {owner} did not authenticate: it was changed, "
                 f"moved from another row, or sealed under another {KEY_VAR}"

@@ -6,11 +6,11 @@
                                          every token they signed has expired
     older retired keys                   deleted at the next rotation
 
-The private half is sealed with worker/auth/crypto.py (owner "system", kind bound to the kid, so
-a sealed key copied into another key's row does not open). Nothing here runs at import
-time: Workers snapshot the module top level, and a key made there would be baked into
-every isolate. How long keys are kept is the token policy's business (worker/auth/jwt.py),
-so it is passed in.
+The private half is stored as PKCS #8 DER, sealed with worker/auth/crypto.py (owner
+"system", kind bound to the kid, so a sealed key copied into another key's row does not
+open). Nothing here runs at import time: Workers snapshot the module top level, and a key
+made there would be baked into every isolate. How long keys are kept is the token
+policy's business (worker/auth/scoped_tokens.py), so it is passed in.
 """
 
 import json
@@ -18,16 +18,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
-
-from worker.auth.crypto import SYSTEM_OWNER, Cipher, Sealed, from_blob, to_blob
+from worker.auth.crypto import SYSTEM_OWNER, Cipher, Sealed, from_blob, new_signing_key, to_blob
+from worker.auth.jws import ALGORITHM
 from worker.db import iso
 from worker.deployment import Deployment
 
-ALGORITHM = "ES256"
-CURVE = "P-256"
 KID_BYTES = 8  # 16 hex characters; kids are public, they only need to be unique
 SIGNING_KEY_KIND = "signing_key"
 
@@ -56,7 +51,7 @@ WHERE retired_at IS NULL OR retired_at > ?1 ORDER BY created_at DESC, kid DESC
 @dataclass(frozen=True)
 class ActiveKey:
     kid: str
-    private_key: ec.EllipticCurvePrivateKey
+    pkcs8: bytes  # the private key, PKCS #8 DER
 
 
 @dataclass(frozen=True)
@@ -77,18 +72,12 @@ def _kind(kid: str) -> str:
     return f"{SIGNING_KEY_KIND}:{kid}"
 
 
-def _new_key(cipher: Cipher, now: float) -> tuple[Any, ...]:
+async def _new_key(cipher: Cipher, now: float) -> tuple[Any, ...]:
     """Bind values for one INSERT of a fresh key."""
     kid = secrets.token_hex(KID_BYTES)
-    private_key = ec.generate_private_key(ec.SECP256R1())
-    der = private_key.private_bytes(
-        serialization.Encoding.DER,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    sealed = cipher.seal(SYSTEM_OWNER, _kind(kid), der)
-    jwk = ECAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
-    public_jwk = {**jwk, "kid": kid, "alg": ALGORITHM, "use": "sig"}
+    key = await new_signing_key()
+    sealed = await cipher.seal(SYSTEM_OWNER, _kind(kid), key.pkcs8)
+    public_jwk = {**key.public_jwk, "kid": kid, "alg": ALGORITHM, "use": "sig"}
     nonce, ciphertext = to_blob(sealed.nonce), to_blob(sealed.ciphertext)
     return kid, nonce, ciphertext, json.dumps(public_jwk), iso(now)
 
@@ -99,15 +88,12 @@ async def active_key(deployment: Deployment) -> ActiveKey:
     db = deployment.env.DATABASE
     row = await db.prepare(_ACTIVE).first()
     if row is None:
-        values = _new_key(cipher, deployment.now())
+        values = await _new_key(cipher, deployment.now())
         await db.prepare(_INSERT_FIRST).bind(*values).run()
         row = await db.prepare(_ACTIVE).first()
         assert row is not None, "a key was inserted, or another request's was"
     sealed = Sealed(from_blob(row["private_key_nonce"]), from_blob(row["private_key_ciphertext"]))
-    der = cipher.open(SYSTEM_OWNER, _kind(row["kid"]), sealed)
-    private_key = serialization.load_der_private_key(der, password=None)
-    assert isinstance(private_key, ec.EllipticCurvePrivateKey)
-    return ActiveKey(row["kid"], private_key)
+    return ActiveKey(row["kid"], await cipher.open(SYSTEM_OWNER, _kind(row["kid"]), sealed))
 
 
 async def published_keys(deployment: Deployment, retention_seconds: float) -> list[PublishedKey]:
@@ -127,7 +113,7 @@ async def rotate(deployment: Deployment, retention_seconds: float) -> Rotation:
     now = deployment.now()
     db = deployment.env.DATABASE
     retired = await db.prepare("SELECT kid FROM signing_keys WHERE retired_at IS NULL").all()
-    values = _new_key(Cipher.from_config(deployment.config), now)
+    values = await _new_key(Cipher.from_config(deployment.config), now)
     # One batch, so there is never a moment with no active key or two of them.
     await db.batch(
         [

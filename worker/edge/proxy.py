@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from worker.auth import jwt as tokens
-from worker.auth import sessions
-from worker.auth.jwt import Audience
+from worker.auth import scoped_tokens, sessions
+from worker.auth.scoped_tokens import Audience
 from worker.auth.users import get_user
 from worker.deployment import Deployment
 from worker.errors import (
@@ -110,7 +109,7 @@ async def _proxy(request: Request, deployment: Deployment, workspace_id: str) ->
             f"GET /api/workspaces/{workspace_id}/boot-log and retry once it is running.",
         )
     if caller.node_id is not None and caller.node_id != node.id:
-        raise tokens.WrongScope(
+        raise scoped_tokens.WrongScope(
             f"it is for node {caller.node_id!r}, where this workspace no longer runs"
         )
     if node.agent_url is None:
@@ -121,12 +120,14 @@ async def _proxy(request: Request, deployment: Deployment, workspace_id: str) ->
         token = (
             caller.token
             or (
-                await tokens.mint_terminal_token(deployment, caller.user_id, node.id, workspace.id)
+                await scoped_tokens.mint_terminal_token(
+                    deployment, caller.user_id, node.id, workspace.id
+                )
             ).token
         )
         target = _target(node.agent_url, url.path, [*rest, (TOKEN_PARAM, token)])
         return await _websocket(target, headers, request, workspace_id)
-    agent = await tokens.mint_agent_token(deployment, node.id)
+    agent = await scoped_tokens.mint_agent_token(deployment, node.id)
     headers["authorization"] = f"Bearer {agent.token}"
     return await _http(_target(node.agent_url, url.path, rest), headers, request, workspace_id)
 
@@ -162,8 +163,8 @@ async def _authenticate(
 ) -> Caller:
     if offered:
         if len(offered) > 1:
-            raise tokens.InvalidToken("send one token parameter, not several")
-        claims = await tokens.verify(
+            raise scoped_tokens.InvalidToken("send one token parameter, not several")
+        claims = await scoped_tokens.verify(
             deployment, offered[0], Audience.TERMINAL, workspace=workspace_id
         )
         return Caller(claims["sub"], offered[0], claims["node"])

@@ -21,7 +21,7 @@ provider_server_id, dns_record_id).
 import logging
 from typing import Any
 
-from worker.auth.jwt import control_plane_url
+from worker.auth.scoped_tokens import control_plane_url
 from worker.deployment import Deployment
 from worker.errors import SamError
 from worker.logs import event

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from wire.agent_api import AgentWorkspace
-from worker.auth import jwt as tokens
+from worker.auth import scoped_tokens
 from worker.deployment import Deployment
 from worker.errors import Conflict, UpstreamFailed
 from worker.http_retry import RetryPolicy, Unreachable, send_with_retry
@@ -94,7 +94,7 @@ async def call(
     base = node.agent_url
     if base is None:
         raise NodeNotReady(node.id)
-    minted = await tokens.mint_agent_token(deployment, node.id)
+    minted = await scoped_tokens.mint_agent_token(deployment, node.id)
     headers = {"Authorization": f"Bearer {minted.token}", "Accept": "application/json"}
     init: dict[str, Any] = {"method": method, "headers": headers}
     if body is not None:

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from worker.auth.jwt import control_plane_url
+from worker.auth.scoped_tokens import control_plane_url
 from worker.config import Config
 
 # Ids become host names (`ws-{id}.{domain}`, worker/edge/hosts.py WORKSPACE_ID) and the agent's

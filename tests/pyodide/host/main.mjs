@@ -2,8 +2,8 @@
 // JSON object per line on stdin/stdout (tests/pyodide/harness.py is the other end). Its own
 // logs and the Worker's output go to stderr.
 //
-// The first line is the set-up: {bundle, project, runtime, main, extra_paths, config} where
-// `config` is wrangler.toml as JSON. Each later line is {id, op, ...}; the answer is
+// The first line is the set-up: {bundle, project, runtime, main, extra_paths, config, secrets}
+// where `config` is wrangler.toml as JSON and `secrets` the Worker's secrets (name → value). Each later line is {id, op, ...}; the answer is
 // {id, ok: true, result} or {id, ok: false, error}.
 import readline from "node:readline";
 import { startBindings } from "./bindings.mjs";
@@ -30,7 +30,7 @@ globalThis.Response = Response;
 globalThis.WebSocketPair = WebSocketPair;
 
 const bindings = await startBindings(setup.config, setup.project);
-const env = { ...setup.config.vars, ...bindings.env };
+const env = { ...setup.config.vars, ...setup.secrets, ...bindings.env };
 if (setup.config.assets?.binding) {
   env[setup.config.assets.binding] = new Fetcher(`${setup.project}/${setup.config.assets.directory}`);
 }
@@ -106,6 +106,12 @@ const operations = {
   do_alarm: async ({ binding, name }) => await needWorker().durableObjectAlarm(binding, name),
   do_alarm_at: async ({ binding, name }) => await needWorker().durableObjectAlarmAt(binding, name),
   conformance: async ({ suite }) => await runConformance(python.pyodide, suite),
+  // The Worker's crypto seam alone (tests/pyodide/runtime/_harness_crypto.py), inside a
+  // request's context like any Worker code that signs or seals.
+  crypto: async ({ name, args }) => {
+    needWorker();
+    return JSON.parse(await python.pyodide.pyimport("_harness_crypto").call(name, JSON.stringify(args)));
+  },
   d1: async ({ binding, sql, params }) => {
     const result = await env[binding].prepare(sql).bind(...(params ?? [])).all();
     return result.results;

@@ -45,7 +45,7 @@ from twin.d1 import D1Database
 from twin.env import Env
 from worker.api.app import api
 from worker.api.ratelimit import LIMITS
-from worker.auth import jwt as tokens
+from worker.auth import scoped_tokens
 from worker.deployment import Deployment
 
 Route = tuple[str, str]  # (method, path template), as in the route table
@@ -319,17 +319,19 @@ def make_node(edge: Edge, member: Member) -> str:
     return node_id
 
 
-def mint(world: World, audience: tokens.Audience, node_id: str) -> str:
+def mint(world: World, audience: scoped_tokens.Audience, node_id: str) -> str:
     """A real token of `audience` from the edge's own signing key (D1 + its dev secret)."""
     match audience:
-        case tokens.Audience.TERMINAL:
-            minted = tokens.mint_terminal_token(world.minter, world.owner.id, node_id, "wmatrix")
-        case tokens.Audience.WORKSPACE:
-            minted = tokens.mint_workspace_token(world.minter, node_id, "wmatrix")
-        case tokens.Audience.AGENT:
-            minted = tokens.mint_agent_token(world.minter, node_id)
-        case tokens.Audience.NODE:
-            minted = tokens.mint_node_token(world.minter, node_id)
+        case scoped_tokens.Audience.TERMINAL:
+            minted = scoped_tokens.mint_terminal_token(
+                world.minter, world.owner.id, node_id, "wmatrix"
+            )
+        case scoped_tokens.Audience.WORKSPACE:
+            minted = scoped_tokens.mint_workspace_token(world.minter, node_id, "wmatrix")
+        case scoped_tokens.Audience.AGENT:
+            minted = scoped_tokens.mint_agent_token(world.minter, node_id)
+        case scoped_tokens.Audience.NODE:
+            minted = scoped_tokens.mint_node_token(world.minter, node_id)
     return asyncio.run(minted).token
 
 
@@ -394,7 +396,7 @@ def calls(world: World, case: Case, path_node: str) -> list[Call]:
                 "sam:terminal token",
                 case.wrong_scope,
                 "api",
-                bearer(mint(world, tokens.Audience.TERMINAL, path_node)),
+                bearer(mint(world, scoped_tokens.Audience.TERMINAL, path_node)),
             ),
             Call("the node's token", case.owner, "api", bearer(mint_node(world, path_node))),
         ]
@@ -404,7 +406,7 @@ def calls(world: World, case: Case, path_node: str) -> list[Call]:
             f"sam:{audience} token",
             case.wrong_scope,
             "api",
-            bearer(mint(world, tokens.Audience(f"sam:{audience}"), owner.nodes[0])),
+            bearer(mint(world, scoped_tokens.Audience(f"sam:{audience}"), owner.nodes[0])),
         )
         for audience in ("terminal", "node")
     ]
@@ -418,11 +420,11 @@ def calls(world: World, case: Case, path_node: str) -> list[Call]:
 
 
 def mint_node(world: World, node_id: str) -> str:
-    return mint(world, tokens.Audience.NODE, node_id)
+    return mint(world, scoped_tokens.Audience.NODE, node_id)
 
 
 def mint_agent(world: World, node_id: str) -> str:
-    return mint(world, tokens.Audience.AGENT, node_id)
+    return mint(world, scoped_tokens.Audience.AGENT, node_id)
 
 
 def owner_rows(world: World) -> dict[str, list[tuple[Any, ...]]]:

@@ -43,15 +43,15 @@ def cipher() -> Cipher:
     return Cipher(parse_key(generate_key()))
 
 
-def test_round_trip(cipher: Cipher) -> None:
-    sealed = cipher.seal("u_alice", "hetzner", SECRET)
-    assert cipher.open("u_alice", "hetzner", sealed) == SECRET
+async def test_round_trip(cipher: Cipher) -> None:
+    sealed = await cipher.seal("u_alice", "hetzner", SECRET)
+    assert await cipher.open("u_alice", "hetzner", sealed) == SECRET
     assert SECRET not in sealed.ciphertext
     assert len(sealed.nonce) == NONCE_BYTES
 
 
-def test_every_value_gets_its_own_nonce(cipher: Cipher) -> None:
-    sealed = [cipher.seal("u_alice", "hetzner", SECRET) for _ in range(50)]
+async def test_every_value_gets_its_own_nonce(cipher: Cipher) -> None:
+    sealed = [await cipher.seal("u_alice", "hetzner", SECRET) for _ in range(50)]
     assert len({s.nonce for s in sealed}) == 50
     assert len({s.ciphertext for s in sealed}) == 50
 
@@ -60,32 +60,32 @@ def test_every_value_gets_its_own_nonce(cipher: Cipher) -> None:
     ("owner", "kind"),
     [("u_bob", "hetzner"), ("u_alice", "anthropic"), ("system", "hetzner"), ("u_alic", "ehetzner")],
 )
-def test_another_owner_or_kind_does_not_open(cipher: Cipher, owner: str, kind: str) -> None:
-    sealed = cipher.seal("u_alice", "hetzner", SECRET)
+async def test_another_owner_or_kind_does_not_open(cipher: Cipher, owner: str, kind: str) -> None:
+    sealed = await cipher.seal("u_alice", "hetzner", SECRET)
     with pytest.raises(DecryptionError):
-        cipher.open(owner, kind, sealed)
+        await cipher.open(owner, kind, sealed)
 
 
-def test_tampering_is_detected(cipher: Cipher) -> None:
-    sealed = cipher.seal("u_alice", "hetzner", SECRET)
+async def test_tampering_is_detected(cipher: Cipher) -> None:
+    sealed = await cipher.seal("u_alice", "hetzner", SECRET)
     for index in (0, len(sealed.ciphertext) // 2, len(sealed.ciphertext) - 1):
         flipped = bytearray(sealed.ciphertext)
         flipped[index] ^= 0x01
         with pytest.raises(DecryptionError):
-            cipher.open("u_alice", "hetzner", Sealed(sealed.nonce, bytes(flipped)))
+            await cipher.open("u_alice", "hetzner", Sealed(sealed.nonce, bytes(flipped)))
     other_nonce = bytes([sealed.nonce[0] ^ 1]) + sealed.nonce[1:]
     with pytest.raises(DecryptionError):
-        cipher.open("u_alice", "hetzner", Sealed(other_nonce, sealed.ciphertext))
+        await cipher.open("u_alice", "hetzner", Sealed(other_nonce, sealed.ciphertext))
     with pytest.raises(DecryptionError):
-        cipher.open("u_alice", "hetzner", Sealed(sealed.nonce[:8], sealed.ciphertext))
+        await cipher.open("u_alice", "hetzner", Sealed(sealed.nonce[:8], sealed.ciphertext))
     with pytest.raises(DecryptionError):
-        cipher.open("u_alice", "hetzner", Sealed(sealed.nonce, sealed.ciphertext[:-1]))
+        await cipher.open("u_alice", "hetzner", Sealed(sealed.nonce, sealed.ciphertext[:-1]))
 
 
-def test_another_key_does_not_open(cipher: Cipher) -> None:
-    sealed = cipher.seal("u_alice", "hetzner", SECRET)
+async def test_another_key_does_not_open(cipher: Cipher) -> None:
+    sealed = await cipher.seal("u_alice", "hetzner", SECRET)
     with pytest.raises(DecryptionError):
-        Cipher(parse_key(generate_key())).open("u_alice", "hetzner", sealed)
+        await Cipher(parse_key(generate_key())).open("u_alice", "hetzner", sealed)
 
 
 def test_key_setting() -> None:

@@ -2,7 +2,7 @@
 
 Tokens are checked by verifiers that know nothing of worker/: pyjwt's PyJWKClient and the
 node agent's own KeySet + TokenVerifier, both fetching the JWKS from the edge. The tokens
-are minted by worker/auth/jwt.py in this process, on the edge's own D1 file and with the
+are minted by worker/auth/scoped_tokens.py in this process, on the edge's own D1 file and with the
 encryption key `sam dev` generated, i.e. with the signing keys the edge stores.
 """
 
@@ -21,7 +21,7 @@ from agent.auth import KeySet, TokenVerifier
 from tests.support.edge import Edge, running_edge
 from twin.d1 import D1Database
 from twin.env import Env
-from worker.auth import jwt as tokens
+from worker.auth import scoped_tokens
 from worker.deployment import Deployment
 
 JWKS_PATH = "/.well-known/jwks.json"
@@ -44,7 +44,7 @@ def admin(edge: Edge) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def minter(edge: Edge, admin: httpx.Client) -> Iterator[Deployment]:
-    """A deployment on the edge's own D1 database and encryption key, for tokens.mint_*."""
+    """A deployment on the edge's own D1 database and encryption key, for scoped_tokens.mint_*."""
     secrets = json.loads((edge.data_dir / "dev-secrets.json").read_text())
     database = D1Database(edge.data_dir / "d1" / "sam.sqlite")
     env = Env(
@@ -119,8 +119,8 @@ def test_the_jwks_is_on_the_api_host_only(edge: Edge) -> None:
 
 
 async def test_tokens_verify_with_the_published_jwks(edge: Edge, minter: Deployment) -> None:
-    terminal = await tokens.mint_terminal_token(minter, "u_1", "n_1", "w_1")
-    agent = await tokens.mint_agent_token(minter, "n_1")
+    terminal = await scoped_tokens.mint_terminal_token(minter, "u_1", "n_1", "w_1")
+    agent = await scoped_tokens.mint_agent_token(minter, "n_1")
     client = jwks_client(edge)
     claims = independent_verify(edge, client, terminal.token, "sam:terminal")
     assert (claims["sub"], claims["node"], claims["workspace"]) == ("u_1", "n_1", "w_1")
@@ -130,9 +130,9 @@ async def test_tokens_verify_with_the_published_jwks(edge: Edge, minter: Deploym
 
 
 async def test_the_node_agents_own_verifier_accepts_them(edge: Edge, minter: Deployment) -> None:
-    terminal = (await tokens.mint_terminal_token(minter, "u_1", "n_1", "w_1")).token
-    agent = (await tokens.mint_agent_token(minter, "n_1")).token
-    other_node = (await tokens.mint_agent_token(minter, "n_2")).token
+    terminal = (await scoped_tokens.mint_terminal_token(minter, "u_1", "n_1", "w_1")).token
+    agent = (await scoped_tokens.mint_agent_token(minter, "n_1")).token
+    other_node = (await scoped_tokens.mint_agent_token(minter, "n_2")).token
     async with aiohttp.ClientSession(headers={"Host": edge.host("api")}) as session:
         keyset = KeySet(f"http://127.0.0.1:{edge.port}{JWKS_PATH}", session)
         verifier = TokenVerifier(keyset, f"http://api.{edge.domain}", "n_1")
@@ -146,7 +146,7 @@ async def test_the_node_agents_own_verifier_accepts_them(edge: Edge, minter: Dep
 async def test_rotation_publishes_the_new_key_and_keeps_the_old(
     edge: Edge, admin: httpx.Client, minter: Deployment
 ) -> None:
-    before = await tokens.mint_node_token(minter, "n_1")
+    before = await scoped_tokens.mint_node_token(minter, "n_1")
     old_kid = jwt.get_unverified_header(before.token)["kid"]
     client = jwks_client(edge)
     independent_verify(edge, client, before.token, "sam:node")  # caches the old set
@@ -155,9 +155,9 @@ async def test_rotation_publishes_the_new_key_and_keeps_the_old(
     assert reply.status_code == 200, reply.text
     rotated = reply.json()
     assert rotated["kid"] != old_kid and rotated["retired"] == [old_kid]
-    assert rotated["retired_published_seconds"] >= tokens.NODE_TOKEN_SECONDS
+    assert rotated["retired_published_seconds"] >= scoped_tokens.NODE_TOKEN_SECONDS
 
-    after = await tokens.mint_node_token(minter, "n_1")
+    after = await scoped_tokens.mint_node_token(minter, "n_1")
     assert jwt.get_unverified_header(after.token)["kid"] == rotated["kid"]
     assert [key["kid"] for key in published(edge)] == [rotated["kid"], old_kid]
     # The cached client meets an unknown kid, refetches, and both tokens verify.

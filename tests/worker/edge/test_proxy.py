@@ -36,7 +36,7 @@ from tests.support.edge_tokens import EdgeSigner
 from tests.support.terminal_client import TerminalClient, decode_output, encode_input
 from tests.support.wait import wait_for
 from worker.api.ratelimit import LIMITS
-from worker.auth import jwt as tokens
+from worker.auth import scoped_tokens
 
 ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = ROOT / "tests" / "golden" / "terminal"
@@ -636,8 +636,8 @@ async def test_only_what_the_agent_needs_is_forwarded_over_http(world: World) ->
     assert headers["x-forwarded-for"] == "127.0.0.1"  # the peer, never the client's claim
     scheme, _, agent_token = headers["authorization"].partition(" ")
     assert scheme == "Bearer"
-    claims = await tokens.verify(
-        world.signer.deployment, agent_token, tokens.Audience.AGENT, node_id
+    claims = await scoped_tokens.verify(
+        world.signer.deployment, agent_token, scoped_tokens.Audience.AGENT, node_id
     )
     assert claims["node"] == node_id
 
@@ -669,8 +669,11 @@ async def test_a_websocket_reaches_the_agent_with_one_terminal_token(
     assert len(forwarded) == 1
     assert "cookie" not in seen["headers"] and "authorization" not in seen["headers"]
     assert "origin" not in seen["headers"]
-    claims = await tokens.verify(
-        world.signer.deployment, forwarded[0], tokens.Audience.TERMINAL, workspace=workspace_id
+    claims = await scoped_tokens.verify(
+        world.signer.deployment,
+        forwarded[0],
+        scoped_tokens.Audience.TERMINAL,
+        workspace=workspace_id,
     )
     assert (claims["sub"], claims["node"]) == (world.alice.id, node_id)
     if token is not None:

@@ -26,8 +26,8 @@ from twin import env as local_env
 from twin.clock import ManualClock, SystemClock
 from twin.wrangler import load
 from wire.version import VERSION
-from worker.auth import jwt as tokens
-from worker.auth.jwt import Audience
+from worker.auth import scoped_tokens
+from worker.auth.scoped_tokens import Audience
 from worker.deployment import Deployment
 from worker.nodes import bootstrap
 
@@ -80,7 +80,7 @@ def test_a_bootstrap_token_becomes_the_nodes_callback_token_once(edge: Edge) -> 
 
     async def verify() -> dict[str, Any]:
         async with beside(edge) as env:
-            return await tokens.verify(
+            return await scoped_tokens.verify(
                 Deployment.of(env), body["callback_token"], Audience.NODE, node=node_id
             )
 

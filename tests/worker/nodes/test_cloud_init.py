@@ -25,7 +25,7 @@ from tests.support.artifact import agent_artifact
 from tests.support.edge import Edge, running_edge, signed_in
 from tests.worker.node_support import add_user
 from tests.worker.provider_support import provider_deployment
-from worker.auth import jwt as tokens
+from worker.auth import scoped_tokens
 from worker.auth.credentials import CredentialKind, save_credential
 from worker.nodes.providers.base import NodeBoot
 from worker.nodes.providers.hetzner import cloud_init
@@ -140,7 +140,7 @@ async def test_it_holds_no_secret_only_the_bootstrap_token(tmp_path: Path) -> No
         user = await add_user(deployment.env, "alice")
         for kind, value in secrets.items():
             await save_credential(deployment, user, CredentialKind(kind), "", value)
-        callback = (await tokens.mint_node_token(deployment, BOOT.node_id)).token
+        callback = (await scoped_tokens.mint_node_token(deployment, BOOT.node_id)).token
         user_data = cloud_init.render(BOOT)
         sealed = await deployment.env.DATABASE.prepare("SELECT ciphertext FROM credentials").all()
         key = deployment.env.SAM_ENCRYPTION_KEY

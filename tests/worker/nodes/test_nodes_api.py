@@ -3,7 +3,7 @@
 Users sign in with dev sign-in. Nodes are made the way provisioning leaves them (a row in
 the edge's own D1 file) where a test is about the API rather than a provider; the local
 provider's whole path (POST → a real agent → its heartbeat → running → DELETE) is at the
-end. Callback tokens are minted by worker/auth/jwt.py in this process with the edge's own
+end. Callback tokens are minted by worker/auth/scoped_tokens.py in this process with the edge's own
 signing keys. Heartbeat health is judged against SAM_NODE_HEARTBEAT_SECONDS, set small.
 
 Covers: owners only (another user's node is a 404 on read and delete, and survives),
@@ -33,7 +33,7 @@ from tests.worker.node_support import add_node
 from twin.clock import ManualClock
 from twin.d1 import D1Database
 from twin.env import Env
-from worker.auth import jwt as tokens
+from worker.auth import scoped_tokens
 from worker.clock import Clock, SystemClock
 from worker.deployment import Deployment
 
@@ -112,7 +112,7 @@ SYSTEM_CLOCK = SystemClock()
 
 
 def node_token(env: Env, node_id: str, clock: Clock = SYSTEM_CLOCK) -> str:
-    return run(tokens.mint_node_token(Deployment.of(env, clock), node_id)).token
+    return run(scoped_tokens.mint_node_token(Deployment.of(env, clock), node_id)).token
 
 
 def callback(edge: Edge, path: str, token: str | None, body: Any) -> httpx.Response:
@@ -227,11 +227,11 @@ def test_callbacks_refuse_anything_but_that_nodes_token(
 ) -> None:
     node = new_node(env, alice, status="creating")
     other = new_node(env, bob, status="creating")
-    a_day_ago = time.time() - 2 * tokens.NODE_TOKEN_SECONDS
+    a_day_ago = time.time() - 2 * scoped_tokens.NODE_TOKEN_SECONDS
     cases = {
         "another node's token": (node_token(env, other), 403, "token_scope"),
         "an agent token": (
-            run(tokens.mint_agent_token(Deployment.of(env), node)).token,
+            run(scoped_tokens.mint_agent_token(Deployment.of(env), node)).token,
             401,
             "invalid_token",
         ),
@@ -392,12 +392,14 @@ def test_a_heartbeat_renews_a_token_past_half_its_life(
     edge: Edge, env: Env, alice: httpx.Client
 ) -> None:
     node = new_node(env, alice)
-    old = node_token(env, node, ManualClock(time.time() - tokens.NODE_TOKEN_SECONDS * 0.6))
+    old = node_token(env, node, ManualClock(time.time() - scoped_tokens.NODE_TOKEN_SECONDS * 0.6))
     reply = callback(edge, f"/api/nodes/{node}/heartbeat", old, BEAT)
     assert reply.status_code == 200, reply.text
     fresh = reply.json()["callback_token"]
-    claims = run(tokens.verify(Deployment.of(env), fresh, tokens.Audience.NODE, node=node))
-    assert claims["exp"] - time.time() > tokens.NODE_TOKEN_SECONDS * 0.9
+    claims = run(
+        scoped_tokens.verify(Deployment.of(env), fresh, scoped_tokens.Audience.NODE, node=node)
+    )
+    assert claims["exp"] - time.time() > scoped_tokens.NODE_TOKEN_SECONDS * 0.9
     # The fresh one works and is not renewed again.
     again = callback(edge, f"/api/nodes/{node}/heartbeat", fresh, BEAT)
     assert again.status_code == 200 and "callback_token" not in again.json()

@@ -27,7 +27,7 @@ from tests.support.wait import bearer, wait_for
 from twin.clock import ManualClock
 from twin.d1 import D1Database
 from twin.env import Env
-from worker.auth import jwt as tokens
+from worker.auth import scoped_tokens
 from worker.deployment import Deployment
 from worker.workspaces import store as workspace_store
 from worker.workspaces import sweeps as workspace_sweeps
@@ -127,10 +127,12 @@ class World:
         self.created.append(made.json()["id"])
         return made.json()
 
-    def mint(self, audience: tokens.Audience, node_id: str) -> str:
-        if audience == tokens.Audience.AGENT:
-            return asyncio.run(tokens.mint_agent_token(Deployment.of(self.env), node_id)).token
-        return asyncio.run(tokens.mint_node_token(Deployment.of(self.env), node_id)).token
+    def mint(self, audience: scoped_tokens.Audience, node_id: str) -> str:
+        if audience == scoped_tokens.Audience.AGENT:
+            return asyncio.run(
+                scoped_tokens.mint_agent_token(Deployment.of(self.env), node_id)
+            ).token
+        return asyncio.run(scoped_tokens.mint_node_token(Deployment.of(self.env), node_id)).token
 
     def close(self) -> None:
         for workspace_id in self.created:  # through the API: the agents remove them
@@ -400,14 +402,14 @@ def test_callbacks_need_the_token_of_the_workspace_s_node(
             ("boot-log", entry),
         ):
             url = f"/api/workspaces/{workspace_id}/{path}"
-            another = bearer(world.mint(tokens.Audience.NODE, "nanothernode0001"))
+            another = bearer(world.mint(scoped_tokens.Audience.NODE, "nanothernode0001"))
             assert api.post(url, json=body, headers=another).status_code == 403
-            agent = bearer(world.mint(tokens.Audience.AGENT, node_id))
+            agent = bearer(world.mint(scoped_tokens.Audience.AGENT, node_id))
             assert api.post(url, json=body, headers=agent).status_code == 401
             assert api.post(url, json=body).status_code == 401
             assert api.post(url, json=body, headers=bearer("not.a.jwt")).status_code == 401
         # The right node's token, on a workspace that does not exist.
-        mine = bearer(world.mint(tokens.Audience.NODE, node_id))
+        mine = bearer(world.mint(scoped_tokens.Audience.NODE, node_id))
         missing = api.post("/api/workspaces/w000000000000/boot-log", json=entry, headers=mine)
         assert missing.status_code == 404
     shown = world.alice.get(f"/api/workspaces/{workspace_id}").json()
@@ -435,7 +437,7 @@ def test_a_terminal_token_is_for_the_owner_of_a_running_workspace(
     host = f"ws-{workspace_id}.{world.edge.domain}"
     assert answer["url"] == f"ws://{host}/workspaces/{workspace_id}/terminal/ws"
     assert answer["boot_log_url"] == f"ws://{host}/workspaces/{workspace_id}/boot-log/ws"
-    assert 0 < answer["expires_at"] - time.time() <= tokens.TERMINAL_TOKEN_SECONDS + 5
+    assert 0 < answer["expires_at"] - time.time() <= scoped_tokens.TERMINAL_TOKEN_SECONDS + 5
     claims = jwt.decode(answer["token"], options={"verify_signature": False})
     me = world.alice.get("/api/auth/me").json()
     assert claims["aud"] == "sam:terminal"

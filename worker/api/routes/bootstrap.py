@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from worker.api.deps import DeploymentDep
 from worker.api.ratelimit import BOOTSTRAP, rate_limited
-from worker.auth import jwt as tokens
+from worker.auth import scoped_tokens
 from worker.nodes import bootstrap
 
 router = APIRouter(tags=["nodes"])
@@ -28,10 +28,10 @@ class BootstrapOut(BaseModel):
 @router.post("/api/bootstrap/{token}", dependencies=[Depends(rate_limited(BOOTSTRAP))])
 async def exchange(token: str, deployment: DeploymentDep) -> BootstrapOut:
     node_id = await bootstrap.redeem(deployment, token)
-    minted = await tokens.mint_node_token(deployment, node_id)
+    minted = await scoped_tokens.mint_node_token(deployment, node_id)
     return BootstrapOut(
         node_id=node_id,
         callback_token=minted.token,
         expires_at=minted.expires_at,
-        control_plane_url=tokens.control_plane_url(deployment.config),
+        control_plane_url=scoped_tokens.control_plane_url(deployment.config),
     )

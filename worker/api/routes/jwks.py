@@ -12,12 +12,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from worker.api.deps import DeploymentDep
-from worker.auth import jwt as tokens
+from worker.auth import scoped_tokens
 
 router = APIRouter(tags=["tokens"])
 
 # Verifiers cache the set this long; a new key is found sooner through the unknown-kid
-# refetch, and a retired key outlives any cache (tokens.KEY_RETENTION_SECONDS).
+# refetch, and a retired key outlives any cache (scoped_tokens.KEY_RETENTION_SECONDS).
 JWKS_MAX_AGE_SECONDS = 5 * 60
 
 
@@ -29,7 +29,7 @@ class Jwks(BaseModel):
 @router.get("/.well-known/jwks.json", response_model=Jwks)
 async def jwks(deployment: DeploymentDep) -> JSONResponse:
     return JSONResponse(
-        await tokens.jwks(deployment),
+        await scoped_tokens.jwks(deployment),
         headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE_SECONDS}"},
         media_type="application/jwk-set+json",
     )

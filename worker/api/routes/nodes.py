@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from wire.callbacks import Beat, Heartbeat, NodeMetrics, NodeReady
 from worker.api.deps import CurrentUser, DeploymentDep
-from worker.auth import jwt as tokens
+from worker.auth import scoped_tokens
 from worker.deployment import Deployment
 from worker.errors import Unauthorized
 from worker.logs import event
@@ -41,7 +41,7 @@ NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # no control characters
 # Hetzner server type and location names (`cx22`, `fsn1`) and anything like them.
 PROVIDER_OPTION_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
 # A node's callback token is renewed on a heartbeat once this much of its life is gone.
-RENEW_AFTER_SECONDS = tokens.NODE_TOKEN_SECONDS / 2
+RENEW_AFTER_SECONDS = scoped_tokens.NODE_TOKEN_SECONDS / 2
 
 Name = Annotated[
     str,
@@ -160,7 +160,9 @@ async def node_token(node_id: str, request: Request, deployment: DeploymentDep) 
             "unauthorized",
             "Node callbacks need `Authorization: Bearer <the node's callback token>`.",
         )
-    return await tokens.verify(deployment, token.strip(), tokens.Audience.NODE, node=node_id)
+    return await scoped_tokens.verify(
+        deployment, token.strip(), scoped_tokens.Audience.NODE, node=node_id
+    )
 
 
 @router.post("/api/nodes/{node_id}/ready", response_model=NodeStatusOut)
@@ -191,6 +193,6 @@ async def heartbeat(
         await dispatch.on_node_ready(deployment, node_id)
     beat = Beat(status=node.status, health=node.health)
     if deployment.now() - float(claims["iat"]) >= RENEW_AFTER_SECONDS:
-        beat.callback_token = (await tokens.mint_node_token(deployment, node_id)).token
+        beat.callback_token = (await scoped_tokens.mint_node_token(deployment, node_id)).token
         event(log, "node.token_renewed", node_id=node_id)
     return beat

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import TERMINAL_TOKEN, rate_limited
-from worker.auth import jwt as tokens
+from worker.auth import scoped_tokens
 from worker.errors import Conflict
 from worker.nodes import service as nodes
 from worker.workspaces import service as workspaces
@@ -69,7 +69,7 @@ async def terminal_token(
             f"Workspace {workspace.id} is {workspace.status}; a terminal needs it running. "
             + advice.replace("{id}", workspace.id),
         )
-    minted = await tokens.mint_terminal_token(deployment, user.id, node.id, workspace.id)
+    minted = await scoped_tokens.mint_terminal_token(deployment, user.id, node.id, workspace.id)
     links = urls(deployment.config, workspace.id, live=True)
     return TerminalToken(
         token=minted.token,

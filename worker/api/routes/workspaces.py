@@ -30,7 +30,7 @@ from wire.agent_api import Text
 from wire.callbacks import ProvisioningFailed, WorkspaceReady
 from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import WORKSPACE_CREATE, rate_limited
-from worker.auth import jwt as tokens
+from worker.auth import scoped_tokens
 from worker.config import Config
 from worker.deployment import Deployment
 from worker.errors import Unauthorized
@@ -209,12 +209,14 @@ async def calling_node_workspace(
             "Workspace callbacks need `Authorization: Bearer <the node's callback token>`.",
         )
     # Verified before the lookup, so nobody without a node token learns which ids exist.
-    claims = await tokens.verify(deployment, token.strip(), tokens.Audience.NODE)
+    claims = await scoped_tokens.verify(deployment, token.strip(), scoped_tokens.Audience.NODE)
     workspace = await workspaces.find_workspace(deployment, workspace_id)
     if workspace is None:
         raise workspaces.WorkspaceNotFound()
     if workspace.node_id != claims["node"]:
-        raise tokens.WrongScope(f"workspace {workspace_id} is not on node {claims['node']!r}")
+        raise scoped_tokens.WrongScope(
+            f"workspace {workspace_id} is not on node {claims['node']!r}"
+        )
     return workspace
 
 

@@ -1,6 +1,7 @@
-"""worker/auth/jwt.py and worker/auth/keys.py on the real D1 twin: minting, verifying, forgeries,
-rotation and key retention. (Verification by an independent verifier over HTTP, through
-the real edge, is in test_jwks.py.)
+"""worker/auth/scoped_tokens.py, jws.py and keys.py on the real D1 twin: minting, verifying,
+forgeries, rotation and key retention. Forgeries are signed by PyJWT, so the seam also
+verifies what an independent implementation signs. (Verification by an independent
+verifier over HTTP, through the real edge, is in test_jwks.py.)
 """
 
 import asyncio
@@ -18,13 +19,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.support.edge_tokens import private_key_of
 from twin import env as local_env
 from twin.clock import ManualClock
 from twin.wrangler import load
-from worker.auth import jwt as tokens
-from worker.auth import keys
+from worker.auth import keys, scoped_tokens
 from worker.auth.crypto import DecryptionError, generate_key
-from worker.auth.jwt import Audience, InvalidToken, WrongScope
+from worker.auth.scoped_tokens import Audience, InvalidToken, WrongScope
 from worker.config import Config
 from worker.deployment import Deployment
 from worker.http_errors import status_for
@@ -61,7 +62,7 @@ def env(runtime: local_env.Runtime) -> Any:
 
 @pytest.fixture
 def deployment(env: Any) -> Deployment:
-    """On the system clock: pyjwt checks `exp` against the wall clock."""
+    """On the system clock: the tokens PyJWT signs here are stamped with the wall clock."""
     return Deployment.of(env)
 
 
@@ -93,7 +94,7 @@ async def _sign(deployment: Deployment, claims: dict[str, Any], **headers: Any) 
     """Signed with the control plane's real active key: only the claims are wrong."""
     key = await keys.active_key(deployment)
     return jwt.encode(
-        claims, key.private_key, algorithm="ES256", headers={"kid": key.kid, **headers}
+        claims, private_key_of(key), algorithm="ES256", headers={"kid": key.kid, **headers}
     )
 
 
@@ -107,7 +108,7 @@ async def _rows(env: Any) -> list[Any]:
 
 async def test_no_key_exists_until_the_first_token(deployment: Deployment, env: Any) -> None:
     assert await _rows(env) == []
-    minted = await tokens.mint_agent_token(deployment, "n_1")
+    minted = await scoped_tokens.mint_agent_token(deployment, "n_1")
     rows = await _rows(env)
     assert len(rows) == 1 and rows[0]["retired_at"] is None
     assert jwt.get_unverified_header(minted.token) == {
@@ -123,14 +124,14 @@ async def test_each_audience_carries_the_agent_contracts_claims(
     before = int(time.time())
     cases = [
         (
-            await tokens.mint_terminal_token(deployment, "u_1", "n_1", "w_1"),
+            await scoped_tokens.mint_terminal_token(deployment, "u_1", "n_1", "w_1"),
             Audience.TERMINAL,
             {"sub": "u_1", "node": "n_1", "workspace": "w_1"},
         ),
-        (await tokens.mint_agent_token(deployment, "n_1"), Audience.AGENT, {"node": "n_1"}),
-        (await tokens.mint_node_token(deployment, "n_1"), Audience.NODE, {"node": "n_1"}),
+        (await scoped_tokens.mint_agent_token(deployment, "n_1"), Audience.AGENT, {"node": "n_1"}),
+        (await scoped_tokens.mint_node_token(deployment, "n_1"), Audience.NODE, {"node": "n_1"}),
         (
-            await tokens.mint_workspace_token(deployment, "n_1", "w_1"),
+            await scoped_tokens.mint_workspace_token(deployment, "n_1", "w_1"),
             Audience.WORKSPACE,
             {"node": "n_1", "workspace": "w_1"},
         ),
@@ -143,24 +144,28 @@ async def test_each_audience_carries_the_agent_contracts_claims(
     }
     jtis = set()
     for minted, audience, scope in cases:
-        claims = await tokens.verify(deployment, minted.token, audience)
+        claims = await scoped_tokens.verify(deployment, minted.token, audience)
         assert {name: claims[name] for name in scope} == scope
         assert claims["iss"] == ISSUER and claims["aud"] == audience
         assert set(claims) == {*scope, "iss", "aud", "iat", "exp", "jti"}
         assert claims["exp"] == minted.expires_at
         assert (
             before <= claims["iat"]
-            and claims["exp"] - claims["iat"] == (tokens.LIFETIME_SECONDS[audience])
+            and claims["exp"] - claims["iat"] == (scoped_tokens.LIFETIME_SECONDS[audience])
         )
         jtis.add(claims["jti"])
     assert len(jtis) == len(cases)
 
 
 def test_lifetimes_are_short_for_browser_and_agent_calls() -> None:
-    assert tokens.TERMINAL_TOKEN_SECONDS <= 5 * 60
-    assert tokens.AGENT_TOKEN_SECONDS <= 5 * 60
-    assert tokens.NODE_TOKEN_SECONDS > tokens.WORKSPACE_TOKEN_SECONDS > tokens.AGENT_TOKEN_SECONDS
-    assert tokens.KEY_RETENTION_SECONDS > tokens.NODE_TOKEN_SECONDS
+    assert scoped_tokens.TERMINAL_TOKEN_SECONDS <= 5 * 60
+    assert scoped_tokens.AGENT_TOKEN_SECONDS <= 5 * 60
+    assert (
+        scoped_tokens.NODE_TOKEN_SECONDS
+        > scoped_tokens.WORKSPACE_TOKEN_SECONDS
+        > scoped_tokens.AGENT_TOKEN_SECONDS
+    )
+    assert scoped_tokens.KEY_RETENTION_SECONDS > scoped_tokens.NODE_TOKEN_SECONDS
 
 
 def test_the_issuer_is_the_api_host(tmp_path: Path) -> None:
@@ -170,13 +175,15 @@ def test_the_issuer_is_the_api_host(tmp_path: Path) -> None:
     ]:
         runtime = build(tmp_path / domain, domain)
         try:
-            assert tokens.control_plane_url(Config.from_env(runtime.env)) == url
+            assert scoped_tokens.control_plane_url(Config.from_env(runtime.env)) == url
         finally:
             runtime.close()
 
 
 async def test_concurrent_first_uses_make_one_key(deployment: Deployment, env: Any) -> None:
-    minted = await asyncio.gather(*(tokens.mint_agent_token(deployment, "n_1") for _ in range(8)))
+    minted = await asyncio.gather(
+        *(scoped_tokens.mint_agent_token(deployment, "n_1") for _ in range(8))
+    )
     assert len({jwt.get_unverified_header(m.token)["kid"] for m in minted}) == 1
     assert len(await _rows(env)) == 1
 
@@ -185,13 +192,9 @@ async def test_the_private_key_is_sealed_and_bound_to_its_kid(
     deployment: Deployment, env: Any
 ) -> None:
     first = await keys.active_key(deployment)
-    await tokens.rotate_signing_key(deployment)
+    await scoped_tokens.rotate_signing_key(deployment)
     second = await keys.active_key(deployment)
-    der = first.private_key.private_bytes(
-        serialization.Encoding.DER,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+    der = first.pkcs8
     rows = await _rows(env)
     assert all(der not in bytes(row["private_key_ciphertext"]) for row in rows)
     for row in rows:
@@ -217,7 +220,7 @@ async def _assert_refused(
     deployment: Deployment, token: str, reason: str, audience=Audience.AGENT
 ) -> None:
     with pytest.raises(InvalidToken) as refused:
-        await tokens.verify(deployment, token, audience)
+        await scoped_tokens.verify(deployment, token, audience)
     assert status_for(refused.value) == 401 and refused.value.code == "invalid_token"
     assert reason in refused.value.message
 
@@ -232,10 +235,12 @@ async def test_alg_none_is_refused(deployment: Deployment, env: Any) -> None:
 
 async def test_hmac_signed_with_the_public_key_is_refused(deployment: Deployment, env: Any) -> None:
     key = await keys.active_key(deployment)
-    public_pem = key.private_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    public_pem = (
+        private_key_of(key)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    public_jwk = json.dumps((await tokens.jwks(deployment))["keys"][0]).encode()
+    public_jwk = json.dumps((await scoped_tokens.jwks(deployment))["keys"][0]).encode()
     for secret in (public_pem, public_jwk):
         header = {"alg": "HS256", "typ": "JWT", "kid": key.kid}
         signing_input = f"{_segment(header)}.{_segment(_claims())}".encode()
@@ -261,7 +266,7 @@ async def test_our_kid_with_someone_elses_signature_is_refused(
     token = jwt.encode(_claims(), stranger, algorithm="ES256", headers={"kid": kid})
     await _assert_refused(deployment, token, "did not verify")
     # And a genuine token with its claims edited after signing.
-    genuine = (await tokens.mint_agent_token(deployment, "n_1")).token
+    genuine = (await scoped_tokens.mint_agent_token(deployment, "n_1")).token
     head, _, signature = genuine.split(".")
     edited = f"{head}.{_segment({**_claims(), 'node': 'n_other'})}.{signature}"
     await _assert_refused(deployment, edited, "did not verify")
@@ -269,17 +274,19 @@ async def test_our_kid_with_someone_elses_signature_is_refused(
 
 async def test_an_expired_token_is_refused(deployment: Deployment, env: Any) -> None:
     an_hour_ago = time.time() - 3600
-    old = await tokens.mint_agent_token(at(env, an_hour_ago), "n_1")
+    old = await scoped_tokens.mint_agent_token(at(env, an_hour_ago), "n_1")
     await _assert_refused(deployment, old.token, "expired")
     # Within the leeway a just-expired token still passes (clock skew between machines).
-    just_expired = time.time() - tokens.AGENT_TOKEN_SECONDS - tokens.LEEWAY_SECONDS / 2
-    just = await tokens.mint_agent_token(at(env, just_expired), "n_1")
-    assert (await tokens.verify(deployment, just.token, Audience.AGENT))["node"] == "n_1"
+    just_expired = (
+        time.time() - scoped_tokens.AGENT_TOKEN_SECONDS - scoped_tokens.LEEWAY_SECONDS / 2
+    )
+    just = await scoped_tokens.mint_agent_token(at(env, just_expired), "n_1")
+    assert (await scoped_tokens.verify(deployment, just.token, Audience.AGENT))["node"] == "n_1"
 
 
 async def test_the_wrong_audience_is_refused(deployment: Deployment, env: Any) -> None:
-    agent = (await tokens.mint_agent_token(deployment, "n_1")).token
-    node = (await tokens.mint_node_token(deployment, "n_1")).token
+    agent = (await scoped_tokens.mint_agent_token(deployment, "n_1")).token
+    node = (await scoped_tokens.mint_node_token(deployment, "n_1")).token
     await _assert_refused(deployment, agent, "not a sam:node token", Audience.NODE)
     await _assert_refused(deployment, node, "not a sam:agent token", Audience.AGENT)
     await _assert_refused(deployment, agent, "not a sam:terminal token", Audience.TERMINAL)
@@ -297,7 +304,7 @@ async def test_the_wrong_issuer_is_refused(
     # Another deployment's token: its keys are not ours (and it names another issuer).
     other = build(tmp_path / "other", "sam.example.com", key=env.SAM_ENCRYPTION_KEY)
     try:
-        foreign = (await tokens.mint_agent_token(Deployment.of(other.env), "n_1")).token
+        foreign = (await scoped_tokens.mint_agent_token(Deployment.of(other.env), "n_1")).token
         await _assert_refused(deployment, foreign, "unknown")
     finally:
         other.close()
@@ -325,25 +332,25 @@ async def test_a_token_without_its_scope_claims_is_refused(
 
 async def test_garbage_is_refused(deployment: Deployment, env: Any) -> None:
     await keys.active_key(deployment)
-    for token in ("", "not-a-jwt", "a.b.c", "x" * (tokens.MAX_TOKEN_BYTES + 1)):
+    for token in ("", "not-a-jwt", "a.b.c", "x" * (scoped_tokens.MAX_TOKEN_BYTES + 1)):
         with pytest.raises(InvalidToken):
-            await tokens.verify(deployment, token, Audience.AGENT)
+            await scoped_tokens.verify(deployment, token, Audience.AGENT)
 
 
 async def test_another_node_or_workspace_is_a_403(deployment: Deployment, env: Any) -> None:
-    terminal = (await tokens.mint_terminal_token(deployment, "u_1", "n_1", "w_1")).token
-    claims = await tokens.verify(
+    terminal = (await scoped_tokens.mint_terminal_token(deployment, "u_1", "n_1", "w_1")).token
+    claims = await scoped_tokens.verify(
         deployment, terminal, Audience.TERMINAL, node="n_1", workspace="w_1"
     )
     assert claims["workspace"] == "w_1"
     with pytest.raises(WrongScope) as other_workspace:
-        await tokens.verify(deployment, terminal, Audience.TERMINAL, workspace="w_2")
+        await scoped_tokens.verify(deployment, terminal, Audience.TERMINAL, workspace="w_2")
     assert status_for(other_workspace.value) == 403
     with pytest.raises(WrongScope):
-        await tokens.verify(deployment, terminal, Audience.TERMINAL, node="n_2")
-    node = (await tokens.mint_node_token(deployment, "n_1")).token
+        await scoped_tokens.verify(deployment, terminal, Audience.TERMINAL, node="n_2")
+    node = (await scoped_tokens.mint_node_token(deployment, "n_1")).token
     with pytest.raises(WrongScope):
-        await tokens.verify(deployment, node, Audience.NODE, node="n_2")
+        await scoped_tokens.verify(deployment, node, Audience.NODE, node="n_2")
 
 
 # --- rotation ----------------------------------------------------------------------------
@@ -353,15 +360,15 @@ async def test_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_k
     deployment: Deployment,
     env: Any,
 ) -> None:
-    old = await tokens.mint_node_token(deployment, "n_1")
+    old = await scoped_tokens.mint_node_token(deployment, "n_1")
     old_kid = jwt.get_unverified_header(old.token)["kid"]
-    rotation = await tokens.rotate_signing_key(deployment)
+    rotation = await scoped_tokens.rotate_signing_key(deployment)
     assert rotation.retired == [old_kid] and rotation.kid != old_kid
-    new = await tokens.mint_node_token(deployment, "n_1")
+    new = await scoped_tokens.mint_node_token(deployment, "n_1")
     assert jwt.get_unverified_header(new.token)["kid"] == rotation.kid
-    assert (await tokens.verify(deployment, old.token, Audience.NODE))["node"] == "n_1"
-    assert (await tokens.verify(deployment, new.token, Audience.NODE))["node"] == "n_1"
-    published = [key["kid"] for key in (await tokens.jwks(deployment))["keys"]]
+    assert (await scoped_tokens.verify(deployment, old.token, Audience.NODE))["node"] == "n_1"
+    assert (await scoped_tokens.verify(deployment, new.token, Audience.NODE))["node"] == "n_1"
+    published = [key["kid"] for key in (await scoped_tokens.jwks(deployment))["keys"]]
     assert published == [rotation.kid, old_kid]
     rows = await _rows(env)
     assert [row["kid"] for row in rows if row["retired_at"] is None] == [rotation.kid]
@@ -370,7 +377,7 @@ async def test_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_k
 async def test_a_retired_key_is_dropped_once_its_tokens_have_expired(
     deployment: Deployment, env: Any
 ) -> None:
-    retention = tokens.KEY_RETENTION_SECONDS
+    retention = scoped_tokens.KEY_RETENTION_SECONDS
     long_ago = time.time() - retention - 60
     first = await keys.active_key(at(env, long_ago - 10))
     # Retired just over the retention window ago: every token it signed has expired.
@@ -381,37 +388,37 @@ async def test_a_retired_key_is_dropped_once_its_tokens_have_expired(
     stale = await _sign_with(first, _claims(exp=int(time.time()) + 60))
     await _assert_refused(deployment, stale, "unknown")
     # Retired just inside the window: still published.
-    await tokens.rotate_signing_key(at(env, time.time() - retention + 60))
-    assert recent.kid in [key["kid"] for key in (await tokens.jwks(deployment))["keys"]]
+    await scoped_tokens.rotate_signing_key(at(env, time.time() - retention + 60))
+    assert recent.kid in [key["kid"] for key in (await scoped_tokens.jwks(deployment))["keys"]]
     # The next rotation deletes rows past their window (and only those).
-    await tokens.rotate_signing_key(deployment)
+    await scoped_tokens.rotate_signing_key(deployment)
     kids = [row["kid"] for row in await _rows(env)]
     assert first.kid not in kids and recent.kid in kids and len(kids) == 3
 
 
 async def _sign_with(key: keys.ActiveKey, claims: dict[str, Any]) -> str:
-    return jwt.encode(claims, key.private_key, algorithm="ES256", headers={"kid": key.kid})
+    return jwt.encode(claims, private_key_of(key), algorithm="ES256", headers={"kid": key.kid})
 
 
 async def test_keys_survive_a_restart_with_the_same_encryption_key(tmp_path: Path) -> None:
     key = generate_key()
     first = build(tmp_path / ".sam", key=key)
     try:
-        token = (await tokens.mint_agent_token(Deployment.of(first.env), "n_1")).token
+        token = (await scoped_tokens.mint_agent_token(Deployment.of(first.env), "n_1")).token
     finally:
         first.close()
     second = build(tmp_path / ".sam", key=key)
     try:
-        assert (await tokens.verify(Deployment.of(second.env), token, Audience.AGENT))[
+        assert (await scoped_tokens.verify(Deployment.of(second.env), token, Audience.AGENT))[
             "node"
         ] == "n_1"
-        again = (await tokens.mint_agent_token(Deployment.of(second.env), "n_1")).token
+        again = (await scoped_tokens.mint_agent_token(Deployment.of(second.env), "n_1")).token
         assert jwt.get_unverified_header(again)["kid"] == jwt.get_unverified_header(token)["kid"]
     finally:
         second.close()
     wrong = build(tmp_path / ".sam", key=generate_key())
     try:
         with pytest.raises(DecryptionError):
-            await tokens.mint_agent_token(Deployment.of(wrong.env), "n_1")
+            await scoped_tokens.mint_agent_token(Deployment.of(wrong.env), "n_1")
     finally:
         wrong.close()
