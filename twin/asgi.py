@@ -2,8 +2,9 @@
 
 Like the SDK, the request body is handed over whole, a response whose body comes in
 several chunks is streamed, and a WebSocket request is answered `101` with the client end
-of a `WebSocketPair` while the app talks to the server end. Unlike the SDK, the app's
-lifespan is not run around each request: ours declares none.
+of a `WebSocketPair` while the app talks to the server end. Like the SDK, both answer the
+raw JS Response (`JsResponse`), not the SDK's `Response`: the caller wraps it. Unlike the
+SDK, the app's lifespan is not run around each request: ours declares none.
 """
 
 import asyncio
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from twin.http import Request, Response
+from twin.http import JsResponse, Request, Response
 from twin.websockets import WebSocketPair
 
 ASGI = {"spec_version": "2.3", "version": "3.0"}
@@ -41,11 +42,11 @@ def request_to_scope(request: Request, env: Any, kind: str = "http") -> dict[str
     }
 
 
-async def fetch(app: Any, request: Request, env: Any, ctx: Any = None) -> Response:
+async def fetch(app: Any, request: Request, env: Any, ctx: Any = None) -> JsResponse:
     body = await request.bytes()
     received = False
     finished = asyncio.Event()
-    started: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+    started: asyncio.Future[JsResponse] = asyncio.get_running_loop().create_future()
     chunks: asyncio.Queue[bytes | None] | None = None
     status, headers, buffered = 200, [], bytearray()
 
@@ -75,10 +76,12 @@ async def fetch(app: Any, request: Request, env: Any, ctx: Any = None) -> Respon
         elif more:
             chunks = asyncio.Queue()
             await chunks.put(data)
-            started.set_result(Response(_drain(chunks), status, headers=headers))
+            started.set_result(JsResponse(Response(_drain(chunks), status, headers=headers)))
         else:
             buffered.extend(data)
-            started.set_result(Response(bytes(buffered) or None, status, headers=headers))
+            started.set_result(
+                JsResponse(Response(bytes(buffered) or None, status, headers=headers))
+            )
             finished.set()
 
     async def run() -> None:
@@ -105,7 +108,7 @@ async def fetch(app: Any, request: Request, env: Any, ctx: Any = None) -> Respon
     return response
 
 
-async def websocket(app: Any, request: Request, env: Any = None) -> Response:
+async def websocket(app: Any, request: Request, env: Any = None) -> JsResponse:
     client, server = WebSocketPair.new().object_values()
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     inbox.put_nowait({"type": "websocket.connect"})
@@ -145,7 +148,7 @@ async def websocket(app: Any, request: Request, env: Any = None) -> Response:
                 server.close(1011 if failed else 1000, "")
 
     _keep(asyncio.create_task(run()))
-    return Response(None, 101, web_socket=client)
+    return JsResponse(Response(None, 101, web_socket=client))
 
 
 async def _drain(chunks: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:

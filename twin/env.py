@@ -34,6 +34,30 @@ class Env:
         return f"Env({', '.join(sorted(self.__dict__))})"
 
 
+class RawBinding:
+    """A binding as workerd hands it to `scheduled(controller, env, ctx)`: the raw JS object,
+    not the SDK's wrapper that `self.env` holds. Its results are JS proxies (`result["meta"]`
+    fails there), so the twin refuses any use, naming the fix."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        raise TypeError(
+            f"env.{self._name}.{attribute}: the `env` argument of scheduled() holds the raw JS "
+            "bindings on Cloudflare, not the SDK's wrappers; use self.env"
+        )
+
+
+def raw_bindings(env: Env) -> dict[str, Any]:
+    """`env` as workerd passes it to `scheduled`: a plain dict, each binding raw (vars and
+    secrets are strings either way)."""
+    return {
+        name: value if isinstance(value, str) else RawBinding(name)
+        for name, value in vars(env).items()
+    }
+
+
 @dataclass
 class Runtime:
     """What the local edge owns for one configuration: the entry module, env and timers."""

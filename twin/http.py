@@ -14,6 +14,7 @@ from http import HTTPMethod, HTTPStatus
 from typing import Any
 
 from twin import upstream
+from twin.js import jsnull
 
 NULL_BODY_STATUSES = frozenset({101, 204, 205, 304})
 DECODED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
@@ -174,15 +175,40 @@ class Request(_Body):
         return f"Request(method={self._method!r}, url={self.url!r})"
 
 
+class JsResponse:
+    """A JS `Response` as the runtime hands it to Python before the SDK wraps it: what the
+    SDK's `asgi.fetch` answers. No Python conveniences: `Response(raw)` makes one of it, as
+    `workers.Response(js_response)` does on Cloudflare."""
+
+    def __init__(self, response: Response) -> None:
+        self._response = response
+        self.status = response.status
+        self.statusText = response.status_text
+        self.headers = response.headers
+        self.webSocket = jsnull if response.web_socket is None else response.web_socket
+
+    @property
+    def body(self) -> Any:
+        return jsnull if self._response._body is None else self._response._body
+
+
 class Response(_Body):
     def __init__(
         self,
-        body: Body = None,
+        body: Body | JsResponse = None,
         status: HTTPStatus | int | None = None,
         status_text: str = "",
         headers: HeadersInit = None,
         web_socket: Any = None,
     ) -> None:
+        if isinstance(body, JsResponse):
+            if status is not None or status_text or headers is not None:
+                raise ValueError(
+                    "Expected no options when constructing Response from a js.Response"
+                )
+            raw = body._response
+            body, status, status_text = raw._body, raw.status, raw.status_text
+            headers, web_socket = raw.headers, raw.web_socket
         status = int(status or 200)
         if status == 101:
             if web_socket is None:
@@ -210,6 +236,11 @@ class Response(_Body):
     @property
     def ok(self) -> bool:
         return 200 <= self.status <= 299
+
+    @property
+    def js_object(self) -> JsResponse:
+        """The JS Response underneath, as the SDK's `Response.js_object` gives it."""
+        return JsResponse(self)
 
     @staticmethod
     def from_json(

@@ -1,13 +1,34 @@
 """JavaScript values as they cross between Python and a binding on Cloudflare.
 
 A binding is JavaScript: what Python hands it becomes a JS value, and what it answers comes
-back through Pyodide. Two JS rules show in Python and the twin keeps them: there is one
-number type (a double), and an object put where a string is wanted becomes `String(x)`.
+back through Pyodide. Three JS rules show in Python and the twin keeps them: there is one
+number type (a double), an object put where a string is wanted becomes `String(x)`, and
+JS `null` is not Python's `None` (Pyodide hands it over as `pyodide.ffi.jsnull`).
 """
 
 from typing import Any
 
 MAX_SAFE_INTEGER = 2**53 - 1  # larger integers cross as BigInt, or lose precision
+
+
+class JsNull:
+    """JS `null` as Pyodide hands it to Python: falsy, but not `None` (`x is None` misses it)."""
+
+    _instance: "JsNull | None" = None
+
+    def __new__(cls) -> "JsNull":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "jsnull"
+
+
+jsnull = JsNull()
 
 
 def js_number(value: int | float) -> int | float:

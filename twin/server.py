@@ -102,7 +102,7 @@ class LocalEdge:
 
     async def scheduled(self, controller: ScheduledController) -> None:
         instance = self._instance()
-        await instance.scheduled(controller, instance.env, instance.ctx)
+        await instance.scheduled(controller, local_env.raw_bindings(instance.env), instance.ctx)
 
     # ---- ASGI ------------------------------------------------------------------------
 

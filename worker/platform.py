@@ -10,21 +10,19 @@ stand-in on `cryptography` elsewhere. A rejected operation raises `WebCryptoErro
 `name` is WebCrypto's (`OperationError` for a ciphertext that does not authenticate).
 """
 
+from types import SimpleNamespace
 from typing import Any
 
 try:
     import js  # type: ignore[import-not-found]  # only exists inside workerd
 except ImportError:
-    from twin import asgi
+    from twin import asgi as runtime_asgi
     from twin.entrypoints import DurableObject, WorkerEntrypoint
     from twin.http import Request, Response, fetch
+    from twin.js import jsnull
     from twin.webcrypto import DOMException as WebCryptoError
     from twin.webcrypto import subtle
     from twin.websockets import WebSocketPair
-
-    def response_web_socket(response: Response) -> Any:
-        """The WebSocket of a `101 Switching Protocols` response (None otherwise)."""
-        return response.web_socket
 
     def with_headers(response: Response, headers: dict[str, str]) -> Response:
         """`response` with `headers` set (replacing any of the same name)."""
@@ -34,29 +32,11 @@ except ImportError:
         return response
 
 else:  # pragma: no cover - exercised only on Cloudflare and in tests/pyodide (real Pyodide)
-    from types import SimpleNamespace
-
     from js import WebSocketPair  # type: ignore[import-not-found]
     from pyodide.ffi import JsException as WebCryptoError  # type: ignore[import-not-found]
     from pyodide.ffi import jsnull, to_js  # type: ignore[import-not-found]
     from workers import DurableObject, Request, Response, WorkerEntrypoint, fetch
-    from workers import asgi as sdk_asgi
-
-    # The SDK's ASGI adapter answers a raw JS Response; the Worker handles the SDK's
-    # `Response` everywhere (as the twin's adapter answers), so it is wrapped here.
-    async def _asgi_fetch(app: Any, request: Request, env: Any, ctx: Any) -> Response:
-        return Response(await sdk_asgi.fetch(app, request, env, ctx))
-
-    async def _asgi_websocket(app: Any, request: Request, env: Any) -> Response:
-        return Response(await sdk_asgi.websocket(app, request, env))
-
-    asgi = SimpleNamespace(fetch=_asgi_fetch, websocket=_asgi_websocket)
-
-    def response_web_socket(response: Response) -> Any:
-        """The WebSocket of a `101 Switching Protocols` response (None otherwise)."""
-        socket = response.js_object.webSocket
-        # JS null arrives as `jsnull` (undefined as None); `js.null` does not exist.
-        return None if socket is None or socket is jsnull else socket
+    from workers import asgi as runtime_asgi
 
     def with_headers(response: Response, headers: dict[str, str]) -> Response:
         """`response` with `headers` set (replacing any of the same name)."""
@@ -109,6 +89,27 @@ else:  # pragma: no cover - exercised only on Cloudflare and in tests/pyodide (r
             return opened.to_bytes()
 
     subtle = _Subtle()
+
+
+# The runtime's ASGI adapter answers a raw JS Response (the twin's does too, so that a Worker
+# that forgets this fails locally as well); the Worker handles the SDK's `Response`
+# everywhere, so it is wrapped here, once.
+async def _asgi_fetch(app: Any, request: Request, env: Any, ctx: Any) -> Response:
+    return Response(await runtime_asgi.fetch(app, request, env, ctx))
+
+
+async def _asgi_websocket(app: Any, request: Request, env: Any) -> Response:
+    return Response(await runtime_asgi.websocket(app, request, env))
+
+
+asgi = SimpleNamespace(fetch=_asgi_fetch, websocket=_asgi_websocket)
+
+
+def response_web_socket(response: Response) -> Any:
+    """The WebSocket of a `101 Switching Protocols` response (None otherwise)."""
+    socket = response.js_object.webSocket
+    # JS null arrives as `jsnull` (undefined as None); `js.null` does not exist.
+    return None if socket is None or socket is jsnull else socket
 
 
 __all__ = [

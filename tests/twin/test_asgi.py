@@ -2,12 +2,14 @@
 
 import asyncio
 
+import pytest
 from fastapi import FastAPI, WebSocket
 from fastapi import Request as FastAPIRequest
 from fastapi.responses import StreamingResponse
 
 from twin import asgi
-from twin.http import Request
+from twin.http import Request, Response
+from twin.js import jsnull
 
 app = FastAPI()
 
@@ -50,24 +52,34 @@ async def test_buffered_request_and_response_with_env() -> None:
         headers={"content-type": "application/json"},
         body=b'{"a": [1, 2]}',
     )
-    response = await asgi.fetch(app, request, {"NAME": "x"})
+    response = Response(await asgi.fetch(app, request, {"NAME": "x"}))
     assert response.status == 200
     assert await response.json() == {"got": {"a": [1, 2]}}
-    got_env = await asgi.fetch(app, Request("http://api.localhost/env"), {"NAME": "x"})
+    got_env = Response(await asgi.fetch(app, Request("http://api.localhost/env"), {"NAME": "x"}))
     assert await got_env.json() == {"env": "x"}
 
 
+async def test_the_adapter_answers_a_raw_js_response_as_the_sdk_does() -> None:
+    # On Cloudflare `workers.asgi.fetch` answers a JS Response: code that treats it as the
+    # SDK's Response fails there, so it fails here too.
+    raw = await asgi.fetch(app, Request("http://api.localhost/env"), {"NAME": "x"})
+    assert not hasattr(raw, "json") and not hasattr(raw, "js_object")
+    assert raw.status == 200 and raw.webSocket is jsnull and raw.webSocket is not None
+    with pytest.raises(ValueError, match="Expected no options"):
+        Response(raw, 201)
+
+
 async def test_streamed_response_arrives_chunk_by_chunk() -> None:
-    response = await asgi.fetch(app, Request("http://api.localhost/stream"), {})
+    response = Response(await asgi.fetch(app, Request("http://api.localhost/stream"), {}))
     assert response.buffered() is None  # streamed, not buffered
     assert [chunk async for chunk in response.stream()] == [b"chunk0;", b"chunk1;", b"chunk2;"]
 
 
 async def test_websocket_through_a_pair() -> None:
     request = Request("http://api.localhost/ws", headers={"upgrade": "websocket"})
-    response = await asgi.websocket(app, request, {})
+    response = Response(await asgi.websocket(app, request, {}))
     assert response.status == 101
-    client = response.web_socket
+    client = response.js_object.webSocket
     inbox: asyncio.Queue = asyncio.Queue()
     client.addEventListener("message", lambda event: inbox.put_nowait(event.data))
     client.addEventListener("close", lambda event: inbox.put_nowait((event.code, event.reason)))

@@ -7,6 +7,7 @@ import pytest
 
 from twin.clock import ManualClock
 from twin.cron import CronScheduler, ScheduledController, validate
+from twin.env import Env, raw_bindings
 
 
 async def settle() -> None:
@@ -65,3 +66,12 @@ async def test_a_failing_handler_does_not_stop_the_schedule() -> None:
 def test_invalid_expressions_are_refused(expression: str) -> None:
     with pytest.raises(ValueError, match="not a valid cron expression"):
         validate(expression)
+
+
+def test_scheduled_gets_raw_bindings_and_plain_vars() -> None:
+    # workerd hands `scheduled(controller, env, ctx)` the raw JS bindings, not the SDK's
+    # wrappers in `self.env`: a handler that uses the argument fails on the twin as there.
+    raw = raw_bindings(Env({"DATABASE": object(), "SAM_DOMAIN": "example.com"}))
+    assert raw["SAM_DOMAIN"] == "example.com"
+    with pytest.raises(TypeError, match=r"env\.DATABASE\.prepare: .*use self\.env"):
+        raw["DATABASE"].prepare("SELECT 1")
