@@ -61,6 +61,7 @@ class HttpResponse:
     headers: dict[str, str]
     body: bytes
     web_socket: bool
+    web_socket_replies: list[str]  # the answers to `web_socket_texts`, sent on a 101's socket
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -69,7 +70,15 @@ class HttpResponse:
 class PyodideWorker:
     """One host process: `fetch`, `scheduled` and Durable Object calls into the Worker."""
 
-    def __init__(self, bundle: Path, main: str = MAIN_MODULE, extra_paths: tuple[Path, ...] = ()):
+    def __init__(
+        self,
+        bundle: Path,
+        main: str = MAIN_MODULE,
+        extra_paths: tuple[Path, ...] = (),
+        vars: dict[str, str] | None = None,
+        services: dict[str, str] | None = None,
+    ):
+        """`vars` override wrangler.toml's; `services` bind a name to a loopback origin."""
         self._stderr: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self._process = subprocess.Popen(
             ["node", str(HOST)],
@@ -88,6 +97,8 @@ class PyodideWorker:
             "main": main,
             "extra_paths": [str(path) for path in extra_paths],
             "config": WRANGLER_CONFIG,
+            "vars": vars or {},
+            "services": services or {},
         }
         self._send(setup)
         self._receive(0)
@@ -131,14 +142,23 @@ class PyodideWorker:
         method: str = "GET",
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
+        web_socket_texts: tuple[str, ...] = (),
     ) -> HttpResponse:
         encoded = base64.b64encode(body).decode() if body is not None else None
-        answer = self.call("fetch", method=method, url=url, headers=headers or {}, body=encoded)
+        answer = self.call(
+            "fetch",
+            method=method,
+            url=url,
+            headers=headers or {},
+            body=encoded,
+            web_socket_texts=list(web_socket_texts),
+        )
         return HttpResponse(
             status=answer["status"],
             headers=dict(answer["headers"]),
             body=base64.b64decode(answer["body"]),
             web_socket=answer["web_socket"],
+            web_socket_replies=answer["web_socket_replies"],
         )
 
     def scheduled(self, cron: str, scheduled_time_ms: float = 0) -> None:
@@ -153,6 +173,12 @@ class PyodideWorker:
 
     def alarm_at(self, binding: str, name: str) -> float | None:
         return self.call("do_alarm_at", binding=binding, name=name)
+
+    def r2_put(self, binding: str, key: str, body: bytes) -> None:
+        self.call("r2_put", binding=binding, key=key, body=base64.b64encode(body).decode())
+
+    def kv_keys(self, binding: str, prefix: str = "") -> list[str]:
+        return self.call("kv_keys", binding=binding, prefix=prefix)
 
     def d1(self, binding: str, sql: str, *params: Any) -> list[dict[str, Any]]:
         return self.call("d1", binding=binding, sql=sql, params=list(params))
