@@ -131,6 +131,11 @@ class PyodideWorker:
             raise kind(error)
         return answer["result"]
 
+    def require_main_module(self) -> None:
+        """Raise MainModuleUnavailable, as any event would, if the main module did not import."""
+        if not self.report.imported:
+            raise MainModuleUnavailable(f"the main module {self.report.main} did not import")
+
     def call(self, op: str, **args: Any) -> Any:
         self._next_id += 1
         self._send({"id": self._next_id, "op": op, **args})

@@ -113,14 +113,20 @@ class AgentDouble(LoopbackServer):
 
     async def _workspace(self, request: web.Request) -> web.Response:
         self._record(request)
-        workspace = self.workspaces[request.match_info["id"]]
+        workspace = self.workspaces.get(request.match_info["id"])
+        if workspace is None:
+            return self._unknown(request.match_info["id"])
         return web.json_response(workspace.model_dump(mode="json"))
+
+    @staticmethod
+    def _unknown(workspace_id: str) -> web.Response:
+        unknown = ErrorBody(error="workspace_not_found", message=f"no workspace {workspace_id}")
+        return web.json_response(unknown.model_dump(mode="json"), status=404)
 
     async def _delete(self, request: web.Request) -> web.Response:
         workspace_id = request.match_info["id"]
         if self.workspaces.pop(workspace_id, None) is None:
-            unknown = ErrorBody(error="workspace_not_found", message=f"no {workspace_id}")
-            return web.json_response(unknown.model_dump(mode="json"), status=404)
+            return self._unknown(workspace_id)
         return web.json_response(Deleted(id=workspace_id).model_dump(mode="json"))
 
     async def _terminals(self, request: web.Request) -> web.Response:
