@@ -10,8 +10,10 @@ real one needs an agent to create it; tests/pyodide/test_workspace_proxy.py has 
 """
 
 import secrets
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -44,6 +46,7 @@ from worker.api.routes.agent_artifact import artifact_key
 pytestmark = UNTIL_THE_CRYPTO_SEAM
 
 ROUTES = app_routes()
+NODE_READY = ("POST", "/api/nodes/{node_id}/ready")
 
 
 @dataclass
@@ -53,6 +56,7 @@ class World:
     admin: Member
     owner: Member
     other: Member
+    closed_port: int  # where the shared node's agent "listens": refused at once
     shared: dict[str, str] = field(default_factory=dict)  # path param → the owner's resource
     called: set[Route] = field(default_factory=set)
 
@@ -85,14 +89,40 @@ PARAMS: dict[str, Callable[[World], str]] = {
 
 
 @pytest.fixture(scope="module")
-def world(development_worker: PyodideWorker, node_launcher: NodeLauncherDouble) -> World:
+def closed_port() -> Iterator[int]:
+    """A loopback port bound but never listening: a connection to it is refused at once."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield bound.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def node_launcher(closed_port: int) -> Iterator[NodeLauncherDouble]:
+    """Nodes whose agent never answers (the table's statuses assume agentless nodes: a
+    heartbeat or ready callback must not hand the shared workspace to an agent)."""
+    with NodeLauncherDouble(closed_port) as double:
+        yield double
+
+
+@pytest.fixture(scope="module")
+def world(
+    development_worker: PyodideWorker, node_launcher: NodeLauncherDouble, closed_port: int
+) -> World:
     # The first user of a deployment is its admin.
     members = [sign_in(development_worker, login) for login in ("pyadmin", "pyowner", "pyother")]
-    built = World(development_worker, node_launcher, *members)
+    built = World(development_worker, node_launcher, *members, closed_port)
     new_node(development_worker, node_launcher, built.other)
     for name, make in PARAMS.items():
         built.shared[name] = make(built)
     return built
+
+
+def body(world: World, route: Route, case: Case) -> dict[str, Any] | None:
+    payload = case.body(world) if callable(case.body) else case.body
+    if route == NODE_READY and payload is not None:
+        # The table's agent port (8080) may be anyone's on a shared machine.
+        return {**payload, "agent_port": world.closed_port}
+    return payload
 
 
 @dataclass(frozen=True)
@@ -143,7 +173,7 @@ def test_route(world: World, route: Route) -> None:
             values = {p: PARAMS[p](world) for p in path_params(path)}
         else:
             values = {p: world.shared[p] for p in path_params(path)}
-        payload = case.body(world) if callable(case.body) else case.body
+        payload = body(world, route, case)
         response = send_json(
             world.worker, method, call.origin + path.format(**values), payload, call.headers
         )
