@@ -43,20 +43,23 @@ class NodeLauncherDouble(LoopbackServer):
         app.router.add_get("/nodes", self._list)
         app.router.add_delete("/nodes/{node_id}", self._stop)
 
-    async def _launch(self, request: web.Request) -> web.Response:
-        body = await request.json()
+    def run(self, node_id: str, user_id: str) -> None:
+        """Have a node running, as if launched (a test adds one that D1 does not know)."""
         with self._lock:
-            self.bootstrap_tokens[body["node_id"]] = body["bootstrap_token"]
-            self.nodes[body["node_id"]] = {
-                "node_id": body["node_id"],
-                "user_id": body["user_id"],
+            self.nodes[node_id] = {
+                "node_id": node_id,
+                "user_id": user_id,
                 "agent_port": self.agent_port,
                 "running": True,
                 "pid": 0,
             }
-        return web.json_response(
-            {"node_id": body["node_id"], "agent_port": self.agent_port}, status=201
-        )
+
+    async def _launch(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.bootstrap_tokens[body["node_id"]] = body["bootstrap_token"]
+        self.run(body["node_id"], body["user_id"])
+        launched = {"node_id": body["node_id"], "agent_port": self.agent_port}
+        return web.json_response(launched, status=201)
 
     async def _list(self, _request: web.Request) -> web.Response:
         with self._lock:
