@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.pyodide.callers import DEVELOPMENT_VARS
 from tests.pyodide.harness import PyodideWorker
+from tests.pyodide.loopback_nodes import AgentDouble, NodeLauncherDouble
 from tests.support.wrangler import dry_run_bundle
 from worker.auth.crypto import generate_key
 
@@ -19,5 +21,28 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pyodide_worker(bundle: Path) -> Iterator[PyodideWorker]:
     worker = PyodideWorker(bundle, secrets={"SAM_ENCRYPTION_KEY": generate_key()})
+    yield worker
+    worker.close()
+
+
+@pytest.fixture(scope="module")
+def agent() -> Iterator[AgentDouble]:
+    with AgentDouble() as double:
+        yield double
+
+
+@pytest.fixture(scope="module")
+def node_launcher(agent: AgentDouble) -> Iterator[NodeLauncherDouble]:
+    with NodeLauncherDouble(agent.port) as double:
+        yield double
+
+
+@pytest.fixture(scope="module")
+def development_worker(bundle: Path, node_launcher: NodeLauncherDouble) -> Iterator[PyodideWorker]:
+    """A Worker of its own per module (its first user is the admin), in development mode
+    (dev sign-in), with `sam dev`'s LOCAL_NODES binding played by the launcher double."""
+    worker = PyodideWorker(
+        bundle, vars=DEVELOPMENT_VARS, services={"LOCAL_NODES": node_launcher.url}
+    )
     yield worker
     worker.close()

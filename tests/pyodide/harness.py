@@ -61,6 +61,7 @@ class HttpResponse:
     headers: dict[str, str]
     body: bytes
     web_socket: bool
+    web_socket_replies: list[str]  # the answers to `web_socket_texts`, sent on a 101's socket
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -74,8 +75,12 @@ class PyodideWorker:
         bundle: Path,
         main: str = MAIN_MODULE,
         extra_paths: tuple[Path, ...] = (),
+        vars: dict[str, str] | None = None,
+        services: dict[str, str] | None = None,
         secrets: dict[str, str] | None = None,
     ):
+        """`vars` override wrangler.toml's; `services` bind a name to a loopback origin;
+        `secrets` are what `wrangler secret put` gives a deployed Worker."""
         self._stderr: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self._process = subprocess.Popen(
             ["node", str(HOST)],
@@ -94,6 +99,8 @@ class PyodideWorker:
             "main": main,
             "extra_paths": [str(path) for path in extra_paths],
             "config": WRANGLER_CONFIG,
+            "vars": vars or {},
+            "services": services or {},
             # What `wrangler secret put` gives a deployed Worker: strings in its env.
             "secrets": secrets or {},
         }
@@ -128,6 +135,11 @@ class PyodideWorker:
             raise kind(error)
         return answer["result"]
 
+    def require_main_module(self) -> None:
+        """Raise MainModuleUnavailable, as any event would, if the main module did not import."""
+        if not self.report.imported:
+            raise MainModuleUnavailable(f"the main module {self.report.main} did not import")
+
     def call(self, op: str, **args: Any) -> Any:
         self._next_id += 1
         self._send({"id": self._next_id, "op": op, **args})
@@ -139,14 +151,23 @@ class PyodideWorker:
         method: str = "GET",
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
+        web_socket_texts: tuple[str, ...] = (),
     ) -> HttpResponse:
         encoded = base64.b64encode(body).decode() if body is not None else None
-        answer = self.call("fetch", method=method, url=url, headers=headers or {}, body=encoded)
+        answer = self.call(
+            "fetch",
+            method=method,
+            url=url,
+            headers=headers or {},
+            body=encoded,
+            web_socket_texts=list(web_socket_texts),
+        )
         return HttpResponse(
             status=answer["status"],
             headers=dict(answer["headers"]),
             body=base64.b64decode(answer["body"]),
             web_socket=answer["web_socket"],
+            web_socket_replies=answer["web_socket_replies"],
         )
 
     def scheduled(self, cron: str, scheduled_time_ms: float = 0) -> None:
@@ -165,6 +186,12 @@ class PyodideWorker:
     def crypto(self, name: str, **args: Any) -> Any:
         """A function of runtime/_harness_crypto.py: the Worker's crypto on WebCrypto."""
         return self.call("crypto", name=name, args=args)
+
+    def r2_put(self, binding: str, key: str, body: bytes) -> None:
+        self.call("r2_put", binding=binding, key=key, body=base64.b64encode(body).decode())
+
+    def kv_keys(self, binding: str, prefix: str = "") -> list[str]:
+        return self.call("kv_keys", binding=binding, prefix=prefix)
 
     def d1(self, binding: str, sql: str, *params: Any) -> list[dict[str, Any]]:
         return self.call("d1", binding=binding, sql=sql, params=list(params))

@@ -2,8 +2,10 @@
 // JSON object per line on stdin/stdout (tests/pyodide/harness.py is the other end). Its own
 // logs and the Worker's output go to stderr.
 //
-// The first line is the set-up: {bundle, project, runtime, main, extra_paths, config, secrets}
-// where `config` is wrangler.toml as JSON and `secrets` the Worker's secrets (name → value). Each later line is {id, op, ...}; the answer is
+// The first line is the set-up: {bundle, project, runtime, main, extra_paths, config, vars,
+// services, secrets} where `config` is wrangler.toml as JSON, `vars` override its [vars],
+// `services` maps a service binding's name to the loopback origin that plays it, and
+// `secrets` are the Worker's secrets (name → value). Each later line is {id, op, ...}; the answer is
 // {id, ok: true, result} or {id, ok: false, error}.
 import readline from "node:readline";
 import { startBindings } from "./bindings.mjs";
@@ -11,7 +13,7 @@ import { runConformance } from "./conformance.mjs";
 import { makeDispatcher, waitUntil } from "./entrypoints.mjs";
 import { compatibilityFlags } from "./flags.mjs";
 import { preparePython } from "./python.mjs";
-import { Fetcher, Response, WebSocketPair } from "./web.mjs";
+import { Response, WebSocketPair, assetsFetcher, fetch, serviceFetcher } from "./web.mjs";
 
 const log = (line) => process.stderr.write(`${line}\n`);
 const answer = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
@@ -28,12 +30,14 @@ const flags = compatibilityFlags(setup.config);
 
 globalThis.Response = Response;
 globalThis.WebSocketPair = WebSocketPair;
+globalThis.fetch = fetch;
 
 const bindings = await startBindings(setup.config, setup.project);
-const env = { ...setup.config.vars, ...setup.secrets, ...bindings.env };
+const env = { ...setup.config.vars, ...setup.vars, ...setup.secrets, ...bindings.env };
 if (setup.config.assets?.binding) {
-  env[setup.config.assets.binding] = new Fetcher(`${setup.project}/${setup.config.assets.directory}`);
+  env[setup.config.assets.binding] = assetsFetcher(`${setup.project}/${setup.config.assets.directory}`);
 }
+for (const [name, origin] of Object.entries(setup.services)) env[name] = serviceFetcher(origin);
 
 const cloudflareWorkers = { env, waitUntil };
 const helper = {
@@ -80,23 +84,43 @@ function needWorker() {
   return dispatcher;
 }
 
-async function encodeResponse(response) {
+const WEB_SOCKET_REPLY_MS = 5000;
+
+/** Send each text on a 101's socket (as the client would) and wait for one reply to each. */
+async function converse(socket, texts) {
+  const replies = [];
+  socket.accept?.();
+  for (const text of texts) {
+    const reply = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no WebSocket reply to ${text} within ${WEB_SOCKET_REPLY_MS} ms`)), WEB_SOCKET_REPLY_MS);
+      socket.addEventListener("message", (event) => { clearTimeout(timer); resolve(String(event.data)); }, { once: true });
+    });
+    socket.send(text);
+    replies.push(await reply);
+  }
+  socket.close(1000, "done");
+  return replies;
+}
+
+async function encodeResponse(response, webSocketTexts) {
   const body = response.status === 101 ? new Uint8Array() : new Uint8Array(await response.arrayBuffer());
+  const socket = response.webSocket;
   return {
     status: response.status,
     headers: [...response.headers],
     body: Buffer.from(body).toString("base64"),
-    web_socket: Boolean(response.webSocket),
+    web_socket: Boolean(socket),
+    web_socket_replies: socket ? await converse(socket, webSocketTexts ?? []) : [],
   };
 }
 
 const operations = {
   report: async () => report,
-  fetch: async ({ method, url, headers, body }) => {
+  fetch: async ({ method, url, headers, body, web_socket_texts }) => {
     // An incoming request on workerd carries its Host header, as any HTTP request does.
     const withHost = { host: new URL(url).host, ...headers };
     const init = { method, headers: withHost, body: body ? Buffer.from(body, "base64") : undefined };
-    return await encodeResponse(await needWorker().fetch(new Request(url, init)));
+    return await encodeResponse(await needWorker().fetch(new Request(url, init)), web_socket_texts);
   },
   scheduled: async ({ cron, scheduled_time }) => {
     await needWorker().scheduled(cron, scheduled_time);
@@ -112,6 +136,13 @@ const operations = {
     needWorker();
     return JSON.parse(await python.pyodide.pyimport("_harness_crypto").call(name, JSON.stringify(args)));
   },
+  r2_put: async ({ binding, key, body }) => {
+    const bytes = Buffer.from(body, "base64");
+    // A Node Buffer does not cross into workerd; a plain ArrayBuffer does.
+    await env[binding].put(key, bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    return null;
+  },
+  kv_keys: async ({ binding, prefix }) => (await env[binding].list({ prefix })).keys.map((key) => key.name),
   d1: async ({ binding, sql, params }) => {
     const result = await env[binding].prepare(sql).bind(...(params ?? [])).all();
     return result.results;

@@ -1,25 +1,16 @@
 """The authorization matrix: every route of the API, called as every kind of caller.
 
-The routes come from the app's own route table (the FastAPI app inside `worker.api.app.api`'s
-ASGI wrappers), so this file cannot fall behind: a route without an entry in MATRIX fails,
-saying which cases to add. Each entry names who the route is for (`Auth`) and what each
-caller gets, and is run against the real edge over HTTP:
-
-    owner         USER: the user whose resource the path names (by session and by API
-                  token); ADMIN: an admin; NODE: the sam:node token of the path's node
-    other         USER: another user; ADMIN: a signed-in non-admin; NODE: the sam:node
-                  token of another user's node
-    anonymous     no credential at all
-    wrong_scope   a valid credential of the wrong kind: USER/ADMIN get sam:terminal and
-                  sam:node JWTs; NODE gets the owner's API token and session, and
-                  sam:agent and sam:terminal JWTs for the same node
-    PUBLIC routes are called anonymously only, and say why they are public.
+The routes come from the app's own route table (`app_routes()`), so this file cannot fall
+behind: a route without an entry in MATRIX (tests/support/authorization.py, shared with the
+real-Pyodide harness) fails, saying which cases to add. Each entry names who the route is
+for (`Auth`) and what each caller gets (the callers are described there), and is run
+against the real edge over HTTP.
 
 Besides the statuses, for every caller but the owner: the answer holds none of the
 owner's ids, and the owner's rows in D1 are unchanged afterwards; every error is JSON.
 
-Adding a route: add `("METHOD", "/path/{param}"): user(owner=..., other=...)` (or
-`admin`, `node`, `public`) below, and a factory in PARAMS for any new path parameter.
+Adding a route: add its entry to MATRIX, and a factory in PARAMS below for any new path
+parameter.
 """
 
 import asyncio
@@ -29,165 +20,29 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from fastapi.routing import iter_route_contexts
 
 from tests.fakes.github import CLIENT_ID, CLIENT_SECRET, FakeGitHub
+from tests.support.authorization import (
+    MATRIX,
+    Auth,
+    Case,
+    Route,
+    app_routes,
+    is_json_error,
+    path_params,
+)
 from tests.support.edge import Edge, running_edge
 from tests.support.wait import bearer
 from twin.d1 import D1Database
 from twin.env import Env
-from worker.api.app import api
 from worker.api.ratelimit import LIMITS
 from worker.auth import scoped_tokens
 from worker.deployment import Deployment
-
-Route = tuple[str, str]  # (method, path template), as in the route table
-# A body, or a function of the World making one (fresh per call; may name its resources).
-Body = dict[str, Any] | Callable[["World"], dict[str, Any]] | None
-
-
-class Auth(StrEnum):
-    PUBLIC = "public"  # anyone; `reason` says why
-    USER = "user"  # a signed-in user: session cookie or personal API token
-    ADMIN = "admin"  # a signed-in admin of the deployment
-    NODE = "node"  # a node's agent: Bearer <sam:node token for the path's node>
-
-
-@dataclass(frozen=True)
-class Case:
-    auth: Auth
-    owner: int | None
-    other: int | None
-    anonymous: int
-    wrong_scope: int | None
-    body: Body = None
-    reason: str = ""
-
-
-def public(anonymous: int, reason: str, body: Body = None) -> Case:
-    assert reason, "say why anyone may call it"
-    return Case(Auth.PUBLIC, None, None, anonymous, None, body, reason)
-
-
-def user(owner: int, other: int, body: Body = None) -> Case:
-    """Someone else's resource must be a 404 (never 403), so ids cannot be probed."""
-    return Case(Auth.USER, owner, other, 401, 401, body)
-
-
-def admin(owner: int, body: Body = None) -> Case:
-    return Case(Auth.ADMIN, owner, 403, 401, 401, body)
-
-
-def node(owner: int, body: Body = None) -> Case:
-    return Case(Auth.NODE, owner, 403, 401, 401, body)
-
-
-def unique(make: Callable[[str], dict[str, Any]]) -> Callable[["World"], dict[str, Any]]:
-    """A body made fresh for each call (for fields that must be unique per user)."""
-    return lambda _world: make(secrets.token_hex(4))
-
-
-HEARTBEAT = {
-    "cpu_percent": 1.5,
-    "memory": {"total": 8 << 30, "used": 1 << 30},
-    "disk": {"total": 80 << 30, "used": 4 << 30},
-    "active_workspaces": 0,
-    "agent_version": "0.1.0",
-}
-
-MATRIX: dict[Route, Case] = {
-    # --- public -----------------------------------------------------------------------
-    ("GET", "/api/openapi.json"): public(200, "the API's schema: routes, no data"),
-    ("GET", "/api/docs"): public(200, "the API's documentation page"),
-    ("GET", "/docs/oauth2-redirect"): public(200, "a static page of the documentation"),
-    ("GET", "/.well-known/jwks.json"): public(200, "public keys, for any token verifier"),
-    ("POST", "/api/errors"): public(
-        202,
-        "write-only error reports; nothing reads them back",
-        {"source": "browser", "message": "m"},
-    ),
-    ("GET", "/api/auth/github/login"): public(302, "starts a sign-in (rate-limited)"),
-    ("GET", "/api/auth/github/callback"): public(
-        400, "ends a sign-in; checks its own state, verifier and browser"
-    ),
-    ("POST", "/api/auth/dev-login"): public(
-        200, "signs in; development only (rate-limited)", {"login": "matrixanon"}
-    ),
-    ("POST", "/api/auth/logout"): public(204, "ends the caller's own session, if any"),
-    ("POST", "/api/bootstrap/{token}"): public(
-        401, "the one-time bootstrap token is the credential (rate-limited)"
-    ),
-    ("GET", "/api/agent/download"): public(
-        404, "the agent artifact holds no secret; a new node has no credential yet"
-    ),
-    # --- a signed-in user -------------------------------------------------------------
-    ("GET", "/api/auth/me"): user(200, 200),
-    ("GET", "/api/tokens"): user(200, 200),
-    ("POST", "/api/tokens"): user(201, 201, {"name": "matrix"}),
-    ("DELETE", "/api/tokens/{token_id}"): user(204, 404),
-    ("GET", "/api/credentials"): user(200, 200),
-    ("POST", "/api/credentials"): user(
-        201, 201, unique(lambda n: {"kind": "anthropic", "label": n, "secret": "sk-ant-matrix"})
-    ),
-    ("DELETE", "/api/credentials/{credential_id}"): user(204, 404),
-    ("GET", "/api/nodes"): user(200, 200),
-    # A real local node: an agent process, exchanging its bootstrap token (sam dev's launcher).
-    ("POST", "/api/nodes"): user(201, 201, {"provider": "local"}),
-    ("GET", "/api/nodes/{node_id}"): user(200, 404),
-    ("DELETE", "/api/nodes/{node_id}"): user(204, 404),
-    ("GET", "/api/workspaces"): user(200, 200),
-    # Placed on the owner's (agentless) nodes still being created: no agent is started.
-    ("POST", "/api/workspaces"): user(
-        202, 202, {"repository": "https://example.com/matrix/repo.git", "provider": "local"}
-    ),
-    ("GET", "/api/workspaces/{workspace_id}"): user(200, 404),
-    ("DELETE", "/api/workspaces/{workspace_id}"): user(204, 404),
-    ("GET", "/api/workspaces/{workspace_id}/boot-log"): user(200, 404),
-    # The shared workspace is pending (or, after the callbacks below ran, running): it
-    # cannot be restarted (409) and stops at once (its node has no agent to call).
-    ("POST", "/api/workspaces/{workspace_id}/restart"): user(409, 404),
-    ("POST", "/api/workspaces/{workspace_id}/stop"): user(200, 404),
-    # A terminal needs a running workspace: the owner's is not (409), another's is unknown.
-    ("POST", "/api/terminal/token"): user(
-        409, 404, lambda w: {"workspace_id": w.shared["workspace_id"]}
-    ),
-    # --- an admin ---------------------------------------------------------------------
-    ("POST", "/api/admin/signing-keys/rotate"): admin(200),
-    # --- a node's agent ---------------------------------------------------------------
-    ("POST", "/api/nodes/{node_id}/ready"): node(200, {"agent_port": 8080, "version": "0.1.0"}),
-    ("POST", "/api/nodes/{node_id}/heartbeat"): node(200, HEARTBEAT),
-    # Workspace callbacks: the sam:node token of the workspace's node (the shared node_id).
-    ("POST", "/api/workspaces/{workspace_id}/boot-log"): node(
-        200, {"step": "clone", "status": "started", "message": "cloning"}
-    ),
-    ("POST", "/api/workspaces/{workspace_id}/provisioning-failed"): node(
-        200, {"step": "clone", "message": "clone failed", "detail": None, "hint": "check it"}
-    ),
-    ("POST", "/api/workspaces/{workspace_id}/ready"): node(
-        200, {"state": "running", "container_id": "c1", "remote_user": "sam", "backend": "host"}
-    ),
-}
-
-
-def app_routes() -> list[Route]:
-    """(method, path) of every route the deployed API answers, from its own table."""
-    app = api
-    while not isinstance(app, FastAPI):  # Cors(BodyLimit(FastAPI))
-        app = app.app
-    found = set()
-    for route in iter_route_contexts(app.routes):
-        for method in route.methods or ():
-            if method != "HEAD":  # answered as GET
-                found.add((method, route.path))
-    return sorted(found, key=lambda r: (r[1], r[0]))
-
 
 ROUTES = app_routes()
 
@@ -493,7 +348,7 @@ def test_route(world: World, route: Route) -> None:
                 f"{call.caller}: got {response.status_code}, expected {call.expected}: "
                 f"{response.text[:300]}"
             )
-        if response.status_code >= 400 and not is_json_error(response):
+        if response.status_code >= 400 and not is_json_error(response.content):
             failures.append(f"{call.caller}: {response.status_code} is not a JSON error")
         if not is_owner:
             # Echoing the id the caller itself sent is no leak; anything else of the owner's is.
@@ -508,18 +363,6 @@ def send(
 ) -> httpx.Response:
     with edge.client(call.host, follow_redirects=False) as client:
         return client.request(method, path, json=payload, headers=call.headers)
-
-
-def path_params(path: str) -> list[str]:
-    return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
-
-
-def is_json_error(response: httpx.Response) -> bool:
-    try:
-        body = response.json()
-    except ValueError:
-        return False
-    return isinstance(body, dict) and set(body) == {"error", "message"}
 
 
 def test_every_route_has_cases() -> None:

@@ -1,0 +1,154 @@
+"""Loopback servers the Worker reaches from the real-Pyodide harness, speaking the wire
+formats of what they stand for (no agent process or VM is started):
+
+- `NodeLauncherDouble`: the `LOCAL_NODES` service binding behind the `local` provider
+  (devtools/local_nodes.py's wire format, worker/nodes/providers/local.py): it records each
+  node's one-time bootstrap token and names the agent double's port.
+- `AgentDouble`: a node agent (docs/protocols/agent-api.md, wire/agent_api.py and
+  wire/terminal.py): creates workspaces on request, answers the read-only routes the
+  `ws-{id}` proxy forwards, and a terminal WebSocket that answers `list` frames.
+"""
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from tests.fakes.loopback import LoopbackServer
+from wire.agent_api import (
+    AgentWorkspace,
+    BootLog,
+    Deleted,
+    ErrorBody,
+    NewWorkspace,
+    TerminalTabs,
+)
+from wire.states import LifecycleState
+from wire.terminal import ListFrame, SessionsFrame, parse_client_frame
+
+
+class NodeLauncherDouble(LoopbackServer):
+    name = "local-nodes"
+
+    def __init__(self, agent_port: int) -> None:
+        super().__init__()
+        self.agent_port = agent_port
+        self.bootstrap_tokens: dict[str, str] = {}  # node id → the token it was launched with
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/nodes", self._launch)
+        app.router.add_get("/nodes", self._list)
+        app.router.add_delete("/nodes/{node_id}", self._stop)
+
+    def run(self, node_id: str, user_id: str) -> None:
+        """Have a node running, as if launched (a test adds one that D1 does not know)."""
+        with self._lock:
+            self.nodes[node_id] = {
+                "node_id": node_id,
+                "user_id": user_id,
+                "agent_port": self.agent_port,
+                "running": True,
+                "pid": 0,
+            }
+
+    async def _launch(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.bootstrap_tokens[body["node_id"]] = body["bootstrap_token"]
+        self.run(body["node_id"], body["user_id"])
+        launched = {"node_id": body["node_id"], "agent_port": self.agent_port}
+        return web.json_response(launched, status=201)
+
+    async def _list(self, _request: web.Request) -> web.Response:
+        with self._lock:
+            return web.json_response({"nodes": list(self.nodes.values())})
+
+    async def _stop(self, request: web.Request) -> web.Response:
+        with self._lock:
+            self.nodes.pop(request.match_info["node_id"], None)
+        return web.json_response({"node_id": request.match_info["node_id"]})
+
+
+class AgentDouble(LoopbackServer):
+    name = "agent"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.workspaces: dict[str, AgentWorkspace] = {}
+        # (path, Authorization header, ?token=) of every read and WebSocket the edge forwarded.
+        self.forwarded: list[tuple[str, str | None, str | None]] = []
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/workspaces", self._create)
+        app.router.add_get("/workspaces/{id}", self._workspace)
+        app.router.add_delete("/workspaces/{id}", self._delete)
+        app.router.add_get("/workspaces/{id}/terminals", self._terminals)
+        app.router.add_get("/workspaces/{id}/boot-log", self._boot_log)
+        app.router.add_get("/workspaces/{id}/terminal/ws", self._terminal)
+
+    def _record(self, request: web.Request) -> None:
+        self.forwarded.append(
+            (request.path, request.headers.get("authorization"), request.query.get("token"))
+        )
+
+    async def _create(self, request: web.Request) -> web.Response:
+        wanted = NewWorkspace.model_validate(await request.json())
+        now = datetime.now(UTC).isoformat()
+        workspace = AgentWorkspace(
+            id=wanted.id,
+            repository=wanted.repository,
+            branch=wanted.branch,
+            state=LifecycleState.CREATING,
+            container_id=None,
+            remote_user=None,
+            remote_folder=None,
+            remote_env=None,
+            directory=None,
+            error=None,
+            created_at=now,
+            updated_at=now,
+            backend="host",
+        )
+        self.workspaces[wanted.id] = workspace
+        return web.json_response(workspace.model_dump(mode="json"), status=202)
+
+    async def _workspace(self, request: web.Request) -> web.Response:
+        self._record(request)
+        workspace = self.workspaces.get(request.match_info["id"])
+        if workspace is None:
+            return self._unknown(request.match_info["id"])
+        return web.json_response(workspace.model_dump(mode="json"))
+
+    @staticmethod
+    def _unknown(workspace_id: str) -> web.Response:
+        unknown = ErrorBody(error="workspace_not_found", message=f"no workspace {workspace_id}")
+        return web.json_response(unknown.model_dump(mode="json"), status=404)
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        workspace_id = request.match_info["id"]
+        if self.workspaces.pop(workspace_id, None) is None:
+            return self._unknown(workspace_id)
+        return web.json_response(Deleted(id=workspace_id).model_dump(mode="json"))
+
+    async def _terminals(self, request: web.Request) -> web.Response:
+        self._record(request)
+        return web.json_response(TerminalTabs(tabs=[]).model_dump(mode="json"))
+
+    async def _boot_log(self, request: web.Request) -> web.Response:
+        self._record(request)
+        return web.json_response(BootLog(entries=[]).model_dump(mode="json"))
+
+    async def _terminal(self, request: web.Request) -> web.WebSocketResponse:
+        self._record(request)
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        async for message in socket:
+            if message.type is not WSMsgType.TEXT:
+                break
+            frame = parse_client_frame(message.data)
+            if isinstance(frame, ListFrame):
+                reply = SessionsFrame(request_id=frame.request_id, sessions=[])
+                await socket.send_str(reply.model_dump_json())
+        return socket

@@ -1,0 +1,131 @@
+"""The `ws-{id}.{domain}` proxy under real Pyodide, to a loopback agent double: HTTP reads
+with a sam:agent token, and the WebSocket pass-through, whose `101` carries the upstream
+socket (`response_web_socket` compares it with `pyodide.ffi.jsnull`). The workspace is
+made through the routes an agent and a user call: node ready, workspace create (the agent
+double accepts it), workspace ready, terminal token.
+"""
+
+from dataclasses import dataclass
+
+import pytest
+
+from tests.pyodide.callers import APP, DOMAIN, Member, bearer, new_node, send_json, sign_in
+from tests.pyodide.harness import PyodideWorker
+from tests.pyodide.loopback_nodes import AgentDouble, NodeLauncherDouble
+from wire.terminal import ListFrame, SessionsFrame
+from wire.version import VERSION
+
+
+@dataclass(frozen=True)
+class Workspace:
+    id: str
+    owner: Member
+    terminal_token: str
+
+    def url(self, rest: str) -> str:
+        return f"https://ws-{self.id}.{DOMAIN}/workspaces/{self.id}{rest}"
+
+
+@pytest.fixture(scope="module")
+def workspace(
+    development_worker: PyodideWorker, node_launcher: NodeLauncherDouble, agent: AgentDouble
+) -> Workspace:
+    worker = development_worker
+    owner = sign_in(worker, "pyproxy")
+    node_id = new_node(worker, node_launcher, owner)
+    node = bearer(owner.node_tokens[node_id])
+    ready = {"agent_port": agent.port, "version": VERSION}
+    answer = send_json(worker, "POST", f"{APP}/api/nodes/{node_id}/ready", ready, node)
+    assert answer.status == 200, answer.body
+    wanted = {"repository": "https://example.com/proxy/repo.git", "provider": "local"}
+    made = send_json(worker, "POST", f"{APP}/api/workspaces", wanted, owner.session_headers())
+    assert made.status == 202, made.body
+    workspace_id = made.json()["id"]
+    assert workspace_id in agent.workspaces, "the Worker dispatched it to the node's agent"
+    running = {"state": "running", "container_id": "c1", "remote_user": "sam", "backend": "host"}
+    path = f"{APP}/api/workspaces/{workspace_id}/ready"
+    assert send_json(worker, "POST", path, running, node).status == 200
+    issued = send_json(
+        worker,
+        "POST",
+        f"{APP}/api/terminal/token",
+        {"workspace_id": workspace_id},
+        owner.session_headers(),
+    )
+    assert issued.status == 200, issued.body
+    return Workspace(workspace_id, owner, issued.json()["token"])
+
+
+def test_a_terminal_websocket_passes_through_to_the_agent(
+    development_worker: PyodideWorker, agent: AgentDouble, workspace: Workspace
+) -> None:
+    listing = ListFrame(type="list", request_id="r1").model_dump_json()
+
+    response = development_worker.fetch(
+        workspace.url(f"/terminal/ws?token={workspace.terminal_token}"),
+        headers={"upgrade": "websocket", "connection": "upgrade"},
+        web_socket_texts=(listing,),
+    )
+
+    assert response.status == 101, response.body
+    assert response.web_socket
+    [reply] = response.web_socket_replies
+    assert SessionsFrame.model_validate_json(reply) == SessionsFrame(request_id="r1", sessions=[])
+    path, authorization, token = agent.forwarded[-1]
+    assert path == f"/workspaces/{workspace.id}/terminal/ws"
+    assert (authorization, token) == (None, workspace.terminal_token)
+
+
+def test_a_websocket_from_another_site_is_refused(
+    development_worker: PyodideWorker, workspace: Workspace
+) -> None:
+    response = development_worker.fetch(
+        workspace.url(f"/terminal/ws?token={workspace.terminal_token}"),
+        headers={"upgrade": "websocket", "origin": "https://elsewhere.example.org"},
+    )
+
+    assert response.status == 403
+    assert response.json()["error"] == "forbidden_origin"
+    assert not response.web_socket
+
+
+@pytest.mark.parametrize("rest", ["", "/terminals", "/boot-log"])
+def test_the_owner_reads_the_agent_over_http(
+    development_worker: PyodideWorker, agent: AgentDouble, workspace: Workspace, rest: str
+) -> None:
+    response = development_worker.fetch(
+        workspace.url(rest), headers=workspace.owner.session_headers()
+    )
+
+    assert response.status == 200, response.body
+    assert response.headers["cache-control"] == "no-store"
+    path, authorization, _token = agent.forwarded[-1]
+    assert path == f"/workspaces/{workspace.id}{rest}"
+    assert authorization is not None and authorization.startswith("Bearer ")
+    assert workspace.owner.session not in authorization
+
+
+def test_a_caller_without_a_token_is_refused(
+    development_worker: PyodideWorker, workspace: Workspace
+) -> None:
+    response = development_worker.fetch(
+        workspace.url("/terminal/ws"), headers={"upgrade": "websocket"}
+    )
+
+    assert response.status == 401
+    assert set(response.json()) == {"error", "message"}
+
+
+def test_an_agent_answer_without_a_socket_is_not_passed_through(
+    development_worker: PyodideWorker, workspace: Workspace
+) -> None:
+    # The agent double serves no boot-log WebSocket: its 404 carries no socket (JS null),
+    # which the proxy must see as none and answer as the agent not knowing the workspace.
+    response = development_worker.fetch(
+        workspace.url(f"/boot-log/ws?token={workspace.terminal_token}"),
+        headers={"upgrade": "websocket"},
+    )
+
+    assert response.status == 409, response.body
+    assert response.json()["error"] == "workspace_not_ready"
+    assert not response.web_socket
