@@ -1,0 +1,3 @@
+"""Plugins for the whole suite."""
+
+pytest_plugins = ["tests.support.ci_policy"]
