@@ -48,7 +48,6 @@ class Viewer:
             assert message.type == aiohttp.WSMsgType.TEXT, message
             frame = json.loads(message.data)
             self.frames.append(frame)
-            print("FRAME", json.dumps(frame)[:300])
             if frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items()):
                 return frame
 
@@ -145,6 +144,9 @@ async def walk(
         await resumed.until("turn_ended")
         assert resumed.frames == viewer.frames[middle:]
         await resumed.ws.close()
+        # Stopped now: an idle Claude Code may still call the model (a scripted turn each).
+        async with http.post(f"{base}/{first['id']}/stop") as a:
+            assert a.status == 200
 
         # --- a permission denied, then one allowed -----------------------------------------
         model.script(
@@ -187,8 +189,6 @@ async def walk(
         async with http.post(f"{base}/{asking['id']}/stop") as a:
             assert (await a.json())["state"] == "stopped"
         await watcher.until("stopped")
-        async with http.post(f"{base}/{first['id']}/stop") as a:
-            assert a.status == 200
         assert "claude-agent-acp" not in in_container(container, "ps", "-eo", "args")
 
         # --- bad input -----------------------------------------------------------------------
