@@ -1,0 +1,159 @@
+"""An agent session driven against a stand-in ACP agent (stand_in_agent.py) that misbehaves
+on request: malformed and oversized messages are skipped with an agent_error frame and the
+session goes on; a crash ends it with a crashed frame holding a bounded stderr tail.
+
+The stand-in runs on this machine: the launcher given to the session (the process-spawning
+seam) starts it directly instead of through `docker exec`."""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config import AgentConfig
+from agent.persistence import Store
+from agent.sessions.adapter import STDERR_TAIL_BYTES
+from agent.sessions.container import communicate
+from agent.sessions.session import AgentSession
+from wire import agent_session as w
+
+STAND_IN = [sys.executable, str(Path(__file__).with_name("stand_in_agent.py"))]
+
+
+class LocalLauncher:
+    """Starts the stand-in as a child of the test; signals go to that child."""
+
+    def __init__(self) -> None:
+        self.processes: list[asyncio.subprocess.Process] = []
+
+    async def start(
+        self, argv: Sequence[str], env: Mapping[str, str], limit: int
+    ) -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **env},
+            limit=limit,
+        )
+        self.processes.append(process)
+        return process
+
+    async def run(
+        self, argv: Sequence[str], stdin: bytes | None = None
+    ) -> tuple[int, bytes, bytes]:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        return await communicate(process, stdin)
+
+    async def signal_tagged(self, tag: str, signum: signal.Signals) -> None:
+        for process in self.processes:
+            if process.returncode is None:
+                process.send_signal(signum)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    opened = Store(tmp_path / "agent.sqlite3")
+    opened.save_workspace({"id": "ws-1", "repository": "/r", "state": "running"})
+    yield opened
+    opened.close()
+
+
+def config(tmp_path: Path, **env: str) -> AgentConfig:
+    base = {
+        "SAM_NODE_ID": "node-1",
+        "SAM_CONTROL_PLANE_URL": "http://127.0.0.1:9",
+        "SAM_STATE_DIR": str(tmp_path),
+    }
+    return AgentConfig.from_environ(base | env)
+
+
+async def started(store: Store, cfg: AgentConfig, tmp_path: Path) -> AgentSession:
+    record = store.add_agent_session("as-1", "ws-1", "claude-code", "ask", "starting")
+    session = AgentSession(record, store, cfg, LocalLauncher(), str(tmp_path))
+    await session.start(STAND_IN, {})
+    return session
+
+
+def frames(store: Store) -> list[dict[str, Any]]:
+    return [json.loads(body) for _, body in store.frames_after("as-1", 0, 1000)]
+
+
+async def turn(session: AgentSession, store: Store, text: str) -> list[dict[str, Any]]:
+    before = len(frames(store))
+    session.prompt(text)
+    for _ in range(400):
+        if session.state != w.SessionState.PROMPTING:
+            break
+        await asyncio.sleep(0.025)
+    return frames(store)[before:]
+
+
+async def test_malformed_and_oversized_lines_are_skipped_and_reported(
+    store: Store, tmp_path: Path
+) -> None:
+    session = await started(store, config(tmp_path), tmp_path)
+    malformed = await turn(session, store, "malformed")
+    assert [f["type"] for f in malformed] == ["prompt", "agent_error", "turn_ended"]
+    assert (
+        malformed[1]["code"] == "malformed_message"
+        and "this is not json" in malformed[1]["message"]
+    )
+    oversized = await turn(session, store, "oversized")
+    assert [f["type"] for f in oversized] == ["prompt", "agent_error", "turn_ended"]
+    assert oversized[1]["code"] == "message_too_large"
+    echoed = await turn(session, store, "still here")
+    assert echoed[1]["update"]["content"]["text"] == "still here"
+    await session.stop("requested")
+    assert frames(store)[-1] == {
+        "seq": len(frames(store)),
+        "type": "stopped",
+        "reason": "requested",
+    }
+    assert [f["seq"] for f in frames(store)] == list(range(1, len(frames(store)) + 1))
+
+
+async def test_a_crash_ends_the_session_with_a_bounded_stderr_tail(
+    store: Store, tmp_path: Path
+) -> None:
+    session = await started(store, config(tmp_path), tmp_path)
+    viewer = session.subscribe()
+    await turn(session, store, "crash")
+    for _ in range(200):
+        if session.state == w.SessionState.CRASHED:
+            break
+        await asyncio.sleep(0.025)
+    crashed = frames(store)[-1]
+    assert crashed["type"] == "crashed" and crashed["exit_code"] == 3
+    assert crashed["stderr_tail"].endswith("the last words\n")
+    assert len(crashed["stderr_tail"].encode()) <= STDERR_TAIL_BYTES
+    assert store.agent_session("as-1")["state"] == "crashed"
+    received = []
+    while (item := viewer.get_nowait()) is not None:
+        received.append(item[0])
+    assert received[-1] == crashed["seq"]  # the live viewer got it, then the end
+    with pytest.raises(Exception, match="crashed"):
+        session.prompt("again")
+
+
+async def test_the_log_keeps_a_bounded_number_of_bytes(store: Store, tmp_path: Path) -> None:
+    session = await started(store, config(tmp_path, SAM_SESSION_LOG_BYTES=str(64 * 1024)), tmp_path)
+    for n in range(40):
+        await turn(session, store, f"{n:03d} " + "y" * 4000)
+    kept = frames(store)
+    assert sum(len(json.dumps(f)) for f in kept) <= 64 * 1024 + 8 * 1024
+    record = store.agent_session("as-1")
+    assert kept[0]["seq"] == record["first_seq"] > 1 and kept[-1]["seq"] == record["last_seq"]
+    await session.stop("requested")
