@@ -149,11 +149,11 @@ async def walk(
             assert a.status == 200
 
         # --- a permission denied, then one allowed -----------------------------------------
+        # Each prompt's turns are scripted just before it: a model call an idle Claude Code
+        # makes between turns finds the script empty and consumes nothing.
         model.script(
             Turn([tool_use("Write", {"file_path": f"{folder}/denied.txt", "content": "no\n"})]),
             Turn([text("Not written.")]),
-            Turn([tool_use("Write", {"file_path": f"{folder}/allowed.txt", "content": "yes\n"})]),
-            Turn([text("Written.")]),
         )
         asking = await create(permission_mode="ask")
         watcher = await view(asking["id"])
@@ -165,6 +165,10 @@ async def walk(
         resolved = await watcher.until("permission_resolved")
         assert (resolved["outcome"], resolved["by"]) == ("selected", "viewer")
         await watcher.until("turn_ended")
+        model.script(
+            Turn([tool_use("Write", {"file_path": f"{folder}/allowed.txt", "content": "yes\n"})]),
+            Turn([text("Written.")]),
+        )
         async with http.post(f"{base}/{asking['id']}/prompt", json={"text": "write allowed"}) as a:
             assert a.status == 202
         request = await watcher.until("permission_request")
