@@ -117,7 +117,7 @@ class AgentSession:
             ) from None
         self.acp_session_id = new.session_id
         self._store.update_agent_session(self.id, acp_session_id=new.session_id)
-        info = init.agent_info.model_dump(mode="json", by_alias=True) if init.agent_info else None
+        info = _json(init.agent_info) if init.agent_info else None
         self._append(
             w.StartedFrame,
             agent=self.agent,

