@@ -50,19 +50,14 @@ class StderrTail:
 
 class BoundedNdjsonTransport:
     """The ACP SDK's `Transport` (send/receive/close of JSON-RPC dicts) over a process's
-    stdin and stdout, one JSON object per line, each line at most `max_bytes`."""
+    stdin and stdout, one JSON object per line, each line at most MAX_MESSAGE_BYTES."""
 
     def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        on_problem: ProblemHandler,
-        max_bytes: int = MAX_MESSAGE_BYTES,
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, on_problem: ProblemHandler
     ) -> None:
-        self._reader = reader
+        self._reader = reader  # its limit is MAX_MESSAGE_BYTES (AdapterProcess.start)
         self._writer = writer
         self._on_problem = on_problem
-        self._max_bytes = max_bytes
         self._write_lock = asyncio.Lock()
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -106,7 +101,7 @@ class BoundedNdjsonTransport:
                 total = skipped + len(line)
                 self._on_problem(
                     "message_too_large",
-                    f"a message of {total} bytes is over {self._max_bytes}; it was skipped",
+                    f"a message of {total} bytes is over {MAX_MESSAGE_BYTES}; it was skipped",
                 )
                 skipped = 0
                 continue

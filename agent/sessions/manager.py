@@ -28,7 +28,7 @@ from agent.errors import (
 from agent.persistence import Store
 from agent.sessions.container import ContainerLauncher, ContainerUser
 from agent.sessions.permissions import UnknownOption, UnknownRequest
-from agent.sessions.session import AgentSession
+from agent.sessions.session import VIEWER_QUEUE_FRAMES, AgentSession
 from agent.sessions.tools import ADAPTERS
 from agent.workspaces.manager import WorkspaceManager
 from wire import agent_session as w
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 MODEL_KEY_PLACEHOLDER = "sam-placeholder-key"
 REPLAY_BATCH_FRAMES = 500
 MAX_CLIENT_FRAME_BYTES = 16 * 1024
+TOO_SLOW = f"over {VIEWER_QUEUE_FRAMES} frames behind: reconnect with after=<last seq>".encode()
 
 
 class AgentSessionManager:
@@ -156,7 +157,11 @@ class AgentSessionManager:
                     await ws.send_str(body)
                     sent = seq
             if queue is not None and not reader.done():
-                await ws.close(code=WSCloseCode.OK, message=b"the session has ended")
+                assert session is not None
+                if session.state in (w.SessionState.STOPPED, w.SessionState.CRASHED):
+                    await ws.close(code=WSCloseCode.OK, message=b"the session has ended")
+                else:  # dropped for being too far behind (AgentSession._append)
+                    await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=TOO_SLOW)
             await reader
         finally:
             reader.cancel()
