@@ -92,7 +92,11 @@ class AgentSession:
     async def start(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
         """Start the adapter and its ACP session; raises AgentStartFailed (after a crashed
         frame) when it does not come up."""
-        transport = await self._process.start(argv, env, self._problem)
+        try:
+            transport = await self._process.start(argv, env, self._problem)
+        except OSError as exc:  # no `docker` CLI on this node, for one
+            self._move(w.SessionState.CRASHED)
+            raise AgentStartFailed(f"could not run the adapter: {exc}", detail="") from None
         self._conn = acp.connect_to_agent(self, transport, observers=[self._observe])
         self._watcher = asyncio.create_task(self._watch_exit())
         try:
