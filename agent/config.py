@@ -28,6 +28,13 @@ DEFAULT_TERMINAL_RING_BYTES = 256 * 1024
 DEFAULT_MAX_SESSIONS = 32
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024
 DEFAULT_MAX_FRAMES_PER_SECOND = 200
+# Agent sessions (agent/sessions/): the container tools folder (tools/container/README.md)
+# is the checkout's in development, else where cloud-init installs it on a VM.
+CHECKOUT_CONTAINER_TOOLS = Path(__file__).resolve().parents[1] / "tools" / "container"
+VM_CONTAINER_TOOLS = Path("/opt/sam-agent/container-tools")
+DEFAULT_PERMISSION_TIMEOUT_SECONDS = 300.0
+DEFAULT_PROMPT_TIMEOUT_SECONDS = 3600.0
+DEFAULT_SESSION_LOG_BYTES = 8 * 1024 * 1024
 CALLBACK_TOKEN_FILENAME = "callback-token"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Node ids end up in URL paths, file names and container labels.
@@ -60,6 +67,12 @@ class AgentConfig:
     container_exec: str = "auto"
     runc_root: Path = Path(DEFAULT_RUNC_ROOT)
     log_level: str = "INFO"
+    container_tools: Path = VM_CONTAINER_TOOLS
+    # Where adapters reach the model (ANTHROPIC_BASE_URL); None: the vendor's own endpoint.
+    model_base_url: str | None = None
+    permission_timeout_seconds: float = DEFAULT_PERMISSION_TIMEOUT_SECONDS
+    prompt_timeout_seconds: float = DEFAULT_PROMPT_TIMEOUT_SECONDS
+    session_log_bytes: int = DEFAULT_SESSION_LOG_BYTES
 
     @property
     def tls(self) -> bool:
@@ -123,7 +136,24 @@ class AgentConfig:
             container_exec=env.choice("SAM_CONTAINER_EXEC", "auto", CONTAINER_EXEC_MODES),
             runc_root=Path(env.text("SAM_RUNC_ROOT", DEFAULT_RUNC_ROOT)),
             log_level=env.choice("SAM_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+            container_tools=Path(env.text("SAM_CONTAINER_TOOLS", str(_default_container_tools()))),
+            model_base_url=env.url("SAM_MODEL_BASE_URL", None)
+            if env.has("SAM_MODEL_BASE_URL")
+            else None,
+            permission_timeout_seconds=env.seconds(
+                "SAM_PERMISSION_TIMEOUT_SECONDS", DEFAULT_PERMISSION_TIMEOUT_SECONDS
+            ),
+            prompt_timeout_seconds=env.seconds(
+                "SAM_PROMPT_TIMEOUT_SECONDS", DEFAULT_PROMPT_TIMEOUT_SECONDS
+            ),
+            session_log_bytes=env.integer(
+                "SAM_SESSION_LOG_BYTES", DEFAULT_SESSION_LOG_BYTES, minimum=64 * 1024
+            ),
         )
+
+
+def _default_container_tools() -> Path:
+    return CHECKOUT_CONTAINER_TOOLS if CHECKOUT_CONTAINER_TOOLS.is_dir() else VM_CONTAINER_TOOLS
 
 
 class _Env:
@@ -135,6 +165,9 @@ class _Env:
     def _raw(self, name: str) -> str | None:
         value = self._environ.get(name)
         return None if value is None or value.strip() == "" else value.strip()
+
+    def has(self, name: str) -> bool:
+        return self._raw(name) is not None
 
     def required(self, name: str) -> str:
         value = self._raw(name)

@@ -146,3 +146,40 @@ class CloneError(ProvisioningError):
 
 class ContainerError(ProvisioningError):
     code = "container_error"
+
+
+# --- agent sessions (agent/sessions/) -----------------------------------------------------
+#
+#   NotFound
+#   └── AgentSessionNotFound        no agent session with that id in this workspace
+#   Conflict
+#   ├── AgentNeedsContainer         agent sessions run in a container; the host backend has none
+#   ├── AgentSessionBusy            a prompt while a turn is running
+#   └── AgentSessionEnded           a prompt or cancel for a stopped or crashed session
+#   AgentError
+#   └── AgentStartFailed    502     the adapter did not come up (detail: its stderr tail)
+
+
+class AgentSessionNotFound(NotFound):
+    code = "agent_session_not_found"
+
+
+class AgentNeedsContainer(Conflict):
+    code = "agent_needs_container"
+
+
+class AgentSessionBusy(Conflict):
+    code = "agent_session_busy"
+
+
+class AgentSessionEnded(Conflict):
+    code = "agent_session_ended"
+
+
+class AgentStartFailed(AgentError):
+    status = HTTPStatus.BAD_GATEWAY
+    code = "agent_start_failed"
+
+    def __init__(self, message: str, *, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail

@@ -1,4 +1,5 @@
-"""The agent's durable state: workspaces and terminal tabs in one SQLite file (WAL).
+"""The agent's durable state: workspaces, terminal tabs and agent sessions (with their
+sequenced frames) in one SQLite file (WAL).
 
 An agent killed with -9 and started again reads its workspaces and tabs back from here.
 Every write is one committed transaction, so a crash never leaves half a record.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,7 +56,37 @@ CREATE TABLE IF NOT EXISTS terminal_tabs (
     created_at TEXT NOT NULL,
     PRIMARY KEY (workspace_id, session_id)
 );
+CREATE TABLE IF NOT EXISTS agent_sessions (
+    id TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    permission_mode TEXT NOT NULL,
+    state TEXT NOT NULL,
+    acp_session_id TEXT,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    first_seq INTEGER NOT NULL DEFAULT 1,
+    log_bytes INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS agent_session_frames (
+    session_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
 """
+AGENT_SESSION_COLUMNS = (
+    "id",
+    "workspace_id",
+    "agent",
+    "permission_mode",
+    "state",
+    "acp_session_id",
+    "last_seq",
+    "first_seq",
+    "created_at",
+)
 
 # Columns added since the first release, for state directories an older agent created.
 _ADDED_COLUMNS = {"remote_env": "TEXT"}
@@ -68,7 +99,7 @@ def utc_now() -> str:
 
 
 class Store:
-    """Workspaces and terminal tabs, persisted in SQLite at `path`.
+    """Workspaces, terminal tabs and agent sessions, persisted in SQLite at `path`.
 
     Calls are short synchronous statements, safe from any thread (one lock, one
     connection); the agent calls them from its event loop.
@@ -132,6 +163,12 @@ class Store:
         """Forget a workspace and its tabs."""
         with self._transaction():
             self._db.execute("DELETE FROM terminal_tabs WHERE workspace_id = ?", (workspace_id,))
+            self._db.execute(
+                "DELETE FROM agent_session_frames WHERE session_id IN "
+                "(SELECT id FROM agent_sessions WHERE workspace_id = ?)",
+                (workspace_id,),
+            )
+            self._db.execute("DELETE FROM agent_sessions WHERE workspace_id = ?", (workspace_id,))
             self._db.execute("DELETE FROM workspaces WHERE id = ?", (workspace_id,))
 
     # --- terminal tabs ----------------------------------------------------------------------
@@ -193,6 +230,94 @@ class Store:
                 (workspace_id,),
             ).fetchall()
         return [dict(row) for row in rows]
+
+    # --- agent sessions and their frames ----------------------------------------------------
+
+    def add_agent_session(
+        self, session_id: str, workspace_id: str, agent: str, permission_mode: str, state: str
+    ) -> dict[str, Any]:
+        now = utc_now()
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO agent_sessions (id, workspace_id, agent, permission_mode, state, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (session_id, workspace_id, agent, permission_mode, state, now, now),
+            )
+        record = self.agent_session(session_id)
+        assert record is not None
+        return record
+
+    def update_agent_session(self, session_id: str, **fields: str | None) -> None:
+        """Set `state` and/or `acp_session_id`."""
+        assert fields and set(fields) <= {"state", "acp_session_id"}, fields
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self._lock:
+            self._db.execute(
+                f"UPDATE agent_sessions SET {assignments}, updated_at = ? WHERE id = ?",
+                (*fields.values(), utc_now(), session_id),
+            )
+
+    def agent_session(self, session_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._row("SELECT * FROM agent_sessions WHERE id = ?", (session_id,))
+        return {c: row[c] for c in AGENT_SESSION_COLUMNS} if row else None
+
+    def agent_sessions(self, workspace_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM agent_sessions WHERE workspace_id = ? ORDER BY created_at, id",
+                (workspace_id,),
+            ).fetchall()
+        return [{c: row[c] for c in AGENT_SESSION_COLUMNS} for row in rows]
+
+    def append_frame(
+        self, session_id: str, body: Callable[[int], str], max_bytes: int
+    ) -> tuple[int, str]:
+        """Store the session's next frame, `body(seq)`: (seq, body). The oldest frames
+        go while the session's log is over `max_bytes` (the newest always stays)."""
+        with self._transaction():
+            (last, total) = self._db.execute(
+                "SELECT last_seq, log_bytes FROM agent_sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+            seq = last + 1
+            text = body(seq)
+            size = len(text.encode())
+            self._db.execute(
+                "INSERT INTO agent_session_frames (session_id, seq, body) VALUES (?, ?, ?)",
+                (session_id, seq, text),
+            )
+            total += size
+            first = None
+            while total > max_bytes:
+                (oldest, oldest_size) = self._db.execute(
+                    "SELECT seq, length(CAST(body AS BLOB)) FROM agent_session_frames "
+                    "WHERE session_id = ? ORDER BY seq LIMIT 1",
+                    (session_id,),
+                ).fetchone()
+                if oldest == seq:
+                    break
+                self._db.execute(
+                    "DELETE FROM agent_session_frames WHERE session_id = ? AND seq = ?",
+                    (session_id, oldest),
+                )
+                total -= oldest_size
+                first = oldest + 1
+            self._db.execute(
+                "UPDATE agent_sessions SET last_seq = ?, log_bytes = ?, "
+                "first_seq = COALESCE(?, first_seq) WHERE id = ?",
+                (seq, total, first, session_id),
+            )
+        return seq, text
+
+    def frames_after(self, session_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+        """Up to `limit` stored frames with seq > `after`, oldest first: (seq, body)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, body FROM agent_session_frames WHERE session_id = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (session_id, after, limit),
+            ).fetchall()
+        return [(row["seq"], row["body"]) for row in rows]
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 Handlers raise typed AgentErrors and leave the answering of errors (and auth) to the
 middlewares in agent/server.py; the route names below tell the auth middleware which
 routes are public and which are WebSockets. The routes are written down in
-docs/protocols/agent-api.md, their bodies declared in wire/agent_api.py: every request is
-parsed, and every answer built, through those models.
+docs/protocols/agent-api.md and docs/protocols/agent-sessions.md, their bodies declared in
+wire/agent_api.py and wire/agent_session.py: every request is parsed, and every answer
+built, through those models.
 """
 
 import asyncio
@@ -13,13 +14,14 @@ import json
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import WSCloseCode, web
 from pydantic import BaseModel, ValidationError
 
 from agent.config import AgentConfig
 from agent.errors import BadRequest, InvalidWorkspaceSpec
+from agent.sessions.manager import MAX_CLIENT_FRAME_BYTES, AgentSessionManager
 from agent.terminals.manager import TerminalManager
 from agent.workspaces.manager import WorkspaceManager
 from wire.agent_api import (
@@ -32,6 +34,7 @@ from wire.agent_api import (
     TerminalTabs,
     WorkspaceList,
 )
+from wire.agent_session import NewAgentSession, Prompt
 from wire.version import VERSION
 
 log = logging.getLogger("agent.routes")
@@ -41,18 +44,23 @@ WS_HEARTBEAT_SECONDS = 30.0
 # closes the socket (1009) only beyond this many times that, so a bad frame is not a drop.
 WS_FRAME_CEILING_FACTOR = 4
 BOOT_LOG_WS_MAX_MESSAGE_BYTES = 4 * 1024
+# Viewers send only small frames (answer_permission); the manager answers a frame over
+# MAX_CLIENT_FRAME_BYTES with an error frame, aiohttp drops the socket only beyond this.
+AGENT_SESSION_WS_MAX_MESSAGE_BYTES = 4 * MAX_CLIENT_FRAME_BYTES
 
 PUBLIC_ROUTES = frozenset({"health"})
-WEBSOCKET_ROUTES = frozenset({"boot_log_ws", "terminal_ws"})
+WEBSOCKET_ROUTES = frozenset({"boot_log_ws", "terminal_ws", "agent_session_ws"})
 
 CONFIG = web.AppKey("config", AgentConfig)
 WORKSPACES = web.AppKey("workspaces", WorkspaceManager)
 TERMINALS = web.AppKey("terminals", TerminalManager)
+AGENT_SESSIONS = web.AppKey("agent_sessions", AgentSessionManager)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet)
 # The request's WebSocket once upgraded: the error middleware closes it instead of answering.
 WEBSOCKET = "sam.websocket"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Body = TypeVar("Body", bound=BaseModel)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -69,6 +77,14 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/workspaces/{id}/boot-log/ws", boot_log_ws, name="boot_log_ws")
     router.add_get("/workspaces/{id}/terminals", terminals, name="terminals")
     router.add_get("/workspaces/{id}/terminal/ws", terminal_ws, name="terminal_ws")
+    sessions = "/workspaces/{id}/agent-sessions"
+    router.add_post(sessions, create_agent_session, name="create_agent_session")
+    router.add_get(sessions, list_agent_sessions, name="list_agent_sessions")
+    router.add_get(sessions + "/{sid}", get_agent_session, name="get_agent_session")
+    router.add_post(sessions + "/{sid}/prompt", prompt_agent_session, name="prompt")
+    router.add_post(sessions + "/{sid}/cancel", cancel_agent_session, name="cancel")
+    router.add_post(sessions + "/{sid}/stop", stop_agent_session, name="stop_agent_session")
+    router.add_get(sessions + "/{sid}/ws", agent_session_ws, name="agent_session_ws")
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
@@ -80,6 +96,16 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body
+
+
+def parse_body(model: type[Body], body: dict[str, Any]) -> Body:
+    """`body` as `model`, or a BadRequest naming the first problem."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in problem["loc"]) or "body"
+        raise BadRequest(f"{field}: {problem['msg']}") from None
 
 
 def create_spec(body: dict[str, Any]) -> NewWorkspace:
@@ -129,8 +155,9 @@ def _lifecycle_action(action: str, status: int) -> Handler:
         workspaces = request.app[WORKSPACES]
         workspaces.get(workspace_id)  # 404 before anything changes
         result = await getattr(workspaces, action)(workspace_id)
-        # Shells in a stopped, rebuilt or deleted workspace are gone or must go.
+        # Shells and agents in a stopped, rebuilt or deleted workspace are gone or must go.
         await request.app[TERMINALS].close_workspace(workspace_id)
+        await request.app[AGENT_SESSIONS].close_workspace(workspace_id)
         log.info("workspace.%s id=%s", action, workspace_id)
         if action == "delete":
             return reply(Deleted(id=workspace_id), status=status)
@@ -191,4 +218,48 @@ async def _prepare(request: web.Request, max_message_bytes: int) -> web.WebSocke
     request[WEBSOCKET] = ws
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
+    return ws
+
+
+async def create_agent_session(request: web.Request) -> web.Response:
+    spec = parse_body(NewAgentSession, await json_body(request))
+    info = await request.app[AGENT_SESSIONS].create(request.match_info["id"], spec)
+    return reply(info, status=201)
+
+
+async def list_agent_sessions(request: web.Request) -> web.Response:
+    return reply(request.app[AGENT_SESSIONS].list(request.match_info["id"]))
+
+
+async def get_agent_session(request: web.Request) -> web.Response:
+    ids = request.match_info["id"], request.match_info["sid"]
+    return reply(request.app[AGENT_SESSIONS].info(*ids))
+
+
+async def prompt_agent_session(request: web.Request) -> web.Response:
+    body = parse_body(Prompt, await json_body(request))
+    ids = request.match_info["id"], request.match_info["sid"]
+    request.app[AGENT_SESSIONS].live(*ids).prompt(body.text)
+    return reply(request.app[AGENT_SESSIONS].info(*ids), status=202)
+
+
+async def cancel_agent_session(request: web.Request) -> web.Response:
+    ids = request.match_info["id"], request.match_info["sid"]
+    await request.app[AGENT_SESSIONS].live(*ids).cancel()
+    return reply(request.app[AGENT_SESSIONS].info(*ids))
+
+
+async def stop_agent_session(request: web.Request) -> web.Response:
+    ids = request.match_info["id"], request.match_info["sid"]
+    return reply(await request.app[AGENT_SESSIONS].stop(*ids))
+
+
+async def agent_session_ws(request: web.Request) -> web.WebSocketResponse:
+    ids = request.match_info["id"], request.match_info["sid"]
+    request.app[AGENT_SESSIONS].info(*ids)  # 404 before the upgrade
+    raw_after = request.query.get("after", "0")
+    if not raw_after.isdigit():
+        raise BadRequest(f"after: {raw_after!r} is not a sequence number (0, 1, 2, …)")
+    ws = await _prepare(request, AGENT_SESSION_WS_MAX_MESSAGE_BYTES)
+    await request.app[AGENT_SESSIONS].view(ws, *ids, after=int(raw_after))
     return ws

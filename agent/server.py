@@ -24,6 +24,7 @@ from agent.heartbeat import Heartbeat
 from agent.persistence import Store
 from agent.reaper import Reaper
 from agent.routes import (
+    AGENT_SESSIONS,
     CONFIG,
     PUBLIC_ROUTES,
     SOCKETS,
@@ -34,6 +35,7 @@ from agent.routes import (
     Handler,
     add_routes,
 )
+from agent.sessions.manager import AgentSessionManager
 from agent.terminals.manager import TerminalManager
 from agent.workspaces.manager import WorkspaceManager
 from wire.version import VERSION
@@ -175,6 +177,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[WORKSPACES] = workspaces
         app[TERMINALS] = TerminalManager(config, store, workspaces.shell_command)
         parts.push_async_callback(app[TERMINALS].close)
+        app[AGENT_SESSIONS] = AgentSessionManager(config, store, workspaces)
+        parts.push_async_callback(app[AGENT_SESSIONS].close)
         await workspaces.start()
         heartbeat = Heartbeat(
             control_plane, workspaces.active_count, config.heartbeat_seconds, config.state_dir
@@ -202,6 +206,8 @@ async def _on_shutdown(app: web.Application) -> None:
         await app[HEARTBEAT].stop()
     if TERMINALS in app:
         await app[TERMINALS].close()
+    if AGENT_SESSIONS in app:
+        await app[AGENT_SESSIONS].close()
     for ws in list(app[SOCKETS]):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"agent shutting down")
 

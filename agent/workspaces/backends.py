@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 from agent.config import AgentConfig
 from agent.errors import ConfigError, ContainerError
 from agent.process import LineHandler, stderr_tail
+from agent.sessions.tools import installed, tools_mount
 from agent.shell import ShellCommand
 from agent.workspaces.boot_log import BootLog, StepStatus
 from agent.workspaces.containers import DevcontainerCLI, DockerEngine, workspace_labels
@@ -113,7 +114,9 @@ class DockerBackend:
         # A restart goes through the CLI as well: it finds the stopped container by its
         # labels, starts it and runs postStartCommand again (postCreateCommand it skips).
         override = await self._configure(record, checkout, boot)
-        result = await self._up(checkout, labels, override, boot)
+        tools = self.config.container_tools
+        mounts = [await tools_mount(self.engine, tools)] if installed(tools) else []
+        result = await self._up(checkout, labels, override, mounts, boot)
         await self._settle_ownership(result["container_id"], result["remote_user"], checkout)
         return result
 
@@ -166,7 +169,12 @@ class DockerBackend:
         return override
 
     async def _up(
-        self, checkout: Path, labels: dict[str, str], override: Path | None, boot: BootLog
+        self,
+        checkout: Path,
+        labels: dict[str, str],
+        override: Path | None,
+        mounts: list[str],
+        boot: BootLog,
     ) -> dict[str, Any]:
         if self._cli is None:
             self._cli = DevcontainerCLI()
@@ -191,7 +199,7 @@ class DockerBackend:
         narrator = asyncio.create_task(narrate())
         try:
             up, command = await self._cli.up(
-                checkout, labels, override_config=override, on_log_line=on_line
+                checkout, labels, override_config=override, mounts=mounts, on_log_line=on_line
             )
         finally:
             events.put_nowait(None)

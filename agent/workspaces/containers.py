@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,10 +109,13 @@ class DevcontainerCLI:
         labels: Mapping[str, str],
         *,
         override_config: Path | None = None,
+        mounts: Sequence[str] = (),
     ) -> list[str]:
         argv = [self.path, "up", "--workspace-folder", str(workspace_folder)]
         for name, value in labels.items():
             argv += ["--id-label", f"{name}={value}"]
+        for mount in mounts:  # SAM's own, beside (and out of reach of) devcontainer.json's
+            argv += ["--mount", mount]
         if override_config is not None:
             argv += ["--override-config", str(override_config)]
         # The agent makes the workspace belong to the container's user itself; the CLI's
@@ -127,10 +130,13 @@ class DevcontainerCLI:
         labels: Mapping[str, str],
         *,
         override_config: Path | None = None,
+        mounts: Sequence[str] = (),
         on_log_line: LineHandler | None = None,
         timeout_seconds: float = DEVCONTAINER_UP_TIMEOUT_SECONDS,
     ) -> tuple[UpResult | None, CommandResult]:
-        argv = self.up_argv(workspace_folder, labels, override_config=override_config)
+        argv = self.up_argv(
+            workspace_folder, labels, override_config=override_config, mounts=mounts
+        )
         result = await run_command(
             argv, timeout_seconds=timeout_seconds, env=child_env(), on_stderr_line=on_log_line
         )
@@ -235,6 +241,21 @@ class DockerEngine:
             return code, output.decode("utf-8", "replace")[-OUTPUT_TAIL_BYTES:]
 
         return await self._call("run a command in the container", run)
+
+    async def ensure_volume(
+        self, name: str, driver_opts: Mapping[str, str], labels: Mapping[str, str]
+    ) -> None:
+        """Create a volume of the local driver unless one with that name exists."""
+
+        def ensure() -> None:
+            try:
+                self.client.volumes.get(name)
+            except docker.errors.NotFound:
+                self.client.volumes.create(
+                    name, driver="local", driver_opts=dict(driver_opts), labels=dict(labels)
+                )
+
+        await self._call("create a volume", ensure)
 
     def close(self) -> None:
         if self._client is not None:

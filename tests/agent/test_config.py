@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import (
+    CHECKOUT_CONTAINER_TOOLS,
     DEFAULT_MAX_FRAME_BYTES,
     DEFAULT_TERMINAL_RING_BYTES,
     AgentConfig,
@@ -38,6 +39,9 @@ def test_defaults() -> None:
     assert (config.max_sessions, config.max_frame_bytes) == (32, DEFAULT_MAX_FRAME_BYTES)
     assert config.max_frames_per_second == 200
     assert config.tls_cert is None and not config.tls
+    assert config.container_tools == CHECKOUT_CONTAINER_TOOLS  # this checkout's, installed
+    assert (config.model_base_url, config.permission_timeout_seconds) == (None, 300.0)
+    assert (config.prompt_timeout_seconds, config.session_log_bytes) == (3600.0, 8 * 1024 * 1024)
 
 
 def test_config_is_frozen() -> None:
@@ -68,6 +72,11 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         SAM_MAX_FRAME_BYTES="2048",
         SAM_MAX_FRAMES_PER_SECOND="7",
         SAM_LOG_LEVEL="debug",
+        SAM_CONTAINER_TOOLS="/opt/tools",
+        SAM_MODEL_BASE_URL="http://127.0.0.1:9999/",
+        SAM_PERMISSION_TIMEOUT_SECONDS="5",
+        SAM_PROMPT_TIMEOUT_SECONDS="60",
+        SAM_SESSION_LOG_BYTES="65536",
     )
     assert config.jwks_url == "https://keys.example.com/jwks.json"
     assert config.jwt_issuer == "https://issuer.example.com"
@@ -80,6 +89,12 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert (config.terminal_ring_bytes, config.max_sessions) == (4096, 3)
     assert (config.max_frame_bytes, config.max_frames_per_second) == (2048, 7)
     assert config.log_level == "DEBUG"
+    assert (config.container_tools, config.model_base_url) == (
+        Path("/opt/tools"),
+        "http://127.0.0.1:9999",
+    )
+    assert (config.permission_timeout_seconds, config.prompt_timeout_seconds) == (5.0, 60.0)
+    assert config.session_log_bytes == 65536
 
 
 BAD = [
@@ -104,6 +119,9 @@ BAD = [
     ({"SAM_MAX_FRAME_BYTES": "1.5"}, "SAM_MAX_FRAME_BYTES", "whole number"),
     ({"SAM_MAX_FRAMES_PER_SECOND": "0"}, "SAM_MAX_FRAMES_PER_SECOND", "at least 1"),
     ({"SAM_LOG_LEVEL": "loud"}, "SAM_LOG_LEVEL", "DEBUG"),
+    ({"SAM_MODEL_BASE_URL": "localhost:9"}, "SAM_MODEL_BASE_URL", "http"),
+    ({"SAM_PERMISSION_TIMEOUT_SECONDS": "0"}, "SAM_PERMISSION_TIMEOUT_SECONDS", "positive"),
+    ({"SAM_SESSION_LOG_BYTES": "100"}, "SAM_SESSION_LOG_BYTES", "at least 65536"),
 ]
 
 

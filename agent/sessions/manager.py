@@ -1,0 +1,226 @@
+"""The ACP gateway: agent sessions per workspace, and their viewers.
+
+Sessions run in the workspace's container as its remote user, in its folder
+(ContainerLauncher); the adapter reaches the model at SAM_MODEL_BASE_URL with
+MODEL_KEY_PLACEHOLDER for a key. (The per-workspace model proxy will hand the adapter its
+own URL and a workspace-scoped stand-in token here instead.) A viewer WebSocket gets the
+stored frames after `after`, then the live ones (docs/protocols/agent-sessions.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from pydantic import ValidationError
+
+from agent.config import AgentConfig
+from agent.errors import (
+    AgentNeedsContainer,
+    AgentSessionNotFound,
+    AgentStartFailed,
+    WorkspaceNotRunning,
+)
+from agent.persistence import Store
+from agent.sessions.container import ContainerLauncher, ContainerUser
+from agent.sessions.permissions import UnknownOption, UnknownRequest
+from agent.sessions.session import VIEWER_QUEUE_FRAMES, AgentSession
+from agent.sessions.tools import ADAPTERS
+from agent.workspaces.manager import WorkspaceManager
+from wire import agent_session as w
+from wire.states import LifecycleState
+
+log = logging.getLogger(__name__)
+
+MODEL_KEY_PLACEHOLDER = "sam-placeholder-key"
+REPLAY_BATCH_FRAMES = 500
+MAX_CLIENT_FRAME_BYTES = 16 * 1024
+TOO_SLOW = f"over {VIEWER_QUEUE_FRAMES} frames behind: reconnect with after=<last seq>".encode()
+
+
+class AgentSessionManager:
+    def __init__(self, config: AgentConfig, store: Store, workspaces: WorkspaceManager) -> None:
+        self._config = config
+        self._store = store
+        self._workspaces = workspaces
+        self._live: dict[str, AgentSession] = {}
+
+    # --- routes' operations -----------------------------------------------------------------
+
+    async def create(self, workspace_id: str, spec: w.NewAgentSession) -> w.AgentSessionInfo:
+        """Start an adapter for the workspace; returns once its ACP session is ready (and
+        its first turn, when `spec.prompt` is given, has begun)."""
+        record = self._workspaces.get(workspace_id)
+        if record["state"] != LifecycleState.RUNNING:
+            raise WorkspaceNotRunning(
+                f"workspace {workspace_id} is {record['state']}; start it to run an agent"
+            )
+        if not record.get("container_id"):
+            raise AgentNeedsContainer(
+                "agent sessions run inside the workspace's container, and this node's "
+                "backend (host) has none: use SAM_BACKEND=docker"
+            )
+        target = ContainerUser(
+            container=record["container_id"],
+            user=record["remote_user"],
+            folder=record["remote_folder"],
+            env=record.get("remote_env") or {},
+        )
+        session_id = f"as-{secrets.token_hex(8)}"
+        stored = self._store.add_agent_session(
+            session_id, workspace_id, spec.agent, spec.permission_mode, w.SessionState.STARTING
+        )
+        launcher = ContainerLauncher(target)
+        session = AgentSession(stored, self._store, self._config, launcher, target.folder)
+        self._live[session_id] = session
+        try:
+            await session.start(ADAPTERS[spec.agent], self._adapter_env())
+        except AgentStartFailed:
+            del self._live[session_id]
+            raise
+        log.info("agent_session.started id=%s workspace=%s", session_id, workspace_id)
+        if spec.prompt is not None:
+            session.prompt(spec.prompt)
+        return self.info(workspace_id, session_id)
+
+    def list(self, workspace_id: str) -> w.AgentSessionList:
+        self._workspaces.get(workspace_id)
+        records = self._store.agent_sessions(workspace_id)
+        return w.AgentSessionList(sessions=[self._info(record) for record in records])
+
+    def info(self, workspace_id: str, session_id: str) -> w.AgentSessionInfo:
+        return self._info(self._record(workspace_id, session_id))
+
+    def live(self, workspace_id: str, session_id: str) -> AgentSession:
+        """The running session; a stored one that is not running answers as ended."""
+        self._record(workspace_id, session_id)
+        session = self._live.get(session_id)
+        if session is None:
+            raise AgentSessionNotFound(
+                f"agent session {session_id} is not running on this node (stored only)"
+            )
+        return session
+
+    async def stop(self, workspace_id: str, session_id: str) -> w.AgentSessionInfo:
+        self._record(workspace_id, session_id)
+        session = self._live.pop(session_id, None)
+        if session is not None:
+            await session.stop("requested")
+        return self.info(workspace_id, session_id)
+
+    async def close_workspace(self, workspace_id: str) -> None:
+        """Stop the workspace's sessions (it is stopping, rebuilding or going away)."""
+        for session_id, session in list(self._live.items()):
+            if session.workspace_id == workspace_id:
+                del self._live[session_id]
+                await session.stop("workspace_stopped")
+
+    async def close(self) -> None:
+        live, self._live = list(self._live.values()), {}
+        await asyncio.gather(*(session.stop("agent_stopping") for session in live))
+
+    # --- viewers ------------------------------------------------------------------------------
+
+    async def view(
+        self, ws: web.WebSocketResponse, workspace_id: str, session_id: str, after: int
+    ) -> None:
+        """Send the frames after `after`, then the live ones, until either side ends;
+        answer `answer_permission` frames."""
+        record = self._record(workspace_id, session_id)
+        session = self._live.get(session_id)
+        queue = session.subscribe() if session is not None else None
+        reader = asyncio.create_task(self._read_frames(ws, session))
+        try:
+            sent = after
+            if after + 1 < record["first_seq"] and record["last_seq"] > after:
+                gap = w.GapFrame(type="gap", after=after, first_seq=record["first_seq"])
+                await ws.send_str(gap.model_dump_json())
+            while batch := self._store.frames_after(session_id, sent, REPLAY_BATCH_FRAMES):
+                for seq, body in batch:
+                    await ws.send_str(body)
+                    sent = seq
+            while queue is not None and not reader.done():
+                getter = asyncio.create_task(queue.get())
+                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    break
+                item = getter.result()
+                if item is None:
+                    break
+                seq, body = item
+                if seq > sent:  # frames stored before the replay read them are sent once
+                    await ws.send_str(body)
+                    sent = seq
+            if queue is not None and not reader.done():
+                assert session is not None
+                if session.state in (w.SessionState.STOPPED, w.SessionState.CRASHED):
+                    await ws.close(code=WSCloseCode.OK, message=b"the session has ended")
+                else:  # dropped for being too far behind (AgentSession._append)
+                    await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=TOO_SLOW)
+            await reader
+        finally:
+            reader.cancel()
+            if queue is not None and session is not None:
+                session.unsubscribe(queue)
+
+    async def _read_frames(self, ws: web.WebSocketResponse, session: AgentSession | None) -> None:
+        async for message in ws:
+            if message.type != WSMsgType.TEXT:
+                await _send_error(ws, "bad_frame", "send JSON text frames")
+                continue
+            if len(message.data) > MAX_CLIENT_FRAME_BYTES:
+                await _send_error(
+                    ws, "frame_too_large", f"frames are at most {MAX_CLIENT_FRAME_BYTES} bytes"
+                )
+                continue
+            try:
+                frame = w.CLIENT_FRAMES.validate_json(message.data)
+            except ValidationError as exc:
+                await _send_error(ws, "bad_frame", _first_problem(exc))
+                continue
+            try:
+                if session is None:
+                    raise UnknownRequest(frame.request_id)
+                session.answer(frame.request_id, frame.option_id)
+            except UnknownRequest:
+                text = f"no open permission request {frame.request_id!r} (answered already?)"
+                await _send_error(ws, "unknown_request", text)
+            except UnknownOption as exc:
+                await _send_error(ws, "bad_frame", str(exc))
+
+    # --- inside -------------------------------------------------------------------------------
+
+    def _record(self, workspace_id: str, session_id: str) -> dict[str, Any]:
+        self._workspaces.get(workspace_id)
+        record = self._store.agent_session(session_id)
+        if record is None or record["workspace_id"] != workspace_id:
+            raise AgentSessionNotFound(f"no agent session {session_id} in workspace {workspace_id}")
+        return record
+
+    def _info(self, record: dict[str, Any]) -> w.AgentSessionInfo:
+        return w.AgentSessionInfo.model_validate(
+            {k: v for k, v in record.items() if k != "first_seq"}
+        )
+
+    def _adapter_env(self) -> dict[str, str]:
+        env = {"ANTHROPIC_API_KEY": MODEL_KEY_PLACEHOLDER}
+        if self._config.model_base_url is not None:
+            env["ANTHROPIC_BASE_URL"] = self._config.model_base_url
+        return env
+
+
+async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:
+    frame = w.ErrorFrame(type="error", code=code, message=message)  # type: ignore[arg-type]
+    with contextlib.suppress(ConnectionResetError):
+        await ws.send_str(frame.model_dump_json())
+
+
+def _first_problem(exc: ValidationError) -> str:
+    problem = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in problem["loc"]) or "frame"
+    return f"{where}: {problem['msg']}"

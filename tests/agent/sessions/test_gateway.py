@@ -1,0 +1,214 @@
+"""The ACP gateway with real parts: the real Claude Code adapter (from the read-only tools
+mount, on the base image with no Node of its own) in a real workspace container, talking
+to the scripted Messages API. One agent and one workspace serve the whole walk, to keep
+the real-adapter runs to a handful."""
+
+import asyncio
+import json
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from agent.config import CHECKOUT_CONTAINER_TOOLS
+from agent.sessions.tools import NODE, TOOLS_TARGET, installed
+from tests.agent.conftest import BASE_IMAGE
+from tests.fakes.anthropic import ScriptedModel, Turn, is_side_call, text, tool_use
+from tests.fixtures.repos import make_repo
+from tests.support.agent import AgentProcess
+from tests.support.control_plane import ControlPlaneDouble
+
+READY_TIMEOUT_SECONDS = 120.0
+FRAME_TIMEOUT_SECONDS = 60.0
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def model() -> Any:
+    if not installed(CHECKOUT_CONTAINER_TOOLS):
+        pytest.fail("tools/container is not installed: run scripts/setup")
+    with ScriptedModel() as scripted:
+        yield scripted
+
+
+class Viewer:
+    """A viewer WebSocket of one agent session."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.frames: list[dict[str, Any]] = []
+
+    async def until(self, kind: str, **fields: Any) -> dict[str, Any]:
+        while True:
+            message = await asyncio.wait_for(self.ws.receive(), FRAME_TIMEOUT_SECONDS)
+            assert message.type == aiohttp.WSMsgType.TEXT, message
+            frame = json.loads(message.data)
+            self.frames.append(frame)
+            if frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items()):
+                return frame
+
+    async def answer(self, request_id: str, option_id: str) -> None:
+        await self.ws.send_json(
+            {"type": "answer_permission", "request_id": request_id, "option_id": option_id}
+        )
+
+
+def in_container(container: str, *argv: str) -> str:
+    done = subprocess.run(["docker", "exec", container, *argv], capture_output=True, text=True)
+    return done.stdout
+
+
+async def test_claude_code_in_a_workspace_container(
+    agent_factory: Any, control_plane: ControlPlaneDouble, model: ScriptedModel, tmp_path: Path
+) -> None:
+    agent: AgentProcess = agent_factory(
+        backend="docker",
+        extra_env={"SAM_BASE_IMAGE": BASE_IMAGE, "SAM_MODEL_BASE_URL": model.url},
+    )
+    repo = make_repo(tmp_path, "repo")
+    (repo / "notes.txt").write_text("the secret word is pineapple\n")
+    subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "notes"], check=True)
+    workspace_id = f"ws-{uuid.uuid4().hex[:8]}"  # its own container, whatever ran before
+    with agent.client() as client:
+        answer = client.post("/workspaces", json={"id": workspace_id, "repository": str(repo)})
+        assert answer.status_code == 202
+    try:
+        control_plane.wait_for("ready", target=workspace_id, timeout=READY_TIMEOUT_SECONDS)
+        await walk(agent, control_plane, model, workspace_id)
+    finally:
+        with agent.client() as client:
+            assert client.delete(f"/workspaces/{workspace_id}").status_code == 200
+
+
+async def walk(
+    agent: AgentProcess, control_plane: ControlPlaneDouble, model: ScriptedModel, workspace_id: str
+) -> None:
+    with agent.client() as client:
+        workspace = client.get(f"/workspaces/{workspace_id}").json()
+    container, folder = workspace["container_id"], workspace["remote_folder"]
+    # The adapter's Node is the tools mount's (the image's own, if any, is not used), and
+    # the mount is read-only even for root.
+    assert in_container(container, NODE, "--version").strip() == "v22.23.5"
+    probe = ["docker", "exec", "-u", "0", container, "touch", f"{TOOLS_TARGET}/x"]
+    assert "Read-only file system" in subprocess.run(probe, capture_output=True, text=True).stderr
+    base = f"/workspaces/{workspace_id}/agent-sessions"
+
+    async with aiohttp.ClientSession(agent.url, headers=agent.auth()) as http:
+
+        async def create(**body: Any) -> dict[str, Any]:
+            async with http.post(base, json=body) as answer:
+                assert answer.status == 201, await answer.text()
+                return await answer.json()
+
+        async def view(session_id: str, after: int = 0, token: str | None = None) -> Viewer:
+            headers = {"Authorization": f"Bearer {token}"} if token else None
+            url = f"{base}/{session_id}/ws?after={after}"
+            return Viewer(await http.ws_connect(url, headers=headers))
+
+        # --- one turn that reads a file, writes a file and answers ---------------------
+        model.script(
+            Turn([text("Reading it."), tool_use("Read", {"file_path": f"{folder}/notes.txt"})]),
+            Turn([tool_use("Write", {"file_path": f"{folder}/out.txt", "content": "done\n"})]),
+            Turn([text("The word is pineapple; out.txt is written.")]),
+        )
+        first = await create(prompt="read notes.txt and write out.txt", permission_mode="bypass")
+        viewer = await view(first["id"])
+        started = await viewer.until("started")
+        capabilities = started["initialize"]["clientCapabilities"]
+        assert capabilities["fs"] == {"readTextFile": True, "writeTextFile": True}
+        assert not capabilities.get("terminal")  # terminal/* comes with the next phase
+        assert started["initialize"]["clientInfo"]["name"] == "sam-agent"
+        ended = await viewer.until("turn_ended")
+        assert ended["stop_reason"] == "end_turn"
+        assert "pineapple" in json.dumps(model.main_requests[1]["messages"])
+        # Claude Code's side calls (the session's title at least) took no scripted turn.
+        assert model.remaining == 0 and any(is_side_call(r) for r in model.requests)
+        assert {"Read", "Write", "Bash"} <= {t["name"] for t in model.main_requests[0]["tools"]}
+        said = "".join(
+            f["update"]["content"].get("text", "")
+            for f in viewer.frames
+            if f["type"] == "update" and f["update"]["sessionUpdate"] == "agent_message_chunk"
+        )
+        assert said.endswith("The word is pineapple; out.txt is written.")
+        owner = in_container(container, "stat", "-c", "%U %s", f"{folder}/out.txt").split()
+        assert owner == [workspace["remote_user"], "5"]
+        seqs = [f["seq"] for f in viewer.frames]
+        assert seqs == list(range(1, len(seqs) + 1))
+
+        # --- resume: a viewer that had frame N gets exactly the ones after it ------------
+        middle = seqs[len(seqs) // 2]
+        resumed = await view(first["id"], after=middle)
+        await resumed.until("turn_ended")
+        assert resumed.frames == viewer.frames[middle:]
+        await resumed.ws.close()
+        # Stopped now: an idle Claude Code may still call the model (a scripted turn each).
+        async with http.post(f"{base}/{first['id']}/stop") as a:
+            assert a.status == 200
+
+        # --- a permission denied, then one allowed -----------------------------------------
+        # Each prompt's turns are scripted just before it, so that a model call of an idle
+        # Claude Code, if one is not recognised as a side call, cannot take one.
+        model.script(
+            Turn([tool_use("Write", {"file_path": f"{folder}/denied.txt", "content": "no\n"})]),
+            Turn([text("Not written.")]),
+        )
+        asking = await create(permission_mode="ask")
+        watcher = await view(asking["id"])
+        async with http.post(f"{base}/{asking['id']}/prompt", json={"text": "write denied"}) as a:
+            assert a.status == 202
+        request = await watcher.until("permission_request")
+        reject = next(o for o in request["options"] if o["kind"].startswith("reject"))
+        await watcher.answer(request["request_id"], reject["optionId"])
+        resolved = await watcher.until("permission_resolved")
+        assert (resolved["outcome"], resolved["by"]) == ("selected", "viewer")
+        await watcher.until("turn_ended")
+        model.script(
+            Turn([tool_use("Write", {"file_path": f"{folder}/allowed.txt", "content": "yes\n"})]),
+            Turn([text("Written.")]),
+        )
+        async with http.post(f"{base}/{asking['id']}/prompt", json={"text": "write allowed"}) as a:
+            assert a.status == 202
+        request = await watcher.until("permission_request")
+        allow = next(o for o in request["options"] if o["kind"] == "allow_once")
+        await watcher.answer(request["request_id"], allow["optionId"])
+        await watcher.answer(request["request_id"], allow["optionId"])  # the first one won
+        assert (await watcher.until("error"))["code"] == "unknown_request"
+        await watcher.until("turn_ended")
+        listing = in_container(container, "ls", folder).split()
+        assert "allowed.txt" in listing and "denied.txt" not in listing
+
+        # --- cancel mid-stream, then stop: no adapter process is left -------------------
+        model.script(Turn([text("A long answer that never ends ...")], stall=True))
+        async with http.post(f"{base}/{asking['id']}/prompt", json={"text": "talk"}) as a:
+            assert a.status == 202
+        await watcher.until("update")
+        while model.streams_open == 0:
+            await asyncio.sleep(0.05)
+        async with http.post(f"{base}/{asking['id']}/cancel") as a:
+            assert a.status == 200
+        assert (await watcher.until("turn_ended"))["stop_reason"] == "cancelled"
+        async with http.post(f"{base}/{asking['id']}/stop") as a:
+            assert (await a.json())["state"] == "stopped"
+        await watcher.until("stopped")
+        assert "claude-agent-acp" not in in_container(container, "ps", "-eo", "args")
+
+        # --- bad input -----------------------------------------------------------------------
+        async with http.get(f"{base}/as-unknown") as a:
+            assert a.status == 404 and (await a.json())["error"] == "agent_session_not_found"
+        async with http.post(f"{base}/{first['id']}/prompt", json={"text": "again"}) as a:
+            assert a.status == 404  # stopped: not running on this node any more
+        async with http.post(base, json={"agent": "nope"}) as a:
+            assert a.status == 400 and "agent" in (await a.json())["message"]
+        other = control_plane.terminal_token("ws-other")
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await view(first["id"], token=other)
+        assert refused.value.status == 403
+        mine = await view(
+            first["id"], after=len(seqs), token=control_plane.terminal_token(workspace_id)
+        )
+        await mine.ws.close()
