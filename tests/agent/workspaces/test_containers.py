@@ -178,10 +178,10 @@ async def test_engine_errors_name_a_next_step(test_labels: dict[str, str]) -> No
 # --- the base image -------------------------------------------------------------------------
 
 
-def test_base_image_has_the_user_node_and_adapter() -> None:
+def test_base_image_has_the_user_node_and_python() -> None:
     script = (
         'test "$(id -u):$(id -g)" = 1000:1000 && sudo -n true 2>/dev/null && '
-        "git --version && node --version && test -x /usr/local/bin/claude-code-acp"
+        "git --version && node --version && python3 --version"
     )
     done = subprocess.run(
         ["docker", "run", "--rm", "--network", "none", BASE_IMAGE, "bash", "-c", script],
@@ -189,7 +189,7 @@ def test_base_image_has_the_user_node_and_adapter() -> None:
         text=True,
     )
     assert done.returncode == 0, f"{done.stdout}{done.stderr} (run scripts/build-image)"
-    assert "v20." in done.stdout
+    assert "v20." in done.stdout and "Python 3.11" in done.stdout
 
 
 def test_build_image_second_run_does_nothing() -> None:
