@@ -3,6 +3,10 @@
     browser ─▶ ws-{id}.{domain}/workspaces/{id}/terminal/ws?token=…     WebSocket
                ws-{id}.{domain}/workspaces/{id}/boot-log/ws?token=…     WebSocket
                ws-{id}.{domain}/workspaces/{id}[/terminals|/boot-log]   HTTP GET
+               ws-{id}.{domain}/workspaces/{id}/agent-sessions          GET (list), POST (create)
+                 …/agent-sessions/{sid}                                 GET
+                 …/agent-sessions/{sid}/prompt|cancel|stop              POST
+                 …/agent-sessions/{sid}/ws?after=N&token=…              WebSocket
 
 Every refusal is decided here, before any upstream call, as a domain error that the
 edge's boundary answers as JSON (statuses as worker/http_errors.py maps them):
@@ -11,19 +15,24 @@ edge's boundary answers as JSON (statuses as worker/http_errors.py maps them):
        that brings a token (a page on another origin never gets a socket)       403
     2. who: `?token=` a sam:terminal token for this workspace (verified as the agent
        will: ES256, kid, iss, aud, exp)                                          401 / 403
-       or the workspace owner's session cookie (a fresh terminal token is minted)
-    3. the path: one of this workspace's routes above, nothing else              404 / 405
-    4. the workspace: unknown or another user's are the same 404; stopped 409 (how to start
+       or the workspace owner's session cookie (a fresh terminal token is minted);
+       a cookie counts on a WebSocket or a POST only with the app's Origin       403
+    3. the path: one of this workspace's routes above, with a well-formed session id,
+       nothing else                                                              404 / 405
+    4. a POST's body: at most MAX_BODY_BYTES                                     413
+    5. the workspace: unknown or another user's are the same 404; stopped 409 (how to start
        it); not yet placed 409
-    5. the node's agent: unreachable 502
+    6. the node's agent: unreachable 502
 
 Then the request goes to `{node.agent_url}{path}` with only what the agent needs: no
-cookies and no client Authorization; `token` query params replaced by the verified (or
-minted) terminal token for WebSockets; HTTP GETs carry a sam:agent token instead, as the
-agent opens its read-only workspace routes to the control plane only (the proxy has
-already confined them to this owner's workspace). WebSockets use the runtime's `fetch`
-with `Upgrade: websocket` and hand the upstream socket back in a `101`, so the same code
-runs on Cloudflare and on the local edge.
+cookies and no client Authorization, and never the client's `token` query parameter. A
+WebSocket carries the verified (or minted) terminal token: as `?token=` for the terminal
+and boot log, as `Authorization: Bearer` for an agent session's viewer (the agent takes
+either). HTTP requests carry a sam:agent token instead, as the agent opens its workspace
+routes to the control plane only (the proxy has already confined them to this owner's
+workspace and to the routes above). WebSockets use the runtime's `fetch` with `Upgrade:
+websocket` and hand the upstream socket back in a `101`, so the same code runs on
+Cloudflare and on the local edge.
 """
 
 import logging
@@ -31,6 +40,9 @@ from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from pydantic import TypeAdapter, ValidationError
+
+from wire.agent_session import SessionId
 from worker.auth import scoped_tokens, sessions
 from worker.auth.scoped_tokens import Audience
 from worker.auth.users import get_user
@@ -41,6 +53,7 @@ from worker.errors import (
     MethodNotAllowed,
     NotFound,
     SamError,
+    TooLarge,
     Unauthorized,
     UpstreamFailed,
 )
@@ -53,13 +66,32 @@ log = logging.getLogger("sam.proxy")
 
 TOKEN_PARAM = "token"
 CLIENT_IP_HEADER = "cf-connecting-ip"
-# The agent's routes a browser may reach, relative to /workspaces/{id}.
-WEBSOCKET_ROUTES = frozenset({"/terminal/ws", "/boot-log/ws"})
-HTTP_ROUTES = frozenset({"", "/terminals", "/boot-log"})
-HTTP_METHODS = frozenset({"GET", "HEAD"})
+READ = frozenset({"GET", "HEAD"})
+POST = frozenset({"POST"})
+# The agent's routes a browser may reach, relative to /workspaces/{id}, with their methods;
+# SESSION_ID stands for an agent session id (wire.agent_session.SessionId).
+SESSION_ID = "{sid}"
+SESSIONS = "/agent-sessions"
+HTTP_ROUTES: dict[str, frozenset[str]] = {
+    "": READ,
+    "/terminals": READ,
+    "/boot-log": READ,
+    SESSIONS: READ | POST,
+    f"{SESSIONS}/{SESSION_ID}": READ,
+    f"{SESSIONS}/{SESSION_ID}/prompt": POST,
+    f"{SESSIONS}/{SESSION_ID}/cancel": POST,
+    f"{SESSIONS}/{SESSION_ID}/stop": POST,
+}
+WEBSOCKET_ROUTES = frozenset({"/terminal/ws", "/boot-log/ws", f"{SESSIONS}/{SESSION_ID}/ws"})
+# Routes whose WebSocket gets its terminal token as a header, not in the query.
+HEADER_TOKEN_WEBSOCKETS = frozenset({f"{SESSIONS}/{SESSION_ID}/ws"})
+# The agent's own cap on a request body (agent/server.py MAX_CONTROL_BODY_BYTES): anything
+# larger is refused here rather than carried to the node only to be refused there.
+MAX_BODY_BYTES = 64 * 1024
 # A browser's request headers worth passing on; everything else (Cookie, Authorization,
 # Origin, the client's Host, Sec-WebSocket-Key...) stays here.
-FORWARDED_HEADERS = ("accept", "accept-language", "user-agent", "if-none-match")
+FORWARDED_HEADERS = ("accept", "accept-language", "user-agent", "if-none-match", "content-type")
+_SESSION_ID = TypeAdapter(SessionId)
 # Where a workspace's traffic may go: a node still provisioning can stream its boot log.
 PROXIED_STATUSES = frozenset({WorkspaceStatus.CREATING, WorkspaceStatus.RUNNING})
 
@@ -85,22 +117,27 @@ async def handle(request: Request, deployment: Deployment, workspace_id: str) ->
 async def _proxy(request: Request, deployment: Deployment, workspace_id: str) -> Response:
     config = deployment.config
     url = urlsplit(request.url)
+    method = request.method.value
     websocket = request.headers.get("upgrade", "").lower() == "websocket"
     query = parse_qsl(url.query, keep_blank_values=True)
     offered = [value for name, value in query if name == TOKEN_PARAM]
     app_origin = f"{url.scheme}://app.{config.domain}"
-    if websocket:
+    changes = websocket or method in POST
+    if changes:
         _check_origin(request, app_origin)
-    # A cookie is ambient: on a WebSocket it counts only from the app's own pages.
-    cookie_allowed = not websocket or request.headers.get("origin") == app_origin
+    # A cookie is ambient: on a WebSocket or a POST it counts only from the app's own pages.
+    # The API's rule (worker/auth/sessions.py) without its Sec-Fetch-Site fallback, which
+    # here would vouch for this ws-{id} host rather than for the app.
+    cookie_allowed = not changes or request.headers.get("origin") == app_origin
     caller = await _authenticate(
         request, deployment, workspace_id, offered, cookie_allowed, app_origin
     )
-    _check_path(request, workspace_id, url.path, websocket)
-    route = await workspaces.route_for(deployment, workspace_id)
-    if route is None or route.workspace.user_id != caller.user_id:
+    route = _check_path(method, workspace_id, url.path, websocket)
+    body = await _bounded_body(request) if method in POST else None
+    found = await workspaces.route_for(deployment, workspace_id)
+    if found is None or found.workspace.user_id != caller.user_id:
         raise _not_found(workspace_id)
-    workspace, node = route
+    workspace, node = found
     _check_status(workspace.id, workspace.status, workspace.error_message)
     if node is None or workspace.dispatched_at is None:
         raise Conflict(
@@ -125,20 +162,26 @@ async def _proxy(request: Request, deployment: Deployment, workspace_id: str) ->
                 )
             ).token
         )
-        target = _target(node.agent_url, url.path, [*rest, (TOKEN_PARAM, token)])
+        if route in HEADER_TOKEN_WEBSOCKETS:
+            headers["authorization"] = f"Bearer {token}"
+        else:
+            rest.append((TOKEN_PARAM, token))
+        target = _target(node.agent_url, url.path, rest)
         return await _websocket(target, headers, request, workspace_id)
     agent = await scoped_tokens.mint_agent_token(deployment, node.id)
     headers["authorization"] = f"Bearer {agent.token}"
-    return await _http(_target(node.agent_url, url.path, rest), headers, request, workspace_id)
+    target = _target(node.agent_url, url.path, rest)
+    return await _http(target, headers, method, body, workspace_id)
 
 
 # --- the checks, in order ----------------------------------------------------------------
 
 
 def _check_origin(request: Request, app_origin: str) -> None:
-    """Cross-site WebSocket hijacking: browsers always send Origin on a WebSocket, so any
-    other origin is a page elsewhere riding on the user's credentials. No Origin at all is
-    a non-browser client (CLI, tests), which must then bring a token."""
+    """Cross-site request forgery and WebSocket hijacking: browsers always send Origin on a
+    WebSocket and a POST, so any other origin is a page elsewhere riding on the user's
+    credentials. No Origin at all is a non-browser client (CLI, tests), which must then
+    bring a token."""
     origin = request.headers.get("origin")
     if origin is None or origin == app_origin:
         return
@@ -148,8 +191,8 @@ def _check_origin(request: Request, app_origin: str) -> None:
 def _forbidden_origin(app_origin: str) -> Forbidden:
     return Forbidden(
         "forbidden_origin",
-        f"WebSockets to a workspace may only be opened from {app_origin}, or by a client "
-        "without an Origin header that sends ?token= from POST /api/terminal/token.",
+        f"WebSockets and POSTs to a workspace may only come from {app_origin}, or from a "
+        "client without an Origin header that sends ?token= from POST /api/terminal/token.",
     )
 
 
@@ -184,25 +227,60 @@ async def _authenticate(
     )
 
 
-def _check_path(request: Request, workspace_id: str, path: str, websocket: bool) -> None:
+def _check_path(method: str, workspace_id: str, path: str, websocket: bool) -> str:
+    """The route `path` asks for (a key of HTTP_ROUTES or WEBSOCKET_ROUTES), if `method`
+    may use it; a session id in it must be well formed, as nothing else is forwarded."""
     prefix = f"/workspaces/{workspace_id}"
-    rest = path[len(prefix) :] if path.startswith(prefix) else None
-    method = request.method.value
-    if websocket and rest in WEBSOCKET_ROUTES and method == "GET":
-        return
-    if not websocket and rest in HTTP_ROUTES:
-        if method in HTTP_METHODS:
-            return
+    route = _route(path[len(prefix) :]) if path.startswith(prefix) else None
+    if websocket and route in WEBSOCKET_ROUTES and method == "GET":
+        return route
+    allowed = None if websocket or route is None else HTTP_ROUTES.get(route)
+    if allowed is not None:
+        if method in allowed:
+            return route
         raise MethodNotAllowed(
             "method_not_allowed",
-            f"{method} is not allowed here (GET only); change a workspace through "
-            f"/api/workspaces/{workspace_id}.",
+            f"{method} is not allowed here ({', '.join(sorted(allowed - {'HEAD'}))} only); "
+            f"change a workspace through /api/workspaces/{workspace_id}.",
         )
-    served = sorted(f"{prefix}{r}" for r in HTTP_ROUTES) + [
-        f"{prefix}{r} (WebSocket)" for r in sorted(WEBSOCKET_ROUTES)
-    ]
+    served = [f"{'/'.join(sorted(m - {'HEAD'}))} {prefix}{r}" for r, m in HTTP_ROUTES.items()]
+    served += [f"{prefix}{r} (WebSocket)" for r in sorted(WEBSOCKET_ROUTES)]
     raise NotFound(
         "not_found", f"Nothing is served at {path}. This host serves: {', '.join(served)}."
+    )
+
+
+def _route(rest: str) -> str:
+    """`rest` with its agent session id, if any, replaced by SESSION_ID."""
+    parts = rest.split("/")
+    if len(parts) < 3 or f"/{parts[1]}" != SESSIONS:
+        return rest
+    try:
+        _SESSION_ID.validate_python(parts[2])
+    except ValidationError:
+        raise NotFound(
+            "agent_session_not_found",
+            f"{parts[2][:80]!r} is not an agent session id (letters, digits, '-' and '_'); "
+            "list the workspace's sessions with GET …/agent-sessions.",
+        ) from None
+    return "/".join([*parts[:2], SESSION_ID, *parts[3:]])
+
+
+async def _bounded_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large()
+    body = await request.bytes()
+    if len(body) > MAX_BODY_BYTES:  # a chunked body declares no length
+        raise _too_large()
+    return body
+
+
+def _too_large() -> TooLarge:
+    return TooLarge(
+        "payload_too_large",
+        f"The body is over {MAX_BODY_BYTES} bytes, more than a workspace's agent accepts: "
+        "send less (a long prompt can be split over several turns).",
     )
 
 
@@ -278,16 +356,18 @@ async def _websocket(
 
 
 async def _http(
-    target: str, headers: dict[str, str], request: Request, workspace_id: str
+    target: str, headers: dict[str, str], method: str, body: bytes | None, workspace_id: str
 ) -> Response:
-    upstream = await _fetch(target, headers, request.method.value, workspace_id)
+    upstream = await _fetch(target, headers, method, workspace_id, body)
     # The agent's answers are the owner's data: never cached by anything in between.
     return with_headers(upstream, {"cache-control": "no-store"})
 
 
-async def _fetch(target: str, headers: dict[str, str], method: str, workspace_id: str) -> Response:
+async def _fetch(
+    target: str, headers: dict[str, str], method: str, workspace_id: str, body: bytes | None = None
+) -> Response:
     try:
-        return await fetch(target, method=method, headers=headers)
+        return await fetch(target, method=method, headers=headers, body=body)
     except Exception as exc:  # the runtime's network errors differ by platform: all mean 502
         raise _unreachable(workspace_id, type(exc).__name__) from exc
 

@@ -5,7 +5,9 @@
 
 `url` is the workspace's terminal WebSocket through the ws-{id} proxy
 (`ws(s)://ws-{id}.{domain}/workspaces/{id}/terminal/ws`), to be opened with
-`?token=<token>`; `boot_log_url` is the agent's live boot log on the same terms. The token
+`?token=<token>`; `boot_log_url` is the agent's live boot log on the same terms, and the
+same token opens the workspace's agent sessions on that host (`…/agent-sessions`, its
+POSTs and the `…/agent-sessions/{sid}/ws?after=N` viewer). The token
 is bound to the caller, the workspace and its node, and lives 5 minutes: ask for a new one
 for every connection. Only the owner gets one (anyone else: 404), only while the
 workspace's agent has it (creating, for the boot log, or running; otherwise 409), and at
@@ -25,6 +27,12 @@ from worker.nodes import service as nodes
 from worker.workspaces import service as workspaces
 from worker.workspaces.model import urls
 
+# One token kind for everything a user opens on a workspace's ws-{id} host (terminals, the
+# boot log, agent sessions), rather than a sam:agent-session audience beside it: all three
+# are the owner's live view into one workspace on one node, with the same binding (user,
+# node, workspace), lifetime and rate limit, and a second kind would only be a copy that
+# the proxy and the agent must keep in step. Its `workspace` claim is what keeps a token
+# for workspace A out of B's terminals and agents alike.
 router = APIRouter(tags=["terminal"])
 
 MAX_ID_CHARS = 64
