@@ -5,8 +5,10 @@ formats of what they stand for (no agent process or VM is started):
   (devtools/local_nodes.py's wire format, worker/nodes/providers/local.py): it records each
   node's one-time bootstrap token and names the agent double's port.
 - `AgentDouble`: a node agent (docs/protocols/agent-api.md, wire/agent_api.py and
-  wire/terminal.py): creates workspaces on request, answers the read-only routes the
-  `ws-{id}` proxy forwards, and a terminal WebSocket that answers `list` frames.
+  wire/terminal.py, wire/agent_session.py): creates workspaces on request, answers the
+  read-only routes the `ws-{id}` proxy forwards, a terminal WebSocket that answers `list`
+  frames, an agent session create, and a session viewer WebSocket that answers each
+  permission answer as an unknown request.
 """
 
 import threading
@@ -23,6 +25,13 @@ from wire.agent_api import (
     ErrorBody,
     NewWorkspace,
     TerminalTabs,
+)
+from wire.agent_session import (
+    AgentSessionInfo,
+    AnswerPermissionFrame,
+    ErrorFrame,
+    NewAgentSession,
+    SessionState,
 )
 from wire.states import LifecycleState
 from wire.terminal import ListFrame, SessionsFrame, parse_client_frame
@@ -79,6 +88,8 @@ class AgentDouble(LoopbackServer):
         self.workspaces: dict[str, AgentWorkspace] = {}
         # (path, Authorization header, ?token=) of every read and WebSocket the edge forwarded.
         self.forwarded: list[tuple[str, str | None, str | None]] = []
+        self.queries: list[dict[str, str]] = []  # the query of each, beside it
+        self.bodies: list[bytes] = []  # the body of every POST the edge forwarded
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/workspaces", self._create)
@@ -87,11 +98,14 @@ class AgentDouble(LoopbackServer):
         app.router.add_get("/workspaces/{id}/terminals", self._terminals)
         app.router.add_get("/workspaces/{id}/boot-log", self._boot_log)
         app.router.add_get("/workspaces/{id}/terminal/ws", self._terminal)
+        app.router.add_post("/workspaces/{id}/agent-sessions", self._new_session)
+        app.router.add_get("/workspaces/{id}/agent-sessions/{sid}/ws", self._viewer)
 
     def _record(self, request: web.Request) -> None:
         self.forwarded.append(
             (request.path, request.headers.get("authorization"), request.query.get("token"))
         )
+        self.queries.append(dict(request.query))
 
     async def _create(self, request: web.Request) -> web.Response:
         wanted = NewWorkspace.model_validate(await request.json())
@@ -151,4 +165,33 @@ class AgentDouble(LoopbackServer):
             if isinstance(frame, ListFrame):
                 reply = SessionsFrame(request_id=frame.request_id, sessions=[])
                 await socket.send_str(reply.model_dump_json())
+        return socket
+
+    async def _new_session(self, request: web.Request) -> web.Response:
+        self._record(request)
+        self.bodies.append(await request.read())
+        wanted = NewAgentSession.model_validate_json(self.bodies[-1])
+        info = AgentSessionInfo(
+            id="as-1",
+            workspace_id=request.match_info["id"],
+            agent=wanted.agent,
+            permission_mode=wanted.permission_mode,
+            state=SessionState.IDLE,
+            acp_session_id="acp-1",
+            last_seq=0,
+            created_at=datetime.now(UTC),
+        )
+        return web.json_response(text=info.model_dump_json(), status=201)
+
+    async def _viewer(self, request: web.Request) -> web.WebSocketResponse:
+        self._record(request)
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        async for message in socket:
+            if message.type is not WSMsgType.TEXT:
+                break
+            answer = AnswerPermissionFrame.model_validate_json(message.data)
+            unknown = f"no open permission request {answer.request_id}"
+            reply = ErrorFrame(type="error", code="unknown_request", message=unknown)
+            await socket.send_str(reply.model_dump_json())
         return socket

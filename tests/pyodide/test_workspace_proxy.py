@@ -1,6 +1,8 @@
 """The `ws-{id}.{domain}` proxy under real Pyodide, to a loopback agent double: HTTP reads
-with a sam:agent token, and the WebSocket pass-through, whose `101` carries the upstream
-socket (`response_web_socket` compares it with `pyodide.ffi.jsnull`). The workspace is
+and an agent session's POST (its body carried) with a sam:agent token, and the WebSocket
+pass-through, whose `101` carries the upstream socket (`response_web_socket` compares it
+with `pyodide.ffi.jsnull`), for a terminal and for a session viewer (`after` kept, the
+token moved to a header). The workspace is
 made through the routes an agent and a user call: node ready, workspace create (the agent
 double accepts it), workspace ready, terminal token.
 """
@@ -12,6 +14,13 @@ import pytest
 from tests.pyodide.callers import APP, DOMAIN, Member, bearer, new_node, send_json, sign_in
 from tests.pyodide.harness import PyodideWorker
 from tests.pyodide.loopback_nodes import AgentDouble, NodeLauncherDouble
+from wire.agent_session import (
+    AgentSessionInfo,
+    AnswerPermissionFrame,
+    ErrorFrame,
+    NewAgentSession,
+    PermissionMode,
+)
 from wire.terminal import ListFrame, SessionsFrame
 from wire.version import VERSION
 
@@ -129,3 +138,45 @@ def test_an_agent_answer_without_a_socket_is_not_passed_through(
     assert response.status == 409, response.body
     assert response.json()["error"] == "workspace_not_ready"
     assert not response.web_socket
+
+
+def test_an_agent_session_is_created_through_the_proxy(
+    development_worker: PyodideWorker, agent: AgentDouble, workspace: Workspace
+) -> None:
+    body = NewAgentSession(permission_mode=PermissionMode.BYPASS).model_dump_json().encode()
+
+    response = development_worker.fetch(
+        workspace.url(f"/agent-sessions?token={workspace.terminal_token}"),
+        method="POST",
+        headers={"content-type": "application/json"},
+        body=body,
+    )
+
+    assert response.status == 201, response.body
+    created = AgentSessionInfo.model_validate_json(response.body)
+    assert created.permission_mode == PermissionMode.BYPASS
+    path, authorization, token = agent.forwarded[-1]
+    assert path == f"/workspaces/{workspace.id}/agent-sessions"
+    assert token is None and authorization is not None and authorization.startswith("Bearer ")
+    assert workspace.terminal_token not in authorization  # a sam:agent token, minted here
+    assert agent.bodies[-1] == body
+
+
+def test_a_session_viewer_passes_through_with_its_after(
+    development_worker: PyodideWorker, agent: AgentDouble, workspace: Workspace
+) -> None:
+    answer = AnswerPermissionFrame(type="answer_permission", request_id="r1", option_id="allow")
+
+    response = development_worker.fetch(
+        workspace.url(f"/agent-sessions/as-1/ws?after=3&token={workspace.terminal_token}"),
+        headers={"upgrade": "websocket", "connection": "upgrade"},
+        web_socket_texts=(answer.model_dump_json(),),
+    )
+
+    assert response.status == 101, response.body
+    [reply] = response.web_socket_replies
+    assert ErrorFrame.model_validate_json(reply).code == "unknown_request"
+    path, authorization, token = agent.forwarded[-1]
+    assert path == f"/workspaces/{workspace.id}/agent-sessions/as-1/ws"
+    assert (authorization, token) == (f"Bearer {workspace.terminal_token}", None)
+    assert agent.queries[-1] == {"after": "3"}

@@ -84,15 +84,22 @@ class RecordingAgent(LoopbackServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/workspaces/{id}/terminals", self._tabs)
         app.router.add_get("/workspaces/{id}/terminal/ws", self._socket)
+        app.router.add_post("/workspaces/{id}/agent-sessions/{sid}/prompt", self._prompt)
+        app.router.add_get("/workspaces/{id}/agent-sessions/{sid}/ws", self._socket)
 
-    def _record(self, request: web.Request) -> None:
+    def _record(self, request: web.Request, body: bytes = b"") -> None:
         self.seen.append(
             {
                 "path": request.path,
                 "query": list(request.query.items()),
                 "headers": {k.lower(): v for k, v in request.headers.items()},
+                "body": body,
             }
         )
+
+    async def _prompt(self, request: web.Request) -> web.Response:
+        self._record(request, await request.read())
+        return web.json_response({"state": "prompting"}, status=202)
 
     async def _tabs(self, request: web.Request) -> web.Response:
         self._record(request)
@@ -581,6 +588,10 @@ async def test_the_workspace_must_be_the_callers_and_reachable(
         ("POST", "/workspaces/{id}/stop", 404),
         ("POST", "/workspaces/{id}", 405),  # changes go through /api/workspaces
         ("DELETE", "/workspaces/{id}", 405),
+        ("DELETE", "/workspaces/{id}/agent-sessions/as-1", 405),
+        ("GET", "/workspaces/{id}/agent-sessions/as-1/prompt", 405),
+        ("POST", "/workspaces/{id}/agent-sessions/as-1/delete", 404),
+        ("GET", "/workspaces/{id}/agent-sessions/as-1/ws", 404),  # no upgrade
     ],
 )
 async def test_only_the_workspaces_own_routes_are_served(
@@ -680,6 +691,66 @@ async def test_a_websocket_reaches_the_agent_with_one_terminal_token(
         assert forwarded[0] == token
     else:
         assert ("view", "1") in seen["query"]
+
+
+async def test_an_agent_session_post_reaches_the_agent_with_its_body(world: World) -> None:
+    assert world.recorder is not None
+    workspace_id, node_id = world.rows["recorded"], world.nodes["recorder"]
+    token = await world.signer.terminal(world.alice.id, node_id, workspace_id)
+    body = json.dumps({"text": "héllo"}).encode()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{world.edge.port}") as client:
+        response = await client.post(
+            f"/workspaces/{workspace_id}/agent-sessions/as-1/prompt",
+            params={"token": token},
+            content=body,
+            headers={"host": ws_host(world, workspace_id), "content-type": "application/json"},
+        )
+    assert response.status_code == 202, response.text
+    seen = world.recorder.seen[-1]
+    assert (seen["path"], seen["query"], seen["body"]) == (
+        f"/workspaces/{workspace_id}/agent-sessions/as-1/prompt",
+        [],
+        body,
+    )
+    assert seen["headers"]["content-type"] == "application/json"
+    agent_token = seen["headers"]["authorization"].removeprefix("Bearer ")
+    claims = await scoped_tokens.verify(
+        world.signer.deployment, agent_token, scoped_tokens.Audience.AGENT, node_id
+    )
+    assert claims["node"] == node_id
+
+
+@pytest.mark.parametrize("credential", ["token", "cookie"])
+async def test_a_session_viewer_gets_its_token_as_a_header_and_keeps_after(
+    world: World, credential: str
+) -> None:
+    assert world.recorder is not None
+    workspace_id, node_id = world.rows["recorded"], world.nodes["recorder"]
+    headers = {"Origin": app_origin(world.edge), "Host": ws_host(world, workspace_id)}
+    params = {"after": "7"}
+    if credential == "token":
+        params["token"] = await world.signer.terminal(world.alice.id, node_id, workspace_id)
+    else:
+        headers["Cookie"] = f"sam_session={world.alice.session}"
+    path = f"/workspaces/{workspace_id}/agent-sessions/as-1/ws"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(
+            f"http://127.0.0.1:{world.edge.port}{path}", params=params, headers=headers
+        ) as ws,
+    ):
+        await ws.send_str("{}")
+        assert (await ws.receive(timeout=10)).data == "{}"
+    seen = world.recorder.seen[-1]
+    assert (seen["path"], seen["query"]) == (path, [("after", "7")])
+    assert "cookie" not in seen["headers"] and "origin" not in seen["headers"]
+    forwarded = seen["headers"]["authorization"].removeprefix("Bearer ")
+    claims = await scoped_tokens.verify(
+        world.signer.deployment, forwarded, scoped_tokens.Audience.TERMINAL, workspace=workspace_id
+    )
+    assert (claims["sub"], claims["node"]) == (world.alice.id, node_id)
+    if credential == "token":
+        assert forwarded == params["token"]
 
 
 # --- the client's codec ------------------------------------------------------------------------
