@@ -125,9 +125,8 @@ async def _proxy(request: Request, deployment: Deployment, workspace_id: str) ->
     changes = websocket or method in POST
     if changes:
         _check_origin(request, app_origin)
-    # A cookie is ambient: on a WebSocket or a POST it counts only from the app's own pages.
-    # The API's rule (worker/auth/sessions.py) without its Sec-Fetch-Site fallback, which
-    # here would vouch for this ws-{id} host rather than for the app.
+    # A cookie is ambient: on a WebSocket or a POST it counts only from the app's own pages
+    # (the API's rule minus its Sec-Fetch-Site fallback, which here vouches for ws-{id}).
     cookie_allowed = not changes or request.headers.get("origin") == app_origin
     caller = await _authenticate(
         request, deployment, workspace_id, offered, cookie_allowed, app_origin
@@ -252,18 +251,18 @@ def _check_path(method: str, workspace_id: str, path: str, websocket: bool) -> s
 
 def _route(rest: str) -> str:
     """`rest` with its agent session id, if any, replaced by SESSION_ID."""
-    parts = rest.split("/")
-    if len(parts) < 3 or f"/{parts[1]}" != SESSIONS:
+    if not rest.startswith(f"{SESSIONS}/"):
         return rest
+    session_id, slash, tail = rest[len(SESSIONS) + 1 :].partition("/")
     try:
-        _SESSION_ID.validate_python(parts[2])
+        _SESSION_ID.validate_python(session_id)
     except ValidationError:
         raise NotFound(
             "agent_session_not_found",
-            f"{parts[2][:80]!r} is not an agent session id (letters, digits, '-' and '_'); "
+            f"{session_id[:80]!r} is not an agent session id (letters, digits, '-' and '_'); "
             "list the workspace's sessions with GET …/agent-sessions.",
         ) from None
-    return "/".join([*parts[:2], SESSION_ID, *parts[3:]])
+    return f"{SESSIONS}/{SESSION_ID}{slash}{tail}"
 
 
 async def _bounded_body(request: Request) -> bytes:
