@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ import httpx
 import pytest
 
 from agent.config import CHECKOUT_CONTAINER_TOOLS
-from agent.sessions.tools import ADAPTERS, REQUIRED_FILE, TOOLS_TARGET, installed
+from agent.sessions.tools import ADAPTERS, REQUIRED_FILE, TOOLS_TARGET, installed, volume_name
 from tests.agent.conftest import BASE_IMAGE
 from tests.fixtures.repos import make_repo
 from tests.support.agent import AgentProcess, start_agent
@@ -122,10 +123,11 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
         ControlPlaneDouble(node_id=node_id) as heartbeats,
     ):
         signer = EdgeSigner(edge.data_dir, edge.domain)
+        tools = stand_in_tools(base)
         trust_the_edge = {
             "SAM_JWKS_URL": f"{signer.issuer}/.well-known/jwks.json",
             "SAM_JWT_ISSUER": signer.issuer,
-            "SAM_CONTAINER_TOOLS": str(stand_in_tools(base)),
+            "SAM_CONTAINER_TOOLS": str(tools),
             "SAM_BASE_IMAGE": BASE_IMAGE,
         }
         agent = start_agent(heartbeats, base / "agent-state", extra_env=trust_the_edge)
@@ -153,6 +155,8 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
                     client.delete(f"/workspaces/{workspace}")
             agent.stop()
             signer.close()
+            # The agent made a volume for this folder; it outlives the folder otherwise.
+            subprocess.run(["docker", "volume", "rm", volume_name(tools)], capture_output=True)
 
 
 # --- calling the proxy -----------------------------------------------------------------------
