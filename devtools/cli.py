@@ -20,6 +20,7 @@ from devtools import artifacts
 from devtools.local_nodes import local_nodes_service
 from twin.server import LocalEdge
 from twin.wrangler import WranglerConfigError, load
+from wire.log_redaction import RedactingFilter
 from worker.auth.crypto import generate_key
 from worker.logs import RequestIdFilter
 
@@ -170,6 +171,8 @@ def _announce_when_up(
 def _configure_logging(level: str, console: Console) -> None:
     handler = RichHandler(console=console, show_path=False, markup=False)
     handler.addFilter(RequestIdFilter())
+    # uvicorn logs a WebSocket's request line with its `?token=`; no line keeps a credential.
+    handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(name)s [%(request_id)s] %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
