@@ -18,6 +18,7 @@ from rich.logging import RichHandler
 
 from devtools import artifacts
 from devtools.local_nodes import local_nodes_service
+from twin.http_protocol import KEEP_ALIVE_SECONDS, MAX_REQUEST_HEADER_BYTES, EdgeHttpProtocol
 from twin.server import LocalEdge
 from twin.wrangler import WranglerConfigError, load
 from wire.log_redaction import RedactingFilter
@@ -105,6 +106,9 @@ def dev_command(args: argparse.Namespace) -> int:
             log_config=None,
             log_level=args.log_level,
             ws_max_size=1024 * 1024,
+            http=EdgeHttpProtocol,
+            h11_max_incomplete_event_size=MAX_REQUEST_HEADER_BYTES,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             # The browser is on this machine too: deflating its frames would only cost CPU.
             ws_per_message_deflate=False,
         )
