@@ -19,6 +19,7 @@ from rich.logging import RichHandler
 from devtools import artifacts
 from devtools.local_nodes import local_nodes_service
 from twin.http_protocol import KEEP_ALIVE_SECONDS, MAX_REQUEST_HEADER_BYTES, EdgeHttpProtocol
+from twin.private_files import private_dir
 from twin.server import LocalEdge
 from twin.wrangler import WranglerConfigError, load
 from wire.log_redaction import RedactingFilter
@@ -192,7 +193,7 @@ def dev_secrets(data_dir: Path) -> dict[str, str]:
     the key lives next to the data it protects, readable by this user only.
     """
     path = data_dir / DEV_SECRETS_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     try:
         stored = json.loads(path.read_text())
     except FileNotFoundError:
