@@ -2,7 +2,7 @@
 
 request ─▶ hosts.resolve ─┬─ api.{domain}            ─▶ API (FastAPI via asgi)
                           ├─ app.{domain}/api/*      ─▶ API
-                          ├─ app.{domain}/*          ─▶ ASSETS (the SPA)
+                          ├─ app.{domain}/*          ─▶ ASSETS (the SPA, with its CSP)
                           ├─ ws-{id}.{domain}        ─▶ workspace proxy
                           └─ anything else           ─▶ 404
 
@@ -23,6 +23,7 @@ from worker.deployment import Deployment
 from worker.edge import proxy
 from worker.edge.health import HEALTH_PATHS, health
 from worker.edge.hosts import Surface, resolve
+from worker.edge.security_headers import app_headers
 from worker.errors import InvalidInput, MethodNotAllowed, NotFound, SamError
 from worker.http_errors import crash_reply, error_reply
 from worker.logs import event, new_request_id, request_id
@@ -119,7 +120,8 @@ async def _dispatch(request: Request, env: Any, ctx: Any) -> Response:
             return await _api(request, deployment, ctx)
         case Surface.APP:
             check_asset_path(url.path)
-            return await env.ASSETS.fetch(request)
+            page = await env.ASSETS.fetch(request)
+            return with_headers(page, app_headers(url.scheme, config.domain))
         case Surface.WORKSPACE:
             return await proxy.handle(request, deployment, destination.workspace_id or "")
         case _:
