@@ -6,7 +6,6 @@ Only a masked hint (`…a1b2`) is ever shown; the plaintext leaves this module o
 `open_credential`, for server-side code that needs it (provisioning).
 """
 
-import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -14,9 +13,9 @@ from typing import Any
 from worker.auth.crypto import Cipher, DecryptionError, Sealed, from_blob, to_blob
 from worker.deployment import Deployment
 from worker.errors import Conflict, InvalidInput
+from worker.ids import new_id
 
 CREDENTIAL_ID_PREFIX = "cr_"
-CREDENTIAL_ID_HEX_BYTES = 8
 # Only secrets this long show their last characters; a short one would give too much away.
 HINT_MIN_SECRET_CHARS = 16
 HINT_VISIBLE_CHARS = 4
@@ -87,7 +86,7 @@ async def save_credential(
             f"RETURNING {_COLUMNS}"
         )
         .bind(
-            CREDENTIAL_ID_PREFIX + secrets.token_hex(CREDENTIAL_ID_HEX_BYTES),
+            new_id(CREDENTIAL_ID_PREFIX),
             user_id,
             str(kind),
             label,
