@@ -7,6 +7,7 @@ import sys
 
 from agent.config import AgentConfig
 from agent.errors import AgentError, ConfigError
+from wire.log_redaction import RedactingFilter
 from wire.version import VERSION
 
 EXIT_CONFIG = 2
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("agent").setLevel(config.log_level)
+    for handler in logging.getLogger().handlers:  # aiohttp logs malformed headers as sent
+        handler.addFilter(RedactingFilter())
     # The server module imports the Docker SDK and the rest: only after the config is good.
     from agent.server import run
 

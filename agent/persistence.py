@@ -8,6 +8,7 @@ Every write is one committed transaction, so a crash never leaves half a record.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 BUSY_TIMEOUT_SECONDS = 5.0
+# The agent's state (its database, its tokens) is readable by the agent's user only.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 
 WORKSPACE_COLUMNS = (
     "id",
@@ -107,7 +111,10 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        # Owner only, before sqlite3 makes it 0644; its -wal and -shm files take this mode.
+        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
+        self.path.chmod(PRIVATE_FILE_MODE)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
             self.path,

@@ -21,7 +21,7 @@ from agent.config import AgentConfig
 from agent.control_plane import ControlPlane, new_session
 from agent.errors import AgentError, Unauthorized
 from agent.heartbeat import Heartbeat
-from agent.persistence import Store
+from agent.persistence import PRIVATE_DIR_MODE, Store
 from agent.reaper import Reaper
 from agent.routes import (
     AGENT_SESSIONS,
@@ -161,7 +161,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Start the parts in order before serving; stop them in reverse after (also when a
     later part fails to start)."""
     config = app[CONFIG]
-    config.state_dir.mkdir(parents=True, exist_ok=True)
+    config.state_dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    config.state_dir.chmod(PRIVATE_DIR_MODE)  # tokens and the database: the agent's alone
     async with contextlib.AsyncExitStack() as parts:
         session = await parts.enter_async_context(new_session())
         keys = KeySet(config.jwks_url, session)

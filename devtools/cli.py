@@ -18,8 +18,11 @@ from rich.logging import RichHandler
 
 from devtools import artifacts
 from devtools.local_nodes import local_nodes_service
+from twin.http_protocol import KEEP_ALIVE_SECONDS, MAX_REQUEST_HEADER_BYTES, EdgeHttpProtocol
+from twin.private_files import private_dir
 from twin.server import LocalEdge
 from twin.wrangler import WranglerConfigError, load
+from wire.log_redaction import RedactingFilter
 from worker.auth.crypto import generate_key
 from worker.logs import RequestIdFilter
 
@@ -104,6 +107,9 @@ def dev_command(args: argparse.Namespace) -> int:
             log_config=None,
             log_level=args.log_level,
             ws_max_size=1024 * 1024,
+            http=EdgeHttpProtocol,
+            h11_max_incomplete_event_size=MAX_REQUEST_HEADER_BYTES,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             # The browser is on this machine too: deflating its frames would only cost CPU.
             ws_per_message_deflate=False,
         )
@@ -170,6 +176,8 @@ def _announce_when_up(
 def _configure_logging(level: str, console: Console) -> None:
     handler = RichHandler(console=console, show_path=False, markup=False)
     handler.addFilter(RequestIdFilter())
+    # uvicorn logs a WebSocket's request line with its `?token=`; no line keeps a credential.
+    handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(name)s [%(request_id)s] %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
@@ -185,7 +193,7 @@ def dev_secrets(data_dir: Path) -> dict[str, str]:
     the key lives next to the data it protects, readable by this user only.
     """
     path = data_dir / DEV_SECRETS_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     try:
         stored = json.loads(path.read_text())
     except FileNotFoundError:

@@ -47,6 +47,7 @@ from devtools.machine import (
 )
 from twin import upstream
 from twin.http import Request, Response
+from twin.private_files import private_dir
 from wire.version import VERSION
 from worker.auth import scoped_tokens
 from worker.deployment import Deployment
@@ -92,7 +93,7 @@ class LocalNodes:
 
     async def start(self) -> None:
         """Start again every node this data directory knows (in the background)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         for path in sorted(self.root.glob(f"*/{NODE_FILE}")):
             node = LocalNode(**json.loads(path.read_text()))
             self._background(self._restart(node))
@@ -152,7 +153,7 @@ class LocalNodes:
                 raise LauncherError(409, "node_exists", f"local node {node_id} already exists")
             node = LocalNode(node_id, body.get("user_id"), url, free_port(), await self.backend())
             directory = self.root / node_id
-            (directory / "state").mkdir(parents=True, exist_ok=True)
+            private_dir(directory / "state")  # the agent's tokens and database
             try:
                 reply = await self._call(
                     "POST", f"{url}/api/bootstrap/{quote(token, safe='')}", expect=200

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from twin.clock import Clock
+from twin.private_files import connect_private
 from twin.storage import DurableObjectStorage
 
 log = logging.getLogger("sam.local.alarms")
@@ -164,8 +165,7 @@ class AlarmScheduler:
     @property
     def _db(self) -> sqlite3.Connection:
         if self._index is None:
-            self._index_path.parent.mkdir(parents=True, exist_ok=True)
-            self._index = sqlite3.connect(self._index_path, isolation_level=None)
+            self._index = connect_private(self._index_path, isolation_level=None)
             self._index.execute(
                 "CREATE TABLE IF NOT EXISTS pending"
                 " (class TEXT, id TEXT, at_ms INTEGER NOT NULL, PRIMARY KEY (class, id))"

@@ -40,9 +40,14 @@ class AssetsBinding:
         return Response(None if request._method == "HEAD" else content, 200, headers=headers)
 
     def _find(self, url_path: str) -> Path | None:
-        candidate = (self._root / url_path.lstrip("/")).resolve()
-        if not candidate.is_relative_to(self._root):
-            return None  # a `..` that climbs out of the assets directory
-        if candidate.is_dir():
-            candidate = candidate / "index.html"
-        return candidate if candidate.is_file() else None
+        if "\0" in url_path:
+            return None  # no file is named with a NUL byte
+        try:
+            candidate = (self._root / url_path.lstrip("/")).resolve()
+            if not candidate.is_relative_to(self._root):
+                return None  # a `..` that climbs out of the assets directory
+            if candidate.is_dir():
+                candidate = candidate / "index.html"
+            return candidate if candidate.is_file() else None
+        except OSError:
+            return None  # a name the file system cannot hold (a segment over 255 bytes)

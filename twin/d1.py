@@ -19,6 +19,7 @@ from typing import Any
 
 from twin.errors import D1Error
 from twin.js import MAX_SAFE_INTEGER, js_number, js_string
+from twin.private_files import connect_private
 from twin.records import Record
 
 # D1's documented limits (developers.cloudflare.com/d1/platform/limits). SQLite enforces
@@ -48,9 +49,8 @@ _LIMITS = {
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open a D1 database file the way D1 runs it: WAL, foreign keys enforced."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     # Built at startup, used from the event loop's thread: the loop serialises access.
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = connect_private(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode = WAL")
     # WAL + NORMAL survives a killed process; only power loss can drop the last commits.
     conn.execute("PRAGMA synchronous = NORMAL")

@@ -20,6 +20,7 @@ from twin.d1 import D1Database
 from twin.durable_objects import DurableObjectNamespace
 from twin.kv import KVNamespace
 from twin.migrations import apply_migrations
+from twin.private_files import private_dir
 from twin.r2 import R2Bucket
 from twin.wrangler import WranglerConfig
 
@@ -90,7 +91,7 @@ def build(
 
     for database in config.d1_databases:
         path = data_dir / "d1" / f"{database.database_name}.sqlite"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         applied[database.binding] = apply_migrations(path, database.migrations_dir)
         values[database.binding] = D1Database(path)
         closables.append(values[database.binding])

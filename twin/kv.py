@@ -8,7 +8,6 @@ number is stored as its JS string, and a list's errors say GET (a list is a GET 
 """
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from twin import cursors
 from twin.clock import Clock
 from twin.errors import KVError
 from twin.js import js_string
+from twin.private_files import connect_private
 from twin.records import Record
 
 # Cloudflare's limits (developers.cloudflare.com/kv/platform/limits).
@@ -40,9 +40,8 @@ _LIVE = "(expiration IS NULL OR expiration > :now)"
 
 class KVNamespace:
     def __init__(self, path: Path, clock: Clock) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         # Built at startup, used from the event loop's thread: the loop serialises access.
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn = connect_private(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.executescript(_SCHEMA)

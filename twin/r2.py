@@ -8,7 +8,6 @@ a JS options object) or, as on Cloudflare, one positional dict.
 
 import hashlib
 import json
-import sqlite3
 import uuid
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from twin import cursors
 from twin.clock import Clock, SystemClock
 from twin.errors import R2Error
 from twin.js import js_string
+from twin.private_files import connect_private
 from twin.records import Record
 
 # Cloudflare's limits (developers.cloudflare.com/r2/platform/limits).
@@ -121,9 +121,8 @@ class R2ObjectBody(R2Object):
 
 class R2Bucket:
     def __init__(self, path: Path, clock: Clock | None = None) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         # Built at startup, used from the event loop's thread: the loop serialises access.
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn = connect_private(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.execute(_SCHEMA)

@@ -21,6 +21,7 @@ from twin.clock import Clock, SystemClock
 from twin.cron import CronScheduler, ScheduledController, validate
 from twin.entrypoints import ExecutionContext
 from twin.http import Request, Response
+from twin.private_files import private_dir
 from twin.wrangler import WranglerConfig
 
 log = logging.getLogger("sam.local.edge")
@@ -70,7 +71,7 @@ class LocalEdge:
         self.services: dict[str, LocalService] = {}
 
     async def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         self.runtime = local_env.build(self.config, self.data_dir, self.clock, self._overrides)
         self._entrypoint = self.runtime.module.Default
         self._cron = CronScheduler(self.config.crons, self.scheduled, self.clock)

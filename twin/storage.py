@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from twin import values
 from twin.errors import DurableObjectError
+from twin.private_files import connect_private
 from twin.sql import SqlStorage
 
 T = TypeVar("T")
@@ -210,8 +211,7 @@ class DurableObjectStorage:
     @property
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None)
+            db = connect_private(self.path, isolation_level=None)
             db.executescript("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;" + _SCHEMA)
             db.execute("PRAGMA foreign_keys = ON")
             db.set_authorizer(self._authorize)

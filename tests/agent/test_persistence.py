@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 from agent.persistence import Store
+from tests.support.agent import AgentProcess
 
 
 def test_workspace_round_trip_and_update(tmp_path: Path) -> None:
@@ -137,3 +139,22 @@ def test_state_survives_kill_9_of_the_writer(tmp_path: Path) -> None:
     row = store.workspace("ws-k")
     assert row is not None and row["state"] == "running"
     assert [t["name"] for t in store.tabs("ws-k")] == ["shell", "second"]
+
+
+def test_the_database_is_the_agents_alone_also_when_it_was_made_before(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "agent.sqlite3"
+    store = Store(path)
+    store.close()
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    path.chmod(0o644)  # as sqlite3 made it before this rule
+    store = Store(path)
+    try:
+        for file in path.parent.iterdir():  # the database and its -wal/-shm
+            assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+    finally:
+        store.close()
+
+
+def test_the_running_agents_state_directory_is_private(agent: AgentProcess) -> None:
+    assert stat.S_IMODE(agent.state_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((agent.state_dir / "agent.sqlite3").stat().st_mode) == 0o600

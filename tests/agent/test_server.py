@@ -325,3 +325,23 @@ async def test_sigterm_shuts_down_gracefully(agent: AgentProcess, control_plane,
     assert code == 0
     log = agent.log()
     assert "agent.stopped" in log and "Traceback" not in log
+
+
+# --- what the log keeps of a header -------------------------------------------------------
+
+# aiohttp refuses a header line over 8190 bytes and logs the start of it.
+OVER_LONG_PADDING = "x" * 9000
+TOKEN_SLICE_CHARS = 16
+
+
+def test_an_over_long_authorization_header_leaves_no_part_of_its_token_in_the_log(
+    agent: AgentProcess, agent_token: str
+) -> None:
+    for value in (f"Bearer {agent_token}{OVER_LONG_PADDING}", f"Bearer {agent_token}.x.y"):
+        with agent.client() as client:
+            response = client.get("/workspaces", headers={"Authorization": value})
+        assert response.status_code in (400, 401), response.text
+    log = agent.log()
+    assert "Got more than" in log  # aiohttp's own line was written, without the token
+    for start in range(0, len(agent_token) - TOKEN_SLICE_CHARS, TOKEN_SLICE_CHARS // 2):
+        assert agent_token[start : start + TOKEN_SLICE_CHARS] not in log

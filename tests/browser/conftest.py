@@ -38,6 +38,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1200, "height": 800}
+CSP_REPORT = "Content Security Policy"
 # Playwright's wait for any one thing; a workspace's first boot is the slowest (~5 s).
 EXPECT_TIMEOUT_MS = 30_000
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
@@ -89,11 +90,16 @@ def page(context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Pa
     opened = context.new_page()
     problems: list[str] = []
     opened.on("pageerror", lambda error: problems.append(str(error)))
+    # Chromium reports what the app's Content-Security-Policy refused on the console.
+    opened.on(
+        "console",
+        lambda message: problems.append(message.text) if CSP_REPORT in message.text else None,
+    )
     yield opened
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)
     opened.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    assert not problems, f"uncaught errors in the page: {problems}"
+    assert not problems, f"uncaught errors or CSP violations in the page: {problems}"
 
 
 def _delete_every_workspace(edge: Edge) -> None:

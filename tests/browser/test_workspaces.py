@@ -63,7 +63,7 @@ def test_new_workspace_shows_its_boot_log_then_a_terminal_that_runs_a_command(
     page.get_by_label("Local node").check()
     page.get_by_role("button", name="Create workspace").click()
 
-    expect(page).to_have_url(re.compile(r"/workspaces/w[0-9a-f]{12}$"))
+    expect(page).to_have_url(re.compile(r"/workspaces/w[0-9a-f]{32}$"))
     boot_log = page.get_by_test_id("boot-log")
     expect(boot_log).to_contain_text("Workspace requested.")
     expect(page.get_by_role("heading", name="Creating the workspace")).to_be_visible()

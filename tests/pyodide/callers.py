@@ -12,15 +12,17 @@ from typing import Any
 
 from tests.pyodide.harness import HttpResponse, PyodideWorker
 from tests.pyodide.loopback_nodes import NodeLauncherDouble
-from tests.support.wrangler import WRANGLER_CONFIG
 from worker.api.ratelimit import LIMITS
 
-DOMAIN = WRANGLER_CONFIG["vars"]["SAM_DOMAIN"]
+# Dev sign-in answers only a loopback peer (the harness's fetch is one) on a `*.localhost`
+# host, so the development Worker answers there.
+DOMAIN = "sam.localhost"
 API = f"https://api.{DOMAIN}"
 APP = f"https://app.{DOMAIN}"
 SESSION_COOKIE = "sam_session"
 # Dev sign-in exists only in development; the rest is what `wrangler secret put` would add.
 DEVELOPMENT_VARS = {
+    "SAM_DOMAIN": DOMAIN,
     "SAM_ENVIRONMENT": "development",
     "SAM_ENCRYPTION_KEY": base64.urlsafe_b64encode(bytes(range(32))).decode(),
     "SAM_GITHUB_CLIENT_ID": "Iv1.pyodide-harness",
@@ -64,7 +66,11 @@ def send_json(
 def sign_in(worker: PyodideWorker, login: str) -> Member:
     """A user signed in with dev sign-in, holding a fresh personal API token."""
     signed_in = send_json(
-        worker, "POST", f"{APP}/api/auth/dev-login", {"login": login}, {"origin": APP}
+        worker,
+        "POST",
+        f"{APP}/api/auth/dev-login",
+        {"login": login},
+        {"origin": APP},
     )
     assert signed_in.status == 200, signed_in.body
     cookie: SimpleCookie = SimpleCookie()

@@ -14,6 +14,8 @@ from typing import Any
 from tests.support.wrangler import PROJECT_ROOT, WRANGLER_CONFIG
 
 HOST = Path(__file__).parent / "host" / "main.mjs"
+CLIENT_IP_HEADER = "cf-connecting-ip"
+LOOPBACK_PEER = "127.0.0.1"
 RUNTIME = Path(__file__).parent / "runtime"
 MAINS = Path(__file__).parent / "mains"  # main modules of the harness's own checks
 MAIN_MODULE = Path(WRANGLER_CONFIG["main"]).stem  # uploaded at the bundle's root
@@ -154,11 +156,13 @@ class PyodideWorker:
         web_socket_texts: tuple[str, ...] = (),
     ) -> HttpResponse:
         encoded = base64.b64encode(body).decode() if body is not None else None
+        # Cloudflare's edge always names the peer; here the peer is this machine.
+        headers = {CLIENT_IP_HEADER: LOOPBACK_PEER, **(headers or {})}
         answer = self.call(
             "fetch",
             method=method,
             url=url,
-            headers=headers or {},
+            headers=headers,
             body=encoded,
             web_socket_texts=list(web_socket_texts),
         )

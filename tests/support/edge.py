@@ -92,8 +92,9 @@ def running_edge(
     extra_env: dict[str, str] | None = None,
     healthy: bool = True,
     vars: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
 ) -> Iterator[Edge]:
-    """`sam dev` on a free port; waits for /health (for any answer if not `healthy`).
+    """`sam dev` on a free port of `host`; waits for /health (for any answer if not `healthy`).
 
     `extra_env` is the process environment; `vars` are worker vars (`env.NAME`), passed
     as `sam dev --var NAME=VALUE` over wrangler.toml and sam dev's own.
@@ -107,6 +108,8 @@ def running_edge(
         "dev",
         "--port",
         str(port),
+        "--host",
+        host,
         "--data-dir",
         str(data_dir),
         "--config",

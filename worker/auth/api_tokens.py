@@ -11,11 +11,11 @@ from worker.auth.sessions import sha256_hex
 from worker.auth.users import User
 from worker.clock import Clock
 from worker.db import iso
+from worker.ids import new_id
 
 TOKEN_PREFIX = "sam_pat_"
 TOKEN_RANDOM_BYTES = 32
 TOKEN_ID_PREFIX = "tok_"
-TOKEN_ID_HEX_BYTES = 8
 MAX_TOKENS_PER_USER = 50
 # `last_used_at` is written at most this often per token, not on every request.
 LAST_USED_RESOLUTION_SECONDS = 60
@@ -43,7 +43,7 @@ def looks_like_token(value: str) -> bool:
 async def create_token(db: Any, user_id: str, name: str) -> tuple[dict[str, Any], str] | None:
     """A new token: (its listing, the token itself). None when the user is at the cap."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_RANDOM_BYTES)
-    token_id = TOKEN_ID_PREFIX + secrets.token_hex(TOKEN_ID_HEX_BYTES)
+    token_id = new_id(TOKEN_ID_PREFIX)
     row = (
         await db.prepare(_CREATE)
         .bind(token_id, user_id, name, sha256_hex(token), MAX_TOKENS_PER_USER)

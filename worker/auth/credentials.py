@@ -6,17 +6,16 @@ Only a masked hint (`…a1b2`) is ever shown; the plaintext leaves this module o
 `open_credential`, for server-side code that needs it (provisioning).
 """
 
-import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from worker.auth.crypto import Cipher, Sealed, from_blob, to_blob
+from worker.auth.crypto import Cipher, DecryptionError, Sealed, from_blob, to_blob
 from worker.deployment import Deployment
 from worker.errors import Conflict, InvalidInput
+from worker.ids import new_id
 
 CREDENTIAL_ID_PREFIX = "cr_"
-CREDENTIAL_ID_HEX_BYTES = 8
 # Only secrets this long show their last characters; a short one would give too much away.
 HINT_MIN_SECRET_CHARS = 16
 HINT_VISIBLE_CHARS = 4
@@ -53,6 +52,20 @@ class CredentialMissing(InvalidInput):
         )
 
 
+class CredentialUnreadable(InvalidInput):
+    def __init__(self, kind: str, credential_id: str, label: str) -> None:
+        named = (
+            f"{kind} credential {label!r} ({credential_id})"
+            if label
+            else (f"{kind} credential {credential_id}")
+        )
+        super().__init__(
+            "credential_unreadable",
+            f"Your {named} can no longer be read: it was sealed under another encryption key "
+            "or changed since. Delete it and enter it again in Settings → Credentials.",
+        )
+
+
 def hint_for(secret: str) -> str:
     if len(secret) < HINT_MIN_SECRET_CHARS:
         return HINT_MASK
@@ -73,7 +86,7 @@ async def save_credential(
             f"RETURNING {_COLUMNS}"
         )
         .bind(
-            CREDENTIAL_ID_PREFIX + secrets.token_hex(CREDENTIAL_ID_HEX_BYTES),
+            new_id(CREDENTIAL_ID_PREFIX),
             user_id,
             str(kind),
             label,
@@ -117,9 +130,10 @@ async def open_credential(
     """The plaintext of the user's newest `kind` credential (or the one with `label`).
 
     For server-side use only (provisioning); never put the result in a response, a log
-    line or a VM's user_data. Raises CredentialMissing when there is none.
+    line or a VM's user_data. Raises CredentialMissing when there is none, and
+    CredentialUnreadable when it no longer opens (the user must enter it again).
     """
-    query = "SELECT nonce, ciphertext FROM credentials WHERE user_id = ? AND kind = ?"
+    query = "SELECT id, label, nonce, ciphertext FROM credentials WHERE user_id = ? AND kind = ?"
     bindings: list[Any] = [user_id, str(kind)]
     if label is not None:
         query += " AND label = ?"
@@ -133,4 +147,7 @@ async def open_credential(
         raise CredentialMissing(kind)
     sealed = Sealed(from_blob(row["nonce"]), from_blob(row["ciphertext"]))
     cipher = Cipher.from_config(deployment.config)
-    return (await cipher.open(user_id, str(kind), sealed)).decode()
+    try:
+        return (await cipher.open(user_id, str(kind), sealed)).decode()
+    except DecryptionError:
+        raise CredentialUnreadable(str(kind), row["id"], row["label"]) from None

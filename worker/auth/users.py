@@ -6,12 +6,12 @@ becomes the admin; that is decided inside the INSERT itself, so two first sign-i
 cannot both win.
 """
 
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from worker.ids import new_id
+
 USER_ID_PREFIX = "u_"
-USER_ID_HEX_BYTES = 8  # 16 hex characters
 
 _COLUMNS = "id, login, name, email, avatar_url, is_admin"
 
@@ -72,7 +72,7 @@ class GitHubProfile:
 
 
 def new_user_id() -> str:
-    return USER_ID_PREFIX + secrets.token_hex(USER_ID_HEX_BYTES)
+    return new_id(USER_ID_PREFIX)
 
 
 async def get_user(db: Any, user_id: str) -> User | None:

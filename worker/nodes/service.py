@@ -18,12 +18,12 @@ The `nodes` table is written only here.
 
 import json
 import logging
-import secrets
 from typing import Any, NamedTuple
 
 from worker.db import GuardedTable, iso
 from worker.deployment import Deployment
 from worker.errors import Conflict, InvalidTransition, NotFound, SamError
+from worker.ids import new_id
 from worker.logs import event
 from worker.nodes import provisioning
 from worker.nodes.model import (
@@ -37,7 +37,6 @@ from worker.states import Kind, NodeHealth, NodeStatus
 log = logging.getLogger("sam.nodes")
 
 NODE_ID_PREFIX = "n"  # ids go into DNS names (`vm-{id}.{domain}`): letters and digits only
-NODE_ID_HEX_BYTES = 8
 
 _COLUMNS = """id, user_id, name, provider, status, health, size, location, provider_server_id,
     ip_address, error_message, last_heartbeat_at, agent_host, agent_port, agent_version,
@@ -50,7 +49,7 @@ class NodeNotFound(NotFound):
 
 
 def new_node_id() -> str:
-    return NODE_ID_PREFIX + secrets.token_hex(NODE_ID_HEX_BYTES)
+    return new_id(NODE_ID_PREFIX)
 
 
 NODES = GuardedTable("nodes", _COLUMNS, Kind.NODE, Node.from_row, NodeNotFound)

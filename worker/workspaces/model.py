@@ -5,18 +5,18 @@ dispatcher can name a workspace without importing the service that places it.
 """
 
 import re
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from worker.auth.scoped_tokens import control_plane_url
 from worker.config import Config
+from worker.ids import ID_HEX_CHARS, new_id
 
 # Ids become host names (`ws-{id}.{domain}`, worker/edge/hosts.py WORKSPACE_ID) and the agent's
-# directory and label names (its WORKSPACE_ID_PATTERN): `w` + 12 lowercase hex digits.
+# directory and label names (its WORKSPACE_ID_PATTERN): `w` + lowercase hex digits, 32 for
+# new ids (worker/ids.py), 12 for those made before.
 WORKSPACE_ID_PREFIX = "w"
-WORKSPACE_ID_HEX_BYTES = 6
-WORKSPACE_ID = re.compile(r"^w[0-9a-f]{12}$")
+WORKSPACE_ID = re.compile(rf"^w(?:[0-9a-f]{{{ID_HEX_CHARS}}}|[0-9a-f]{{12}})$")
 # How often a browser should poll GET .../boot-log while the node is not up yet (it cannot
 # follow the agent's live stream until then).
 BOOT_LOG_POLL_SECONDS = 2
@@ -27,7 +27,7 @@ COLUMNS = """id, user_id, node_id, name, repository, branch, status, error_messa
 
 
 def new_workspace_id() -> str:
-    return WORKSPACE_ID_PREFIX + secrets.token_hex(WORKSPACE_ID_HEX_BYTES)
+    return new_id(WORKSPACE_ID_PREFIX)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from twin.wrangler import load
 from worker.auth.credentials import (
     CredentialKind,
     CredentialMissing,
+    CredentialUnreadable,
     open_credential,
     save_credential,
 )
@@ -173,7 +174,7 @@ async def test_a_ciphertext_moved_to_another_users_row_does_not_open(
         .bind(alice.id, bob.id)
         .run()
     )
-    with pytest.raises(DecryptionError):
+    with pytest.raises(CredentialUnreadable):  # refused by the cipher: the user must re-enter it
         await open_credential(deployment, bob.id, CredentialKind.HETZNER)
 
 
@@ -191,7 +192,7 @@ async def test_a_ciphertext_relabelled_as_another_kind_does_not_open(
         .bind(alice.id)
         .run()
     )
-    with pytest.raises(DecryptionError):
+    with pytest.raises(CredentialUnreadable):
         await open_credential(deployment, alice.id, CredentialKind.OPENAI)
     with pytest.raises(CredentialMissing):
         await open_credential(deployment, alice.id, CredentialKind.ANTHROPIC)

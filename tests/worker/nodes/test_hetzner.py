@@ -15,14 +15,17 @@ import pytest
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.hetzner import SERVER_TYPES, FakeHetzner, _server_type
 from tests.worker.provider_support import Sleeps, Wanted, provider_deployment, user_with_hetzner
+from worker.auth.crypto import to_blob
 from worker.deployment import Deployment
 from worker.errors import SamError
 from worker.http_errors import status_for
 from worker.nodes import bootstrap
+from worker.nodes.model import NodeStatus, Provider
 from worker.nodes.providers import provider_for
 from worker.nodes.providers.base import NodeBoot, NodeRef
 from worker.nodes.providers.hetzner.api import HETZNER_RETRY
 from worker.nodes.providers.hetzner.provider import HetznerProvider
+from worker.nodes.service import create_node, list_nodes
 
 SERVERS = "/v1/servers"
 CONTROL_PLANE = "http://api.localhost:8787"
@@ -333,3 +336,25 @@ async def test_without_dns_settings_no_vm_is_made(
                 deployment, Wanted("n19"), user, await boot_for(deployment, "n19")
             )
     assert hetzner.servers(token) == [] and not [c for c in hetzner.requests if c.token == token]
+
+
+async def test_an_unreadable_credential_is_a_400_naming_it_and_no_node_is_left_creating(
+    deployment: Deployment, hetzner: FakeHetzner
+) -> None:
+    user, token = await user_with_hetzner(deployment, hetzner)
+    # Sealed under another SAM_ENCRYPTION_KEY, or changed at rest: it no longer authenticates.
+    await (
+        deployment.env.DATABASE.prepare(
+            "UPDATE credentials SET ciphertext = ?, label = 'main' WHERE user_id = ?"
+        )
+        .bind(to_blob(b"not what was sealed" * 2), user)
+        .run()
+    )
+    with pytest.raises(SamError) as unreadable:
+        await create_node(deployment, user, Provider.HETZNER)
+    assert (status_for(unreadable.value), unreadable.value.code) == (400, "credential_unreadable")
+    assert "hetzner credential 'main'" in unreadable.value.message
+    assert "enter it again" in unreadable.value.message
+    (node,) = await list_nodes(deployment, user)
+    assert node.status == NodeStatus.ERROR
+    assert posts(hetzner, token) == []

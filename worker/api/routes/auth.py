@@ -6,13 +6,15 @@
                                        session cookie set, 302 to the app
     GET  /api/auth/me                → the signed-in user (401 otherwise)
     POST /api/auth/logout            → the session is revoked and the cookie cleared
-    POST /api/auth/dev-login         → development only: a session for a local user
+    POST /api/auth/dev-login         → development only, and only from a loopback peer on
+                                       a `*.localhost` host: a session for a local user
 
 The flow runs on the app host (`app.{domain}`), where the session cookie must live; a
 login started on another host is sent there first.
 """
 
 import hmac
+import ipaddress
 import json
 import secrets
 from typing import Annotated
@@ -41,6 +43,9 @@ PREAUTH_COOKIE = "sam_oauth"
 PREAUTH_COOKIE_PATH = "/api/auth/github/"
 # GitHub's own rule for logins, used for dev sign-in names too.
 LOGIN_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$"
+# The peer's address as the edge (Cloudflare, or the local edge) sets it; never the client's.
+CLIENT_IP_HEADER = "cf-connecting-ip"
+LOCAL_HOST_SUFFIX = ".localhost"
 
 
 class DevLogin(BaseModel):
@@ -189,6 +194,7 @@ async def dev_login(
             f"which `sam dev` sets); this deployment runs in {config.environment!r} mode. "
             f"Sign in with GitHub at {sessions.app_origin(request, config)}/.",
         )
+    _require_this_machine(request)
     # A browser always sends Origin on a POST: refuse one from another site, so no page
     # can sign a visitor in as someone else (login CSRF). Scripts send no Origin.
     if request.headers.get("origin") is not None:
@@ -197,3 +203,22 @@ async def dev_login(
     session_id = await sessions.create_session(deployment.env.KV, user.id, deployment.clock)
     sessions.set_session_cookie(response, request, session_id)
     return UserOut.of(user)
+
+
+def _require_this_machine(request: Request) -> None:
+    """Dev sign-in hands out any identity, so only to a browser on this machine: a loopback
+    peer that asked for a `*.localhost` host (`sam dev --host 0.0.0.0` must not share it)."""
+    peer = request.headers.get(CLIENT_IP_HEADER) or ""
+    host = (request.headers.get("host") or "").lower().rsplit(":", 1)[0]
+    try:
+        loopback = ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback and host.endswith(LOCAL_HOST_SUFFIX):
+        return
+    raise Forbidden(
+        "dev_login_not_local",
+        "Dev sign-in answers only a browser on the machine running `sam dev`: a loopback "
+        f"client (this one is {peer or 'unknown'!r}) at a *.localhost address (this request "
+        f"asked for {host!r}). Open http://app.localhost:<port>/ on that machine.",
+    )
