@@ -18,7 +18,7 @@ from rich.logging import RichHandler
 
 from devtools import artifacts
 from devtools.local_nodes import local_nodes_service
-from twin.http_protocol import KEEP_ALIVE_SECONDS, MAX_REQUEST_HEADER_BYTES, EdgeHttpProtocol
+from twin.http_protocol import KEEP_ALIVE_SECONDS, EdgeHttpProtocol
 from twin.private_files import private_dir
 from twin.server import LocalEdge
 from twin.wrangler import WranglerConfigError, load
@@ -108,7 +108,6 @@ def dev_command(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             ws_max_size=1024 * 1024,
             http=EdgeHttpProtocol,
-            h11_max_incomplete_event_size=MAX_REQUEST_HEADER_BYTES,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
             # The browser is on this machine too: deflating its frames would only cost CPU.
             ws_per_message_deflate=False,
