@@ -2,43 +2,35 @@
 
 import base64
 import json
-import typing
 from pathlib import Path
 
 import pytest
 
+from tests.support.golden import (
+    GOLDEN,
+    assert_round_trips,
+    directions_and_types,
+    frame_types,
+    golden_files,
+)
 from wire import terminal as p
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "terminal"
-FILES = sorted(GOLDEN.glob("*.json"))
+FILES = golden_files("terminal")
 JSON_FILES = [f for f in FILES if "frame" in json.loads(f.read_text())]
 BINARY_FILES = [f for f in FILES if "binary" in json.loads(f.read_text())]
 DIRECTIONS = {"client_to_server": p.CLIENT_FRAMES, "server_to_client": p.SERVER_FRAMES}
 
 
-def _union_types(union: object) -> set[str]:
-    members = typing.get_args(typing.get_args(union)[0])
-    return {member.model_fields["type"].annotation.__args__[0] for member in members}
-
-
 @pytest.mark.parametrize("path", JSON_FILES, ids=lambda f: f.stem)
 def test_json_golden_frames_round_trip(path: Path) -> None:
-    golden = json.loads(path.read_text())
-    adapter = DIRECTIONS[golden["direction"]]
-    frame = adapter.validate_json(json.dumps(golden["frame"]))
-    assert json.loads(adapter.dump_json(frame)) == golden["frame"]
-    assert golden["description"]
+    assert_round_trips(path, DIRECTIONS)
 
 
 def test_every_frame_type_has_a_golden_file() -> None:
-    seen = {
-        (json.loads(f.read_text())["direction"], json.loads(f.read_text())["frame"]["type"])
-        for f in JSON_FILES
+    expected = {("client_to_server", t) for t in frame_types(p.ClientFrame)} | {
+        ("server_to_client", t) for t in frame_types(p.ServerFrame)
     }
-    expected = {("client_to_server", t) for t in _union_types(p.ClientFrame)} | {
-        ("server_to_client", t) for t in _union_types(p.ServerFrame)
-    }
-    assert seen == expected
+    assert directions_and_types(JSON_FILES) == expected
 
 
 @pytest.mark.parametrize("path", BINARY_FILES, ids=lambda f: f.stem)
@@ -58,7 +50,8 @@ def test_binary_golden_frames_round_trip(path: Path) -> None:
 
 def test_split_utf8_golden_frames_join_into_whole_characters() -> None:
     parts = [
-        json.loads((GOLDEN / f"binary-output-utf8-split-{n}.json").read_text()) for n in (1, 2)
+        json.loads((GOLDEN / "terminal" / f"binary-output-utf8-split-{n}.json").read_text())
+        for n in (1, 2)
     ]
     frames = [p.decode_output(bytes.fromhex(part["binary"]["hex"])) for part in parts]
     assert frames[0][1] + len(frames[0][2]) == frames[1][1]  # contiguous offsets
