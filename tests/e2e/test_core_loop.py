@@ -21,7 +21,6 @@ import base64
 import secrets
 import sqlite3
 import subprocess
-import sys
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.github import CLIENT_ID, CLIENT_SECRET, FakeGitHub
 from tests.fakes.hetzner import FakeHetzner
 from tests.fixtures.repos import make_repo
+from tests.support.artifact import upload_agent
 from tests.support.edge import Edge, running_edge
 from tests.support.terminal_client import TerminalClient
 from tests.support.wait import wait_for
@@ -58,24 +58,6 @@ def edge_vars(github: FakeGitHub, hetzner: FakeHetzner, dns: FakeCloudflareDns) 
         "SAM_WARM_TIMEOUT_SECONDS": str(WARM_TIMEOUT_SECONDS),
         "SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS),
     }
-
-
-def upload_agent(edge: Edge, artifact: Path) -> None:
-    """What a deployment does once: the agent artifact into R2, for /api/agent/download."""
-    uploaded = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "devtools.cli",
-            "upload-agent",
-            "--data-dir",
-            str(edge.data_dir),
-            str(artifact),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert uploaded.returncode == 0, uploaded.stderr
 
 
 def d1_node_ids(edge: Edge) -> set[str]:
@@ -118,7 +100,8 @@ def test_the_core_loop(
     plaintext: dict[str, str] = {}
     logs: dict[str, str] = {}
     with running_edge(data_dir, vars=edge_vars(github, hetzner, dns)) as edge:
-        upload_agent(edge, artifact)
+        uploaded = upload_agent(edge.data_dir, artifact)
+        assert uploaded.returncode == 0, uploaded.stderr
         browser = Browser(edge)
         me = (
             browser.github_login(github, "alice") if login == "github" else browser.dev_login("bob")

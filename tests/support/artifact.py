@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -57,3 +58,23 @@ def agent_artifact() -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def upload_agent(data_dir: Path, artifact: Path) -> subprocess.CompletedProcess[str]:
+    """`sam upload-agent`, as a deployment does once: the artifact into the edge's R2."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "devtools.cli",
+            "upload-agent",
+            "--data-dir",
+            str(data_dir),
+            "--config",
+            str(ROOT / "wrangler.toml"),
+            str(artifact),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )

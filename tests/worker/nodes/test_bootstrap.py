@@ -9,8 +9,6 @@ import hashlib
 import io
 import json
 import secrets
-import subprocess
-import sys
 import tarfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -20,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.artifact import upload_agent
 from tests.support.edge import Edge, running_edge
 from tests.worker.node_support import add_node, add_user, build_runtime
 from twin import env as local_env
@@ -209,25 +208,6 @@ def fake_artifact(directory: Path, version: str = VERSION) -> Path:
     return path
 
 
-def upload(edge_dir: Path, artifact: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "devtools.cli",
-            "upload-agent",
-            "--data-dir",
-            str(edge_dir),
-            "--config",
-            str(ROOT / "wrangler.toml"),
-            str(artifact),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-
-
 def test_the_artifact_is_404_until_uploaded_then_served_from_r2(
     tmp_path: Path,
 ) -> None:
@@ -238,7 +218,7 @@ def test_the_artifact_is_404_until_uploaded_then_served_from_r2(
         assert "sam upload-agent" in missing.json()["message"]
 
         artifact = fake_artifact(tmp_path)
-        done = upload(edge.data_dir, artifact)  # while the edge runs, as a developer would
+        done = upload_agent(edge.data_dir, artifact)  # while the edge runs, as a developer would
         assert done.returncode == 0, done.stderr
         assert f"agent/sam-agent-{VERSION}.tar.gz" in done.stdout
 
@@ -255,9 +235,9 @@ def test_upload_refuses_what_is_not_an_agent_artifact_and_warns_on_another_versi
 ) -> None:
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"not a tarball")
-    refused = upload(tmp_path / ".sam", junk)
+    refused = upload_agent(tmp_path / ".sam", junk)
     assert refused.returncode == 2 and "not a readable .tar.gz" in refused.stderr
 
-    other = upload(tmp_path / ".sam", fake_artifact(tmp_path, "9.9.9"))
+    other = upload_agent(tmp_path / ".sam", fake_artifact(tmp_path, "9.9.9"))
     assert other.returncode == 0
     assert "agent/sam-agent-9.9.9.tar.gz" in other.stdout and "warning" in other.stdout

@@ -8,7 +8,6 @@ record gone, agent stopped.
 import shutil
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -21,7 +20,7 @@ import yaml
 
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.hetzner import FakeHetzner
-from tests.support.artifact import agent_artifact
+from tests.support.artifact import agent_artifact, upload_agent
 from tests.support.edge import Edge, running_edge, signed_in
 from tests.worker.node_support import add_user
 from tests.worker.provider_support import provider_deployment
@@ -171,19 +170,7 @@ def cloud(
             base / ".sam", vars={"SAM_HETZNER_API_URL": hetzner.url, **dns.vars()}
         ) as edge,
     ):
-        uploaded = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "devtools.cli",
-                "upload-agent",
-                "--data-dir",
-                str(edge.data_dir),
-                str(artifact),
-            ],
-            capture_output=True,
-            text=True,
-        )
+        uploaded = upload_agent(edge.data_dir, artifact)
         assert uploaded.returncode == 0, uploaded.stderr
         yield edge, hetzner, dns
         assert hetzner.all_servers() == [], "a VM outlived the test that made it"
