@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.github import CLIENT_ID, CLIENT_SECRET, FakeGitHub
+from tests.fakes.github import FakeGitHub
 from tests.support.authorization import (
     MATRIX,
     Auth,
@@ -79,10 +79,7 @@ def github() -> Iterator[FakeGitHub]:
 def world(tmp_path_factory: pytest.TempPathFactory, github: FakeGitHub) -> Iterator[World]:
     data_dir: Path = tmp_path_factory.mktemp("matrix") / ".sam"
     variables = {
-        "SAM_GITHUB_CLIENT_ID": CLIENT_ID,
-        "SAM_GITHUB_CLIENT_SECRET": CLIENT_SECRET,
-        "SAM_GITHUB_BASE_URL": github.url,
-        "SAM_GITHUB_API_URL": github.url,
+        **github.vars(),
         # Limits are tested in test_ratelimit.py; here they would only get in the way.
         "SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS),
     }

@@ -2,8 +2,10 @@
 
     GET  /api/auth/github/login      → 302 to GitHub; state + verifier kept in KV, bound
                                        to a pre-auth cookie of this browser
-    GET  /api/auth/github/callback   → state checked once, code exchanged, user upserted,
-                                       session cookie set, 302 to the app
+    GET  /api/auth/github/callback   → state checked once, code exchanged, the account
+                                       checked against the deployment's allowed users and
+                                       organisations (403 otherwise), user upserted, session
+                                       cookie set, 302 to the app
     GET  /api/auth/me                → the signed-in user (401 otherwise)
     POST /api/auth/logout            → the session is revoked and the cookie cleared
     POST /api/auth/dev-login         → development only, and only from a loopback peer on
@@ -25,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import SIGN_IN, rate_limited
-from worker.auth import github, sessions
+from worker.auth import allowlist, github, sessions
 from worker.auth.users import User, upsert_github_user, upsert_local_user
 from worker.config import Config
 from worker.errors import Forbidden, InvalidInput, SamError, Unavailable
@@ -149,6 +151,7 @@ async def github_callback(
         config, code, record["verifier"], origin + CALLBACK_PATH
     )
     profile = await github.fetch_profile(config, access_token)
+    await allowlist.check_allowed(config, profile, access_token)
     user = await upsert_github_user(deployment.env.DATABASE, profile)
     session_id = await sessions.create_session(deployment.env.KV, user.id, deployment.clock)
     response = RedirectResponse(origin + "/", status_code=302)
