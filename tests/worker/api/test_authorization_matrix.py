@@ -41,7 +41,7 @@ from tests.support.wait import bearer
 from twin.d1 import D1Database
 from twin.env import Env
 from worker.api.ratelimit import LIMITS
-from worker.auth import scoped_tokens
+from worker.auth import grants, scoped_tokens
 from worker.deployment import Deployment
 
 ROUTES = app_routes()
@@ -175,8 +175,9 @@ def mint(world: World, audience: scoped_tokens.Audience, node_id: str) -> str:
     """A real token of `audience` from the edge's own signing key (D1 + its dev secret)."""
     match audience:
         case scoped_tokens.Audience.TERMINAL:
+            grant = grants.for_session(world.owner.session)
             minted = scoped_tokens.mint_terminal_token(
-                world.minter, world.owner.id, node_id, "wmatrix"
+                world.minter, world.owner.id, node_id, "wmatrix", grant
             )
         case scoped_tokens.Audience.WORKSPACE:
             minted = scoped_tokens.mint_workspace_token(world.minter, node_id, "wmatrix")
