@@ -125,8 +125,8 @@ async def test_each_audience_carries_the_agent_contracts_claims(
     cases = [
         (
             await scoped_tokens.mint_terminal_token(deployment, "u_1", "n_1", "w_1", "session:x"),
+            Audience.TERMINAL,
             {"sub": "u_1", "node": "n_1", "workspace": "w_1", "grant": "session:x"},
-            {"sub": "u_1", "node": "n_1", "workspace": "w_1"},
         ),
         (await scoped_tokens.mint_agent_token(deployment, "n_1"), Audience.AGENT, {"node": "n_1"}),
         (await scoped_tokens.mint_node_token(deployment, "n_1"), Audience.NODE, {"node": "n_1"}),
