@@ -36,7 +36,7 @@ from tests.support.edge_tokens import EdgeSigner
 from tests.support.terminal_client import TerminalClient, decode_output, encode_input
 from tests.support.wait import wait_for
 from worker.api.ratelimit import LIMITS
-from worker.auth import scoped_tokens
+from worker.auth import grants, scoped_tokens
 
 ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = ROOT / "tests" / "golden" / "terminal"
@@ -432,7 +432,12 @@ async def test_the_owners_session_opens_a_terminal_from_the_app_origin(world: Wo
 async def misuse(world: World, case: str) -> dict[str, Any]:
     """The credential of each misuse case: {"token": ...} and/or {"cookie": ...}."""
     signer, alice, mallory = world.signer, world.alice, world.mallory
-    mine = {"sub": alice.id, "node": world.node, "workspace": world.workspace}
+    mine = {
+        "sub": alice.id,
+        "node": world.node,
+        "workspace": world.workspace,
+        "grant": grants.for_session(alice.session),
+    }
     good = signer.claims("sam:terminal", **mine)
     match case:
         case "nothing":
@@ -518,6 +523,39 @@ async def test_token_misuse_is_refused_before_the_agent(
         assert response.json()["message"].replace(world.workspace, made_up) == (
             f"You have no workspace {made_up!r}."
         )
+
+
+async def test_signing_out_or_revoking_the_api_token_ends_the_terminal_tokens_it_got(
+    world: World,
+) -> None:
+    laptop = sign_in(world.edge, "alice")  # a second browser session of alice's
+    body = {"workspace_id": world.workspace}
+    with as_member(world.edge, laptop) as client:
+        by_session = client.post("/api/terminal/token", json=body).json()["token"]
+        api_token = client.post("/api/tokens", json={"name": "laptop-cli"}).json()
+    with world.edge.client("api") as cli:
+        cli.headers["authorization"] = f"Bearer {api_token['token']}"
+        by_api_token = cli.post("/api/terminal/token", json=body).json()["token"]
+    for token in (by_session, by_api_token):
+        assert (await call(world, world.workspace, "http", token=token)).status_code == 200
+
+    with as_member(world.edge, laptop) as client:
+        assert client.post("/api/auth/logout").status_code == 204
+    for transport in ("http", "ws"):
+        refused = await call(world, world.workspace, transport, token=by_session)
+        assert (refused.status_code, error_of(refused)) == (401, "token_revoked")
+        assert "Sign in again" in refused.json()["message"]
+    # The API token was not signed out, and alice's other browser is untouched.
+    assert (await call(world, world.workspace, "http", token=by_api_token)).status_code == 200
+    assert (
+        await call(world, world.workspace, "http", cookie=world.alice.session)
+    ).status_code == 200
+
+    with world.edge.client("api") as cli:
+        cli.headers["authorization"] = f"Bearer {api_token['token']}"
+        assert cli.delete(f"/api/tokens/{api_token['id']}").status_code == 204
+    refused = await call(world, world.workspace, "http", token=by_api_token)
+    assert (refused.status_code, error_of(refused)) == (401, "token_revoked")
 
 
 @pytest.mark.parametrize(
