@@ -35,7 +35,11 @@ def for_session(session_id: str) -> str:
 
 
 def for_api_token(token: str) -> str:
-    return API_TOKEN + sessions.sha256_hex(token)
+    return for_api_token_hash(sessions.sha256_hex(token))
+
+
+def for_api_token_hash(digest: str) -> str:
+    return API_TOKEN + digest
 
 
 async def check_live(deployment: Deployment, grant: str) -> None:

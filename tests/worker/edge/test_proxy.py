@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 import httpx
 import pytest
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from tests.fakes.loopback import LoopbackServer
 from tests.fixtures.repos import make_repo
@@ -539,8 +539,18 @@ async def test_signing_out_or_revoking_the_api_token_ends_the_terminal_tokens_it
     for token in (by_session, by_api_token):
         assert (await call(world, world.workspace, "http", token=token)).status_code == 200
 
-    with as_member(world.edge, laptop) as client:
-        assert client.post("/api/auth/logout").status_code == 204
+    url, host = terminal_url(world, world.workspace), ws_host(world, world.workspace)
+    async with (
+        TerminalClient.connect(url, host=host, token=by_session) as signed_out,
+        TerminalClient.connect(url, host=host, token=by_api_token) as still_in,
+    ):
+        await signed_out.request("list")
+        with as_member(world.edge, laptop) as client:
+            assert client.post("/api/auth/logout").status_code == 204
+        # The node closed the terminal socket the signed-out session had open; the socket
+        # opened with the API token stays.
+        assert await signed_out.closed_by_server() == WSCloseCode.POLICY_VIOLATION
+        assert "sessions" in await still_in.request("list")
     for transport in ("http", "ws"):
         refused = await call(world, world.workspace, transport, token=by_session)
         assert (refused.status_code, error_of(refused)) == (401, "token_revoked")

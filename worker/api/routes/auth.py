@@ -7,7 +7,8 @@
                                        organisations (403 otherwise), user upserted, session
                                        cookie set, 302 to the app
     GET  /api/auth/me                → the signed-in user (401 otherwise)
-    POST /api/auth/logout            → the session is revoked and the cookie cleared
+    POST /api/auth/logout            → the session is revoked, the cookie cleared, and the
+                                       terminals its tokens opened closed on the user's nodes
     POST /api/auth/dev-login         → development only, and only from a loopback peer on
                                        a `*.localhost` host: a session for a local user
 
@@ -27,10 +28,11 @@ from pydantic import BaseModel, Field
 
 from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import SIGN_IN, rate_limited
-from worker.auth import allowlist, github, sessions
+from worker.auth import allowlist, github, grants, sessions
 from worker.auth.users import User, upsert_github_user, upsert_local_user
 from worker.config import Config
 from worker.errors import Forbidden, InvalidInput, SamError, Unavailable
+from worker.workspaces import revocation
 
 router = APIRouter(tags=["auth"])
 
@@ -178,7 +180,11 @@ async def logout(request: Request, deployment: DeploymentDep) -> Response:
     response = Response(status_code=204)
     if session_id:
         sessions.check_same_origin(request, deployment.config)
+        session = await sessions.read_session(deployment.env.KV, session_id, deployment.clock)
         await sessions.revoke_session(deployment.env.KV, session_id)
+        if session is not None:
+            grant = grants.for_session(session_id)
+            await revocation.revoke_on_nodes(deployment, session.user_id, grant)
     sessions.clear_session_cookie(response, request)
     return response
 
