@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.pyodide.harness import MAINS, PyodideWorker  # noqa: E402
-from tests.support.wrangler import dry_run_bundle  # noqa: E402
-from worker.auth.crypto import generate_key  # noqa: E402
+from tests.pyodide.harness import MAINS, PyodideWorker
+from tests.support.wrangler import dry_run_bundle
+from worker.auth.crypto import generate_key
 
 SLOWEST_SHOWN = 8
 
