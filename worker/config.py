@@ -13,6 +13,8 @@ DEFAULT_HETZNER_API_URL = "https://api.hetzner.cloud"
 DEFAULT_GITHUB_BASE_URL = "https://github.com"
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 DEFAULT_CLOUDFLARE_API_URL = "https://api.cloudflare.com/client/v4"
+DEFAULT_ANTHROPIC_API_URL = "https://api.anthropic.com"
+DEFAULT_OPENAI_API_URL = "https://api.openai.com"
 # Nodes (worker/nodes/service.py, durable_objects/node_lifecycle.py).
 DEFAULT_MAX_WORKSPACES_PER_NODE = 4
 DEFAULT_WARM_TIMEOUT_SECONDS = 30 * 60
@@ -44,6 +46,10 @@ class Config:
     cloudflare_api_url: str = DEFAULT_CLOUDFLARE_API_URL
     cloudflare_api_token: str | None = field(default=None, repr=False)
     cloudflare_zone_id: str | None = None
+    # Where agent keys are checked when saved (worker/auth/agent_keys.py) and no base URL of
+    # the user's own is given; settings so that tests can point them at a loopback fake.
+    anthropic_api_url: str = DEFAULT_ANTHROPIC_API_URL
+    openai_api_url: str = DEFAULT_OPENAI_API_URL
     # Nodes: workspaces per node, how long an idle node stays warm, the heartbeat interval
     # agents use (health is judged in multiples of it), and when provisioning gives up.
     max_workspaces_per_node: int = DEFAULT_MAX_WORKSPACES_PER_NODE
@@ -87,6 +93,8 @@ class Config:
             cloudflare_api_url=_base_url(env, "SAM_CLOUDFLARE_API_URL", DEFAULT_CLOUDFLARE_API_URL),
             cloudflare_api_token=str(_var(env, "SAM_CLOUDFLARE_API_TOKEN", "")).strip() or None,
             cloudflare_zone_id=str(_var(env, "SAM_CLOUDFLARE_ZONE_ID", "")).strip() or None,
+            anthropic_api_url=_base_url(env, "SAM_ANTHROPIC_API_URL", DEFAULT_ANTHROPIC_API_URL),
+            openai_api_url=_base_url(env, "SAM_OPENAI_API_URL", DEFAULT_OPENAI_API_URL),
             max_workspaces_per_node=int(
                 _positive(env, "SAM_MAX_WORKSPACES_PER_NODE", DEFAULT_MAX_WORKSPACES_PER_NODE, int)
             ),
