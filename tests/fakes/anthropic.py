@@ -16,7 +16,8 @@ answers the whole message as JSON. `POST /v1/messages/count_tokens` answers a co
 Keys: with `keys` given, every request must carry one of them as Anthropic reads it
 (`x-api-key`, or for a Claude Code OAuth token `Authorization: Bearer` with the OAuth
 beta header), else it is answered 401 with Anthropic's error body. The key each request
-carried is recorded in `seen_keys` (in order), so a test can tell which key reached it.
+carried is recorded in `seen_keys` (in order), so a test can tell which key reached it,
+and each request's headers in `seen_headers`.
 
 Each request of the agent's main loop takes the next Turn of the script. Claude Code also
 makes side calls (a session title, a suggestion of the user's next prompt after each turn,
@@ -109,6 +110,7 @@ class ScriptedModel(LoopbackServer):
         self.host = host
         self.keys = keys
         self.seen_keys: list[str | None] = []
+        self.seen_headers: list[dict[str, str]] = []
         self.requests: list[dict[str, Any]] = []
         self.main_requests: list[dict[str, Any]] = []
         self.streams_open = 0
@@ -138,6 +140,7 @@ class ScriptedModel(LoopbackServer):
     async def _authenticate(self, request: web.Request, handler: Any) -> web.StreamResponse:
         key = presented_key(request)
         self.seen_keys.append(key)
+        self.seen_headers.append({k.lower(): v for k, v in request.headers.items()})
         if self.keys is not None and key not in self.keys:
             error = {"type": "authentication_error", "message": "invalid x-api-key"}
             return web.json_response({"type": "error", "error": error}, status=401)
@@ -146,7 +149,8 @@ class ScriptedModel(LoopbackServer):
     async def _serve(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._authenticate])
         self.routes(app)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A client that hangs up mid-stream ends the handler (a stalled turn's too).
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, 0).start()
         self.port = self._runner.addresses[0][1]
