@@ -33,6 +33,7 @@ WORKSPACE_COLUMNS = (
     "remote_env",
     "directory",
     "error",
+    "trusted_devcontainer",
     "created_at",
     "updated_at",
 )
@@ -112,7 +113,7 @@ AGENT_SESSION_COLUMNS = (
 )
 
 # Columns added since the first release, for state directories an older agent created.
-_ADDED_COLUMNS = {"remote_env": "TEXT"}
+_ADDED_COLUMNS = {"remote_env": "TEXT", "trusted_devcontainer": "INTEGER"}
 _JSON_COLUMNS = frozenset({"remote_env"})  # stored as JSON text, read back as values
 
 

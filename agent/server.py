@@ -17,6 +17,7 @@ from aiohttp import WSCloseCode, web
 from aiohttp.abc import AbstractAccessLogger
 
 from agent.auth import AGENT_AUDIENCE, TERMINAL_AUDIENCE, KeySet, TokenVerifier, bearer_token
+from agent.channel import Channels
 from agent.config import AgentConfig
 from agent.control_plane import ControlPlane, new_session
 from agent.errors import AgentError, Unauthorized
@@ -173,7 +174,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         parts.push_async_callback(control_plane.close)
         store = Store(config.state_dir / STORE_FILENAME)
         parts.callback(store.close)
-        workspaces = WorkspaceManager(config, store, control_plane)
+        # SAM's own services to workspaces, each mounted by prefix on every channel.
+        channels = Channels({}, config.state_dir)
+        parts.push_async_callback(channels.shutdown)
+        workspaces = WorkspaceManager(config, store, control_plane, channels)
         parts.push_async_callback(workspaces.close)
         app[WORKSPACES] = workspaces
         app[TERMINALS] = TerminalManager(config, store, workspaces.shell_command)

@@ -69,13 +69,19 @@ async def test_claude_code_in_a_workspace_container(
         backend="docker",
         extra_env={"SAM_BASE_IMAGE": BASE_IMAGE, "SAM_MODEL_BASE_URL": model.url},
     )
-    repo = make_repo(tmp_path, "repo")
+    # Until the model proxy serves the adapter through the workspace's channel, the scripted
+    # model on the host's loopback is reached the old way: host networking, opted into.
+    host_network = {"image": BASE_IMAGE, "runArgs": ["--network", "host"]}
+    repo = make_repo(tmp_path, "repo", devcontainer=host_network)
     (repo / "notes.txt").write_text("the secret word is pineapple\n")
     subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
     subprocess.run(["git", "-C", str(repo), "commit", "-qm", "notes"], check=True)
     workspace_id = f"ws-{uuid.uuid4().hex[:8]}"  # its own container, whatever ran before
     with agent.client() as client:
-        answer = client.post("/workspaces", json={"id": workspace_id, "repository": str(repo)})
+        answer = client.post(
+            "/workspaces",
+            json={"id": workspace_id, "repository": str(repo), "trusted_devcontainer": True},
+        )
         assert answer.status_code == 202
     try:
         control_plane.wait_for("ready", target=workspace_id, timeout=READY_TIMEOUT_SECONDS)
