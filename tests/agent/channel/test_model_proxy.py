@@ -1,9 +1,9 @@
-"""The model proxy on a real socket, in front of the scripted Anthropic API on loopback.
+"""The model proxy mounted on the real workspace channel (agent/channel/), in front of the
+scripted Anthropic API on loopback.
 
-The proxy is mounted at /model as the workspace channel mounts it; `channel_app` here
-admits a request by its workspace token and sets `request["workspace_id"]` as the channel
-does (the channel's own checks are tested with the channel). The scripted model accepts
-only the real keys, so every 200 proves the stand-in was replaced."""
+Two workspaces' channels listen on loopback (their "network" is 127.0.0.1/32 here; the
+gateway test runs them on real workspace networks). The scripted model accepts only the
+real keys, so every 200 proves the stand-in was replaced."""
 
 import asyncio
 import json
@@ -13,9 +13,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from yarl import URL
 
+from agent.channel import Channels, WorkspaceChannel
 from agent.channel.model_proxy import model_proxy, new_model_client
 from agent.channel.model_sessions import ModelSessions
 from agent.persistence import Store
@@ -26,7 +26,7 @@ from wire.callbacks import AgentCredential
 
 REAL_KEY = "sk-ant-api03-" + "r" * 40 + "Real"
 OAUTH_TOKEN = "sk-ant-oat01-" + "o" * 40 + "Oaut"
-STAND_IN = {"ws-a": "channel-token-of-a", "ws-b": "channel-token-of-b"}
+WORKSPACES = ("ws-a", "ws-b")
 FIRST_BYTE_TIMEOUT_SECONDS = 10.0
 STREAM_END_SECONDS = 10.0
 
@@ -37,45 +37,30 @@ def model() -> Iterator[ScriptedModel]:
         yield scripted
 
 
-def channel_app(proxy: web.Application) -> web.Application:
-    tokens = {token: workspace for workspace, token in STAND_IN.items()}
-
-    @web.middleware
-    async def admit(request: web.Request, handler: Any) -> web.StreamResponse:
-        token = request.headers.get("x-api-key") or request.headers.get(
-            "Authorization", ""
-        ).removeprefix("Bearer ")
-        if token not in tokens:
-            return web.json_response({"error": "unauthorized"}, status=401)
-        request["workspace_id"] = tokens[token]
-        return await handler(request)
-
-    app = web.Application(middlewares=[admit])
-    app.add_subapp("/model", proxy)
-    return app
-
-
 class Proxy:
-    def __init__(self, url: str, sessions: ModelSessions, store: Store) -> None:
-        self.url, self.sessions, self.store = url, sessions, store
+    def __init__(
+        self, channels: dict[str, WorkspaceChannel], sessions: ModelSessions, store: Store
+    ) -> None:
+        self.channels, self.sessions, self.store = channels, sessions, store
 
-    def base(self, session_id: str) -> str:
-        """What the adapter gets as ANTHROPIC_BASE_URL."""
-        return f"{self.url}/model/sessions/{session_id}"
+    def base(self, session_id: str, workspace: str = "ws-a") -> str:
+        """What the adapter of a session in `workspace` gets as ANTHROPIC_BASE_URL."""
+        return self.channels[workspace].url(f"/model/sessions/{session_id}")
 
 
 @pytest.fixture
 async def proxy(tmp_path: Path, model: ScriptedModel) -> AsyncIterator[Proxy]:
     sessions, store = ModelSessions(), Store(tmp_path / "agent.sqlite3")
     async with new_model_client() as client:
-        runner = web.AppRunner(channel_app(model_proxy(sessions, store, client, model.url)))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        port = runner.addresses[0][1]
+        channels = Channels({"/model": model_proxy(sessions, store, client, model.url)})
+        opened = {
+            workspace: await channels.open(workspace, host="127.0.0.1", subnet="127.0.0.1/32")
+            for workspace in WORKSPACES
+        }
         try:
-            yield Proxy(f"http://127.0.0.1:{port}", sessions, store)
+            yield Proxy(opened, sessions, store)
         finally:
-            await runner.cleanup()
+            await channels.shutdown()
             store.close()
 
 
@@ -84,11 +69,12 @@ def credential(secret: str = REAL_KEY, base_url: str | None = None) -> AgentCred
     return AgentCredential(kind=kind, secret=secret, base_url=base_url)
 
 
-def adapter(workspace: str = "ws-a") -> aiohttp.ClientSession:
-    """As Claude Code calls the API: the stand-in as its key, its version and a beta."""
+def adapter(proxy: Proxy, workspace: str = "ws-a") -> aiohttp.ClientSession:
+    """As Claude Code calls the API: the stand-in (the channel token) as its key, its
+    version and a beta."""
     return aiohttp.ClientSession(
         headers={
-            "x-api-key": STAND_IN[workspace],
+            "x-api-key": proxy.channels[workspace].token,
             "anthropic-version": "2023-06-01",
             "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
         }
@@ -119,7 +105,7 @@ async def test_a_streamed_turn_goes_through_with_the_real_key_and_its_usage_is_k
 ) -> None:
     proxy.sessions.add("as-1", "ws-a", credential())
     model.script(Turn([text("Hello from the model.")]))
-    async with adapter() as http:
+    async with adapter(proxy) as http:
         url = proxy.base("as-1") + "/v1/messages?beta=true"
         async with http.post(url, json=messages_body(stream=True)) as answer:
             assert answer.status == 200
@@ -134,7 +120,7 @@ async def test_a_streamed_turn_goes_through_with_the_real_key_and_its_usage_is_k
     # The real key reached the model; the stand-in did not; the query string came along.
     assert model.seen_keys == [REAL_KEY]
     sent = model.seen_headers[-1]
-    assert STAND_IN["ws-a"] not in json.dumps(sent)
+    assert proxy.channels["ws-a"].token not in json.dumps(sent)
     assert sent["anthropic-beta"] == "claude-code-20250219,interleaved-thinking-2025-05-14"
     assert model.requests[-1]["path"] == "/v1/messages"
     usage = proxy.store.model_usage("as-1")
@@ -153,7 +139,7 @@ async def test_whole_json_answers_add_up_and_other_calls_are_not_counted(
     proxy.sessions.add("as-2", "ws-a", credential())
     model.script(Turn([text("one")]), Turn([text("two, a little longer")]))
     totals = {"input_tokens": 0, "output_tokens": 0}
-    async with adapter() as http:
+    async with adapter(proxy) as http:
         for _ in range(2):
             async with http.post(
                 proxy.base("as-2") + "/v1/messages", json=messages_body(stream=False)
@@ -182,7 +168,7 @@ async def test_an_oauth_token_goes_as_a_bearer_with_the_oauth_beta_added(
     proxy: Proxy, model: ScriptedModel
 ) -> None:
     proxy.sessions.add("as-3", "ws-a", credential(OAUTH_TOKEN))
-    async with adapter() as http, http.get(proxy.base("as-3") + "/v1/models") as answer:
+    async with adapter(proxy) as http, http.get(proxy.base("as-3") + "/v1/models") as answer:
         assert answer.status == 200
     assert model.seen_keys == [OAUTH_TOKEN]
     sent = model.seen_headers[-1]
@@ -201,7 +187,7 @@ async def test_the_first_chunk_arrives_while_the_model_is_still_writing(
     # The scripted model stops after its first text delta and keeps the stream open: an
     # adapter sees that delta only if the proxy forwards chunks as they come.
     model.script(Turn([text("the first words ... and then nothing")], stall=True))
-    async with adapter() as http:
+    async with adapter(proxy) as http:
         url = proxy.base("as-4") + "/v1/messages"
         async with http.post(url, json=messages_body(stream=True)) as answer:
             seen = b""
@@ -222,7 +208,7 @@ async def test_the_upstream_s_errors_come_back_as_they_are(
 ) -> None:
     refused = "sk-ant-api03-" + "x" * 40 + "Gone"  # e.g. a key revoked since it was saved
     proxy.sessions.add("as-5", "ws-a", credential(refused))
-    async with adapter() as http:
+    async with adapter(proxy) as http:
         url = proxy.base("as-5") + "/v1/messages"
         async with http.post(url, json=messages_body(stream=True)) as answer:
             assert answer.status == 401
@@ -238,7 +224,7 @@ async def test_the_upstream_s_errors_come_back_as_they_are(
 async def test_an_upstream_that_is_down_is_a_502_that_says_what_to_do(proxy: Proxy) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     proxy.sessions.add("as-6", "ws-a", credential(base_url=closed))
-    async with adapter() as http:
+    async with adapter(proxy) as http:
         url = proxy.base("as-6") + "/v1/messages"
         async with http.post(url, json=messages_body(stream=True)) as answer:
             assert answer.status == 502
@@ -252,21 +238,23 @@ async def test_another_workspace_s_session_and_an_ended_one_are_unknown(
 ) -> None:
     proxy.sessions.add("as-7", "ws-a", credential())
     proxy.sessions.add("as-8", "ws-b", credential())
-    async with adapter("ws-b") as http:  # B's own token, A's session id
-        async with http.get(proxy.base("as-7") + "/v1/models") as answer:
+    async with adapter(proxy, "ws-b") as http:  # on B's channel with B's token: A's session
+        async with http.get(proxy.base("as-7", "ws-b") + "/v1/models") as answer:
             assert answer.status == 404
             assert (await answer.json())["error"]["type"] == "model_session_unknown"
-        async with http.get(proxy.base("as-8") + "/v1/models") as answer:
+        async with http.get(proxy.base("as-7", "ws-a") + "/v1/models") as answer:
+            assert answer.status == 401  # B's token on A's channel
+        async with http.get(proxy.base("as-8", "ws-b") + "/v1/models") as answer:
             assert answer.status == 200
     proxy.sessions.remove_workspace("ws-a")  # the workspace is deleted
-    async with adapter("ws-a") as http, http.get(proxy.base("as-7") + "/v1/models") as answer:
+    async with adapter(proxy) as http, http.get(proxy.base("as-7") + "/v1/models") as answer:
         assert answer.status == 404
     assert model.seen_keys == [REAL_KEY]  # only B's own call reached the model
 
 
 async def test_bad_paths_and_hop_by_hop_headers(proxy: Proxy, model: ScriptedModel) -> None:
     proxy.sessions.add("as-9", "ws-a", credential())
-    async with adapter() as http:
+    async with adapter(proxy) as http:
         for tail in ("v1/../../admin", "v1//models", "v1/./models", "v1/%2e%2e/x"):
             url = URL(f"{proxy.base('as-9')}/{tail}", encoded=True)
             async with http.get(url) as answer:
