@@ -2,8 +2,9 @@
 
     with OpenAiModels(keys={"sk-proj-good"}) as openai: ... openai.url ...
 
-A key in `keys` (as `Authorization: Bearer`) gets the model list; any other gets OpenAI's
-401 body (`invalid_api_key`). Every request's key is recorded in `seen_keys`.
+A key in `keys` (as `Authorization: Bearer`; any key when `keys` is None) gets the model
+list; any other gets OpenAI's 401 body (`invalid_api_key`). Every request's key is
+recorded in `seen_keys`.
 """
 
 from aiohttp import web
@@ -16,7 +17,7 @@ MODEL = "gpt-4o"
 class OpenAiModels(LoopbackServer):
     name = "openai"
 
-    def __init__(self, keys: set[str]) -> None:
+    def __init__(self, keys: set[str] | None = None) -> None:
         super().__init__()
         self.keys = keys
         self.seen_keys: list[str] = []
@@ -27,7 +28,7 @@ class OpenAiModels(LoopbackServer):
     async def models(self, request: web.Request) -> web.Response:
         _, _, key = request.headers.get("Authorization", "").partition(" ")
         self.seen_keys.append(key)
-        if key not in self.keys:
+        if self.keys is not None and key not in self.keys:
             error = {
                 "message": "Incorrect API key provided. You can find your API key at "
                 "https://platform.openai.com/account/api-keys.",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.openai import OpenAiModels
 from tests.pyodide.callers import DEVELOPMENT_VARS
 from tests.pyodide.harness import PyodideWorker
 from tests.pyodide.loopback_nodes import AgentDouble, NodeLauncherDouble
@@ -38,11 +39,22 @@ def node_launcher(agent: AgentDouble) -> Iterator[NodeLauncherDouble]:
 
 
 @pytest.fixture(scope="module")
-def development_worker(bundle: Path, node_launcher: NodeLauncherDouble) -> Iterator[PyodideWorker]:
+def openai() -> Iterator[OpenAiModels]:
+    with OpenAiModels() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def development_worker(
+    bundle: Path, node_launcher: NodeLauncherDouble, openai: OpenAiModels
+) -> Iterator[PyodideWorker]:
     """A Worker of its own per module (its first user is the admin), in development mode
-    (dev sign-in), with `sam dev`'s LOCAL_NODES binding played by the launcher double."""
+    (dev sign-in), with `sam dev`'s LOCAL_NODES binding played by the launcher double and
+    OpenAI's model list (which checks keys before they are saved) by a loopback double."""
     worker = PyodideWorker(
-        bundle, vars=DEVELOPMENT_VARS, services={"LOCAL_NODES": node_launcher.url}
+        bundle,
+        vars={**DEVELOPMENT_VARS, "SAM_OPENAI_API_URL": openai.url},
+        services={"LOCAL_NODES": node_launcher.url},
     )
     yield worker
     worker.close()
