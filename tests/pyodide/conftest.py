@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.anthropic import ScriptedModel
 from tests.fakes.openai import OpenAiModels
 from tests.pyodide.callers import DEVELOPMENT_VARS
 from tests.pyodide.harness import PyodideWorker
@@ -45,15 +46,25 @@ def openai() -> Iterator[OpenAiModels]:
 
 
 @pytest.fixture(scope="module")
+def anthropic() -> Iterator[ScriptedModel]:
+    with ScriptedModel() as model:
+        yield model
+
+
+@pytest.fixture(scope="module")
 def development_worker(
-    bundle: Path, node_launcher: NodeLauncherDouble, openai: OpenAiModels
+    bundle: Path,
+    node_launcher: NodeLauncherDouble,
+    openai: OpenAiModels,
+    anthropic: ScriptedModel,
 ) -> Iterator[PyodideWorker]:
     """A Worker of its own per module (its first user is the admin), in development mode
     (dev sign-in), with `sam dev`'s LOCAL_NODES binding played by the launcher double and
-    OpenAI's model list (which checks keys before they are saved) by a loopback double."""
+    the model APIs that check agent keys before they are saved by loopback doubles."""
+    upstreams = {"SAM_OPENAI_API_URL": openai.url, "SAM_ANTHROPIC_API_URL": anthropic.url}
     worker = PyodideWorker(
         bundle,
-        vars={**DEVELOPMENT_VARS, "SAM_OPENAI_API_URL": openai.url},
+        vars={**DEVELOPMENT_VARS, **upstreams},
         services={"LOCAL_NODES": node_launcher.url},
     )
     yield worker
