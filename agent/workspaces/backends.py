@@ -28,7 +28,7 @@ from agent.workspaces import policy
 from agent.workspaces.boot_log import BootLog, StepStatus
 from agent.workspaces.containers import DevcontainerCLI, DockerEngine, workspace_labels
 from agent.workspaces.firewall import NOT_ROOT, Firewall
-from agent.workspaces.sandbox import Sandbox, Sandboxes
+from agent.workspaces.sandbox import Sandboxes
 from wire.states import LifecycleState
 
 log = logging.getLogger("agent.workspaces.backends")
@@ -132,8 +132,12 @@ class DockerBackend:
             await boot.add("remove container", StepStatus.SUCCEEDED, "old container removed")
         # A restart goes through the CLI as well: it finds the stopped container by its
         # labels, starts it and runs postStartCommand again (postCreateCommand it skips).
+        config = await self._configure(record, checkout, boot)  # refused before anything runs
         sandbox = await self.sandboxes.ensure(record["id"])
-        override = await self._configure(record, checkout, boot, sandbox)
+        config["runArgs"] = policy.sam_run_args(config, sandbox.run_args())
+        override = checkout.parent / DEFAULT_CONFIG_DIRNAME / "devcontainer.json"
+        override.parent.mkdir(parents=True, exist_ok=True)
+        override.write_text(json.dumps(config, indent=2) + "\n")
         tools = self.config.container_tools
         mounts = [await tools_mount(self.engine, tools)] if installed(tools) else []
         result = await self._up(checkout, labels, override, mounts, boot)
@@ -166,12 +170,12 @@ class DockerBackend:
         return workspace_labels(record["id"], self.config.node_id)
 
     async def _configure(
-        self, record: dict[str, Any], checkout: Path, boot: BootLog, sandbox: Sandbox
-    ) -> Path:
-        """The configuration the CLI gets, always from outside the checkout: the
-        repository's accepted by the policy (or a default), plus SAM's own runArgs."""
+        self, record: dict[str, Any], checkout: Path, boot: BootLog
+    ) -> dict[str, Any]:
+        """The configuration the CLI gets (from outside the checkout): the repository's,
+        accepted by the policy, or a default."""
         trusted = bool(record.get("trusted_devcontainer"))
-        own = policy.config_file(checkout)
+        own = policy.config_file(checkout, trusted=trusted)
         if own is None:
             config: dict[str, Any] = {"name": record["id"], "image": self.config.base_image}
             message = f"no devcontainer.json in the repository: default on {config['image']}"
@@ -182,14 +186,10 @@ class DockerBackend:
             message = f"using the repository's {relative}" + (
                 " as is (trusted by the node's owner)" if trusted else ", checked by SAM's policy"
             )
-        config["runArgs"] = policy.sam_run_args(config, sandbox.run_args())
-        override = checkout.parent / DEFAULT_CONFIG_DIRNAME / "devcontainer.json"
-        override.parent.mkdir(parents=True, exist_ok=True)
-        override.write_text(json.dumps(config, indent=2) + "\n")
         if os.geteuid() == 0:
             await asyncio.to_thread(_chown_tree, checkout, CONTAINER_UID, CONTAINER_GID)
         await boot.add("devcontainer config", StepStatus.SUCCEEDED, message)
-        return override
+        return config
 
     def _devcontainer_cli(self) -> DevcontainerCLI:
         if self._cli is None:

@@ -79,15 +79,16 @@ def refused(what: str, why: str) -> ContainerError:
     )
 
 
-def config_file(checkout: Path) -> Path | None:
-    """The repository's devcontainer.json, never a link out of the checkout."""
+def config_file(checkout: Path, *, trusted: bool = False) -> Path | None:
+    """The repository's devcontainer.json, never a link out of the checkout (unless the
+    node's owner trusts the repository)."""
     root = checkout.resolve()
     for relative in CONFIG_FILES:
         path = checkout / relative
         if not (path.is_symlink() or path.exists() or path.parent.is_symlink()):
             continue
         resolved = path.resolve()
-        if not resolved.is_relative_to(root):
+        if not trusted and not resolved.is_relative_to(root):
             raise refused(str(relative), "a link to a file outside the repository")
         if resolved.is_file():
             return path
