@@ -22,13 +22,13 @@ from agent.channel import Channels
 from agent.config import AgentConfig
 from agent.errors import ConfigError, ContainerError
 from agent.process import LineHandler, stderr_tail
-from agent.sessions.tools import installed, tools_mount
+from agent.sessions.tools import installed, tools_mount, volume_name
 from agent.shell import ShellCommand
 from agent.workspaces import policy
 from agent.workspaces.boot_log import BootLog, StepStatus
 from agent.workspaces.containers import DevcontainerCLI, DockerEngine, workspace_labels
 from agent.workspaces.firewall import NOT_ROOT, Firewall
-from agent.workspaces.sandbox import Sandboxes
+from agent.workspaces.sandbox import Sandbox, Sandboxes
 from wire.states import LifecycleState
 
 log = logging.getLogger("agent.workspaces.backends")
@@ -141,6 +141,8 @@ class DockerBackend:
         tools = self.config.container_tools
         mounts = [await tools_mount(self.engine, tools)] if installed(tools) else []
         result = await self._up(checkout, labels, override, mounts, boot)
+        if not record.get("trusted_devcontainer"):
+            await self._verify(result["container_id"], sandbox, checkout)
         await self._settle_ownership(result["container_id"], result["remote_user"], checkout)
         return result
 
@@ -190,6 +192,26 @@ class DockerBackend:
             await asyncio.to_thread(_chown_tree, checkout, CONTAINER_UID, CONTAINER_GID)
         await boot.add("devcontainer config", StepStatus.SUCCEEDED, message)
         return config
+
+    async def _verify(self, container_id: str, sandbox: Sandbox, checkout: Path) -> None:
+        """The policy again, on what the container really got; refused, it is removed."""
+        inspect = await self.engine.inspect_raw(container_id)
+        own = volume_name(self.config.container_tools)
+        devices = {
+            str(mount["Name"]): await self.engine.volume_device(str(mount["Name"]))
+            for mount in inspect.get("Mounts") or []
+            if mount.get("Type") == "volume" and mount.get("Name") != own
+        }
+        try:
+            policy.verify_container(
+                inspect,
+                network=sandbox.network.name,
+                binds={str(checkout), str(checkout.resolve())},
+                volume_devices=devices,
+            )
+        except ContainerError:
+            await self.engine.remove(container_id)
+            raise
 
     def _devcontainer_cli(self) -> DevcontainerCLI:
         if self._cli is None:

@@ -5,6 +5,7 @@ owner trusts the repository (`trusted_devcontainer`)."""
 
 import json
 import subprocess
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.agent.sandbox.conftest import BASE_IMAGE, create, delete, settled
+from tests.agent.sandbox.conftest import BASE_IMAGE, create, delete, listed, settled
 from tests.fixtures.repos import git, make_repo
 from tests.support.agent import AgentProcess
 
@@ -156,3 +157,28 @@ def test_allowed_when_the_owner_trusts_the_repository(
         case.trusted_check(docker_inspect(workspace["container_id"]), host_file)
     finally:
         delete(docker_agent, "ws-trusted")
+
+
+def test_privileges_from_the_images_metadata_label_are_refused_after_up(
+    docker_agent: AgentProcess, tmp_path: Path, node_id: str
+) -> None:
+    """The repository's file asks for nothing, but its image's devcontainer.metadata label
+    (which the CLI merges in) asks for privileged: what the container really got is checked
+    after `up`, and the container removed."""
+    tag = f"sam-sandbox-test-privileged:{uuid.uuid4().hex[:12]}"
+    made = subprocess.run(["docker", "create", BASE_IMAGE, "true"], capture_output=True, text=True)
+    label = f"LABEL devcontainer.metadata={json.dumps(json.dumps([{'privileged': True}]))}"
+    try:
+        commit = ["docker", "commit", "--change", label, made.stdout.strip(), tag]
+        subprocess.run(commit, check=True, capture_output=True)
+    finally:
+        subprocess.run(["docker", "rm", made.stdout.strip()], capture_output=True)
+    try:
+        create(docker_agent, "ws-label", make_repo(tmp_path, "repo", {"image": tag}))
+        workspace = settled(docker_agent, "ws-label")
+        assert workspace["state"] == "error"
+        assert "privileged" in workspace["error"] and "devcontainer.metadata" in workspace["error"]
+        assert listed(["ps", "-a"], node_id) == []  # the container is gone
+        delete(docker_agent, "ws-label")
+    finally:
+        subprocess.run(["docker", "rmi", tag], capture_output=True)
