@@ -101,6 +101,11 @@ class DockerBackend:
             log.error("workspaces.docker_unavailable message=%s hint=%s", exc.message, exc.hint)
         if not self.firewall.enabled:
             log.warning("workspaces.no_firewall %s", NOT_ROOT)
+            return
+        try:  # at start, before any workspace runs again; `up` fails while it is missing
+            await self.firewall.install()
+        except ContainerError as exc:
+            log.error("workspaces.no_firewall message=%s hint=%s", exc.message, exc.hint)
 
     async def resume(self, record: dict[str, Any]) -> None:
         try:

@@ -658,6 +658,8 @@ export interface components {
             provider: components["schemas"]["Provider"];
             /** Size */
             size?: string | null;
+            /** Trusted Devcontainer */
+            trusted_devcontainer?: boolean | null;
         };
         /**
          * NodeHealth
@@ -867,6 +869,8 @@ export interface components {
             node_id: string | null;
             /** Backend */
             backend: string | null;
+            /** Trusted Devcontainer */
+            trusted_devcontainer: boolean;
             /** Container Id */
             container_id: string | null;
             /** Remote User */
