@@ -9,6 +9,7 @@ NET_RAW granted, it captures nothing; in the default sandbox it cannot open its 
 """
 
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -76,6 +77,12 @@ try:
 except urllib.error.HTTPError as exc:
     print(exc.code, exc.read().decode())
 """
+
+
+@pytest.fixture(autouse=True)
+def root() -> None:
+    """Only a root agent installs the firewall (as on every VM); CI runs as root."""
+    assert os.geteuid() == 0, "the sandbox tests need a root agent: run them as root"
 
 
 @pytest.fixture
