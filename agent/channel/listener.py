@@ -160,21 +160,26 @@ async def _error_boundary(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port, else on a free port (the stored one was taken)."""
-    for candidate in (port, 0) if port else (0,):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """A socket bound to host:port, else to a free port (the stored one was taken)."""
+    try:
+        return _bound(host, port)
+    except OSError:
+        if not port:
+            raise
+        log.warning("channel.port_taken host=%s port=%d: using another", host, port)
+        return _bound(host, 0)
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, candidate))
-        except OSError:
-            sock.close()
-            if candidate == 0:
-                raise
-            log.warning("channel.port_taken host=%s port=%d: using another", host, port)
-            continue
-        sock.setblocking(False)
-        return sock
-    raise AssertionError("unreachable: port 0 either binds or raises")
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
 
 
 def _in_subnet(peer: str, subnet: str) -> bool:

@@ -22,7 +22,7 @@ from agent.channel import Channels
 from agent.config import AgentConfig
 from agent.errors import ConfigError, ContainerError
 from agent.process import LineHandler, stderr_tail
-from agent.sessions.tools import installed, tools_mount
+from agent.sessions.tools import installed, tools_mount, volume_name
 from agent.shell import ShellCommand
 from agent.workspaces import policy
 from agent.workspaces.boot_log import BootLog, StepStatus
@@ -101,6 +101,11 @@ class DockerBackend:
             log.error("workspaces.docker_unavailable message=%s hint=%s", exc.message, exc.hint)
         if not self.firewall.enabled:
             log.warning("workspaces.no_firewall %s", NOT_ROOT)
+            return
+        try:  # at start, before any workspace runs again; `up` fails while it is missing
+            await self.firewall.install()
+        except ContainerError as exc:
+            log.error("workspaces.no_firewall message=%s hint=%s", exc.message, exc.hint)
 
     async def resume(self, record: dict[str, Any]) -> None:
         try:
@@ -132,11 +137,17 @@ class DockerBackend:
             await boot.add("remove container", StepStatus.SUCCEEDED, "old container removed")
         # A restart goes through the CLI as well: it finds the stopped container by its
         # labels, starts it and runs postStartCommand again (postCreateCommand it skips).
+        config = await self._configure(record, checkout, boot)  # refused before anything runs
         sandbox = await self.sandboxes.ensure(record["id"])
-        override = await self._configure(record, checkout, boot, sandbox)
+        config["runArgs"] = policy.sam_run_args(config, sandbox.run_args())
+        override = checkout.parent / DEFAULT_CONFIG_DIRNAME / "devcontainer.json"
+        override.parent.mkdir(parents=True, exist_ok=True)
+        override.write_text(json.dumps(config, indent=2) + "\n")
         tools = self.config.container_tools
         mounts = [await tools_mount(self.engine, tools)] if installed(tools) else []
         result = await self._up(checkout, labels, override, mounts, boot)
+        if not record.get("trusted_devcontainer"):
+            await self._verify(result["container_id"], sandbox, checkout)
         await self._settle_ownership(result["container_id"], result["remote_user"], checkout)
         return result
 
@@ -166,12 +177,12 @@ class DockerBackend:
         return workspace_labels(record["id"], self.config.node_id)
 
     async def _configure(
-        self, record: dict[str, Any], checkout: Path, boot: BootLog, sandbox: Sandbox
-    ) -> Path:
-        """The configuration the CLI gets, always from outside the checkout: the
-        repository's accepted by the policy (or a default), plus SAM's own runArgs."""
+        self, record: dict[str, Any], checkout: Path, boot: BootLog
+    ) -> dict[str, Any]:
+        """The configuration the CLI gets (from outside the checkout): the repository's,
+        accepted by the policy, or a default."""
         trusted = bool(record.get("trusted_devcontainer"))
-        own = policy.config_file(checkout)
+        own = policy.config_file(checkout, trusted=trusted)
         if own is None:
             config: dict[str, Any] = {"name": record["id"], "image": self.config.base_image}
             message = f"no devcontainer.json in the repository: default on {config['image']}"
@@ -182,14 +193,30 @@ class DockerBackend:
             message = f"using the repository's {relative}" + (
                 " as is (trusted by the node's owner)" if trusted else ", checked by SAM's policy"
             )
-        config["runArgs"] = policy.sam_run_args(config, sandbox.run_args())
-        override = checkout.parent / DEFAULT_CONFIG_DIRNAME / "devcontainer.json"
-        override.parent.mkdir(parents=True, exist_ok=True)
-        override.write_text(json.dumps(config, indent=2) + "\n")
         if os.geteuid() == 0:
             await asyncio.to_thread(_chown_tree, checkout, CONTAINER_UID, CONTAINER_GID)
         await boot.add("devcontainer config", StepStatus.SUCCEEDED, message)
-        return override
+        return config
+
+    async def _verify(self, container_id: str, sandbox: Sandbox, checkout: Path) -> None:
+        """The policy again, on what the container really got; refused, it is removed."""
+        inspect = await self.engine.inspect_raw(container_id)
+        own = volume_name(self.config.container_tools)
+        devices = {
+            str(mount["Name"]): await self.engine.volume_device(str(mount["Name"]))
+            for mount in inspect.get("Mounts") or []
+            if mount.get("Type") == "volume" and mount.get("Name") != own
+        }
+        try:
+            policy.verify_container(
+                inspect,
+                network=sandbox.network.name,
+                binds={str(checkout), str(checkout.resolve())},
+                volume_devices=devices,
+            )
+        except ContainerError:
+            await self.engine.remove(container_id)
+            raise
 
     def _devcontainer_cli(self) -> DevcontainerCLI:
         if self._cli is None:

@@ -345,6 +345,18 @@ class DockerEngine:
 
         await self._call("remove the workspace network", remove)
 
+    async def volume_device(self, name: str) -> str | None:
+        """The host path a local volume binds (its `device` option), if any."""
+
+        def device() -> str | None:
+            try:
+                options = self.client.api.inspect_volume(name).get("Options") or {}
+            except docker.errors.NotFound:
+                return None
+            return options.get("device")
+
+        return await self._call("inspect a volume", device)
+
     async def inspect_raw(self, container_id: str) -> dict[str, Any]:
         """`docker inspect` of a container, as the Engine answers it."""
         return await self._call(

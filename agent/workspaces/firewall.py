@@ -7,8 +7,9 @@ listening may be. Binding choices alone cannot close that (a VM's agent must lis
 public address), so a root agent installs one table, `inet sam_workspaces`:
 
     input    from a workspace bridge: only to (its own bridge, its gateway, its channel
-             port) — the set `channels`, one element per open channel; everything else
-             from a bridge to this host is dropped (IPv6 link-local included)
+             port) — the set `channels`, one element per open channel — and the answers
+             to connections this host opened; everything else from a bridge to this host
+             is dropped (IPv6 link-local included)
     forward  workspace → another workspace: dropped; workspace → 169.254.0.0/16 (the cloud
              metadata service, which serves the VM's user_data): dropped; new connections
              into a workspace from anywhere: dropped; the rest (its own traffic out to the
@@ -47,6 +48,7 @@ add chain inet {TABLE} input {{ type filter hook input priority filter - 10; pol
 add chain inet {TABLE} forward {{ type filter hook forward priority filter - 10; policy accept; }}
 flush chain inet {TABLE} input
 flush chain inet {TABLE} forward
+add rule inet {TABLE} input iifname "{BRIDGE_PREFIX}*" ct state established,related accept
 add rule inet {TABLE} input iifname . ip daddr . tcp dport @channels accept
 add rule inet {TABLE} input iifname "{BRIDGE_PREFIX}*" drop
 add rule inet {TABLE} forward iifname "{BRIDGE_PREFIX}*" oifname "{BRIDGE_PREFIX}*" drop
@@ -75,18 +77,18 @@ class Firewall:
         if not self.enabled:
             return
         await self.install()
-        await _nft(f"add element {_element(bridge, host, port)}", "open the channel's port")
+        await _nft(f"add element {channel_element(bridge, host, port)}", "open the channel's port")
 
     async def revoke_channel(self, bridge: str, host: str, port: int) -> None:
         if not self.enabled:
             return
         try:
-            await _nft(f"delete element {_element(bridge, host, port)}", "close the port")
+            await _nft(f"delete element {channel_element(bridge, host, port)}", "close the port")
         except ContainerError as exc:  # already gone (a table rebuilt meanwhile): fine
             log.info("firewall.revoke_skipped bridge=%s reason=%s", bridge, exc.detail)
 
 
-def _element(bridge: str, host: str, port: int) -> str:
+def channel_element(bridge: str, host: str, port: int) -> str:
     assert bridge.startswith(BRIDGE_PREFIX) and bridge.isalnum(), bridge
     return f'inet {TABLE} channels {{ "{bridge}" . {host} . {int(port)} }}'
 

@@ -14,7 +14,7 @@ its capability drops, its tools mount) are not the repository's and pass no poli
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,15 +79,16 @@ def refused(what: str, why: str) -> ContainerError:
     )
 
 
-def config_file(checkout: Path) -> Path | None:
-    """The repository's devcontainer.json, never a link out of the checkout."""
+def config_file(checkout: Path, *, trusted: bool = False) -> Path | None:
+    """The repository's devcontainer.json, never a link out of the checkout (unless the
+    node's owner trusts the repository)."""
     root = checkout.resolve()
     for relative in CONFIG_FILES:
         path = checkout / relative
         if not (path.is_symlink() or path.exists() or path.parent.is_symlink()):
             continue
         resolved = path.resolve()
-        if not resolved.is_relative_to(root):
+        if not trusted and not resolved.is_relative_to(root):
             raise refused(str(relative), "a link to a file outside the repository")
         if resolved.is_file():
             return path
@@ -129,6 +130,42 @@ def sam_run_args(config: dict[str, Any], sam_args: list[str]) -> list[str]:
             continue
         kept += [flag, value]
     return own + kept
+
+
+def verify_container(
+    inspect: Mapping[str, Any],
+    *,
+    network: str,
+    binds: Collection[str],
+    volume_devices: Mapping[str, str | None],
+) -> None:
+    """What the container really got, checked after `up`: the image's devcontainer.metadata
+    label and features add properties the repository's file never named. `binds` are the
+    host paths it may have (the checkout); `volume_devices` the host path behind each
+    of its volumes (None for a plain one; SAM's own are left out by the caller)."""
+    host = inspect.get("HostConfig") or {}
+    why = "the image's devcontainer.metadata label or a feature asks for it"
+    if host.get("Privileged"):
+        raise refused("privileged", why)
+    if host.get("CapAdd"):
+        raise refused(f"capAdd {' '.join(host['CapAdd'])}", why)
+    if host.get("SecurityOpt"):
+        raise refused(f"securityOpt {' '.join(host['SecurityOpt'])}", why)
+    if host.get("Devices"):
+        raise refused("devices", why)
+    for key, flag in (("PidMode", "--pid"), ("IpcMode", "--ipc"), ("UTSMode", "--uts")):
+        if host.get(key) == "host":
+            raise refused(f"{flag} host", why)
+    if host.get("UsernsMode") == "host":
+        raise refused("--userns host", why)
+    if host.get("NetworkMode") != network:
+        raise refused(f"--network {host.get('NetworkMode')}", why)
+    for mount in inspect.get("Mounts") or []:
+        kind, source = mount.get("Type"), str(mount.get("Source", ""))
+        if kind == "bind" and source not in binds:
+            raise refused(f"mounts (a bind of {source})", why)
+        if kind == "volume" and volume_devices.get(str(mount.get("Name"))):
+            raise refused(f"mounts (volume {mount.get('Name')} over a host path)", why)
 
 
 def _check(key: str, value: Any) -> None:

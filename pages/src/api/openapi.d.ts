@@ -697,6 +697,8 @@ export interface components {
             provider: components["schemas"]["Provider"];
             /** Size */
             size?: string | null;
+            /** Trusted Devcontainer */
+            trusted_devcontainer?: boolean | null;
         };
         /**
          * NodeHealth
@@ -906,6 +908,8 @@ export interface components {
             node_id: string | null;
             /** Backend */
             backend: string | null;
+            /** Trusted Devcontainer */
+            trusted_devcontainer: boolean;
             /** Container Id */
             container_id: string | null;
             /** Remote User */

@@ -4,6 +4,7 @@ Real sockets and a real aiohttp client; a workspace's network is stood in for by
 address and its /32 (tests/agent/sandbox/ does the same through real Docker networks).
 """
 
+import socket
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -95,13 +96,14 @@ async def test_a_closed_channel_is_gone_and_its_token_forgotten(
     channels: Channels, tmp_path: Path
 ) -> None:
     channel = await channels.open("w-a", host=A_HOST, subnet=f"{A_HOST}/32")
+    assert (tmp_path / "channels" / "w-a.json").exists()
     await channels.close("w-a")
     assert channels.get("w-a") is None
+    assert not (tmp_path / "channels" / "w-a.json").exists()
     with pytest.raises(aiohttp.ClientConnectionError):
         await call(channel, headers=bearer(channel))
     again = await channels.open("w-a", host=A_HOST, subnet=f"{A_HOST}/32")
     assert again.token != channel.token
-    assert not (tmp_path / "channels" / "w-b.json").exists()
 
 
 async def test_a_restarted_agent_opens_the_same_channel_with_the_token_kept_private(
@@ -125,3 +127,35 @@ async def test_a_restarted_agent_opens_the_same_channel_with_the_token_kept_priv
 async def test_the_token_never_shows_in_the_channels_repr(channels: Channels) -> None:
     channel = await channels.open("w-a", host=A_HOST, subnet=f"{A_HOST}/32")
     assert channel.token not in repr(channel) and channel.url() in repr(channel)
+
+
+async def test_a_taken_port_gives_the_reopened_channel_another(tmp_path: Path) -> None:
+    first = Channels({}, tmp_path)
+    channel = await first.open("w-a", host=A_HOST, subnet=f"{A_HOST}/32")
+    await first.shutdown()
+    squatter = socket.create_server((A_HOST, channel.port))
+    second = Channels({}, tmp_path)
+    try:
+        again = await second.open("w-a", host=A_HOST, subnet=f"{A_HOST}/32")
+        assert again.port != channel.port and again.token == channel.token
+        assert await call(again, headers=bearer(again)) == (200, {"workspace_id": "w-a"})
+    finally:
+        squatter.close()
+        await second.shutdown()
+
+
+async def test_a_request_on_a_connection_of_a_closed_channel_is_refused(
+    channels: Channels,
+) -> None:
+    channel = await channels.open("w-a", host=A_HOST, subnet=f"{A_HOST}/32")
+    connector = aiohttp.TCPConnector(local_addr=(A_HOST, 0))  # keeps its connection
+    async with aiohttp.ClientSession(connector=connector) as http:
+        async with http.get(channel.url("/whoami"), headers=bearer(channel)) as answer:
+            assert answer.status == 200
+        await channels.close("w-a")
+        try:
+            async with http.get(channel.url("/whoami"), headers=bearer(channel)) as answer:
+                assert answer.status == 404
+                assert "closed" in (await answer.json())["message"]
+        except aiohttp.ClientConnectionError:
+            pass  # or the connection is gone with the listener: refused all the same
