@@ -28,7 +28,9 @@ import time
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
+from agent.channel.listener import WORKSPACE_ID
 from agent.channel.model_sessions import ModelSession, ModelSessions
 from agent.channel.usage import UsageMeter
 from agent.persistence import Store
@@ -103,7 +105,7 @@ def model_error(status: int, code: str, message: str) -> web.Response:
 
 
 async def forward(request: web.Request) -> web.StreamResponse:
-    workspace_id: str = request["workspace_id"]  # set by the channel, which admitted it
+    workspace_id: str = request[WORKSPACE_ID]  # set by the channel, which admitted it
     session = request.app[SESSIONS].get(request.match_info["sid"], workspace_id)
     if session is None:
         return model_error(
@@ -120,9 +122,10 @@ async def forward(request: web.Request) -> web.StreamResponse:
             413, "request_too_large", f"the request is over {MAX_REQUEST_BYTES} bytes"
         )
     base = session.credential.base_url or request.app[DEFAULT_UPSTREAM]
-    url = f"{base.rstrip('/')}/{tail}"
-    if request.query_string:
-        url += "?" + request.query_string
+    # Segment by segment, so that an encoded "?" or "/" in the path stays one.
+    url = URL(base.rstrip("/")).joinpath(*tail.split("/"))
+    if request.rel_url.query:
+        url = url.with_query(request.rel_url.query)
     headers = _outgoing(request.headers, session.credential)
     started = time.monotonic()
     try:

@@ -168,13 +168,13 @@ class ScriptedModel(LoopbackServer):
 
     async def count_tokens(self, request: web.Request) -> web.Response:
         body = await request.json()
-        self.requests.append({"path": request.path, **body})
+        self.requests.append({"path": request.path, "query": request.query_string, **body})
         return web.json_response({"input_tokens": _input_tokens(body)})
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         with self._lock:
-            self.requests.append({"path": request.path, **body})
+            self.requests.append({"path": request.path, "query": request.query_string, **body})
             if is_side_call(body):
                 turn = Turn([text(SIDE_CALL_TEXT)])
             else:

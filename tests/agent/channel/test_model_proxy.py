@@ -122,7 +122,10 @@ async def test_a_streamed_turn_goes_through_with_the_real_key_and_its_usage_is_k
     sent = model.seen_headers[-1]
     assert proxy.channels["ws-a"].token not in json.dumps(sent)
     assert sent["anthropic-beta"] == "claude-code-20250219,interleaved-thinking-2025-05-14"
-    assert model.requests[-1]["path"] == "/v1/messages"
+    assert (model.requests[-1]["path"], model.requests[-1]["query"]) == (
+        "/v1/messages",
+        "beta=true",
+    )
     usage = proxy.store.model_usage("as-1")
     assert usage == {
         "requests": 1,
