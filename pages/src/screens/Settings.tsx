@@ -77,7 +77,7 @@ function CredentialList({ credentials, onChange }: { credentials: Credential[]; 
   if (credentials.length === 0) {
     return (
       <EmptyState title="No credentials yet">
-        <p className="muted">Add a Hetzner token to create cloud nodes, and an agent API key for the coding agent.</p>
+        <p className="muted">Add a Hetzner token to create cloud nodes. The coding agent's key goes under Agent, above.</p>
       </EmptyState>
     );
   }
