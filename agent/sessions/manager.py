@@ -77,14 +77,6 @@ class AgentSessionManager:
                 "agent sessions run inside the workspace's container, and this node's "
                 "backend (host) has none: use SAM_BACKEND=docker"
             )
-        channel = self._workspaces.channels and self._workspaces.channels.get(workspace_id)
-        if not channel:
-            raise AgentStartFailed(
-                f"workspace {workspace_id} has no channel to SAM for the model proxy (made "
-                "before channels existed?): rebuild the workspace",
-                detail="",
-            )
-        credential = await self._control_plane.agent_credential(workspace_id)
         target = ContainerUser(
             container=record["container_id"],
             user=record["remote_user"],
@@ -92,15 +84,15 @@ class AgentSessionManager:
             env=record.get("remote_env") or {},
         )
         session_id = f"as-{secrets.token_hex(8)}"
+        env = await self._model_access(workspace_id, session_id)
         stored = self._store.add_agent_session(
             session_id, workspace_id, spec.agent, spec.permission_mode, w.SessionState.STARTING
         )
         launcher = ContainerLauncher(target)
         session = AgentSession(stored, self._store, self._config, launcher, target.folder)
         self._live[session_id] = session
-        self._model_sessions.add(session_id, workspace_id, credential)
         try:
-            await session.start(ADAPTERS[spec.agent], _adapter_env(channel, session_id))
+            await session.start(ADAPTERS[spec.agent], env)
         except AgentStartFailed:
             del self._live[session_id]
             self._model_sessions.remove(session_id)
@@ -226,6 +218,21 @@ class AgentSessionManager:
         if record is None or record["workspace_id"] != workspace_id:
             raise AgentSessionNotFound(f"no agent session {session_id} in workspace {workspace_id}")
         return record
+
+    async def _model_access(self, workspace_id: str, session_id: str) -> dict[str, str]:
+        """The adapter's model settings for a session about to start (or start again): the
+        owner's key fetched from the control plane and handed to the model proxy (memory
+        only), the proxy's address on the workspace's channel and the stand-in key."""
+        channel = self._workspaces.channels and self._workspaces.channels.get(workspace_id)
+        if not channel:
+            raise AgentStartFailed(
+                f"workspace {workspace_id} has no channel to SAM for the model proxy (made "
+                "before channels existed?): rebuild the workspace",
+                detail="",
+            )
+        credential = await self._control_plane.agent_credential(workspace_id)
+        self._model_sessions.add(session_id, workspace_id, credential)
+        return _adapter_env(channel, session_id)
 
     def _info(self, record: dict[str, Any]) -> w.AgentSessionInfo:
         fields = {k: v for k, v in record.items() if k != "first_seq"}
