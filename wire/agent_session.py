@@ -70,6 +70,16 @@ class Prompt(_Model):
     text: PromptText
 
 
+class ModelUsage(_Model):
+    """Token totals of a session's model requests, as the model proxy counted them."""
+
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+
+
 class AgentSessionInfo(_Model):
     id: SessionId
     workspace_id: str
@@ -79,6 +89,7 @@ class AgentSessionInfo(_Model):
     acp_session_id: str | None  # the adapter's own id, once session/new answered
     last_seq: int  # the newest frame's seq (0: none yet)
     created_at: datetime
+    model_usage: ModelUsage | None = None  # None: no model request yet
 
 
 class AgentSessionList(_Model):

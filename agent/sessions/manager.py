@@ -1,10 +1,11 @@
 """The ACP gateway: agent sessions per workspace, and their viewers.
 
 Sessions run in the workspace's container as its remote user, in its folder
-(ContainerLauncher); the adapter reaches the model at SAM_MODEL_BASE_URL with
-MODEL_KEY_PLACEHOLDER for a key. (The per-workspace model proxy will hand the adapter its
-own URL and a workspace-scoped stand-in token here instead.) A viewer WebSocket gets the
-stored frames after `after`, then the live ones (docs/protocols/agent-sessions.md).
+(ContainerLauncher); the adapter reaches the model through the model proxy on the
+workspace's channel, with the channel's token as a stand-in key: the owner's real key is
+fetched from the control plane per session and kept in ModelSessions (memory only). A
+viewer WebSocket gets the stored frames after `after`, then the live ones
+(docs/protocols/agent-sessions.md).
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
+from agent.channel import WorkspaceChannel
+from agent.channel.model_sessions import ModelSessions
 from agent.config import AgentConfig
+from agent.control_plane import ControlPlane
 from agent.errors import (
     AgentNeedsContainer,
     AgentSessionNotFound,
@@ -36,17 +40,26 @@ from wire.states import LifecycleState
 
 log = logging.getLogger(__name__)
 
-MODEL_KEY_PLACEHOLDER = "sam-placeholder-key"
+MODEL_PROXY_PREFIX = "/model/sessions/"
 REPLAY_BATCH_FRAMES = 500
 MAX_CLIENT_FRAME_BYTES = 16 * 1024
 TOO_SLOW = f"over {VIEWER_QUEUE_FRAMES} frames behind: reconnect with after=<last seq>".encode()
 
 
 class AgentSessionManager:
-    def __init__(self, config: AgentConfig, store: Store, workspaces: WorkspaceManager) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        store: Store,
+        workspaces: WorkspaceManager,
+        control_plane: ControlPlane,
+        model_sessions: ModelSessions,
+    ) -> None:
         self._config = config
         self._store = store
         self._workspaces = workspaces
+        self._control_plane = control_plane
+        self._model_sessions = model_sessions
         self._live: dict[str, AgentSession] = {}
 
     # --- routes' operations -----------------------------------------------------------------
@@ -71,6 +84,7 @@ class AgentSessionManager:
             env=record.get("remote_env") or {},
         )
         session_id = f"as-{secrets.token_hex(8)}"
+        env = await self._model_access(workspace_id, session_id)
         stored = self._store.add_agent_session(
             session_id, workspace_id, spec.agent, spec.permission_mode, w.SessionState.STARTING
         )
@@ -78,9 +92,10 @@ class AgentSessionManager:
         session = AgentSession(stored, self._store, self._config, launcher, target.folder)
         self._live[session_id] = session
         try:
-            await session.start(ADAPTERS[spec.agent], self._adapter_env())
+            await session.start(ADAPTERS[spec.agent], env)
         except AgentStartFailed:
             del self._live[session_id]
+            self._model_sessions.remove(session_id)
             raise
         log.info("agent_session.started id=%s workspace=%s", session_id, workspace_id)
         if spec.prompt is not None:
@@ -108,12 +123,14 @@ class AgentSessionManager:
     async def stop(self, workspace_id: str, session_id: str) -> w.AgentSessionInfo:
         self._record(workspace_id, session_id)
         session = self._live.pop(session_id, None)
+        self._model_sessions.remove(session_id)
         if session is not None:
             await session.stop("requested")
         return self.info(workspace_id, session_id)
 
     async def close_workspace(self, workspace_id: str) -> None:
         """Stop the workspace's sessions (it is stopping, rebuilding or going away)."""
+        self._model_sessions.remove_workspace(workspace_id)
         for session_id, session in list(self._live.items()):
             if session.workspace_id == workspace_id:
                 del self._live[session_id]
@@ -202,16 +219,34 @@ class AgentSessionManager:
             raise AgentSessionNotFound(f"no agent session {session_id} in workspace {workspace_id}")
         return record
 
-    def _info(self, record: dict[str, Any]) -> w.AgentSessionInfo:
-        return w.AgentSessionInfo.model_validate(
-            {k: v for k, v in record.items() if k != "first_seq"}
-        )
+    async def _model_access(self, workspace_id: str, session_id: str) -> dict[str, str]:
+        """The adapter's model settings for a session about to start (or start again): the
+        owner's key fetched from the control plane and handed to the model proxy (memory
+        only), the proxy's address on the workspace's channel and the stand-in key."""
+        channel = self._workspaces.channels and self._workspaces.channels.get(workspace_id)
+        if not channel:
+            raise AgentStartFailed(
+                f"workspace {workspace_id} has no channel to SAM for the model proxy (made "
+                "before channels existed?): rebuild the workspace",
+                detail="",
+            )
+        credential = await self._control_plane.agent_credential(workspace_id)
+        self._model_sessions.add(session_id, workspace_id, credential)
+        return _adapter_env(channel, session_id)
 
-    def _adapter_env(self) -> dict[str, str]:
-        env = {"ANTHROPIC_API_KEY": MODEL_KEY_PLACEHOLDER}
-        if self._config.model_base_url is not None:
-            env["ANTHROPIC_BASE_URL"] = self._config.model_base_url
-        return env
+    def _info(self, record: dict[str, Any]) -> w.AgentSessionInfo:
+        fields = {k: v for k, v in record.items() if k != "first_seq"}
+        fields["model_usage"] = self._store.model_usage(record["id"])
+        return w.AgentSessionInfo.model_validate(fields)
+
+
+def _adapter_env(channel: WorkspaceChannel, session_id: str) -> dict[str, str]:
+    """The model proxy's address for this session, and the channel's token as the key: the
+    only credential the container ever holds, and one that dies with the workspace."""
+    return {
+        "ANTHROPIC_BASE_URL": channel.url(MODEL_PROXY_PREFIX + session_id),
+        "ANTHROPIC_API_KEY": channel.token,
+    }
 
 
 async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:

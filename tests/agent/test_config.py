@@ -40,7 +40,10 @@ def test_defaults() -> None:
     assert config.max_frames_per_second == 200
     assert config.tls_cert is None and not config.tls
     assert config.container_tools == CHECKOUT_CONTAINER_TOOLS  # this checkout's, installed
-    assert (config.model_base_url, config.permission_timeout_seconds) == (None, 300.0)
+    assert (config.model_base_url, config.permission_timeout_seconds) == (
+        "https://api.anthropic.com",
+        300.0,
+    )
     assert (config.prompt_timeout_seconds, config.session_log_bytes) == (3600.0, 8 * 1024 * 1024)
 
 
