@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
+from functools import partial
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -30,6 +32,8 @@ from agent.sessions.container import ContainerLauncher, ContainerUser
 from agent.sessions.permissions import UnknownOption, UnknownRequest
 from agent.sessions.session import VIEWER_QUEUE_FRAMES, AgentSession
 from agent.sessions.tools import ADAPTERS
+from agent.terminals.manager import TerminalManager
+from agent.terminals.session import TokenBucket
 from agent.workspaces.manager import WorkspaceManager
 from wire import agent_session as w
 from wire.states import LifecycleState
@@ -39,15 +43,55 @@ log = logging.getLogger(__name__)
 MODEL_KEY_PLACEHOLDER = "sam-placeholder-key"
 REPLAY_BATCH_FRAMES = 500
 MAX_CLIENT_FRAME_BYTES = 16 * 1024
+# States of a session that claims to run (resume_all brings them back after a restart).
+RUNNING_STATES = frozenset(
+    {
+        w.SessionState.STARTING,
+        w.SessionState.IDLE,
+        w.SessionState.PROMPTING,
+        w.SessionState.RESTARTING,
+    }
+)
 TOO_SLOW = f"over {VIEWER_QUEUE_FRAMES} frames behind: reconnect with after=<last seq>".encode()
 
 
 class AgentSessionManager:
-    def __init__(self, config: AgentConfig, store: Store, workspaces: WorkspaceManager) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        store: Store,
+        workspaces: WorkspaceManager,
+        terminals: TerminalManager,
+    ) -> None:
         self._config = config
         self._store = store
         self._workspaces = workspaces
+        self._terminals = terminals
         self._live: dict[str, AgentSession] = {}
+
+    async def resume_all(self) -> None:
+        """After the node agent restarted: every stored session that claims to run gets a
+        new adapter that reloads its conversation, or is marked stopped (its workspace does
+        not run) — none is left claiming to run."""
+        for workspace in self._store.workspaces():
+            for record in self._store.agent_sessions(workspace["id"]):
+                if w.SessionState(record["state"]) in RUNNING_STATES:
+                    await self._resume(workspace, record)
+
+    async def _resume(self, workspace: dict[str, Any], record: dict[str, Any]) -> None:
+        target = _target(workspace)
+        session_id = record["id"]
+        if workspace["state"] != LifecycleState.RUNNING or target is None:
+            reason = "workspace_stopped"
+            log.info("agent_session.not_resumed id=%s reason=%s", session_id, reason)
+            frame = partial(w.StoppedFrame, type="stopped", reason=reason)
+            build = lambda seq: frame(seq=seq).model_dump_json()  # noqa: E731
+            self._store.append_frame(session_id, build, self._config.session_log_bytes)
+            self._store.update_agent_session(session_id, state=w.SessionState.STOPPED)
+            return
+        session = self._session(record, target)
+        self._live[session_id] = session
+        session.resume(ADAPTERS[record["agent"]], self._adapter_env())
 
     # --- routes' operations -----------------------------------------------------------------
 
@@ -64,18 +108,13 @@ class AgentSessionManager:
                 "agent sessions run inside the workspace's container, and this node's "
                 "backend (host) has none: use SAM_BACKEND=docker"
             )
-        target = ContainerUser(
-            container=record["container_id"],
-            user=record["remote_user"],
-            folder=record["remote_folder"],
-            env=record.get("remote_env") or {},
-        )
+        target = _target(record)
+        assert target is not None
         session_id = f"as-{secrets.token_hex(8)}"
         stored = self._store.add_agent_session(
             session_id, workspace_id, spec.agent, spec.permission_mode, w.SessionState.STARTING
         )
-        launcher = ContainerLauncher(target)
-        session = AgentSession(stored, self._store, self._config, launcher, target.folder)
+        session = self._session(stored, target)
         self._live[session_id] = session
         try:
             await session.start(ADAPTERS[spec.agent], self._adapter_env())
@@ -169,7 +208,13 @@ class AgentSessionManager:
                 session.unsubscribe(queue)
 
     async def _read_frames(self, ws: web.WebSocketResponse, session: AgentSession | None) -> None:
+        rate = self._config.max_frames_per_second
+        bucket = TokenBucket(rate, time.monotonic)
         async for message in ws:
+            if not bucket.take():
+                text = f"more than {rate} frames per second; this frame was ignored, send fewer"
+                await _send_error(ws, "rate_limited", text)
+                continue
             if message.type != WSMsgType.TEXT:
                 await _send_error(ws, "bad_frame", "send JSON text frames")
                 continue
@@ -202,6 +247,12 @@ class AgentSessionManager:
             raise AgentSessionNotFound(f"no agent session {session_id} in workspace {workspace_id}")
         return record
 
+    def _session(self, record: dict[str, Any], target: ContainerUser) -> AgentSession:
+        launcher = ContainerLauncher(target)
+        return AgentSession(
+            record, self._store, self._config, launcher, target.folder, self._terminals
+        )
+
     def _info(self, record: dict[str, Any]) -> w.AgentSessionInfo:
         return w.AgentSessionInfo.model_validate(
             {k: v for k, v in record.items() if k != "first_seq"}
@@ -212,6 +263,18 @@ class AgentSessionManager:
         if self._config.model_base_url is not None:
             env["ANTHROPIC_BASE_URL"] = self._config.model_base_url
         return env
+
+
+def _target(workspace: dict[str, Any]) -> ContainerUser | None:
+    """Where the workspace's agent sessions run; None without a container (host backend)."""
+    if not workspace.get("container_id"):
+        return None
+    return ContainerUser(
+        container=workspace["container_id"],
+        user=workspace["remote_user"],
+        folder=workspace["remote_folder"],
+        env=workspace.get("remote_env") or {},
+    )
 
 
 async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:

@@ -18,9 +18,10 @@ from agent.persistence import Store
 from agent.sessions.container import ContainerLauncher, ContainerUser
 from agent.sessions.session import AgentSession
 from agent.sessions.tools import NODE, installed, tools_mount
+from agent.terminals.manager import TerminalManager
 from agent.workspaces.containers import DockerEngine
 from tests.agent.conftest import BASE_IMAGE
-from tests.agent.sessions.test_faults import config, frames, turn, until
+from tests.agent.sessions.test_faults import config, frames, no_shell, turn, until
 
 STAND_IN_DIR = "/opt/stand-in"
 USER = "sam"  # the base image's user (uid 1000)
@@ -80,7 +81,9 @@ async def test_fs_methods_and_the_stop_ladder_in_a_container(
 ) -> None:
     target = ContainerUser(container=container, user=USER, folder="/tmp", env={})
     record = store.add_agent_session("as-1", "ws-1", "claude-code", "ask", "starting")
-    session = AgentSession(record, store, config(tmp_path), ContainerLauncher(target), "/tmp")
+    cfg = config(tmp_path)
+    terminals = TerminalManager(cfg, store, no_shell)
+    session = AgentSession(record, store, cfg, ContainerLauncher(target), "/tmp", terminals)
     await session.start([NODE, f"{STAND_IN_DIR}/stand_in_agent.mjs"], {"EXTRA": "1"})
     started = frames(store)[0]
     assert started["agent_info"] == {"name": "stand-in", "version": "1"}
