@@ -74,14 +74,6 @@ class LocalLauncher:
         return ShellCommand(list(argv), {"TERM": "xterm-256color", **env}, cwd=cwd)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Any:
-    opened = Store(tmp_path / "agent.sqlite3")
-    opened.save_workspace({"id": "ws-1", "repository": "/r", "state": "running"})
-    yield opened
-    opened.close()
-
-
 def config(tmp_path: Path, **env: str) -> AgentConfig:
     base = {
         "SAM_NODE_ID": "node-1",

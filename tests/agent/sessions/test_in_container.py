@@ -62,14 +62,6 @@ def container() -> Iterator[str]:
     subprocess.run(["docker", "rm", "-f", container_id], capture_output=True)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(tmp_path / "agent.sqlite3")
-    opened.save_workspace({"id": "ws-1", "repository": "/r", "state": "running"})
-    yield opened
-    opened.close()
-
-
 def in_container(container: str, *argv: str) -> str:
     return subprocess.run(
         ["docker", "exec", container, *argv], capture_output=True, text=True
