@@ -91,6 +91,15 @@ async def test_fs_methods_and_the_stop_ladder_in_a_container(
     refused = await turn(session, store, "write relative.txt x")
     assert json.loads(refused[1]["update"]["content"]["text"])["error"]["code"] == -32602
 
+    # terminal/create: a read-only tab whose command runs in the container, as its user,
+    # in the session's folder
+    ran = await turn(session, store, "run id -un; pwd; test -f /tmp/made.txt && echo here")
+    answer = json.loads(ran[-2]["update"]["content"]["text"])
+    assert answer["exit"] == {"exitCode": 0}
+    assert answer["output"]["output"].split() == [USER, "/tmp", "here"]
+    [tab] = terminals.tabs("ws-1")
+    assert (tab["read_only"], tab["owner"]) == (True, "as-1")
+
     session.prompt("stubborn")
     await asyncio.sleep(0.5)
     await session.stop("requested")
