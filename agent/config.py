@@ -35,8 +35,8 @@ VM_CONTAINER_TOOLS = Path("/opt/sam-agent/container-tools")
 DEFAULT_PERMISSION_TIMEOUT_SECONDS = 300.0
 DEFAULT_PROMPT_TIMEOUT_SECONDS = 3600.0
 DEFAULT_SESSION_LOG_BYTES = 8 * 1024 * 1024
-# An adapter that exits by itself is restarted at most this often within the window, after
-# a backoff that doubles from the base delay.
+# An adapter that exits by itself is restarted at most this often within the window: the
+# first time at once, then after a backoff that doubles from the base delay.
 DEFAULT_AGENT_RESTARTS = 3
 DEFAULT_AGENT_RESTART_WINDOW_SECONDS = 300.0
 DEFAULT_AGENT_RESTART_BACKOFF_SECONDS = 1.0

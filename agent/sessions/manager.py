@@ -202,6 +202,8 @@ class AgentSessionManager:
                 else:  # dropped for being too far behind (AgentSession._append)
                     await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=TOO_SLOW)
             await reader
+        except ConnectionResetError:
+            pass  # the viewer went away mid-send: nothing more to do for it
         finally:
             reader.cancel()
             if queue is not None and session is not None:

@@ -1,5 +1,6 @@
 """How often an agent session's adapter is started again: at most `limit` times within a
-sliding window, each after a backoff that doubles (base, 2 x base, 4 x base, ...)."""
+sliding window; the first at once, the next after a backoff that doubles (base, 2 x base,
+4 x base, ...)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class RestartBudget:
     def take(self) -> tuple[int, float]:
         """(attempt, delay in seconds) of the next restart; call when `available`."""
         assert self.available()
-        delay = self._backoff_seconds * 2 ** len(self._recent)
+        earlier = len(self._recent)
+        delay = self._backoff_seconds * 2 ** (earlier - 1) if earlier else 0.0
         self._recent.append(self._clock())
         return len(self._recent), delay
