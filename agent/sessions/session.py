@@ -1,7 +1,7 @@
 """One agent session: an ACP adapter in a workspace's container, and its sequenced frames.
 
-The session is the ACP *client* of its adapter (the SDK's `Client` protocol: updates,
-permission requests, fs/* in files.py, terminal/* in terminals.py) and drives it through
+The session is the ACP *client* of its adapter (the SDK's `Client` protocol: updates and
+permission requests here, fs/* and terminal/* in client.py) and drives it through
 the SDK's ClientSideConnection: initialize, session/new, session/set_mode, session/prompt,
 session/cancel. Everything that happens becomes a frame of wire/agent_session.py, stored
 with the next `seq` (agent/persistence.py) and pushed to the live viewers' queues.
@@ -27,28 +27,20 @@ from acp.client.connection import ClientSideConnection
 from acp.connection import StreamDirection, StreamEvent
 from acp.schema import (
     ClientCapabilities,
-    CreateTerminalResponse,
-    EnvVariable,
     FileSystemCapabilities,
     Implementation,
-    KillTerminalResponse,
     PermissionOption,
-    ReadTextFileResponse,
-    ReleaseTerminalResponse,
     RequestPermissionResponse,
-    TerminalOutputResponse,
     TextContentBlock,
     ToolCallUpdate,
-    WaitForTerminalExitResponse,
-    WriteTextFileResponse,
 )
 from pydantic import BaseModel
 
 from agent.config import AgentConfig
 from agent.errors import AgentSessionBusy, AgentSessionEnded, AgentStartFailed
 from agent.persistence import Store
-from agent.sessions import files
 from agent.sessions.adapter import AdapterProcess
+from agent.sessions.client import WorkspaceClient
 from agent.sessions.container import Launcher
 from agent.sessions.permissions import PermissionBroker, Settler
 from agent.sessions.restarts import RestartBudget
@@ -82,7 +74,7 @@ class LaunchFailed(Exception):
     """The adapter did not come up; the message ends with its last stderr line."""
 
 
-class AgentSession:
+class AgentSession(WorkspaceClient):
     def __init__(
         self,
         record: Mapping[str, Any],
@@ -102,9 +94,8 @@ class AgentSession:
         self._store = store
         self._config = config
         self._cwd = cwd
-        self._launcher = launcher
         self._restarts = restarts or RestartBudget(config)
-        self._terminals = AgentTerminals(
+        commands = AgentTerminals(
             terminals,
             self.workspace_id,
             self.id,
@@ -112,6 +103,7 @@ class AgentSession:
             config.terminal_ring_bytes,
             config.max_sessions,
         )
+        super().__init__(launcher, commands)
         self._process = AdapterProcess(launcher, tag=self.id)
         self._broker = PermissionBroker(config.permission_timeout_seconds, self._resolved)
         self._conn: ClientSideConnection | None = None
@@ -221,58 +213,6 @@ class AgentSession:
             options=[_json(option) for option in options],
         )
         return await self._broker.wait(request_id)
-
-    async def read_text_file(
-        self,
-        session_id: str,
-        path: str,
-        line: int | None = None,
-        limit: int | None = None,
-        **kwargs: Any,
-    ) -> ReadTextFileResponse:
-        return await files.read_text_file(self._launcher, path, line, limit)
-
-    async def write_text_file(
-        self, session_id: str, path: str, content: str, **kwargs: Any
-    ) -> WriteTextFileResponse:
-        return await files.write_text_file(self._launcher, path, content)
-
-    async def create_terminal(
-        self,
-        session_id: str,
-        command: str,
-        args: list[str] | None = None,
-        env: list[EnvVariable] | None = None,
-        cwd: str | None = None,
-        output_byte_limit: int | None = None,
-        **kwargs: Any,
-    ) -> CreateTerminalResponse:
-        terminal_id = await self._terminals.create(command, args, env, cwd, output_byte_limit)
-        return CreateTerminalResponse(terminal_id=terminal_id)
-
-    async def terminal_output(
-        self, session_id: str, terminal_id: str, **kwargs: Any
-    ) -> TerminalOutputResponse:
-        output, truncated, status = self._terminals.output(terminal_id)
-        return TerminalOutputResponse(output=output, truncated=truncated, exit_status=status)
-
-    async def wait_for_terminal_exit(
-        self, session_id: str, terminal_id: str, **kwargs: Any
-    ) -> WaitForTerminalExitResponse:
-        status = await self._terminals.wait_for_exit(terminal_id)
-        return WaitForTerminalExitResponse(exit_code=status.exit_code, signal=status.signal)
-
-    async def kill_terminal(
-        self, session_id: str, terminal_id: str, **kwargs: Any
-    ) -> KillTerminalResponse:
-        await self._terminals.kill(terminal_id)
-        return KillTerminalResponse()
-
-    async def release_terminal(
-        self, session_id: str, terminal_id: str, **kwargs: Any
-    ) -> ReleaseTerminalResponse:
-        await self._terminals.release(terminal_id)
-        return ReleaseTerminalResponse()
 
     # --- inside -----------------------------------------------------------------------------
 
