@@ -126,6 +126,9 @@ class AgentSession(WorkspaceClient):
         except LaunchFailed as exc:
             await self._end_crashed(START_HINT)
             raise AgentStartFailed(str(exc), detail=self._process.stderr.text()) from None
+        if self.state in ENDED:  # stopped while it started: the new adapter goes too
+            await self._process.stop()
+            return
         self._adopt(session_id)
         self._append(
             w.StartedFrame,

@@ -396,9 +396,11 @@ class TerminalManager:
         if conn.viewers.get(session.id) is viewer:
             del conn.viewers[session.id]
         session.viewers.discard(viewer)
-        if session.state is SessionState.ENDED or session.owner is not None:
-            return  # an agent's command is not orphaned: its agent session ends it
+        if session.state is SessionState.ENDED:
+            return
         session.flow()  # the viewer that held back the terminal may be the one leaving
+        if session.owner is not None:
+            return  # an agent's command is not orphaned: its agent session ends it
         if not session.viewers and session.orphan_timer is None:
             grace = self._config.orphan_grace_seconds
             session.orphan_timer = self._schedule(grace, lambda: self._orphan_expired(session))
