@@ -185,7 +185,7 @@ class ResumedFrame(_Frame):
 
 class StoppedFrame(_Frame):
     type: Literal["stopped"]
-    reason: Literal["requested", "workspace_stopped", "agent_stopping"]
+    reason: Literal["requested", "workspace_stopped"]
 
 
 class GapFrame(_Model):

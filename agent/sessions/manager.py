@@ -160,7 +160,8 @@ class AgentSessionManager:
 
     async def close(self) -> None:
         live, self._live = list(self._live.values()), {}
-        await asyncio.gather(*(session.stop("agent_stopping") for session in live))
+        # Suspended, not stopped: the agent resumes them when it starts again (resume_all).
+        await asyncio.gather(*(session.suspend() for session in live))
 
     # --- viewers ------------------------------------------------------------------------------
 

@@ -173,6 +173,18 @@ class AgentSession(WorkspaceClient):
         if self.state in ENDED:
             return
         self._move(w.SessionState.STOPPED)  # first: a restart under way gives up
+        await self._halt()
+        self._append(w.StoppedFrame, reason=reason)
+        self._release_viewers()
+
+    async def suspend(self) -> None:
+        """The node agent is shutting down: the adapter stops as in `stop`, but the
+        session keeps its state, so that the agent resumes it when it starts again."""
+        if self.state not in ENDED:
+            await self._halt()
+            self._release_viewers()
+
+    async def _halt(self) -> None:
         if self._watcher is not None and self._watcher is not asyncio.current_task():
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -181,8 +193,6 @@ class AgentSession(WorkspaceClient):
         await self._process.stop()
         await self._close_connection()
         await self._terminals.close()
-        self._append(w.StoppedFrame, reason=reason)
-        self._release_viewers()
 
     def answer(self, request_id: str, option_id: str) -> None:
         self._broker.answer(request_id, option_id)

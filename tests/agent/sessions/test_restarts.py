@@ -156,3 +156,30 @@ async def test_a_session_of_an_agent_that_restarted_is_resumed(
     assert answered[-1]["type"] == "turn_ended"
     assert_contiguous(store)
     await session.stop("requested")
+
+
+async def test_a_graceful_agent_shutdown_suspends_the_session_for_the_next_start(
+    store: Store, tmp_path: Path
+) -> None:
+    """AgentSessionManager.close (SIGTERM to the node agent) suspends its sessions: the
+    adapter stops, nothing says the session ended, and the next start resumes it."""
+    cfg = config(tmp_path, **FAST)
+    launcher = LocalLauncher()
+    session = await started(store, cfg, tmp_path, launcher=launcher)
+    viewer = session.subscribe()
+    session.prompt("hang")
+    await until(store, "prompt")
+    stored = frames(store)
+    await session.suspend()
+    assert launcher.processes[-1].returncode is not None  # the adapter is gone
+    assert frames(store) == stored  # no stopped or crashed frame
+    assert store.agent_session("as-1")["state"] == "prompting"  # still claims to run...
+    assert drain(viewer)[-1] is None  # ...and its viewers were let go
+    terminals = TerminalManager(cfg, store, no_shell)
+    again = AgentSession(store.agent_session("as-1"), store, cfg, launcher, "/", terminals)
+    again.resume(STAND_IN, {})  # ...until the next start resumes it
+    resumed = await until(store, "resumed", after=len(stored))
+    assert resumed["context"] == "loaded"
+    assert (await turn(again, store, "next"))[-1]["type"] == "turn_ended"
+    assert_contiguous(store)
+    await again.stop("requested")
