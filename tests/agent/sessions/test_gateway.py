@@ -289,6 +289,19 @@ async def crash_and_agent_restart(
             assert a.status == 202
         assert (await again.until("turn_ended"))["stop_reason"] == "end_turn"
         assert said(again.frames).endswith("Back after the agent restart.")
+        async with http.get(f"{base}/{session_id}") as a:
+            last_seq = (await a.json())["last_seq"]
+        await again.ws.close()
+
+    # --- a graceful restart (SIGTERM): the session is suspended, then resumed --------------
+    agent.restart()
+    assert "claude-agent-acp" not in in_container(container, "ps", "-eo", "args")
+    async with aiohttp.ClientSession(agent.url, headers=agent.auth()) as http:
+        url = f"{base}/{session_id}/ws"
+        after_sigterm = Viewer(await http.ws_connect(f"{url}?after={last_seq}"))
+        restarting = await after_sigterm.until("restarting")
+        assert (restarting["seq"], restarting["cause"]) == (last_seq + 1, "agent_restarted")
+        assert (await after_sigterm.until("resumed"))["context"] == "loaded"
         async with http.post(f"{base}/{session_id}/stop") as a:
             assert (await a.json())["state"] == "stopped"
     assert "claude-agent-acp" not in in_container(container, "ps", "-eo", "args")
