@@ -36,6 +36,11 @@ DEFAULT_MODEL_BASE_URL = "https://api.anthropic.com"
 DEFAULT_PERMISSION_TIMEOUT_SECONDS = 300.0
 DEFAULT_PROMPT_TIMEOUT_SECONDS = 3600.0
 DEFAULT_SESSION_LOG_BYTES = 8 * 1024 * 1024
+# An adapter that exits by itself is restarted at most this often within the window: the
+# first time at once, then after a backoff that doubles from the base delay.
+DEFAULT_AGENT_RESTARTS = 3
+DEFAULT_AGENT_RESTART_WINDOW_SECONDS = 300.0
+DEFAULT_AGENT_RESTART_BACKOFF_SECONDS = 1.0
 CALLBACK_TOKEN_FILENAME = "callback-token"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Node ids end up in URL paths, file names and container labels.
@@ -74,6 +79,9 @@ class AgentConfig:
     permission_timeout_seconds: float = DEFAULT_PERMISSION_TIMEOUT_SECONDS
     prompt_timeout_seconds: float = DEFAULT_PROMPT_TIMEOUT_SECONDS
     session_log_bytes: int = DEFAULT_SESSION_LOG_BYTES
+    agent_restarts: int = DEFAULT_AGENT_RESTARTS
+    agent_restart_window_seconds: float = DEFAULT_AGENT_RESTART_WINDOW_SECONDS
+    agent_restart_backoff_seconds: float = DEFAULT_AGENT_RESTART_BACKOFF_SECONDS
 
     @property
     def tls(self) -> bool:
@@ -147,6 +155,15 @@ class AgentConfig:
             ),
             session_log_bytes=env.integer(
                 "SAM_SESSION_LOG_BYTES", DEFAULT_SESSION_LOG_BYTES, minimum=64 * 1024
+            ),
+            agent_restarts=env.integer("SAM_AGENT_RESTARTS", DEFAULT_AGENT_RESTARTS, minimum=0),
+            agent_restart_window_seconds=env.seconds(
+                "SAM_AGENT_RESTART_WINDOW_SECONDS", DEFAULT_AGENT_RESTART_WINDOW_SECONDS
+            ),
+            agent_restart_backoff_seconds=env.seconds(
+                "SAM_AGENT_RESTART_BACKOFF_SECONDS",
+                DEFAULT_AGENT_RESTART_BACKOFF_SECONDS,
+                allow_zero=True,
             ),
         )
 

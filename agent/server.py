@@ -44,11 +44,12 @@ from agent.routes import (
 from agent.sessions.manager import AgentSessionManager
 from agent.terminals.manager import TerminalManager
 from agent.workspaces.manager import WorkspaceManager
+from wire.agent_session import MAX_BODY_BYTES
 from wire.version import VERSION
 
 log = logging.getLogger("agent.server")
 
-MAX_CONTROL_BODY_BYTES = 64 * 1024
+MAX_CONTROL_BODY_BYTES = MAX_BODY_BYTES  # admits the largest valid prompt (wire/)
 SHUTDOWN_TIMEOUT_SECONDS = 10.0
 STORE_FILENAME = "agent.sqlite3"
 
@@ -192,10 +193,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[TERMINALS] = TerminalManager(config, store, workspaces.shell_command)
         parts.push_async_callback(app[TERMINALS].close)
         app[AGENT_SESSIONS] = AgentSessionManager(
-            config, store, workspaces, control_plane, model_sessions
+            config, store, workspaces, control_plane, model_sessions, app[TERMINALS]
         )
         parts.push_async_callback(app[AGENT_SESSIONS].close)
         await workspaces.start()
+        await app[AGENT_SESSIONS].resume_all()  # after the workspaces are reconciled
         heartbeat = Heartbeat(
             control_plane, workspaces.active_count, config.heartbeat_seconds, config.state_dir
         )

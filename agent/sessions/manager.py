@@ -14,16 +14,20 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from agent.channel import WorkspaceChannel
 from agent.channel.model_sessions import ModelSessions
 from agent.config import AgentConfig
 from agent.control_plane import ControlPlane
 from agent.errors import (
+    AgentError,
     AgentNeedsContainer,
     AgentSessionNotFound,
     AgentStartFailed,
@@ -34,6 +38,8 @@ from agent.sessions.container import ContainerLauncher, ContainerUser
 from agent.sessions.permissions import UnknownOption, UnknownRequest
 from agent.sessions.session import VIEWER_QUEUE_FRAMES, AgentSession
 from agent.sessions.tools import ADAPTERS
+from agent.terminals.manager import TerminalManager
+from agent.terminals.session import TokenBucket
 from agent.workspaces.manager import WorkspaceManager
 from wire import agent_session as w
 from wire.states import LifecycleState
@@ -43,6 +49,15 @@ log = logging.getLogger(__name__)
 MODEL_PROXY_PREFIX = "/model/sessions/"
 REPLAY_BATCH_FRAMES = 500
 MAX_CLIENT_FRAME_BYTES = 16 * 1024
+# States of a session that claims to run (resume_all brings them back after a restart).
+RUNNING_STATES = frozenset(
+    {
+        w.SessionState.STARTING,
+        w.SessionState.IDLE,
+        w.SessionState.PROMPTING,
+        w.SessionState.RESTARTING,
+    }
+)
 TOO_SLOW = f"over {VIEWER_QUEUE_FRAMES} frames behind: reconnect with after=<last seq>".encode()
 
 
@@ -54,13 +69,60 @@ class AgentSessionManager:
         workspaces: WorkspaceManager,
         control_plane: ControlPlane,
         model_sessions: ModelSessions,
+        terminals: TerminalManager,
     ) -> None:
         self._config = config
         self._store = store
         self._workspaces = workspaces
         self._control_plane = control_plane
         self._model_sessions = model_sessions
+        self._terminals = terminals
         self._live: dict[str, AgentSession] = {}
+
+    async def resume_all(self) -> None:
+        """After the node agent restarted: every stored session that claims to run gets a
+        new adapter that reloads its conversation, or is marked stopped (its workspace does
+        not run) — none is left claiming to run."""
+        for workspace in self._store.workspaces():
+            for record in self._store.agent_sessions(workspace["id"]):
+                if w.SessionState(record["state"]) in RUNNING_STATES:
+                    await self._resume(workspace, record)
+
+    async def _resume(self, workspace: dict[str, Any], record: dict[str, Any]) -> None:
+        target = _target(workspace)
+        session_id = record["id"]
+        if workspace["state"] != LifecycleState.RUNNING or target is None:
+            reason = "workspace_stopped"
+            log.info("agent_session.not_resumed id=%s reason=%s", session_id, reason)
+            frame = partial(w.StoppedFrame, type="stopped", reason=reason)
+            self._end_stored(session_id, frame, w.SessionState.STOPPED)
+            return
+        try:
+            env = await self._model_access(workspace["id"], session_id)
+        except AgentError as exc:  # no key any more, the control plane unreachable, …
+            log.info("agent_session.not_resumed id=%s reason=%s", session_id, exc.code)
+            hint = f"{exc.message} Start a new agent session once that is fixed."
+            frame = partial(
+                w.CrashedFrame,
+                type="crashed",
+                exit_code=None,
+                stderr_tail="",
+                hint=hint,
+                restarting=False,
+            )
+            self._end_stored(session_id, frame, w.SessionState.CRASHED)
+            return
+        session = self._session(record, target)
+        self._live[session_id] = session
+        session.resume(ADAPTERS[record["agent"]], env)
+
+    def _end_stored(
+        self, session_id: str, frame: Callable[..., BaseModel], state: w.SessionState
+    ) -> None:
+        """A stored session that will not run again: its last frame, then its state."""
+        build = lambda seq: frame(seq=seq).model_dump_json()  # noqa: E731
+        self._store.append_frame(session_id, build, self._config.session_log_bytes)
+        self._store.update_agent_session(session_id, state=state)
 
     # --- routes' operations -----------------------------------------------------------------
 
@@ -77,19 +139,14 @@ class AgentSessionManager:
                 "agent sessions run inside the workspace's container, and this node's "
                 "backend (host) has none: use SAM_BACKEND=docker"
             )
-        target = ContainerUser(
-            container=record["container_id"],
-            user=record["remote_user"],
-            folder=record["remote_folder"],
-            env=record.get("remote_env") or {},
-        )
+        target = _target(record)
+        assert target is not None
         session_id = f"as-{secrets.token_hex(8)}"
         env = await self._model_access(workspace_id, session_id)
         stored = self._store.add_agent_session(
             session_id, workspace_id, spec.agent, spec.permission_mode, w.SessionState.STARTING
         )
-        launcher = ContainerLauncher(target)
-        session = AgentSession(stored, self._store, self._config, launcher, target.folder)
+        session = self._session(stored, target)
         self._live[session_id] = session
         try:
             await session.start(ADAPTERS[spec.agent], env)
@@ -138,7 +195,8 @@ class AgentSessionManager:
 
     async def close(self) -> None:
         live, self._live = list(self._live.values()), {}
-        await asyncio.gather(*(session.stop("agent_stopping") for session in live))
+        # Suspended, not stopped: the agent resumes them when it starts again (resume_all).
+        await asyncio.gather(*(session.suspend() for session in live))
 
     # --- viewers ------------------------------------------------------------------------------
 
@@ -180,13 +238,21 @@ class AgentSessionManager:
                 else:  # dropped for being too far behind (AgentSession._append)
                     await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=TOO_SLOW)
             await reader
+        except ConnectionResetError:
+            pass  # the viewer went away mid-send: nothing more to do for it
         finally:
             reader.cancel()
             if queue is not None and session is not None:
                 session.unsubscribe(queue)
 
     async def _read_frames(self, ws: web.WebSocketResponse, session: AgentSession | None) -> None:
+        rate = self._config.max_frames_per_second
+        bucket = TokenBucket(rate, time.monotonic)
         async for message in ws:
+            if not bucket.take():
+                text = f"more than {rate} frames per second; this frame was ignored, send fewer"
+                await _send_error(ws, "rate_limited", text)
+                continue
             if message.type != WSMsgType.TEXT:
                 await _send_error(ws, "bad_frame", "send JSON text frames")
                 continue
@@ -234,6 +300,12 @@ class AgentSessionManager:
         self._model_sessions.add(session_id, workspace_id, credential)
         return _adapter_env(channel, session_id)
 
+    def _session(self, record: dict[str, Any], target: ContainerUser) -> AgentSession:
+        launcher = ContainerLauncher(target)
+        return AgentSession(
+            record, self._store, self._config, launcher, target.folder, self._terminals
+        )
+
     def _info(self, record: dict[str, Any]) -> w.AgentSessionInfo:
         fields = {k: v for k, v in record.items() if k != "first_seq"}
         fields["model_usage"] = self._store.model_usage(record["id"])
@@ -247,6 +319,18 @@ def _adapter_env(channel: WorkspaceChannel, session_id: str) -> dict[str, str]:
         "ANTHROPIC_BASE_URL": channel.url(MODEL_PROXY_PREFIX + session_id),
         "ANTHROPIC_API_KEY": channel.token,
     }
+
+
+def _target(workspace: dict[str, Any]) -> ContainerUser | None:
+    """Where the workspace's agent sessions run; None without a container (host backend)."""
+    if not workspace.get("container_id"):
+        return None
+    return ContainerUser(
+        container=workspace["container_id"],
+        user=workspace["remote_user"],
+        folder=workspace["remote_folder"],
+        env=workspace.get("remote_env") or {},
+    )
 
 
 async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:

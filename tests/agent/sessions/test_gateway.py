@@ -96,7 +96,8 @@ async def test_claude_code_in_a_workspace_container(
         stand_in = await walk(agent, control_plane, model, workspace_id)
     finally:
         with agent.client() as client:
-            assert client.delete(f"/workspaces/{workspace_id}").status_code == 200
+            deleted = client.delete(f"/workspaces/{workspace_id}")
+            assert deleted.status_code == 200, agent.log()[-6000:]
     # The stand-in dies with the workspace: its channel no longer answers it.
     assert await model_call(stand_in) is None
     scan_host_for(real_key, agent)
@@ -132,6 +133,7 @@ async def walk(
         model.script(
             Turn([text("Reading it."), tool_use("Read", {"file_path": f"{folder}/notes.txt"})]),
             Turn([tool_use("Write", {"file_path": f"{folder}/out.txt", "content": "done\n"})]),
+            Turn([tool_use("Bash", {"command": "wc -c out.txt", "description": "Count"})]),
             Turn([text("The word is pineapple; out.txt is written.")]),
         )
         first = await create(prompt="read notes.txt and write out.txt", permission_mode="bypass")
@@ -139,20 +141,20 @@ async def walk(
         started = await viewer.until("started")
         capabilities = started["initialize"]["clientCapabilities"]
         assert capabilities["fs"] == {"readTextFile": True, "writeTextFile": True}
-        assert not capabilities.get("terminal")  # terminal/* comes with the next phase
+        assert capabilities["terminal"] is True
         assert started["initialize"]["clientInfo"]["name"] == "sam-agent"
         ended = await viewer.until("turn_ended")
         assert ended["stop_reason"] == "end_turn"
         assert "pineapple" in json.dumps(model.main_requests[1]["messages"])
         # Claude Code's side calls (the session's title at least) took no scripted turn.
         assert model.remaining == 0 and any(is_side_call(r) for r in model.requests)
-        assert {"Read", "Write", "Bash"} <= {t["name"] for t in model.main_requests[0]["tools"]}
-        said = "".join(
-            f["update"]["content"].get("text", "")
-            for f in viewer.frames
-            if f["type"] == "update" and f["update"]["sessionUpdate"] == "agent_message_chunk"
-        )
-        assert said.endswith("The word is pineapple; out.txt is written.")
+        # claude-agent-acp 0.101 offers its own tools even with fs and terminal advertised
+        # (no mcp__acp__*): it runs Bash itself, in the container, and never calls
+        # terminal/* (the read-only tabs are tested with the stand-in agent instead).
+        tools = {t["name"] for t in model.main_requests[0]["tools"]}
+        assert {"Read", "Write", "Bash"} <= tools
+        assert "5 out.txt" in json.dumps(model.main_requests[3]["messages"][-1])
+        assert said(viewer.frames).endswith("The word is pineapple; out.txt is written.")
         owner = in_container(container, "stat", "-c", "%U %s", f"{folder}/out.txt").split()
         assert owner == [workspace["remote_user"], "5"]
         seqs = [f["seq"] for f in viewer.frames]
@@ -253,6 +255,7 @@ async def walk(
             assert "Settings → Agent" in refused_body["message"]
         control_plane.agent_credential = kept
 
+    await crash_and_agent_restart(agent, model, workspace_id, workspace)
     scan_container_for(real_key, container)
     return stand_in
 
@@ -347,3 +350,101 @@ def scan_host_for(key: str, agent: AgentProcess) -> None:
                         assert key.encode() not in path.read_bytes(), path
                         searched += 1
     assert searched > 10
+
+
+def kill_adapter(container: str, user: str, session_id: str) -> None:
+    """kill -9 of the session's adapter (its Node process) inside the container, as its
+    user (even root there may not read another user's process environment)."""
+    script = (
+        'for d in /proc/[0-9]*; do tr "\\0" "\\n" < "$d/environ" 2>/dev/null '
+        '| grep -qxF "SAM_AGENT_SESSION=$1" && grep -q claude-agent-acp/dist/index.js '
+        '"$d/cmdline" && kill -9 "${d#/proc/}" && echo killed; done'
+    )
+    done = subprocess.run(
+        ["docker", "exec", "-u", user, container, "sh", "-c", script, "kill", session_id],
+        capture_output=True,
+        text=True,
+    )
+    assert "killed" in done.stdout, done
+
+
+async def crash_and_agent_restart(
+    agent: AgentProcess, model: ScriptedModel, workspace_id: str, workspace: dict[str, Any]
+) -> None:
+    container = workspace["container_id"]
+    base = f"/workspaces/{workspace_id}/agent-sessions"
+    async with aiohttp.ClientSession(agent.url, headers=agent.auth()) as http:
+        async with http.post(base, json={"permission_mode": "bypass"}) as a:
+            session_id = (await a.json())["id"]
+        viewer = Viewer(await http.ws_connect(f"{base}/{session_id}/ws"))
+        before = (await viewer.until("started"))["acp_session_id"]
+        model.script(Turn([text("Hello.")]))  # a whole turn first: the session is saved
+        async with http.post(f"{base}/{session_id}/prompt", json={"text": "hi"}) as a:
+            assert a.status == 202
+        await viewer.until("turn_ended")
+
+        # --- the adapter killed mid-turn: crashed, restarted, the next prompt answered ---
+        model.script(Turn([text("A long answer that is cut short ...")], stall=True))
+        async with http.post(f"{base}/{session_id}/prompt", json={"text": "talk"}) as a:
+            assert a.status == 202
+        await viewer.until("update")
+        kill_adapter(container, workspace["remote_user"], session_id)
+        crashed = await viewer.until("crashed")
+        assert (crashed["restarting"], crashed["exit_code"]) == (True, 137)
+        assert (await viewer.until("restarting"))["cause"] == "crashed"
+        resumed = await viewer.until("resumed")
+        assert (resumed["context"], resumed["acp_session_id"]) == ("loaded", before)
+        model.script(Turn([text("Back after the crash.")]))
+        async with http.post(f"{base}/{session_id}/prompt", json={"text": "again"}) as a:
+            assert a.status == 202
+        assert (await viewer.until("turn_ended"))["stop_reason"] == "end_turn"
+        assert said(viewer.frames).endswith("Back after the crash.")
+        async with http.get(f"{base}/{session_id}") as a:
+            last_seq = (await a.json())["last_seq"]
+        while viewer.frames[-1]["seq"] < last_seq:
+            await viewer.until("update")
+        await viewer.ws.close()
+
+    # --- the node agent killed (SIGKILL) and started again on the same state --------------
+    agent.kill()
+    agent.start()
+    async with aiohttp.ClientSession(agent.url, headers=agent.auth()) as http:
+        url = f"{base}/{session_id}/ws"
+        again = Viewer(await http.ws_connect(f"{url}?after={last_seq}"))
+        restarting = await again.until("restarting")
+        assert (restarting["seq"], restarting["cause"]) == (last_seq + 1, "agent_restarted")
+        back = await again.until("resumed")
+        assert back["context"] == "loaded"
+        whole = Viewer(await http.ws_connect(f"{url}?after=0"))
+        await whole.until("resumed", seq=back["seq"])
+        assert whole.frames == viewer.frames + again.frames  # no gap, no duplicate
+        model.script(Turn([text("Back after the agent restart.")]))
+        async with http.post(f"{base}/{session_id}/prompt", json={"text": "and now?"}) as a:
+            assert a.status == 202
+        assert (await again.until("turn_ended"))["stop_reason"] == "end_turn"
+        assert said(again.frames).endswith("Back after the agent restart.")
+        async with http.get(f"{base}/{session_id}") as a:
+            last_seq = (await a.json())["last_seq"]
+        await again.ws.close()
+
+    # --- a graceful restart (SIGTERM): the session is suspended, then resumed --------------
+    agent.restart()
+    assert "claude-agent-acp" not in in_container(container, "ps", "-eo", "args")
+    async with aiohttp.ClientSession(agent.url, headers=agent.auth()) as http:
+        url = f"{base}/{session_id}/ws"
+        after_sigterm = Viewer(await http.ws_connect(f"{url}?after={last_seq}"))
+        restarting = await after_sigterm.until("restarting")
+        assert (restarting["seq"], restarting["cause"]) == (last_seq + 1, "agent_restarted")
+        assert (await after_sigterm.until("resumed"))["context"] == "loaded"
+        async with http.post(f"{base}/{session_id}/stop") as a:
+            assert (await a.json())["state"] == "stopped"
+    assert "claude-agent-acp" not in in_container(container, "ps", "-eo", "args")
+
+
+def said(frames: list[dict[str, Any]]) -> str:
+    """The assistant's text in these frames."""
+    return "".join(
+        f["update"]["content"].get("text", "")
+        for f in frames
+        if f["type"] == "update" and f["update"]["sessionUpdate"] == "agent_message_chunk"
+    )
