@@ -174,6 +174,8 @@ def verify_container(
 def _check(key: str, value: Any) -> None:
     if key not in SAFE_PROPERTIES:
         raise refused(key, _WHY.get(key, "not on SAM's list of safe properties"))
+    if key == "image" and (not isinstance(value, str) or value.startswith("-")):
+        raise refused(f"image {str(value)[:120]}", "not an image name (docker reads it as a flag)")
     if key == "runArgs":
         _check_run_args(value)
     elif key == "mounts":
