@@ -13,7 +13,9 @@ from typing import Any
 from worker.deployment import Deployment
 from worker.states import NodeStatus, health_for
 
-DEFAULT_AGENT_PORT = 8080  # the agent's SAM_AGENT_PORT default
+# A cloud node's agent serves TLS on 443: Cloudflare's proxy carries HTTPS there, and a
+# Worker's fetch ignores any other port of an https URL (docs/edge-to-node.md).
+CLOUD_AGENT_PORT = 443
 
 
 class Provider(StrEnum):

@@ -19,7 +19,8 @@ from worker.auth.crypto import to_blob
 from worker.deployment import Deployment
 from worker.errors import SamError
 from worker.http_errors import status_for
-from worker.nodes import bootstrap
+from worker.http_retry import RetryPolicy
+from worker.nodes import bootstrap, cloudflare_api
 from worker.nodes.model import NodeStatus, Provider
 from worker.nodes.providers import provider_for
 from worker.nodes.providers.base import NodeBoot, NodeRef
@@ -310,9 +311,9 @@ async def test_a_dns_failure_takes_the_new_vm_back(
     provider: HetznerProvider,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from worker.nodes import dns
-
-    monkeypatch.setattr(dns, "DNS_RETRY", dns.RetryPolicy(attempts=2, base_delay_seconds=0.01))
+    monkeypatch.setattr(
+        cloudflare_api, "CLOUDFLARE_RETRY", RetryPolicy(attempts=2, base_delay_seconds=0.01)
+    )
     user, token = await user_with_hetzner(deployment, hetzner)
     cloudflare.fail_next("POST", 500, 10001, "internal error", times=2)
     with pytest.raises(SamError) as failed:
@@ -330,7 +331,7 @@ async def test_without_dns_settings_no_vm_is_made(
         user, token = await user_with_hetzner(deployment, hetzner)
         with pytest.raises(SamError) as refused:
             provider_for("hetzner").check_available(deployment)
-        assert refused.value.code == "dns_not_configured"
+        assert refused.value.code == "cloudflare_not_configured"
         with pytest.raises(SamError):
             await provider.create_server(
                 deployment, Wanted("n19"), user, await boot_for(deployment, "n19")
