@@ -1,4 +1,4 @@
-"""worker/nodes/dns.py against a loopback Cloudflare DNS API: DNS-only A records for cloud nodes,
+"""worker/nodes/dns.py against a loopback Cloudflare DNS API: proxied A records for cloud nodes,
 created and deleted idempotently, with Cloudflare's faults."""
 
 from collections.abc import AsyncIterator, Iterator
@@ -59,6 +59,19 @@ async def test_a_record_left_with_another_ip_is_pointed_at_the_new_one(
     new = await dns.ensure_a_record(config, NAME, "198.51.100.9")
     assert new.id == old.id and new.content == "198.51.100.9"
     assert [r["content"] for r in fake.records_named(NAME)] == ["198.51.100.9"]
+
+
+async def test_a_dns_only_record_from_before_is_put_behind_the_proxy(
+    config: Config, fake: FakeCloudflareDns
+) -> None:
+    """The plain-HTTP design made DNS-only records: one left over must not keep the node's
+    address in public DNS, nor route around Cloudflare."""
+    await dns.ensure_a_record(config, NAME, "203.0.113.7")
+    [record] = fake.records_named(NAME)
+    fake.records[record["id"]]["proxied"] = False
+    again = await dns.ensure_a_record(config, NAME, "203.0.113.7")
+    assert again.id == record["id"] and again.proxied
+    assert fake.records_named(NAME)[0]["proxied"] is True
 
 
 async def test_delete_removes_it_and_an_already_gone_record_is_fine(

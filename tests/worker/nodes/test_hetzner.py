@@ -73,7 +73,7 @@ async def test_the_cheapest_fitting_type_is_read_from_the_api(
     # cax11 (ARM) and cx21 (deprecated) are cheaper, ccx13 is dedicated: cx22 it is.
     assert made.server_type == "cx22"
     assert made.location == "fsn1" and made.ip == "127.0.0.1"
-    assert made.agent_host == "vm-n1.localhost" and made.agent_port == 8080
+    assert made.agent_host == "vm-n1.localhost" and made.agent_port == 443
     [server] = hetzner.servers(token)
     assert str(server.id) == made.provider_server_id
     assert server.name == "sam-n1" and server.image == "debian-12"
@@ -82,7 +82,7 @@ async def test_the_cheapest_fitting_type_is_read_from_the_api(
     assert boot.bootstrap_token in server.user_data
     [record] = cloudflare.records_named("vm-n1.localhost")
     assert record["id"] == made.dns_record_id and record["content"] == "127.0.0.1"
-    assert record["proxied"] is False
+    assert record["proxied"] is True
     assert hetzner.calls("/v1/server_types") and hetzner.calls("/v1/locations")
 
 
