@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.local_ca import LocalCa
 from tests.pyodide.callers import DEVELOPMENT_VARS
 from tests.pyodide.harness import PyodideWorker
-from tests.pyodide.loopback_nodes import AgentDouble, NodeLauncherDouble
+from tests.pyodide.loopback_nodes import AGENT_HOST, AgentDouble, NodeLauncherDouble
 from tests.support.wrangler import dry_run_bundle
 from worker.auth.crypto import generate_key
 
@@ -25,9 +26,16 @@ def pyodide_worker(bundle: Path) -> Iterator[PyodideWorker]:
     worker.close()
 
 
+@pytest.fixture(scope="session")
+def nodes_ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCa:
+    """The CA that certifies the agent double, as `sam dev`'s certifies local nodes."""
+    return LocalCa.ensure(tmp_path_factory.mktemp("nodes-ca"))
+
+
 @pytest.fixture(scope="module")
-def agent() -> Iterator[AgentDouble]:
-    with AgentDouble() as double:
+def agent(nodes_ca: LocalCa, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentDouble]:
+    files = nodes_ca.issue(AGENT_HOST, tmp_path_factory.mktemp("agent-tls"))
+    with AgentDouble((files.cert, files.key)) as double:
         yield double
 
 
@@ -38,11 +46,17 @@ def node_launcher(agent: AgentDouble) -> Iterator[NodeLauncherDouble]:
 
 
 @pytest.fixture(scope="module")
-def development_worker(bundle: Path, node_launcher: NodeLauncherDouble) -> Iterator[PyodideWorker]:
+def development_worker(
+    bundle: Path, node_launcher: NodeLauncherDouble, nodes_ca: LocalCa
+) -> Iterator[PyodideWorker]:
     """A Worker of its own per module (its first user is the admin), in development mode
-    (dev sign-in), with `sam dev`'s LOCAL_NODES binding played by the launcher double."""
+    (dev sign-in), with `sam dev`'s LOCAL_NODES binding played by the launcher double and
+    its agents' CA trusted, as `sam dev` trusts its own."""
     worker = PyodideWorker(
-        bundle, vars=DEVELOPMENT_VARS, services={"LOCAL_NODES": node_launcher.url}
+        bundle,
+        vars=DEVELOPMENT_VARS,
+        services={"LOCAL_NODES": node_launcher.url},
+        loopback_cas=(nodes_ca.cert_path,),
     )
     yield worker
     worker.close()
