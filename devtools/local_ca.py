@@ -7,8 +7,10 @@ certificate for its own name, `vm-{node_id}.localhost`; the local edge's outboun
 trusts exactly this CA for `*.localhost` (twin/upstream.py), so an agent with any other
 certificate is refused, as Cloudflare's "Full (strict)" mode refuses one.
 
-    ca = LocalCa.ensure(data_dir / "local-ca")     made once (key 0600), kept after
-    files = ca.issue("vm-n1.localhost", directory) cert.pem + key.pem (0600) for that name
+    ca = LocalCa.ensure(data_dir / "local-ca")     made once, kept after
+    files = ca.issue("vm-n1.localhost", directory) cert.pem + key.pem for that name
+
+Every file is 0600 in a 0700 directory, as all local state is (twin/private_files.py).
 
 Keys are ECDSA P-256; nothing here runs at import time.
 """
@@ -70,8 +72,8 @@ class LocalCa:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
             .sign(key, hashes.SHA256())
         )
-        _write_key(ca.key_path, key)
-        ca.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_private(ca.key_path, _pem_key(key))
+        _write_private(ca.cert_path, cert.public_bytes(serialization.Encoding.PEM))
         return ca
 
     def issue(self, hostname: str, directory: Path) -> TlsFiles:
@@ -97,8 +99,8 @@ class LocalCa:
         )
         private_dir(directory)
         files = TlsFiles(directory / CERT_FILE, directory / KEY_FILE)
-        _write_key(files.key, key)
-        files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_private(files.key, _pem_key(key))
+        _write_private(files.cert, cert.public_bytes(serialization.Encoding.PEM))
         return files
 
 
@@ -116,13 +118,17 @@ def _usage(ca: bool) -> x509.KeyUsage:
     )
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    """0600 from its first byte, replacing any key there before."""
-    pem = key.private_bytes(
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+
+
+def _write_private(path: Path, pem: bytes) -> None:
+    """0600 from its first byte (a key, or a certificate: the data directory is its owner's
+    alone), replacing any file there before."""
     temporary = path.with_name(f".{path.name}.new")
     temporary.unlink(missing_ok=True)
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)

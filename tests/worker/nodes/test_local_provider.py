@@ -91,6 +91,10 @@ def test_a_local_node_runs_a_real_agent_until_it_is_deleted(data_dir: Path) -> N
         state = data_dir / "nodes" / node["id"] / "state"
         token_file = state / "callback-token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        tls_key = data_dir / "nodes" / node["id"] / "tls" / "key.pem"
+        for private in (tls_key, data_dir / "local-ca" / "ca-key.pem"):
+            assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
+        assert tls_key.read_text().splitlines()[1] not in edge.log()
         pid = node_file(data_dir, node["id"])["pid"]
         assert alive(pid)
         callback_token = token_file.read_text().strip()
