@@ -74,6 +74,8 @@ class FakeCloudflareDns(LoopbackServer):
         self._faults: dict[str, list[tuple[int, int, str]]] = {}
         self._lock = threading.Lock()
         self.certificates: dict[str, dict[str, Any]] = {}
+        # A token without Zone → SSL and Certificates → Edit: /certificates answers 403.
+        self.certificates_forbidden = False
         self._ca_key = ec.generate_private_key(ec.SECP256R1())
         self._ca_cert = _self_signed(self._ca_key, "Cloudflare Origin CA (loopback double)")
 
@@ -132,6 +134,8 @@ class FakeCloudflareDns(LoopbackServer):
             return failure(403, 10000, "Authentication error")
         parts = request.path.removeprefix("/client/v4/").split("/")
         if parts[0] == "certificates":
+            if self.certificates_forbidden:
+                return failure(403, 10000, "Authentication error")
             with self._lock:
                 queued = self._faults.get(request.method)
                 fault = queued.pop(0) if queued else None

@@ -252,6 +252,28 @@ async def test_delete_is_idempotent_and_takes_the_dns_record(
     assert [c.status for c in deletes] == [200, 404]
 
 
+async def test_a_certificate_cloudflare_will_not_revoke_does_not_keep_the_node(
+    deployment: Deployment,
+    hetzner: FakeHetzner,
+    cloudflare: FakeCloudflareDns,
+    provider: HetznerProvider,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A token without Zone → SSL and Certificates → Edit: the VM and record still go, and
+    the log says what was left behind."""
+    user, token = await user_with_hetzner(deployment, hetzner)
+    made = await provider.create_server(
+        deployment, Wanted("n19"), user, await boot_for(deployment, "n19")
+    )
+    cloudflare.certificates_forbidden = True
+    try:
+        await provider.delete_server(deployment, NodeRef("n19", user, made.provider_server_id))
+    finally:
+        cloudflare.certificates_forbidden = False
+    assert hetzner.servers(token) == [] and cloudflare.records_named("vm-n19.localhost") == []
+    assert "origin_ca.revoke_failed" in caplog.text and "SSL and Certificates" in caplog.text
+
+
 async def test_delete_finds_a_server_whose_id_was_never_stored(
     deployment: Deployment, hetzner: FakeHetzner, provider: HetznerProvider
 ) -> None:

@@ -275,7 +275,18 @@ class HetznerProvider:
         if cloudflare_api.is_configured(config):
             host = dns.vm_hostname(config, node.id)
             await dns.delete_records(config, host, node.dns_record_id)
-            await origin_ca.revoke_for(config, host)
+            try:
+                await origin_ca.revoke_for(config, host)
+            except cloudflare_api.CloudflareError as exc:
+                # The key died with the VM, so a certificate left behind vouches for no one:
+                # say so, but never keep a node (and its bill) alive over it.
+                event(
+                    log,
+                    "origin_ca.revoke_failed",
+                    level=logging.WARNING,
+                    node_id=node.id,
+                    error=exc.message,
+                )
 
     async def list_managed(
         self, deployment: Deployment, user_id: str | None
