@@ -59,6 +59,10 @@ class NewWorkspace(BaseModel):
     id: str
     repository: str
     branch: str | None = None
+    # The node's owner trusts this repository's devcontainer.json: every property is
+    # honoured (host mounts, initializeCommand on the node, privileged, host networking…)
+    # instead of the allowlist of agent/workspaces/policy.py.
+    trusted_devcontainer: bool = False
 
 
 class AgentWorkspace(_Reply):
@@ -76,6 +80,7 @@ class AgentWorkspace(_Reply):
     remote_env: dict[str, str] | None
     directory: str | None
     error: str | None
+    trusted_devcontainer: bool = False
     created_at: str
     updated_at: str
     backend: str  # "docker", or "host" (not isolated)
@@ -106,6 +111,19 @@ class BootLog(_Reply):
 
 class TerminalTabs(_Reply):
     tabs: list[SessionInfo]
+
+
+class RevokeGrant(BaseModel):
+    """`POST /grants/revoke`: the session or API token a user's terminal tokens name
+    (`session:<sha256>` / `token:<sha256>`) has been signed out or revoked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grant: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[a-z]+:[0-9a-f]{64}$")]
+
+
+class GrantRevoked(_Reply):
+    closed: int  # sockets it had opened here, now closed
 
 
 class ErrorBody(_Reply):

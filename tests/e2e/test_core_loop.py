@@ -30,8 +30,9 @@ import pytest
 
 from tests.e2e.browser import Browser
 from tests.e2e.git_server import GitServer
+from tests.fakes.anthropic import ScriptedModel
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
-from tests.fakes.github import CLIENT_ID, CLIENT_SECRET, FakeGitHub
+from tests.fakes.github import FakeGitHub
 from tests.fakes.hetzner import FakeHetzner
 from tests.fixtures.repos import make_repo
 from tests.support.artifact import upload_agent
@@ -47,12 +48,12 @@ POLL_SECONDS = 0.25
 LOOP_TIMEOUT_SECONDS = 900
 
 
-def edge_vars(github: FakeGitHub, hetzner: FakeHetzner, dns: FakeCloudflareDns) -> dict[str, str]:
+def edge_vars(
+    github: FakeGitHub, hetzner: FakeHetzner, dns: FakeCloudflareDns, anthropic: ScriptedModel
+) -> dict[str, str]:
     return {
-        "SAM_GITHUB_CLIENT_ID": CLIENT_ID,
-        "SAM_GITHUB_CLIENT_SECRET": CLIENT_SECRET,
-        "SAM_GITHUB_BASE_URL": github.url,
-        "SAM_GITHUB_API_URL": github.url,
+        "SAM_ANTHROPIC_API_URL": anthropic.url,  # checks the agent key before it is saved
+        **github.vars(users="alice"),
         "SAM_HETZNER_API_URL": hetzner.url,
         **dns.vars(),
         "SAM_WARM_TIMEOUT_SECONDS": str(WARM_TIMEOUT_SECONDS),
@@ -92,6 +93,7 @@ def test_the_core_loop(
     hetzner: FakeHetzner,
     dns: FakeCloudflareDns,
     git: GitServer,
+    anthropic: ScriptedModel,
 ) -> None:
     data_dir = tmp_path / ".sam"
     repo = make_repo(tmp_path, f"project-{provider}", files={"README.md": "# e2e\n"})
@@ -102,7 +104,7 @@ def test_the_core_loop(
     # The edge stands where Cloudflare's proxy would: it trusts the (loopback) Origin CA.
     origin_ca = dns.origin_ca_root(tmp_path)
     with running_edge(
-        data_dir, vars=edge_vars(github, hetzner, dns), trust_cas=[origin_ca]
+        data_dir, vars=edge_vars(github, hetzner, dns, anthropic), trust_cas=[origin_ca]
     ) as edge:
         uploaded = upload_agent(edge.data_dir, artifact)
         assert uploaded.returncode == 0, uploaded.stderr
