@@ -71,8 +71,12 @@ class _AiohttpSocket:
             return message.data
         if message.type == aiohttp.WSMsgType.BINARY:
             return message.data
-        code = self._socket.close_code or 1006
-        return Closed(code, message.extra if isinstance(message.extra, str) else "")
+        reason = message.extra if isinstance(message.extra, str) else ""
+        if message.type == aiohttp.WSMsgType.CLOSE:
+            # The code the peer sent: over TLS, aiohttp's own reply may fail against a peer
+            # that already shut the transport, which leaves `close_code` at 1006.
+            return Closed(int(message.data), reason)
+        return Closed(self._socket.close_code or 1006, reason)
 
     async def send(self, data: str | bytes) -> None:
         if isinstance(data, str):

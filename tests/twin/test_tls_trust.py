@@ -3,6 +3,7 @@ against exactly the CAs they were given (twin/tls_trust.py), as Cloudflare's pro
 an origin's certificate in "Full (strict)" mode: a certificate from any other CA, for
 another name, or with no CA named at all is refused before a byte of the request is sent."""
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -40,7 +41,7 @@ class Upstream(LoopbackServer):
         socket = web.WebSocketResponse()
         await socket.prepare(request)
         await socket.send_str("hi")
-        await socket.close()
+        await socket.close(code=1008, message=b"revoked")
         return socket
 
 
@@ -93,6 +94,22 @@ async def test_the_name_must_be_the_certified_one(server: Upstream, ca: LocalCa)
     tls_trust.trust_loopback_cas([ca.cert_path])
     with pytest.raises(aiohttp.ClientConnectorCertificateError):
         await fetch(f"https://vm-n2.localhost:{server.port}/hello")
+
+
+async def test_an_upstream_close_code_comes_through_tls(server: Upstream, ca: LocalCa) -> None:
+    """The agent closes a revoked terminal with 1008, and that code is what comes through:
+    it is read from the peer's close frame, as aiohttp's own `close_code` turns 1006 when
+    its reply meets a TLS transport the agent already shut (seen through the edge in
+    tests/worker/edge/test_proxy.py's sign-out test)."""
+    tls_trust.trust_loopback_cas([ca.cert_path])
+    answer = await fetch(url(server, "/ws", "wss"), headers={"upgrade": "websocket"})
+    ours = answer.web_socket
+    closed: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+    ours.addEventListener(
+        "close", lambda event: closed.done() or closed.set_result((event.code, event.reason))
+    )
+    ours.accept()
+    assert await asyncio.wait_for(closed, 10) == (1008, "revoked")
 
 
 def test_names_off_this_machine_keep_the_public_roots() -> None:
