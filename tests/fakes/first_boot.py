@@ -20,7 +20,10 @@ Deviations, all because many "VMs" share one unprivileged-ish test machine:
 - SAM_AGENT_PORT in the env file becomes a free loopback port and SAM_AGENT_HOST
   127.0.0.1 (the fake reports the server's IP as 127.0.0.1);
 - the steps that need root or the internet or would change this machine are not run:
-  PRIVILEGED_STEPS (packages, firewall, systemd); the agent is started directly instead,
+  PRIVILEGED_STEPS (packages, firewall, systemd); the firewall's rules are applied in
+  network namespaces by tests/worker/nodes/test_firewall.py instead, and 35-tls.sh runs
+  as written (openssl makes the key; the control plane has the loopback Cloudflare's
+  Origin CA sign its CSR); the agent is started directly instead,
   as the current user, with this machine's PATH (plus the project's node_modules/.bin,
   where the devcontainer CLI that 10-packages.sh would install lives here).
 """
