@@ -8,6 +8,7 @@ TLS → ready → running; delete → VM, DNS record and certificate gone, agent
 import json
 import stat
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from agent.config import CHECKOUT_CONTAINER_TOOLS, VM_CONTAINER_TOOLS
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.hetzner import FakeHetzner
 from tests.support.agent_tls import verified_client
@@ -64,6 +66,7 @@ def test_it_is_a_cloud_config_that_writes_the_agent_settings_and_runs_the_steps(
     assert [Path(step).name for step in steps] == [
         "10-packages.sh",
         "20-agent.sh",
+        "25-container-tools.sh",
         "30-token.sh",
         "35-tls.sh",
         "40-firewall.sh",
@@ -89,6 +92,36 @@ def test_it_is_a_cloud_config_that_writes_the_agent_settings_and_runs_the_steps(
     assert cloud_init.NODE_VERSION.startswith("20.")
     service = written["/opt/sam-agent/setup/50-service.sh"]["content"]
     assert "sam-agent.service" in service and "systemctl enable --now sam-agent" in service
+
+
+def test_the_vm_installs_the_container_tools_the_agent_mounts_from_the_artifacts_lock(
+    tmp_path: Path,
+) -> None:
+    step = files(cloud_init.render(BOOT))["/opt/sam-agent/setup/25-container-tools.sh"]["content"]
+    assert str(VM_CONTAINER_TOOLS) == cloud_init.CONTAINER_TOOLS_DIR
+    assert f"cd {VM_CONTAINER_TOOLS}\n" in step and cloud_init.CONTAINER_TOOLS_NPM_CI in step
+    # The artifact carries tools/container's own package.json and lock, checked by its sums.
+    with tarfile.open(agent_artifact()) as artifact:
+        names = {
+            Path(member.name).relative_to(Path(member.name).parts[0]).as_posix(): member
+            for member in artifact.getmembers()
+            if len(Path(member.name).parts) > 1
+        }
+        for name in ("package.json", "package-lock.json"):
+            carried = artifact.extractfile(names[f"container-tools/{name}"])
+            assert carried is not None
+            (tmp_path / name).write_bytes(carried.read())
+            assert (tmp_path / name).read_bytes() == (CHECKOUT_CONTAINER_TOOLS / name).read_bytes()
+        sums = artifact.extractfile(names["SHA256SUMS"])
+        assert sums is not None and b"container-tools/package-lock.json" in sums.read()
+    # The step's own npm command installs from that lock: here offline and dry, from the
+    # cache that scripts/setup filled installing tools/container (the VM downloads).
+    command = cloud_init.CONTAINER_TOOLS_NPM_CI.replace("/usr/local/bin/npm", "npm").split()
+    done = subprocess.run(
+        [*command, "--offline", "--dry-run"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "@agentclientprotocol/claude-agent-acp" in done.stdout + done.stderr
 
 
 def test_the_devcontainer_cli_pin_matches_the_projects() -> None:

@@ -9,6 +9,10 @@ scripts in order, stopping at the first that fails:
     20-agent.sh      downloads the agent artifact from {control plane}/api/agent/download
                      (served from R2), checks its SHA256SUMS, installs it with its own
                      install.sh into /opt/sam-agent/venv (offline wheels, nothing compiled)
+    25-container-tools.sh
+                     Node 22 and the ACP adapters (the artifact's container-tools lock,
+                     `npm ci`) into /opt/sam-agent/container-tools, which the agent mounts
+                     read-only into every workspace container for agent sessions
     30-token.sh      exchanges the one-time bootstrap token at POST /api/bootstrap/{token}
                      for the node's callback token, written to the agent's token file (0600);
                      the bootstrap token file is deleted
@@ -44,6 +48,11 @@ NODE_VERSION = "20.18.1"  # Node.js for the devcontainer CLI (DESIGN.md: Node 20
 DEVCONTAINER_CLI_VERSION = "0.89.0"  # the same pin as package.json
 ETC_DIR = "/etc/sam-agent"
 OPT_DIR = "/opt/sam-agent"
+# Where the agent looks for the container tools on a VM (agent/config.py VM_CONTAINER_TOOLS).
+CONTAINER_TOOLS_DIR = f"{OPT_DIR}/container-tools"
+# Production dependencies only, exactly as locked; the VM's npm is the one 10-packages.sh put
+# in /usr/local.
+CONTAINER_TOOLS_NPM_CI = "/usr/local/bin/npm ci --omit=dev --no-audit --no-fund"
 STATE_DIR = "/var/lib/sam-agent"
 SETUP_DIR = f"{OPT_DIR}/setup"
 ENV_FILE = f"{ETC_DIR}/env"
@@ -96,6 +105,16 @@ tar -xzf {OPT_DIR}/sam-agent.tar.gz -C {OPT_DIR} --no-same-owner
 cd {OPT_DIR}/sam-agent-__VERSION__
 sha256sum --quiet -c SHA256SUMS
 sh ./install.sh {OPT_DIR}/venv
+"""
+
+CONTAINER_TOOLS = f"""# What agent sessions run inside workspace containers (mounted read-only
+# there), so a user's image needs no Node of its own: Node 22 and the ACP adapters, from
+# the lock file the artifact carries, at the versions the tests ran.
+mkdir -p {CONTAINER_TOOLS_DIR}
+cp {OPT_DIR}/sam-agent-__VERSION__/container-tools/package.json \
+  {OPT_DIR}/sam-agent-__VERSION__/container-tools/package-lock.json {CONTAINER_TOOLS_DIR}/
+cd {CONTAINER_TOOLS_DIR}
+{CONTAINER_TOOLS_NPM_CI}
 """
 
 TOKEN = f"""# The bootstrap token → the node's callback token (0600), before the agent starts.
@@ -172,6 +191,7 @@ curl -fsS --retry 5 --retry-connrefused -o /dev/null -X POST \\
 SETUP_STEPS = (
     ("10-packages.sh", PACKAGES),
     ("20-agent.sh", AGENT),
+    ("25-container-tools.sh", CONTAINER_TOOLS),
     ("30-token.sh", TOKEN),
     ("35-tls.sh", TLS),
     ("40-firewall.sh", FIREWALL),
