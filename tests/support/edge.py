@@ -93,6 +93,7 @@ def running_edge(
     healthy: bool = True,
     vars: dict[str, str] | None = None,
     host: str = "127.0.0.1",
+    log_level: str = "info",
 ) -> Iterator[Edge]:
     """`sam dev` on a free port of `host`; waits for /health (for any answer if not `healthy`).
 
@@ -110,6 +111,8 @@ def running_edge(
         str(port),
         "--host",
         host,
+        "--log-level",
+        log_level,
         "--data-dir",
         str(data_dir),
         "--config",
