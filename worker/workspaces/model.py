@@ -54,12 +54,24 @@ class Workspace:
 
     @classmethod
     def from_row(cls, row: Any) -> "Workspace":
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+        """From a row of exactly COLUMNS (a column more or less is a TypeError).
+
+        Fills the fields directly: a frozen dataclass's __init__ makes one
+        object.__setattr__ call per field, about 10 us a row, and a listing reads many.
+        """
+        if row.keys() != _FIELDS:
+            raise TypeError(f"a workspace row has {sorted(row.keys())}, not {sorted(_FIELDS)}")
+        workspace = object.__new__(cls)
+        workspace.__dict__.update(row)
+        return workspace
 
     @property
     def on_agent(self) -> bool:
         """The node's agent has the workspace (its boot log can be followed live there)."""
         return self.dispatched_at is not None and self.status in ("creating", "running")
+
+
+_FIELDS = frozenset(Workspace.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
