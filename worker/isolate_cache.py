@@ -4,6 +4,7 @@
     live.put(key, value, now)          now: the deployment's clock (worker/clock.py)
     live.get(key, now)                 the value, or None once it is ttl_seconds old
     live.discard(lambda value: ...)    drop every entry the predicate picks
+    live.discard_key(key)
 
 A module-level cache lives as long as its isolate: Cloudflare keeps many isolates of one
 Worker, each with its own copy (the local edge is one isolate). So a change made through
@@ -47,6 +48,9 @@ class IsolateCache(Generic[Key, Value]):
     def discard(self, picked: Callable[[Value], bool]) -> None:
         for key in [key for key, (_, value) in self._entries.items() if picked(value)]:
             del self._entries[key]
+
+    def discard_key(self, key: Key) -> None:
+        self._entries.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from worker.auth import api_tokens, sessions
-from worker.auth.users import User, get_user
+from worker.auth.users import User
 from worker.deployment import Deployment
 from worker.errors import Forbidden, Unauthorized
 
@@ -47,8 +47,7 @@ async def current_user(request: Request) -> User:
         )
     session_id = request.cookies.get(sessions.SESSION_COOKIE)
     if session_id:
-        session = await sessions.read_session(env.KV, session_id, deployment.clock)
-        user = None if session is None else await get_user(env.DATABASE, session.user_id)
+        user = await sessions.user_for_session(env.KV, env.DATABASE, session_id, deployment.clock)
         if user is not None:
             sessions.check_same_origin(request, config)
             request.state.auth = "session"
