@@ -132,17 +132,23 @@ async def on_pyodide(args: argparse.Namespace, work: Path) -> tuple[float, float
                 worker.d1("DATABASE", INSERT_WORKSPACE, *row)
         cpu = lambda: process_cpu_seconds(worker._process.pid)  # noqa: E731
 
+        def checked(status: int, listed: int | None = None, expected: int | None = None) -> None:
+            try:
+                check(status, listed, expected)
+            except RuntimeError as exc:  # the Worker's own log says why
+                raise RuntimeError(f"{exc}; the host's log:\n{worker.stderr_tail()}") from None
+
         async def health(_: int, whole: bool) -> None:
-            check(worker.fetch(f"{API}/health").status)
+            checked(worker.fetch(f"{API}/health").status)
 
         async def listing(index: int, whole: bool) -> None:
             answer = worker.fetch(
                 f"{API}/api/workspaces", headers=members[index % len(members)].token_headers()
             )
             if whole and answer.status == 200:
-                check(answer.status, len(answer.json()["workspaces"]), args.workspaces)
+                checked(answer.status, len(answer.json()["workspaces"]), args.workspaces)
             else:
-                check(answer.status)
+                checked(answer.status)
 
         return await measure(args.requests, health, cpu), await measure(args.requests, listing, cpu)
     finally:
