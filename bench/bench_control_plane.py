@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_control_plane.py [--rounds 7] [--keystrokes 400]
         [--bytes 20000000] [--terminal-rounds 4] [--seconds 10] [--connections 64]
-        [--workspaces 50] [--parts 1,2,3]
+        [--workspaces 50] [--users 64] [--tokens-per-user 2] [--parts 1,2,3]
 
 Every figure is a ratio to a baseline measured in the same run; nothing asserts on time.
 
@@ -17,10 +17,13 @@ Every figure is a ratio to a baseline measured in the same run; nothing asserts 
    /dev/zero | tr '\\0' x`), through ws-{id} (edge proxy) vs straight to the agent's
    port, same workspace and shell, alternating rounds. Targets: echo p50 <= 1.5x,
    throughput >= 0.7x.
-3. `GET /api/workspaces` with a personal API token, the user holding N workspaces (rows
-   inserted straight into the edge's D1 file: creating 50 real devcontainers would
-   measure Docker, not the listing), loaded by wrk at 64 connections; requests/s and p99
-   vs the bare uvicorn + Starlette baseline (bench/baseline_app.py, as bench_edge.py).
+3. Authenticated `GET /api/workspaces` spread over many callers: `--users` users with
+   `--tokens-per-user` personal API tokens each, every user holding `--workspaces` rows
+   (inserted straight into the edge's D1 file: creating 50 real devcontainers would
+   measure Docker, not the listing); wrk at 64 connections takes the next token for each
+   request (bench/wrk_load.py), and any failed request fails the run. Baseline: the bare
+   uvicorn + Starlette endpoint serialising the same JSON per request (bench/baseline_app.py).
+   Requests/s, p99 and the server's CPU time per request. Targets: >= 0.25x req/s, p99 <= 4x.
 
 Parts 1 and 2 need a Docker Engine and the base image (scripts/docker-engine,
 scripts/build-image); part 3 needs wrk. The edges run with --log-level warning, as in
@@ -32,10 +35,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import pty
-import re
 import secrets
 import shutil
 import signal
@@ -57,6 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent.workspaces.containers import find_devcontainer_cli, parse_up_output  # noqa: E402
+from bench import baseline_app, wrk_load  # noqa: E402
 from tests.fixtures.repos import git, make_repo  # noqa: E402
 from tests.support.edge import Edge, free_port, running_edge  # noqa: E402
 from tests.support.terminal_client import decode_output, encode_input  # noqa: E402
@@ -74,7 +78,7 @@ STEP_TIMEOUT_SECONDS = 60.0
 MARKER_COMMAND = b"echo DONE$((40+2))\r"
 MARKER = b"DONE42"
 LINE_CLEAR_EVERY = 40
-TARGETS = {"bring-up": 1.5, "echo": 1.5, "throughput": 0.7}
+TARGETS = {"bring-up": 1.5, "echo": 1.5, "throughput": 0.7, "listing": 0.25, "listing p99": 4.0}
 
 
 def summary(samples: list[float], unit: str = "s", scale: float = 1.0) -> str:
@@ -369,83 +373,118 @@ async def part_terminal(
 # --- part 3: GET /api/workspaces under wrk --------------------------------------------------
 
 
-def run_wrk(
-    url: str, headers: dict[str, str], seconds: int, connections: int
-) -> tuple[float, float]:
-    argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    for name, value in headers.items():
-        argv += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*argv, url], check=True, capture_output=True, text=True).stdout
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    if non_2xx:
-        raise RuntimeError(f"wrk saw {non_2xx.group(1)} error answers:\n{out}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
-    return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def insert_workspaces(data_dir: Path, user_id: str, count: int) -> None:
+def insert_workspaces(data_dir: Path, user_ids: list[str], count: int) -> None:
     with closing(sqlite3.connect(data_dir / "d1" / "sam.sqlite")) as db:
         db.executemany(
             "INSERT INTO workspaces (id, user_id, name, repository, branch, status, provider) "
             "VALUES (?, ?, ?, ?, 'main', 'stopped', 'local')",
             [
                 (
-                    "w" + secrets.token_hex(6),
+                    "w" + secrets.token_hex(16),
                     user_id,
                     f"bench-{n}",
                     f"https://github.com/example/repo-{n}.git",
                 )
+                for user_id in user_ids
                 for n in range(count)
             ],
         )
         db.commit()
 
 
-def part_listing(work: Path, args: argparse.Namespace) -> dict[str, tuple[float, float]]:
-    results: dict[str, tuple[float, float]] = {}
-    base_port = free_port()
-    baseline = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.baseline_app:app",
-            "--port",
-            str(base_port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        url, host = f"http://127.0.0.1:{base_port}/health", f"127.0.0.1:{base_port}"
-        wait_for_health(url, host)
-        run_wrk(url, {"Host": host}, 2, args.connections)  # warm up
-        results["baseline GET /health"] = run_wrk(
-            url, {"Host": host}, args.seconds, args.connections
-        )
-    finally:
-        baseline.terminate()
-        baseline.wait()
-    with running_edge(work / "edge-listing") as edge:
-        user = sign_in(edge, "lister")
+def listing_callers(edge: Edge, args: argparse.Namespace) -> tuple[list[str], Any]:
+    """`--users` users, each with `--tokens-per-user` API tokens and `--workspaces` rows:
+    the tokens, and one user's listing (what the baseline serves). Every token is checked
+    to list exactly its owner's rows before any load."""
+    tokens: dict[str, str] = {}  # token → its owner's id
+    for n in range(args.users):
+        user = sign_in(edge, f"lister-{n}")
         with user.client() as client:
             me = client.get("/api/auth/me").json()
-            made = client.post("/api/tokens", json={"name": "bench"})
-            made.raise_for_status()
-        insert_workspaces(edge.data_dir, me["id"], args.workspaces)
-        headers = {"Host": edge.host("api"), "Authorization": f"Bearer {made.json()['token']}"}
-        url = f"http://127.0.0.1:{edge.port}/api/workspaces"
-        listed = httpx.get(url, headers=headers).json()["workspaces"]
-        assert len(listed) == args.workspaces, len(listed)
-        run_wrk(url, headers, 2, args.connections)  # warm up
-        label = f"edge GET /api/workspaces ({args.workspaces})"
-        results[label] = run_wrk(url, headers, args.seconds, args.connections)
+            for _ in range(args.tokens_per_user):
+                made = client.post("/api/tokens", json={"name": "bench"})
+                made.raise_for_status()
+                tokens[made.json()["token"]] = me["id"]
+    insert_workspaces(edge.data_dir, sorted(set(tokens.values())), args.workspaces)
+    listing = None
+    with edge.client("api") as client:
+        for token, owner in tokens.items():
+            answer = client.get("/api/workspaces", headers={"authorization": f"Bearer {token}"})
+            answer.raise_for_status()
+            listing = answer.json()
+            ids = {shown["id"] for shown in listing["workspaces"]}
+            with closing(sqlite3.connect(edge.data_dir / "d1" / "sam.sqlite")) as db:
+                owned = {
+                    row[0]
+                    for row in db.execute("SELECT id FROM workspaces WHERE user_id = ?", (owner,))
+                }
+            if ids != owned or len(ids) != args.workspaces:
+                raise RuntimeError(f"a token of {owner} listed {len(ids)} rows, not its own")
+    return list(tokens), listing
+
+
+def part_listing(work: Path, args: argparse.Namespace) -> dict[str, wrk_load.Load]:
+    results: dict[str, wrk_load.Load] = {}
+    limits = {"SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS)}
+    with running_edge(work / "edge-listing", vars=limits, log_level="warning") as edge:
+        tokens, listing = listing_callers(edge, args)
+        listing_file = work / "listing.json"
+        listing_file.write_text(json.dumps(listing))
+        base_port = free_port()
+        baseline = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.baseline_app:app",
+                "--port",
+                str(base_port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                baseline_app.LISTING_VAR: str(listing_file),
+            },
+        )
+        try:
+            host = f"127.0.0.1:{base_port}"
+            url = f"http://{host}/api/workspaces"
+            wait_for_health(f"http://{host}/health", host)
+            if httpx.get(url).json() != listing:
+                raise RuntimeError("the baseline does not serve the edge's listing")
+            load = functools.partial(
+                wrk_load.run,
+                url,
+                [{"Host": host}],
+                connections=args.connections,
+                pid=baseline.pid,
+                work=work,
+            )
+            load(seconds=2)  # warm up
+            results["baseline GET /api/workspaces"] = load(seconds=args.seconds)
+        finally:
+            baseline.terminate()
+            baseline.wait()
+        callers = [
+            {"Host": edge.host("api"), "Authorization": f"Bearer {token}"} for token in tokens
+        ]
+        load = functools.partial(
+            wrk_load.run,
+            f"http://127.0.0.1:{edge.port}/api/workspaces",
+            callers,
+            connections=args.connections,
+            pid=edge.process.pid,
+            work=work,
+        )
+        load(seconds=2)  # warm up
+        label = f"edge GET /api/workspaces ({len(tokens)} tokens)"
+        results[label] = load(seconds=args.seconds)
     return results
 
 
@@ -518,6 +557,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workspaces", type=int, default=50)
+    parser.add_argument("--users", type=int, default=64)
+    parser.add_argument("--tokens-per-user", type=int, default=2)
     parser.add_argument("--parts", default="1,2,3")
     args = parser.parse_args()
     parts = {int(part) for part in args.parts.split(",")}
@@ -536,12 +577,20 @@ def main() -> None:
             if 3 in parts:
                 print(f"== 3. GET /api/workspaces, {args.connections} connections (wrk)")
                 results = part_listing(work, args)
-                (base_rps, base_p99), (edge_rps, edge_p99) = results.values()
-                for name, (rps, p99) in results.items():
-                    print(f"{name:36} {rps:10.0f} req/s   p99 {p99:8.2f} ms")
+                base, edge = results.values()
+                for name, load in results.items():
+                    print(
+                        f"{name:42} {load.rps:8.0f} req/s   p99 {load.p99_ms:8.2f} ms   "
+                        f"CPU {load.cpu_ms_per_request:6.3f} ms/request"
+                    )
+                rate, p99 = edge.rps / base.rps, edge.p99_ms / base.p99_ms
                 print(
-                    f"{'edge / baseline':36} {edge_rps / base_rps:10.2f}x req/s   "
-                    f"p99 {edge_p99 / base_p99:6.2f}x"
+                    f"{'edge / baseline':42} {rate:8.2f}x req/s   p99 {p99:6.2f}x   "
+                    f"CPU {edge.cpu_ms_per_request / base.cpu_ms_per_request:6.2f}x"
+                )
+                print(
+                    f"req/s {verdict(rate, TARGETS['listing'], higher_is_better=True)}, "
+                    f"p99 {verdict(p99, TARGETS['listing p99'])}"
                 )
         finally:
             left = subprocess.run(

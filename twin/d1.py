@@ -149,7 +149,11 @@ class D1Database:
         duration_ms = (time.perf_counter() - started) * 1000
         columns = [d[0] for d in cursor.description] if cursor.description else []
         changes = conn.total_changes - changes_before
-        size_before, self._size_bytes = self._size_bytes, self._database_size()
+        size_before = self._size_bytes
+        # A statement that returned rows and changed none (a SELECT) cannot have grown the
+        # file: skip the second query for the size on every read.
+        if cursor.description is None or changes:
+            self._size_bytes = self._database_size()
         meta = Record(
             served_by=SERVED_BY,
             served_by_region=SERVED_BY_REGION,
@@ -238,7 +242,10 @@ def _result(columns: list[str], rows: list[Sequence[Any]], meta: Record) -> Reco
 
 
 def _from_sqlite(row: Sequence[Any]) -> Sequence[Any]:
-    return [_from_sqlite_value(value) for value in row]
+    # Text and NULL, most values, need no conversion: no call for them.
+    return [
+        value if value is None or type(value) is str else _from_sqlite_value(value) for value in row
+    ]
 
 
 def _from_sqlite_value(value: Any) -> Any:

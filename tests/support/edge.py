@@ -94,6 +94,7 @@ def running_edge(
     vars: dict[str, str] | None = None,
     host: str = "127.0.0.1",
     trust_cas: list[Path] | None = None,
+    log_level: str = "info",
 ) -> Iterator[Edge]:
     """`sam dev` on a free port of `host`; waits for /health (for any answer if not `healthy`).
 
@@ -113,6 +114,8 @@ def running_edge(
         str(port),
         "--host",
         host,
+        "--log-level",
+        log_level,
         "--data-dir",
         str(data_dir),
         "--config",

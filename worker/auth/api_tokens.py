@@ -2,9 +2,17 @@
 
 A token carries 256 random bits, so a plain SHA-256 is enough (no slow hash needed): the
 hash cannot be reversed and a guess has no better odds than guessing the token itself.
+
+Each isolate remembers the live tokens it looked up for LIVE_TOKEN_CACHE_SECONDS, so a
+client calling the API in a loop costs one D1 statement per token per 10 s instead of
+one per request. Revoking a token (`revoke_token`) forgets it in the isolate that revoked
+it at once; any other isolate of the Worker accepts it for at most
+LIVE_TOKEN_CACHE_SECONDS more. That is the revocation bound, and it also bounds how long
+a cached owner's login, name or admin flag may lag behind D1.
 """
 
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from worker.auth.sessions import sha256_hex
@@ -12,13 +20,29 @@ from worker.auth.users import User
 from worker.clock import Clock
 from worker.db import iso
 from worker.ids import new_id
+from worker.isolate_cache import IsolateCache
 
 TOKEN_PREFIX = "sam_pat_"
 TOKEN_RANDOM_BYTES = 32
 TOKEN_ID_PREFIX = "tok_"
 MAX_TOKENS_PER_USER = 50
-# `last_used_at` is written at most this often per token, not on every request.
+# `last_used_at` is written at most this often per token, not on every request (and only
+# on a lookup that missed the cache, so it may lag by LIVE_TOKEN_CACHE_SECONDS more).
 LAST_USED_RESOLUTION_SECONDS = 60
+LIVE_TOKEN_CACHE_SECONDS = 10.0
+LIVE_TOKEN_CACHE_ENTRIES = 4096
+
+
+@dataclass(frozen=True)
+class LiveToken:
+    token_id: str
+    owner: User
+
+
+# sha256(token) → the live token, per isolate (worker/isolate_cache.py).
+_live: IsolateCache[str, LiveToken] = IsolateCache(
+    LIVE_TOKEN_CACHE_ENTRIES, LIVE_TOKEN_CACHE_SECONDS
+)
 
 _LOOKUP = """
 SELECT u.id, u.login, u.name, u.email, u.avatar_url, u.is_admin,
@@ -77,15 +101,19 @@ async def revoke_token(db: Any, user_id: str, token_id: str, clock: Clock) -> st
         .bind(iso(clock.now()), token_id, user_id)
         .first()
     )
+    _live.discard(lambda live: live.token_id == token_id)
     return None if row is None else row["token_hash"]
 
 
 async def user_for_token(db: Any, token: str, clock: Clock) -> User | None:
     """The owner of a live token (and a throttled `last_used_at` stamp), or None."""
-    row = await db.prepare(_LOOKUP).bind(sha256_hex(token)).first()
+    digest, now = sha256_hex(token), clock.now()
+    cached = _live.get(digest, now)
+    if cached is not None:
+        return cached.owner
+    row = await db.prepare(_LOOKUP).bind(digest).first()
     if row is None:
         return None
-    now = clock.now()
     stale_before = iso(now - LAST_USED_RESOLUTION_SECONDS)
     if row["last_used_at"] is None or row["last_used_at"] < stale_before:
         await (
@@ -96,4 +124,6 @@ async def user_for_token(db: Any, token: str, clock: Clock) -> User | None:
             .bind(iso(now), row["token_id"], stale_before)
             .run()
         )
-    return User.from_row(row)
+    owner = User.from_row(row)
+    _live.put(digest, LiveToken(row["token_id"], owner), now)
+    return owner

@@ -46,7 +46,6 @@ from pydantic import TypeAdapter, ValidationError
 from wire.agent_session import MAX_BODY_BYTES, SessionId
 from worker.auth import grants, scoped_tokens, sessions
 from worker.auth.scoped_tokens import Audience
-from worker.auth.users import get_user
 from worker.deployment import Deployment
 from worker.errors import (
     Conflict,
@@ -218,8 +217,7 @@ async def _authenticate(
         if not cookie_allowed:
             raise _forbidden_origin(app_origin)
         env = deployment.env
-        session = await sessions.read_session(env.KV, session_id, deployment.clock)
-        user = None if session is None else await get_user(env.DATABASE, session.user_id)
+        user = await sessions.user_for_session(env.KV, env.DATABASE, session_id, deployment.clock)
         if user is not None:
             return Caller(user.id, None, None, grants.for_session(session_id))
     raise Unauthorized(

@@ -56,8 +56,17 @@ class Workspace:
 
     @classmethod
     def from_row(cls, row: Any) -> "Workspace":
-        fields = {name: row[name] for name in cls.__dataclass_fields__}
-        return cls(**{**fields, "trusted_devcontainer": bool(fields["trusted_devcontainer"])})
+        """From a row of exactly COLUMNS (a column more or less is a TypeError).
+
+        Fills the fields directly: a frozen dataclass's __init__ makes one
+        object.__setattr__ call per field, about 10 us a row, and a listing reads many.
+        """
+        if row.keys() != _FIELDS:
+            raise TypeError(f"a workspace row has {sorted(row.keys())}, not {sorted(_FIELDS)}")
+        workspace = object.__new__(cls)
+        workspace.__dict__.update(row)
+        workspace.__dict__["trusted_devcontainer"] = bool(row["trusted_devcontainer"])
+        return workspace
 
     @property
     def on_agent(self) -> bool:
@@ -65,20 +74,36 @@ class Workspace:
         return self.dispatched_at is not None and self.status in ("creating", "running")
 
 
-def workspace_origin(config: Config, workspace_id: str, websocket: bool = False) -> str:
-    """`https://ws-{id}.{domain}` (`http` for a localhost domain; `ws(s)` for sockets)."""
-    secure = control_plane_url(config).startswith("https://")
-    scheme = ("wss" if secure else "ws") if websocket else ("https" if secure else "http")
-    return f"{scheme}://ws-{workspace_id}.{config.domain}"
+_FIELDS = frozenset(Workspace.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class WorkspaceLinks:
+    """Where the owner finds the workspaces of a deployment: worked out once per request,
+    then one format per workspace (a listing shows many)."""
+
+    api_origin: str  # https://api.{domain} (http for a localhost domain)
+    ws_scheme: str  # wss, or ws beside a plain-http API
+    domain: str
+
+    @classmethod
+    def of(cls, config: Config) -> "WorkspaceLinks":
+        api_origin = control_plane_url(config)
+        secure = api_origin.startswith("https://")
+        return cls(api_origin, "wss" if secure else "ws", config.domain)
+
+    def urls(self, workspace_id: str, live: bool) -> dict[str, str | None]:
+        """`boot_log_ws` (the agent's live boot log, through the ws-{id} proxy, with
+        `?token=` from POST /api/terminal/token) only once the agent has the workspace;
+        before that, poll `boot_log` every BOOT_LOG_POLL_SECONDS."""
+        ws_origin = f"{self.ws_scheme}://ws-{workspace_id}.{self.domain}"
+        return {
+            "boot_log": f"{self.api_origin}/api/workspaces/{workspace_id}/boot-log",
+            "boot_log_ws": f"{ws_origin}/workspaces/{workspace_id}/boot-log/ws" if live else None,
+            "terminal_ws": f"{ws_origin}/workspaces/{workspace_id}/terminal/ws",
+        }
 
 
 def urls(config: Config, workspace_id: str, live: bool) -> dict[str, str | None]:
-    """Where the browser finds the workspace. `boot_log_ws` (the agent's live boot log,
-    through the ws-{id} proxy, with `?token=` from POST /api/terminal/token) only once the
-    agent has the workspace; before that, poll `boot_log` every BOOT_LOG_POLL_SECONDS."""
-    ws_origin = workspace_origin(config, workspace_id, websocket=True)
-    return {
-        "boot_log": f"{control_plane_url(config)}/api/workspaces/{workspace_id}/boot-log",
-        "boot_log_ws": f"{ws_origin}/workspaces/{workspace_id}/boot-log/ws" if live else None,
-        "terminal_ws": f"{ws_origin}/workspaces/{workspace_id}/terminal/ws",
-    }
+    """Where the browser finds one workspace (WorkspaceLinks.urls)."""
+    return WorkspaceLinks.of(config).urls(workspace_id, live)

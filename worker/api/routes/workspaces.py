@@ -20,7 +20,7 @@ node>` (another node's token: 403; another audience, expired or forged: 401):
 The shapes are in docs/protocols/control-plane-api.md.
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict
@@ -37,7 +37,7 @@ from worker.errors import Unauthorized
 from worker.nodes.model import Provider
 from worker.states import WorkspaceStatus
 from worker.workspaces import service as workspaces
-from worker.workspaces.model import BOOT_LOG_POLL_SECONDS, Workspace, urls
+from worker.workspaces.model import BOOT_LOG_POLL_SECONDS, Workspace, WorkspaceLinks
 
 router = APIRouter(tags=["workspaces"])
 
@@ -91,14 +91,18 @@ class WorkspaceOut(BaseModel):
     urls: WorkspaceUrls
     boot_log_poll_seconds: int  # how often to poll `urls.boot_log` while being created
 
-    @classmethod
-    def of(cls, workspace: Workspace, config: Config) -> "WorkspaceOut":
-        derived = {
-            "urls": urls(config, workspace.id, live=workspace.on_agent),
+    @staticmethod
+    def fields(workspace: Workspace, links: WorkspaceLinks) -> dict[str, Any]:
+        """`workspace` as this model's fields (validation drops the columns it does not show)."""
+        return {
+            **vars(workspace),
+            "urls": links.urls(workspace.id, live=workspace.on_agent),
             "boot_log_poll_seconds": BOOT_LOG_POLL_SECONDS,
         }
-        stored = {name: getattr(workspace, name) for name in cls.model_fields.keys() - derived}
-        return cls(**stored, **derived)
+
+    @classmethod
+    def of(cls, workspace: Workspace, config: Config) -> "WorkspaceOut":
+        return cls.model_validate(cls.fields(workspace, WorkspaceLinks.of(config)))
 
 
 class WorkspaceList(BaseModel):
@@ -132,10 +136,11 @@ def _out(deployment: Deployment, workspace: Workspace) -> WorkspaceOut:
 
 
 @router.get("/api/workspaces", response_model=WorkspaceList)
-async def index(user: CurrentUser, deployment: DeploymentDep) -> WorkspaceList:
-    config = deployment.config
+async def index(user: CurrentUser, deployment: DeploymentDep) -> dict[str, Any]:
+    # Plain dicts: FastAPI validates the whole list against WorkspaceList in one call.
+    links = WorkspaceLinks.of(deployment.config)
     found = await workspaces.list_workspaces(deployment, user.id)
-    return WorkspaceList(workspaces=[WorkspaceOut.of(workspace, config) for workspace in found])
+    return {"workspaces": [WorkspaceOut.fields(workspace, links) for workspace in found]}
 
 
 @router.post(
