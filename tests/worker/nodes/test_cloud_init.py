@@ -229,7 +229,9 @@ def test_the_fake_hetzner_boots_a_real_agent_from_the_real_cloud_init(
         boot = server.boot
         assert boot is not None and boot.done.wait(BOOT_TIMEOUT_SECONDS), "boot hung"
         assert boot.error is None, boot.report()
-        assert [s.returncode for s in boot.steps] == [None, 0, 0, 0, None, None, 0], boot.report()
+        assert [s.returncode for s in boot.steps] == [None, 0, None, 0, 0, None, None, 0], (
+            boot.report()
+        )
 
         # The agent the VM runs is the artifact's, installed by its install.sh, and serves
         # TLS for its own name with the Origin CA's certificate over the key it made.
