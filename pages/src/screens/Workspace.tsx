@@ -1,5 +1,6 @@
-import { useCallback, useEffect, useState } from "react";
+import { type ReactNode, useCallback, useEffect, useState } from "react";
 
+import { AgentTab } from "../agent/AgentTab";
 import { api } from "../api/client";
 import type { Workspace } from "../api/types";
 import { BootLogView } from "../components/BootLog";
@@ -10,6 +11,8 @@ import { useLoad, useTitle } from "../hooks";
 import { Link, navigate } from "../router";
 
 const PROVISIONING = new Set(["pending", "creating"]);
+const VIEW_KEY = "sam:workspace-view:";
+type View = "terminals" | "agent";
 const CHANGING = new Set(["pending", "creating", "stopping"]);
 const DEFAULT_POLL_SECONDS = 2;
 const IDLE_POLL_MS = 15_000;
@@ -132,7 +135,13 @@ export function WorkspaceScreen({ id }: { id: string }) {
         </section>
       )}
 
-      {data.status === "running" && <Terminals workspaceId={id} onStopped={onTerminalsStopped} />}
+      {data.status === "running" && (
+        <WorkspaceViews
+          workspaceId={id}
+          terminals={<Terminals workspaceId={id} onStopped={onTerminalsStopped} />}
+          agent={<AgentTab workspaceId={id} backend={data.backend} />}
+        />
+      )}
 
       {data.status === "stopping" && <Loading what="(stopping the workspace)" />}
 
@@ -162,5 +171,51 @@ export function WorkspaceScreen({ id }: { id: string }) {
         </details>
       )}
     </div>
+  );
+}
+
+/** Terminals and the Agent, one shown at a time; each stays mounted (and connected) once
+ * opened. The tab shown last comes back after a reload. */
+function WorkspaceViews({ workspaceId, terminals, agent }: { workspaceId: string; terminals: ReactNode; agent: ReactNode }) {
+  const [view, setView] = useState<View>(() =>
+    sessionStorage.getItem(VIEW_KEY + workspaceId) === "agent" ? "agent" : "terminals",
+  );
+  const [agentOpened, setAgentOpened] = useState(view === "agent");
+  const show = (next: View) => {
+    sessionStorage.setItem(VIEW_KEY + workspaceId, next);
+    setView(next);
+    if (next === "agent") setAgentOpened(true);
+  };
+  const views: { name: View; label: string }[] = [
+    { name: "terminals", label: "Terminals" },
+    { name: "agent", label: "Agent" },
+  ];
+  return (
+    <>
+      <div role="tablist" aria-label="Workspace views" className="view-tabs">
+        {views.map(({ name, label }) => (
+          <button
+            key={name}
+            type="button"
+            role="tab"
+            id={`view-${name}`}
+            aria-selected={view === name}
+            aria-controls={`view-panel-${name}`}
+            className={`view-tab ${view === name ? "view-tab-active" : ""}`}
+            onClick={() => show(name)}
+          >
+            {label}
+          </button>
+        ))}
+      </div>
+      <div role="tabpanel" id="view-panel-terminals" aria-labelledby="view-terminals" className="view-panel" hidden={view !== "terminals"}>
+        {terminals}
+      </div>
+      {agentOpened && (
+        <div role="tabpanel" id="view-panel-agent" aria-labelledby="view-agent" className="view-panel" hidden={view !== "agent"}>
+          {agent}
+        </div>
+      )}
+    </>
   );
 }
