@@ -35,6 +35,7 @@ export function PermissionPrompt({
             <button
               key={option.optionId}
               type="button"
+              data-kind={option.kind}
               className={`button button-small ${option.kind.startsWith("allow") ? "button-primary" : ""}`}
               disabled={answered !== undefined}
               onClick={() => onAnswer(option.optionId)}

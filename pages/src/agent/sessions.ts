@@ -46,6 +46,8 @@ export interface AgentSnapshot {
 /** A token this many seconds from its end is replaced before use. */
 const TOKEN_MARGIN_SECONDS = 30;
 const STORAGE_PREFIX = "sam:agent-session:";
+// What this tab answered, per session: after a reload it still says "answered here".
+const ANSWERS_PREFIX = "sam:agent-answers:";
 const ENDED = new Set(["stopped", "crashed"]);
 
 interface Minted {
@@ -99,7 +101,7 @@ export class AgentSessions {
     this.update({
       sessionId,
       conversation: emptyConversation(info?.state ?? "starting"),
-      answered: {},
+      answered: JSON.parse(sessionStorage.getItem(ANSWERS_PREFIX + sessionId) ?? "{}") as Record<string, string>,
       problem: null,
     });
     this.attempt = 0;
@@ -141,7 +143,9 @@ export class AgentSessions {
       return;
     }
     this.socket.send(answerPermission(requestId, optionId));
-    this.update({ answered: { ...this.current.answered, [requestId]: optionId } });
+    const answered = { ...this.current.answered, [requestId]: optionId };
+    sessionStorage.setItem(ANSWERS_PREFIX + this.current.sessionId, JSON.stringify(answered));
+    this.update({ answered });
   }
 
   dismissProblem(): void {
