@@ -12,7 +12,7 @@ import { useLoad } from "../hooks";
 import { Link } from "../router";
 import { ConversationView } from "./ConversationView";
 import type { PermissionMode } from "./protocol";
-import { AgentSessions, type ViewerStatus } from "./sessions";
+import { AgentSessions, type ViewerStatus, sessionState } from "./sessions";
 
 const MODES: { mode: PermissionMode; label: string; hint: string }[] = [
   { mode: "ask", label: "Ask", hint: "asks before every edit and command" },
@@ -89,7 +89,7 @@ function SessionView({ store }: { store: AgentSessions }) {
   const [sending, setSending] = useState(false);
 
   if (problem?.code === NEEDS_CONTAINER) return <NeedsContainer />;
-  const state = sessionId ? conversation.state : null;
+  const state = sessionState(snapshot);
   const live = state === "idle" || state === "prompting" || state === "starting";
 
   const submit = async (event: FormEvent) => {
@@ -155,6 +155,11 @@ function SessionView({ store }: { store: AgentSessions }) {
         </div>
       )}
       {sessions === null && !problem && <Loading what="the agent sessions" />}
+      {sessions === null && problem && (
+        <button type="button" className="button button-small" onClick={() => void store.start()}>
+          Try again
+        </button>
+      )}
       {sessionId && (
         <ConversationView conversation={conversation} answered={answered} onAnswer={(r, o) => store.answer(r, o)} />
       )}

@@ -19,6 +19,7 @@ import {
   type NewAgentSession,
   type PermissionMode,
   ProtocolError,
+  type SessionState,
   answerPermission,
   decodeServerFrame,
 } from "./protocol";
@@ -58,6 +59,17 @@ interface Minted {
   ws: string;
 }
 
+/** The session's state as the page should show it: the frames say, unless the node already
+ * listed the session as ended (a replay of its old turns must not make it look alive). */
+export function sessionState(snapshot: AgentSnapshot): SessionState | null {
+  if (!snapshot.sessionId) return null;
+  const info = snapshot.sessions?.find((s) => s.id === snapshot.sessionId);
+  return info && ENDED.has(info.state) ? info.state : snapshot.conversation.state;
+}
+
+/** Failed reconnects after which the page asks the node whether the session still exists. */
+const RECHECK_AFTER_ATTEMPTS = 3;
+
 export class AgentSessions {
   private current: AgentSnapshot = {
     sessions: null,
@@ -86,6 +98,7 @@ export class AgentSessions {
 
   /** List the sessions and show the one this tab showed last (or the newest). */
   async start(): Promise<void> {
+    this.update({ problem: null });
     const listed = await this.call(() => this.list());
     if (!listed) return;
     const remembered = sessionStorage.getItem(STORAGE_PREFIX + this.workspaceId);
@@ -196,7 +209,7 @@ export class AgentSessions {
     socket.onclose = () => {
       if (this.socket !== socket) return; // replaced or closed on purpose
       this.socket = null;
-      if (ENDED.has(this.current.conversation.state)) {
+      if (ENDED.has(sessionState(this.current) ?? "")) {
         this.update({ viewer: "closed" });
         void this.call(() => this.list());
         return;
@@ -215,7 +228,7 @@ export class AgentSessions {
       }
       const conversation = applyFrame(this.current.conversation, frame);
       this.update({ conversation });
-      if (conversation.state !== this.infoState()) this.replaceInfoState(conversation.state);
+      this.followState(conversation.state);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
       this.update({ problem: { code: "bad_frame", message: `The agent sent a frame this page does not understand: ${error.message}` } });
@@ -235,7 +248,25 @@ export class AgentSessions {
     if (this.disposed) return;
     this.update({ viewer: "reconnecting" });
     clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => void this.connect(), reconnectDelayMs(this.attempt++));
+    const delay = reconnectDelayMs(this.attempt++);
+    this.retryTimer = setTimeout(() => void this.reconnect(), delay);
+  }
+
+  private async reconnect(): Promise<void> {
+    // A session that keeps refusing may be gone (its node replaced) or over: ask the node.
+    if (this.attempt >= RECHECK_AFTER_ATTEMPTS) {
+      const listed = await this.call(() => this.list());
+      const info = listed?.find((s) => s.id === this.current.sessionId);
+      if (listed && (!info || ENDED.has(info.state))) {
+        this.update({ viewer: "closed" });
+        if (!info) {
+          const message = "This agent session is no longer on the workspace's node: start a new one.";
+          this.update({ problem: { code: "agent_session_not_found", message } });
+        }
+        return;
+      }
+    }
+    await this.connect();
   }
 
   private closeSocket(): void {
@@ -279,13 +310,10 @@ export class AgentSessions {
     }
   }
 
-  private infoState(): string | undefined {
-    return this.current.sessions?.find((s) => s.id === this.current.sessionId)?.state;
-  }
-
-  private replaceInfoState(state: AgentSessionInfo["state"]): void {
+  /** Keep the listed state of a live session in step with its frames. */
+  private followState(state: SessionState): void {
     const info = this.current.sessions?.find((s) => s.id === this.current.sessionId);
-    if (info) this.replaceInfo({ ...info, state });
+    if (info && info.state !== state && !ENDED.has(info.state)) this.replaceInfo({ ...info, state });
   }
 
   private replaceInfo(info: AgentSessionInfo): void {

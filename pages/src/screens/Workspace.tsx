@@ -1,6 +1,5 @@
-import { type ReactNode, useCallback, useEffect, useState } from "react";
+import { type ReactNode, Suspense, lazy, useCallback, useEffect, useState } from "react";
 
-import { AgentTab } from "../agent/AgentTab";
 import { api } from "../api/client";
 import type { Workspace } from "../api/types";
 import { BootLogView } from "../components/BootLog";
@@ -10,6 +9,8 @@ import { ConfirmButton, ErrorNote, Loading, PageHeader, StatusBadge } from "../c
 import { useLoad, useTitle } from "../hooks";
 import { Link, navigate } from "../router";
 
+// The Agent tab (markdown, diffs) loads only when it is first opened.
+const AgentTab = lazy(() => import("../agent/AgentTab").then((module) => ({ default: module.AgentTab })));
 const PROVISIONING = new Set(["pending", "creating"]);
 const VIEW_KEY = "sam:workspace-view:";
 type View = "terminals" | "agent";
@@ -139,7 +140,11 @@ export function WorkspaceScreen({ id }: { id: string }) {
         <WorkspaceViews
           workspaceId={id}
           terminals={<Terminals workspaceId={id} onStopped={onTerminalsStopped} />}
-          agent={<AgentTab workspaceId={id} backend={data.backend} />}
+          agent={
+            <Suspense fallback={<Loading what="the agent" />}>
+              <AgentTab workspaceId={id} backend={data.backend} />
+            </Suspense>
+          }
         />
       )}
 
