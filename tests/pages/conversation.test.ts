@@ -114,6 +114,17 @@ describe("the session's end and the replay", () => {
     expect(conversationOf([frame("started"), frame("stopped")]).state).toBe("stopped");
   });
 
+  it("a crash the gateway recovers from restarts, then resumes (with or without context)", () => {
+    seq = 60;
+    const crash = next({ type: "crashed", exit_code: 137, stderr_tail: "", hint: "restarting", restarting: true });
+    const restarting = next({ type: "restarting", cause: "crashed", attempt: 1, limit: 3, delay_seconds: 1 });
+    const during = conversationOf([frame("started"), crash, restarting]);
+    expect(during.state).toBe("restarting");
+    const lost = applyFrame(during, next({ type: "resumed", acp_session_id: "new", context: "lost" }));
+    expect(lost.state).toBe("idle");
+    expect(lost.items.at(-1)).toEqual({ kind: "resumed", seq: 63, contextLost: true });
+  });
+
   it("ignores frames it already has, so an overlapping replay shows nothing twice", () => {
     seq = 50;
     const frames = [next({ type: "prompt", text: "x" }), chunk("agent_message_chunk", "a"), chunk("agent_message_chunk", "b")];

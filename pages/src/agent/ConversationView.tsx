@@ -87,9 +87,25 @@ function ItemView({
         <div className="note note-error" role="alert" data-testid="agent-crashed">
           <p>
             The agent exited{item.exitCode === null ? "" : ` with code ${item.exitCode}`}: {item.hint}
+            {!item.restarting && " Start a new session below."}
           </p>
           {item.stderrTail && <pre className="stderr-tail">{item.stderrTail}</pre>}
         </div>
+      );
+    case "restarting":
+      return (
+        <p className="note" role="status">
+          {item.cause === "agent_restarted" ? "The node's agent restarted" : "The agent exited"}: starting it again in{" "}
+          {item.delaySeconds} s (attempt {item.attempt} of {item.limit}).
+        </p>
+      );
+    case "resumed":
+      return (
+        <p className={`note ${item.contextLost ? "note-error" : ""}`} role="status">
+          {item.contextLost
+            ? "The agent is back, but it could not reload this conversation: it remembers nothing of the turns above."
+            : "The agent is back and remembers the conversation."}
+        </p>
       );
     case "stopped":
       return <p className="note">{STOPPED[item.reason] ?? "The session stopped."}</p>;

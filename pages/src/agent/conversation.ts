@@ -10,6 +10,7 @@
  *   permission_request/resolved → a question with the agent's options, then who answered
  *   turn_ended                  → idle again (a turn that did not end normally says why)
  *   agent_error, crashed, gap   → notes in the flow; crashed and stopped end the session
+ *   restarting, resumed         → a crash the gateway recovers from: restarting, then idle
  *
  * A frame whose seq is not above the last one applied is ignored: a replay that overlaps
  * what the page has never shows anything twice.
@@ -39,7 +40,9 @@ export type Item =
   | PermissionItem
   | { kind: "turn_ended"; seq: number; stopReason: string }
   | { kind: "agent_error"; seq: number; code: string; message: string }
-  | { kind: "crashed"; seq: number; exitCode: number | null; stderrTail: string; hint: string }
+  | { kind: "crashed"; seq: number; exitCode: number | null; stderrTail: string; hint: string; restarting: boolean }
+  | { kind: "restarting"; seq: number; cause: string; attempt: number; limit: number; delaySeconds: number }
+  | { kind: "resumed"; seq: number; contextLost: boolean }
   | { kind: "stopped"; seq: number; reason: string }
   | { kind: "gap"; after: number; firstSeq: number };
 
@@ -100,12 +103,18 @@ export function applyFrame(conversation: Conversation, frame: ServerFrame): Conv
     }
     case "agent_error":
       return { ...next, items: [...next.items, { kind: "agent_error", seq, code: frame.code, message: frame.message }] };
-    case "crashed":
-      return {
-        ...next,
-        state: "crashed",
-        items: [...next.items, { kind: "crashed", seq, exitCode: frame.exit_code, stderrTail: frame.stderr_tail, hint: frame.hint }],
-      };
+    case "crashed": {
+      const restarting = frame.restarting === true;
+      const item: Item = { kind: "crashed", seq, exitCode: frame.exit_code, stderrTail: frame.stderr_tail, hint: frame.hint, restarting };
+      return { ...next, state: restarting ? "restarting" : "crashed", items: [...next.items, item] };
+    }
+    case "restarting": {
+      const { cause, attempt, limit } = frame;
+      const item: Item = { kind: "restarting", seq, cause, attempt, limit, delaySeconds: frame.delay_seconds };
+      return { ...next, state: "restarting", items: [...next.items, item] };
+    }
+    case "resumed":
+      return { ...next, state: "idle", items: [...next.items, { kind: "resumed", seq, contextLost: frame.context === "lost" }] };
     case "stopped":
       return { ...next, state: "stopped", items: [...next.items, { kind: "stopped", seq, reason: frame.reason }] };
   }

@@ -12,7 +12,7 @@
 import type { PermissionOption, SessionUpdate, ToolCallUpdate } from "@agentclientprotocol/sdk";
 
 export type PermissionMode = "ask" | "accept_edits" | "bypass";
-export type SessionState = "starting" | "idle" | "prompting" | "stopped" | "crashed";
+export type SessionState = "starting" | "idle" | "prompting" | "restarting" | "stopped" | "crashed";
 
 /** POST /workspaces/{id}/agent-sessions */
 export interface NewAgentSession {
@@ -72,13 +72,30 @@ export type SessionFrame =
       code: "malformed_message" | "message_too_large" | "prompt_failed" | "prompt_timeout";
       message: string;
     }
-  | { seq: number; type: "crashed"; exit_code: number | null; stderr_tail: string; hint: string }
+  | {
+      seq: number;
+      type: "crashed";
+      exit_code: number | null;
+      stderr_tail: string;
+      hint: string;
+      /** true: a `restarting` frame follows; false (or absent, from an older agent): the end. */
+      restarting?: boolean;
+    }
+  | {
+      seq: number;
+      type: "restarting";
+      cause: "crashed" | "agent_restarted";
+      attempt: number;
+      limit: number;
+      delay_seconds: number;
+    }
+  | { seq: number; type: "resumed"; acp_session_id: string; context: "loaded" | "lost" }
   | { seq: number; type: "stopped"; reason: "requested" | "workspace_stopped" | "agent_stopping" };
 
 /** About this connection only: no `seq`. */
 export type ConnectionFrame =
   | { type: "gap"; after: number; first_seq: number }
-  | { type: "error"; code: "bad_frame" | "unknown_request" | "frame_too_large"; message: string };
+  | { type: "error"; code: "bad_frame" | "unknown_request" | "frame_too_large" | "rate_limited"; message: string };
 
 export type ServerFrame = SessionFrame | ConnectionFrame;
 
@@ -102,11 +119,18 @@ export const FIELDS: { [K in ServerFrame["type"] | ClientFrame["type"]]: readonl
   permission_resolved: ["seq", "type", "request_id", "outcome", "option_id", "by"],
   turn_ended: ["seq", "type", "stop_reason"],
   agent_error: ["seq", "type", "code", "message"],
-  crashed: ["seq", "type", "exit_code", "stderr_tail", "hint"],
+  crashed: ["seq", "type", "exit_code", "stderr_tail", "hint", "restarting"],
+  restarting: ["seq", "type", "cause", "attempt", "limit", "delay_seconds"],
+  resumed: ["seq", "type", "acp_session_id", "context"],
   stopped: ["seq", "type", "reason"],
   gap: ["type", "after", "first_seq"],
   error: ["type", "code", "message"],
   answer_permission: ["type", "request_id", "option_id"],
+};
+
+/** Fields an agent older than the page may leave out (nodes update after the control plane). */
+export const OPTIONAL_FIELDS: { readonly [K in keyof typeof FIELDS]?: readonly string[] } = {
+  crashed: ["restarting"],
 };
 
 const SERVER_TYPES: ReadonlySet<string> = new Set(Object.keys(FIELDS).filter((t) => t !== "answer_permission"));
@@ -129,7 +153,8 @@ export function decodeServerFrame(text: string): ServerFrame {
   if (typeof type !== "string" || !SERVER_TYPES.has(type)) {
     throw new ProtocolError(`unknown frame type ${JSON.stringify(type)}`);
   }
-  const missing = FIELDS[type as ServerFrame["type"]].filter((name) => !(name in frame));
+  const optional = OPTIONAL_FIELDS[type as ServerFrame["type"]] ?? [];
+  const missing = FIELDS[type as ServerFrame["type"]].filter((name) => !(name in frame) && !optional.includes(name));
   if (missing.length > 0) throw new ProtocolError(`a ${type} frame without ${missing.join(", ")}`);
   if ("seq" in frame && (typeof frame.seq !== "number" || frame.seq < 1)) {
     throw new ProtocolError(`a ${type} frame with seq ${JSON.stringify(frame.seq)}`);

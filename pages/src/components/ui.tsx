@@ -37,6 +37,7 @@ const STATUS_TONES: Record<string, string> = {
   stopping: "busy",
   starting: "busy",
   prompting: "busy",
+  restarting: "busy",
   stale: "warn",
   stopped: "quiet",
   error: "bad",
