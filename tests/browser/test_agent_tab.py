@@ -4,9 +4,10 @@ container, the real Claude Code adapter, and the scripted Messages API on loopba
 
 One walk, as a user would go: the tab says a credential is missing → one is stored →
 start a session in ask mode with a prompt → the answer streams in as markdown → the agent
-asks to write a file, answered in the page → a tool card with its diff → reload: the
-conversation is rebuilt from the node's replay → a dropped viewer resumes after its last
-seq → a next prompt continues the conversation → stop.
+asks to write a file, seen by a second tab and answered in the first → a tool card with
+its diff → reload: the conversation is rebuilt from the node's replay → a dropped viewer
+resumes after its last seq → a next prompt continues the conversation → a turn cancelled
+mid-stream → stop.
 """
 
 import json
@@ -107,9 +108,16 @@ def test_a_conversation_with_the_agent_survives_a_reload_and_continues(
     expect(messages.first).to_contain_text("I'll write it.")
     permission = page.get_by_test_id("permission")
     expect(permission).to_contain_text("Write")
+    # A second viewer (another tab) sees the same question; the first answer wins.
+    other = context.new_page()
+    other.goto(page.url)
+    other.get_by_role("tab", name="Agent").click()
+    expect(other.get_by_test_id("permission").locator("button")).to_have_count(3)
     # The options are the adapter's own ("Yes", "Yes, allow all edits…", "No"): allow once.
     permission.locator("button[data-kind=allow_once]").click()
-    expect(page.get_by_test_id("permission-outcome")).to_contain_text("answered here")
+    expect(page.get_by_test_id("permission-outcome")).to_contain_text("Yes — answered here")
+    expect(other.get_by_test_id("permission-outcome")).to_contain_text("by another viewer")
+    other.close()
     card = page.get_by_test_id("tool-card")
     expect(card).to_have_count(1)
     expect(card).to_have_attribute("data-status", "completed")
@@ -150,6 +158,15 @@ def test_a_conversation_with_the_agent_survives_a_reload_and_continues(
     expect(page.locator(".agent-bar .badge")).to_have_text("idle")
     history = json.dumps(model.main_requests[-1]["messages"])
     assert "write hello.txt" in history and "what did you write?" in history
+
+    # --- cancel a turn mid-stream ---------------------------------------------------------
+    model.script(Turn([text("A long answer that never ends ...")], stall=True))
+    page.get_by_test_id("agent-prompt").fill("talk")
+    page.get_by_role("button", name="Send").click()
+    expect(messages.last).to_contain_text("A long answer")
+    page.get_by_role("button", name="Cancel turn").click()
+    expect(page.get_by_text("The turn was cancelled.")).to_be_visible()
+    expect(page.locator(".agent-bar .badge")).to_have_text("idle")
 
     # --- stop ---------------------------------------------------------------------------
     page.get_by_role("button", name="Stop session").click()
