@@ -174,4 +174,10 @@ def test_a_conversation_with_the_agent_survives_a_reload_and_continues(
     expect(page.get_by_text("The session was stopped.")).to_be_visible()
     expect(page.get_by_role("button", name="Start session")).to_be_visible()
     assert model.remaining == 0
+    # The page's terminal tokens (in its URLs) and the stored key are in no log line.
+    [token] = parse_qs(urlsplit(resumed).query)["token"]
+    node_logs = [path.read_text() for path in agent_edge.data_dir.glob("nodes/*/agent.log")]
+    assert node_logs, "the local node kept no agent.log"
+    for log in [agent_edge.log(), *node_logs]:
+        assert token not in log and secret not in log
     assert Path(page.url).name == workspace["id"]
