@@ -108,6 +108,7 @@ def test_a_conversation_with_the_agent_survives_a_reload_and_continues(
     expect(messages.first).to_contain_text("I'll write it.")
     permission = page.get_by_test_id("permission")
     expect(permission).to_contain_text("Write")
+    expect(page.get_by_test_id("agent-waiting")).to_have_text("1 question waits for you")
     # A second viewer (another tab) sees the same question; the first answer wins.
     other = context.new_page()
     other.goto(page.url)
@@ -116,6 +117,7 @@ def test_a_conversation_with_the_agent_survives_a_reload_and_continues(
     # The options are the adapter's own ("Yes", "Yes, allow all edits…", "No"): allow once.
     permission.locator("button[data-kind=allow_once]").click()
     expect(page.get_by_test_id("permission-outcome")).to_contain_text("Yes — answered here")
+    expect(page.get_by_test_id("agent-waiting")).to_have_count(0)
     expect(other.get_by_test_id("permission-outcome")).to_contain_text("by another viewer")
     other.close()
     card = page.get_by_test_id("tool-card")

@@ -11,6 +11,7 @@ import { Loading, StatusBadge } from "../components/ui";
 import { useLoad } from "../hooks";
 import { Link } from "../router";
 import { ConversationView } from "./ConversationView";
+import { openRequests } from "./conversation";
 import type { PermissionMode } from "./protocol";
 import { AgentSessions, type ViewerStatus, sessionState } from "./sessions";
 
@@ -90,6 +91,7 @@ function SessionView({ store }: { store: AgentSessions }) {
 
   if (problem?.code === NEEDS_CONTAINER) return <NeedsContainer />;
   const state = sessionState(snapshot);
+  const waiting = openRequests(conversation).length;
   const live = state === "idle" || state === "prompting" || state === "starting";
 
   const submit = async (event: FormEvent) => {
@@ -127,6 +129,11 @@ function SessionView({ store }: { store: AgentSessions }) {
         {conversation.agent?.name && (
           <span className="muted small">
             {conversation.agent.name} {conversation.agent.version}
+          </span>
+        )}
+        {waiting > 0 && (
+          <span className="badge badge-warn" data-testid="agent-waiting">
+            {waiting === 1 ? "1 question waits for you" : `${waiting} questions wait for you`}
           </span>
         )}
         <span className="agent-spacer" />

@@ -166,7 +166,3 @@ export function answerPermission(requestId: string, optionId: string): string {
   const frame: AnswerPermission = { type: "answer_permission", request_id: requestId, option_id: optionId };
   return JSON.stringify(frame);
 }
-
-export function isSessionFrame(frame: ServerFrame): frame is SessionFrame {
-  return "seq" in frame;
-}
