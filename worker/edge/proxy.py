@@ -117,7 +117,7 @@ async def handle(request: Request, deployment: Deployment, workspace_id: str) ->
     try:
         if request.method.value == "OPTIONS":
             return cors.preflight(request, app_origin)
-        response = await _proxy(request, deployment, workspace_id)
+        response = await _proxy(request, deployment, workspace_id, app_origin)
     except SamError as exc:
         event(log, "proxy.refused", workspace=workspace_id, error=exc.code)
         if not from_app:
@@ -131,14 +131,14 @@ async def handle(request: Request, deployment: Deployment, workspace_id: str) ->
     return response
 
 
-async def _proxy(request: Request, deployment: Deployment, workspace_id: str) -> Response:
-    config = deployment.config
+async def _proxy(
+    request: Request, deployment: Deployment, workspace_id: str, app_origin: str
+) -> Response:
     url = urlsplit(request.url)
     method = request.method.value
     websocket = request.headers.get("upgrade", "").lower() == "websocket"
     query = parse_qsl(url.query, keep_blank_values=True)
     offered = [value for name, value in query if name == TOKEN_PARAM]
-    app_origin = f"{url.scheme}://app.{config.domain}"
     changes = websocket or method in POST
     if changes:
         _check_origin(request, app_origin)
