@@ -45,7 +45,13 @@ def model() -> Iterator[ScriptedModel]:
 def agent_edge(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Iterator[Edge]:
     """An edge whose local nodes send Claude Code to the scripted model."""
     data_dir = tmp_path_factory.mktemp("agent-tab") / ".sam"
-    with running_edge(data_dir, extra_env={MODEL_URL_OVERRIDE_ENV: model.url}) as edge:
+    # SAM_ANTHROPIC_API_URL: where the edge checks an Anthropic key before storing it (once
+    # the model proxy lands; an unknown var until then).
+    with running_edge(
+        data_dir,
+        extra_env={MODEL_URL_OVERRIDE_ENV: model.url},
+        vars={"SAM_ANTHROPIC_API_URL": model.url},
+    ) as edge:
         yield edge
         with api_client(edge, ALICE) as client:
             for workspace in client.get("/api/workspaces").json()["workspaces"]:
