@@ -168,7 +168,7 @@ function SessionView({ store }: { store: AgentSessions }) {
         </button>
       )}
       {sessionId && (
-        <ConversationView conversation={conversation} answered={answered} onAnswer={(r, o) => store.answer(r, o)} />
+        <ConversationView conversation={conversation} answered={answered} onAnswer={store.answer} />
       )}
       {creating && (
         <p className="loading" role="status">

@@ -1,5 +1,7 @@
 /** A conversation's items in order (conversation.ts), each by its own component. */
 
+import { memo } from "react";
+
 import type { Conversation, Item } from "./conversation";
 import { AgentMessage, Thought, UserMessage } from "./Message";
 import { PermissionPrompt } from "./PermissionPrompt";
@@ -44,7 +46,9 @@ export function ConversationView({
   );
 }
 
-function ItemView({
+// The reducer keeps an unchanged item the same object: only the item that changed renders
+// again (a streamed chunk re-renders one message, not the whole conversation).
+const ItemView = memo(function ItemView({
   item,
   last,
   answered,
@@ -116,4 +120,4 @@ function ItemView({
         </p>
       );
   }
-}
+});

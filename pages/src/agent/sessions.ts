@@ -86,6 +86,7 @@ export class AgentSessions {
   private attempt = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private disposed = false;
+  private renderRequest = 0;
 
   constructor(readonly workspaceId: string) {}
 
@@ -150,7 +151,7 @@ export class AgentSessions {
   }
 
   /** Answer a permission request; the first answer of any viewer wins. */
-  answer(requestId: string, optionId: string): void {
+  answer = (requestId: string, optionId: string): void => {
     if (this.socket?.readyState !== WebSocket.OPEN) {
       this.update({ problem: { code: "not_connected", message: "Not connected to the agent: wait for the reconnect, then answer again." } });
       return;
@@ -159,7 +160,7 @@ export class AgentSessions {
     const answered = { ...this.current.answered, [requestId]: optionId };
     sessionStorage.setItem(ANSWERS_PREFIX + this.current.sessionId, JSON.stringify(answered));
     this.update({ answered });
-  }
+  };
 
   dismissProblem(): void {
     this.update({ problem: null });
@@ -172,6 +173,7 @@ export class AgentSessions {
 
   dispose(): void {
     this.disposed = true;
+    cancelAnimationFrame(this.renderRequest);
     this.closeSocket();
     this.listeners.clear();
   }
@@ -324,7 +326,14 @@ export class AgentSessions {
   private update(change: Partial<AgentSnapshot>): void {
     if (this.disposed) return;
     this.current = { ...this.current, ...change };
-    for (const listener of this.listeners) listener();
+    // One render per animation frame, however many frames arrived: a replay of thousands
+    // of updates after a reload renders a few times, not thousands.
+    if (this.renderRequest === 0) {
+      this.renderRequest = requestAnimationFrame(() => {
+        this.renderRequest = 0;
+        for (const listener of this.listeners) listener();
+      });
+    }
   }
 }
 
