@@ -120,10 +120,14 @@ def test_a_conversation_with_the_agent_survives_a_reload_and_continues(
     other.goto(page.url)
     other.get_by_role("tab", name="Agent").click()
     expect(other.get_by_test_id("permission").locator("button")).to_have_count(3)
+    other.get_by_role("tab", name="Terminals").click()  # the Agent tab's label still says
+    expect(other.get_by_test_id("agent-tab-waiting")).to_have_text("· 1 waiting")
     # The options are the adapter's own ("Yes", "Yes, allow all edits…", "No"): allow once.
     permission.locator("button[data-kind=allow_once]").click()
     expect(page.get_by_test_id("permission-outcome")).to_contain_text("Yes — answered here")
     expect(page.get_by_test_id("agent-waiting")).to_have_count(0)
+    expect(other.get_by_test_id("agent-tab-waiting")).to_have_count(0)
+    other.get_by_role("tab", name="Agent").click()
     expect(other.get_by_test_id("permission-outcome")).to_contain_text("by another viewer")
     other.close()
     card = page.get_by_test_id("tool-card")

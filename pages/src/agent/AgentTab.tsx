@@ -32,12 +32,21 @@ const VIEWER_TEXT: Record<ViewerStatus, string> = {
 /** Agent sessions need a container; on the host backend there is none. */
 const NEEDS_CONTAINER = "agent_needs_container";
 
-export function AgentTab({ workspaceId, backend }: { workspaceId: string; backend: string | null }) {
+export function AgentTab({
+  workspaceId,
+  backend,
+  onWaiting,
+}: {
+  workspaceId: string;
+  backend: string | null;
+  /** How many permission requests wait for an answer (for the tab's label). */
+  onWaiting?: (count: number) => void;
+}) {
   const credentials = useLoad(() => api.credentials(), []);
   if (backend === "host") return <NeedsContainer />;
   if (credentials.state === "loading" && !credentials.data) return <Loading what="your agent credential" />;
   if (credentials.data && !credentials.data.some((c) => c.kind === "anthropic")) return <NoCredential />;
-  return <Sessions workspaceId={workspaceId} />;
+  return <Sessions workspaceId={workspaceId} onWaiting={onWaiting} />;
 }
 
 function NeedsContainer() {
@@ -67,7 +76,7 @@ function NoCredential() {
   );
 }
 
-function Sessions({ workspaceId }: { workspaceId: string }) {
+function Sessions({ workspaceId, onWaiting }: { workspaceId: string; onWaiting?: (count: number) => void }) {
   const [store, setStore] = useState<AgentSessions | null>(null);
   useEffect(() => {
     const created = new AgentSessions(workspaceId);
@@ -79,19 +88,20 @@ function Sessions({ workspaceId }: { workspaceId: string }) {
       created.dispose();
     };
   }, [workspaceId]);
-  return store ? <SessionView store={store} /> : null;
+  return store ? <SessionView store={store} onWaiting={onWaiting} /> : null;
 }
 
-function SessionView({ store }: { store: AgentSessions }) {
+function SessionView({ store, onWaiting }: { store: AgentSessions; onWaiting?: (count: number) => void }) {
   const snapshot = useSyncExternalStore(store.subscribe, store.snapshot);
   const { sessions, sessionId, conversation, viewer, creating, problem, answered } = snapshot;
   const [mode, setMode] = useState<PermissionMode>("ask");
   const [text, setText] = useState("");
   const [sending, setSending] = useState(false);
+  const waiting = openRequests(conversation).length;
+  useEffect(() => onWaiting?.(waiting), [onWaiting, waiting]);
 
   if (problem?.code === NEEDS_CONTAINER) return <NeedsContainer />;
   const state = sessionState(snapshot);
-  const waiting = openRequests(conversation).length;
   const live = state === "idle" || state === "prompting" || state === "starting";
 
   const submit = async (event: FormEvent) => {

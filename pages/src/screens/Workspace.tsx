@@ -32,6 +32,7 @@ export function WorkspaceScreen({ id }: { id: string }) {
   const live = useLiveBootLog(id, status === "creating" && Boolean(workspace.data?.urls?.boot_log_ws));
   const entries = mergeBootLog(bootLog.data?.entries ?? [], live);
   const [actionError, setActionError] = useState<unknown>(null);
+  const [agentWaiting, setAgentWaiting] = useState(0);
   const [acting, setActing] = useState(false);
   useTitle(workspace.data?.name ?? "Workspace");
 
@@ -139,10 +140,11 @@ export function WorkspaceScreen({ id }: { id: string }) {
       {data.status === "running" && (
         <WorkspaceViews
           workspaceId={id}
+          agentWaiting={agentWaiting}
           terminals={<Terminals workspaceId={id} onStopped={onTerminalsStopped} />}
           agent={
             <Suspense fallback={<Loading what="the agent" />}>
-              <AgentTab workspaceId={id} backend={data.backend} />
+              <AgentTab workspaceId={id} backend={data.backend} onWaiting={setAgentWaiting} />
             </Suspense>
           }
         />
@@ -181,7 +183,18 @@ export function WorkspaceScreen({ id }: { id: string }) {
 
 /** Terminals and the Agent, one shown at a time; each stays mounted (and connected) once
  * opened. The tab shown last comes back after a reload. */
-function WorkspaceViews({ workspaceId, terminals, agent }: { workspaceId: string; terminals: ReactNode; agent: ReactNode }) {
+function WorkspaceViews({
+  workspaceId,
+  agentWaiting,
+  terminals,
+  agent,
+}: {
+  workspaceId: string;
+  /** Permission requests waiting in the Agent tab: its label says so from the other tab. */
+  agentWaiting: number;
+  terminals: ReactNode;
+  agent: ReactNode;
+}) {
   const [view, setView] = useState<View>(() =>
     sessionStorage.getItem(VIEW_KEY + workspaceId) === "agent" ? "agent" : "terminals",
   );
@@ -210,6 +223,12 @@ function WorkspaceViews({ workspaceId, terminals, agent }: { workspaceId: string
             onClick={() => show(name)}
           >
             {label}
+            {name === "agent" && agentWaiting > 0 && (
+              <span className="view-tab-waiting" data-testid="agent-tab-waiting">
+                {" "}
+                · {agentWaiting} waiting
+              </span>
+            )}
           </button>
         ))}
       </div>
