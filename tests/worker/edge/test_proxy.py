@@ -851,7 +851,7 @@ async def test_the_apps_origin_may_call_the_session_routes_cross_origin(world: W
     assert "access-control-allow-credentials" not in allowed.headers
     assert len(world.recorder.seen) == before  # answered by the edge alone
 
-    token = await world.signer.terminal(world.alice.id, node_id, workspace_id)
+    token = await world.signer.terminal(world.alice.id, node_id, workspace_id, world.alice.session)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{world.edge.port}") as client:
         prompted = await client.post(
             f"/workspaces/{workspace_id}/agent-sessions/as-1/prompt",
@@ -888,7 +888,7 @@ async def test_any_other_cross_origin_call_is_refused(
     assert ("access-control-allow-origin" in refused.headers) == (origin == "app")
     # An answer to another origin's page carries no CORS header: the page cannot read it.
     workspace_id, node_id = world.rows["recorded"], world.nodes["recorder"]
-    token = await world.signer.terminal(world.alice.id, node_id, workspace_id)
+    token = await world.signer.terminal(world.alice.id, node_id, workspace_id, world.alice.session)
     other = await call(world, workspace_id, "http", token=token, origin="http://evil.localhost:1")
     assert other.status_code == 200
     assert "access-control-allow-origin" not in other.headers
