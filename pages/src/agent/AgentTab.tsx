@@ -12,7 +12,7 @@ import { useLoad } from "../hooks";
 import { Link } from "../router";
 import { ConversationView } from "./ConversationView";
 import { openRequests } from "./conversation";
-import type { PermissionMode } from "./protocol";
+import { MAX_PROMPT_CHARS, type PermissionMode } from "./protocol";
 import { AgentSessions, type ViewerStatus, sessionState } from "./sessions";
 
 const MODES: { mode: PermissionMode; label: string; hint: string }[] = [
@@ -205,6 +205,7 @@ function SessionView({ store, onWaiting }: { store: AgentSessions; onWaiting?: (
             id="agent-prompt-text"
             data-testid="agent-prompt"
             rows={3}
+            maxLength={MAX_PROMPT_CHARS}
             placeholder={live ? "Ask the agent…" : "What should the agent do? (optional: you can start it first)"}
             value={text}
             onChange={(event) => setText(event.target.value)}

@@ -11,6 +11,9 @@
 
 import type { PermissionOption, SessionUpdate, ToolCallUpdate } from "@agentclientprotocol/sdk";
 
+/** wire.agent_session.MAX_PROMPT_CHARS: a longer prompt is refused (400). */
+export const MAX_PROMPT_CHARS = 100_000;
+
 export type PermissionMode = "ask" | "accept_edits" | "bypass";
 export type SessionState = "starting" | "idle" | "prompting" | "restarting" | "stopped" | "crashed";
 

@@ -220,7 +220,16 @@ function WorkspaceViews({
             aria-selected={view === name}
             aria-controls={`view-panel-${name}`}
             className={`view-tab ${view === name ? "view-tab-active" : ""}`}
+            tabIndex={view === name ? 0 : -1}
             onClick={() => show(name)}
+            onKeyDown={(event) => {
+              // Arrow keys move between the two views (WAI-ARIA tabs pattern).
+              if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
+              event.preventDefault();
+              const other = name === "agent" ? "terminals" : "agent";
+              show(other);
+              document.getElementById(`view-${other}`)?.focus();
+            }}
           >
             {label}
             {name === "agent" && agentWaiting > 0 && (
