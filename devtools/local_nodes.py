@@ -60,9 +60,6 @@ HEALTH_POLL_SECONDS = 0.2
 CALL_TIMEOUT_SECONDS = 15.0
 # Set in the edge's own environment to make local agents beat faster (tests do).
 HEARTBEAT_OVERRIDE_ENV = "SAM_LOCAL_NODE_HEARTBEAT_SECONDS"
-# Set in the edge's own environment to point local agents' Claude Code at another model
-# endpoint (the browser tests' scripted Messages API); passed on as SAM_MODEL_BASE_URL.
-MODEL_URL_OVERRIDE_ENV = "SAM_LOCAL_NODE_MODEL_BASE_URL"
 NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -226,8 +223,6 @@ class LocalNodes:
         )
         if os.environ.get(HEARTBEAT_OVERRIDE_ENV):
             environ["SAM_HEARTBEAT_SECONDS"] = os.environ[HEARTBEAT_OVERRIDE_ENV]
-        if os.environ.get(MODEL_URL_OVERRIDE_ENV):
-            environ["SAM_MODEL_BASE_URL"] = os.environ[MODEL_URL_OVERRIDE_ENV]
         with (directory / "agent.log").open("ab") as agent_log:
             process = await asyncio.create_subprocess_exec(
                 self._python,

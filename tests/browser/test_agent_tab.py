@@ -1,6 +1,7 @@
 """The Agent tab in a real browser: the real edge and local node agent, a real workspace
-container, the real Claude Code adapter, and the scripted Messages API on loopback
-(tests/fakes/anthropic.py) as the model.
+container, the real Claude Code adapter through the node's model proxy, and the scripted
+Messages API on loopback (tests/fakes/anthropic.py) as the model, stored as the user's own
+gateway (the credential's base URL).
 
 One walk, as a user would go: the tab says a credential is missing → one is stored →
 start a session in ask mode with a prompt → the answer streams in as markdown → the agent
@@ -24,7 +25,6 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from agent.config import CHECKOUT_CONTAINER_TOOLS
 from agent.sessions.tools import installed
-from devtools.local_nodes import MODEL_URL_OVERRIDE_ENV
 from tests.browser.support import ALICE, api_client, app_url, create_running_workspace, sign_in
 from tests.fakes.anthropic import ScriptedModel, Turn, text, tool_use
 from tests.fixtures.repos import make_repo
@@ -43,15 +43,9 @@ def model() -> Iterator[ScriptedModel]:
 
 @pytest.fixture(scope="module")
 def agent_edge(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Iterator[Edge]:
-    """An edge whose local nodes send Claude Code to the scripted model."""
+    """The local edge; its nodes reach the scripted model through the user's base URL."""
     data_dir = tmp_path_factory.mktemp("agent-tab") / ".sam"
-    # SAM_ANTHROPIC_API_URL: where the edge checks an Anthropic key before storing it (once
-    # the model proxy lands; an unknown var until then).
-    with running_edge(
-        data_dir,
-        extra_env={MODEL_URL_OVERRIDE_ENV: model.url},
-        vars={"SAM_ANTHROPIC_API_URL": model.url},
-    ) as edge:
+    with running_edge(data_dir) as edge:
         yield edge
         with api_client(edge, ALICE) as client:
             for workspace in client.get("/api/workspaces").json()["workspaces"]:
@@ -86,10 +80,14 @@ def test_a_conversation_with_the_agent_survives_a_reload_and_continues(
     # No agent credential yet: the tab says so and where to add one.
     blocked = page.get_by_test_id("agent-no-credential")
     expect(blocked).to_be_visible()
-    expect(blocked.get_by_role("link", name="Open Settings")).to_have_attribute("href", "/settings")
+    settings = blocked.get_by_role("link", name="Open Settings → Agent")
+    expect(settings).to_have_attribute("href", "/settings#agent")
     with api_client(agent_edge, ALICE) as client:
         secret = "sk-ant-api03-" + secrets.token_urlsafe(32)
-        stored = client.post("/api/credentials", json={"kind": "anthropic", "secret": secret})
+        # The scripted model stands where a user's own gateway would (Settings → Agent → base
+        # URL): the edge checks the key there, and the node's model proxy forwards there.
+        key = {"kind": "anthropic", "secret": secret, "base_url": model.url}
+        stored = client.post("/api/credentials", json=key)
         assert stored.status_code == 201, stored.text
 
     # --- start in ask mode with a prompt: streamed answer, a permission, a tool card -------

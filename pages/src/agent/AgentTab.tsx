@@ -31,6 +31,8 @@ const VIEWER_TEXT: Record<ViewerStatus, string> = {
 
 /** Agent sessions need a container; on the host backend there is none. */
 const NEEDS_CONTAINER = "agent_needs_container";
+/** The node found no Anthropic key for the owner (deleted since the tab checked). */
+const NO_CREDENTIAL = "agent_credential_missing";
 
 export function AgentTab({
   workspaceId,
@@ -69,8 +71,8 @@ function NoCredential() {
         The agent talks to Anthropic's models with your own key (an API key or a Claude Code OAuth token). SAM keeps it
         outside the workspace and never shows it to the code the agent runs.
       </p>
-      <Link href="/settings" className="button button-primary">
-        Open Settings
+      <Link href="/settings#agent" className="button button-primary">
+        Open Settings → Agent
       </Link>
     </section>
   );
@@ -101,6 +103,7 @@ function SessionView({ store, onWaiting }: { store: AgentSessions; onWaiting?: (
   useEffect(() => onWaiting?.(waiting), [onWaiting, waiting]);
 
   if (problem?.code === NEEDS_CONTAINER) return <NeedsContainer />;
+  if (problem?.code === NO_CREDENTIAL) return <NoCredential />;
   const state = sessionState(snapshot);
   const live = state === "idle" || state === "prompting" || state === "starting";
 
