@@ -62,6 +62,6 @@ describe("a tool card", () => {
     expect(html).toContain("$ npm test");
     expect(html).toContain(">Failed<");
     expect(html).toContain("1 failing");
-    expect(html).toContain("terminal tab term-1");
+    expect(html).toContain("read-only tab under Terminals");
   });
 });

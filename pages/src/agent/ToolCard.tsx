@@ -40,7 +40,8 @@ function ToolContent({ content }: { content: ToolCallContent }) {
     case "diff":
       return <DiffView path={content.path} oldText={content.oldText ?? null} newText={content.newText} />;
     case "terminal":
-      return <p className="muted small">The command runs in the terminal tab {content.terminalId}.</p>;
+      // The agent's command is a read-only tab of the workspace's terminals, named after it.
+      return <p className="muted small">The command runs in a read-only tab under Terminals.</p>;
     default:
       return <pre className="tool-output">{textOf(content.content)}</pre>;
   }
