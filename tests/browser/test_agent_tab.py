@@ -56,7 +56,9 @@ def agent_edge(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -
 def workspace(agent_edge: Edge, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     repo = make_repo(tmp_path_factory.mktemp("repos"), "agent-demo")
     created = create_running_workspace(agent_edge, ALICE, str(repo))
-    assert created["backend"] == "docker", created
+    # The local edge picks the host backend when `docker info` does not answer in time
+    # (devtools/machine.py docker_answers): agent sessions then cannot run at all.
+    assert created["backend"] == "docker", f"backend {created['backend']!r}: no Docker Engine?"
     return created
 
 

@@ -105,7 +105,9 @@ function SessionView({ store, onWaiting }: { store: AgentSessions; onWaiting?: (
   if (problem?.code === NEEDS_CONTAINER) return <NeedsContainer />;
   if (problem?.code === NO_CREDENTIAL) return <NoCredential />;
   const state = sessionState(snapshot);
-  const live = state === "idle" || state === "prompting" || state === "starting";
+  const usage = sessions?.find((s) => s.id === sessionId)?.model_usage;
+  // Running, or coming back from a crash (then it takes no prompt until it has resumed).
+  const live = state === "idle" || state === "prompting" || state === "starting" || state === "restarting";
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
@@ -139,6 +141,11 @@ function SessionView({ store, onWaiting }: { store: AgentSessions; onWaiting?: (
           </label>
         )}
         {state && <StatusBadge status={state} />}
+        {usage && (
+          <span className="muted small" title="Counted by the node's model proxy when the list was last read">
+            {usage.input_tokens.toLocaleString()} in / {usage.output_tokens.toLocaleString()} out tokens
+          </span>
+        )}
         {conversation.agent?.name && (
           <span className="muted small">
             {conversation.agent.name} {conversation.agent.version}
@@ -219,7 +226,7 @@ function SessionView({ store, onWaiting }: { store: AgentSessions; onWaiting?: (
           <button
             type="submit"
             className="button button-primary"
-            disabled={sending || creating || state === "prompting" || (live && !text.trim())}
+            disabled={sending || creating || state === "prompting" || state === "restarting" || (live && !text.trim())}
           >
             {live ? "Send" : "Start session"}
           </button>

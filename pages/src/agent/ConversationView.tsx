@@ -18,7 +18,6 @@ const STOP_REASONS: Record<string, string> = {
 const STOPPED: Record<string, string> = {
   requested: "The session was stopped.",
   workspace_stopped: "The session stopped with its workspace.",
-  agent_stopping: "The session stopped: the node's agent is shutting down.",
 };
 
 export function ConversationView({

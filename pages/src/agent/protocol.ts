@@ -33,6 +33,14 @@ export interface AgentSessionInfo {
   acp_session_id: string | null;
   last_seq: number;
   created_at: string;
+  /** Token totals of the session's model requests (the model proxy's count); null before one. */
+  model_usage?: {
+    requests: number;
+    input_tokens: number;
+    output_tokens: number;
+    cache_creation_input_tokens: number;
+    cache_read_input_tokens: number;
+  } | null;
 }
 
 export interface AgentSessionList {
@@ -93,7 +101,7 @@ export type SessionFrame =
       delay_seconds: number;
     }
   | { seq: number; type: "resumed"; acp_session_id: string; context: "loaded" | "lost" }
-  | { seq: number; type: "stopped"; reason: "requested" | "workspace_stopped" | "agent_stopping" };
+  | { seq: number; type: "stopped"; reason: "requested" | "workspace_stopped" };
 
 /** About this connection only: no `seq`. */
 export type ConnectionFrame =
