@@ -67,34 +67,38 @@ async def end_stale_agent(pid: int | None, node_id: str) -> None:
 
 
 async def remove_containers(node_id: str) -> None:
-    """Remove the containers the node's agent made (labelled `sam.node=<id>`)."""
+    """Remove the containers the node's agent made (labelled `sam.node=<id>`), then their
+    networks (one per workspace, docs/sandbox.md), as a VM's go with it."""
     if shutil.which("docker") is None:
         return
+    label = f"label=sam.node={node_id}"
+    containers = await _docker_ids("ps", "--all", "--quiet", "--filter", label)
+    if containers:
+        await _docker("rm", "--force", "--volumes", *containers)
+    networks = await _docker_ids("network", "ls", "--quiet", "--filter", label)
+    if networks:
+        await _docker("network", "rm", *networks)
+    log.info(
+        "local_node.containers_removed node_id=%s count=%d networks=%d",
+        node_id,
+        len(containers),
+        len(networks),
+    )
+
+
+async def _docker_ids(*argv: str) -> list[str]:
     listed = await asyncio.create_subprocess_exec(
-        "docker",
-        "ps",
-        "--all",
-        "--quiet",
-        "--filter",
-        f"label=sam.node={node_id}",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        "docker", *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
     output, _ = await listed.communicate()
-    found = output.decode().split()
-    if not found:
-        return
-    removed = await asyncio.create_subprocess_exec(
-        "docker",
-        "rm",
-        "--force",
-        "--volumes",
-        *found,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+    return output.decode().split()
+
+
+async def _docker(*argv: str) -> None:
+    done = await asyncio.create_subprocess_exec(
+        "docker", *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
-    await removed.wait()
-    log.info("local_node.containers_removed node_id=%s count=%d", node_id, len(found))
+    await done.wait()
 
 
 async def docker_answers() -> bool:

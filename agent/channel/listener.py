@@ -10,6 +10,7 @@ comes from that workspace's subnet AND carries that workspace's token
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import ipaddress
@@ -62,6 +63,8 @@ class Channels:
         self._tokens = TokenStore(state_dir / CHANNELS_DIRNAME) if state_dir else None
         self._runner: web.AppRunner | None = None
         self._open: dict[str, tuple[WorkspaceChannel, web.SockSite]] = {}
+        # Workspaces come up concurrently; the runner is set up once, sites one at a time.
+        self._lock = asyncio.Lock()
         self._by_address: dict[tuple[str, int], WorkspaceChannel] = {}
 
     async def open(self, workspace_id: str, *, host: str, subnet: str) -> WorkspaceChannel:
@@ -69,10 +72,14 @@ class Channels:
 
         Idempotent; after an agent restart the stored token (and port, when still free) is
         used again, so what runs in the workspace keeps working."""
+        async with self._lock:
+            return await self._open_one(workspace_id, host, subnet)
+
+    async def _open_one(self, workspace_id: str, host: str, subnet: str) -> WorkspaceChannel:
         current = self._open.get(workspace_id)
         if current and (current[0].host, current[0].subnet) == (host, subnet):
             return current[0]
-        await self.close(workspace_id, forget=False)
+        await self._close_one(workspace_id, forget=False)
         stored = self._tokens.load(workspace_id) if self._tokens else None
         sock = _bind(host, stored.port if stored else 0)
         token = stored.token if stored else new_token()
@@ -93,6 +100,10 @@ class Channels:
     async def close(self, workspace_id: str, *, forget: bool = True) -> None:
         """Stop listening for `workspace_id`; `forget` (the workspace is deleted) also
         forgets its token, so no later channel accepts it."""
+        async with self._lock:
+            await self._close_one(workspace_id, forget=forget)
+
+    async def _close_one(self, workspace_id: str, *, forget: bool) -> None:
         current = self._open.pop(workspace_id, None)
         if current is not None:
             channel, site = current

@@ -90,7 +90,7 @@ class DockerBackend:
     ) -> None:
         self.config = config
         self.engine = engine or DockerEngine()
-        self.firewall = Firewall()
+        self.firewall = Firewall(required=config.cloud_node)
         self.sandboxes = Sandboxes(self.engine, config.node_id, channels, self.firewall)
         self._cli: DevcontainerCLI | None = None
 

@@ -334,7 +334,19 @@ class DockerEngine:
             )
             return parse_network(self.client.api.inspect_network(created["Id"]))
 
-        return await self._call("create the workspace network", create)
+        try:
+            return await self._call("create the workspace network", create)
+        except ContainerError as exc:
+            if "address pool" not in exc.message:
+                raise
+            raise ContainerError(
+                exc.message,
+                step="sandbox",
+                detail=exc.detail,
+                hint="the Docker Engine has no address range left for another network: remove "
+                "networks no workspace uses (`docker network ls --filter "
+                "label=sam.managed-by=sam-agent`), or give dockerd more default-address-pools",
+            ) from exc
 
     async def remove_network(self, network_id: str) -> None:
         """Remove a network; one that is already gone is fine."""

@@ -59,14 +59,22 @@ add rule inet {TABLE} forward oifname "{BRIDGE_PREFIX}*" drop
 
 
 class Firewall:
-    """The sandbox rules; `enabled` only for a root agent (the only one that may)."""
+    """The sandbox rules; `enabled` only for a root agent (the only one that may).
+    `required` (a cloud node): a workspace is not brought up without them."""
 
-    def __init__(self, enabled: bool | None = None) -> None:
-        self.enabled = os.geteuid() == 0 if enabled is None else enabled
+    def __init__(self, *, required: bool = False) -> None:
+        self.enabled = os.geteuid() == 0
+        self.required = required
         self._installed = False
 
     async def install(self) -> None:
         """Put the table in place (idempotent, atomic: no moment without the drops)."""
+        if not self.enabled and self.required:
+            raise ContainerError(
+                "a cloud node's agent runs as root, to keep workspaces off the node",
+                step="sandbox",
+                hint="run the agent as root (its systemd unit does)",
+            )
         if not self.enabled or self._installed:
             return
         await _nft(RULESET, "install the sandbox firewall")

@@ -144,7 +144,10 @@ def verify_container(
     host paths it may have (the checkout); `volume_devices` the host path behind each
     of its volumes (None for a plain one; SAM's own are left out by the caller)."""
     host = inspect.get("HostConfig") or {}
-    why = "the image's devcontainer.metadata label or a feature asks for it"
+    why = (
+        "the container got it although the checked configuration did not ask: the image's "
+        "devcontainer.metadata label, a feature, or a container made before this policy"
+    )
     if host.get("Privileged"):
         raise refused("privileged", why)
     if host.get("CapAdd"):
@@ -171,6 +174,8 @@ def verify_container(
 def _check(key: str, value: Any) -> None:
     if key not in SAFE_PROPERTIES:
         raise refused(key, _WHY.get(key, "not on SAM's list of safe properties"))
+    if key == "image" and (not isinstance(value, str) or value.startswith("-")):
+        raise refused(f"image {str(value)[:120]}", "not an image name (docker reads it as a flag)")
     if key == "runArgs":
         _check_run_args(value)
     elif key == "mounts":

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.docker_objects import remove_labelled
+
 ROOT = Path(__file__).resolve().parents[2]
 REROOTED = ("/etc/sam-agent", "/opt/sam-agent", "/var/lib/sam-agent")
 SETUP_DIR = "/opt/sam-agent/setup"
@@ -211,13 +213,7 @@ class FirstBoot:
         node_id = self.setting("SAM_NODE_ID")
         if node_id is None or shutil.which("docker") is None:
             return
-        found = subprocess.run(
-            ["docker", "ps", "--all", "--quiet", "--filter", f"label=sam.node={node_id}"],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        if found:
-            subprocess.run(["docker", "rm", "--force", "--volumes", *found], capture_output=True)
+        remove_labelled(f"sam.node={node_id}")  # containers and workspace networks
 
     def setting(self, name: str) -> str | None:
         """A value from the agent's env file, as cloud-init wrote it."""

@@ -4,6 +4,7 @@ Real sockets and a real aiohttp client; a workspace's network is stood in for by
 address and its /32 (tests/agent/sandbox/ does the same through real Docker networks).
 """
 
+import asyncio
 import socket
 import stat
 from collections.abc import AsyncIterator
@@ -159,3 +160,16 @@ async def test_a_request_on_a_connection_of_a_closed_channel_is_refused(
                 assert "closed" in (await answer.json())["message"]
         except aiohttp.ClientConnectionError:
             pass  # or the connection is gone with the listener: refused all the same
+
+
+async def test_workspaces_coming_up_together_each_get_their_channel(tmp_path: Path) -> None:
+    fresh = Channels({}, tmp_path)  # its runner not set up yet: both race for it
+    try:
+        a, b = await asyncio.gather(
+            fresh.open("w-a", host=A_HOST, subnet=f"{A_HOST}/32"),
+            fresh.open("w-b", host=B_HOST, subnet=f"{B_HOST}/32"),
+        )
+        assert await call(a, headers=bearer(a)) == (200, {"workspace_id": "w-a"})
+        assert await call(b, headers=bearer(b), source=B_HOST) == (200, {"workspace_id": "w-b"})
+    finally:
+        await fresh.shutdown()

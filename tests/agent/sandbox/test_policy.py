@@ -67,6 +67,7 @@ def test_the_safe_properties_pass_unchanged(checkout: Path) -> None:
         ({"features": {"ghcr.io/x/y:1": {}}}, "features"),
         ({"appPort": [80]}, "appPort"),
         ({"somethingNew": 1}, "somethingNew"),
+        ({"image": "--privileged"}, "image --privileged"),
         ({"mounts": ["source=/etc,target=/host-etc,type=bind"]}, "mounts"),
         ({"mounts": [{"source": "/", "target": "/h", "type": "bind"}]}, "mounts"),
         ({"mounts": ["source=v,target=/v,volume-opt=device=/,volume-opt=o=bind"]}, "volume"),

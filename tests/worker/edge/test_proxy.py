@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -31,6 +30,7 @@ from aiohttp import WSCloseCode, web
 
 from tests.fakes.loopback import LoopbackServer
 from tests.fixtures.repos import make_repo
+from tests.support.docker_objects import remove_labelled
 from tests.support.edge import Edge, free_port, running_edge
 from tests.support.edge_tokens import EdgeSigner
 from tests.support.terminal_client import TerminalClient, decode_output, encode_input
@@ -254,13 +254,7 @@ def remove_node(edge: Edge, member: Member, node_id: str) -> None:
     """Delete the node (its agent stops); its containers go with it, checked by label."""
     with as_member(edge, member) as client:
         client.delete(f"/api/nodes/{node_id}")
-    found = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=sam.node={node_id}"],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    if found:
-        subprocess.run(["docker", "rm", "-f", *found], capture_output=True)
+    remove_labelled(f"sam.node={node_id}")  # and the workspaces' networks
 
 
 # --- calling the proxy -----------------------------------------------------------------------

@@ -22,6 +22,7 @@ import jwt
 import pytest
 
 from tests.fixtures.repos import make_repo
+from tests.support.docker_objects import remove_labelled
 from tests.support.edge import Edge, running_edge, signed_in
 from tests.support.wait import bearer, wait_for
 from twin.clock import ManualClock
@@ -77,9 +78,9 @@ def containers(workspace_id: str) -> list[str]:
 
 
 def remove_containers(workspace_ids: list[str]) -> None:
+    """And their networks: what an agent killed before deleting them leaves."""
     for workspace_id in workspace_ids:
-        for line in containers(workspace_id):
-            subprocess.run(["docker", "rm", "-f", line.split()[0]], capture_output=True)
+        remove_labelled(f"sam.workspace={workspace_id}")
 
 
 def minter(edge: Edge) -> tuple[Env, D1Database]:
