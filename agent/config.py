@@ -5,6 +5,7 @@ the variable that is missing or wrong; nothing falls back silently.
 """
 
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,8 @@ DEFAULT_AGENT_RESTARTS = 3
 DEFAULT_AGENT_RESTART_WINDOW_SECONDS = 300.0
 DEFAULT_AGENT_RESTART_BACKOFF_SECONDS = 1.0
 CALLBACK_TOKEN_FILENAME = "callback-token"
+# Group or other may not even read the TLS key (0600 or stricter).
+PRIVATE_KEY_FORBIDDEN_BITS = 0o077
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Node ids end up in URL paths, file names and container labels.
 NODE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -104,6 +107,8 @@ class AgentConfig:
         if (tls_cert is None) != (tls_key is None):
             missing = "SAM_TLS_KEY" if tls_key is None else "SAM_TLS_CERT"
             raise ConfigError(missing, "set both SAM_TLS_CERT and SAM_TLS_KEY, or neither")
+        if tls_key is not None:
+            _check_private(tls_key, "SAM_TLS_KEY")
         backend = env.choice("SAM_BACKEND", "docker", BACKENDS)
         cloud_node = env.flag("SAM_CLOUD_NODE", False)
         if cloud_node and backend == "host":
@@ -165,6 +170,17 @@ class AgentConfig:
                 DEFAULT_AGENT_RESTART_BACKOFF_SECONDS,
                 allow_zero=True,
             ),
+        )
+
+
+def _check_private(path: Path, variable: str) -> None:
+    """A private key that others can read is as good as leaked: refuse to serve with it."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & PRIVATE_KEY_FORBIDDEN_BITS:
+        raise ConfigError(
+            variable,
+            f"{path} is readable by others (mode {mode:04o}): run chmod 600 {path}, "
+            "and replace the key if anyone else may have read it",
         )
 
 

@@ -231,9 +231,12 @@ async def _on_shutdown(app: web.Application) -> None:
 
 
 def tls_context(config: AgentConfig) -> ssl.SSLContext | None:
+    """TLS 1.2+ with the node's certificate; None serves plain HTTP (only tests do). A
+    client speaking plain HTTP to the TLS port fails the handshake: nothing is answered."""
     if config.tls_cert is None or config.tls_key is None:
         return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(config.tls_cert, config.tls_key)
     return context
 

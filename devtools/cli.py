@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from devtools import artifacts
-from devtools.local_nodes import local_nodes_service
+from devtools.local_nodes import local_nodes_ca, local_nodes_service
 from twin.http_protocol import KEEP_ALIVE_SECONDS, EdgeHttpProtocol
 from twin.private_files import private_dir
 from twin.server import LocalEdge
@@ -58,6 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         help="set a worker var, over wrangler.toml and sam dev's own (repeatable), "
         "e.g. --var SAM_GITHUB_BASE_URL=http://127.0.0.1:9000",
     )
+    dev.add_argument(
+        "--trust-ca",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PEM",
+        help="also trust this CA for https to *.localhost upstreams (repeatable); the local "
+        "nodes' own CA is always trusted",
+    )
     artifacts.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "upload-agent":
@@ -86,9 +95,14 @@ def dev_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _error(console, str(exc))
         return 2
+    missing = [str(path) for path in args.trust_ca if not path.is_file()]
+    if missing:
+        _error(console, f"--trust-ca: no such file: {', '.join(missing)}")
+        return 2
+    data_dir = args.data_dir.resolve()
     edge = LocalEdge(
         config,
-        args.data_dir.resolve(),
+        data_dir,
         overrides={
             **dev_secrets(args.data_dir),
             "SAM_DOMAIN": domain,
@@ -96,6 +110,7 @@ def dev_command(args: argparse.Namespace) -> int:
             **extra_vars,
         },
         services={"LOCAL_NODES": local_nodes_service},
+        loopback_cas=(local_nodes_ca(data_dir).cert_path, *args.trust_ca),
     )
     server = uvicorn.Server(
         uvicorn.Config(

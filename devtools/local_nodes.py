@@ -4,17 +4,21 @@ Worker code cannot start processes, so under `sam dev` the edge adds this object
 as a service binding (`await env.LOCAL_NODES.fetch(request)`; worker/nodes/providers/local.py):
 
     POST   /nodes        {node_id, user_id?, control_plane_url, bootstrap_token}
-                         → 201 {node_id, agent_port}
+                         → 201 {node_id, agent_host, agent_port}
     DELETE /nodes/{id}   → 200 {node_id, deleted}; an unknown node too (already gone)
     GET    /nodes        → 200 {"nodes": [{node_id, user_id, agent_port, running, pid}]}
 
-A node is `python -m agent` on a free loopback port, with its state in
-`<data_dir>/nodes/<id>/` (node.json, state/, agent.log). Creating one does what a cloud
-node's cloud-init does (worker/nodes/providers/hetzner/cloud_init.py): exchange the
-bootstrap token at POST /api/bootstrap/{token} for the callback token (0600, before the
-agent starts), start the agent, and once it answers /health, POST /api/nodes/{id}/ready. The
-backend is `docker` when a Docker Engine answers, else `host` (workspaces run unisolated on
-this machine: logged loudly).
+A node is `python -m agent` serving TLS on a free loopback port as `vm-{id}.localhost`,
+with its state in `<data_dir>/nodes/<id>/` (node.json, state/, tls/, agent.log). Its
+certificate is issued at every start by this machine's CA (devtools/local_ca.py, in
+`<data_dir>/local-ca/`), the one CA the local edge trusts for `*.localhost`.
+
+Creating one does what a cloud node's cloud-init does
+(worker/nodes/providers/hetzner/cloud_init.py): exchange the bootstrap token at
+POST /api/bootstrap/{token} for the callback token (0600, before the agent starts), start
+the agent, and once it answers /health, POST /api/nodes/{id}/ready. The backend is
+`docker` when a Docker Engine answers, else `host` (workspaces run unisolated on this
+machine: logged loudly).
 
 The edge starts the launcher with itself and stops every agent when it stops (SIGTERM,
 then SIGKILL). After a restart the known nodes start again; their bootstrap tokens are
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from devtools.local_ca import LocalCa
 from devtools.machine import (
     STOP_TIMEOUT_SECONDS,
     docker_answers,
@@ -48,6 +53,7 @@ from devtools.machine import (
 from twin import upstream
 from twin.http import Request, Response
 from twin.private_files import private_dir
+from twin.tls_trust import verification_for
 from wire.version import VERSION
 from worker.auth import scoped_tokens
 from worker.deployment import Deployment
@@ -61,6 +67,13 @@ CALL_TIMEOUT_SECONDS = 15.0
 # Set in the edge's own environment to make local agents beat faster (tests do).
 HEARTBEAT_OVERRIDE_ENV = "SAM_LOCAL_NODE_HEARTBEAT_SECONDS"
 NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+LOCAL_CA_DIR = "local-ca"
+TLS_DIR = "tls"
+
+
+def agent_hostname(node_id: str) -> str:
+    """The name a local node's agent is reached at and certified for (always loopback)."""
+    return f"vm-{node_id}.localhost"
 
 
 @dataclass
@@ -80,8 +93,9 @@ class LauncherError(Exception):
 
 
 class LocalNodes:
-    def __init__(self, root: Path, env: Any, python: str = sys.executable) -> None:
+    def __init__(self, root: Path, env: Any, ca: LocalCa, python: str = sys.executable) -> None:
         self.root = root
+        self._ca = ca
         self._env = env
         self._python = python
         self._processes: dict[str, asyncio.subprocess.Process] = {}
@@ -164,7 +178,7 @@ class LocalNodes:
             write_token_file(self._token_file(node_id), reply["callback_token"])
             await self._spawn(node)
         self._background(self._report_ready(node))
-        return {"node_id": node_id, "agent_port": node.port}
+        return {"node_id": node_id, "agent_host": agent_hostname(node_id), "agent_port": node.port}
 
     async def _delete(self, node_id: str) -> dict[str, Any]:
         if not NODE_ID.fullmatch(node_id):
@@ -210,12 +224,15 @@ class LocalNodes:
     async def _spawn(self, node: LocalNode) -> None:
         directory = self.root / node.node_id
         state = directory / "state"
+        tls = self._ca.issue(agent_hostname(node.node_id), directory / TLS_DIR)
         environ = {k: v for k, v in os.environ.items() if not k.startswith("SAM_")}
         environ.update(
             SAM_NODE_ID=node.node_id,
             SAM_CONTROL_PLANE_URL=node.control_plane_url,
             SAM_AGENT_HOST="127.0.0.1",
             SAM_AGENT_PORT=str(node.port),
+            SAM_TLS_CERT=str(tls.cert),
+            SAM_TLS_KEY=str(tls.key),
             SAM_STATE_DIR=str(state),
             SAM_CALLBACK_TOKEN_FILE=str(self._token_file(node.node_id)),
             SAM_BACKEND=node.backend,
@@ -259,7 +276,7 @@ class LocalNodes:
 
     async def _report_ready(self, node: LocalNode) -> None:
         """What cloud-init's 60-ready.sh does: wait for /health, then the ready callback."""
-        health = f"http://127.0.0.1:{node.port}/health"
+        health = f"https://{agent_hostname(node.node_id)}:{node.port}/health"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + READY_WAIT_SECONDS
         while True:
@@ -310,7 +327,7 @@ class LocalNodes:
         try:
             async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
                 async with upstream.session().request(
-                    method, url, json=body, headers=headers
+                    method, url, json=body, headers=headers, ssl=verification_for(url)
                 ) as reply:
                     text = await reply.text()
         except Exception as exc:  # aiohttp's errors, timeouts: only the type is kept
@@ -343,6 +360,11 @@ def _save(path: Path, node: LocalNode) -> None:
     os.replace(temporary, path)
 
 
+def local_nodes_ca(data_dir: Path) -> LocalCa:
+    """The CA that certifies the local nodes of the edge whose data lives in `data_dir`."""
+    return LocalCa.ensure(data_dir / LOCAL_CA_DIR)
+
+
 def local_nodes_service(env: Any, data_dir: Path) -> LocalNodes:
     """The `LOCAL_NODES` binding for a local edge whose data lives in `data_dir`."""
-    return LocalNodes(data_dir / "nodes", env)
+    return LocalNodes(data_dir / "nodes", env, local_nodes_ca(data_dir))

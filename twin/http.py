@@ -15,6 +15,7 @@ from typing import Any
 
 from twin import upstream
 from twin.js import jsnull
+from twin.tls_trust import verification_for
 
 NULL_BODY_STATUSES = frozenset({101, 204, 205, 304})
 DECODED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
@@ -280,6 +281,7 @@ async def fetch(resource: Request | str, **init: Any) -> Response:
         headers=list(request.headers.items()),
         data=await request.bytes() if request._body is not None else None,
         allow_redirects=request.redirect == "follow",
+        ssl=verification_for(request.url),
     ) as reply:
         content = await reply.read()
         # aiohttp has already decoded the body, so its encoding and length no longer hold.

@@ -2,7 +2,8 @@
 127.0.0.1, as browsers resolve them (glibc may not); every other name as usual.
 
 The URL keeps its host, so the Host header still routes on the local edge. Used by the
-edge's outbound `fetch` (twin/upstream.py).
+edge's outbound `fetch` (twin/upstream.py), which also verifies these names' TLS
+certificates against the CAs the host program names (twin/tls_trust.py).
 """
 
 import socket
@@ -10,6 +11,11 @@ import socket
 import aiohttp
 
 LOOPBACK_SUFFIX = ".localhost"
+
+
+def is_loopback_name(host: str) -> bool:
+    name = host.lower().rstrip(".")
+    return name == "localhost" or name.endswith(LOOPBACK_SUFFIX)
 
 
 class LoopbackResolver(aiohttp.abc.AbstractResolver):
@@ -21,8 +27,7 @@ class LoopbackResolver(aiohttp.abc.AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[aiohttp.abc.ResolveResult]:
-        name = host.lower().rstrip(".")
-        if name == "localhost" or name.endswith(LOOPBACK_SUFFIX):
+        if is_loopback_name(host):
             return [
                 aiohttp.abc.ResolveResult(
                     hostname=host,

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from twin import env as local_env
-from twin import upstream
+from twin import tls_trust, upstream
 from twin.bridge import Closed, Frame, bridge, relay
 from twin.clock import Clock, SystemClock
 from twin.cron import CronScheduler, ScheduledController, validate
@@ -59,7 +59,10 @@ class LocalEdge:
         overrides: dict[str, str] | None = None,
         clock: Clock | None = None,
         services: Mapping[str, ServiceFactory] | None = None,
+        loopback_cas: tuple[Path, ...] = (),
     ) -> None:
+        """`loopback_cas`: the certificate authorities that vouch for `*.localhost`
+        upstreams over https (twin/tls_trust.py); none means no such certificate is trusted."""
         self.config = config
         self.data_dir = data_dir
         self.clock = clock or SystemClock()
@@ -69,9 +72,11 @@ class LocalEdge:
         self._cron: CronScheduler | None = None
         self._service_factories = dict(services or {})
         self.services: dict[str, LocalService] = {}
+        self._loopback_cas = loopback_cas
 
     async def start(self) -> None:
         private_dir(self.data_dir)
+        tls_trust.trust_loopback_cas(self._loopback_cas)
         self.runtime = local_env.build(self.config, self.data_dir, self.clock, self._overrides)
         self._entrypoint = self.runtime.module.Default
         self._cron = CronScheduler(self.config.crons, self.scheduled, self.clock)

@@ -3,7 +3,8 @@
 Created on first use, never at import time (Workers snapshot the module top level), and
 closed by the edge server on shutdown. `localhost` and `*.localhost` resolve to 127.0.0.1
 (twin/loopback.py): the worker reaches a local node's agent, or a test's
-`vm-{id}.localhost`, by name with the Host header intact.
+`vm-{id}.localhost`, by name with the Host header intact, and over https verifies its
+certificate against the CAs twin/tls_trust.py was given for those names.
 """
 
 import asyncio
@@ -15,6 +16,7 @@ import aiohttp
 
 from twin.bridge import Closed, Frame, bridge
 from twin.loopback import LoopbackResolver
+from twin.tls_trust import verification_for
 from twin.websockets import WebSocket, WebSocketPair
 
 _sessions: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession]" = (
@@ -69,8 +71,12 @@ class _AiohttpSocket:
             return message.data
         if message.type == aiohttp.WSMsgType.BINARY:
             return message.data
-        code = self._socket.close_code or 1006
-        return Closed(code, message.extra if isinstance(message.extra, str) else "")
+        reason = message.extra if isinstance(message.extra, str) else ""
+        if message.type == aiohttp.WSMsgType.CLOSE:
+            # The code the peer sent: over TLS, aiohttp's own reply may fail against a peer
+            # that already shut the transport, which leaves `close_code` at 1006.
+            return Closed(int(message.data), reason)
+        return Closed(self._socket.close_code or 1006, reason)
 
     async def send(self, data: str | bytes) -> None:
         if isinstance(data, str):
@@ -116,7 +122,12 @@ async def connect_websocket(url: str, headers: Iterable[tuple[str, str]]) -> Web
         # No permessage-deflate: the local edge's upstreams are agents on this machine,
         # where compressing every terminal frame costs CPU and saves nothing.
         socket = await session().ws_connect(
-            url, headers=headers, protocols=protocols, autoping=True, compress=0
+            url,
+            headers=headers,
+            protocols=protocols,
+            autoping=True,
+            compress=0,
+            ssl=verification_for(url),
         )
     except aiohttp.WSServerHandshakeError as exc:
         raise HandshakeRefused(exc.status, exc.message) from exc

@@ -56,6 +56,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.write_text("c")
     key.write_text("k")
+    key.chmod(0o600)
     config = parse(
         SAM_JWKS_URL="https://keys.example.com/jwks.json",
         SAM_JWT_ISSUER="https://issuer.example.com",

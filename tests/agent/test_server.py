@@ -1,9 +1,9 @@
 """The agent's HTTP/WS surface, against the real `python -m agent` process: auth on every
-route but /health, JSON errors for every failure, key rotation, TLS, graceful shutdown."""
+route but /health, JSON errors for every failure, key rotation, graceful shutdown.
+TLS serving is in test_tls.py."""
 
 import asyncio
 import base64
-import datetime
 import os
 import signal
 import subprocess
@@ -16,10 +16,6 @@ import httpx
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from agent.errors import Conflict
 from agent.server import MAX_CONTROL_BODY_BYTES, error_middleware
@@ -299,46 +295,7 @@ async def test_an_unexpected_exception_is_a_logged_500(caplog) -> None:
     assert "request.crashed" in caplog.text and "RuntimeError: a bug" in caplog.text
 
 
-# --- TLS and shutdown ---------------------------------------------------------------------
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-def test_tls(agent_factory, tmp_path: Path) -> None:
-    cert, key = self_signed(tmp_path)
-    agent = agent_factory(
-        backend="host", extra_env={"SAM_TLS_CERT": str(cert), "SAM_TLS_KEY": str(key)}
-    )
-    assert agent.url.startswith("https://")
-    with httpx.Client(verify=False) as client:
-        assert client.get(f"{agent.url}/health").status_code == 200
-        assert client.get(f"{agent.url}/workspaces", headers=agent.auth()).status_code == 200
-    with pytest.raises(httpx.TransportError):
-        httpx.get(f"http://127.0.0.1:{agent.port}/health")
+# --- start and shutdown ---------------------------------------------------------------------
 
 
 def test_a_busy_port_is_a_clear_start_failure(agent: AgentProcess) -> None:

@@ -65,3 +65,27 @@ def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "nope.toml does not exist" in result.stderr
+
+
+def test_a_missing_trust_ca_file_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "devtools.cli",
+            "dev",
+            "--data-dir",
+            str(tmp_path / ".sam"),
+            "--port",
+            "0",
+            "--trust-ca",
+            str(missing),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert f"--trust-ca: no such file: {missing}" in result.stderr

@@ -101,7 +101,11 @@ def test_the_core_loop(
     repository = git.publish(repo) if provider == "hetzner" else str(repo)
     plaintext: dict[str, str] = {}
     logs: dict[str, str] = {}
-    with running_edge(data_dir, vars=edge_vars(github, hetzner, dns, anthropic)) as edge:
+    # The edge stands where Cloudflare's proxy would: it trusts the (loopback) Origin CA.
+    origin_ca = dns.origin_ca_root(tmp_path)
+    with running_edge(
+        data_dir, vars=edge_vars(github, hetzner, dns, anthropic), trust_cas=[origin_ca]
+    ) as edge:
         uploaded = upload_agent(edge.data_dir, artifact)
         assert uploaded.returncode == 0, uploaded.stderr
         browser = Browser(edge)

@@ -1,25 +1,36 @@
-"""A loopback Cloudflare DNS records API (`/client/v4/zones/{zone}/dns_records`).
+"""A loopback Cloudflare API: DNS records (`/client/v4/zones/{zone}/dns_records`) and
+Origin CA certificates (`/client/v4/certificates`).
 
 Real wire format: every answer is Cloudflare's envelope `{"success", "errors",
 "messages", "result"}` (lists add `result_info`), records have Cloudflare's fields, and
 the errors carry Cloudflare's codes: 10000 (authentication), 7003 (no such zone), 81044
-(no such record), 81058 (an identical record exists), 9005/9006 (bad content/type).
+(no such record), 81058 (an identical record exists), 9005/9006 (bad content/type),
+1010 (a CSR that does not parse). Its Origin CA is a root of its own (`origin_ca_root`):
+certificates are issued for the `hostnames` asked, over the CSR's key, as Cloudflare's are.
 
     with FakeCloudflareDns() as dns:
         vars = {"SAM_CLOUDFLARE_API_URL": dns.url, "SAM_CLOUDFLARE_API_TOKEN": dns.token,
                 "SAM_CLOUDFLARE_ZONE_ID": dns.zone_id}
         dns.records_named("vm-n1.localhost")   # what is there now
         dns.fail_next("POST", 503)             # fault injection
+        dns.origin_ca_root(directory)          # the root's PEM file, for a trusting edge
+        dns.live_certificates("vm-n1.localhost")
 """
 
+import datetime
 import ipaddress
 import secrets
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.fakes.loopback import LoopbackServer, bearer
 
@@ -62,6 +73,11 @@ class FakeCloudflareDns(LoopbackServer):
         self.requests: list[Recorded] = []
         self._faults: dict[str, list[tuple[int, int, str]]] = {}
         self._lock = threading.Lock()
+        self.certificates: dict[str, dict[str, Any]] = {}
+        # A token without Zone → SSL and Certificates → Edit: /certificates answers 403.
+        self.certificates_forbidden = False
+        self._ca_key = ec.generate_private_key(ec.SECP256R1())
+        self._ca_cert = _self_signed(self._ca_key, "Cloudflare Origin CA (loopback double)")
 
     @property
     def url(self) -> str:
@@ -78,6 +94,20 @@ class FakeCloudflareDns(LoopbackServer):
     def records_named(self, name: str) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(r) for r in self.records.values() if r["name"] == name]
+
+    def origin_ca_root(self, directory: Path) -> Path:
+        """The Origin CA's root certificate as a PEM file in `directory`."""
+        path = directory / "cloudflare-origin-ca.pem"
+        path.write_bytes(self._ca_cert.public_bytes(serialization.Encoding.PEM))
+        return path
+
+    def live_certificates(self, hostname: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                dict(c)
+                for c in self.certificates.values()
+                if c["hostnames"] == [hostname] and not c["revoked_at"]
+            ]
 
     def fail_next(
         self,
@@ -103,6 +133,15 @@ class FakeCloudflareDns(LoopbackServer):
         if bearer(request) != self.token:
             return failure(403, 10000, "Authentication error")
         parts = request.path.removeprefix("/client/v4/").split("/")
+        if parts[0] == "certificates":
+            if self.certificates_forbidden:
+                return failure(403, 10000, "Authentication error")
+            with self._lock:
+                queued = self._faults.get(request.method)
+                fault = queued.pop(0) if queued else None
+                if fault is not None:
+                    return failure(*fault)
+                return self._certificate_call(request, parts[1] if len(parts) > 1 else None, body)
         if len(parts) < 3 or parts[0] != "zones" or parts[2] != "dns_records":
             return failure(404, 7000, "No route for that URI")
         if parts[1] != self.zone_id:
@@ -203,6 +242,89 @@ class FakeCloudflareDns(LoopbackServer):
             modified_on=_now(),
         )
         return envelope(record)
+
+    # --- Origin CA ---------------------------------------------------------------------
+
+    def _certificate_call(
+        self, request: web.Request, certificate_id: str | None, body: Any
+    ) -> web.Response:
+        if certificate_id is None and request.method == "POST":
+            return self._issue(body)
+        if certificate_id is None and request.method == "GET":
+            if request.query.get("zone_id") != self.zone_id:
+                return failure(400, 1001, "zone_id is required and must be a zone you own")
+            per_page = int(request.query.get("per_page", "20"))
+            page = max(1, int(request.query.get("page", "1")))
+            found = list(self.certificates.values())[(page - 1) * per_page : page * per_page]
+            return envelope([{k: v for k, v in c.items() if k != "csr"} for c in found])
+        if certificate_id is not None and request.method == "DELETE":
+            certificate = self.certificates.get(certificate_id)
+            if certificate is None:
+                return failure(404, 1005, "Certificate not found")
+            certificate["revoked_at"] = _now()
+            return envelope({"id": certificate_id, "revoked_at": certificate["revoked_at"]})
+        return failure(405, 10405, "Method not allowed")
+
+    def _issue(self, body: Any) -> web.Response:
+        if not isinstance(body, dict) or not isinstance(body.get("hostnames"), list):
+            return failure(400, 1006, "hostnames is required")
+        if body.get("request_type") not in ("origin-rsa", "origin-ecc"):
+            return failure(400, 1007, "request_type must be origin-rsa or origin-ecc")
+        try:
+            csr = x509.load_pem_x509_csr(str(body.get("csr", "")).encode())
+        except ValueError:
+            return failure(400, 1010, "Failed to read certificate signing request")
+        if not csr.is_signature_valid:
+            return failure(400, 1010, "The CSR's signature is invalid")
+        days = int(body.get("requested_validity", 5475))
+        now = datetime.datetime.now(datetime.UTC)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(
+                x509.Name(
+                    [x509.NameAttribute(NameOID.COMMON_NAME, "CloudFlare Origin Certificate")]
+                )
+            )
+            .issuer_name(self._ca_cert.subject)
+            .public_key(csr.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(h) for h in body["hostnames"]]), False
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(self._ca_key, hashes.SHA256())
+        )
+        certificate_id = str(x509.random_serial_number())
+        stored = {
+            "id": certificate_id,
+            "certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+            "hostnames": list(body["hostnames"]),
+            "expires_on": certificate.not_valid_after_utc.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
+            "request_type": body["request_type"],
+            "requested_validity": days,
+            "csr": body["csr"],
+            "revoked_at": None,
+        }
+        self.certificates[certificate_id] = stored
+        return envelope({k: v for k, v in stored.items() if k != "revoked_at"})
+
+
+def _self_signed(key: ec.EllipticCurvePrivateKey, name: str) -> x509.Certificate:
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
 
 
 def _content_problem(kind: str, content: Any) -> str | None:

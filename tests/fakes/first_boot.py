@@ -20,7 +20,11 @@ Deviations, all because many "VMs" share one unprivileged-ish test machine:
 - SAM_AGENT_PORT in the env file becomes a free loopback port and SAM_AGENT_HOST
   127.0.0.1 (the fake reports the server's IP as 127.0.0.1);
 - the steps that need root or the internet or would change this machine are not run:
-  PRIVILEGED_STEPS (packages, firewall, systemd); the agent is started directly instead,
+  PRIVILEGED_STEPS (packages, container tools from the npm registry, firewall, systemd);
+  the firewall's rules are applied in network namespaces by
+  tests/worker/nodes/test_firewall.py instead, and 35-tls.sh runs as written (openssl
+  makes the key; the control plane has the loopback Cloudflare's Origin CA sign its CSR);
+  the agent is started directly instead,
   as the current user, with this machine's PATH (plus the project's node_modules/.bin,
   where the devcontainer CLI that 10-packages.sh would install lives here).
 """
@@ -44,7 +48,10 @@ ROOT = Path(__file__).resolve().parents[2]
 REROOTED = ("/etc/sam-agent", "/opt/sam-agent", "/var/lib/sam-agent")
 SETUP_DIR = "/opt/sam-agent/setup"
 STEP = re.compile(r"[0-9]{2}-[a-z-]+\.sh")
-PRIVILEGED_STEPS = frozenset({"10-packages.sh", "40-firewall.sh"})
+# 25-container-tools.sh downloads Node 22 and the adapters (hundreds of MB) from the npm
+# registry: the VM's agent here uses the checkout's installed tools/container instead, and
+# tests/worker/nodes/test_cloud_init.py runs the step's npm command against its lock offline.
+PRIVILEGED_STEPS = frozenset({"10-packages.sh", "25-container-tools.sh", "40-firewall.sh"})
 SERVICE_STEP = "50-service.sh"
 STEP_TIMEOUT_SECONDS = 300
 STOP_TIMEOUT_SECONDS = 15

@@ -2,11 +2,14 @@
 
 Sync tests, async tests and other processes (the edge, agents) can all reach it, because
 its event loop runs apart from theirs. Subclasses implement `handle(request)` for one
-catch-all route, or override `routes(app)` to add their own.
+catch-all route, or override `routes(app)` to add their own. Given `tls` (a certificate
+and key), it serves https.
 """
 
 import asyncio
+import ssl
 import threading
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +20,8 @@ START_TIMEOUT_SECONDS = 10.0
 class LoopbackServer:
     name = "loopback"
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
+        self.tls = tls  # (certificate, key) to serve https with
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -57,14 +61,18 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     async def _serve(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         self.routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        context = None
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
         await site.start()
         self.port = self._runner.addresses[0][1]
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from devtools.local_ca import LocalCa
 from tests.fakes.anthropic import ScriptedModel
 from tests.fakes.openai import OpenAiModels
 from tests.pyodide.callers import DEVELOPMENT_VARS
 from tests.pyodide.harness import PyodideWorker
-from tests.pyodide.loopback_nodes import AgentDouble, NodeLauncherDouble
+from tests.pyodide.loopback_nodes import AGENT_HOST, AgentDouble, NodeLauncherDouble
 from tests.support.wrangler import dry_run_bundle
 from worker.auth.crypto import generate_key
 
@@ -27,9 +28,16 @@ def pyodide_worker(bundle: Path) -> Iterator[PyodideWorker]:
     worker.close()
 
 
+@pytest.fixture(scope="session")
+def nodes_ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCa:
+    """The CA that certifies the agent double, as `sam dev`'s certifies local nodes."""
+    return LocalCa.ensure(tmp_path_factory.mktemp("nodes-ca"))
+
+
 @pytest.fixture(scope="module")
-def agent() -> Iterator[AgentDouble]:
-    with AgentDouble() as double:
+def agent(nodes_ca: LocalCa, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentDouble]:
+    files = nodes_ca.issue(AGENT_HOST, tmp_path_factory.mktemp("agent-tls"))
+    with AgentDouble((files.cert, files.key)) as double:
         yield double
 
 
@@ -57,15 +65,18 @@ def development_worker(
     node_launcher: NodeLauncherDouble,
     openai: OpenAiModels,
     anthropic: ScriptedModel,
+    nodes_ca: LocalCa,
 ) -> Iterator[PyodideWorker]:
     """A Worker of its own per module (its first user is the admin), in development mode
     (dev sign-in), with `sam dev`'s LOCAL_NODES binding played by the launcher double and
-    the model APIs that check agent keys before they are saved by loopback doubles."""
+    the model APIs that check agent keys before they are saved by loopback doubles; its
+    agents' CA is trusted, as `sam dev` trusts its own."""
     upstreams = {"SAM_OPENAI_API_URL": openai.url, "SAM_ANTHROPIC_API_URL": anthropic.url}
     worker = PyodideWorker(
         bundle,
         vars={**DEVELOPMENT_VARS, **upstreams},
         services={"LOCAL_NODES": node_launcher.url},
+        loopback_cas=(nodes_ca.cert_path,),
     )
     yield worker
     worker.close()

@@ -80,9 +80,11 @@ class PyodideWorker:
         vars: dict[str, str] | None = None,
         services: dict[str, str] | None = None,
         secrets: dict[str, str] | None = None,
+        loopback_cas: tuple[Path, ...] = (),
     ):
         """`vars` override wrangler.toml's; `services` bind a name to a loopback origin;
-        `secrets` are what `wrangler secret put` gives a deployed Worker."""
+        `secrets` are what `wrangler secret put` gives a deployed Worker; `loopback_cas`
+        vouch for https upstreams named `*.localhost` (node agents), as in the twin."""
         self._stderr: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self._process = subprocess.Popen(
             ["node", str(HOST)],
@@ -105,6 +107,7 @@ class PyodideWorker:
             "services": services or {},
             # What `wrangler secret put` gives a deployed Worker: strings in its env.
             "secrets": secrets or {},
+            "loopback_cas": [str(path) for path in loopback_cas],
         }
         self._send(setup)
         self._receive(0)

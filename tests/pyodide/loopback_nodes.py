@@ -3,16 +3,18 @@ formats of what they stand for (no agent process or VM is started):
 
 - `NodeLauncherDouble`: the `LOCAL_NODES` service binding behind the `local` provider
   (devtools/local_nodes.py's wire format, worker/nodes/providers/local.py): it records each
-  node's one-time bootstrap token and names the agent double's port.
+  node's one-time bootstrap token and names the agent double's host and port.
 - `AgentDouble`: a node agent (docs/protocols/agent-api.md, wire/agent_api.py and
   wire/terminal.py, wire/agent_session.py): creates workspaces on request, answers the
   read-only routes the `ws-{id}` proxy forwards, a terminal WebSocket that answers `list`
   frames, an agent session create, and a session viewer WebSocket that answers each
-  permission answer as an unknown request.
+  permission answer as an unknown request. It serves TLS as AGENT_HOST, as every agent
+  the Worker reaches does (docs/edge-to-node.md): one agent stands in for every node.
 """
 
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -35,6 +37,8 @@ from wire.agent_session import (
 )
 from wire.states import LifecycleState
 from wire.terminal import ListFrame, SessionsFrame, parse_client_frame
+
+AGENT_HOST = "agent.localhost"
 
 
 class NodeLauncherDouble(LoopbackServer):
@@ -67,7 +71,11 @@ class NodeLauncherDouble(LoopbackServer):
         body = await request.json()
         self.bootstrap_tokens[body["node_id"]] = body["bootstrap_token"]
         self.run(body["node_id"], body["user_id"])
-        launched = {"node_id": body["node_id"], "agent_port": self.agent_port}
+        launched = {
+            "node_id": body["node_id"],
+            "agent_host": AGENT_HOST,
+            "agent_port": self.agent_port,
+        }
         return web.json_response(launched, status=201)
 
     async def _list(self, _request: web.Request) -> web.Response:
@@ -83,8 +91,8 @@ class NodeLauncherDouble(LoopbackServer):
 class AgentDouble(LoopbackServer):
     name = "agent"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, tls: tuple[Path, Path]) -> None:
+        super().__init__(tls)
         self.workspaces: dict[str, AgentWorkspace] = {}
         # (path, Authorization header, ?token=) of every read and WebSocket the edge forwarded.
         self.forwarded: list[tuple[str, str | None, str | None]] = []

@@ -92,6 +92,8 @@ HEARTBEAT = {
     "agent_version": "0.1.0",
 }
 
+PEM_SHAPED_CSR = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"
+
 MATRIX: dict[Route, Case] = {
     # --- public -----------------------------------------------------------------------
     ("GET", "/api/openapi.json"): public(200, "the API's schema: routes, no data"),
@@ -154,6 +156,8 @@ MATRIX: dict[Route, Case] = {
     # --- a node's agent ---------------------------------------------------------------
     ("POST", "/api/nodes/{node_id}/ready"): node(200, {"agent_port": 8080, "version": "0.1.0"}),
     ("POST", "/api/nodes/{node_id}/heartbeat"): node(200, HEARTBEAT),
+    # The shared node is a local one: its certificate comes from the launcher, not Cloudflare.
+    ("POST", "/api/nodes/{node_id}/tls-certificate"): node(409, {"csr": PEM_SHAPED_CSR}),
     # Workspace callbacks: the sam:node token of the workspace's node (the shared node_id).
     ("POST", "/api/workspaces/{workspace_id}/boot-log"): node(
         200, {"step": "clone", "status": "started", "message": "cloning"}

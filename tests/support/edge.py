@@ -93,11 +93,14 @@ def running_edge(
     healthy: bool = True,
     vars: dict[str, str] | None = None,
     host: str = "127.0.0.1",
+    trust_cas: list[Path] | None = None,
 ) -> Iterator[Edge]:
     """`sam dev` on a free port of `host`; waits for /health (for any answer if not `healthy`).
 
     `extra_env` is the process environment; `vars` are worker vars (`env.NAME`), passed
-    as `sam dev --var NAME=VALUE` over wrangler.toml and sam dev's own.
+    as `sam dev --var NAME=VALUE` over wrangler.toml and sam dev's own; `trust_cas` are
+    CAs the edge trusts for `*.localhost` agents besides its own (`sam dev --trust-ca`),
+    e.g. the loopback Cloudflare's Origin CA for nodes booted from a cloud-init.
     """
     port = port or free_port()
     log_path = data_dir.parent / f"{data_dir.name}-edge-{port}.log"
@@ -115,6 +118,7 @@ def running_edge(
         "--config",
         str(config or ROOT / "wrangler.toml"),
         *(f"--var={name}={value}" for name, value in (vars or {}).items()),
+        *(f"--trust-ca={path}" for path in trust_cas or ()),
     ]
     with log_path.open("ab") as log:
         process = subprocess.Popen(

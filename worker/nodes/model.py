@@ -13,8 +13,9 @@ from typing import Any
 from worker.deployment import Deployment
 from worker.states import NodeStatus, health_for
 
-AGENT_HOST_LOCAL = "127.0.0.1"
-DEFAULT_AGENT_PORT = 8080  # the agent's SAM_AGENT_PORT default
+# A cloud node's agent serves TLS on 443: Cloudflare's proxy carries HTTPS there, and a
+# Worker's fetch ignores any other port of an https URL (docs/edge-to-node.md).
+CLOUD_AGENT_PORT = 443
 
 
 class Provider(StrEnum):
@@ -69,10 +70,11 @@ class Node:
 
     @property
     def agent_url(self) -> str | None:
-        """`http://{agent_host}:{port}` once the agent has reported ready."""
+        """`https://{agent_host}:{port}` once the agent has reported ready: every agent
+        serves TLS for its own name (docs/edge-to-node.md); there is no plain-HTTP hop."""
         if self.agent_host is None or self.agent_port is None:
             return None
-        return f"http://{self.agent_host}:{self.agent_port}"
+        return f"https://{self.agent_host}:{self.agent_port}"
 
 
 def lifecycle_stub(deployment: Deployment, node_id: str) -> Any:

@@ -26,7 +26,7 @@ from worker.deployment import Deployment
 from worker.errors import SamError
 from worker.logs import event
 from worker.nodes import bootstrap
-from worker.nodes.model import DEFAULT_AGENT_PORT
+from worker.nodes.model import CLOUD_AGENT_PORT
 from worker.nodes.providers import provider_for
 from worker.nodes.providers.base import ManagedServer, NodeBoot
 
@@ -40,7 +40,7 @@ def check_available(deployment: Deployment, provider: str) -> None:
 async def provision(deployment: Deployment, node: Any) -> dict[str, Any]:
     config = deployment.config
     token = await bootstrap.issue(deployment, node.id)
-    boot = NodeBoot(node.id, control_plane_url(config), token, DEFAULT_AGENT_PORT)
+    boot = NodeBoot(node.id, control_plane_url(config), token, CLOUD_AGENT_PORT)
     try:
         server = await provider_for(node.provider).create_server(
             deployment, node, node.user_id, boot

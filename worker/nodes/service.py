@@ -27,7 +27,7 @@ from worker.ids import new_id
 from worker.logs import event
 from worker.nodes import provisioning
 from worker.nodes.model import (
-    DEFAULT_AGENT_PORT,
+    CLOUD_AGENT_PORT,
     Node,
     Provider,
     lifecycle_stub,
@@ -120,7 +120,7 @@ async def record_heartbeat(
         raise NodeNotFound()
     joined = node.status == NodeStatus.CREATING
     if joined:
-        node = await mark_ready(deployment, node_id, node.agent_port or DEFAULT_AGENT_PORT, version)
+        node = await mark_ready(deployment, node_id, node.agent_port or CLOUD_AGENT_PORT, version)
     elif node.status != NodeStatus.RUNNING:
         raise Conflict(
             "node_not_running",

@@ -269,6 +269,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/nodes/{node_id}/tls-certificate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Tls Certificate */
+        post: operations["tls_certificate_api_nodes__node_id__tls_certificate_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/nodes/{node_id}/heartbeat": {
         parameters: {
             query?: never;
@@ -568,6 +585,16 @@ export interface components {
             expires_at: number;
             /** Control Plane Url */
             control_plane_url: string;
+        };
+        /** CertificateOut */
+        CertificateOut: {
+            /** Certificate */
+            certificate: string;
+        };
+        /** CertificateRequest */
+        CertificateRequest: {
+            /** Csr */
+            csr: string;
         };
         /** CreatedToken */
         CreatedToken: {
@@ -1457,6 +1484,41 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NodeStatusOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    tls_certificate_api_nodes__node_id__tls_certificate_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                node_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CertificateRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CertificateOut"];
                 };
             };
             /** @description Validation Error */

@@ -3,9 +3,10 @@
 // logs and the Worker's output go to stderr.
 //
 // The first line is the set-up: {bundle, project, runtime, main, extra_paths, config, vars,
-// services, secrets} where `config` is wrangler.toml as JSON, `vars` override its [vars],
-// `services` maps a service binding's name to the loopback origin that plays it, and
-// `secrets` are the Worker's secrets (name → value). Each later line is {id, op, ...}; the answer is
+// services, secrets, loopback_cas} where `config` is wrangler.toml as JSON, `vars` override
+// its [vars], `services` maps a service binding's name to the loopback origin that plays it,
+// `secrets` are the Worker's secrets (name → value), and `loopback_cas` the PEM files of the
+// CAs that vouch for https upstreams named `*.localhost` (as the twin's are). Each later line is {id, op, ...}; the answer is
 // {id, ok: true, result} or {id, ok: false, error}.
 import readline from "node:readline";
 import { startBindings } from "./bindings.mjs";
@@ -13,7 +14,7 @@ import { runConformance } from "./conformance.mjs";
 import { makeDispatcher, waitUntil } from "./entrypoints.mjs";
 import { compatibilityFlags } from "./flags.mjs";
 import { preparePython } from "./python.mjs";
-import { Response, WebSocketPair, assetsFetcher, fetch, serviceFetcher } from "./web.mjs";
+import { Response, WebSocketPair, assetsFetcher, fetch, serviceFetcher, trustLoopbackCas } from "./web.mjs";
 
 const log = (line) => process.stderr.write(`${line}\n`);
 const answer = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
@@ -31,6 +32,7 @@ const flags = compatibilityFlags(setup.config);
 globalThis.Response = Response;
 globalThis.WebSocketPair = WebSocketPair;
 globalThis.fetch = fetch;
+trustLoopbackCas(setup.loopback_cas ?? []);
 
 const bindings = await startBindings(setup.config, setup.project);
 const env = { ...setup.config.vars, ...setup.vars, ...setup.secrets, ...bindings.env };

@@ -2,7 +2,11 @@
 // `Response` that allows 101 with a `webSocket`, `WebSocketPair`, `Fetcher` (the ASSETS
 // binding serving wrangler.toml's [assets] directory, and service bindings forwarding to a
 // loopback server), and an outbound `fetch` that also opens WebSockets, as workerd's does.
+// Over https, an upstream named `localhost` or `*.localhost` (a node agent on this machine)
+// is reached on 127.0.0.1 and verified against exactly the CAs the set-up names, as the
+// twin does (twin/tls_trust.py) where Cloudflare's proxy would check the origin.
 import fs from "node:fs";
+import https from "node:https";
 import path from "node:path";
 import WebSocketClient from "ws";
 
@@ -81,6 +85,49 @@ export function serviceFetcher(origin) {
 
 const nodeFetch = globalThis.fetch;
 
+let loopbackCas = null;
+
+/** The CAs (PEM file paths) that vouch for `*.localhost` upstreams over TLS. */
+export function trustLoopbackCas(files) {
+  loopbackCas = files.map((file) => fs.readFileSync(file, "utf8"));
+}
+
+const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
+
+function isLoopbackName(hostname) {
+  const name = hostname.toLowerCase().replace(/\.$/, "");
+  return name === "localhost" || name.endsWith(".localhost");
+}
+
+/** TLS options for a loopback upstream: this machine, its name checked, these CAs only. */
+function loopbackTls(url) {
+  if (!loopbackCas?.length) throw new Error(`no CA is trusted for ${url.hostname}: its certificate cannot be verified`);
+  const lookup = (_hostname, options, callback) =>
+    options?.all ? callback(null, [{ address: "127.0.0.1", family: 4 }]) : callback(null, "127.0.0.1", 4);
+  return { ca: loopbackCas, lookup, servername: url.hostname, rejectUnauthorized: true };
+}
+
+/** One https request to a loopback upstream, answered as a fetch Response. */
+async function loopbackFetch(url, request) {
+  const body = ["GET", "HEAD"].includes(request.method) ? null : Buffer.from(await request.arrayBuffer());
+  return await new Promise((resolve, reject) => {
+    const options = { method: request.method, headers: Object.fromEntries(request.headers), ...loopbackTls(url) };
+    const outgoing = https.request(url, options, (answer) => {
+      const chunks = [];
+      answer.on("data", (chunk) => chunks.push(chunk));
+      answer.on("error", reject);
+      answer.on("end", () => {
+        const headers = new Headers();
+        for (let i = 0; i < answer.rawHeaders.length; i += 2) headers.append(answer.rawHeaders[i], answer.rawHeaders[i + 1]);
+        const content = NULL_BODY_STATUSES.has(answer.statusCode) ? null : Buffer.concat(chunks);
+        resolve(new NodeResponse(content, { status: answer.statusCode, statusText: answer.statusMessage, headers }));
+      });
+    });
+    outgoing.on("error", reject);
+    outgoing.end(body ?? undefined);
+  });
+}
+
 /** The socket a `101` answer to an outbound `fetch` carries: the upstream end, accepted. */
 class UpstreamWebSocket extends EventTarget {
   constructor(client) {
@@ -111,12 +158,16 @@ class UpstreamWebSocket extends EventTarget {
 export async function fetch(input, init = {}) {
   const request = input instanceof Request ? input : null;
   const headers = new Headers(init.headers ?? request?.headers);
-  if (headers.get("upgrade")?.toLowerCase() !== "websocket") return await nodeFetch(input, init);
   const url = new URL(request ? request.url : String(input));
+  const loopbackTlsUrl = url.protocol === "https:" && isLoopbackName(url.hostname);
+  if (headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    return loopbackTlsUrl ? await loopbackFetch(url, new Request(input, init)) : await nodeFetch(input, init);
+  }
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   const protocols = (headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim()).filter(Boolean);
   for (const name of ["upgrade", "connection", "sec-websocket-protocol"]) headers.delete(name);
-  const client = new WebSocketClient(url, protocols, { headers: Object.fromEntries(headers) });
+  const tls = loopbackTlsUrl ? loopbackTls(url) : {};
+  const client = new WebSocketClient(url, protocols, { headers: Object.fromEntries(headers), ...tls });
   return await new Promise((resolve, reject) => {
     client.once("open", () => {
       const chosen = client.protocol ? { "sec-websocket-protocol": client.protocol } : {};

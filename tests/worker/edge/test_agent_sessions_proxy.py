@@ -16,7 +16,6 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,14 @@ from agent.sessions.tools import ADAPTERS, REQUIRED_FILE, TOOLS_TARGET, installe
 from tests.agent.conftest import BASE_IMAGE
 from tests.fixtures.repos import make_repo
 from tests.support.agent import AgentProcess, start_agent
+from tests.support.agent_tls import local_node_client
 from tests.support.control_plane import ControlPlaneDouble
 from tests.support.edge import Edge, running_edge
 from tests.support.edge_tokens import EdgeSigner
 from tests.worker.edge.test_proxy import (
     Member,
     app_origin,
-    database,
+    certify,
     dispatch,
     error_of,
     insert_node,
@@ -102,16 +102,6 @@ def stand_in_tools(base: Path) -> Path:
     return tools
 
 
-def add_node(edge: Edge, node_id: str, user_id: str, port: int) -> None:
-    with closing(database(edge)) as db:
-        db.execute(
-            "INSERT INTO nodes (id, user_id, name, provider, status, agent_host, agent_port) "
-            "VALUES (?, ?, ?, 'local', 'running', '127.0.0.1', ?)",
-            (node_id, user_id, f"stand-in-{node_id[-4:]}", port),
-        )
-        db.commit()
-
-
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     if not installed(CHECKOUT_CONTAINER_TOOLS):
@@ -132,11 +122,13 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
             "SAM_CONTAINER_TOOLS": str(tools),
             "SAM_BASE_IMAGE": BASE_IMAGE,
         }
+        tls = certify(edge, node_id, base)  # served as vm-{id}.localhost, as the launcher's
+        trust_the_edge |= {"SAM_TLS_CERT": str(tls.cert), "SAM_TLS_KEY": str(tls.key)}
         agent = start_agent(heartbeats, base / "agent-state", extra_env=trust_the_edge)
         workspace = None
         try:
             alice, mallory = sign_in(edge, "alice"), sign_in(edge, "mallory")
-            add_node(edge, node_id, alice.id, agent.port)
+            insert_node(edge, alice.id, agent.port, node_id)
             workspace = dispatch(edge, signer, node_id, agent.port, repo)
             theirs_node = insert_node(edge, mallory.id, agent.port)
             yield Stage(
@@ -153,7 +145,10 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
             )
         finally:
             if workspace is not None:
-                with agent.client(asyncio.run(signer.agent(node_id))) as client:
+                token = asyncio.run(signer.agent(node_id))
+                with local_node_client(
+                    edge.data_dir, node_id, agent.port, headers=agent.auth(token)
+                ) as client:
                     client.delete(f"/workspaces/{workspace}")
             agent.stop()
             signer.close()

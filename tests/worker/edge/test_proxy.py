@@ -7,7 +7,9 @@ to the agent with a sam:agent token signed by the edge's own key: this file test
 proxy, not the workspaces API (tests/e2e/ runs the whole loop through the API).
 
 A second "agent" is a loopback recorder (RecordingAgent) that keeps every request it gets,
-so the tests can see exactly what the proxy forwards.
+so the tests can see exactly what the proxy forwards. Every hop to a node is TLS: the
+recorder serves a certificate for its node's name from the edge's local CA, as the
+launcher's agents do; a third, certified by another CA, must never see a request.
 """
 
 import asyncio
@@ -28,8 +30,11 @@ import httpx
 import pytest
 from aiohttp import WSCloseCode, web
 
+from devtools.local_ca import LocalCa, TlsFiles
+from devtools.local_nodes import agent_hostname, local_nodes_ca
 from tests.fakes.loopback import LoopbackServer
 from tests.fixtures.repos import make_repo
+from tests.support.agent_tls import local_node_client
 from tests.support.docker_objects import remove_labelled
 from tests.support.edge import Edge, free_port, running_edge
 from tests.support.edge_tokens import EdgeSigner
@@ -66,6 +71,7 @@ class World:
     rows: dict[str, str] = field(default_factory=dict)  # name → workspace id (rows only)
     nodes: dict[str, str] = field(default_factory=dict)  # name → node id (rows only)
     recorder: "RecordingAgent | None" = None
+    stranger: "RecordingAgent | None" = None  # certified by another CA than the edge's
 
     def agent_log(self) -> str:
         path = self.edge.data_dir / "nodes" / self.node / "agent.log"
@@ -77,8 +83,8 @@ class RecordingAgent(LoopbackServer):
 
     name = "recording-agent"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, tls: TlsFiles) -> None:
+        super().__init__((tls.cert, tls.key))
         self.seen: list[dict[str, Any]] = []
 
     def routes(self, app: web.Application) -> None:
@@ -134,17 +140,28 @@ def database(edge: Edge) -> sqlite3.Connection:
     return sqlite3.connect(edge.data_dir / "d1" / "sam.sqlite")
 
 
-def insert_node(edge: Edge, user_id: str, port: int) -> str:
-    """A running node row whose agent is whatever listens on 127.0.0.1:`port` (rows only)."""
-    node_id = "n" + secrets.token_hex(8)
+def new_node_id() -> str:
+    return "n" + secrets.token_hex(8)
+
+
+def insert_node(edge: Edge, user_id: str, port: int, node_id: str | None = None) -> str:
+    """A running node row whose agent is whatever listens on 127.0.0.1:`port`, reached as
+    `vm-{id}.localhost` (rows only)."""
+    node_id = node_id or new_node_id()
     with closing(database(edge)) as db:
         db.execute(
             "INSERT INTO nodes (id, user_id, name, provider, status, agent_host, agent_port) "
-            "VALUES (?, ?, ?, 'local', 'running', '127.0.0.1', ?)",
-            (node_id, user_id, f"proxy-{node_id[-4:]}", port),
+            "VALUES (?, ?, ?, 'local', 'running', ?, ?)",
+            (node_id, user_id, f"proxy-{node_id[-4:]}", agent_hostname(node_id), port),
         )
         db.commit()
     return node_id
+
+
+def certify(edge: Edge, node_id: str, directory: Path, ca: LocalCa | None = None) -> TlsFiles:
+    """A certificate for the node's agent name, from the edge's own CA unless `ca`."""
+    issuer = ca or local_nodes_ca(edge.data_dir)
+    return issuer.issue(agent_hostname(node_id), directory / node_id)
 
 
 def insert_workspace(
@@ -196,7 +213,7 @@ def dispatch(world_edge: Edge, signer: EdgeSigner, node_id: str, port: int, repo
         (owner,) = db.execute("SELECT user_id FROM nodes WHERE id = ?", (node_id,)).fetchone()
     workspace_id = insert_workspace(world_edge, owner, node_id, status="creating")
     agent = {"authorization": f"Bearer {asyncio.run(signer.agent(node_id))}"}
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=agent, timeout=30) as client:
+    with local_node_client(world_edge.data_dir, node_id, port, headers=agent, timeout=30) as client:
         made = client.post("/workspaces", json={"id": workspace_id, "repository": str(repo)})
         assert made.status_code == 202, made.text
 
@@ -220,24 +237,40 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     base = tmp_path_factory.mktemp("proxy")
     variables = {"SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS)}
     repo = make_repo(base, "repo", files={"README.md": "# proxied\n"})
-    with running_edge(base / ".sam", vars=variables) as edge, RecordingAgent() as recorder:
+    recorder_node, stranger_node = new_node_id(), new_node_id()
+    with running_edge(base / ".sam", vars=variables) as edge:
+        stranger_ca = LocalCa.ensure(base / "another-ca", name="not this edge's CA")
+        recorder = RecordingAgent(certify(edge, recorder_node, base)).start()
+        stranger = RecordingAgent(certify(edge, stranger_node, base, stranger_ca)).start()
         signer = EdgeSigner(edge.data_dir, edge.domain)
         node = None
         try:
             alice, mallory = sign_in(edge, "alice"), sign_in(edge, "mallory")
             node, port = local_node(edge, alice)
             workspace = dispatch(edge, signer, node, port, repo)
-            built = World(edge, signer, alice, mallory, node, port, workspace, recorder=recorder)
+            built = World(
+                edge,
+                signer,
+                alice,
+                mallory,
+                node,
+                port,
+                workspace,
+                recorder=recorder,
+                stranger=stranger,
+            )
             mallory_node = insert_node(edge, mallory.id, free_port())
             built.nodes = {
                 "mallory": mallory_node,
-                "recorder": insert_node(edge, alice.id, recorder.port),
+                "recorder": insert_node(edge, alice.id, recorder.port, recorder_node),
+                "stranger": insert_node(edge, alice.id, stranger.port, stranger_node),
                 "dead": insert_node(edge, alice.id, free_port()),
             }
             built.rows = {
                 "second": insert_workspace(edge, alice.id, node),
                 "mallory": insert_workspace(edge, mallory.id, mallory_node),
                 "recorded": insert_workspace(edge, alice.id, built.nodes["recorder"]),
+                "stranger": insert_workspace(edge, alice.id, built.nodes["stranger"]),
                 "dead": insert_workspace(edge, alice.id, built.nodes["dead"]),
                 "stopped": insert_workspace(edge, alice.id, node, status="stopped"),
                 "failed": insert_workspace(edge, alice.id, node, status="error"),
@@ -248,6 +281,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             if node is not None:
                 remove_node(edge, alice, node)
             signer.close()
+            recorder.stop()
+            stranger.stop()
 
 
 def remove_node(edge: Edge, member: Member, node_id: str) -> None:
@@ -633,6 +668,20 @@ async def test_the_workspace_must_be_the_callers_and_reachable(
         assert f"POST /api/workspaces/{workspace_id}/restart" in response.json()["message"]
 
 
+@pytest.mark.parametrize("transport", ["http", "ws"])
+async def test_an_agent_certified_by_another_ca_gets_nothing(world: World, transport: str) -> None:
+    """TLS to the node is verified against the one CA that certifies nodes: an agent (or
+    anyone on its address) with another CA's certificate is a 502, and sees no request."""
+    assert world.stranger is not None
+    origin = app_origin(world.edge)
+    response = await call(
+        world, world.rows["stranger"], transport, cookie=world.alice.session, origin=origin
+    )
+    assert (response.status_code, error_of(response)) == (502, "node_unreachable"), response.text
+    assert "Certificate" in response.json()["message"]
+    assert world.stranger.seen == []
+
+
 @pytest.mark.parametrize(
     "method, path, status",
     [
@@ -700,7 +749,7 @@ async def test_only_what_the_agent_needs_is_forwarded_over_http(world: World) ->
     assert seen["query"] == [("view", "full"), ("token2", "kept")]
     headers = seen["headers"]
     assert "cookie" not in headers and "x-evil" not in headers
-    assert headers["host"] == f"127.0.0.1:{world.recorder.port}"
+    assert headers["host"] == f"{agent_hostname(node_id)}:{world.recorder.port}"
     assert headers["accept"] == "application/json"
     assert headers["x-forwarded-host"] == ws_host(world, workspace_id)
     assert headers["x-forwarded-proto"] == "http"

@@ -1,25 +1,27 @@
 """A Hetzner node's cloud-init: what it holds (no secret, under 32 KiB, valid YAML, shell
 and nftables), and — the end-to-end test of the cloud path — that the loopback Hetzner
 API boots a real agent by following it, through the real edge: POST /api/nodes → VM →
-artifact download → bootstrap exchange → agent → ready → running; delete → VM and DNS
-record gone, agent stopped.
+artifact download → bootstrap exchange → key and CSR → Origin CA certificate → agent over
+TLS → ready → running; delete → VM, DNS record and certificate gone, agent stopped.
 """
 
-import shutil
+import json
 import stat
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
+from agent.config import CHECKOUT_CONTAINER_TOOLS, VM_CONTAINER_TOOLS
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.hetzner import FakeHetzner
+from tests.support.agent_tls import verified_client
 from tests.support.artifact import agent_artifact, upload_agent
 from tests.support.edge import Edge, running_edge, signed_in
 from tests.worker.node_support import add_user
@@ -27,7 +29,7 @@ from tests.worker.provider_support import provider_deployment
 from worker.auth import scoped_tokens
 from worker.auth.credentials import CredentialKind, save_credential
 from worker.nodes.providers.base import NodeBoot
-from worker.nodes.providers.hetzner import cloud_init
+from worker.nodes.providers.hetzner import cloud_init, firewall
 
 TOKEN = "A" * 43
 BOOT = NodeBoot("n0123456789abcdef", "https://api.sam.example.com", TOKEN)
@@ -51,18 +53,22 @@ def test_it_is_a_cloud_config_that_writes_the_agent_settings_and_runs_the_steps(
         "SAM_NODE_ID": BOOT.node_id,
         "SAM_CONTROL_PLANE_URL": BOOT.control_plane_url,
         "SAM_AGENT_HOST": "0.0.0.0",
-        "SAM_AGENT_PORT": "8080",
+        "SAM_AGENT_PORT": "443",
         "SAM_CLOUD_NODE": "true",
         "SAM_BACKEND": "docker",
         "SAM_STATE_DIR": "/var/lib/sam-agent",
         "SAM_CALLBACK_TOKEN_FILE": "/var/lib/sam-agent/callback-token",
+        "SAM_TLS_CERT": "/etc/sam-agent/tls/cert.pem",
+        "SAM_TLS_KEY": "/etc/sam-agent/tls/key.pem",
     }
     assert written["/etc/sam-agent/bootstrap-token"]["permissions"] == "0600"
     steps = sorted(path for path in written if path.startswith("/opt/sam-agent/setup/"))
     assert [Path(step).name for step in steps] == [
         "10-packages.sh",
         "20-agent.sh",
+        "25-container-tools.sh",
         "30-token.sh",
+        "35-tls.sh",
         "40-firewall.sh",
         "50-service.sh",
         "60-ready.sh",
@@ -74,12 +80,48 @@ def test_it_is_a_cloud_config_that_writes_the_agent_settings_and_runs_the_steps(
     assert "sha256sum --quiet -c SHA256SUMS" in agent and "install.sh" in agent
     exchange = written["/opt/sam-agent/setup/30-token.sh"]["content"]
     assert "https://api.sam.example.com/api/bootstrap/" in exchange and "umask 077" in exchange
+    tls = written["/opt/sam-agent/setup/35-tls.sh"]["content"]
+    assert "umask 077" in tls and "/tls-certificate" in tls and "openssl req -new" in tls
+    firewall_rules = written["/etc/sam-agent/firewall.nft"]["content"]
+    assert firewall_rules == firewall.rules(443), (
+        "the text tests/worker/nodes/test_firewall.py runs"
+    )
     packages = written["/opt/sam-agent/setup/10-packages.sh"]["content"]
     assert "docker.io" in packages and f"v{cloud_init.NODE_VERSION}" in packages
     assert f"@devcontainers/cli@{cloud_init.DEVCONTAINER_CLI_VERSION}" in packages
     assert cloud_init.NODE_VERSION.startswith("20.")
     service = written["/opt/sam-agent/setup/50-service.sh"]["content"]
     assert "sam-agent.service" in service and "systemctl enable --now sam-agent" in service
+
+
+def test_the_vm_installs_the_container_tools_the_agent_mounts_from_the_artifacts_lock(
+    tmp_path: Path,
+) -> None:
+    step = files(cloud_init.render(BOOT))["/opt/sam-agent/setup/25-container-tools.sh"]["content"]
+    assert str(VM_CONTAINER_TOOLS) == cloud_init.CONTAINER_TOOLS_DIR
+    assert f"cd {VM_CONTAINER_TOOLS}\n" in step and cloud_init.CONTAINER_TOOLS_NPM_CI in step
+    # The artifact carries tools/container's own package.json and lock, checked by its sums.
+    with tarfile.open(agent_artifact()) as artifact:
+        names = {
+            Path(member.name).relative_to(Path(member.name).parts[0]).as_posix(): member
+            for member in artifact.getmembers()
+            if len(Path(member.name).parts) > 1
+        }
+        for name in ("package.json", "package-lock.json"):
+            carried = artifact.extractfile(names[f"container-tools/{name}"])
+            assert carried is not None
+            (tmp_path / name).write_bytes(carried.read())
+            assert (tmp_path / name).read_bytes() == (CHECKOUT_CONTAINER_TOOLS / name).read_bytes()
+        sums = artifact.extractfile(names["SHA256SUMS"])
+        assert sums is not None and b"container-tools/package-lock.json" in sums.read()
+    # The step's own npm command installs from that lock: here offline and dry, from the
+    # cache that scripts/setup filled installing tools/container (the VM downloads).
+    command = cloud_init.CONTAINER_TOOLS_NPM_CI.replace("/usr/local/bin/npm", "npm").split()
+    done = subprocess.run(
+        [*command, "--offline", "--dry-run"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "@agentclientprotocol/claude-agent-acp" in done.stdout + done.stderr
 
 
 def test_the_devcontainer_cli_pin_matches_the_projects() -> None:
@@ -92,20 +134,6 @@ def test_every_script_is_valid_shell() -> None:
         if path.startswith("/opt/sam-agent/setup/"):
             checked = subprocess.run(["sh", "-n"], input=entry["content"], text=True)
             assert checked.returncode == 0, path
-
-
-@pytest.mark.skipif(shutil.which("nft") is None, reason="nftables is not installed")
-def test_the_firewall_parses_and_opens_the_port_to_cloudflare_only(tmp_path: Path) -> None:
-    rules = files(cloud_init.render(BOOT))["/etc/sam-agent/firewall.nft"]["content"]
-    assert "tcp dport 8080 drop" in rules and 'tcp dport 8080 iif "lo" accept' in rules
-    assert all(cidr in rules for cidr in cloud_init.CLOUDFLARE_IPV4 + cloud_init.CLOUDFLARE_IPV6)
-    (tmp_path / "firewall.nft").write_text(rules)
-    checked = subprocess.run(
-        ["nft", "-c", "-f", str(tmp_path / "firewall.nft")], capture_output=True, text=True
-    )
-    if "Operation not permitted" in checked.stderr:
-        pytest.skip("nft -c needs CAP_NET_ADMIN here")
-    assert checked.returncode == 0, checked.stderr
 
 
 def test_it_stays_under_hetzners_32_kib_even_for_the_longest_values() -> None:
@@ -167,7 +195,10 @@ def cloud(
         FakeHetzner(boot=True, boot_root=base) as hetzner,
         FakeCloudflareDns() as dns,
         running_edge(
-            base / ".sam", vars={"SAM_HETZNER_API_URL": hetzner.url, **dns.vars()}
+            base / ".sam",
+            vars={"SAM_HETZNER_API_URL": hetzner.url, **dns.vars()},
+            # The edge stands where Cloudflare's proxy would, which trusts its Origin CA.
+            trust_cas=[dns.origin_ca_root(base)],
         ) as edge,
     ):
         uploaded = upload_agent(edge.data_dir, artifact)
@@ -198,15 +229,26 @@ def test_the_fake_hetzner_boots_a_real_agent_from_the_real_cloud_init(
         boot = server.boot
         assert boot is not None and boot.done.wait(BOOT_TIMEOUT_SECONDS), "boot hung"
         assert boot.error is None, boot.report()
-        assert [s.returncode for s in boot.steps] == [None, 0, 0, None, None, 0], boot.report()
+        assert [s.returncode for s in boot.steps] == [None, 0, 0, 0, None, None, 0], boot.report()
 
-        # The agent the VM runs is the artifact's, installed by its install.sh.
-        health = httpx.get(f"http://127.0.0.1:{boot.agent_port}/health").json()
+        # The agent the VM runs is the artifact's, installed by its install.sh, and serves
+        # TLS for its own name with the Origin CA's certificate over the key it made.
+        root = dns.origin_ca_root(edge.data_dir.parent)
+        with verified_client(root, node["agent_host"], boot.agent_port) as agent:
+            health = agent.get("/health").json()
         assert health == {
             "status": "ok",
             "node_id": node["id"],
             "agent_version": health["agent_version"],
         }
+        key = boot.path("/etc/sam-agent/tls/key.pem")
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        [certificate] = dns.live_certificates(node["agent_host"])
+        assert certificate["request_type"] == "origin-ecc"
+        key_line = key.read_text().splitlines()[1]
+        assert key_line not in server.user_data and all(
+            key_line not in json.dumps(r.body) for r in dns.requests
+        ), "the key never leaves the VM"
         venv = boot.path("/opt/sam-agent/venv/bin/python")
         assert boot.agent is not None and boot.agent.args[0] == str(venv)
 
@@ -226,7 +268,7 @@ def test_the_fake_hetzner_boots_a_real_agent_from_the_real_cloud_init(
             time.sleep(0.2)
         assert shown["agent_port"] == boot.agent_port
         [record] = dns.records_named(node["agent_host"])
-        assert record["content"] == "127.0.0.1" and record["proxied"] is False
+        assert record["content"] == "127.0.0.1" and record["proxied"] is True
 
         # No secret of the user's went into the VM's user_data.
         callback_token = token_file.read_text().strip()
@@ -236,5 +278,6 @@ def test_the_fake_hetzner_boots_a_real_agent_from_the_real_cloud_init(
         assert deleted.status_code == 204, deleted.text
     assert hetzner.servers(hetzner_token) == []
     assert dns.records_named(node["agent_host"]) == []
+    assert dns.live_certificates(node["agent_host"]) == [], "revoked with its node"
     assert boot.agent.poll() is not None, "deleting the VM stops its agent"
     assert hetzner_token not in edge.log() and callback_token not in edge.log()

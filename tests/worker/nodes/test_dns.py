@@ -1,4 +1,4 @@
-"""worker/nodes/dns.py against a loopback Cloudflare DNS API: DNS-only A records for cloud nodes,
+"""worker/nodes/dns.py against a loopback Cloudflare DNS API: proxied A records for cloud nodes,
 created and deleted idempotently, with Cloudflare's faults."""
 
 from collections.abc import AsyncIterator, Iterator
@@ -12,7 +12,9 @@ from tests.worker.provider_support import provider_deployment
 from worker.config import Config
 from worker.errors import SamError
 from worker.http_errors import status_for
-from worker.nodes import dns
+from worker.http_retry import RetryPolicy
+from worker.nodes import cloudflare_api, dns
+from worker.nodes.cloudflare_api import CloudflareNotConfigured
 
 NAME = "vm-n0123456789abcdef.localhost"
 
@@ -38,14 +40,14 @@ def test_the_record_name_is_vm_id_under_the_domain_host_without_its_port() -> No
     )
 
 
-async def test_a_dns_only_a_record_is_created_once(config: Config, fake: FakeCloudflareDns) -> None:
+async def test_a_proxied_a_record_is_created_once(config: Config, fake: FakeCloudflareDns) -> None:
     record = await dns.ensure_a_record(config, NAME, "203.0.113.7")
     again = await dns.ensure_a_record(config, NAME, "203.0.113.7")
     assert again.id == record.id
     [stored] = fake.records_named(NAME)
     assert stored["type"] == "A" and stored["content"] == "203.0.113.7"
-    assert stored["proxied"] is False, "a proxied record would hide the agent's port"
-    assert stored["ttl"] == dns.RECORD_TTL_SECONDS
+    assert stored["proxied"] is True, "the edge reaches the agent through Cloudflare's proxy"
+    assert stored["ttl"] == dns.AUTOMATIC_TTL
     posts = [r for r in fake.requests if r.method == "POST"]
     assert len(posts) == 1
 
@@ -57,6 +59,19 @@ async def test_a_record_left_with_another_ip_is_pointed_at_the_new_one(
     new = await dns.ensure_a_record(config, NAME, "198.51.100.9")
     assert new.id == old.id and new.content == "198.51.100.9"
     assert [r["content"] for r in fake.records_named(NAME)] == ["198.51.100.9"]
+
+
+async def test_a_dns_only_record_from_before_is_put_behind_the_proxy(
+    config: Config, fake: FakeCloudflareDns
+) -> None:
+    """The plain-HTTP design made DNS-only records: one left over must not keep the node's
+    address in public DNS, nor route around Cloudflare."""
+    await dns.ensure_a_record(config, NAME, "203.0.113.7")
+    [record] = fake.records_named(NAME)
+    fake.records[record["id"]]["proxied"] = False
+    again = await dns.ensure_a_record(config, NAME, "203.0.113.7")
+    assert again.id == record["id"] and again.proxied
+    assert fake.records_named(NAME)[0]["proxied"] is True
 
 
 async def test_delete_removes_it_and_an_already_gone_record_is_fine(
@@ -89,7 +104,9 @@ async def test_cloudflare_failing_for_a_while_is_retried(
     config: Config, fake: FakeCloudflareDns, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The retry waits are real here (the DNS client takes no injected sleep): keep them short.
-    monkeypatch.setattr(dns, "DNS_RETRY", dns.RetryPolicy(attempts=4, base_delay_seconds=0.01))
+    monkeypatch.setattr(
+        cloudflare_api, "CLOUDFLARE_RETRY", RetryPolicy(attempts=4, base_delay_seconds=0.01)
+    )
     fake.fail_next("POST", 503, 10001, "service unavailable", times=2)
     record = await dns.ensure_a_record(config, NAME, "203.0.113.7")
     assert fake.records_named(NAME)[0]["id"] == record.id
@@ -121,7 +138,7 @@ async def test_bad_content_is_refused_with_cloudflares_reason(config: Config) ->
 
 async def test_without_settings_nothing_is_called(tmp_path: Path) -> None:
     async with provider_deployment(tmp_path / ".sam", None, None) as deployment:
-        with pytest.raises(dns.DnsNotConfigured) as refused:
+        with pytest.raises(CloudflareNotConfigured) as refused:
             await dns.ensure_a_record(deployment.config, NAME, "203.0.113.7")
     assert status_for(refused.value) == 503
     assert "SAM_CLOUDFLARE_ZONE_ID" in refused.value.message

@@ -19,7 +19,8 @@ from worker.auth.crypto import to_blob
 from worker.deployment import Deployment
 from worker.errors import SamError
 from worker.http_errors import status_for
-from worker.nodes import bootstrap
+from worker.http_retry import RetryPolicy
+from worker.nodes import bootstrap, cloudflare_api
 from worker.nodes.model import NodeStatus, Provider
 from worker.nodes.providers import provider_for
 from worker.nodes.providers.base import NodeBoot, NodeRef
@@ -72,7 +73,7 @@ async def test_the_cheapest_fitting_type_is_read_from_the_api(
     # cax11 (ARM) and cx21 (deprecated) are cheaper, ccx13 is dedicated: cx22 it is.
     assert made.server_type == "cx22"
     assert made.location == "fsn1" and made.ip == "127.0.0.1"
-    assert made.agent_host == "vm-n1.localhost" and made.agent_port == 8080
+    assert made.agent_host == "vm-n1.localhost" and made.agent_port == 443
     [server] = hetzner.servers(token)
     assert str(server.id) == made.provider_server_id
     assert server.name == "sam-n1" and server.image == "debian-12"
@@ -81,7 +82,7 @@ async def test_the_cheapest_fitting_type_is_read_from_the_api(
     assert boot.bootstrap_token in server.user_data
     [record] = cloudflare.records_named("vm-n1.localhost")
     assert record["id"] == made.dns_record_id and record["content"] == "127.0.0.1"
-    assert record["proxied"] is False
+    assert record["proxied"] is True
     assert hetzner.calls("/v1/server_types") and hetzner.calls("/v1/locations")
 
 
@@ -251,6 +252,28 @@ async def test_delete_is_idempotent_and_takes_the_dns_record(
     assert [c.status for c in deletes] == [200, 404]
 
 
+async def test_a_certificate_cloudflare_will_not_revoke_does_not_keep_the_node(
+    deployment: Deployment,
+    hetzner: FakeHetzner,
+    cloudflare: FakeCloudflareDns,
+    provider: HetznerProvider,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A token without Zone → SSL and Certificates → Edit: the VM and record still go, and
+    the log says what was left behind."""
+    user, token = await user_with_hetzner(deployment, hetzner)
+    made = await provider.create_server(
+        deployment, Wanted("n19"), user, await boot_for(deployment, "n19")
+    )
+    cloudflare.certificates_forbidden = True
+    try:
+        await provider.delete_server(deployment, NodeRef("n19", user, made.provider_server_id))
+    finally:
+        cloudflare.certificates_forbidden = False
+    assert hetzner.servers(token) == [] and cloudflare.records_named("vm-n19.localhost") == []
+    assert "origin_ca.revoke_failed" in caplog.text and "SSL and Certificates" in caplog.text
+
+
 async def test_delete_finds_a_server_whose_id_was_never_stored(
     deployment: Deployment, hetzner: FakeHetzner, provider: HetznerProvider
 ) -> None:
@@ -310,9 +333,9 @@ async def test_a_dns_failure_takes_the_new_vm_back(
     provider: HetznerProvider,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from worker.nodes import dns
-
-    monkeypatch.setattr(dns, "DNS_RETRY", dns.RetryPolicy(attempts=2, base_delay_seconds=0.01))
+    monkeypatch.setattr(
+        cloudflare_api, "CLOUDFLARE_RETRY", RetryPolicy(attempts=2, base_delay_seconds=0.01)
+    )
     user, token = await user_with_hetzner(deployment, hetzner)
     cloudflare.fail_next("POST", 500, 10001, "internal error", times=2)
     with pytest.raises(SamError) as failed:
@@ -330,7 +353,7 @@ async def test_without_dns_settings_no_vm_is_made(
         user, token = await user_with_hetzner(deployment, hetzner)
         with pytest.raises(SamError) as refused:
             provider_for("hetzner").check_available(deployment)
-        assert refused.value.code == "dns_not_configured"
+        assert refused.value.code == "cloudflare_not_configured"
         with pytest.raises(SamError):
             await provider.create_server(
                 deployment, Wanted("n19"), user, await boot_for(deployment, "n19")

@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from devtools.local_nodes import LocalNodes
+from devtools.local_nodes import LocalNodes, local_nodes_ca, local_nodes_service
+from tests.support.agent_tls import local_node_client
 from tests.support.edge import Edge, running_edge, signed_in
 from tests.support.wait import wait_for
 from tests.worker.provider_support import Wanted, provider_deployment
@@ -45,9 +46,11 @@ def node_file(edge_dir: Path, node_id: str) -> dict[str, Any]:
     return json.loads((edge_dir / "nodes" / node_id / "node.json").read_text())
 
 
-def healthy(port: int, node_id: str) -> bool:
+def healthy(data_dir: Path, port: int, node_id: str) -> bool:
+    """The agent answers /health over TLS, certified as its node by the edge's local CA."""
     try:
-        reply = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2.0)
+        with local_node_client(data_dir, node_id, port, timeout=2.0) as client:
+            reply = client.get("/health")
     except httpx.TransportError:
         return False
     return reply.status_code == 200 and reply.json()["node_id"] == node_id
@@ -74,8 +77,12 @@ def test_a_local_node_runs_a_real_agent_until_it_is_deleted(data_dir: Path) -> N
         assert created.status_code == 201, created.text
         node = created.json()
         port = node["agent_port"]
-        assert node["agent_host"] == "127.0.0.1"
-        wait_for(lambda: healthy(port, node["id"]), "the agent's /health", READY_TIMEOUT_SECONDS)
+        assert node["agent_host"] == f"vm-{node['id']}.localhost"
+        wait_for(
+            lambda: healthy(data_dir, port, node["id"]),
+            "the agent's /health",
+            READY_TIMEOUT_SECONDS,
+        )
         shown = wait_for(
             lambda: running(alice, node["id"]), "the ready callback", READY_TIMEOUT_SECONDS
         )
@@ -84,6 +91,10 @@ def test_a_local_node_runs_a_real_agent_until_it_is_deleted(data_dir: Path) -> N
         state = data_dir / "nodes" / node["id"] / "state"
         token_file = state / "callback-token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        tls_key = data_dir / "nodes" / node["id"] / "tls" / "key.pem"
+        for private in (tls_key, data_dir / "local-ca" / "ca-key.pem"):
+            assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
+        assert tls_key.read_text().splitlines()[1] not in edge.log()
         pid = node_file(data_dir, node["id"])["pid"]
         assert alive(pid)
         callback_token = token_file.read_text().strip()
@@ -117,7 +128,7 @@ def test_the_edge_stops_its_agents_and_brings_them_back_after_a_restart(data_dir
         )
         assert again["control_plane_url"] == f"http://api.{edge.domain}"
         wait_for(
-            lambda: healthy(again["port"], node["id"]),
+            lambda: healthy(data_dir, again["port"], node["id"]),
             "the restarted agent's /health",
             READY_TIMEOUT_SECONDS,
         )
@@ -148,7 +159,7 @@ def test_after_a_kill_9_of_the_edge_the_orphaned_agent_is_replaced(data_dir: Pat
             READY_TIMEOUT_SECONDS,
         )
         wait_for(
-            lambda: healthy(fresh["port"], node["id"]),
+            lambda: healthy(data_dir, fresh["port"], node["id"]),
             "the new agent's /health",
             READY_TIMEOUT_SECONDS,
         )
@@ -169,7 +180,7 @@ async def call(launcher: LocalNodes, method: str, path: str, body: Any = None) -
 async def test_the_launcher_refuses_bad_input_and_cleans_up_a_failed_start(
     tmp_path: Path,
 ) -> None:
-    launcher = LocalNodes(tmp_path / "nodes", env=None)
+    launcher = LocalNodes(tmp_path / "nodes", None, local_nodes_ca(tmp_path))
     good = {"node_id": "n1", "control_plane_url": "http://127.0.0.1:9", "bootstrap_token": "t"}
     for bad in (
         {**good, "node_id": "../escape"},
@@ -222,7 +233,7 @@ def test_the_launcher_lists_nodes_by_user_for_the_orphan_sweep(data_dir: Path) -
         async def listed() -> tuple[list[Any], list[Any]]:
             async with provider_deployment(data_dir, None, None) as deployment:
                 env = deployment.env
-                env.LOCAL_NODES = LocalNodes(data_dir / "nodes", env)  # reads node.json
+                env.LOCAL_NODES = local_nodes_service(env, data_dir)  # reads node.json
                 mine = await provider_for("local").list_managed(deployment, node_user(edge, alice))
                 others = await provider_for("local").list_managed(deployment, "u_someone_else")
                 return mine, others

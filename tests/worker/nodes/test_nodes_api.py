@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.agent_tls import local_node_client
 from tests.support.edge import Edge, running_edge
 from tests.support.wait import wait_for
 from tests.worker.node_support import add_node
@@ -431,9 +432,10 @@ LOCAL_AGENT_START_SECONDS = 60.0
 LOCAL_AGENT_STOP_SECONDS = 20.0
 
 
-def agent_health(port: int) -> dict | None:
+def agent_health(edge: Edge, node_id: str, port: int) -> dict | None:
     try:
-        reply = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+        with local_node_client(edge.data_dir, node_id, port, timeout=2) as client:
+            reply = client.get("/health")
     except httpx.TransportError:
         return None
     return reply.json() if reply.status_code == 200 else None
@@ -451,7 +453,7 @@ def test_a_local_node_runs_a_real_agent_that_calls_back_and_goes_with_delete(
         "local",
         "this machine",
     )
-    assert created["agent_host"] == "127.0.0.1" and created["agent_port"]
+    assert created["agent_host"] == f"vm-{node}.localhost" and created["agent_port"]
     assert bob.get(f"/api/nodes/{node}").status_code == 404
 
     def running() -> dict | None:
@@ -463,14 +465,18 @@ def test_a_local_node_runs_a_real_agent_that_calls_back_and_goes_with_delete(
     port = shown["agent_port"]
     assert shown["health"] == "healthy" and shown["agent_version"]
     assert shown["metrics"]["memory"]["total"] > 0
-    assert agent_health(port)["node_id"] == node
+    assert agent_health(edge, node, port)["node_id"] == node
     # No bootstrap token or callback token is ever shown or stored in D1.
     assert "token" not in json.dumps(shown)
     assert all("eyJ" not in str(value) for value in dict(row(env, node)).values())
 
     assert bob.delete(f"/api/nodes/{node}").status_code == 404
-    assert agent_health(port) is not None
+    assert agent_health(edge, node, port) is not None
     deleted = alice.delete(f"/api/nodes/{node}")
     assert deleted.status_code == 204, deleted.text
     assert row(env, node) is None
-    wait_for(lambda: agent_health(port) is None, "the agent stopped", LOCAL_AGENT_STOP_SECONDS)
+    wait_for(
+        lambda: agent_health(edge, node, port) is None,
+        "the agent stopped",
+        LOCAL_AGENT_STOP_SECONDS,
+    )

@@ -21,7 +21,9 @@ import httpx
 import jwt
 import pytest
 
+from devtools.local_nodes import agent_hostname
 from tests.fixtures.repos import make_repo
+from tests.support.agent_tls import edge_ca, trusting
 from tests.support.docker_objects import remove_labelled
 from tests.support.edge import Edge, running_edge, signed_in
 from tests.support.wait import bearer, wait_for
@@ -438,8 +440,10 @@ def test_callbacks_need_the_token_of_the_workspace_s_node(
 # --- terminal tokens ------------------------------------------------------------------------
 
 
-async def first_boot_log_message(url: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session, session.ws_connect(url) as socket:
+async def first_boot_log_message(url: str, edge: Edge, node_id: str) -> dict[str, Any]:
+    """The first frame of the agent's boot log socket, over TLS verified as the edge does."""
+    tls = {"ssl": trusting(edge_ca(edge.data_dir)), "server_hostname": agent_hostname(node_id)}
+    async with aiohttp.ClientSession() as session, session.ws_connect(url, **tls) as socket:
         message = await asyncio.wait_for(socket.receive(), 10)
         return json.loads(message.data)
 
@@ -462,8 +466,8 @@ def test_a_terminal_token_is_for_the_owner_of_a_running_workspace(
 
     # The node's real agent accepts it (straight to the agent: the proxy is tested apart).
     port = world.alice.get(f"/api/nodes/{node_id}").json()["agent_port"]
-    url = f"http://127.0.0.1:{port}/workspaces/{workspace_id}/boot-log/ws?token={answer['token']}"
-    first = asyncio.run(first_boot_log_message(url))
+    url = f"wss://127.0.0.1:{port}/workspaces/{workspace_id}/boot-log/ws?token={answer['token']}"
+    first = asyncio.run(first_boot_log_message(url, world.edge, node_id))
     assert first["step"] and first["status"] in ("started", "succeeded", "failed")
 
     for body in ({"workspace_id": "w000000000000"}, {"workspace_id": "../x"}, {}):

@@ -14,6 +14,8 @@ node's token: 403; another audience, expired or forged: 401):
     POST   /api/nodes/{id}/heartbeat  {cpu_percent, memory, disk, active_workspaces,
                                       agent_version} → {"status", "health"} and, once the
                                       node's token is past half its life, "callback_token"
+    POST   /api/nodes/{id}/tls-certificate  {csr} → {certificate}: a cloud node's Origin CA
+                                      certificate for vm-{id}.{domain} (worker/nodes/origin_ca.py)
 """
 
 import logging
@@ -28,6 +30,7 @@ from worker.auth import scoped_tokens
 from worker.deployment import Deployment
 from worker.errors import Unauthorized
 from worker.logs import event
+from worker.nodes import origin_ca
 from worker.nodes import service as nodes
 from worker.nodes.model import Node, Provider
 from worker.states import NodeHealth, NodeStatus
@@ -176,6 +179,25 @@ async def ready(
     event(log, "node.ready", node_id=node_id, port=body.agent_port, version=body.version)
     await dispatch.on_node_ready(deployment, node_id)
     return NodeStatusOut(id=node.id, status=node.status)
+
+
+class CertificateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    csr: Annotated[str, StringConstraints(max_length=origin_ca.MAX_CSR_BYTES)]
+
+
+class CertificateOut(BaseModel):
+    certificate: str
+
+
+@router.post("/api/nodes/{node_id}/tls-certificate", response_model=CertificateOut)
+async def tls_certificate(
+    node_id: str,
+    body: CertificateRequest,
+    _: Annotated[dict[str, Any], Depends(node_token)],
+    deployment: DeploymentDep,
+) -> CertificateOut:
+    return CertificateOut(certificate=await origin_ca.certify_node(deployment, node_id, body.csr))
 
 
 @router.post(

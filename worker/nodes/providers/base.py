@@ -7,6 +7,7 @@ from typing import Protocol
 
 from worker.deployment import Deployment
 from worker.errors import InvalidInput
+from worker.nodes.model import CLOUD_AGENT_PORT
 
 # The labels every SAM server carries (Hetzner labels; the local launcher keeps the same).
 LABEL_MANAGED_BY = "managed-by"
@@ -22,7 +23,7 @@ class NodeBoot:
     node_id: str
     control_plane_url: str
     bootstrap_token: str = ""
-    agent_port: int = 8080
+    agent_port: int = CLOUD_AGENT_PORT
 
     def __repr__(self) -> str:  # the token stays out of logs and tracebacks
         return f"NodeBoot(node_id={self.node_id!r}, control_plane_url={self.control_plane_url!r})"

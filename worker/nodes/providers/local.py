@@ -5,11 +5,14 @@ edge's node launcher (devtools/local_nodes.py), which the edge adds to `env` as 
 binding `LOCAL_NODES` when it runs under `sam dev`:
 
     POST   http://local-nodes/nodes        {node_id, user_id, control_plane_url,
-                                            bootstrap_token} → 201 {node_id, agent_port}
+                                            bootstrap_token}
+                                           → 201 {node_id, agent_host, agent_port}
     DELETE http://local-nodes/nodes/{id}   → 200 (already gone too)
     GET    http://local-nodes/nodes        → {"nodes": [{node_id, user_id, agent_port,
                                               running, pid}]}
 
+The launcher starts the agent serving TLS as `agent_host` (`vm-{id}.localhost`, always
+this machine) with a certificate from the local CA the edge trusts for those names.
 On Cloudflare there is no such binding, and the provider says so (400).
 """
 
@@ -29,7 +32,7 @@ from worker.nodes.providers.base import (
 from worker.platform import Request
 
 LAUNCHER_URL = "http://local-nodes/nodes"
-AGENT_HOST = "127.0.0.1"
+AGENT_IP = "127.0.0.1"
 
 
 class LocalProviderUnavailable(InvalidInput):
@@ -81,8 +84,8 @@ class LocalProvider:
         )
         return ProvisionedServer(
             provider_server_id=node.id,
-            ip=AGENT_HOST,
-            agent_host=AGENT_HOST,
+            ip=AGENT_IP,
+            agent_host=str(answer["agent_host"]),
             agent_port=int(answer["agent_port"]),
             location="local",
         )
@@ -103,7 +106,7 @@ class LocalProvider:
                 user_id=each.get("user_id") or "",
                 name=f"local-{each['node_id']}",
                 status="running" if each.get("running") else "off",
-                ip=AGENT_HOST,
+                ip=AGENT_IP,
             )
             for each in answer["nodes"]
             if user_id is None or each.get("user_id") == user_id

@@ -9,71 +9,61 @@ scripts in order, stopping at the first that fails:
     20-agent.sh      downloads the agent artifact from {control plane}/api/agent/download
                      (served from R2), checks its SHA256SUMS, installs it with its own
                      install.sh into /opt/sam-agent/venv (offline wheels, nothing compiled)
+    25-container-tools.sh
+                     Node 22 and the ACP adapters (the artifact's container-tools lock,
+                     `npm ci`) into /opt/sam-agent/container-tools, which the agent mounts
+                     read-only into every workspace container for agent sessions
     30-token.sh      exchanges the one-time bootstrap token at POST /api/bootstrap/{token}
                      for the node's callback token, written to the agent's token file (0600);
                      the bootstrap token file is deleted
-    40-firewall.sh   nftables: the agent port accepts only Cloudflare's published address
-                     ranges (where the Worker's fetches come from) and loopback
+    35-tls.sh        makes the agent's TLS key (0600) and a CSR with openssl, and has the
+                     control plane certify it: POST /api/nodes/{id}/tls-certificate {csr}
+                     with the callback token → Cloudflare's Origin CA certificate for
+                     vm-{id}.{domain}. The key never leaves the VM.
+    40-firewall.sh   nftables (worker/nodes/providers/hetzner/firewall.py): the agent port
+                     accepts only Cloudflare's published ranges and loopback; SSH is closed
     50-service.sh    the artifact's systemd unit (the agent runs as root), start
-    60-ready.sh      waits for the agent's /health, then POST /api/nodes/{id}/ready
-                     {agent_port, version} with the callback token (the agent itself only
-                     sends heartbeats; a failure here is left to the first heartbeat)
+    60-ready.sh      waits for the agent's /health (TLS on loopback), then
+                     POST /api/nodes/{id}/ready {agent_port, version} with the callback
+                     token (the agent itself only sends heartbeats; a failure here is left
+                     to the first heartbeat)
 
 Secrets: none. The only credential in it is the bootstrap token, which is single use and
 expires in 15 minutes (worker/nodes/bootstrap.py): a leaked `user_data` (any process on the VM
-can read it from the metadata service) is worthless once the node has booted. The firewall
-is inside the VM rather than a Hetzner Cloud Firewall so that it is in place before the
-agent starts and nothing outside the server has to be created or cleaned up with it.
-Hetzner refuses `user_data` over 32 KiB; `render` checks that.
+can read it from the metadata service) is worthless once the node has booted. The TLS key is
+made on the VM, so it is in no user_data and crosses no network. The firewall is inside the
+VM rather than a Hetzner Cloud Firewall so that it is in place before the agent starts and
+nothing outside the server has to be created or cleaned up with it. Hetzner refuses
+`user_data` over 32 KiB; `render` checks that. docs/edge-to-node.md has the whole design.
 """
 
 import re
 
 from wire.version import VERSION
 from worker.nodes.providers.base import NodeBoot
+from worker.nodes.providers.hetzner import firewall
 
 MAX_USER_DATA_BYTES = 32 * 1024  # Hetzner Cloud's limit
 NODE_VERSION = "20.18.1"  # Node.js for the devcontainer CLI (DESIGN.md: Node 20)
 DEVCONTAINER_CLI_VERSION = "0.89.0"  # the same pin as package.json
 ETC_DIR = "/etc/sam-agent"
 OPT_DIR = "/opt/sam-agent"
+# Where the agent looks for the container tools on a VM (agent/config.py VM_CONTAINER_TOOLS).
+CONTAINER_TOOLS_DIR = f"{OPT_DIR}/container-tools"
+# Production dependencies only, exactly as locked; the VM's npm is the one 10-packages.sh put
+# in /usr/local.
+CONTAINER_TOOLS_NPM_CI = "/usr/local/bin/npm ci --omit=dev --no-audit --no-fund"
 STATE_DIR = "/var/lib/sam-agent"
 SETUP_DIR = f"{OPT_DIR}/setup"
 ENV_FILE = f"{ETC_DIR}/env"
 BOOTSTRAP_TOKEN_FILE = f"{ETC_DIR}/bootstrap-token"
 CALLBACK_TOKEN_FILE = f"{STATE_DIR}/callback-token"
 FIREWALL_FILE = f"{ETC_DIR}/firewall.nft"
+TLS_DIR = f"{ETC_DIR}/tls"
+TLS_CERT_FILE = f"{TLS_DIR}/cert.pem"
+TLS_KEY_FILE = f"{TLS_DIR}/key.pem"
 # Seconds 60-ready.sh waits for the agent's /health before giving up.
 READY_WAIT_SECONDS = 120
-
-# https://www.cloudflare.com/ips-v4 and /ips-v6: the Worker's outbound fetches come from
-# these. Cloudflare changes them rarely and announces it; update here when it does.
-CLOUDFLARE_IPV4 = (
-    "173.245.48.0/20",
-    "103.21.244.0/22",
-    "103.22.200.0/22",
-    "103.31.4.0/22",
-    "141.101.64.0/18",
-    "108.162.192.0/18",
-    "190.93.240.0/20",
-    "188.114.96.0/20",
-    "197.234.240.0/22",
-    "198.41.128.0/17",
-    "162.158.0.0/15",
-    "104.16.0.0/13",
-    "104.24.0.0/14",
-    "172.64.0.0/13",
-    "131.0.72.0/22",
-)
-CLOUDFLARE_IPV6 = (
-    "2400:cb00::/32",
-    "2606:4700::/32",
-    "2803:f800::/32",
-    "2405:b500::/32",
-    "2405:8100::/32",
-    "2a06:98c0::/29",
-    "2c0f:f248::/32",
-)
 
 # What may be written unquoted into the env file and the scripts.
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -117,6 +107,16 @@ sha256sum --quiet -c SHA256SUMS
 sh ./install.sh {OPT_DIR}/venv
 """
 
+CONTAINER_TOOLS = f"""# What agent sessions run inside workspace containers (mounted read-only
+# there), so a user's image needs no Node of its own: Node 22 and the ACP adapters, from
+# the lock file the artifact carries, at the versions the tests ran.
+mkdir -p {CONTAINER_TOOLS_DIR}
+cp {OPT_DIR}/sam-agent-__VERSION__/container-tools/package.json \
+  {OPT_DIR}/sam-agent-__VERSION__/container-tools/package-lock.json {CONTAINER_TOOLS_DIR}/
+cd {CONTAINER_TOOLS_DIR}
+{CONTAINER_TOOLS_NPM_CI}
+"""
+
 TOKEN = f"""# The bootstrap token → the node's callback token (0600), before the agent starts.
 umask 077
 mkdir -p {STATE_DIR}
@@ -128,7 +128,32 @@ mv {CALLBACK_TOKEN_FILE}.new {CALLBACK_TOKEN_FILE}
 rm -f {STATE_DIR}/bootstrap.json {BOOTSTRAP_TOKEN_FILE}
 """
 
-FIREWALL = f"""# The agent port: Cloudflare (the Worker) and loopback only; kept across reboots.
+# The settings every later step reads (the agent's env file).
+LOAD_ENV = f"""set -a
+. {ENV_FILE}
+set +a
+"""
+
+TLS = f"""# The agent's TLS key is made here and never leaves this VM; the control plane has
+# Cloudflare's Origin CA certify it for this node's name (vm-{{id}}.{{domain}}).
+{LOAD_ENV}umask 077
+mkdir -p {TLS_DIR}
+cd {TLS_DIR}
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \\
+  -subj "/CN=sam-node-$SAM_NODE_ID" -keyout "$SAM_TLS_KEY" -out request.csr
+python3 -c 'import json, sys; print(json.dumps({{"csr": open(sys.argv[1]).read()}}))' \\
+  request.csr > request.json
+curl -fsS --retry 10 --retry-connrefused --retry-delay 3 -X POST -o answer.json \\
+  -H "Authorization: Bearer $(cat "$SAM_CALLBACK_TOKEN_FILE")" \\
+  -H "Content-Type: application/json" --data @request.json \\
+  "$SAM_CONTROL_PLANE_URL/api/nodes/$SAM_NODE_ID/tls-certificate"
+python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["certificate"])' \\
+  answer.json > "$SAM_TLS_CERT.new"
+mv "$SAM_TLS_CERT.new" "$SAM_TLS_CERT"
+rm -f request.csr request.json answer.json
+"""
+
+FIREWALL = f"""# The agent port: Cloudflare (the edge) and loopback only; SSH closed; on reboot too.
 nft -f {FIREWALL_FILE}
 grep -q 'include "{FIREWALL_FILE}"' /etc/nftables.conf \\
   || echo 'include "{FIREWALL_FILE}"' >> /etc/nftables.conf
@@ -144,11 +169,10 @@ systemctl enable --now sam-agent
 """
 
 READY = f"""# Tell the control plane the agent is up (its heartbeats would, a little later).
-set -a
-. {ENV_FILE}
-set +a
-waited=0
-until curl -fs -o /dev/null "http://127.0.0.1:$SAM_AGENT_PORT/health"; do
+# The probe reads /health on loopback only and sends nothing secret: no need to check
+# the certificate, which is for vm-{{id}}.{{domain}}, not 127.0.0.1 (hence -k).
+{LOAD_ENV}waited=0
+until curl -fsk -o /dev/null "https://127.0.0.1:$SAM_AGENT_PORT/health"; do
   waited=$((waited + 1))
   if [ "$waited" -ge {READY_WAIT_SECONDS} ]; then
     echo "the agent never answered /health" >&2
@@ -167,7 +191,9 @@ curl -fsS --retry 5 --retry-connrefused -o /dev/null -X POST \\
 SETUP_STEPS = (
     ("10-packages.sh", PACKAGES),
     ("20-agent.sh", AGENT),
+    ("25-container-tools.sh", CONTAINER_TOOLS),
     ("30-token.sh", TOKEN),
+    ("35-tls.sh", TLS),
     ("40-firewall.sh", FIREWALL),
     ("50-service.sh", SERVICE),
     ("60-ready.sh", READY),
@@ -187,28 +213,10 @@ def agent_env(boot: NodeBoot) -> str:
             ("SAM_BACKEND", "docker"),
             ("SAM_STATE_DIR", STATE_DIR),
             ("SAM_CALLBACK_TOKEN_FILE", CALLBACK_TOKEN_FILE),
+            ("SAM_TLS_CERT", TLS_CERT_FILE),
+            ("SAM_TLS_KEY", TLS_KEY_FILE),
         )
     )
-
-
-def firewall_rules(agent_port: int) -> str:
-    v4 = ", ".join(CLOUDFLARE_IPV4)
-    v6 = ", ".join(CLOUDFLARE_IPV6)
-    return f"""# SAM: the node agent's port accepts Cloudflare (the control plane) and loopback only
-table inet sam_agent
-delete table inet sam_agent
-table inet sam_agent {{
-  set cloudflare_v4 {{ type ipv4_addr; flags interval; elements = {{ {v4} }}; }}
-  set cloudflare_v6 {{ type ipv6_addr; flags interval; elements = {{ {v6} }}; }}
-  chain input {{
-    type filter hook input priority filter - 1; policy accept;
-    tcp dport {agent_port} iif "lo" accept
-    tcp dport {agent_port} ip saddr @cloudflare_v4 accept
-    tcp dport {agent_port} ip6 saddr @cloudflare_v6 accept
-    tcp dport {agent_port} drop
-  }}
-}}
-"""
 
 
 def render(boot: NodeBoot, version: str = VERSION) -> str:
@@ -227,7 +235,7 @@ def render(boot: NodeBoot, version: str = VERSION) -> str:
     files = [
         (ENV_FILE, "0644", agent_env(boot)),
         (BOOTSTRAP_TOKEN_FILE, "0600", boot.bootstrap_token + "\n"),
-        (FIREWALL_FILE, "0644", firewall_rules(boot.agent_port)),
+        (FIREWALL_FILE, "0644", firewall.rules(boot.agent_port)),
         (f"{SETUP_DIR}/run", "0755", RUNNER),
         *((f"{SETUP_DIR}/{name}", "0644", fill(script)) for name, script in SETUP_STEPS),
     ]

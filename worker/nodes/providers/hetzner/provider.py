@@ -23,7 +23,7 @@ from worker.deployment import Deployment
 from worker.errors import InvalidInput, SamError, Unavailable, UpstreamFailed
 from worker.http_retry import Sleep
 from worker.logs import event
-from worker.nodes import dns
+from worker.nodes import cloudflare_api, dns, origin_ca
 from worker.nodes.providers.base import (
     LABEL_MANAGED_BY,
     LABEL_NODE,
@@ -169,8 +169,7 @@ class HetznerProvider:
         self._sleep = sleep  # tests inject it; None is asyncio.sleep
 
     def check_available(self, deployment: Deployment) -> None:
-        if not dns.is_configured(deployment.config):
-            raise dns.DnsNotConfigured()
+        cloudflare_api.zone_id(deployment.config)  # CloudflareNotConfigured without it
 
     async def _api(self, deployment: Deployment, user_id: str) -> HetznerApi:
         token = await open_credential(deployment, user_id, CredentialKind.HETZNER)
@@ -273,8 +272,21 @@ class HetznerProvider:
         ids |= {str(server["id"]) for server in await _find_all(api, node.id)}
         for server_id in sorted(ids):
             await _delete(api, server_id)
-        if dns.is_configured(config):
-            await dns.delete_records(config, dns.vm_hostname(config, node.id), node.dns_record_id)
+        if cloudflare_api.is_configured(config):
+            host = dns.vm_hostname(config, node.id)
+            await dns.delete_records(config, host, node.dns_record_id)
+            try:
+                await origin_ca.revoke_for(config, host)
+            except cloudflare_api.CloudflareError as exc:
+                # The key died with the VM, so a certificate left behind vouches for no one:
+                # say so, but never keep a node (and its bill) alive over it.
+                event(
+                    log,
+                    "origin_ca.revoke_failed",
+                    level=logging.WARNING,
+                    node_id=node.id,
+                    error=exc.message,
+                )
 
     async def list_managed(
         self, deployment: Deployment, user_id: str | None
