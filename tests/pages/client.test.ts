@@ -160,6 +160,25 @@ describe("TerminalClient", () => {
     expect(Buffer.from(binary[0]).toString("hex")).toBe(golden("binary-input").binary!.hex);
   });
 
+  it("watches an agent's command tab without typing into or resizing it", () => {
+    const agentTab = { ...session("as-1-t1"), name: "npm test", read_only: true, owner: "as-1" };
+    socket().open();
+    socket().reply({ type: "sessions", request_id: "r1", sessions: [session("s1"), agentTab] });
+    socket().reply({ type: "attached", request_id: "r2", session: session("s1"), offset: 0, reset: false });
+    socket().reply({ type: "attached", request_id: "r3", session: agentTab, offset: 0, reset: false });
+    socket().output("as-1-t1", 0, "PASS");
+    expect(screens.get("as-1-t1")).toBe("PASS");
+    expect(client.tabs.map((t) => [t.sessionId, t.readOnly, t.owner])).toEqual([
+      ["s1", false, null],
+      ["as-1-t1", true, "as-1"],
+    ]);
+    const before = socket().sent.length;
+    expect(client.input("as-1-t1", new TextEncoder().encode("q"))).toBe(false);
+    client.resize("as-1-t1", 100, 30);
+    expect(socket().sent.length).toBe(before); // nothing the agent would refuse with read_only
+    expect(client.input("s1", new TextEncoder().encode("q"))).toBe(true);
+  });
+
   it("after a drop, reattaches at its end offset: nothing lost, nothing repeated", async () => {
     socket().open();
     socket().reply({ type: "sessions", request_id: "r1", sessions: [session("s1", 10)] });

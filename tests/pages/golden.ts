@@ -1,9 +1,10 @@
-// The agent's golden terminal frames (tests/golden/terminal/*.json), shared with
-// tests/agent and tests/worker so that the browser and the agent cannot drift.
+// The agent's golden frames (tests/golden/terminal/*.json, tests/golden/agent_session/*.json),
+// shared with tests/agent and tests/worker so that the browser and the agent cannot drift.
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 
-export const GOLDEN_DIR = join(import.meta.dirname, "..", "golden", "terminal");
+const GOLDEN_ROOT = join(import.meta.dirname, "..", "golden");
+export type Protocol = "terminal" | "agent_session";
 
 export interface Golden {
   name: string;
@@ -14,15 +15,16 @@ export interface Golden {
   fields?: { kind: "input" | "output"; session_id: string; offset?: number; data_hex: string };
 }
 
-export function goldens(): Golden[] {
-  return readdirSync(GOLDEN_DIR)
+export function goldens(protocol: Protocol = "terminal"): Golden[] {
+  const dir = join(GOLDEN_ROOT, protocol);
+  return readdirSync(dir)
     .filter((file) => file.endsWith(".json"))
     .sort()
-    .map((file) => ({ name: file, ...JSON.parse(readFileSync(join(GOLDEN_DIR, file), "utf8")) }));
+    .map((file) => ({ name: file, ...JSON.parse(readFileSync(join(dir, file), "utf8")) }));
 }
 
-export function golden(name: string): Golden {
-  const found = goldens().find((g) => g.name === `${name}.json`);
+export function golden(name: string, protocol: Protocol = "terminal"): Golden {
+  const found = goldens(protocol).find((g) => g.name === `${name}.json`);
   if (!found) throw new Error(`no golden file ${name}.json`);
   return found;
 }

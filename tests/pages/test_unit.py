@@ -1,7 +1,10 @@
 """The web app's unit tests (vitest, tests/pages/*.test.ts), run as part of the suite.
 
 `npm test` type-checks the tests with tsc, then runs vitest in Node: the terminal codec
-against every golden frame in tests/golden/terminal/, and the reconnecting client.
+against every golden frame in tests/golden/terminal/, the reconnecting client, the
+agent-session frames against tests/golden/agent_session/, how those frames become the
+conversation the Agent tab shows, and its components rendered to HTML (markdown without raw
+HTML, diffs, tool cards).
 """
 
 import os

@@ -180,3 +180,40 @@ def test_a_session_viewer_passes_through_with_its_after(
     assert path == f"/workspaces/{workspace.id}/agent-sessions/as-1/ws"
     assert (authorization, token) == (f"Bearer {workspace.terminal_token}", None)
     assert agent.queries[-1] == {"after": "3"}
+
+
+def test_the_apps_pages_call_a_workspace_cross_origin(
+    development_worker: PyodideWorker, workspace: Workspace
+) -> None:
+    # CORS under real Pyodide: the preflight's bodiless 204, the header added to an
+    # upstream answer (a fetched Response, whose headers are immutable on Cloudflare) and
+    # to a refusal the proxy answers itself.
+    origin = {"origin": APP}
+    preflight = development_worker.fetch(
+        workspace.url("/agent-sessions"),
+        method="OPTIONS",
+        headers={
+            **origin,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type",
+        },
+    )
+    assert preflight.status == 204, preflight.body
+    assert preflight.headers["access-control-allow-origin"] == APP
+    assert preflight.headers["access-control-allow-methods"] == "GET, POST"
+
+    listed = development_worker.fetch(
+        workspace.url(f"/terminals?token={workspace.terminal_token}"), headers=origin
+    )
+    assert listed.status == 200, listed.body
+    assert listed.headers["access-control-allow-origin"] == APP
+    assert listed.headers["cache-control"] == "no-store"
+
+    refused = development_worker.fetch(workspace.url("/agent-sessions"), headers=origin)
+    assert refused.status == 401 and refused.json()["error"] == "unauthorized"
+    assert refused.headers["access-control-allow-origin"] == APP
+
+    elsewhere = {"origin": "https://elsewhere.example", "access-control-request-method": "GET"}
+    other = development_worker.fetch(workspace.url(""), method="OPTIONS", headers=elsewhere)
+    assert other.status == 403 and other.json()["error"] == "cors_refused"
+    assert "access-control-allow-origin" not in other.headers

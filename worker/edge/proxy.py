@@ -11,6 +11,9 @@
 Every refusal is decided here, before any upstream call, as a domain error that the
 edge's boundary answers as JSON (statuses as worker/http_errors.py maps them):
 
+    0. CORS (worker/edge/cors.py): the app's preflight is answered first; any other 403.
+       Answers to the app's origin, refusals too, carry its Access-Control-Allow-Origin.
+
     1. a WebSocket's Origin: the app origin, or none at all for a non-browser client
        that brings a token (a page on another origin never gets a socket)       403
     2. who: `?token=` a sam:terminal token for this workspace (verified as the agent
@@ -47,6 +50,7 @@ from wire.agent_session import MAX_BODY_BYTES, SessionId
 from worker.auth import grants, scoped_tokens, sessions
 from worker.auth.scoped_tokens import Audience
 from worker.deployment import Deployment
+from worker.edge import cors
 from worker.errors import (
     Conflict,
     Forbidden,
@@ -57,6 +61,7 @@ from worker.errors import (
     Unauthorized,
     UpstreamFailed,
 )
+from worker.http_errors import error_reply
 from worker.logs import event
 from worker.platform import Request, Response, fetch, response_web_socket, with_headers
 from worker.states import WorkspaceStatus
@@ -107,21 +112,33 @@ class Caller:
 
 async def handle(request: Request, deployment: Deployment, workspace_id: str) -> Response:
     """Answer a request to `ws-{workspace_id}.{domain}`."""
+    app_origin = f"{urlsplit(request.url).scheme}://app.{deployment.config.domain}"
+    from_app = request.headers.get("origin") == app_origin
     try:
-        return await _proxy(request, deployment, workspace_id)
-    except SamError as exc:  # answered by the edge's error boundary (worker/edge/router.py)
+        if request.method.value == "OPTIONS":
+            return cors.preflight(request, app_origin)
+        response = await _proxy(request, deployment, workspace_id, app_origin)
+    except SamError as exc:
         event(log, "proxy.refused", workspace=workspace_id, error=exc.code)
-        raise
+        if not from_app:
+            raise  # answered by the edge's error boundary (worker/edge/router.py)
+        # The same answer, readable by the app's page (without the header a browser hides
+        # a refusal as a network error).
+        status, body, headers = error_reply(exc)
+        response = Response.from_json(body, status, headers=headers or None)
+    if from_app and response.status != 101:
+        response = with_headers(response, cors.allow(app_origin))
+    return response
 
 
-async def _proxy(request: Request, deployment: Deployment, workspace_id: str) -> Response:
-    config = deployment.config
+async def _proxy(
+    request: Request, deployment: Deployment, workspace_id: str, app_origin: str
+) -> Response:
     url = urlsplit(request.url)
     method = request.method.value
     websocket = request.headers.get("upgrade", "").lower() == "websocket"
     query = parse_qsl(url.query, keep_blank_values=True)
     offered = [value for name, value in query if name == TOKEN_PARAM]
-    app_origin = f"{url.scheme}://app.{config.domain}"
     changes = websocket or method in POST
     if changes:
         _check_origin(request, app_origin)

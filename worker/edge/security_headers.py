@@ -1,7 +1,8 @@
 """The headers the web app's pages and files carry: what the SPA may load, and from where.
 
     content-security-policy     scripts, styles, fonts and images from the app's own origin;
-                                fetch to itself and WebSockets to `ws-{id}.{domain}`; no
+                                fetch to itself, fetch and WebSockets to `ws-{id}.{domain}`
+                                (a workspace's agent sessions, terminals); no
                                 plugins, no <base>, forms only to itself, never framed
     x-content-type-options      nosniff: a file is only ever what its content-type says
     referrer-policy             same-origin: no page URL leaves for another site
@@ -24,7 +25,7 @@ def content_security_policy(scheme: str, domain: str) -> str:
             "style-src 'self' 'unsafe-inline'",
             f"img-src 'self' {AVATARS_ORIGIN}",
             "font-src 'self'",
-            f"connect-src 'self' {sockets}://*.{domain}",
+            f"connect-src 'self' {scheme}://*.{domain} {sockets}://*.{domain}",
             "manifest-src 'self'",
             "base-uri 'none'",
             "form-action 'self'",

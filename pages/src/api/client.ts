@@ -1,5 +1,6 @@
 /**
- * The API client: same-origin `fetch('/api/…')` with the session cookie. Every failure
+ * The API client: same-origin `fetch('/api/…')` with the session cookie (and, for the
+ * agent sessions, a workspace's own host with a token: no cookie crosses to it). Every failure
  * becomes an `ApiError` carrying the API's own `{"error", "message"}`, so screens show
  * exactly what the API said (and a network failure says what to check).
  */
@@ -72,7 +73,8 @@ export async function request<T>(method: Method, path: string, body?: unknown): 
       typeof problem?.message === "string"
         ? problem.message
         : `The API answered ${response.status} ${response.statusText}.`.replace(" .", ".");
-    if (response.status === 401 && path !== "/api/auth/me") onUnauthorized?.();
+    // Only the API's own 401 means signed out (a workspace's host refuses a stale token).
+    if (response.status === 401 && path.startsWith("/api/") && path !== "/api/auth/me") onUnauthorized?.();
     throw new ApiError(response.status, code, message);
   }
   if (parsed === undefined && text) {

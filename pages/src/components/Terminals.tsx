@@ -77,17 +77,24 @@ function TerminalTabs({ manager, onStopped }: { manager: TerminalManager; onStop
               >
                 <span className={`dot ${tab.live ? "dot-live" : "dot-ended"}`} aria-hidden="true" />
                 {tab.name}
+                {tab.readOnly && (
+                  <span className="tab-read-only" title="A command the agent runs: you can watch it, not type into it" data-testid="read-only-tab">
+                    agent · read-only
+                  </span>
+                )}
                 {!tab.live && <span className="visually-hidden"> (ended)</span>}
               </button>
-              <button
-                type="button"
-                className="tab-close"
-                aria-label={`Close ${tab.name}`}
-                title={`Close ${tab.name}`}
-                onClick={() => manager.closeTab(tab.sessionId)}
-              >
-                ×
-              </button>
+              {!(tab.readOnly && tab.live) && (
+                <button
+                  type="button"
+                  className="tab-close"
+                  aria-label={`Close ${tab.name}`}
+                  title={`Close ${tab.name}`}
+                  onClick={() => manager.closeTab(tab.sessionId)}
+                >
+                  ×
+                </button>
+              )}
             </div>
           ))}
         </div>
@@ -144,7 +151,7 @@ function TerminalTabs({ manager, onStopped }: { manager: TerminalManager; onStop
             {!tab.live && (
               <div className="terminal-ended" role="status">
                 <span>{tab.exit ? describeExit(tab.exit) : "This tab's shell is gone: the node's agent restarted."}</span>
-                {(tab.exit === null || tab.exit.reason === "agent_stopping") && status === "open" ? (
+                {!tab.readOnly && (tab.exit === null || tab.exit.reason === "agent_stopping") && status === "open" ? (
                   <button type="button" className="button button-small" onClick={() => manager.restartTab(tab.sessionId)}>
                     Start a new shell here
                   </button>

@@ -29,15 +29,20 @@ export function Loading({ what }: { what: string }) {
 const STATUS_TONES: Record<string, string> = {
   running: "good",
   healthy: "good",
+  idle: "good",
   succeeded: "good",
   creating: "busy",
   pending: "busy",
   started: "busy",
   stopping: "busy",
+  starting: "busy",
+  prompting: "busy",
+  restarting: "busy",
   stale: "warn",
   stopped: "quiet",
   error: "bad",
   failed: "bad",
+  crashed: "bad",
   unhealthy: "bad",
 };
 

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from "react";
+import { type ReactNode, Suspense, lazy, useCallback, useEffect, useState } from "react";
 
 import { api } from "../api/client";
 import type { Workspace } from "../api/types";
@@ -9,7 +9,11 @@ import { ConfirmButton, ErrorNote, Loading, PageHeader, StatusBadge } from "../c
 import { useLoad, useTitle } from "../hooks";
 import { Link, navigate } from "../router";
 
+// The Agent tab (markdown, diffs) loads only when it is first opened.
+const AgentTab = lazy(() => import("../agent/AgentTab").then((module) => ({ default: module.AgentTab })));
 const PROVISIONING = new Set(["pending", "creating"]);
+const VIEW_KEY = "sam:workspace-view:";
+type View = "terminals" | "agent";
 const CHANGING = new Set(["pending", "creating", "stopping"]);
 const DEFAULT_POLL_SECONDS = 2;
 const IDLE_POLL_MS = 15_000;
@@ -28,6 +32,7 @@ export function WorkspaceScreen({ id }: { id: string }) {
   const live = useLiveBootLog(id, status === "creating" && Boolean(workspace.data?.urls?.boot_log_ws));
   const entries = mergeBootLog(bootLog.data?.entries ?? [], live);
   const [actionError, setActionError] = useState<unknown>(null);
+  const [agentWaiting, setAgentWaiting] = useState(0);
   const [acting, setActing] = useState(false);
   useTitle(workspace.data?.name ?? "Workspace");
 
@@ -132,7 +137,18 @@ export function WorkspaceScreen({ id }: { id: string }) {
         </section>
       )}
 
-      {data.status === "running" && <Terminals workspaceId={id} onStopped={onTerminalsStopped} />}
+      {data.status === "running" && (
+        <WorkspaceViews
+          workspaceId={id}
+          agentWaiting={agentWaiting}
+          terminals={<Terminals workspaceId={id} onStopped={onTerminalsStopped} />}
+          agent={
+            <Suspense fallback={<Loading what="the agent" />}>
+              <AgentTab workspaceId={id} backend={data.backend} onWaiting={setAgentWaiting} />
+            </Suspense>
+          }
+        />
+      )}
 
       {data.status === "stopping" && <Loading what="(stopping the workspace)" />}
 
@@ -162,5 +178,77 @@ export function WorkspaceScreen({ id }: { id: string }) {
         </details>
       )}
     </div>
+  );
+}
+
+/** Terminals and the Agent, one shown at a time; each stays mounted (and connected) once
+ * opened. The tab shown last comes back after a reload. */
+function WorkspaceViews({
+  workspaceId,
+  agentWaiting,
+  terminals,
+  agent,
+}: {
+  workspaceId: string;
+  /** Permission requests waiting in the Agent tab: its label says so from the other tab. */
+  agentWaiting: number;
+  terminals: ReactNode;
+  agent: ReactNode;
+}) {
+  const [view, setView] = useState<View>(() =>
+    sessionStorage.getItem(VIEW_KEY + workspaceId) === "agent" ? "agent" : "terminals",
+  );
+  const [agentOpened, setAgentOpened] = useState(view === "agent");
+  const show = (next: View) => {
+    sessionStorage.setItem(VIEW_KEY + workspaceId, next);
+    setView(next);
+    if (next === "agent") setAgentOpened(true);
+  };
+  const views: { name: View; label: string }[] = [
+    { name: "terminals", label: "Terminals" },
+    { name: "agent", label: "Agent" },
+  ];
+  return (
+    <>
+      <div role="tablist" aria-label="Workspace views" className="view-tabs">
+        {views.map(({ name, label }) => (
+          <button
+            key={name}
+            type="button"
+            role="tab"
+            id={`view-${name}`}
+            aria-selected={view === name}
+            aria-controls={`view-panel-${name}`}
+            className={`view-tab ${view === name ? "view-tab-active" : ""}`}
+            tabIndex={view === name ? 0 : -1}
+            onClick={() => show(name)}
+            onKeyDown={(event) => {
+              // Arrow keys move between the two views (WAI-ARIA tabs pattern).
+              if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
+              event.preventDefault();
+              const other = name === "agent" ? "terminals" : "agent";
+              show(other);
+              document.getElementById(`view-${other}`)?.focus();
+            }}
+          >
+            {label}
+            {name === "agent" && agentWaiting > 0 && (
+              <span className="view-tab-waiting" data-testid="agent-tab-waiting">
+                {" "}
+                · {agentWaiting} waiting
+              </span>
+            )}
+          </button>
+        ))}
+      </div>
+      <div role="tabpanel" id="view-panel-terminals" aria-labelledby="view-terminals" className="view-panel" hidden={view !== "terminals"}>
+        {terminals}
+      </div>
+      {agentOpened && (
+        <div role="tabpanel" id="view-panel-agent" aria-labelledby="view-agent" className="view-panel" hidden={view !== "agent"}>
+          {agent}
+        </div>
+      )}
+    </>
   );
 }

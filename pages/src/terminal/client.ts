@@ -40,6 +40,10 @@ export interface Tab {
   cols: number | null;
   rows: number | null;
   exit: TabExit | null;
+  /** An agent's command: watched, never typed into, resized, renamed or closed. */
+  readOnly: boolean;
+  /** The agent session that runs it (read-only tabs). */
+  owner: string | null;
 }
 
 export interface TerminalListener {
@@ -233,16 +237,20 @@ export class TerminalClient {
 
   resize(sessionId: string, cols: number, rows: number): void {
     const size = `${cols}x${rows}`;
-    if (this.sizes.get(sessionId) === size || !this.isOpen()) return;
+    if (this.sizes.get(sessionId) === size || !this.isOpen() || this.isReadOnly(sessionId)) return;
     this.sizes.set(sessionId, size);
     this.send(frames.resize(null, sessionId, cols, rows));
   }
 
   /** Keystrokes or a paste for the session's shell; false when they could not be sent. */
   input(sessionId: string, data: Uint8Array): boolean {
-    if (!this.isOpen() || !this.ends.has(sessionId)) return false;
+    if (!this.isOpen() || !this.ends.has(sessionId) || this.isReadOnly(sessionId)) return false;
     for (const chunk of encodeInputChunks(sessionId, data)) this.socket!.send(chunk);
     return true;
+  }
+
+  private isReadOnly(sessionId: string): boolean {
+    return this.tabs.some((t) => t.sessionId === sessionId && t.readOnly);
   }
 
   private isOpen(): boolean {
@@ -380,6 +388,8 @@ export class TerminalClient {
       live: session.live,
       cols: session.cols,
       rows: session.rows,
+      readOnly: session.read_only ?? false,
+      owner: session.owner ?? null,
     };
     if (tab) {
       Object.assign(tab, fields);

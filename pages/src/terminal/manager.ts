@@ -44,6 +44,7 @@ function exitText(exit: TabExit): string {
   if (exit.reason === "gone") return "This session ended while the page was away.";
   if (exit.reason === "workspace_stopped") return "The workspace stopped.";
   if (exit.reason === "agent_stopping") return "The node's agent stopped.";
+  if (exit.reason === "killed") return "The agent ended this command.";
   if (exit.exitCode !== null) return `Process exited with code ${exit.exitCode}.`;
   if (exit.signal !== null) return `Process ended by signal ${exit.signal}.`;
   return "Session closed.";
@@ -209,6 +210,13 @@ export class TerminalManager {
   private fit(sessionId: string): void {
     const screen = this.screens.get(sessionId);
     if (!screen?.element || screen.element.offsetParent === null) return;
+    const tab = this.client.tabs.find((t) => t.sessionId === sessionId);
+    if (tab?.readOnly) {
+      // An agent's command keeps the size it runs at; the screen shows it as it is.
+      screen.terminal.options.disableStdin = true;
+      if (tab.cols && tab.rows) screen.terminal.resize(tab.cols, tab.rows);
+      return;
+    }
     const size = screen.fit.proposeDimensions();
     if (!size || !Number.isFinite(size.cols) || !Number.isFinite(size.rows)) return;
     const cols = Math.max(2, size.cols);

@@ -27,9 +27,14 @@ export interface SessionInfo {
   rows: number | null;
   offset: number | null;
   viewers: number;
+  /** A command an agent session runs (ACP terminal/*): watch only; input, resize, rename
+   * and close are refused. Absent from agents older than the agent's command tabs. */
+  read_only?: boolean;
+  /** The agent session that runs it. */
+  owner?: string | null;
 }
 
-export type ExitReason = "exited" | "closed" | "orphaned" | "workspace_stopped" | "agent_stopping";
+export type ExitReason = "exited" | "closed" | "orphaned" | "workspace_stopped" | "agent_stopping" | "killed";
 
 export type ErrorCode =
   | "bad_frame"
@@ -40,7 +45,8 @@ export type ErrorCode =
   | "too_many_sessions"
   | "workspace_not_running"
   | "spawn_failed"
-  | "input_overflow";
+  | "input_overflow"
+  | "read_only";
 
 export type ServerFrame =
   | { type: "created"; request_id: string | null; session: SessionInfo }

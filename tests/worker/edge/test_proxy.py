@@ -866,6 +866,77 @@ async def test_a_session_viewer_gets_its_token_as_a_header_and_keeps_after(
         assert forwarded == params["token"]
 
 
+# --- CORS: the web app calls the HTTP routes from app.{domain} -----------------------------
+
+
+async def preflight(world: World, origin: str, method: str, headers: str = "") -> httpx.Response:
+    workspace_id = world.rows["recorded"]
+    asked = {"access-control-request-method": method, "origin": origin}
+    if headers:
+        asked["access-control-request-headers"] = headers
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{world.edge.port}") as client:
+        return await client.options(
+            f"/workspaces/{workspace_id}/agent-sessions/as-1/prompt",
+            headers={"host": ws_host(world, workspace_id), **asked},
+        )
+
+
+async def test_the_apps_origin_may_call_the_session_routes_cross_origin(world: World) -> None:
+    assert world.recorder is not None
+    workspace_id, node_id = world.rows["recorded"], world.nodes["recorder"]
+    origin = app_origin(world.edge)
+    before = len(world.recorder.seen)
+    allowed = await preflight(world, origin, "POST", "Content-Type")
+    assert allowed.status_code == 204, allowed.text
+    assert allowed.headers["access-control-allow-origin"] == origin
+    assert allowed.headers["access-control-allow-methods"] == "GET, POST"
+    assert allowed.headers["access-control-allow-headers"] == "content-type"
+    assert "access-control-allow-credentials" not in allowed.headers
+    assert len(world.recorder.seen) == before  # answered by the edge alone
+
+    token = await world.signer.terminal(world.alice.id, node_id, workspace_id, world.alice.session)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{world.edge.port}") as client:
+        prompted = await client.post(
+            f"/workspaces/{workspace_id}/agent-sessions/as-1/prompt",
+            params={"token": token},
+            json={"text": "hi"},
+            headers={"host": ws_host(world, workspace_id), "origin": origin},
+        )
+    assert prompted.status_code == 202, prompted.text
+    assert prompted.headers["access-control-allow-origin"] == origin
+    assert prompted.headers["vary"] == "Origin"
+    # A refusal reaches the app's page readable too: its JSON says what to do next.
+    refused = await call(world, workspace_id, "http", origin=origin)
+    assert refused.status_code == 401 and error_of(refused) == "unauthorized"
+    assert refused.headers["access-control-allow-origin"] == origin
+
+
+@pytest.mark.parametrize(
+    ("origin", "method", "headers"),
+    [
+        ("http://evil.localhost:1", "POST", "content-type"),  # another origin
+        (None, "POST", "content-type"),  # the app's origin on another port: set below
+        ("app", "PUT", ""),  # a method the routes do not take
+        ("app", "POST", "content-type, authorization"),  # a header nothing needs
+    ],
+)
+async def test_any_other_cross_origin_call_is_refused(
+    world: World, origin: str | None, method: str, headers: str
+) -> None:
+    app = app_origin(world.edge)
+    asked = {"app": app, None: app.replace(str(world.edge.port), str(world.edge.port + 1))}
+    refused = await preflight(world, asked.get(origin, origin or ""), method, headers)
+    assert refused.status_code == 403 and error_of(refused) == "cors_refused"
+    # (A 403 preflight fails in the browser whatever its headers; the app may read why.)
+    assert ("access-control-allow-origin" in refused.headers) == (origin == "app")
+    # An answer to another origin's page carries no CORS header: the page cannot read it.
+    workspace_id, node_id = world.rows["recorded"], world.nodes["recorder"]
+    token = await world.signer.terminal(world.alice.id, node_id, workspace_id, world.alice.session)
+    other = await call(world, workspace_id, "http", token=token, origin="http://evil.localhost:1")
+    assert other.status_code == 200
+    assert "access-control-allow-origin" not in other.headers
+
+
 # --- the client's codec ------------------------------------------------------------------------
 
 

@@ -38,7 +38,7 @@ def test_every_file_of_the_app_carries_the_headers(edge: Edge, path: str) -> Non
     assert csp["default-src"] == "'none'"
     assert csp["script-src"] == "'self'"
     assert csp["frame-ancestors"] == "'none'"
-    assert csp["connect-src"] == f"'self' ws://*.{edge.domain}"
+    assert csp["connect-src"] == f"'self' http://*.{edge.domain} ws://*.{edge.domain}"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "same-origin"
     assert response.headers["x-frame-options"] == "DENY"
@@ -47,4 +47,4 @@ def test_every_file_of_the_app_carries_the_headers(edge: Edge, path: str) -> Non
 def test_over_https_the_terminal_sockets_are_wss(edge: Edge) -> None:
     with edge.client("app", headers={"x-forwarded-proto": "https"}) as client:
         csp = policy(client.get("/").headers["content-security-policy"])
-    assert csp["connect-src"] == f"'self' wss://*.{edge.domain}"
+    assert csp["connect-src"] == f"'self' https://*.{edge.domain} wss://*.{edge.domain}"
