@@ -9,6 +9,8 @@ binding `LOCAL_NODES` when it runs under `sam dev`:
     DELETE http://local-nodes/nodes/{id}   → 200 (already gone too)
     GET    http://local-nodes/nodes        → {"nodes": [{node_id, user_id, agent_port,
                                               running, pid}]}
+    POST   http://local-nodes/repositories/check  {path, roots: [dir, ...] | null}
+                                           → {"path": the resolved path, or null: refused}
 
 On Cloudflare there is no such binding, and the provider says so (400).
 """
@@ -29,6 +31,7 @@ from worker.nodes.providers.base import (
 from worker.platform import Request
 
 LAUNCHER_URL = "http://local-nodes/nodes"
+REPOSITORY_CHECK_URL = "http://local-nodes/repositories/check"
 AGENT_HOST = "127.0.0.1"
 
 
@@ -89,6 +92,17 @@ class LocalProvider:
 
     async def delete_server(self, deployment: Deployment, node: ServerOwner) -> None:
         await self._call(deployment, "DELETE", f"{LAUNCHER_URL}/{quote(node.id, safe='')}")
+
+    async def check_repository(
+        self, deployment: Deployment, path: str, roots: list[str] | None
+    ) -> str | None:
+        """`path` resolved on this machine if it is a git repository inside `roots` (None:
+        anywhere); None if not (worker/workspaces/local_paths.py words the refusal)."""
+        answer = await self._call(
+            deployment, "POST", REPOSITORY_CHECK_URL, {"path": path, "roots": roots}
+        )
+        resolved = answer.get("path")
+        return resolved if isinstance(resolved, str) else None
 
     async def list_managed(
         self, deployment: Deployment, user_id: str | None
