@@ -3,7 +3,7 @@ import { type FormEvent, useId, useState } from "react";
 import { ApiError, api } from "../api/client";
 import type { User } from "../api/types";
 import { ErrorNote } from "../components/ui";
-import { useTitle } from "../hooks";
+import { useLoad, useTitle } from "../hooks";
 
 const GITHUB_LOGIN = "/api/auth/github/login";
 // GitHub's rule for logins, which dev sign-in names follow too.
@@ -21,6 +21,10 @@ export function SignInScreen({ onSignedIn }: { onSignedIn: (user: User) => void 
   const [githubError, setGithubError] = useState<unknown>(null);
   const [githubBusy, setGithubBusy] = useState(false);
   const [showDev, setShowDev] = useState(looksLocal);
+  // Until the deployment has said, GitHub comes first (a production deployment has it);
+  // `sam dev` without a GitHub app puts the sign-in that works first.
+  const offered = useLoad(() => api.deployment(), []);
+  const devFirst = offered.data !== undefined && !offered.data.sign_in.github && offered.data.sign_in.development;
 
   const signInWithGitHub = async () => {
     setGithubBusy(true);
@@ -43,6 +47,20 @@ export function SignInScreen({ onSignedIn }: { onSignedIn: (user: User) => void 
     setGithubBusy(false);
   };
 
+  const github = (
+    <>
+      <button
+        type="button"
+        className={`button button-block ${devFirst ? "button-quiet" : "button-primary"}`}
+        onClick={() => void signInWithGitHub()}
+        disabled={githubBusy}
+      >
+        <GitHubMark /> {githubBusy ? "Opening GitHub…" : "Sign in with GitHub"}
+      </button>
+      {githubError !== null && <ErrorNote error={githubError} />}
+    </>
+  );
+
   return (
     <main className="centered sign-in">
       <div className="card narrow">
@@ -51,21 +69,24 @@ export function SignInScreen({ onSignedIn }: { onSignedIn: (user: User) => void 
           <h1>Sign in to SAM</h1>
         </div>
         <p className="muted">Ephemeral AI coding environments on your own cloud account.</p>
-        <button
-          type="button"
-          className="button button-primary button-block"
-          onClick={() => void signInWithGitHub()}
-          disabled={githubBusy}
-        >
-          <GitHubMark /> {githubBusy ? "Opening GitHub…" : "Sign in with GitHub"}
-        </button>
-        {githubError !== null && <ErrorNote error={githubError} />}
-        {showDev ? (
-          <DevSignIn onSignedIn={onSignedIn} />
+        {!devFirst ? (
+          <>
+            {github}
+            {showDev ? (
+              <DevSignIn onSignedIn={onSignedIn} />
+            ) : (
+              <button type="button" className="link-button" onClick={() => setShowDev(true)}>
+                Sign in without GitHub (local development)
+              </button>
+            )}
+          </>
         ) : (
-          <button type="button" className="link-button" onClick={() => setShowDev(true)}>
-            Sign in without GitHub (local development)
-          </button>
+          <>
+            {/* No GitHub app here: the sign-in that works comes first. */}
+            <DevSignIn onSignedIn={onSignedIn} />
+            <p className="muted small sign-in-other">GitHub sign-in is not configured on this deployment.</p>
+            {github}
+          </>
         )}
       </div>
     </main>
