@@ -250,7 +250,7 @@ export class TerminalManager {
 }
 
 const FOCUSABLE =
-  'a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+  'a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), summary, [tabindex]:not([tabindex="-1"])';
 const MODIFIERS = new Set(["Shift", "Control", "Alt", "Meta"]);
 
 /** Esc then Tab (Shift+Tab: backwards) moves the focus out of the terminal, as in
