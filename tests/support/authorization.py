@@ -146,6 +146,7 @@ MATRIX: dict[Route, Case] = {
     # The shared workspace is pending (or, after the callbacks below ran, running): it
     # cannot be restarted (409) and stops at once (its node has no agent to call).
     ("POST", "/api/workspaces/{workspace_id}/restart"): user(409, 404),
+    # A fresh workspace for each owner's call, still pending: nothing to rebuild yet (409).
     ("POST", "/api/workspaces/{workspace_id}/rebuild"): user(409, 404),
     ("POST", "/api/workspaces/{workspace_id}/stop"): user(200, 404),
     # A terminal needs a running workspace: the owner's is not (409), another's is unknown.
