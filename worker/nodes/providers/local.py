@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from worker.deployment import Deployment
-from worker.errors import InvalidInput, UpstreamFailed
+from worker.errors import Conflict, InvalidInput, UpstreamFailed
 from worker.nodes.providers.base import (
     ManagedServer,
     NodeBoot,
@@ -40,7 +40,7 @@ class LocalProviderUnavailable(InvalidInput):
         super().__init__(
             "local_provider_unavailable",
             "The local provider is only available under `sam dev` (it starts the agent on "
-            "the machine running SAM). Use the hetzner provider here.",
+            "the machine running SAM). Use Hetzner here.",
         )
 
 
@@ -61,6 +61,8 @@ class LocalProvider:
             init["headers"] = {"content-type": "application/json"}
         response = await deployment.env.LOCAL_NODES.fetch(Request(url, **init))
         answer = await response.json()
+        if response.status == 409:  # a refusal the user can act on (e.g. no Docker Engine)
+            raise Conflict(answer.get("error", "local_node_refused"), answer.get("message", ""))
         if not 200 <= response.status < 300:
             raise UpstreamFailed(
                 "local_node_failed",
