@@ -19,7 +19,7 @@ router = APIRouter(tags=["deployment"])
 
 
 class SignInMethods(BaseModel):
-    github: bool  # a GitHub OAuth app is configured
+    github: bool  # a GitHub OAuth app and who may use it (worker/auth/allowlist.py) are set
     development: bool  # dev sign-in (`sam dev`, from this machine only)
 
 
@@ -45,7 +45,8 @@ async def show(deployment: DeploymentDep) -> DeploymentOut:
             options.append(ProviderOption(name=provider, available=False, reason=refused.message))
         else:
             options.append(ProviderOption(name=provider, available=True, reason=None))
-    github = bool(config.github_client_id and config.github_client_secret)
+    someone_allowed = config.allowed_github_users or config.allowed_github_orgs
+    github = bool(config.github_client_id and config.github_client_secret and someone_allowed)
     return DeploymentOut(
         sign_in=SignInMethods(github=github, development=config.is_development),
         providers=options,
