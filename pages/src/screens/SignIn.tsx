@@ -83,7 +83,7 @@ export function SignInScreen({ onSignedIn }: { onSignedIn: (user: User) => void 
         ) : (
           <>
             {/* No GitHub app here: the sign-in that works comes first. */}
-            <DevSignIn onSignedIn={onSignedIn} />
+            <DevSignIn onSignedIn={onSignedIn} primary />
             <p className="muted small sign-in-other">GitHub sign-in is not configured on this deployment.</p>
             {github}
           </>
@@ -93,7 +93,7 @@ export function SignInScreen({ onSignedIn }: { onSignedIn: (user: User) => void 
   );
 }
 
-function DevSignIn({ onSignedIn }: { onSignedIn: (user: User) => void }) {
+function DevSignIn({ onSignedIn, primary = false }: { onSignedIn: (user: User) => void; primary?: boolean }) {
   const id = useId();
   const [login, setLogin] = useState("");
   const [error, setError] = useState<unknown>(null);
@@ -144,7 +144,7 @@ function DevSignIn({ onSignedIn }: { onSignedIn: (user: User) => void }) {
           <ErrorNote error={error} />
         </div>
       )}
-      <button type="submit" className="button button-block" disabled={busy}>
+      <button type="submit" className={`button button-block ${primary ? "button-primary" : ""}`} disabled={busy}>
         {busy ? "Signing in…" : "Sign in"}
       </button>
     </form>
