@@ -69,25 +69,18 @@ export function SignInScreen({ onSignedIn }: { onSignedIn: (user: User) => void 
           <h1>Sign in to SAM</h1>
         </div>
         <p className="muted">Ephemeral AI coding environments on your own cloud account.</p>
-        {!devFirst ? (
-          <>
-            {github}
-            {showDev ? (
-              <DevSignIn onSignedIn={onSignedIn} />
-            ) : (
-              <button type="button" className="link-button" onClick={() => setShowDev(true)}>
-                Sign in without GitHub (local development)
-              </button>
-            )}
-          </>
+        {/* Fixed slots, so the form keeps what was typed when the deployment's answer
+            reorders them: without a GitHub app, the sign-in that works comes first. */}
+        {!devFirst && github}
+        {showDev || devFirst ? (
+          <DevSignIn onSignedIn={onSignedIn} primary={devFirst} />
         ) : (
-          <>
-            {/* No GitHub app here: the sign-in that works comes first. */}
-            <DevSignIn onSignedIn={onSignedIn} primary />
-            <p className="muted small sign-in-other">GitHub sign-in is not configured on this deployment.</p>
-            {github}
-          </>
+          <button type="button" className="link-button" onClick={() => setShowDev(true)}>
+            Sign in without GitHub (local development)
+          </button>
         )}
+        {devFirst && <p className="muted small sign-in-other">GitHub sign-in is not configured on this deployment.</p>}
+        {devFirst && github}
       </div>
     </main>
   );
