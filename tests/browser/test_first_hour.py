@@ -48,6 +48,8 @@ def test_a_failed_post_create_offers_rebuild_which_takes_the_fix(
     repo = make_repo(tmp_path, "sets-up-badly", devcontainer=broken)
     sign_in(context, edge, CAROL)
     page.goto(app_url(edge, "/workspaces/new"))
+    # The form is settled once the deployment has said what it offers.
+    expect(page.get_by_role("radio", name="Hetzner Cloud")).to_be_disabled()
     page.get_by_label("Repository").fill(str(repo))
     page.get_by_role("button", name="Create workspace").click()
     expect(page.get_by_role("heading", name="The workspace failed")).to_be_visible()

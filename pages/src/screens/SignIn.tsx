@@ -25,6 +25,7 @@ export function SignInScreen({ onSignedIn }: { onSignedIn: (user: User) => void 
   // `sam dev` without a GitHub app puts the sign-in that works first.
   const offered = useLoad(() => api.deployment(), []);
   const devFirst = offered.data !== undefined && !offered.data.sign_in.github && offered.data.sign_in.development;
+  const settled = offered.state !== "loading";
 
   const signInWithGitHub = async () => {
     setGithubBusy(true);
@@ -69,10 +70,10 @@ export function SignInScreen({ onSignedIn }: { onSignedIn: (user: User) => void 
           <h1>Sign in to SAM</h1>
         </div>
         <p className="muted">Ephemeral AI coding environments on your own cloud account.</p>
-        {/* Fixed slots, so the form keeps what was typed when the deployment's answer
-            reorders them: without a GitHub app, the sign-in that works comes first. */}
-        {!devFirst && github}
-        {showDev || devFirst ? (
+        {/* The choices wait for the deployment's answer (or its failure), so they never
+            move under the user: without a GitHub app, the sign-in that works comes first. */}
+        {settled && !devFirst && github}
+        {!settled ? null : showDev || devFirst ? (
           <DevSignIn onSignedIn={onSignedIn} primary={devFirst} />
         ) : (
           <button type="button" className="link-button" onClick={() => setShowDev(true)}>
