@@ -16,7 +16,7 @@ import uvicorn
 from rich.console import Console
 from rich.logging import RichHandler
 
-from devtools import artifacts
+from devtools import artifacts, preflight
 from devtools.local_nodes import local_nodes_ca, local_nodes_service
 from twin.http_protocol import KEEP_ALIVE_SECONDS, EdgeHttpProtocol
 from twin.private_files import private_dir
@@ -89,6 +89,8 @@ def dev_command(args: argparse.Namespace) -> int:
             "running? Stop it, or try --port.",
         )
         return 1
+    for problem in preflight.problems():
+        console.print(f"[yellow]warning:[/] {problem}", soft_wrap=True)
     domain = f"localhost:{args.port}"
     try:
         extra_vars = _parse_vars(args.var)

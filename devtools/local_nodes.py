@@ -7,6 +7,9 @@ as a service binding (`await env.LOCAL_NODES.fetch(request)`; worker/nodes/provi
                          → 201 {node_id, agent_host, agent_port}
     DELETE /nodes/{id}   → 200 {node_id, deleted}; an unknown node too (already gone)
     GET    /nodes        → 200 {"nodes": [{node_id, user_id, agent_port, running, pid}]}
+    POST   /repositories/check  {path, roots: [dir, ...] | null}
+                         → 200 {"path": resolved, or null: not one this user may clone}
+                         (devtools/local_repositories.py)
 
 A node is `python -m agent` serving TLS on a free loopback port as `vm-{id}.localhost`,
 with its state in `<data_dir>/nodes/<id>/` (node.json, state/, tls/, agent.log). Its
@@ -18,7 +21,8 @@ Creating one does what a cloud node's cloud-init does
 POST /api/bootstrap/{token} for the callback token (0600, before the agent starts), start
 the agent, and once it answers /health, POST /api/nodes/{id}/ready. The backend is
 `docker` when a Docker Engine answers, else `host` (workspaces run unisolated on this
-machine: logged loudly).
+machine: logged loudly, and for one user only: the first to get a node; anyone else is
+refused and told to start a Docker Engine).
 
 The edge starts the launcher with itself and stops every agent when it stops (SIGTERM,
 then SIGKILL). After a restart the known nodes start again; their bootstrap tokens are
@@ -41,6 +45,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from devtools.local_ca import LocalCa
+from devtools.local_repositories import confined_repository
 from devtools.machine import (
     STOP_TIMEOUT_SECONDS,
     docker_answers,
@@ -126,6 +131,8 @@ class LocalNodes:
                 return Response.from_json({"nodes": self._list()})
             if path == "/nodes" and request._method == "POST":
                 return Response.from_json(await self._create(await request.json()), 201)
+            if path == "/repositories/check" and request._method == "POST":
+                return Response.from_json(_check_repository(await request.json()))
             if path.startswith("/nodes/") and request._method == "DELETE":
                 return Response.from_json(await self._delete(path.removeprefix("/nodes/")))
             raise LauncherError(404, "not_found", f"no {request._method} {path} here")
@@ -165,7 +172,10 @@ class LocalNodes:
         async with self._lock:
             if (self.root / node_id / NODE_FILE).exists():
                 raise LauncherError(409, "node_exists", f"local node {node_id} already exists")
-            node = LocalNode(node_id, body.get("user_id"), url, free_port(), await self.backend())
+            backend = await self.backend()
+            if backend == "host":
+                self._refuse_a_second_host_user(body.get("user_id"))
+            node = LocalNode(node_id, body.get("user_id"), url, free_port(), backend)
             directory = self.root / node_id
             private_dir(directory / "state")  # the agent's tokens and database
             try:
@@ -206,6 +216,18 @@ class LocalNodes:
                     "Start dockerd for isolated workspaces."
                 )
         return self._backend
+
+    def _refuse_a_second_host_user(self, user_id: Any) -> None:
+        """Unisolated workspaces are for a single-user deployment: one user's only."""
+        users = {each["user_id"] for each in self._list()}
+        if users - {user_id}:
+            raise LauncherError(
+                409,
+                "host_backend_single_user",
+                "No Docker Engine answers on this machine, so workspaces would run "
+                "unisolated on it, which only one user may do. Start one with "
+                "scripts/docker-engine and restart scripts/dev.",
+            )
 
     async def _restart(self, node: LocalNode) -> None:
         await end_stale_agent(node.pid, node.node_id)
@@ -346,6 +368,16 @@ class LocalNodes:
                 f"{method} {_path(url)} answered {reply.status} {said or ''}".strip(),
             )
         return answer
+
+
+def _check_repository(body: Any) -> dict[str, str | None]:
+    path, roots = (body.get("path"), body.get("roots")) if isinstance(body, dict) else (None, 0)
+    valid_roots = roots is None or (
+        isinstance(roots, list) and all(isinstance(root, str) for root in roots)
+    )
+    if not isinstance(path, str) or not valid_roots:
+        raise LauncherError(400, "bad_request", "path: a string; roots: a list of paths or null")
+    return {"path": confined_repository(path, roots)}
 
 
 def _path(url: str) -> str:

@@ -24,6 +24,10 @@ DEFAULT_MAX_WORKSPACES_PER_NODE = 4
 DEFAULT_WARM_TIMEOUT_SECONDS = 30 * 60
 DEFAULT_NODE_HEARTBEAT_SECONDS = 30.0  # the agent's SAM_HEARTBEAT_SECONDS default
 DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS = 30 * 60
+# Where users other than the operator may name local repositories (worker/workspaces/
+# local_paths.py): absolute directories separated by ":", "{login}" for the user's login.
+LOCAL_ROOTS_VAR = "SAM_LOCAL_REPOSITORY_ROOTS"
+LOGIN_PLACEHOLDER = "{login}"
 
 
 class ConfigError(ValueError):
@@ -64,6 +68,8 @@ class Config:
     warm_timeout_seconds: float = DEFAULT_WARM_TIMEOUT_SECONDS
     node_heartbeat_seconds: float = DEFAULT_NODE_HEARTBEAT_SECONDS
     node_provisioning_timeout_seconds: float = DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS
+    # Local-path repositories: the roots any user may name (the operator may name any path).
+    local_repository_roots: tuple[str, ...] = ()
 
     @property
     def is_development(self) -> bool:
@@ -120,6 +126,7 @@ class Config:
                 DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS,
                 float,
             ),
+            local_repository_roots=_local_roots(str(_var(env, LOCAL_ROOTS_VAR, ""))),
         )
 
 
@@ -137,6 +144,17 @@ def _positive(env: Any, name: str, default: float, kind: type[int] | type[float]
     if not value > 0:  # also refuses NaN
         raise ConfigError(f"{name} must be positive, not {raw!r}")
     return value
+
+
+def _local_roots(raw: str) -> tuple[str, ...]:
+    roots = tuple(part.strip().rstrip("/") or "/" for part in raw.split(":") if part.strip())
+    for root in roots:
+        segments = root.split("/")
+        if not root.startswith("/") or ".." in segments or "." in segments:
+            raise ConfigError(f"{LOCAL_ROOTS_VAR}: {root!r} must be an absolute path, without ..")
+        if "{" in root.replace(LOGIN_PLACEHOLDER, "") or "}" in root.replace(LOGIN_PLACEHOLDER, ""):
+            raise ConfigError(f"{LOCAL_ROOTS_VAR}: {root!r} may hold only {LOGIN_PLACEHOLDER}")
+    return roots
 
 
 def _github_names(env: Any, name: str) -> frozenset[str]:

@@ -303,7 +303,10 @@ def _up_error(step: str, up: Any, stderr: str, timed_out: bool) -> ContainerErro
         if step == "post-create":
             hint = "fix the lifecycle command in devcontainer.json, then rebuild the workspace"
         elif "docker pull" in (up.message or ""):
-            hint = "the image is not on this node and no registry is used: build it first"
+            hint = (
+                "the image is not on this node and no registry is used: build it first "
+                "(the default image: scripts/build-image)"
+            )
         else:
             hint = "check devcontainer.json and the Docker Engine, then rebuild the workspace"
     return ContainerError(message, step=step, hint=hint, detail=stderr_tail(stderr))

@@ -185,7 +185,8 @@ class WorkspaceManager:
         return await self._relaunch(workspace_id, "restart")
 
     async def rebuild(self, workspace_id: str) -> dict[str, Any]:
-        """Remove the container and run `devcontainer up` again on the same checkout."""
+        """Clone the repository afresh, remove the container and run `devcontainer up`
+        (with its lifecycle commands) again."""
         return await self._relaunch(workspace_id, "rebuild")
 
     async def delete(self, workspace_id: str) -> None:
@@ -222,7 +223,7 @@ class WorkspaceManager:
             raise InvalidTransition(f"workspace {workspace_id} is already being provisioned")
         if mode == "restart" and record["state"] == S.RUNNING:
             raise InvalidTransition(f"workspace {workspace_id} is already running")
-        if (Path(record["directory"]) / ".git").exists():
+        if mode == "restart" and (Path(record["directory"]) / ".git").exists():
             kind = "local" if record["repository"].startswith("/") else "url"
             source = RepositorySource(record["repository"], kind)
         else:  # cloned again: check again, a local repository may have gone meanwhile
@@ -249,7 +250,9 @@ class WorkspaceManager:
                 if record["state"] != S.CREATING:  # a restart or rebuild is there already
                     self._transition(workspace_id, S.CREATING)
                 checkout = Path(record["directory"])
-                if not (checkout / ".git").exists():
+                # A rebuild fetches the repository again: the fix for a failed set-up is
+                # usually a new commit, and the old checkout would only fail the same way.
+                if mode == "rebuild" or not (checkout / ".git").exists():
                     await self._clone(boot, source, branch, checkout)
                 result = await self.backend.up(record, checkout, boot, mode)
                 self._transition(workspace_id, S.RUNNING, error=None, **result)
@@ -294,8 +297,13 @@ class WorkspaceManager:
             "workspace.failed id=%s step=%s message=%s", workspace_id, exc.step, exc.message
         )
         await boot.add(exc.step, StepStatus.FAILED, _explain(exc), detail=exc.detail)
-        if self.store.workspace(workspace_id) is None:
+        record = self.store.workspace(workspace_id)
+        if record is None:
             return  # deleted meanwhile
+        # No half-made container stays running (a failed postCreateCommand leaves one up);
+        # a rebuild makes a new one.
+        with contextlib.suppress(ProvisioningError):
+            await self.backend.remove(record)
         self._transition(workspace_id, S.ERROR, error=_explain(exc))
         failure = {"step": exc.step, "message": exc.message, "detail": exc.detail, "hint": exc.hint}
         await self.reporter.provisioning_failed(workspace_id, failure)

@@ -21,6 +21,8 @@ from agent.process import CommandResult, child_env, run_command, stderr_tail
 from wire import repo_rules
 
 CLONE_TIMEOUT_SECONDS = 600.0
+MAX_COMPLAINT_CHARS = 300
+_URL_CREDENTIALS = re.compile(r"([a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 # The agent's wording where it differs from the control plane's.
 MESSAGES = {
     **repo_rules.MESSAGES,
@@ -102,6 +104,16 @@ def validate_branch(value: object) -> str | None:
         raise _refuse("branch", broken.message(MESSAGES)) from None
 
 
+def git_complaint(stderr: str) -> str | None:
+    """git's own reason, its last `fatal:` (or `error:`) line, for the summary; any
+    credentials in a URL it quotes are hidden."""
+    lines = [line.strip() for line in stderr.splitlines()]
+    said = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    if not said:
+        return None
+    return _URL_CREDENTIALS.sub(r"\1***@", said[-1])[:MAX_COMPLAINT_CHARS]
+
+
 def clone_argv(source: RepositorySource, branch: str | None, destination: Path) -> list[str]:
     argv = ["git", "-c", "protocol.ext.allow=never", "clone", "--no-recurse-submodules"]
     if branch is not None:
@@ -142,8 +154,9 @@ async def clone(
             hint="check that the repository is reachable from the node and not huge",
         )
     if result.returncode != 0:
+        said = git_complaint(result.stderr)
         raise CloneError(
-            f"git clone failed with exit code {result.returncode}",
+            f"git clone failed: {said}" if said else f"git clone failed (exit {result.returncode})",
             step="clone",
             detail=stderr_tail(result.stderr),
             hint="check the repository URL, the branch name and the node's access to it",

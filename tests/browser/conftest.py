@@ -85,8 +85,14 @@ def edge(
     tmp_path_factory: pytest.TempPathFactory, hetzner: FakeHetzner, anthropic: ScriptedModel
 ) -> Iterator[Edge]:
     data_dir = tmp_path_factory.mktemp("browser") / ".sam"
-    upstreams = {"SAM_HETZNER_API_URL": hetzner.url, "SAM_ANTHROPIC_API_URL": anthropic.url}
-    with running_edge(data_dir, vars=upstreams) as running:
+    # Every test's repositories are under pytest's base directory: any user may use them.
+    roots = str(tmp_path_factory.getbasetemp())
+    settings = {
+        "SAM_HETZNER_API_URL": hetzner.url,
+        "SAM_ANTHROPIC_API_URL": anthropic.url,
+        "SAM_LOCAL_REPOSITORY_ROOTS": roots,
+    }
+    with running_edge(data_dir, vars=settings) as running:
         yield running
         _delete_every_workspace(running)
 

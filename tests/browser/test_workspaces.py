@@ -178,16 +178,32 @@ def test_a_malformed_repository_is_refused_with_the_apis_message(
     expect(page).to_have_url(re.compile(r"/workspaces/new$"))
 
 
-def test_a_repository_that_cannot_be_cloned_ends_in_error_with_its_boot_log(
+def test_a_missing_local_path_is_refused_before_anything_is_made(
     bob: BrowserContext, page: Page, edge: Edge, tmp_path: Path
 ) -> None:
     page.goto(app_url(edge, "/workspaces/new"))
     page.get_by_label("Repository").fill(str(tmp_path / "no-such-repository"))
     page.get_by_role("button", name="Create workspace").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("is not a git repository you may use on this machine")
+    expect(page).to_have_url(re.compile(r"/workspaces/new$"))
+
+
+def test_a_repository_that_cannot_be_cloned_says_git_s_reason_once(
+    bob: BrowserContext, page: Page, edge: Edge
+) -> None:
+    page.goto(app_url(edge, "/workspaces/new"))
+    page.get_by_label("Repository").fill("http://127.0.0.1:9/nothing-listens-here.git")
+    page.get_by_role("button", name="Create workspace").click()
     expect(page.get_by_role("heading", name="The workspace failed")).to_be_visible()
+    summary = page.get_by_role("alert")
+    expect(summary).to_contain_text("git clone failed: fatal: unable to access")
+    said = summary.inner_text().split("git clone failed: ", 1)[1].split(".")[0]
+    assert page.locator("body").inner_text().count(said) == 1, "git's reason is shown once"
+    # The boot log is one click away; every way on is offered: rebuild, or delete.
+    page.get_by_text("Boot log", exact=True).click()
     expect(page.locator(".boot-failed").first).to_be_visible()
-    # Every way on is offered: start it again, or delete it.
-    expect(page.get_by_role("button", name="Start", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Rebuild workspace")).to_be_visible()
     page.get_by_role("button", name="Delete", exact=True).click()
     page.get_by_role("button", name="Delete workspace").click()
     expect(page).to_have_url(app_url(edge, "/"))

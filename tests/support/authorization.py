@@ -116,6 +116,9 @@ MATRIX: dict[Route, Case] = {
     ("POST", "/api/bootstrap/{token}"): public(
         401, "the one-time bootstrap token is the credential (rate-limited)"
     ),
+    ("GET", "/api/deployment"): public(
+        200, "what the deployment offers (sign-in methods, providers); no user data"
+    ),
     ("GET", "/api/agent/download"): public(
         404, "the agent artifact holds no secret; a new node has no credential yet"
     ),
@@ -146,6 +149,8 @@ MATRIX: dict[Route, Case] = {
     # The shared workspace is pending (or, after the callbacks below ran, running): it
     # cannot be restarted (409) and stops at once (its node has no agent to call).
     ("POST", "/api/workspaces/{workspace_id}/restart"): user(409, 404),
+    # A fresh workspace for each owner's call, still pending: nothing to rebuild yet (409).
+    ("POST", "/api/workspaces/{workspace_id}/rebuild"): user(409, 404),
     ("POST", "/api/workspaces/{workspace_id}/stop"): user(200, 404),
     # A terminal needs a running workspace: the owner's is not (409), another's is unknown.
     ("POST", "/api/terminal/token"): user(

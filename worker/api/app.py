@@ -21,6 +21,7 @@ from worker.api.routes import (
     auth,
     bootstrap,
     credentials,
+    deployment_info,
     errors,
     jwks,
     nodes,
@@ -88,6 +89,7 @@ def create_api() -> Any:
     api.include_router(agent_artifact.router)
     api.include_router(workspaces.router)
     api.include_router(agent_credential.router)
+    api.include_router(deployment_info.router)
     api.include_router(terminal_tokens.router)
     # Cors outermost, so that even a crash's JSON 500 is readable by the app.
     return Cors(BodyLimit(api))

@@ -9,7 +9,9 @@ address) follows from the limit:
 
     @router.post("/api/bootstrap/{token}", dependencies=[Depends(rate_limited(BOOTSTRAP))])
 
-    WORKSPACE_CREATE  per user  POST /api/workspaces
+    WORKSPACE_CREATE  per user  POST /api/workspaces (accepted ones only: the route calls
+                                `count_accepted` once the workspace exists, so a refused
+                                spec is never counted)
     TERMINAL_TOKEN    per user  POST /api/terminal/token
     BOOTSTRAP         per IP    POST /api/bootstrap/{token}
     SIGN_IN           per IP    GET /api/auth/github/login, POST /api/auth/dev-login
@@ -17,7 +19,8 @@ address) follows from the limit:
                                 token made, or a provider's API token checked and stored)
 
 Over the limit, the request is refused before the handler runs: 429 `rate_limited`, a
-message saying when to retry, and `Retry-After` (seconds). A per-user limit runs
+message in plain words ("You created 10 workspaces in the last 10 minutes; try again in 4
+minutes."), and `Retry-After` (seconds). A per-user limit runs
 `current_user` first, so an anonymous caller still gets its 401; a per-IP limit counts
 before anything else, anonymous attempts included. The client's IP address is the
 `CF-Connecting-IP` header, which Cloudflare sets (the local edge sets it from the peer
@@ -69,25 +72,60 @@ class Per(StrEnum):
     IP = "ip"
 
 
-PER_TEXT = {Per.USER: "per user", Per.IP: "per IP address"}
-
-
 @dataclass(frozen=True)
 class Limit:
     name: str
     requests: int
     window_seconds: int
     per: Per
-    what: str  # for the message: "Too many {what} ..."
+    # The refusal, in plain words: "{count}", "{window}" ("10 minutes") and "{retry}"
+    # ("4 minutes") are filled in.
+    refusal: str
+    # True: the dependency only checks, and the route counts what it accepted
+    # (`count_accepted`); False: every attempt counts (guessing is what is limited).
+    accepted_only: bool = False
 
 
-WORKSPACE_CREATE = Limit("workspace_create", 10, 10 * 60, Per.USER, "workspaces created")
+WORKSPACE_CREATE = Limit(
+    "workspace_create",
+    10,
+    10 * 60,
+    Per.USER,
+    "You created {count} workspaces in the last {window}; try again in {retry}.",
+    accepted_only=True,
+)
 # Every terminal tab and every reconnect asks for one.
-TERMINAL_TOKEN = Limit("terminal_token", 60, 60, Per.USER, "terminal tokens requested")
+TERMINAL_TOKEN = Limit(
+    "terminal_token",
+    60,
+    60,
+    Per.USER,
+    "This account opened {count} terminal connections in the last {window}; try again in {retry}.",
+)
 # One exchange per node; more from one address in a minute is guessing or a loop.
-BOOTSTRAP = Limit("bootstrap", 30, 60, Per.IP, "bootstrap token exchanges")
-SIGN_IN = Limit("sign_in", 60, 60, Per.IP, "sign-in attempts")
-API_TOKEN = Limit("api_token", 30, 60, Per.IP, "API tokens created or submitted")
+BOOTSTRAP = Limit(
+    "bootstrap",
+    30,
+    60,
+    Per.IP,
+    "{count} node bootstrap attempts came from this address in the last {window}; "
+    "try again in {retry}.",
+)
+SIGN_IN = Limit(
+    "sign_in",
+    60,
+    60,
+    Per.IP,
+    "{count} sign-in attempts came from this address in the last {window}; try again in {retry}.",
+)
+API_TOKEN = Limit(
+    "api_token",
+    30,
+    60,
+    Per.IP,
+    "{count} API tokens were created or submitted from this address in the last {window}; "
+    "try again in {retry}.",
+)
 
 LIMITS: dict[str, Limit] = {
     limit.name: limit for limit in (WORKSPACE_CREATE, TERMINAL_TOKEN, BOOTSTRAP, SIGN_IN, API_TOKEN)
@@ -116,25 +154,52 @@ def key(limit: Limit, subject: str, window: Window) -> str:
     return f"{KEY_PREFIX}{limit.name}:{subject}:{window.start}"
 
 
-async def hit(env: Any, limit: Limit, subject: str, clock: Clock) -> None:
-    """Count one request by `subject` against `limit`; RateLimited if it is over."""
+def in_words(seconds: int) -> str:
+    """A duration as a person says it: "45 seconds", "1 minute", "4 minutes", "2 hours"
+    (rounded up: never sooner than it really is)."""
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            amount = math.ceil(seconds / size)
+            return f"{amount} {unit}" + ("s" if amount != 1 else "")
+    return f"{seconds} second" + ("s" if seconds != 1 else "")
+
+
+async def hit(env: Any, limit: Limit, subject: str, clock: Clock, count: bool = True) -> None:
+    """Check `subject` against `limit` (RateLimited if it is over) and, unless `count` is
+    False, count this request."""
     limit = effective(env, limit)
     now = clock.now()
     window = Window.at(now, limit.window_seconds)
-    counter = key(limit, subject, window)
-    raw = await env.KV.get(counter)
-    count = int(raw) if raw is not None else 0
-    if count >= limit.requests:
+    done = await _counted(env, key(limit, subject, window))
+    if done >= limit.requests:
         retry = window.retry_after(now)
         event(log, "ratelimit.refused", limit=limit.name, subject=subject, retry_after=retry)
-        raise RateLimited(
-            "rate_limited",
-            f"Too many {limit.what}: at most {limit.requests} per {limit.window_seconds} s "
-            f"{PER_TEXT[limit.per]}. Try again in {retry} s.",
-            retry,
-        )
+        window_words = in_words(limit.window_seconds).removeprefix("1 ")
+        message = limit.refusal.format(count=done, window=window_words, retry=in_words(retry))
+        raise RateLimited("rate_limited", message, retry)
+    if count:
+        await _count(env, limit, subject, now, done)
+
+
+async def count_accepted(deployment: Any, limit: Limit, user_id: str) -> None:
+    """Count one accepted request of an `accepted_only` per-user limit, after the work
+    (never refuses: what was accepted stays accepted)."""
+    assert limit.accepted_only and limit.per is Per.USER, f"{limit.name} counts every attempt"
+    limit, now = effective(deployment.env, limit), deployment.clock.now()
+    window = Window.at(now, limit.window_seconds)
+    done = await _counted(deployment.env, key(limit, user_id, window))
+    await _count(deployment.env, limit, user_id, now, done)
+
+
+async def _counted(env: Any, counter: str) -> int:
+    raw = await env.KV.get(counter)
+    return int(raw) if raw is not None else 0
+
+
+async def _count(env: Any, limit: Limit, subject: str, now: float, done: int) -> None:
+    window = Window.at(now, limit.window_seconds)
     try:
-        await env.KV.put(counter, str(count + 1), expirationTtl=window.ttl(now))
+        await env.KV.put(key(limit, subject, window), str(done + 1), expirationTtl=window.ttl(now))
     # Cloudflare KV refuses more than one write per second to a key (a JS error here); a
     # refused count must not refuse the user, so the limit just runs a little loose.
     except Exception as exc:
@@ -142,7 +207,8 @@ async def hit(env: Any, limit: Limit, subject: str, clock: Clock) -> None:
 
 
 def rate_limited(limit: Limit) -> Callable[..., Awaitable[None]]:
-    """A dependency that counts the request against `limit` (see the module docstring)."""
+    """A dependency that checks (and, unless `accepted_only`, counts) the request against
+    `limit` (see the module docstring)."""
     assert limit.name in LIMITS, f"unknown rate limit {limit.name!r}: add it to LIMITS"
     if limit.per is Per.USER:
 
@@ -150,7 +216,9 @@ def rate_limited(limit: Limit) -> Callable[..., Awaitable[None]]:
             deployment: DeploymentDep,
             user: CurrentUser,
         ) -> None:
-            await hit(deployment.env, limit, user.id, deployment.clock)
+            await hit(
+                deployment.env, limit, user.id, deployment.clock, count=not limit.accepted_only
+            )
 
         return per_user
 

@@ -6,7 +6,8 @@
     converge(deployment, ws, node)  ask the agent what it has (GET /workspaces/{id}) and act:
                                     unknown → POST /workspaces; running → mark running;
                                     stopped → POST .../restart; error → POST .../rebuild;
-                                    pending/creating → creating
+                                    pending/creating → creating; with rebuild=True, any
+                                    workspace it has → POST .../rebuild
     on_node_ready(deployment, id)   the node's agent is up (its ready callback or first
                                     heartbeat): every pending or creating workspace of the
                                     node converges
@@ -111,10 +112,13 @@ async def _provision(deployment: Deployment, workspace: Workspace) -> Node:
     return other
 
 
-async def converge(deployment: Deployment, workspace: Workspace, node: Node) -> Workspace:
+async def converge(
+    deployment: Deployment, workspace: Workspace, node: Node, rebuild: bool = False
+) -> Workspace:
     """Make the agent of `node` provision `workspace` (if it is not already) and record
-    what it says. Leaves the workspace as is when the agent cannot be reached (cron
-    converges it again later)."""
+    what it says; `rebuild`: have it fetch the repository and rebuild whatever it has.
+    Leaves the workspace as is when the agent cannot be reached (cron converges it again
+    later)."""
     if workspace.status not in PROVISIONING:
         return workspace
     path = f"/workspaces/{workspace.id}"
@@ -137,18 +141,20 @@ async def converge(deployment: Deployment, workspace: Workspace, node: Node) -> 
             answer = await agent_client.call(deployment, node, "POST", "/workspaces", spec)
             if answer.status == 409:  # a repeat: it has it after all
                 answer = await agent_client.call(deployment, node, "GET", path)
-        elif answer.status == 200 and (state := answer.workspace().state) in AGENT_ACTIONS:
+        elif answer.status == 200 and (
+            rebuild or (state := answer.workspace().state) in AGENT_ACTIONS
+        ):
+            action = "rebuild" if rebuild else AGENT_ACTIONS[state]
             await boot_log.step(
                 deployment,
                 workspace.id,
                 "dispatch",
                 "started",
-                f"The agent of node {node.id} has the workspace {state}; "
-                + ("starting it again." if state == _W.STOPPED else "rebuilding it."),
+                f"Asking the agent of node {node.id} to "
+                + ("start it again." if action == "restart" else "rebuild it."),
             )
             # A stopped container starts again as it was; a failed or interrupted one
-            # (its post-create may have half run) is recreated on the same checkout.
-            action = AGENT_ACTIONS[state]
+            # (its post-create may have half run) is cloned afresh and recreated.
             answer = await agent_client.call(deployment, node, "POST", f"{path}/{action}")
             if answer.status == 409:
                 answer = await agent_client.call(deployment, node, "GET", path)

@@ -1,14 +1,18 @@
 """The workspaces service: a user's workspaces in D1, placed on nodes, run by their agents.
 
 For the owner (anyone else's workspace is a 404, exactly like a made-up id):
-    create(deployment, user_id, spec)  validated before anything runs; row pending; a node
+    create(deployment, user, spec)     validated before anything runs; row pending; a node
                                        claimed or provisioned (worker/workspaces/dispatch.py);
                                        handed to the agent once the node is up → creating
     list_workspaces / get(deployment, user_id[, id])
     stop(deployment, user_id, id)      agent stop → stopped; the node claim released (the
                                        node goes warm when it was the last)
-    restart(deployment, user_id, id)   a stopped or failed workspace: its node claimed again
-                                       (or, if that node is gone, a new one) → creating
+    restart(deployment, user_id, id)   a stopped workspace: its node claimed again (or, if
+                                       that node is gone, a new one) → creating; a failed
+                                       one is rebuilt (its old checkout may be what failed)
+    rebuild(deployment, user_id, id)   a running, stopped or failed workspace: the repository
+                                       fetched again (a fresh clone), the container made
+                                       anew, the lifecycle commands run again → creating
     delete(deployment, user_id, id)    agent delete, claim released, row and boot log gone
 
 For the node's agent (callbacks, already scoped to the workspace's node by the route):
@@ -21,6 +25,7 @@ For the ws-{id} proxy:
 import logging
 from typing import Any, NamedTuple
 
+from worker.auth.users import User
 from worker.db import iso
 from worker.deployment import Deployment
 from worker.errors import Conflict, SamError, UpstreamFailed
@@ -30,7 +35,7 @@ from worker.nodes import service as nodes
 from worker.nodes.model import Node, Provider
 from worker.nodes.provisioning import check_available
 from worker.states import NodeStatus, WorkspaceStatus
-from worker.workspaces import agent_client, boot_log, store
+from worker.workspaces import agent_client, boot_log, local_paths, store
 from worker.workspaces.dispatch import PROVISIONING, agent_ready, converge, place
 from worker.workspaces.model import Workspace, new_workspace_id
 from worker.workspaces.spec import (
@@ -97,12 +102,13 @@ async def list_workspaces(deployment: Deployment, user_id: str) -> list[Workspac
 # --- the owner's operations ----------------------------------------------------------------
 
 
-async def create(deployment: Deployment, user_id: str, spec: dict[str, Any]) -> Workspace:
-    """A new workspace of `user_id`; returns it pending or creating (never waits for a VM).
+async def create(deployment: Deployment, user: User, spec: dict[str, Any]) -> Workspace:
+    """A new workspace of `user`; returns it pending or creating (never waits for a VM).
 
     `spec`: {repository, branch?, name?, provider: "local"|"hetzner", size?,
     trusted_devcontainer?}. Every field is checked before a row, a node or a command exists
-    (400 invalid_workspace_spec).
+    (400 invalid_workspace_spec); a local path also against the roots this user may use
+    (worker/workspaces/local_paths.py).
     """
     provider = Provider(spec["provider"])
     repository = validate_repository(spec.get("repository"), provider)
@@ -111,6 +117,9 @@ async def create(deployment: Deployment, user_id: str, spec: dict[str, Any]) -> 
     size = validate_size(spec.get("size"))
     check_available(deployment, provider)  # e.g. local outside `sam dev`: 400 before any row
     trusted = validate_trusted(spec.get("trusted_devcontainer"))
+    if repository.startswith("/"):
+        repository = await local_paths.confined(deployment, user, repository)
+    user_id = user.id
     workspace = await store.insert(
         deployment,
         new_workspace_id(),
@@ -157,11 +166,33 @@ async def stop(deployment: Deployment, user_id: str, workspace_id: str) -> Works
 
 
 async def restart(deployment: Deployment, user_id: str, workspace_id: str) -> Workspace:
-    """Start a stopped or failed workspace again, on its node if that node still has room
-    for it (its files are there), else on another (cloned afresh)."""
+    """Start a stopped workspace again, on its node if that node still has room for it
+    (its files are there), else on another (cloned afresh). Starting a failed workspace
+    is a rebuild: rerunning the old checkout would only fail the same way."""
     workspace = await store.get(deployment, user_id, workspace_id)
-    if workspace.status not in (_W.STOPPED, _W.ERROR):
+    if workspace.status == _W.ERROR:
+        return await rebuild(deployment, user_id, workspace_id)
+    if workspace.status != _W.STOPPED:
         raise WorkspaceBusy(workspace, "restarted", "Only a stopped or failed workspace can.")
+    return await _relaunch(deployment, workspace, "restart", "Restart requested.")
+
+
+async def rebuild(deployment: Deployment, user_id: str, workspace_id: str) -> Workspace:
+    """Fetch the repository again (a fresh clone), make the container anew and rerun its
+    lifecycle commands: what to do after fixing a repository whose set-up failed."""
+    workspace = await store.get(deployment, user_id, workspace_id)
+    if workspace.status not in (_W.RUNNING, _W.STOPPED, _W.ERROR):
+        raise WorkspaceBusy(
+            workspace, "rebuilt", "Wait until it is running, stopped or failed, then rebuild."
+        )
+    message = "Rebuild requested: fetching the repository again and rerunning its set-up."
+    return await _relaunch(deployment, workspace, "rebuild", message)
+
+
+async def _relaunch(
+    deployment: Deployment, workspace: Workspace, step: str, message: str
+) -> Workspace:
+    """→ creating, on the workspace's node if it still has room for it, else placed anew."""
     workspace = await store.set_status(
         deployment,
         workspace,
@@ -170,12 +201,12 @@ async def restart(deployment: Deployment, user_id: str, workspace_id: str) -> Wo
         error_message=None,
         ready_at=None,
     )
-    await boot_log.step(deployment, workspace.id, "restart", "started", "Restart requested.")
+    await boot_log.step(deployment, workspace.id, step, "started", message)
     node = await _node_of(deployment, workspace)
     usable = node is not None and node.status in (NodeStatus.RUNNING, NodeStatus.CREATING)
     if node is not None and usable and await node_pool.claim(deployment, node.id, workspace.id):
         if node.status == NodeStatus.RUNNING and node.agent_url is not None:
-            return await converge(deployment, workspace, node)
+            return await converge(deployment, workspace, node, rebuild=step == "rebuild")
         return workspace  # its ready callback hands it over
     if workspace.node_id is not None:  # gone, failed or full: start over elsewhere
         await node_pool.release(deployment, workspace.node_id, workspace.id)

@@ -64,10 +64,11 @@ def validate_branch(value: Any) -> str | None:
 
 
 def validate_name(value: Any, repository: str) -> str:
-    """The display name: given, or the repository's last path segment."""
+    """The display name: given (refused when too long, never cut), or the repository's
+    last path segment (shortened with a visible "…" when too long)."""
     if value is None:
-        tail = re.split(r"[/:]", repository.rstrip("/"))[-1].removesuffix(".git")
-        return (tail or "workspace")[:MAX_NAME_CHARS]
+        tail = re.split(r"[/:]", repository.rstrip("/"))[-1].removesuffix(".git") or "workspace"
+        return tail if len(tail) <= MAX_NAME_CHARS else tail[: MAX_NAME_CHARS - 1] + "…"
     if not isinstance(value, str) or not value.strip():
         raise InvalidWorkspaceSpec("name", "must be a non-empty string")
     name = value.strip()

@@ -8,6 +8,7 @@
 import type {
   BootLog,
   Credential,
+  Deployment,
   CredentialKind,
   NewWorkspace,
   Node,
@@ -87,6 +88,8 @@ const enc = encodeURIComponent;
 
 export const api = {
   // --- sign-in ---
+  /** What this deployment offers (public): sign-in methods, providers it can serve. */
+  deployment: () => request<Deployment>("GET", "/api/deployment"),
   me: () => request<User>("GET", "/api/auth/me"),
   devLogin: (login: string) => request<User>("POST", "/api/auth/dev-login", { login }),
   logout: () => request<void>("POST", "/api/auth/logout"),
@@ -109,6 +112,8 @@ export const api = {
   workspace: (id: string) => request<Workspace>("GET", `/api/workspaces/${enc(id)}`),
   createWorkspace: (spec: NewWorkspace) => request<Workspace>("POST", "/api/workspaces", spec),
   stopWorkspace: (id: string) => request<Workspace>("POST", `/api/workspaces/${enc(id)}/stop`),
+  /** Clone the repository afresh, recreate the container, rerun its lifecycle commands. */
+  rebuildWorkspace: (id: string) => request<Workspace>("POST", `/api/workspaces/${enc(id)}/rebuild`),
   restartWorkspace: (id: string) =>
     request<Workspace>("POST", `/api/workspaces/${enc(id)}/restart`),
   deleteWorkspace: (id: string) => request<void>("DELETE", `/api/workspaces/${enc(id)}`),

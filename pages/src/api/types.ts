@@ -22,3 +22,6 @@ type BootLogLine = Schemas["BootLogLine"];
 export type BootLogEntry = Omit<BootLogLine, "source"> & Partial<Pick<BootLogLine, "source">>;
 export type BootLog = Schemas["BootLogOut"];
 export type TerminalToken = Schemas["TerminalToken"];
+/** What the deployment offers: sign-in methods, and each provider with why it is not available. */
+export type Deployment = Schemas["DeploymentOut"];
+export type ProviderOption = Schemas["ProviderOption"];

@@ -4,16 +4,17 @@ import type { BootLogEntry } from "../api/types";
 
 const ICONS: Record<string, string> = { started: "…", succeeded: "✓", failed: "✕", done: "·" };
 
-/** A step that started and was followed by later entries of the same step is no longer in
- * progress: it shows as done, so only what is still running shows as running. */
-function displayStatus(entries: BootLogEntry[], index: number): string {
+/** The steps run one after another, so a step that started and was followed by any later
+ * entry is no longer in progress, and once the workspace has settled (`live` false: ready,
+ * failed or stopped) nothing is: only what is still running shows as running. */
+export function displayStatus(entries: BootLogEntry[], index: number, live: boolean): string {
   const entry = entries[index];
   if (entry.status !== "started") return entry.status;
-  const later = entries.slice(index + 1);
-  return later.some((other) => other.step === entry.step) ? "done" : "started";
+  return live && index === entries.length - 1 ? "started" : "done";
 }
 
-/** A workspace's boot log, newest at the bottom; new entries are announced politely. */
+/** A workspace's boot log, newest at the bottom; new entries are announced politely.
+ * `follow`: the workspace is being created (scroll to the newest; the last step may run). */
 export function BootLogView({ entries, dropped, follow }: { entries: BootLogEntry[]; dropped?: number; follow: boolean }) {
   const endRef = useRef<HTMLLIElement>(null);
   useEffect(() => {
@@ -26,7 +27,7 @@ export function BootLogView({ entries, dropped, follow }: { entries: BootLogEntr
     <ol className="boot-log" aria-live="polite" aria-label="Boot log" data-testid="boot-log">
       {dropped ? <li className="muted small">{dropped} earlier entries were dropped.</li> : null}
       {entries.map((entry, index) => {
-        const status = displayStatus(entries, index);
+        const status = displayStatus(entries, index, follow);
         return (
           <li key={`${index}-${entry.timestamp}`} className={`boot-entry boot-${status}`}>
             <span className="boot-icon" aria-label={status === "done" ? "done" : status}>

@@ -1,6 +1,6 @@
 import { type KeyboardEvent, useEffect, useRef, useState, useSyncExternalStore } from "react";
 
-import { describeExit, TerminalManager } from "../terminal/manager";
+import { canReopen, describeExit, TerminalManager } from "../terminal/manager";
 
 const STATUS_TEXT: Record<string, string> = {
   connecting: "Connecting…",
@@ -43,9 +43,12 @@ function TerminalTabs({ manager, onStopped }: { manager: TerminalManager; onStop
     };
   }, [manager]);
 
+  // A shell that ends may mean the workspace was stopped elsewhere (another tab, the API):
+  // the page asks at once rather than at its next poll.
+  const ended = tabs.filter((tab) => !tab.live).length;
   useEffect(() => {
-    if (status === "stopped") onStopped();
-  }, [status, onStopped]);
+    if (status === "stopped" || ended > 0) onStopped();
+  }, [status, ended, onStopped]);
 
   // Arrow keys move along the tab list (WAI-ARIA tabs pattern).
   const onTabKey = (event: KeyboardEvent<HTMLButtonElement>, index: number) => {
@@ -150,10 +153,10 @@ function TerminalTabs({ manager, onStopped }: { manager: TerminalManager; onStop
             <div className="terminal-screen" ref={(element) => manager.mount(tab.sessionId, element)} data-session={tab.sessionId} />
             {!tab.live && (
               <div className="terminal-ended" role="status">
-                <span>{tab.exit ? describeExit(tab.exit) : "This tab's shell is gone: the node's agent restarted."}</span>
-                {!tab.readOnly && (tab.exit === null || tab.exit.reason === "agent_stopping") && status === "open" ? (
+                <span>{tab.exit ? describeExit(tab.exit) : "This shell has ended (SAM or the workspace restarted)."}</span>
+                {!tab.readOnly && canReopen(tab.exit) && status === "open" ? (
                   <button type="button" className="button button-small" onClick={() => manager.restartTab(tab.sessionId)}>
-                    Start a new shell here
+                    Open a new shell
                   </button>
                 ) : (
                   <button type="button" className="button button-small button-quiet" onClick={() => manager.closeTab(tab.sessionId)}>
@@ -165,6 +168,10 @@ function TerminalTabs({ manager, onStopped }: { manager: TerminalManager; onStop
           </div>
         ))}
       </div>
+      <p className="muted small terminal-keys" data-testid="terminal-keys">
+        <kbd>Esc</kbd> then <kbd>Tab</kbd> leaves the terminal · <kbd>Ctrl</kbd>+<kbd>Shift</kbd>+<kbd>C</kbd> /{" "}
+        <kbd>V</kbd> copies and pastes
+      </p>
     </section>
   );
 }

@@ -158,3 +158,10 @@ function relative(date: Date): string {
   }
   return "just now";
 }
+
+const PROVIDER_NAMES: Record<string, string> = { local: "Local node", hetzner: "Hetzner" };
+
+/** A provider as people write it ("Hetzner", not the API's "hetzner"). */
+export function providerName(provider: string): string {
+  return PROVIDER_NAMES[provider] ?? provider;
+}

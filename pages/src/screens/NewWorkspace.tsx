@@ -1,9 +1,9 @@
-import { type FormEvent, useId, useRef, useState } from "react";
+import { type FormEvent, useEffect, useId, useRef, useState } from "react";
 
 import { api } from "../api/client";
-import type { NewWorkspace, Provider } from "../api/types";
+import type { NewWorkspace, Provider, ProviderOption } from "../api/types";
 import { ErrorNote, PageHeader } from "../components/ui";
-import { useTitle } from "../hooks";
+import { useLoad, useTitle } from "../hooks";
 import { Link, navigate } from "../router";
 
 const PROVIDERS: { value: Provider; label: string; help: string }[] = [
@@ -15,12 +15,20 @@ const PROVIDERS: { value: Provider; label: string; help: string }[] = [
   {
     value: "hetzner",
     label: "Hetzner Cloud",
-    help: "A VM in your own Hetzner project (needs a Hetzner token in Settings).",
+    help: "A VM in your own Hetzner project (needs a Hetzner API token in Settings).",
   },
 ];
+// The API's own limit (worker/workspaces/spec.py MAX_NAME_CHARS): longer names are refused, never cut.
+const MAX_NAME_CHARS = 64;
 
 function defaultProvider(): Provider {
   return window.location.hostname.endsWith("localhost") ? "local" : "hetzner";
+}
+
+/** Why this deployment cannot serve `provider` (null: it can, or we do not know yet). */
+function unavailable(options: ProviderOption[] | undefined, provider: Provider): string | null {
+  const option = options?.find((each) => each.name === provider);
+  return option && !option.available ? (option.reason ?? "Not available on this deployment.") : null;
 }
 
 export function NewWorkspaceScreen() {
@@ -34,6 +42,16 @@ export function NewWorkspaceScreen() {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const repositoryRef = useRef<HTMLInputElement>(null);
+  const offered = useLoad(() => api.deployment(), []);
+  const options = offered.data?.providers;
+  // The first provider this deployment can serve, once it has said which.
+  useEffect(() => {
+    if (options && unavailable(options, provider)) {
+      const usable = options.find((option) => option.available);
+      if (usable) setProvider(usable.name);
+    }
+  }, [options]);
+  const nameTooLong = name.trim().length > MAX_NAME_CHARS;
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
@@ -41,6 +59,10 @@ export function NewWorkspaceScreen() {
     if (!repository.trim()) {
       setError(new Error("Enter a repository URL (or, for a local node, a local path)."));
       repositoryRef.current?.focus();
+      return;
+    }
+    if (nameTooLong) {
+      setError(new Error(`The name is ${name.trim().length} characters long; use at most ${MAX_NAME_CHARS}.`));
       return;
     }
     const spec: NewWorkspace = { repository: repository.trim(), provider };
@@ -106,31 +128,42 @@ export function NewWorkspaceScreen() {
             <input
               id={`${id}-name`}
               name="name"
-              maxLength={64}
               placeholder="from the repository"
               value={name}
               onChange={(event) => setName(event.target.value)}
+              aria-invalid={nameTooLong}
+              aria-describedby={`${id}-name-hint`}
             />
+            <p className={`hint ${nameTooLong ? "hint-error" : ""}`} id={`${id}-name-hint`} aria-live="polite">
+              {name.trim().length} of at most {MAX_NAME_CHARS} characters
+            </p>
           </div>
         </div>
         <fieldset className="field">
           <legend>Where it runs</legend>
           <div className="choices">
-            {PROVIDERS.map((option) => (
-              <label key={option.value} className="choice">
-                <input
-                  type="radio"
-                  name="provider"
-                  value={option.value}
-                  checked={provider === option.value}
-                  onChange={() => setProvider(option.value)}
-                />
-                <span>
-                  <strong>{option.label}</strong>
-                  <span className="muted small block">{option.help}</span>
-                </span>
-              </label>
-            ))}
+            {PROVIDERS.map((option) => {
+              const why = unavailable(options, option.value);
+              return (
+                <label key={option.value} className={`choice ${why ? "choice-disabled" : ""}`}>
+                  <input
+                    type="radio"
+                    name="provider"
+                    value={option.value}
+                    checked={provider === option.value}
+                    disabled={why !== null}
+                    onChange={() => setProvider(option.value)}
+                    aria-describedby={`${id}-${option.value}-help`}
+                  />
+                  <span>
+                    <strong>{option.label}</strong>
+                    <span className="muted small block" id={`${id}-${option.value}-help`}>
+                      {why ? `Not available here: ${why}` : option.help}
+                    </span>
+                  </span>
+                </label>
+              );
+            })}
           </div>
         </fieldset>
         {provider === "hetzner" && (

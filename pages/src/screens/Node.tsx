@@ -2,7 +2,7 @@ import { useState } from "react";
 
 import { api } from "../api/client";
 import type { Node } from "../api/types";
-import { ConfirmButton, ErrorNote, Loading, PageHeader, StatusBadge, When } from "../components/ui";
+import { ConfirmButton, ErrorNote, Loading, PageHeader, providerName, StatusBadge, When } from "../components/ui";
 import { useLoad, useTitle } from "../hooks";
 import { Link, navigate } from "../router";
 
@@ -72,7 +72,7 @@ export function NodeScreen({ id }: { id: string }) {
           </dd>
           <dt>Provider</dt>
           <dd>
-            {data.provider}
+            {providerName(data.provider)}
             {data.size && ` · ${data.size}`}
             {data.location && ` · ${data.location}`}
           </dd>

@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 
 import { api } from "../api/client";
 import type { Node } from "../api/types";
-import { EmptyState, ErrorNote, Loading, PageHeader, StatusBadge, When } from "../components/ui";
+import { EmptyState, ErrorNote, Loading, PageHeader, providerName, StatusBadge, When } from "../components/ui";
 import { useLoad, useTitle } from "../hooks";
 import { Link } from "../router";
 
@@ -51,7 +51,7 @@ function NodeRow({ node }: { node: Node }) {
           {node.name}
         </Link>
         <div className="muted small">
-          {node.provider}
+          {providerName(node.provider)}
           {node.size && <> · {node.size}</>}
           {node.location && <> · {node.location}</>} · {node.workspace_count}{" "}
           {node.workspace_count === 1 ? "workspace" : "workspaces"}

@@ -3,7 +3,7 @@ import { type FormEvent, useId, useState } from "react";
 import { ApiError, api } from "../api/client";
 import type { User } from "../api/types";
 import { ErrorNote } from "../components/ui";
-import { useTitle } from "../hooks";
+import { useLoad, useTitle } from "../hooks";
 
 const GITHUB_LOGIN = "/api/auth/github/login";
 // GitHub's rule for logins, which dev sign-in names follow too.
@@ -21,6 +21,11 @@ export function SignInScreen({ onSignedIn }: { onSignedIn: (user: User) => void 
   const [githubError, setGithubError] = useState<unknown>(null);
   const [githubBusy, setGithubBusy] = useState(false);
   const [showDev, setShowDev] = useState(looksLocal);
+  // Until the deployment has said, GitHub comes first (a production deployment has it);
+  // `sam dev` without a GitHub app puts the sign-in that works first.
+  const offered = useLoad(() => api.deployment(), []);
+  const devFirst = offered.data !== undefined && !offered.data.sign_in.github && offered.data.sign_in.development;
+  const settled = offered.state !== "loading";
 
   const signInWithGitHub = async () => {
     setGithubBusy(true);
@@ -43,6 +48,20 @@ export function SignInScreen({ onSignedIn }: { onSignedIn: (user: User) => void 
     setGithubBusy(false);
   };
 
+  const github = (
+    <>
+      <button
+        type="button"
+        className={`button button-block ${devFirst ? "button-quiet" : "button-primary"}`}
+        onClick={() => void signInWithGitHub()}
+        disabled={githubBusy}
+      >
+        <GitHubMark /> {githubBusy ? "Opening GitHub…" : "Sign in with GitHub"}
+      </button>
+      {githubError !== null && <ErrorNote error={githubError} />}
+    </>
+  );
+
   return (
     <main className="centered sign-in">
       <div className="card narrow">
@@ -51,28 +70,24 @@ export function SignInScreen({ onSignedIn }: { onSignedIn: (user: User) => void 
           <h1>Sign in to SAM</h1>
         </div>
         <p className="muted">Ephemeral AI coding environments on your own cloud account.</p>
-        <button
-          type="button"
-          className="button button-primary button-block"
-          onClick={() => void signInWithGitHub()}
-          disabled={githubBusy}
-        >
-          <GitHubMark /> {githubBusy ? "Opening GitHub…" : "Sign in with GitHub"}
-        </button>
-        {githubError !== null && <ErrorNote error={githubError} />}
-        {showDev ? (
-          <DevSignIn onSignedIn={onSignedIn} />
+        {/* The choices wait for the deployment's answer (or its failure), so they never
+            move under the user: without a GitHub app, the sign-in that works comes first. */}
+        {settled && !devFirst && github}
+        {!settled ? null : showDev || devFirst ? (
+          <DevSignIn onSignedIn={onSignedIn} primary={devFirst} />
         ) : (
           <button type="button" className="link-button" onClick={() => setShowDev(true)}>
             Sign in without GitHub (local development)
           </button>
         )}
+        {devFirst && <p className="muted small sign-in-other">GitHub sign-in is not configured on this deployment.</p>}
+        {devFirst && github}
       </div>
     </main>
   );
 }
 
-function DevSignIn({ onSignedIn }: { onSignedIn: (user: User) => void }) {
+function DevSignIn({ onSignedIn, primary = false }: { onSignedIn: (user: User) => void; primary?: boolean }) {
   const id = useId();
   const [login, setLogin] = useState("");
   const [error, setError] = useState<unknown>(null);
@@ -123,7 +138,7 @@ function DevSignIn({ onSignedIn }: { onSignedIn: (user: User) => void }) {
           <ErrorNote error={error} />
         </div>
       )}
-      <button type="submit" className="button button-block" disabled={busy}>
+      <button type="submit" className={`button button-block ${primary ? "button-primary" : ""}`} disabled={busy}>
         {busy ? "Signing in…" : "Sign in"}
       </button>
     </form>

@@ -5,7 +5,7 @@ import type { Workspace } from "../api/types";
 import { BootLogView } from "../components/BootLog";
 import { mergeBootLog, useLiveBootLog } from "../components/liveBootLog";
 import { Terminals } from "../components/Terminals";
-import { ConfirmButton, ErrorNote, Loading, PageHeader, StatusBadge } from "../components/ui";
+import { ConfirmButton, ErrorNote, Loading, PageHeader, providerName, StatusBadge } from "../components/ui";
 import { useLoad, useTitle } from "../hooks";
 import { Link, navigate } from "../router";
 
@@ -17,6 +17,7 @@ type View = "terminals" | "agent";
 const CHANGING = new Set(["pending", "creating", "stopping"]);
 const DEFAULT_POLL_SECONDS = 2;
 const IDLE_POLL_MS = 15_000;
+const REBUILDABLE = new Set(["running", "stopped", "error"]);
 
 export function WorkspaceScreen({ id }: { id: string }) {
   useEffect(() => {
@@ -75,7 +76,10 @@ export function WorkspaceScreen({ id }: { id: string }) {
   }
 
   const data: Workspace = workspace.data;
-  const canStart = data.status === "stopped" || data.status === "error";
+  // Start of a failed workspace would rebuild it anyway (the API does): one button, Rebuild.
+  const canStart = data.status === "stopped";
+  const canRebuild = REBUILDABLE.has(data.status);
+  const rebuild = () => act(() => api.rebuildWorkspace(id));
   return (
     <div className="workspace-page">
       <PageHeader
@@ -97,6 +101,9 @@ export function WorkspaceScreen({ id }: { id: string }) {
                 {acting ? "Starting…" : "Start"}
               </button>
             )}
+            {canRebuild && data.status !== "error" && (
+              <ConfirmButton label="Rebuild" confirmLabel="Rebuild: fresh clone, changes lost" onConfirm={rebuild} disabled={acting} />
+            )}
             <ConfirmButton
               label="Delete"
               confirmLabel="Delete workspace"
@@ -114,7 +121,7 @@ export function WorkspaceScreen({ id }: { id: string }) {
       >
         <p className="muted workspace-meta">
           <StatusBadge status={data.status} /> <span className="mono">{data.repository}</span>
-          {data.branch && <> · {data.branch}</>} · {data.provider}
+          {data.branch && <> · {data.branch}</>} · {providerName(data.provider)}
           {data.node_id && (
             <>
               {" "}
@@ -166,8 +173,16 @@ export function WorkspaceScreen({ id }: { id: string }) {
         <section className="card" aria-labelledby="error-heading">
           <h2 id="error-heading">The workspace failed</h2>
           <ErrorNote error={new Error(data.error_message ?? "Provisioning failed; the boot log below says where.")} />
-          <p className="muted small">Start it again to retry, or delete it.</p>
-          <BootLogView entries={bootLog.data?.entries ?? []} dropped={bootLog.data?.dropped} follow={false} />
+          <p className="muted small">
+            Fix the repository (commit the fix), then <strong>Rebuild</strong>: SAM clones it again and reruns its set-up.
+          </p>
+          <button type="button" className="button button-primary" disabled={acting} onClick={() => void rebuild()}>
+            {acting ? "Rebuilding…" : "Rebuild workspace"}
+          </button>
+          <details className="boot-log-details">
+            <summary>Boot log</summary>
+            <BootLogView entries={bootLog.data?.entries ?? []} dropped={bootLog.data?.dropped} follow={false} />
+          </details>
         </section>
       )}
 

@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 
 import { api } from "../api/client";
 import type { Credential, Workspace } from "../api/types";
-import { EmptyState, ErrorNote, Loading, PageHeader, StatusBadge, When } from "../components/ui";
+import { EmptyState, ErrorNote, Loading, PageHeader, providerName, StatusBadge, When } from "../components/ui";
 import { useLoad, useTitle } from "../hooks";
 import { Link } from "../router";
 
@@ -61,7 +61,7 @@ function WorkspaceRow({ workspace }: { workspace: Workspace }) {
         </Link>
         <div className="muted small">
           <span className="mono">{workspace.repository}</span>
-          {workspace.branch && <> · {workspace.branch}</>} · {workspace.provider} · created{" "}
+          {workspace.branch && <> · {workspace.branch}</>} · {providerName(workspace.provider)} · created{" "}
           <When iso={workspace.created_at} />
         </div>
         {workspace.status === "error" && workspace.error_message && (

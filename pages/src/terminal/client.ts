@@ -350,7 +350,10 @@ export class TerminalClient {
       case "error":
         if (frame.request_id !== null) this.pendingCreates.delete(frame.request_id);
         if (frame.code === "unknown_session" && frame.session_id) {
+          // A shell that is gone (e.g. after a restart): its tab says so in words, with a
+          // button for a new one; the agent's protocol message is for developers.
           this.markGone(frame.session_id);
+          break;
         }
         listener.problem(frame.message, frame.code);
         break;

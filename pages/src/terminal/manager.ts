@@ -41,13 +41,20 @@ const THEME = {
 };
 
 function exitText(exit: TabExit): string {
-  if (exit.reason === "gone") return "This session ended while the page was away.";
-  if (exit.reason === "workspace_stopped") return "The workspace stopped.";
-  if (exit.reason === "agent_stopping") return "The node's agent stopped.";
+  if (exit.reason === "gone") return "This shell has ended (SAM or the workspace restarted).";
+  if (exit.reason === "workspace_stopped") return "The workspace was stopped, so this shell ended.";
+  if (exit.reason === "agent_stopping") return "This shell ended: SAM on the node was stopped.";
   if (exit.reason === "killed") return "The agent ended this command.";
-  if (exit.exitCode !== null) return `Process exited with code ${exit.exitCode}.`;
-  if (exit.signal !== null) return `Process ended by signal ${exit.signal}.`;
-  return "Session closed.";
+  if (exit.exitCode === 0) return "The shell exited.";
+  if (exit.exitCode !== null) return `The shell exited with an error (code ${exit.exitCode}).`;
+  if (exit.signal !== null) return "The shell was stopped.";
+  return "The shell has ended.";
+}
+
+/** Whether a new shell can take the tab's place (its shell went away with SAM, not by the
+ * user's own `exit`). */
+export function canReopen(exit: TabExit | null): boolean {
+  return exit === null || exit.reason === "gone" || exit.reason === "agent_stopping";
 }
 
 export function describeExit(exit: TabExit): string {
@@ -193,7 +200,8 @@ export class TerminalManager {
       const bytes = Uint8Array.from(data, (c) => c.charCodeAt(0) & 0xff);
       this.client.input(sessionId, bytes);
     });
-    terminal.attachCustomKeyEventHandler((event) => clipboardKeys(terminal, event));
+    const leaving = leaveKeys(terminal);
+    terminal.attachCustomKeyEventHandler((event) => leaving(event) && clipboardKeys(terminal, event));
     screen = { terminal, fit, element: null };
     this.screens.set(sessionId, screen);
     return screen;
@@ -247,6 +255,37 @@ export class TerminalManager {
     this.current = this.build();
     for (const subscriber of this.subscribers) subscriber();
   }
+}
+
+const FOCUSABLE =
+  'a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), summary, [tabindex]:not([tabindex="-1"])';
+const MODIFIERS = new Set(["Shift", "Control", "Alt", "Meta"]);
+
+/** Esc then Tab (Shift+Tab: backwards) moves the focus out of the terminal, as in
+ * CodeMirror: xterm.js keeps Tab for the shell's completion, so keyboard users need a way
+ * out. Esc itself still reaches the shell (vim, less). Terminals.tsx shows the keys under
+ * the terminal. Returns false for keys handled here. */
+function leaveKeys(terminal: Terminal): (event: KeyboardEvent) => boolean {
+  let armed = false;
+  return (event) => {
+    if (event.type !== "keydown" || MODIFIERS.has(event.key)) return true;
+    const leave = armed && event.key === "Tab" && !event.ctrlKey && !event.altKey && !event.metaKey;
+    armed = event.key === "Escape";
+    if (!leave) return true;
+    event.preventDefault();
+    moveFocus(terminal.textarea, event.shiftKey);
+    return false;
+  };
+}
+
+function moveFocus(from: HTMLElement | undefined, backwards: boolean): void {
+  const focusable = Array.from(document.querySelectorAll<HTMLElement>(FOCUSABLE)).filter(
+    (element) => element === from || element.offsetParent !== null,
+  );
+  const here = from ? focusable.indexOf(from) : -1;
+  const next = focusable[here + (backwards ? -1 : 1)];
+  if (next) next.focus();
+  else from?.blur();
 }
 
 /** Ctrl+Shift+C copies the selection and Ctrl+Shift+V pastes, as in desktop terminals

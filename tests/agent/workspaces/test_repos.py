@@ -10,6 +10,7 @@ from agent.workspaces.repos import (
     RepositorySource,
     clone,
     clone_argv,
+    git_complaint,
     validate_branch,
     validate_repository,
 )
@@ -190,6 +191,21 @@ async def test_clone_of_a_missing_branch_fails_with_stderr_and_a_hint(tmp_path: 
     assert "nope" in (failed.value.detail or "")
     assert "branch" in failed.value.hint
     assert not (tmp_path / "dest").exists()
+    # The summary is git's own reason, not an exit code.
+    assert failed.value.message == (
+        "git clone failed: fatal: Remote branch nope not found in upstream origin"
+    )
+
+
+def test_git_s_complaint_is_its_last_fatal_line_without_credentials() -> None:
+    stderr = (
+        "Cloning into 'x'...\n"
+        "remote: Repository not found.\n"
+        "fatal: repository 'https://alice:s3cret@example.com/x.git/' not found\n"
+    )
+    assert git_complaint(stderr) == "fatal: repository 'https://***@example.com/x.git/' not found"
+    assert git_complaint("warning: something\n") is None
+    assert git_complaint("error: " + "x" * 1000) == ("error: " + "x" * 1000)[:300]
 
 
 async def test_injection_is_inert_even_without_validation(tmp_path: Path) -> None:

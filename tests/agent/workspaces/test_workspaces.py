@@ -41,7 +41,7 @@ from agent.workspaces.manager import (
     check_transition,
 )
 from agent.workspaces.sandbox import network_names
-from tests.fixtures.repos import make_repo
+from tests.fixtures.repos import git, make_repo
 from tests.support.agent import AgentProcess
 from tests.support.control_plane import INITIAL_CALLBACK_TOKEN, ControlPlaneDouble
 
@@ -407,6 +407,10 @@ async def test_stop_restart_rebuild_delete(
     with pytest.raises(InvalidTransition):
         await manager.restart("ws-life")  # already running
 
+    # A rebuild fetches the repository again (a new commit lands) on a fresh checkout.
+    (repo / "fixed.txt").write_text("new commit\n")
+    git(repo, "add", "fixed.txt")
+    git(repo, "commit", "--quiet", "--message", "fix")
     await manager.rebuild("ws-life")
     rebuilt = await provisioned(manager, "ws-life")
     assert rebuilt["state"] == "running", rebuilt["error"]
@@ -414,8 +418,9 @@ async def test_stop_restart_rebuild_delete(
     assert await engine.inspect(first["container_id"]) is None
     steps_of_rebuild = steps(manager.boot_log("ws-life").entries())
     assert "remove container" in steps_of_rebuild
-    done = run_shell(await manager.shell_command("ws-life"), "cat notes.txt")
-    assert done.stdout.strip() == "work"  # the checkout survives a rebuild
+    done = run_shell(await manager.shell_command("ws-life"), "cat fixed.txt; ls")
+    assert done.stdout.split()[:3] == ["new", "commit", "README.md"]
+    assert "notes.txt" not in done.stdout, "a fresh clone: work not committed is gone"
 
     manager.store.add_tab("ws-life", "s1", "shell")
     await manager.delete("ws-life")

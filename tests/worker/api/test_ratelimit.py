@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
-from tests.support.edge import Edge, running_edge
+from tests.support.edge import Edge, running_edge, signed_in
 from twin import env as local_env
 from twin.clock import ManualClock
 from twin.kv import KVNamespace
@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[3]
 KV_NAMESPACE_ID = "00000000000000000000000000000000"  # wrangler.toml
 SIGN_IN_LIMIT = 3
 API_TOKEN_LIMIT = 2
+CREATE_LIMIT = 2
 # Small enough that a test can wait for the next window.
 SIGN_IN_WINDOW_SECONDS = 2
 API_TOKEN_WINDOW_SECONDS = 600
@@ -48,7 +49,8 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     data_dir: Path = tmp_path_factory.mktemp("ratelimit") / ".sam"
     limits = (
         f"sign_in={SIGN_IN_LIMIT}/{SIGN_IN_WINDOW_SECONDS},"
-        f"api_token={API_TOKEN_LIMIT}/{API_TOKEN_WINDOW_SECONDS}"
+        f"api_token={API_TOKEN_LIMIT}/{API_TOKEN_WINDOW_SECONDS},"
+        f"workspace_create={CREATE_LIMIT}/600"
     )
     with running_edge(data_dir, vars={"SAM_RATE_LIMITS": limits}) as running:
         yield running
@@ -77,7 +79,7 @@ def assert_rate_limited(response: httpx.Response, window_seconds: int) -> int:
     assert body["error"] == "rate_limited"
     retry_after = int(response.headers["retry-after"])
     assert 1 <= retry_after <= window_seconds
-    assert f"Try again in {retry_after} s" in body["message"]
+    assert body["message"].endswith(f"try again in {ratelimit.in_words(retry_after)}.")
     return retry_after
 
 
@@ -160,6 +162,42 @@ def test_a_refused_request_is_not_counted_and_does_nothing(edge: Edge) -> None:
         assert db.execute("SELECT count(*) FROM users WHERE login = 'refused'").fetchone() == (0,)
 
 
+def test_only_accepted_workspaces_count_and_the_refusal_is_in_plain_words(edge: Edge) -> None:
+    start_of_a_fresh_window(600, needed_seconds=10)
+    with closing(signed_in(edge, "creator")) as client:
+        refused_spec = {"repository": "https://example.com/r.git;", "provider": "local"}
+        for _ in range(CREATE_LIMIT + 3):  # mistakes cost nothing
+            assert client.post("/api/workspaces", json=refused_spec).status_code == 400
+        good = {"repository": "https://example.com/r.git", "provider": "local"}
+        made = [client.post("/api/workspaces", json=good) for _ in range(CREATE_LIMIT)]
+        assert [reply.status_code for reply in made] == [202] * CREATE_LIMIT
+        limited = client.post("/api/workspaces", json=good)
+        retry = assert_rate_limited(limited, 600)
+        assert limited.json()["message"] == (
+            f"You created {CREATE_LIMIT} workspaces in the last 10 minutes; "
+            f"try again in {ratelimit.in_words(retry)}."
+        )
+        for reply in made:
+            assert client.delete(f"/api/workspaces/{reply.json()['id']}").status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (1, "1 second"),
+        (45, "45 seconds"),
+        (60, "1 minute"),
+        (61, "2 minutes"),
+        (263, "5 minutes"),
+        (600, "10 minutes"),
+        (3600, "1 hour"),
+        (5400, "2 hours"),
+    ],
+)
+def test_durations_in_words_round_up(seconds: int, words: str) -> None:
+    assert ratelimit.in_words(seconds) == words
+
+
 # --- the window, on the KV twin --------------------------------------------------------------
 
 
@@ -200,7 +238,9 @@ async def test_counts_then_refuses_then_resets(kv: KVNamespace, clock: ManualClo
         await ratelimit.hit(env, limit, "u_1", clock)
     assert status_for(refused.value) == 429 and refused.value.code == "rate_limited"
     assert error_reply(refused.value)[2] == {"Retry-After": "15"}
-    assert "Try again in 15 s" in refused.value.message
+    assert refused.value.message == (
+        "This account opened 60 terminal connections in the last minute; try again in 15 seconds."
+    )
     # Another subject is counted apart.
     await ratelimit.hit(env, limit, "u_2", clock)
     # The counter lives under the documented key, and only as long as needed.

@@ -6,7 +6,11 @@ For the owner (session or API token; anyone else's workspace is a 404, like a ma
                                              → 202 workspace (pending or creating)
     GET    /api/workspaces/{id}              workspace
     POST   /api/workspaces/{id}/stop         workspace (stopped)
-    POST   /api/workspaces/{id}/restart      → 202 workspace (creating)
+    POST   /api/workspaces/{id}/restart      → 202 workspace (creating); a failed one is
+                                             rebuilt, as below
+    POST   /api/workspaces/{id}/rebuild      → 202 workspace (creating): the repository
+                                             cloned afresh, the container made anew, its
+                                             lifecycle commands run again
     DELETE /api/workspaces/{id}              204
     GET    /api/workspaces/{id}/boot-log     {"entries": [entry, ...], "dropped": n}
 
@@ -29,7 +33,7 @@ from wire import agent_api
 from wire.agent_api import Text
 from wire.callbacks import ProvisioningFailed, WorkspaceReady
 from worker.api.deps import CurrentUser, DeploymentDep
-from worker.api.ratelimit import WORKSPACE_CREATE, rate_limited
+from worker.api.ratelimit import WORKSPACE_CREATE, count_accepted, rate_limited
 from worker.auth import scoped_tokens
 from worker.config import Config
 from worker.deployment import Deployment
@@ -154,7 +158,9 @@ async def create(
     user: CurrentUser,
     deployment: DeploymentDep,
 ) -> WorkspaceOut:
-    return _out(deployment, await workspaces.create(deployment, user.id, body.model_dump()))
+    created = await workspaces.create(deployment, user, body.model_dump())
+    await count_accepted(deployment, WORKSPACE_CREATE, user.id)  # a refused spec is free
+    return _out(deployment, created)
 
 
 @router.get("/api/workspaces/{workspace_id}", response_model=WorkspaceOut)
@@ -182,6 +188,15 @@ async def restart(
     deployment: DeploymentDep,
 ) -> WorkspaceOut:
     return _out(deployment, await workspaces.restart(deployment, user.id, workspace_id))
+
+
+@router.post("/api/workspaces/{workspace_id}/rebuild", status_code=202, response_model=WorkspaceOut)
+async def rebuild(
+    workspace_id: str,
+    user: CurrentUser,
+    deployment: DeploymentDep,
+) -> WorkspaceOut:
+    return _out(deployment, await workspaces.rebuild(deployment, user.id, workspace_id))
 
 
 @router.delete("/api/workspaces/{workspace_id}", status_code=204)

@@ -10,6 +10,8 @@ binding `LOCAL_NODES` when it runs under `sam dev`:
     DELETE http://local-nodes/nodes/{id}   → 200 (already gone too)
     GET    http://local-nodes/nodes        → {"nodes": [{node_id, user_id, agent_port,
                                               running, pid}]}
+    POST   http://local-nodes/repositories/check  {path, roots: [dir, ...] | null}
+                                           → {"path": the resolved path, or null: refused}
 
 The launcher starts the agent serving TLS as `agent_host` (`vm-{id}.localhost`, always
 this machine) with a certificate from the local CA the edge trusts for those names.
@@ -21,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from worker.deployment import Deployment
-from worker.errors import InvalidInput, UpstreamFailed
+from worker.errors import Conflict, InvalidInput, UpstreamFailed
 from worker.nodes.providers.base import (
     ManagedServer,
     NodeBoot,
@@ -32,6 +34,7 @@ from worker.nodes.providers.base import (
 from worker.platform import Request
 
 LAUNCHER_URL = "http://local-nodes/nodes"
+REPOSITORY_CHECK_URL = "http://local-nodes/repositories/check"
 AGENT_IP = "127.0.0.1"
 
 
@@ -40,7 +43,7 @@ class LocalProviderUnavailable(InvalidInput):
         super().__init__(
             "local_provider_unavailable",
             "The local provider is only available under `sam dev` (it starts the agent on "
-            "the machine running SAM). Use the hetzner provider here.",
+            "the machine running SAM). Use Hetzner here.",
         )
 
 
@@ -61,6 +64,8 @@ class LocalProvider:
             init["headers"] = {"content-type": "application/json"}
         response = await deployment.env.LOCAL_NODES.fetch(Request(url, **init))
         answer = await response.json()
+        if response.status == 409:  # a refusal the user can act on (e.g. no Docker Engine)
+            raise Conflict(answer.get("error", "local_node_refused"), answer.get("message", ""))
         if not 200 <= response.status < 300:
             raise UpstreamFailed(
                 "local_node_failed",
@@ -92,6 +97,17 @@ class LocalProvider:
 
     async def delete_server(self, deployment: Deployment, node: ServerOwner) -> None:
         await self._call(deployment, "DELETE", f"{LAUNCHER_URL}/{quote(node.id, safe='')}")
+
+    async def check_repository(
+        self, deployment: Deployment, path: str, roots: list[str] | None
+    ) -> str | None:
+        """`path` resolved on this machine if it is a git repository inside `roots` (None:
+        anywhere); None if not (worker/workspaces/local_paths.py words the refusal)."""
+        answer = await self._call(
+            deployment, "POST", REPOSITORY_CHECK_URL, {"path": path, "roots": roots}
+        )
+        resolved = answer.get("path")
+        return resolved if isinstance(resolved, str) else None
 
     async def list_managed(
         self, deployment: Deployment, user_id: str | None
