@@ -407,6 +407,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/workspaces/{workspace_id}/rebuild": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Rebuild */
+        post: operations["rebuild_api_workspaces__workspace_id__rebuild_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/workspaces/{workspace_id}/boot-log": {
         parameters: {
             query?: never;
@@ -468,6 +485,23 @@ export interface paths {
         };
         /** Agent Credential */
         get: operations["agent_credential_api_workspaces__workspace_id__agent_credential_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/deployment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Show */
+        get: operations["show_api_deployment_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -633,6 +667,12 @@ export interface components {
             base_url: string | null;
             /** Created At */
             created_at: string;
+        };
+        /** DeploymentOut */
+        DeploymentOut: {
+            sign_in: components["schemas"]["SignInMethods"];
+            /** Providers */
+            providers: components["schemas"]["ProviderOption"][];
         };
         /** DevLogin */
         DevLogin: {
@@ -810,6 +850,14 @@ export interface components {
          * @enum {string}
          */
         Provider: "local" | "hetzner";
+        /** ProviderOption */
+        ProviderOption: {
+            name: components["schemas"]["Provider"];
+            /** Available */
+            available: boolean;
+            /** Reason */
+            reason: string | null;
+        };
         /** ProvisioningFailed */
         ProvisioningFailed: {
             /** Step */
@@ -829,6 +877,13 @@ export interface components {
             retired: string[];
             /** Retired Published Seconds */
             retired_published_seconds: number;
+        };
+        /** SignInMethods */
+        SignInMethods: {
+            /** Github */
+            github: boolean;
+            /** Development */
+            development: boolean;
         };
         /**
          * StepStatus
@@ -1793,6 +1848,37 @@ export interface operations {
             };
         };
     };
+    rebuild_api_workspaces__workspace_id__rebuild_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     read_boot_log_api_workspaces__workspace_id__boot_log_get: {
         parameters: {
             query?: never;
@@ -1956,6 +2042,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    show_api_deployment_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentOut"];
                 };
             };
         };
