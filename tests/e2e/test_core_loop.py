@@ -103,9 +103,9 @@ def test_the_core_loop(
         uploaded = upload_agent(edge.data_dir, artifact)
         assert uploaded.returncode == 0, uploaded.stderr
         browser = Browser(edge)
-        me = (
-            browser.github_login(github, "alice") if login == "github" else browser.dev_login("bob")
-        )
+        user = "alice" if login == "github" else "bob"
+        me = browser.github_login(github, user) if login == "github" else browser.dev_login(user)
+        assert me["login"] == user, me
         plaintext["session id"] = browser.session
 
         # Credentials: a Hetzner token (validated against the fake first) and an API key.
@@ -189,7 +189,6 @@ def test_the_core_loop(
         strays = [s.name for s in hetzner.all_servers() if s.labels.get("sam-node") not in known]
         assert strays == [], f"servers D1 does not know: {strays}"
         assert browser.get(f"/api/workspaces/{workspace_id}").json()["status"] == "stopped"
-        assert me["login"] in ("alice", "bob")
 
     # --- secrets: the edge is stopped, so its SQLite files are complete on disk ----------
     user_data = [

@@ -82,6 +82,7 @@ def leak_check(node_id: str) -> Iterator[None]:
     left = _containers(node_id)
     if left:
         subprocess.run(["docker", "rm", "-f", *left], capture_output=True)
+    assert left == [], f"the test left containers labelled {LABEL_NODE}={node_id}: {left}"
 
 
 def _containers(node_id: str) -> list[str]:
