@@ -13,8 +13,9 @@ A node is `python -m agent` on a free loopback port, with its state in
 node's cloud-init does (worker/nodes/providers/hetzner/cloud_init.py): exchange the
 bootstrap token at POST /api/bootstrap/{token} for the callback token (0600, before the
 agent starts), start the agent, and once it answers /health, POST /api/nodes/{id}/ready. The
-backend is `docker` when a Docker Engine answers, else `host` (workspaces run unisolated on
-this machine: logged loudly).
+backend is `docker` when a Docker Engine answers, `host` when there is none (workspaces
+run unisolated on this machine: logged loudly); an engine that does not answer `docker info`
+in time refuses the node (503 docker_not_answering) instead of falling back quietly.
 
 The edge starts the launcher with itself and stops every agent when it stops (SIGTERM,
 then SIGKILL). After a restart the known nodes start again; their bootstrap tokens are
@@ -37,11 +38,13 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from devtools.machine import (
+    DOCKER_PROBE_TIMEOUT_SECONDS,
     STOP_TIMEOUT_SECONDS,
-    docker_answers,
+    DockerProbe,
     end_stale_agent,
     free_port,
     port_free,
+    probe_docker,
     remove_containers,
     write_token_file,
 )
@@ -182,9 +185,23 @@ class LocalNodes:
     # --- agents -------------------------------------------------------------------------
 
     async def backend(self) -> str:
-        """`docker` if a Docker Engine answers (asked once), else `host`."""
+        """`docker` if a Docker Engine answers (asked once), `host` if there is none; an
+        engine too slow to answer is an error, never a quiet fall back to `host`."""
         if self._backend is None:
-            self._backend = "docker" if await docker_answers() else "host"
+            probe = await probe_docker()
+            if probe is DockerProbe.SLOW:
+                log.error(
+                    "local_nodes.docker_slow: docker info did not answer within %.0fs",
+                    DOCKER_PROBE_TIMEOUT_SECONDS,
+                )
+                raise LauncherError(
+                    503,
+                    "docker_not_answering",
+                    f"the Docker Engine did not answer `docker info` within "
+                    f"{DOCKER_PROBE_TIMEOUT_SECONDS:.0f} s, so no local node was started; "
+                    "check it (scripts/docker-engine) and create the workspace again",
+                )
+            self._backend = "docker" if probe is DockerProbe.ANSWERS else "host"
             if self._backend == "host":
                 log.warning(
                     "local_nodes.no_docker: no Docker Engine answered, so local nodes run "
