@@ -77,6 +77,7 @@ START_TIMEOUT_SECONDS = 20.0
 READY_TIMEOUT_SECONDS = 120.0
 STEP_TIMEOUT_SECONDS = 60.0
 SESSIONS_PER_WORKSPACE = 25  # under the agent's default limit of 32
+SESSIONS_STARTING_AT_ONCE = 8
 SMOKE = {"bytes": 200_000, "keystrokes": 8, "sessions": 4, "rounds": 2}
 
 
@@ -456,7 +457,14 @@ async def measure_rss(
     """The server's RSS idle, then with `sessions` clients each at a shell prompt."""
     server = psutil.Process(pid)
     baseline = server.memory_info().rss
-    clients = await asyncio.gather(*(connect(index) for index in range(sessions)))
+    # A few shells starting at a time, so that 100 login shells do not starve each other.
+    starting = asyncio.Semaphore(SESSIONS_STARTING_AT_ONCE)
+
+    async def one(index: int) -> Client:
+        async with starting:
+            return await connect(index)
+
+    clients = await asyncio.gather(*(one(index) for index in range(sessions)))
     loaded = server.memory_info().rss
     for client in clients:
         await close(client)
