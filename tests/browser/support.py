@@ -60,7 +60,8 @@ def create_running_workspace(edge: Edge, login: str, repository: str) -> dict[st
             assert time.monotonic() < deadline, f"not running in time: {workspace}"
             time.sleep(0.2)
             workspace = client.get(f"/api/workspaces/{workspace['id']}").json()
-        return workspace
+    edge.assert_docker_backend(workspace["node_id"])
+    return workspace
 
 
 # --- the terminal on the page ------------------------------------------------------------

@@ -160,6 +160,9 @@ def test_the_core_loop(
             logs["agent (VM)"] = server.boot.report() + server.boot.agent_log()
         else:
             logs["agent (local)"] = (data_dir / "nodes" / node_id / "agent.log").read_text()
+            edge.assert_docker_backend(node_id)
+        agent_log = logs["agent (VM)"] if provider == "hetzner" else logs["agent (local)"]
+        assert f"agent.started node_id={node_id} backend=docker " in agent_log, agent_log[-2000:]
 
         # Stop → the node is warm → the window ends → the node is torn down.
         stopped = browser.post(f"/api/workspaces/{workspace_id}/stop")
