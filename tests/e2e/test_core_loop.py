@@ -92,6 +92,7 @@ def test_the_core_loop(
     hetzner: FakeHetzner,
     dns: FakeCloudflareDns,
     git: GitServer,
+    e2e_nodes: set[str],
 ) -> None:
     data_dir = tmp_path / ".sam"
     repo = make_repo(tmp_path, f"project-{provider}", files={"README.md": "# e2e\n"})
@@ -137,6 +138,7 @@ def test_the_core_loop(
 
         workspace = wait_for(running, "the workspace to run", RUNNING_TIMEOUT_SECONDS)
         node_id = workspace["node_id"]
+        e2e_nodes.add(node_id)
         node = browser.get(f"/api/nodes/{node_id}").json()
         assert (node["provider"], node["status"], node["warm"]) == (provider, "running", False)
         if provider == "hetzner":
