@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from agent.config import AgentConfig
 from agent.errors import BadRequest, InvalidWorkspaceSpec
+from agent.grants import RevokedGrants
 from agent.sessions.manager import MAX_CLIENT_FRAME_BYTES, AgentSessionManager
 from agent.terminals.manager import TerminalManager
 from agent.workspaces.manager import WorkspaceManager
@@ -29,8 +30,10 @@ from wire.agent_api import (
     BootLog,
     BootLogEntry,
     Deleted,
+    GrantRevoked,
     Health,
     NewWorkspace,
+    RevokeGrant,
     TerminalTabs,
     WorkspaceList,
 )
@@ -56,6 +59,9 @@ WORKSPACES = web.AppKey("workspaces", WorkspaceManager)
 TERMINALS = web.AppKey("terminals", TerminalManager)
 AGENT_SESSIONS = web.AppKey("agent_sessions", AgentSessionManager)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet)
+GRANTS = web.AppKey("grants", RevokedGrants)
+# The verified token's Principal (agent/auth.py), set by the auth middleware.
+PRINCIPAL = "sam.principal"
 # The request's WebSocket once upgraded: the error middleware closes it instead of answering.
 WEBSOCKET = "sam.websocket"
 
@@ -65,6 +71,7 @@ Body = TypeVar("Body", bound=BaseModel)
 
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/health", health, name="health")
+    router.add_post("/grants/revoke", revoke_grant, name="revoke_grant")
     router.add_post("/workspaces", create_workspace, name="create_workspace")
     router.add_get("/workspaces", list_workspaces, name="list_workspaces")
     router.add_get("/workspaces/{id}", get_workspace, name="get_workspace")
@@ -218,7 +225,13 @@ async def _prepare(request: web.Request, max_message_bytes: int) -> web.WebSocke
     request[WEBSOCKET] = ws
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
+    request.app[GRANTS].opened(request[PRINCIPAL].claims.get("grant"), ws)
     return ws
+
+
+async def revoke_grant(request: web.Request) -> web.Response:
+    body = parse_body(RevokeGrant, await json_body(request))
+    return reply(GrantRevoked(closed=await request.app[GRANTS].revoke(body.grant)))
 
 
 async def create_agent_session(request: web.Request) -> web.Response:

@@ -20,12 +20,15 @@ from agent.auth import AGENT_AUDIENCE, TERMINAL_AUDIENCE, KeySet, TokenVerifier,
 from agent.config import AgentConfig
 from agent.control_plane import ControlPlane, new_session
 from agent.errors import AgentError, Unauthorized
+from agent.grants import RevokedGrants
 from agent.heartbeat import Heartbeat
 from agent.persistence import PRIVATE_DIR_MODE, Store
 from agent.reaper import Reaper
 from agent.routes import (
     AGENT_SESSIONS,
     CONFIG,
+    GRANTS,
+    PRINCIPAL,
     PUBLIC_ROUTES,
     SOCKETS,
     TERMINALS,
@@ -56,7 +59,6 @@ HTTP_ERROR_CODES = {
 
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 HEARTBEAT = web.AppKey("heartbeat", Heartbeat)
-PRINCIPAL = "sam.principal"
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
@@ -126,6 +128,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     request[PRINCIPAL] = await request.app[VERIFIER].verify(
         token, audiences, workspace=request.match_info.get("id")
     )
+    request.app[GRANTS].check(request[PRINCIPAL].claims.get("grant"))
     return await handler(request)
 
 
@@ -151,6 +154,7 @@ def build_app(config: AgentConfig) -> web.Application:
     )
     app[CONFIG] = config
     app[SOCKETS] = weakref.WeakSet()
+    app[GRANTS] = RevokedGrants()
     add_routes(app.router)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_on_shutdown)

@@ -108,6 +108,19 @@ class TerminalTabs(_Reply):
     tabs: list[SessionInfo]
 
 
+class RevokeGrant(BaseModel):
+    """`POST /grants/revoke`: the session or API token a user's terminal tokens name
+    (`session:<sha256>` / `token:<sha256>`) has been signed out or revoked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grant: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[a-z]+:[0-9a-f]{64}$")]
+
+
+class GrantRevoked(_Reply):
+    closed: int  # sockets it had opened here, now closed
+
+
 class ErrorBody(_Reply):
     error: str
     message: str

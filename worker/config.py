@@ -4,6 +4,7 @@ Vars come from `[vars]` in wrangler.toml (overridden locally by `sam dev`); a ba
 fails loudly with the name of the var, never silently falls back.
 """
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,9 @@ ENVIRONMENTS = ("development", "production")
 DEFAULT_HETZNER_API_URL = "https://api.hetzner.cloud"
 DEFAULT_GITHUB_BASE_URL = "https://github.com"
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
+# GitHub's rule for user and organisation logins.
+GITHUB_NAME_PATTERN = r"[A-Za-z0-9](?:-?[A-Za-z0-9])*"
+GITHUB_NAME_MAX_CHARS = 39
 DEFAULT_CLOUDFLARE_API_URL = "https://api.cloudflare.com/client/v4"
 # Nodes (worker/nodes/service.py, durable_objects/node_lifecycle.py).
 DEFAULT_MAX_WORKSPACES_PER_NODE = 4
@@ -44,6 +48,10 @@ class Config:
     cloudflare_api_url: str = DEFAULT_CLOUDFLARE_API_URL
     cloudflare_api_token: str | None = field(default=None, repr=False)
     cloudflare_zone_id: str | None = None
+    # Who may sign in with GitHub: logins and/or organisations (lower-cased). With neither,
+    # GitHub sign-in is refused: a deployment must name its users (worker/auth/allowlist.py).
+    allowed_github_users: frozenset[str] = frozenset()
+    allowed_github_orgs: frozenset[str] = frozenset()
     # Nodes: workspaces per node, how long an idle node stays warm, the heartbeat interval
     # agents use (health is judged in multiples of it), and when provisioning gives up.
     max_workspaces_per_node: int = DEFAULT_MAX_WORKSPACES_PER_NODE
@@ -87,6 +95,8 @@ class Config:
             cloudflare_api_url=_base_url(env, "SAM_CLOUDFLARE_API_URL", DEFAULT_CLOUDFLARE_API_URL),
             cloudflare_api_token=str(_var(env, "SAM_CLOUDFLARE_API_TOKEN", "")).strip() or None,
             cloudflare_zone_id=str(_var(env, "SAM_CLOUDFLARE_ZONE_ID", "")).strip() or None,
+            allowed_github_users=_github_names(env, "SAM_ALLOWED_GITHUB_USERS"),
+            allowed_github_orgs=_github_names(env, "SAM_ALLOWED_GITHUB_ORGS"),
             max_workspaces_per_node=int(
                 _positive(env, "SAM_MAX_WORKSPACES_PER_NODE", DEFAULT_MAX_WORKSPACES_PER_NODE, int)
             ),
@@ -119,6 +129,22 @@ def _positive(env: Any, name: str, default: float, kind: type[int] | type[float]
     if not value > 0:  # also refuses NaN
         raise ConfigError(f"{name} must be positive, not {raw!r}")
     return value
+
+
+def _github_names(env: Any, name: str) -> frozenset[str]:
+    """A comma- or space-separated list of GitHub logins (users or organisations)."""
+    names = str(_var(env, name, "")).replace(",", " ").split()
+    bad = [
+        each
+        for each in names
+        if len(each) > GITHUB_NAME_MAX_CHARS or not re.fullmatch(GITHUB_NAME_PATTERN, each)
+    ]
+    if bad:
+        raise ConfigError(
+            f"{name} lists GitHub logins separated by commas; {bad[0]!r} is not one "
+            "(letters, digits and single hyphens, at most 39 characters)"
+        )
+    return frozenset(each.lower() for each in names)
 
 
 def _base_url(env: Any, name: str, default: str) -> str:

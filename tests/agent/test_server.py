@@ -143,6 +143,46 @@ def test_bad_tokens_are_refused_on_websockets_before_the_upgrade(agent, control_
         assert_json_error(ok, 404, "workspace_not_found")
 
 
+def test_a_revoked_grant_closes_nothing_twice_and_its_tokens_are_refused(
+    agent: AgentProcess, control_plane
+) -> None:
+    signed_out, other = "session:" + "a" * 64, "session:" + "b" * 64
+    with agent.client(token="") as client:
+        revoke = client.post(
+            "/grants/revoke",
+            json={"grant": signed_out},
+            headers=agent.auth(control_plane.agent_token()),
+        )
+        assert revoke.status_code == 200 and revoke.json() == {"closed": 0}, revoke.text
+        for grant, status in ((signed_out, 401), (other, 404)):  # 404: past auth, no workspace
+            token = control_plane.terminal_token(MISSING, grant=grant)
+            refused = client.get(
+                WS_ROUTES[0].format(id=MISSING), params={"token": token}, headers=UPGRADE_HEADERS
+            )
+            assert refused.status_code == status, refused.text
+        assert (
+            "signed out"
+            in client.get(
+                WS_ROUTES[0].format(id=MISSING),
+                params={"token": control_plane.terminal_token(MISSING, grant=signed_out)},
+                headers=UPGRADE_HEADERS,
+            ).json()["message"]
+        )
+        # Only the control plane may revoke, and only a well-formed grant.
+        terminal = control_plane.terminal_token(MISSING, grant=other)
+        assert (
+            client.post(
+                "/grants/revoke", json={"grant": other}, headers=agent.auth(terminal)
+            ).status_code
+            == 403
+        )
+        for body in ({"grant": "session:not-hex"}, {"grant": other, "extra": 1}, {}):
+            bad = client.post(
+                "/grants/revoke", json=body, headers=agent.auth(control_plane.agent_token())
+            )
+            assert_json_error(bad, 400, "bad_request")
+
+
 async def test_websocket_client_sees_the_refusal(agent: AgentProcess, control_plane) -> None:
     bad = control_plane.bad_tokens("ws-x", "ws")
     async with aiohttp.ClientSession() as session:

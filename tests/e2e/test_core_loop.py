@@ -31,7 +31,7 @@ import pytest
 from tests.e2e.browser import Browser
 from tests.e2e.git_server import GitServer
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
-from tests.fakes.github import CLIENT_ID, CLIENT_SECRET, FakeGitHub
+from tests.fakes.github import FakeGitHub
 from tests.fakes.hetzner import FakeHetzner
 from tests.fixtures.repos import make_repo
 from tests.support.artifact import upload_agent
@@ -49,10 +49,7 @@ LOOP_TIMEOUT_SECONDS = 900
 
 def edge_vars(github: FakeGitHub, hetzner: FakeHetzner, dns: FakeCloudflareDns) -> dict[str, str]:
     return {
-        "SAM_GITHUB_CLIENT_ID": CLIENT_ID,
-        "SAM_GITHUB_CLIENT_SECRET": CLIENT_SECRET,
-        "SAM_GITHUB_BASE_URL": github.url,
-        "SAM_GITHUB_API_URL": github.url,
+        **github.vars(users="alice"),
         "SAM_HETZNER_API_URL": hetzner.url,
         **dns.vars(),
         "SAM_WARM_TIMEOUT_SECONDS": str(WARM_TIMEOUT_SECONDS),

@@ -42,6 +42,8 @@ class Account:
     email: str | None = None
     # What /user/emails lists (the private addresses too).
     emails: list[dict[str, Any]] = field(default_factory=list)
+    # Organisation login → membership state ("active", or "pending" for an invitation).
+    orgs: dict[str, str] = field(default_factory=dict)
 
     def profile(self, port: int) -> dict[str, Any]:
         return {
@@ -91,6 +93,18 @@ class FakeGitHub(LoopbackServer):
         self._lock = threading.Lock()
         self._next_id = 1000
 
+    def vars(self, users: str = "", orgs: str = "") -> dict[str, str]:
+        """The deployment settings that point GitHub sign-in here, admitting `users` and
+        members of `orgs` (comma-separated logins)."""
+        return {
+            "SAM_GITHUB_CLIENT_ID": self.client_id,
+            "SAM_GITHUB_CLIENT_SECRET": self.client_secret,
+            "SAM_GITHUB_BASE_URL": self.url,
+            "SAM_GITHUB_API_URL": self.url,
+            "SAM_ALLOWED_GITHUB_USERS": users,
+            "SAM_ALLOWED_GITHUB_ORGS": orgs,
+        }
+
     # --- accounts -----------------------------------------------------------------------
 
     def add_account(
@@ -120,6 +134,7 @@ class FakeGitHub(LoopbackServer):
         app.router.add_post("/login/oauth/access_token", self._access_token)
         app.router.add_get("/user", self._user)
         app.router.add_get("/user/emails", self._emails)
+        app.router.add_get("/user/memberships/orgs/{org}", self._membership)
 
     # --- OAuth --------------------------------------------------------------------------
 
@@ -235,3 +250,23 @@ class FakeGitHub(LoopbackServer):
         if "user:email" not in scope.split() and "user" not in scope.split():
             return web.json_response({"message": "Not Found", "status": "404"}, status=404)
         return web.json_response(account.emails)
+
+    async def _membership(self, request: web.Request) -> web.Response:
+        """GET /user/memberships/orgs/{org}: needs read:org; 404 when not a member."""
+        account, scope = self._caller(request)
+        org = request.match_info["org"]
+        if "read:org" not in scope.split() and "admin:org" not in scope.split():
+            return web.json_response(
+                {"message": "You need at least read:org scope to view memberships."}, status=403
+            )
+        state = {name.lower(): value for name, value in account.orgs.items()}.get(org.lower())
+        if state is None:
+            return web.json_response({"message": "Not Found", "status": "404"}, status=404)
+        return web.json_response(
+            {
+                "state": state,
+                "role": "member",
+                "organization": {"login": org},
+                "user": {"login": account.login, "id": account.id},
+            }
+        )

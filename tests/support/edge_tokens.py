@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from twin.d1 import D1Database
 from twin.env import Env
-from worker.auth import keys, scoped_tokens
+from worker.auth import grants, keys, scoped_tokens
 from worker.deployment import Deployment
 
 EXPIRED_AGO_SECONDS = 3600  # well past the verifiers' 30 s leeway
@@ -60,9 +60,10 @@ class EdgeSigner:
 
     # --- what the control plane mints -----------------------------------------------------
 
-    async def terminal(self, user_id: str, node_id: str, workspace_id: str) -> str:
+    async def terminal(self, user_id: str, node_id: str, workspace_id: str, session: str) -> str:
+        """A terminal token as POST /api/terminal/token gives the holder of `session`."""
         minted = await scoped_tokens.mint_terminal_token(
-            self.deployment, user_id, node_id, workspace_id
+            self.deployment, user_id, node_id, workspace_id, grants.for_session(session)
         )
         return minted.token
 

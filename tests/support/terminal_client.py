@@ -158,6 +158,12 @@ class TerminalClient:
                 await self._changed.wait()
             return result
 
+    async def closed_by_server(self, timeout: float = TIMEOUT_SECONDS) -> int | None:
+        """Wait until the other side closes the socket; its close code."""
+        await asyncio.wait({self._reader}, timeout=timeout)
+        assert self.closed, f"the socket is still open after {timeout:.0f}s"
+        return self.close_code
+
     def reply(self, request_id: str) -> dict[str, Any] | None:
         return next((f for f in self.frames if f.get("request_id") == request_id), None)
 

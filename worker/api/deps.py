@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from worker.auth import api_tokens, sessions
+from worker.auth import api_tokens, grants, sessions
 from worker.auth.users import User, get_user
 from worker.deployment import Deployment
 from worker.errors import Forbidden, Unauthorized
@@ -37,7 +37,7 @@ async def current_user(
         if scheme.lower() == "bearer" and api_tokens.looks_like_token(token):
             user = await api_tokens.user_for_token(env.DATABASE, token, deployment.clock)
             if user is not None:
-                request.state.auth = "token"
+                request.state.grant = grants.for_api_token(token)
                 return user
         raise Unauthorized(
             "unauthorized",
@@ -50,13 +50,19 @@ async def current_user(
         user = None if session is None else await get_user(env.DATABASE, session.user_id)
         if user is not None:
             sessions.check_same_origin(request, config)
-            request.state.auth = "session"
+            request.state.grant = grants.for_session(session_id)
             return user
     raise Unauthorized(
         "unauthorized",
         f"You are not signed in. Sign in at {sessions.app_origin(request, config)}/ "
         "(GitHub), or send `Authorization: Bearer sam_pat_...` with a personal API token.",
     )
+
+
+async def current_grant(request: Request, user: Annotated[User, Depends(current_user)]) -> str:
+    """What the signed-in user authenticated with (worker/auth/grants.py): tokens minted for
+    them name it, so that signing out or revoking the API token ends those tokens too."""
+    return request.state.grant
 
 
 async def require_admin(user: Annotated[User, Depends(current_user)]) -> User:
@@ -70,3 +76,4 @@ async def require_admin(user: Annotated[User, Depends(current_user)]) -> User:
 DeploymentDep = Annotated[Deployment, Depends(get_deployment)]
 CurrentUser = Annotated[User, Depends(current_user)]
 Admin = Annotated[User, Depends(require_admin)]
+CurrentGrant = Annotated[str, Depends(current_grant)]

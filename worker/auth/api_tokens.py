@@ -66,17 +66,18 @@ async def list_tokens(db: Any, user_id: str) -> list[dict[str, Any]]:
     return [dict(row) for row in result["results"]]
 
 
-async def revoke_token(db: Any, user_id: str, token_id: str, clock: Clock) -> bool:
-    """Revoke the user's own token; False if they have no such live token."""
-    result = (
+async def revoke_token(db: Any, user_id: str, token_id: str, clock: Clock) -> str | None:
+    """Revoke the user's own token; its hash (what its grants name), or None if they have
+    no such live token."""
+    row = (
         await db.prepare(
             "UPDATE api_tokens SET revoked_at = ? "
-            "WHERE id = ? AND user_id = ? AND revoked_at IS NULL"
+            "WHERE id = ? AND user_id = ? AND revoked_at IS NULL RETURNING token_hash"
         )
         .bind(iso(clock.now()), token_id, user_id)
-        .run()
+        .first()
     )
-    return result["meta"]["changes"] > 0
+    return None if row is None else row["token_hash"]
 
 
 async def user_for_token(db: Any, token: str, clock: Clock) -> User | None:

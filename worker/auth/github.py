@@ -8,6 +8,9 @@ docs.github.com/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps:
                with client_secret and code_verifier → {"access_token": …}
                (a refused code is still a 200, with {"error": …, "error_description": …})
     worker  ─▶ GET {api}/user, and {api}/user/emails when the email is private
+    worker  ─▶ GET {api}/user/memberships/orgs/{org} when the deployment admits an
+               organisation (worker/auth/allowlist.py; 200 {"state": "active"|"pending"},
+               404 when not a member)
 
 All outbound calls go through `worker.platform.fetch`, so they run on both platforms.
 Failures become domain errors here: GitHub refusing the code is the caller's InvalidInput,
@@ -27,8 +30,10 @@ from worker.config import Config
 from worker.errors import InvalidInput, UpstreamFailed
 from worker.platform import fetch
 
-# Enough to read the profile and, when it is private, the primary email address.
+# Enough to read the profile and, when it is private, the primary email address; and the
+# user's organisation memberships when the deployment admits organisations.
 OAUTH_SCOPES = "read:user user:email"
+ORG_SCOPE = "read:org"
 CODE_VERIFIER_BYTES = 64  # 86 base64url characters; RFC 7636 allows 43 to 128
 GITHUB_TIMEOUT_SECONDS = 10.0
 API_VERSION = "2022-11-28"
@@ -45,13 +50,17 @@ def code_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+def oauth_scopes(config: Config) -> str:
+    return f"{OAUTH_SCOPES} {ORG_SCOPE}" if config.allowed_github_orgs else OAUTH_SCOPES
+
+
 def authorize_url(config: Config, redirect_uri: str, state: str, verifier: str) -> str:
     assert config.github_client_id, "checked by the caller (503 when missing)"
     query = urlencode(
         {
             "client_id": config.github_client_id,
             "redirect_uri": redirect_uri,
-            "scope": OAUTH_SCOPES,
+            "scope": oauth_scopes(config),
             "state": state,
             "code_challenge": code_challenge(verifier),
             "code_challenge_method": "S256",
@@ -109,6 +118,22 @@ async def fetch_profile(config: Config, access_token: str) -> GitHubProfile:
     )
 
 
+async def is_active_member(config: Config, access_token: str, org: str) -> bool:
+    """Whether the token's user is an active member of `org` (private memberships too)."""
+    status, reply = await _call(
+        f"{config.github_api_url}/user/memberships/orgs/{org}",
+        method="GET",
+        headers=_api_headers(access_token),
+    )
+    if status in (403, 404):  # not a member, or membership hidden from this token
+        return False
+    if status != 200 or not isinstance(reply, dict):
+        raise UpstreamFailed(
+            "github_unavailable", f"GitHub's membership of {org} answered {status}."
+        )
+    return reply.get("state") == "active"
+
+
 async def _primary_email(config: Config, access_token: str) -> str | None:
     emails = await _api_get(config, "/user/emails", access_token)
     if not isinstance(emails, list):
@@ -121,18 +146,20 @@ async def _primary_email(config: Config, access_token: str) -> str | None:
 
 async def _api_get(config: Config, path: str, access_token: str) -> Any:
     status, reply = await _call(
-        config.github_api_url + path,
-        method="GET",
-        headers={
-            "accept": "application/vnd.github+json",
-            "authorization": f"Bearer {access_token}",
-            "x-github-api-version": API_VERSION,
-            "user-agent": USER_AGENT,
-        },
+        config.github_api_url + path, method="GET", headers=_api_headers(access_token)
     )
     if status != 200:
         raise UpstreamFailed("github_unavailable", f"GitHub's {path} answered {status}.")
     return reply
+
+
+def _api_headers(access_token: str) -> dict[str, str]:
+    return {
+        "accept": "application/vnd.github+json",
+        "authorization": f"Bearer {access_token}",
+        "x-github-api-version": API_VERSION,
+        "user-agent": USER_AGENT,
+    }
 
 
 async def _call(url: str, **init: Any) -> tuple[int, Any]:

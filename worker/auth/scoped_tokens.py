@@ -1,7 +1,8 @@
 """The control plane's JWTs: ES256, one audience per use, each scoped to a node or workspace.
 
     audience        claims                   lifetime   who presents it, to whom
-    sam:terminal    sub, node, workspace     5 min      a browser terminal → the agent
+    sam:terminal    sub, node, workspace,    5 min      a browser terminal → the agent
+                    grant
     sam:agent       node                     5 min      the control plane → an agent
     sam:node        node                     24 h       a node's callbacks → the control
                                                         plane (renewed on heartbeats)
@@ -58,7 +59,8 @@ LIFETIME_SECONDS: dict[Audience, int] = {
     Audience.WORKSPACE: WORKSPACE_TOKEN_SECONDS,
 }
 SCOPE_CLAIMS: dict[Audience, tuple[str, ...]] = {
-    Audience.TERMINAL: ("sub", "node", "workspace"),
+    # `grant`: the session or API token it was minted under (worker/auth/grants.py).
+    Audience.TERMINAL: ("sub", "node", "workspace", "grant"),
     Audience.AGENT: ("node",),
     Audience.NODE: ("node",),
     Audience.WORKSPACE: ("node", "workspace"),
@@ -110,9 +112,9 @@ async def mint(deployment: Deployment, audience: Audience, claims: dict[str, str
 
 
 async def mint_terminal_token(
-    deployment: Deployment, user_id: str, node_id: str, workspace_id: str
+    deployment: Deployment, user_id: str, node_id: str, workspace_id: str, grant: str
 ) -> Minted:
-    claims = {"sub": user_id, "node": node_id, "workspace": workspace_id}
+    claims = {"sub": user_id, "node": node_id, "workspace": workspace_id, "grant": grant}
     return await mint(deployment, Audience.TERMINAL, claims)
 
 

@@ -57,7 +57,12 @@ async def create_session(kv: Any, user_id: str, clock: Clock) -> str:
 
 
 async def read_session(kv: Any, session_id: str, clock: Clock) -> Session | None:
-    raw = await kv.get(_key(session_id))
+    return await read_session_by_digest(kv, sha256_hex(session_id), clock)
+
+
+async def read_session_by_digest(kv: Any, digest: str, clock: Clock) -> Session | None:
+    """The session whose id hashes to `digest` (what a terminal token's grant names)."""
+    raw = await kv.get(SESSION_KEY_PREFIX + digest)
     if raw is None:
         return None
     record = json.loads(raw)

@@ -14,7 +14,8 @@ edge's boundary answers as JSON (statuses as worker/http_errors.py maps them):
     1. a WebSocket's Origin: the app origin, or none at all for a non-browser client
        that brings a token (a page on another origin never gets a socket)       403
     2. who: `?token=` a sam:terminal token for this workspace (verified as the agent
-       will: ES256, kid, iss, aud, exp)                                          401 / 403
+       will: ES256, kid, iss, aud, exp), whose session or API token still stands
+       (worker/auth/grants.py: a token outlives no sign-out)                     401 / 403
        or the workspace owner's session cookie (a fresh terminal token is minted);
        a cookie counts on a WebSocket or a POST only with the app's Origin       403
     3. the path: one of this workspace's routes above, with a well-formed session id,
@@ -43,7 +44,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from pydantic import TypeAdapter, ValidationError
 
 from wire.agent_session import SessionId
-from worker.auth import scoped_tokens, sessions
+from worker.auth import grants, scoped_tokens, sessions
 from worker.auth.scoped_tokens import Audience
 from worker.auth.users import get_user
 from worker.deployment import Deployment
@@ -103,6 +104,7 @@ class Caller:
     user_id: str
     token: str | None  # a verified ?token=; None for a session (minted once placed)
     node_id: str | None  # the token's node claim
+    grant: str  # the session or API token behind it (worker/auth/grants.py)
 
 
 async def handle(request: Request, deployment: Deployment, workspace_id: str) -> Response:
@@ -157,7 +159,7 @@ async def _proxy(request: Request, deployment: Deployment, workspace_id: str) ->
             caller.token
             or (
                 await scoped_tokens.mint_terminal_token(
-                    deployment, caller.user_id, node.id, workspace.id
+                    deployment, caller.user_id, node.id, workspace.id, caller.grant
                 )
             ).token
         )
@@ -209,7 +211,9 @@ async def _authenticate(
         claims = await scoped_tokens.verify(
             deployment, offered[0], Audience.TERMINAL, workspace=workspace_id
         )
-        return Caller(claims["sub"], offered[0], claims["node"])
+        # Signed out (or the API token revoked) since it was minted: refused from then on.
+        await grants.check_live(deployment, claims["grant"])
+        return Caller(claims["sub"], offered[0], claims["node"], claims["grant"])
     session_id = _cookie(request, sessions.SESSION_COOKIE)
     if session_id:
         if not cookie_allowed:
@@ -218,7 +222,7 @@ async def _authenticate(
         session = await sessions.read_session(env.KV, session_id, deployment.clock)
         user = None if session is None else await get_user(env.DATABASE, session.user_id)
         if user is not None:
-            return Caller(user.id, None, None)
+            return Caller(user.id, None, None, grants.for_session(session_id))
     raise Unauthorized(
         "unauthorized",
         f"Workspace {workspace_id} needs a terminal token: POST /api/terminal/token "

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.github import CLIENT_ID, CLIENT_SECRET, FakeGitHub
+from tests.fakes.github import FakeGitHub
 from tests.support.authorization import (
     MATRIX,
     Auth,
@@ -41,7 +41,7 @@ from tests.support.wait import bearer
 from twin.d1 import D1Database
 from twin.env import Env
 from worker.api.ratelimit import LIMITS
-from worker.auth import scoped_tokens
+from worker.auth import grants, scoped_tokens
 from worker.deployment import Deployment
 
 ROUTES = app_routes()
@@ -79,10 +79,7 @@ def github() -> Iterator[FakeGitHub]:
 def world(tmp_path_factory: pytest.TempPathFactory, github: FakeGitHub) -> Iterator[World]:
     data_dir: Path = tmp_path_factory.mktemp("matrix") / ".sam"
     variables = {
-        "SAM_GITHUB_CLIENT_ID": CLIENT_ID,
-        "SAM_GITHUB_CLIENT_SECRET": CLIENT_SECRET,
-        "SAM_GITHUB_BASE_URL": github.url,
-        "SAM_GITHUB_API_URL": github.url,
+        **github.vars(),
         # Limits are tested in test_ratelimit.py; here they would only get in the way.
         "SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS),
     }
@@ -178,8 +175,9 @@ def mint(world: World, audience: scoped_tokens.Audience, node_id: str) -> str:
     """A real token of `audience` from the edge's own signing key (D1 + its dev secret)."""
     match audience:
         case scoped_tokens.Audience.TERMINAL:
+            grant = grants.for_session(world.owner.session)
             minted = scoped_tokens.mint_terminal_token(
-                world.minter, world.owner.id, node_id, "wmatrix"
+                world.minter, world.owner.id, node_id, "wmatrix", grant
             )
         case scoped_tokens.Audience.WORKSPACE:
             minted = scoped_tokens.mint_workspace_token(world.minter, node_id, "wmatrix")

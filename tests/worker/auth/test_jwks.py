@@ -120,7 +120,7 @@ def test_the_jwks_is_on_the_api_host_only(edge: Edge) -> None:
 
 
 async def test_tokens_verify_with_the_published_jwks(edge: Edge, minter: Deployment) -> None:
-    terminal = await scoped_tokens.mint_terminal_token(minter, "u_1", "n_1", "w_1")
+    terminal = await scoped_tokens.mint_terminal_token(minter, "u_1", "n_1", "w_1", "session:x")
     agent = await scoped_tokens.mint_agent_token(minter, "n_1")
     client = jwks_client(edge)
     claims = independent_verify(edge, client, terminal.token, "sam:terminal")
@@ -131,7 +131,9 @@ async def test_tokens_verify_with_the_published_jwks(edge: Edge, minter: Deploym
 
 
 async def test_the_node_agents_own_verifier_accepts_them(edge: Edge, minter: Deployment) -> None:
-    terminal = (await scoped_tokens.mint_terminal_token(minter, "u_1", "n_1", "w_1")).token
+    terminal = (
+        await scoped_tokens.mint_terminal_token(minter, "u_1", "n_1", "w_1", "session:x")
+    ).token
     agent = (await scoped_tokens.mint_agent_token(minter, "n_1")).token
     other_node = (await scoped_tokens.mint_agent_token(minter, "n_2")).token
     async with aiohttp.ClientSession(headers={"Host": edge.host("api")}) as session:

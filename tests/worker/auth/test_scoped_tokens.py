@@ -124,9 +124,9 @@ async def test_each_audience_carries_the_agent_contracts_claims(
     before = int(time.time())
     cases = [
         (
-            await scoped_tokens.mint_terminal_token(deployment, "u_1", "n_1", "w_1"),
+            await scoped_tokens.mint_terminal_token(deployment, "u_1", "n_1", "w_1", "session:x"),
             Audience.TERMINAL,
-            {"sub": "u_1", "node": "n_1", "workspace": "w_1"},
+            {"sub": "u_1", "node": "n_1", "workspace": "w_1", "grant": "session:x"},
         ),
         (await scoped_tokens.mint_agent_token(deployment, "n_1"), Audience.AGENT, {"node": "n_1"}),
         (await scoped_tokens.mint_node_token(deployment, "n_1"), Audience.NODE, {"node": "n_1"}),
@@ -339,7 +339,9 @@ async def test_garbage_is_refused(deployment: Deployment, env: Any) -> None:
 
 
 async def test_another_node_or_workspace_is_a_403(deployment: Deployment, env: Any) -> None:
-    terminal = (await scoped_tokens.mint_terminal_token(deployment, "u_1", "n_1", "w_1")).token
+    terminal = (
+        await scoped_tokens.mint_terminal_token(deployment, "u_1", "n_1", "w_1", "session:x")
+    ).token
     claims = await scoped_tokens.verify(
         deployment, terminal, Audience.TERMINAL, node="n_1", workspace="w_1"
     )

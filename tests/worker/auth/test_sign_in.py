@@ -6,10 +6,13 @@ by the Host header) so that each test says exactly what a browser would send.
 
 import hashlib
 import secrets
+import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from http.cookies import SimpleCookie
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -18,19 +21,20 @@ import pytest
 from tests.fakes.github import CLIENT_ID, CLIENT_SECRET, FakeGitHub
 from tests.support.edge import Edge, running_edge
 from tests.support.wait import bearer
+from worker.config import Config, ConfigError
 
 LOGIN = "/api/auth/github/login"
 CALLBACK = "/api/auth/github/callback"
 RACERS = 16
 
 
+# Who may sign in: these logins, and active members of the ACME organisation.
+ALLOWED_USERS = "alice, bob, carol, private"
+ALLOWED_ORGS = "ACME"
+
+
 def github_vars(github: FakeGitHub) -> dict[str, str]:
-    return {
-        "SAM_GITHUB_CLIENT_ID": CLIENT_ID,
-        "SAM_GITHUB_CLIENT_SECRET": CLIENT_SECRET,
-        "SAM_GITHUB_BASE_URL": github.url,
-        "SAM_GITHUB_API_URL": github.url,
-    }
+    return github.vars(users=ALLOWED_USERS, orgs=ALLOWED_ORGS)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +43,10 @@ def github() -> Iterator[FakeGitHub]:
         for login in ("alice", "bob", "carol", "dave", "erin"):
             fake.add_account(login, name=login.title(), email=f"{login}@example.com")
         fake.add_account("private", name="Private Person", private_email="hidden@example.com")
+        fake.accounts["dave"].orgs["acme"] = "active"
+        fake.accounts["erin"].orgs["Acme"] = "active"
+        fake.add_account("mallory", name="Mallory").orgs["evilcorp"] = "active"
+        fake.add_account("invitee", name="Invitee").orgs["acme"] = "pending"
         fake.default_login = "alice"
         yield fake
 
@@ -151,7 +159,7 @@ def test_login_redirects_to_github_with_state_and_s256_challenge(
     assert len(query["code_challenge"]) == 43  # base64url of 32 bytes, unpadded
     assert len(query["state"]) >= 32
     assert query["redirect_uri"] == f"http://{edge.host('app')}{CALLBACK}"
-    assert "user:email" in query["scope"]
+    assert query["scope"].split() == ["read:user", "user:email", "read:org"]
     preauth = raw_set_cookie(response, "sam_oauth")
     assert "HttpOnly" in preauth and "SameSite=lax" in preauth
     # A second login gets a fresh state and challenge.
@@ -317,6 +325,46 @@ def test_github_refusing_or_failing_is_a_clear_error(edge: Edge, github: FakeGit
         github.user_status = 200
     assert_error(response, 502, "github_unavailable")
     assert_no_session(response)
+
+
+# --- who may sign in ----------------------------------------------------------------------
+
+
+def test_only_named_users_and_members_of_named_organisations_sign_in(
+    edge: Edge, github: FakeGitHub
+) -> None:
+    assert Browser(edge).sign_in(github, "bob")["login"] == "bob"  # named
+    assert Browser(edge).sign_in(github, "dave")["login"] == "dave"  # an active ACME member
+    for login in ("mallory", "invitee"):  # another organisation; a pending invitation
+        browser = Browser(edge)
+        response = browser.callback(browser.approve(github, browser.start_login(), login))
+        assert_error(response, 403, "sign_in_not_allowed")
+        message = response.json()["message"]
+        assert f"{login!r} may not sign in" in message and "acme" in message
+        assert "operator" in message
+        assert_no_session(response)
+        assert_error(browser.get("/api/auth/me"), 401, "unauthorized")
+    with closing(sqlite3.connect(edge.data_dir / "d1" / "sam.sqlite")) as db:
+        stored = {row[0] for row in db.execute("SELECT login FROM users")}
+    assert "mallory" not in stored and "invitee" not in stored
+
+
+def test_a_deployment_that_names_nobody_lets_nobody_in(tmp_path: Path, github: FakeGitHub) -> None:
+    with running_edge(tmp_path / ".sam", vars=github.vars()) as edge:
+        browser = Browser(edge)
+        query = browser.start_login()
+        assert "read:org" not in query["scope"].split()  # no organisations named: not asked
+        response = browser.callback(browser.approve(github, query, "alice"))
+        assert_error(response, 403, "sign_in_not_allowed")
+        assert "SAM_ALLOWED_GITHUB_USERS" in response.json()["message"]
+        assert_no_session(response)
+
+
+@pytest.mark.parametrize("value", ["alice;rm -rf /", "-alice", "al--ice", "a" * 40])
+def test_a_malformed_allowed_login_stops_the_deployment_with_its_name(value: str) -> None:
+    env = SimpleNamespace(SAM_DOMAIN="example.com", SAM_ALLOWED_GITHUB_USERS=f"bob,{value}")
+    with pytest.raises(ConfigError, match="SAM_ALLOWED_GITHUB_USERS"):
+        Config.from_env(env)
 
 
 # --- sessions ---------------------------------------------------------------------------

@@ -72,7 +72,9 @@ class Stage:
         return f"/workspaces/{workspace_id}/agent-sessions{rest}"
 
     async def token(self, workspace_id: str | None = None) -> str:
-        return await self.signer.terminal(self.alice.id, self.node, workspace_id or self.workspace)
+        return await self.signer.terminal(
+            self.alice.id, self.node, workspace_id or self.workspace, self.alice.session
+        )
 
     def agent_requests(self) -> int:
         """How many agent-session requests the node agent has logged."""
@@ -284,7 +286,9 @@ async def refused_request(stage: Stage, case: str) -> dict[str, Any]:
     app = app_origin(stage.edge)
     match case:
         case "another_users_token":
-            theirs = await stage.signer.terminal(stage.mallory.id, stage.theirs_node, stage.theirs)
+            theirs = await stage.signer.terminal(
+                stage.mallory.id, stage.theirs_node, stage.theirs, stage.mallory.session
+            )
             return {**create, "token": theirs}
         case "another_users_session":
             return {
@@ -364,7 +368,9 @@ async def test_a_viewer_needs_a_token_for_this_workspace(
     if credential == "a_token_for_b":
         token = await stage.token(stage.other)
     else:
-        token = await stage.signer.terminal(stage.mallory.id, stage.theirs_node, stage.theirs)
+        token = await stage.signer.terminal(
+            stage.mallory.id, stage.theirs_node, stage.theirs, stage.mallory.session
+        )
     url = f"http://127.0.0.1:{stage.edge.port}{stage.url(stage.workspace, '/as-0/ws')}"
     headers = {"Host": stage.host(stage.workspace)}
     async with aiohttp.ClientSession() as http:

@@ -35,7 +35,7 @@ def issued_tokens(edge: Edge) -> list[str]:
         client.close()
     signer = EdgeSigner(edge.data_dir, edge.domain)
     try:
-        terminal = asyncio.run(signer.terminal(user_id, NODE, WORKSPACE))
+        terminal = asyncio.run(signer.terminal(user_id, NODE, WORKSPACE, session))
     finally:
         signer.close()
     return [session, api_token, terminal]

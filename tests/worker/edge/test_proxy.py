@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 import httpx
 import pytest
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from tests.fakes.loopback import LoopbackServer
 from tests.fixtures.repos import make_repo
@@ -36,7 +36,7 @@ from tests.support.edge_tokens import EdgeSigner
 from tests.support.terminal_client import TerminalClient, decode_output, encode_input
 from tests.support.wait import wait_for
 from worker.api.ratelimit import LIMITS
-from worker.auth import scoped_tokens
+from worker.auth import grants, scoped_tokens
 
 ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = ROOT / "tests" / "golden" / "terminal"
@@ -351,7 +351,9 @@ def settled_agent_requests(world: World, workspace_id: str) -> int:
 async def test_the_tab_list_over_http_with_a_token_and_with_the_owners_session(
     world: World,
 ) -> None:
-    token = await world.signer.terminal(world.alice.id, world.node, world.workspace)
+    token = await world.signer.terminal(
+        world.alice.id, world.node, world.workspace, world.alice.session
+    )
     before = agent_requests(world, world.workspace)
     by_token = await call(world, world.workspace, "http", token=token)
     assert by_token.status_code == 200, by_token.text
@@ -370,7 +372,9 @@ async def test_the_tab_list_over_http_with_a_token_and_with_the_owners_session(
 
 
 async def test_a_terminal_through_the_proxy_runs_a_command(world: World) -> None:
-    token = await world.signer.terminal(world.alice.id, world.node, world.workspace)
+    token = await world.signer.terminal(
+        world.alice.id, world.node, world.workspace, world.alice.session
+    )
     async with TerminalClient.connect(
         terminal_url(world, world.workspace), host=ws_host(world, world.workspace), token=token
     ) as term:
@@ -385,7 +389,9 @@ async def test_a_terminal_through_the_proxy_runs_a_command(world: World) -> None
 async def test_reattach_through_the_proxy_after_a_dropped_socket_is_byte_exact(
     world: World,
 ) -> None:
-    token = await world.signer.terminal(world.alice.id, world.node, world.workspace)
+    token = await world.signer.terminal(
+        world.alice.id, world.node, world.workspace, world.alice.session
+    )
     url, host = terminal_url(world, world.workspace), ws_host(world, world.workspace)
     async with TerminalClient.connect(url, host=host, token=token) as first:
         session = await first.create()
@@ -427,7 +433,12 @@ async def test_the_owners_session_opens_a_terminal_from_the_app_origin(world: Wo
 async def misuse(world: World, case: str) -> dict[str, Any]:
     """The credential of each misuse case: {"token": ...} and/or {"cookie": ...}."""
     signer, alice, mallory = world.signer, world.alice, world.mallory
-    mine = {"sub": alice.id, "node": world.node, "workspace": world.workspace}
+    mine = {
+        "sub": alice.id,
+        "node": world.node,
+        "workspace": world.workspace,
+        "grant": grants.for_session(alice.session),
+    }
     good = signer.claims("sam:terminal", **mine)
     match case:
         case "nothing":
@@ -435,7 +446,7 @@ async def misuse(world: World, case: str) -> dict[str, Any]:
         case "garbage":
             return {"token": "not-a-jwt"}
         case "two_tokens":
-            token = await signer.terminal(alice.id, world.node, world.workspace)
+            token = await signer.terminal(alice.id, world.node, world.workspace, alice.session)
             return {"token": [token, token]}
         case "expired":
             return {"token": await signer.expired(good)}
@@ -453,9 +464,17 @@ async def misuse(world: World, case: str) -> dict[str, Any]:
             return {"token": await signer.agent(world.node)}
         case "another_users_token":
             theirs = world.rows["mallory"]
-            return {"token": await signer.terminal(mallory.id, world.nodes["mallory"], theirs)}
+            return {
+                "token": await signer.terminal(
+                    mallory.id, world.nodes["mallory"], theirs, mallory.session
+                )
+            }
         case "another_workspace":
-            return {"token": await signer.terminal(alice.id, world.node, world.rows["second"])}
+            return {
+                "token": await signer.terminal(
+                    alice.id, world.node, world.rows["second"], alice.session
+                )
+            }
         case "another_users_sub":
             return {"token": await signer.sign({**good, "sub": mallory.id})}
         case "another_node":
@@ -507,6 +526,49 @@ async def test_token_misuse_is_refused_before_the_agent(
         )
 
 
+async def test_signing_out_or_revoking_the_api_token_ends_the_terminal_tokens_it_got(
+    world: World,
+) -> None:
+    laptop = sign_in(world.edge, "alice")  # a second browser session of alice's
+    body = {"workspace_id": world.workspace}
+    with as_member(world.edge, laptop) as client:
+        by_session = client.post("/api/terminal/token", json=body).json()["token"]
+        api_token = client.post("/api/tokens", json={"name": "laptop-cli"}).json()
+    with world.edge.client("api") as cli:
+        cli.headers["authorization"] = f"Bearer {api_token['token']}"
+        by_api_token = cli.post("/api/terminal/token", json=body).json()["token"]
+    for token in (by_session, by_api_token):
+        assert (await call(world, world.workspace, "http", token=token)).status_code == 200
+
+    url, host = terminal_url(world, world.workspace), ws_host(world, world.workspace)
+    async with (
+        TerminalClient.connect(url, host=host, token=by_session) as signed_out,
+        TerminalClient.connect(url, host=host, token=by_api_token) as still_in,
+    ):
+        await signed_out.request("list")
+        with as_member(world.edge, laptop) as client:
+            assert client.post("/api/auth/logout").status_code == 204
+        # The node closed the terminal socket the signed-out session had open; the socket
+        # opened with the API token stays.
+        assert await signed_out.closed_by_server() == WSCloseCode.POLICY_VIOLATION
+        assert "sessions" in await still_in.request("list")
+    for transport in ("http", "ws"):
+        refused = await call(world, world.workspace, transport, token=by_session)
+        assert (refused.status_code, error_of(refused)) == (401, "token_revoked")
+        assert "Sign in again" in refused.json()["message"]
+    # The API token was not signed out, and alice's other browser is untouched.
+    assert (await call(world, world.workspace, "http", token=by_api_token)).status_code == 200
+    assert (
+        await call(world, world.workspace, "http", cookie=world.alice.session)
+    ).status_code == 200
+
+    with world.edge.client("api") as cli:
+        cli.headers["authorization"] = f"Bearer {api_token['token']}"
+        assert cli.delete(f"/api/tokens/{api_token['id']}").status_code == 204
+    refused = await call(world, world.workspace, "http", token=by_api_token)
+    assert (refused.status_code, error_of(refused)) == (401, "token_revoked")
+
+
 @pytest.mark.parametrize(
     "origin, credential, expected",
     [
@@ -533,7 +595,9 @@ async def test_a_websocket_is_opened_only_from_the_app_origin(
     headers = {} if origin is None else {"Origin": origin}
     token = None
     if credential == "token":
-        token = await world.signer.terminal(world.alice.id, world.node, world.workspace)
+        token = await world.signer.terminal(
+            world.alice.id, world.node, world.workspace, world.alice.session
+        )
     else:
         headers["Cookie"] = f"sam_session={world.alice.session}"
     if expected == 101:
@@ -600,7 +664,9 @@ async def test_only_the_workspaces_own_routes_are_served(
 ) -> None:
     target = path.format(id=world.workspace, other=world.rows["second"])
     before = settled_agent_requests(world, world.rows["second"])
-    token = await world.signer.terminal(world.alice.id, world.node, world.workspace)
+    token = await world.signer.terminal(
+        world.alice.id, world.node, world.workspace, world.alice.session
+    )
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{world.edge.port}") as client:
         request = client.build_request(
             method,
@@ -621,7 +687,7 @@ async def test_only_the_workspaces_own_routes_are_served(
 async def test_only_what_the_agent_needs_is_forwarded_over_http(world: World) -> None:
     assert world.recorder is not None
     workspace_id, node_id = world.rows["recorded"], world.nodes["recorder"]
-    token = await world.signer.terminal(world.alice.id, node_id, workspace_id)
+    token = await world.signer.terminal(world.alice.id, node_id, workspace_id, world.alice.session)
     hostile = {
         "host": ws_host(world, workspace_id),
         "cookie": f"sam_session={world.alice.session}; other=1",
@@ -663,7 +729,9 @@ async def test_a_websocket_reaches_the_agent_with_one_terminal_token(
     headers = {"Origin": app_origin(world.edge), "Authorization": "Bearer sam_pat_x"}
     token = None
     if credential == "token":
-        token = await world.signer.terminal(world.alice.id, node_id, workspace_id)
+        token = await world.signer.terminal(
+            world.alice.id, node_id, workspace_id, world.alice.session
+        )
     else:
         headers["Cookie"] = f"sam_session={world.alice.session}"
     url = f"{terminal_url(world, workspace_id)}"
@@ -697,7 +765,7 @@ async def test_a_websocket_reaches_the_agent_with_one_terminal_token(
 async def test_an_agent_session_post_reaches_the_agent_with_its_body(world: World) -> None:
     assert world.recorder is not None
     workspace_id, node_id = world.rows["recorded"], world.nodes["recorder"]
-    token = await world.signer.terminal(world.alice.id, node_id, workspace_id)
+    token = await world.signer.terminal(world.alice.id, node_id, workspace_id, world.alice.session)
     body = json.dumps({"text": "héllo"}).encode()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{world.edge.port}") as client:
         response = await client.post(
@@ -730,7 +798,9 @@ async def test_a_session_viewer_gets_its_token_as_a_header_and_keeps_after(
     headers = {"Origin": app_origin(world.edge), "Host": ws_host(world, workspace_id)}
     params = {"after": "7"}
     if credential == "token":
-        params["token"] = await world.signer.terminal(world.alice.id, node_id, workspace_id)
+        params["token"] = await world.signer.terminal(
+            world.alice.id, node_id, workspace_id, world.alice.session
+        )
     else:
         headers["Cookie"] = f"sam_session={world.alice.session}"
     path = f"/workspaces/{workspace_id}/agent-sessions/as-1/ws"

@@ -2,10 +2,13 @@
 
     GET  /api/auth/github/login      → 302 to GitHub; state + verifier kept in KV, bound
                                        to a pre-auth cookie of this browser
-    GET  /api/auth/github/callback   → state checked once, code exchanged, user upserted,
-                                       session cookie set, 302 to the app
+    GET  /api/auth/github/callback   → state checked once, code exchanged, the account
+                                       checked against the deployment's allowed users and
+                                       organisations (403 otherwise), user upserted, session
+                                       cookie set, 302 to the app
     GET  /api/auth/me                → the signed-in user (401 otherwise)
-    POST /api/auth/logout            → the session is revoked and the cookie cleared
+    POST /api/auth/logout            → the session is revoked, the cookie cleared, and the
+                                       terminals its tokens opened closed on the user's nodes
     POST /api/auth/dev-login         → development only, and only from a loopback peer on
                                        a `*.localhost` host: a session for a local user
 
@@ -25,10 +28,11 @@ from pydantic import BaseModel, Field
 
 from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import SIGN_IN, rate_limited
-from worker.auth import github, sessions
+from worker.auth import allowlist, github, grants, sessions
 from worker.auth.users import User, upsert_github_user, upsert_local_user
 from worker.config import Config
 from worker.errors import Forbidden, InvalidInput, SamError, Unavailable
+from worker.workspaces import revocation
 
 router = APIRouter(tags=["auth"])
 
@@ -149,6 +153,7 @@ async def github_callback(
         config, code, record["verifier"], origin + CALLBACK_PATH
     )
     profile = await github.fetch_profile(config, access_token)
+    await allowlist.check_allowed(config, profile, access_token)
     user = await upsert_github_user(deployment.env.DATABASE, profile)
     session_id = await sessions.create_session(deployment.env.KV, user.id, deployment.clock)
     response = RedirectResponse(origin + "/", status_code=302)
@@ -175,7 +180,11 @@ async def logout(request: Request, deployment: DeploymentDep) -> Response:
     response = Response(status_code=204)
     if session_id:
         sessions.check_same_origin(request, deployment.config)
+        session = await sessions.read_session(deployment.env.KV, session_id, deployment.clock)
         await sessions.revoke_session(deployment.env.KV, session_id)
+        if session is not None:
+            grant = grants.for_session(session_id)
+            await revocation.revoke_on_nodes(deployment, session.user_id, grant)
     sessions.clear_session_cookie(response, request)
     return response
 

@@ -8,10 +8,11 @@
 `?token=<token>`; `boot_log_url` is the agent's live boot log on the same terms, and the
 same token opens the workspace's agent sessions on that host (`…/agent-sessions`, its
 POSTs and the `…/agent-sessions/{sid}/ws?after=N` viewer). The token
-is bound to the caller, the workspace and its node, and lives 5 minutes: ask for a new one
-for every connection. Only the owner gets one (anyone else: 404), only while the
-workspace's agent has it (creating, for the boot log, or running; otherwise 409), and at
-most TERMINAL_TOKEN per minute per user (429).
+is bound to the caller, the workspace and its node, and to the session or API token the
+caller used (signing out or revoking that token ends it at once: worker/auth/grants.py); it
+lives 5 minutes: ask for a new one for every connection. Only the owner gets one (anyone
+else: 404), only while the workspace's agent has it (creating, for the boot log, or
+running; otherwise 409), and at most TERMINAL_TOKEN per minute per user (429).
 """
 
 from typing import Annotated
@@ -19,7 +20,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.api.deps import CurrentUser, DeploymentDep
+from worker.api.deps import CurrentGrant, CurrentUser, DeploymentDep
 from worker.api.ratelimit import TERMINAL_TOKEN, rate_limited
 from worker.auth import scoped_tokens
 from worker.errors import Conflict
@@ -60,6 +61,7 @@ class TerminalToken(BaseModel):
 async def terminal_token(
     body: TokenRequest,
     user: CurrentUser,
+    grant: CurrentGrant,
     deployment: DeploymentDep,
 ) -> TerminalToken:
     workspace = await workspaces.get(deployment, user.id, body.workspace_id)
@@ -77,7 +79,9 @@ async def terminal_token(
             f"Workspace {workspace.id} is {workspace.status}; a terminal needs it running. "
             + advice.replace("{id}", workspace.id),
         )
-    minted = await scoped_tokens.mint_terminal_token(deployment, user.id, node.id, workspace.id)
+    minted = await scoped_tokens.mint_terminal_token(
+        deployment, user.id, node.id, workspace.id, grant
+    )
     links = urls(deployment.config, workspace.id, live=True)
     return TerminalToken(
         token=minted.token,

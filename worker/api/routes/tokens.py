@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field, field_validator
 
 from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import API_TOKEN, rate_limited
-from worker.auth import api_tokens
+from worker.auth import api_tokens, grants
 from worker.errors import Conflict, NotFound
+from worker.workspaces import revocation
 
 router = APIRouter(tags=["tokens"])
 
@@ -83,8 +84,10 @@ async def revoke_token(
     deployment: DeploymentDep,
 ) -> Response:
     # Someone else's token and no token at all answer the same, so ids cannot be probed.
-    if not await api_tokens.revoke_token(
+    digest = await api_tokens.revoke_token(
         deployment.env.DATABASE, user.id, token_id, deployment.clock
-    ):
+    )
+    if digest is None:
         raise NotFound("token_not_found", f"You have no live API token {token_id!r}.")
+    await revocation.revoke_on_nodes(deployment, user.id, grants.for_api_token_hash(digest))
     return Response(status_code=204)
