@@ -17,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # bench_control_plane.py has no --smoke yet (another branch owns it): listed when it does.
 BENCHMARKS = (
+    "bench_cold_start",
     "bench_edge",
     "bench_d1",
     "bench_do_rpc",
