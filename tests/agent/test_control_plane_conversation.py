@@ -10,6 +10,7 @@ edge_tokens.py), so that everything the agent says is answered by the real route
 """
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -25,6 +26,7 @@ import pytest
 
 from tests.fixtures.repos import make_repo
 from tests.support.agent import free_port
+from tests.support.control_plane import INITIAL_CALLBACK_TOKEN, ControlPlaneDouble
 from tests.support.edge import Edge, running_edge
 from tests.support.edge_tokens import EdgeSigner
 from tests.support.wait import wait_for
@@ -239,3 +241,44 @@ def test_the_edge_dispatches_a_waiting_workspace_and_hears_its_boot_log_and_read
     agent_steps = [entry["step"] for entry in boot_log["entries"] if entry["source"] == "agent"]
     assert agent_steps[0] == "clone" and agent_steps[-1] == "ready", boot_log
     assert any(entry["step"] == "dispatch" for entry in boot_log["entries"]), boot_log
+
+
+BEAT = {
+    "cpu_percent": 12.5,
+    "memory": {"total": 8_000_000_000, "used": 2_000_000_000},
+    "disk": {"total": 100_000_000_000, "used": 40_000_000_000},
+    "active_workspaces": 0,
+    "agent_version": VERSION,
+}
+
+
+def test_the_agent_tests_double_refuses_what_the_real_edge_refuses(
+    edge: Edge, signer: EdgeSigner, carol: Member
+) -> None:
+    """The double in tests/support/control_plane.py stays for fault injection only: asked
+    the same things, it must answer with the real routes' statuses."""
+    node_id = insert_node(edge, carol.id, free_port())
+    token = asyncio.run(scoped_tokens.mint_node_token(signer.deployment, node_id)).token
+    cases = {
+        "a good heartbeat": (f"/api/nodes/{node_id}/heartbeat", True, BEAT),
+        "no token": (f"/api/nodes/{node_id}/heartbeat", False, BEAT),
+        "a body of the wrong shape": (f"/api/nodes/{node_id}/heartbeat", True, {"cpu": 1}),
+        "not JSON at all": (f"/api/nodes/{node_id}/heartbeat", True, "beat"),
+        "another node's route": ("/api/nodes/n-someone-else/heartbeat", True, BEAT),
+        "a callback that does not exist": (f"/api/nodes/{node_id}/reboot", True, {}),
+    }
+    with (
+        ControlPlaneDouble(node_id=node_id) as double,
+        edge.client("api") as real,
+        httpx.Client(base_url=double.url) as doubled,
+    ):
+        for case, (path, authorized, body) in cases.items():
+            answers = []
+            for client, bearer in ((real, token), (doubled, INITIAL_CALLBACK_TOKEN)):
+                headers = {"content-type": "application/json"}
+                if authorized:
+                    headers["authorization"] = f"Bearer {bearer}"
+                answer = client.post(path, content=json.dumps(body), headers=headers)
+                answers.append((answer.status_code, answer.json().get("error")))
+            (real_status, _), (double_status, _) = answers
+            assert real_status == double_status, (case, answers)
