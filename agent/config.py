@@ -32,9 +32,15 @@ DEFAULT_MAX_FRAMES_PER_SECOND = 200
 # is the checkout's in development, else where cloud-init installs it on a VM.
 CHECKOUT_CONTAINER_TOOLS = Path(__file__).resolve().parents[1] / "tools" / "container"
 VM_CONTAINER_TOOLS = Path("/opt/sam-agent/container-tools")
+DEFAULT_MODEL_BASE_URL = "https://api.anthropic.com"
 DEFAULT_PERMISSION_TIMEOUT_SECONDS = 300.0
 DEFAULT_PROMPT_TIMEOUT_SECONDS = 3600.0
 DEFAULT_SESSION_LOG_BYTES = 8 * 1024 * 1024
+# An adapter that exits by itself is restarted at most this often within the window: the
+# first time at once, then after a backoff that doubles from the base delay.
+DEFAULT_AGENT_RESTARTS = 3
+DEFAULT_AGENT_RESTART_WINDOW_SECONDS = 300.0
+DEFAULT_AGENT_RESTART_BACKOFF_SECONDS = 1.0
 CALLBACK_TOKEN_FILENAME = "callback-token"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Node ids end up in URL paths, file names and container labels.
@@ -68,11 +74,14 @@ class AgentConfig:
     runc_root: Path = Path(DEFAULT_RUNC_ROOT)
     log_level: str = "INFO"
     container_tools: Path = VM_CONTAINER_TOOLS
-    # Where adapters reach the model (ANTHROPIC_BASE_URL); None: the vendor's own endpoint.
-    model_base_url: str | None = None
+    # The model proxy's upstream when the user's credential names none (their gateway).
+    model_base_url: str = DEFAULT_MODEL_BASE_URL
     permission_timeout_seconds: float = DEFAULT_PERMISSION_TIMEOUT_SECONDS
     prompt_timeout_seconds: float = DEFAULT_PROMPT_TIMEOUT_SECONDS
     session_log_bytes: int = DEFAULT_SESSION_LOG_BYTES
+    agent_restarts: int = DEFAULT_AGENT_RESTARTS
+    agent_restart_window_seconds: float = DEFAULT_AGENT_RESTART_WINDOW_SECONDS
+    agent_restart_backoff_seconds: float = DEFAULT_AGENT_RESTART_BACKOFF_SECONDS
 
     @property
     def tls(self) -> bool:
@@ -137,9 +146,7 @@ class AgentConfig:
             runc_root=Path(env.text("SAM_RUNC_ROOT", DEFAULT_RUNC_ROOT)),
             log_level=env.choice("SAM_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
             container_tools=Path(env.text("SAM_CONTAINER_TOOLS", str(_default_container_tools()))),
-            model_base_url=env.url("SAM_MODEL_BASE_URL", None)
-            if env.has("SAM_MODEL_BASE_URL")
-            else None,
+            model_base_url=env.url("SAM_MODEL_BASE_URL", DEFAULT_MODEL_BASE_URL),
             permission_timeout_seconds=env.seconds(
                 "SAM_PERMISSION_TIMEOUT_SECONDS", DEFAULT_PERMISSION_TIMEOUT_SECONDS
             ),
@@ -148,6 +155,15 @@ class AgentConfig:
             ),
             session_log_bytes=env.integer(
                 "SAM_SESSION_LOG_BYTES", DEFAULT_SESSION_LOG_BYTES, minimum=64 * 1024
+            ),
+            agent_restarts=env.integer("SAM_AGENT_RESTARTS", DEFAULT_AGENT_RESTARTS, minimum=0),
+            agent_restart_window_seconds=env.seconds(
+                "SAM_AGENT_RESTART_WINDOW_SECONDS", DEFAULT_AGENT_RESTART_WINDOW_SECONDS
+            ),
+            agent_restart_backoff_seconds=env.seconds(
+                "SAM_AGENT_RESTART_BACKOFF_SECONDS",
+                DEFAULT_AGENT_RESTART_BACKOFF_SECONDS,
+                allow_zero=True,
             ),
         )
 

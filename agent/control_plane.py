@@ -20,10 +20,17 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from agent.config import AgentConfig
-from agent.errors import ControlPlaneError
+from agent.errors import AgentCredentialMissing, ControlPlaneError
 from agent.loopback import LoopbackResolver
 from wire.agent_api import BootLogEntry
-from wire.callbacks import Beat, Heartbeat, ProvisioningFailed, WorkspaceReady
+from wire.callbacks import (
+    AGENT_CREDENTIAL_MISSING,
+    AgentCredential,
+    Beat,
+    Heartbeat,
+    ProvisioningFailed,
+    WorkspaceReady,
+)
 
 log = logging.getLogger("agent.control_plane")
 
@@ -114,6 +121,28 @@ class ControlPlane:
         body = ProvisioningFailed.model_validate(error)
         self._enqueue(f"/api/workspaces/{workspace_id}/provisioning-failed", body)
 
+    # --- the model proxy's key --------------------------------------------------------------
+
+    async def agent_credential(self, workspace_id: str) -> AgentCredential:
+        """The workspace owner's model key, for the model proxy to keep in memory only.
+        Raises AgentCredentialMissing when the owner stored none, ControlPlaneError when
+        the control plane cannot be reached or answers something else."""
+        path = f"/api/workspaces/{workspace_id}/agent-credential"
+        try:
+            reply = await self._request("GET", path)
+        except ControlPlaneError as exc:
+            if exc.code == AGENT_CREDENTIAL_MISSING:
+                raise AgentCredentialMissing(
+                    "the workspace's owner has no Anthropic key: add your Anthropic key in "
+                    "Settings → Agent, then start the agent session again"
+                ) from None
+            raise
+        try:
+            return AgentCredential.model_validate(reply)
+        except ValidationError:
+            # The error would quote the reply, and the reply holds the key.
+            raise ControlPlaneError(f"GET {path} answered an unknown shape") from None
+
     # --- heartbeat --------------------------------------------------------------------------
 
     async def heartbeat(self, payload: dict[str, Any]) -> Beat:
@@ -121,7 +150,7 @@ class ControlPlane:
         ControlPlaneError when the control plane cannot be reached, refuses it, or answers
         something that is not a Beat."""
         path = f"/api/nodes/{self._config.node_id}/heartbeat"
-        reply = await self._post(path, Heartbeat.model_validate(payload))
+        reply = await self._request("POST", path, Heartbeat.model_validate(payload))
         try:
             beat = Beat.model_validate(reply)
         except ValidationError as exc:
@@ -159,7 +188,7 @@ class ControlPlane:
     async def _deliver(self, path: str, body: BaseModel) -> None:
         for attempt in range(1, CALLBACK_ATTEMPTS + 1):
             try:
-                await self._post(path, body)
+                await self._request("POST", path, body)
                 log.debug("callback.sent path=%s attempt=%d", path, attempt)
                 return
             except ControlPlaneError as exc:
@@ -169,19 +198,19 @@ class ControlPlane:
                 log.warning("callback.retry path=%s attempt=%d error=%s", path, attempt, exc)
                 await asyncio.sleep(self._retry_base_seconds * 2 ** (attempt - 1))
 
-    async def _post(self, path: str, body: BaseModel) -> dict[str, Any]:
+    async def _request(
+        self, method: str, path: str, body: BaseModel | None = None
+    ) -> dict[str, Any]:
         url = self._config.control_plane_url + path
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        json_body = None if body is None else body.model_dump(mode="json")
         try:
-            json_body = body.model_dump(mode="json")
-            async with self._session.post(url, json=json_body, headers=headers) as response:
+            async with self._session.request(
+                method, url, json=json_body, headers=headers
+            ) as response:
                 raw = await _read_bounded(response, path)
                 if response.status >= 400:
-                    text = raw[:ERROR_EXCERPT_BYTES].decode(errors="replace")
-                    raise ControlPlaneError(
-                        f"POST {path} answered {response.status}: {text}",
-                        retryable=response.status in RETRYABLE_STATUSES,
-                    )
+                    raise _refused(method, path, response.status, raw)
                 try:
                     reply = json.loads(raw) if raw.strip() else {}
                 except ValueError:
@@ -189,7 +218,7 @@ class ControlPlane:
                     reply = {}
                 return reply if isinstance(reply, dict) else {}
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ControlPlaneError(f"POST {path} failed: {exc!r}") from exc
+            raise ControlPlaneError(f"{method} {path} failed: {exc!r}") from exc
 
     async def close(self, flush_seconds: float = CLOSE_FLUSH_SECONDS) -> None:
         """Give queued callbacks `flush_seconds` to go out, then stop the sender."""
@@ -204,12 +233,27 @@ class ControlPlane:
             await self._sender
 
 
+def _refused(method: str, path: str, status: int, raw: bytes) -> ControlPlaneError:
+    """The control plane's 4xx/5xx as an error carrying its `{"error", "message"}`."""
+    try:
+        answer = json.loads(raw)
+        code, message = str(answer["error"]), str(answer["message"])
+    except (ValueError, KeyError, TypeError):
+        code, message = None, raw[:ERROR_EXCERPT_BYTES].decode(errors="replace")
+    error = ControlPlaneError(
+        f"{method} {path} answered {status}: {message}", retryable=status in RETRYABLE_STATUSES
+    )
+    if code is not None:
+        error.code = code
+    return error
+
+
 async def _read_bounded(response: aiohttp.ClientResponse, path: str) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(MAX_REPLY_BYTES):
         size += len(chunk)
         if size > MAX_REPLY_BYTES:
-            raise ControlPlaneError(f"POST {path}: reply over {MAX_REPLY_BYTES} bytes")
+            raise ControlPlaneError(f"{path}: reply over {MAX_REPLY_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)

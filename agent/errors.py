@@ -183,3 +183,13 @@ class AgentStartFailed(AgentError):
     def __init__(self, message: str, *, detail: str) -> None:
         super().__init__(message)
         self.detail = detail
+
+
+# --- the model proxy (agent/channel/model_proxy.py) ---------------------------------------
+#
+#   Conflict
+#   └── AgentCredentialMissing      the workspace's owner stored no Anthropic key
+
+
+class AgentCredentialMissing(Conflict):
+    code = "agent_credential_missing"

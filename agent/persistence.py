@@ -33,6 +33,7 @@ WORKSPACE_COLUMNS = (
     "remote_env",
     "directory",
     "error",
+    "trusted_devcontainer",
     "created_at",
     "updated_at",
 )
@@ -79,7 +80,26 @@ CREATE TABLE IF NOT EXISTS agent_session_frames (
     body TEXT NOT NULL,
     PRIMARY KEY (session_id, seq)
 );
+CREATE TABLE IF NOT EXISTS model_usage (
+    session_id TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    requests INTEGER NOT NULL DEFAULT 0,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_read_input_tokens INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
 """
+# Token counts the model proxy adds per agent session (agent/channel/usage.py); the rows
+# outlive the session and its workspace, for the cost ledger to read.
+USAGE_COUNTS = (
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
 AGENT_SESSION_COLUMNS = (
     "id",
     "workspace_id",
@@ -93,7 +113,7 @@ AGENT_SESSION_COLUMNS = (
 )
 
 # Columns added since the first release, for state directories an older agent created.
-_ADDED_COLUMNS = {"remote_env": "TEXT"}
+_ADDED_COLUMNS = {"remote_env": "TEXT", "trusted_devcontainer": "INTEGER"}
 _JSON_COLUMNS = frozenset({"remote_env"})  # stored as JSON text, read back as values
 
 
@@ -325,6 +345,28 @@ class Store:
                 (session_id, after, limit),
             ).fetchall()
         return [(row["seq"], row["body"]) for row in rows]
+
+    # --- model usage ----------------------------------------------------------------------
+
+    def add_model_usage(self, session_id: str, workspace_id: str, counts: dict[str, int]) -> None:
+        """Add `counts` (keys of USAGE_COUNTS) to the session's totals."""
+        assert set(counts) <= set(USAGE_COUNTS), counts
+        values = [counts.get(name, 0) for name in USAGE_COUNTS]
+        additions = ", ".join(f"{name} = {name} + excluded.{name}" for name in USAGE_COUNTS)
+        with self._lock:
+            self._db.execute(
+                f"INSERT INTO model_usage (session_id, workspace_id, {', '.join(USAGE_COUNTS)}, "
+                f"updated_at) VALUES (?, ?, {', '.join('?' for _ in USAGE_COUNTS)}, ?) "
+                f"ON CONFLICT (session_id) DO UPDATE SET {additions}, "
+                "updated_at = excluded.updated_at",
+                (session_id, workspace_id, *values, utc_now()),
+            )
+
+    def model_usage(self, session_id: str) -> dict[str, int] | None:
+        """The session's totals (USAGE_COUNTS), or None before its first model request."""
+        with self._lock:
+            row = self._row("SELECT * FROM model_usage WHERE session_id = ?", (session_id,))
+        return {name: row[name] for name in USAGE_COUNTS} if row else None
 
     # --- helpers ----------------------------------------------------------------------------
 

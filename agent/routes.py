@@ -161,10 +161,12 @@ def _lifecycle_action(action: str, status: int) -> Handler:
         workspace_id = request.match_info["id"]
         workspaces = request.app[WORKSPACES]
         workspaces.get(workspace_id)  # 404 before anything changes
-        result = await getattr(workspaces, action)(workspace_id)
-        # Shells and agents in a stopped, rebuilt or deleted workspace are gone or must go.
-        await request.app[TERMINALS].close_workspace(workspace_id)
+        # Agents first: their stop ladder runs in the container, and their frames are
+        # stored with the workspace (a deleted one takes them along).
         await request.app[AGENT_SESSIONS].close_workspace(workspace_id)
+        result = await getattr(workspaces, action)(workspace_id)
+        # Shells in a stopped, rebuilt or deleted workspace are gone or must go.
+        await request.app[TERMINALS].close_workspace(workspace_id)
         log.info("workspace.%s id=%s", action, workspace_id)
         if action == "delete":
             return reply(Deleted(id=workspace_id), status=status)

@@ -17,6 +17,9 @@ from aiohttp import WSCloseCode, web
 from aiohttp.abc import AbstractAccessLogger
 
 from agent.auth import AGENT_AUDIENCE, TERMINAL_AUDIENCE, KeySet, TokenVerifier, bearer_token
+from agent.channel import Channels
+from agent.channel.model_proxy import model_proxy, new_model_client
+from agent.channel.model_sessions import ModelSessions
 from agent.config import AgentConfig
 from agent.control_plane import ControlPlane, new_session
 from agent.errors import AgentError, Unauthorized
@@ -41,11 +44,12 @@ from agent.routes import (
 from agent.sessions.manager import AgentSessionManager
 from agent.terminals.manager import TerminalManager
 from agent.workspaces.manager import WorkspaceManager
+from wire.agent_session import MAX_BODY_BYTES
 from wire.version import VERSION
 
 log = logging.getLogger("agent.server")
 
-MAX_CONTROL_BODY_BYTES = 64 * 1024
+MAX_CONTROL_BODY_BYTES = MAX_BODY_BYTES  # admits the largest valid prompt (wire/)
 SHUTDOWN_TIMEOUT_SECONDS = 10.0
 STORE_FILENAME = "agent.sqlite3"
 
@@ -177,14 +181,23 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         parts.push_async_callback(control_plane.close)
         store = Store(config.state_dir / STORE_FILENAME)
         parts.callback(store.close)
-        workspaces = WorkspaceManager(config, store, control_plane)
+        # SAM's own services to workspaces, each mounted by prefix on every channel.
+        model_client = await parts.enter_async_context(new_model_client())
+        model_sessions = ModelSessions()
+        proxy = model_proxy(model_sessions, store, model_client, config.model_base_url)
+        channels = Channels({"/model": proxy}, config.state_dir)
+        parts.push_async_callback(channels.shutdown)
+        workspaces = WorkspaceManager(config, store, control_plane, channels)
         parts.push_async_callback(workspaces.close)
         app[WORKSPACES] = workspaces
         app[TERMINALS] = TerminalManager(config, store, workspaces.shell_command)
         parts.push_async_callback(app[TERMINALS].close)
-        app[AGENT_SESSIONS] = AgentSessionManager(config, store, workspaces)
+        app[AGENT_SESSIONS] = AgentSessionManager(
+            config, store, workspaces, control_plane, model_sessions, app[TERMINALS]
+        )
         parts.push_async_callback(app[AGENT_SESSIONS].close)
         await workspaces.start()
+        await app[AGENT_SESSIONS].resume_all()  # after the workspaces are reconciled
         heartbeat = Heartbeat(
             control_plane, workspaces.active_count, config.heartbeat_seconds, config.state_dir
         )

@@ -59,6 +59,10 @@ class NewWorkspace(BaseModel):
     id: str
     repository: str
     branch: str | None = None
+    # The node's owner trusts this repository's devcontainer.json: every property is
+    # honoured (host mounts, initializeCommand on the node, privileged, host networking…)
+    # instead of the allowlist of agent/workspaces/policy.py.
+    trusted_devcontainer: bool = False
 
 
 class AgentWorkspace(_Reply):
@@ -76,6 +80,7 @@ class AgentWorkspace(_Reply):
     remote_env: dict[str, str] | None
     directory: str | None
     error: str | None
+    trusted_devcontainer: bool = False
     created_at: str
     updated_at: str
     backend: str  # "docker", or "host" (not isolated)

@@ -22,6 +22,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 MAX_PROMPT_CHARS = 100_000
+# The one cap on a request body to an agent's routes (the edge's and the agent's): it admits
+# the largest valid prompt however a JSON encoder writes it, each code point at worst as an
+# escaped surrogate pair (\uXXXX\uXXXX, 12 bytes), plus room for the other fields.
+MAX_BODY_BYTES = 12 * MAX_PROMPT_CHARS + 16 * 1024
 MAX_ID_CHARS = 64
 MAX_TAIL_CHARS = 4096
 
@@ -45,6 +49,7 @@ class SessionState(StrEnum):
     STARTING = "starting"  # the adapter is starting (initialize, session/new)
     IDLE = "idle"  # ready for a prompt
     PROMPTING = "prompting"  # a turn is running
+    RESTARTING = "restarting"  # the adapter exited (or the node agent restarted): coming back
     STOPPED = "stopped"  # stopped on request, or with its workspace
     CRASHED = "crashed"  # the adapter exited by itself or could not start
 
@@ -70,6 +75,16 @@ class Prompt(_Model):
     text: PromptText
 
 
+class ModelUsage(_Model):
+    """Token totals of a session's model requests, as the model proxy counted them."""
+
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+
+
 class AgentSessionInfo(_Model):
     id: SessionId
     workspace_id: str
@@ -79,6 +94,7 @@ class AgentSessionInfo(_Model):
     acp_session_id: str | None  # the adapter's own id, once session/new answered
     last_seq: int  # the newest frame's seq (0: none yet)
     created_at: datetime
+    model_usage: ModelUsage | None = None  # None: no model request yet
 
 
 class AgentSessionList(_Model):
@@ -154,11 +170,33 @@ class CrashedFrame(_Frame):
     exit_code: int | None
     stderr_tail: Annotated[str, StringConstraints(max_length=MAX_TAIL_CHARS)]
     hint: str
+    restarting: bool  # True: a `restarting` frame follows; False: the session has ended
+
+
+class RestartingFrame(_Frame):
+    """The gateway starts the adapter again after `delay_seconds` (attempt of limit within
+    the restart window); `resumed` follows, or `crashed`."""
+
+    type: Literal["restarting"]
+    cause: Literal["crashed", "agent_restarted"]  # the adapter exited / the node agent did
+    attempt: int
+    limit: int
+    delay_seconds: float
+
+
+class ResumedFrame(_Frame):
+    """The adapter is back and takes prompts. `context`: `loaded` when the adapter reloaded
+    the conversation (ACP session/load), `lost` when it could not and a new ACP session
+    began (the agent remembers nothing of the turns before)."""
+
+    type: Literal["resumed"]
+    acp_session_id: str
+    context: Literal["loaded", "lost"]
 
 
 class StoppedFrame(_Frame):
     type: Literal["stopped"]
-    reason: Literal["requested", "workspace_stopped", "agent_stopping"]
+    reason: Literal["requested", "workspace_stopped"]
 
 
 class GapFrame(_Model):
@@ -172,7 +210,7 @@ class GapFrame(_Model):
 
 class ErrorFrame(_Model):
     type: Literal["error"]
-    code: Literal["bad_frame", "unknown_request", "frame_too_large"]
+    code: Literal["bad_frame", "unknown_request", "frame_too_large", "rate_limited"]
     message: str
 
 
@@ -185,6 +223,8 @@ SessionFrame = Annotated[
     | TurnEndedFrame
     | AgentErrorFrame
     | CrashedFrame
+    | RestartingFrame
+    | ResumedFrame
     | StoppedFrame,
     Field(discriminator="type"),
 ]

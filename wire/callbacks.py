@@ -7,13 +7,14 @@ the control plane's routes parse them (worker/api/routes/nodes.py, workspaces.py
     POST /api/workspaces/{id}/ready              WorkspaceReady
     POST /api/workspaces/{id}/provisioning-failed  ProvisioningFailed
     POST /api/workspaces/{id}/boot-log           wire.agent_api.BootLogEntry
+    GET  /api/workspaces/{id}/agent-credential   → AgentCredential (the owner's model key)
 
 Bodies ignore fields they do not know (an agent may be newer than the control plane), except
 the node's ready, which has nothing to grow. Every text is bounded: the control plane keeps
 these in D1 and KV.
 """
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -77,3 +78,22 @@ class ProvisioningFailed(_Callback):
     message: CallbackText | None = None
     detail: CallbackText | None = None
     hint: CallbackText | None = None
+
+
+AGENT_CREDENTIAL_MISSING = "agent_credential_missing"
+MAX_SECRET_CHARS = 4096
+# Printable ASCII without spaces: the secret goes into an HTTP header (no CR/LF injection).
+SECRET_PATTERN = r"^[\x21-\x7e]+$"
+
+
+class AgentCredential(_Callback):
+    """The workspace owner's key for the model API, for the agent's model proxy to inject
+    (agent/channel/model_proxy.py). It lives in the agent's memory only. `base_url` None:
+    the node's default upstream (SAM_MODEL_BASE_URL). A control plane without one answers
+    4xx with the code AGENT_CREDENTIAL_MISSING."""
+
+    kind: Literal["api_key", "oauth_token"]
+    secret: str = Field(
+        min_length=1, max_length=MAX_SECRET_CHARS, pattern=SECRET_PATTERN, repr=False
+    )
+    base_url: Text | None = None

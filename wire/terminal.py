@@ -49,6 +49,7 @@ class ErrorCode(StrEnum):
     WORKSPACE_NOT_RUNNING = "workspace_not_running"  # no shell can be started now
     SPAWN_FAILED = "spawn_failed"  # the shell program could not be started
     INPUT_OVERFLOW = "input_overflow"  # the shell is not reading its input; input dropped
+    READ_ONLY = "read_only"  # input, resize, rename or close of an agent's command tab
 
 
 class ExitReason(StrEnum):
@@ -57,6 +58,7 @@ class ExitReason(StrEnum):
     ORPHANED = "orphaned"  # no viewer for SAM_ORPHAN_GRACE_SECONDS
     WORKSPACE_STOPPED = "workspace_stopped"  # the workspace was stopped or deleted
     AGENT_STOPPING = "agent_stopping"  # the agent is shutting down
+    KILLED = "killed"  # the agent session that ran the command killed or released it
 
 
 class _Frame(BaseModel):
@@ -71,6 +73,10 @@ class SessionInfo(_Frame):
     rows: int | None
     offset: int | None  # bytes of output so far (the end offset); None when not live
     viewers: int
+    # A command an agent session runs (ACP terminal/*): its tab is read-only, `owner` is
+    # the agent session's id and `name` the command line.
+    read_only: bool = False
+    owner: str | None = None
 
 
 # -- client -> server ----------------------------------------------------------------

@@ -17,6 +17,8 @@ DEFAULT_GITHUB_API_URL = "https://api.github.com"
 GITHUB_NAME_PATTERN = r"[A-Za-z0-9](?:-?[A-Za-z0-9])*"
 GITHUB_NAME_MAX_CHARS = 39
 DEFAULT_CLOUDFLARE_API_URL = "https://api.cloudflare.com/client/v4"
+DEFAULT_ANTHROPIC_API_URL = "https://api.anthropic.com"
+DEFAULT_OPENAI_API_URL = "https://api.openai.com"
 # Nodes (worker/nodes/service.py, durable_objects/node_lifecycle.py).
 DEFAULT_MAX_WORKSPACES_PER_NODE = 4
 DEFAULT_WARM_TIMEOUT_SECONDS = 30 * 60
@@ -52,6 +54,10 @@ class Config:
     # GitHub sign-in is refused: a deployment must name its users (worker/auth/allowlist.py).
     allowed_github_users: frozenset[str] = frozenset()
     allowed_github_orgs: frozenset[str] = frozenset()
+    # Where agent keys are checked when saved (worker/auth/agent_keys.py) and no base URL of
+    # the user's own is given; settings so that tests can point them at a loopback fake.
+    anthropic_api_url: str = DEFAULT_ANTHROPIC_API_URL
+    openai_api_url: str = DEFAULT_OPENAI_API_URL
     # Nodes: workspaces per node, how long an idle node stays warm, the heartbeat interval
     # agents use (health is judged in multiples of it), and when provisioning gives up.
     max_workspaces_per_node: int = DEFAULT_MAX_WORKSPACES_PER_NODE
@@ -97,6 +103,8 @@ class Config:
             cloudflare_zone_id=str(_var(env, "SAM_CLOUDFLARE_ZONE_ID", "")).strip() or None,
             allowed_github_users=_github_names(env, "SAM_ALLOWED_GITHUB_USERS"),
             allowed_github_orgs=_github_names(env, "SAM_ALLOWED_GITHUB_ORGS"),
+            anthropic_api_url=_base_url(env, "SAM_ANTHROPIC_API_URL", DEFAULT_ANTHROPIC_API_URL),
+            openai_api_url=_base_url(env, "SAM_OPENAI_API_URL", DEFAULT_OPENAI_API_URL),
             max_workspaces_per_node=int(
                 _positive(env, "SAM_MAX_WORKSPACES_PER_NODE", DEFAULT_MAX_WORKSPACES_PER_NODE, int)
             ),

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from agent.process import child_env
+from agent.shell import ShellCommand
 
 SESSION_TAG_ENV = "SAM_AGENT_SESSION"
 DOCKER = "docker"
 RUN_TIMEOUT_SECONDS = 30.0
+COMMAND_TERM = "xterm-256color"  # the agent's commands run on a terminal, as a user's shell
 # Signals every process whose environment holds the tag (NAME=value): the adapter and
 # everything it started. Runs as the session's user, who may read those environments.
 SIGNAL_SCRIPT = r"""
@@ -69,6 +71,10 @@ class Launcher(Protocol):
 
     async def signal_tagged(self, tag: str, signum: signal.Signals) -> None: ...
 
+    def command(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: str | None
+    ) -> ShellCommand: ...
+
 
 @dataclass(frozen=True)
 class ContainerLauncher:
@@ -105,6 +111,17 @@ class ContainerLauncher:
     async def signal_tagged(self, tag: str, signum: signal.Signals) -> None:
         name = signum.name.removeprefix("SIG")
         await self.run(["sh", "-c", SIGNAL_SCRIPT, "sam-signal", name, tag])
+
+    def command(self, argv: Sequence[str], env: Mapping[str, str], cwd: str | None) -> ShellCommand:
+        """`argv` on a terminal in the container, as the session's user, in `cwd` (default:
+        the workspace folder), with the workspace's remoteEnv and `env` on top."""
+        return ShellCommand(
+            list(argv),
+            {**self.target.env, "TERM": COMMAND_TERM, **env},
+            cwd=cwd or self.target.folder,
+            container=self.target.container,
+            user=self.target.user,
+        )
 
 
 async def communicate(

@@ -1,10 +1,11 @@
 """The ACP gateway: agent sessions per workspace, and their viewers.
 
 Sessions run in the workspace's container as its remote user, in its folder
-(ContainerLauncher); the adapter reaches the model at SAM_MODEL_BASE_URL with
-MODEL_KEY_PLACEHOLDER for a key. (The per-workspace model proxy will hand the adapter its
-own URL and a workspace-scoped stand-in token here instead.) A viewer WebSocket gets the
-stored frames after `after`, then the live ones (docs/protocols/agent-sessions.md).
+(ContainerLauncher); the adapter reaches the model through the model proxy on the
+workspace's channel, with the channel's token as a stand-in key: the owner's real key is
+fetched from the control plane per session and kept in ModelSessions (memory only). A
+viewer WebSocket gets the stored frames after `after`, then the live ones
+(docs/protocols/agent-sessions.md).
 """
 
 from __future__ import annotations
@@ -13,13 +14,20 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from agent.channel import WorkspaceChannel
+from agent.channel.model_sessions import ModelSessions
 from agent.config import AgentConfig
+from agent.control_plane import ControlPlane
 from agent.errors import (
+    AgentError,
     AgentNeedsContainer,
     AgentSessionNotFound,
     AgentStartFailed,
@@ -30,24 +38,91 @@ from agent.sessions.container import ContainerLauncher, ContainerUser
 from agent.sessions.permissions import UnknownOption, UnknownRequest
 from agent.sessions.session import VIEWER_QUEUE_FRAMES, AgentSession
 from agent.sessions.tools import ADAPTERS
+from agent.terminals.manager import TerminalManager
+from agent.terminals.session import TokenBucket
 from agent.workspaces.manager import WorkspaceManager
 from wire import agent_session as w
 from wire.states import LifecycleState
 
 log = logging.getLogger(__name__)
 
-MODEL_KEY_PLACEHOLDER = "sam-placeholder-key"
+MODEL_PROXY_PREFIX = "/model/sessions/"
 REPLAY_BATCH_FRAMES = 500
 MAX_CLIENT_FRAME_BYTES = 16 * 1024
+# States of a session that claims to run (resume_all brings them back after a restart).
+RUNNING_STATES = frozenset(
+    {
+        w.SessionState.STARTING,
+        w.SessionState.IDLE,
+        w.SessionState.PROMPTING,
+        w.SessionState.RESTARTING,
+    }
+)
 TOO_SLOW = f"over {VIEWER_QUEUE_FRAMES} frames behind: reconnect with after=<last seq>".encode()
 
 
 class AgentSessionManager:
-    def __init__(self, config: AgentConfig, store: Store, workspaces: WorkspaceManager) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        store: Store,
+        workspaces: WorkspaceManager,
+        control_plane: ControlPlane,
+        model_sessions: ModelSessions,
+        terminals: TerminalManager,
+    ) -> None:
         self._config = config
         self._store = store
         self._workspaces = workspaces
+        self._control_plane = control_plane
+        self._model_sessions = model_sessions
+        self._terminals = terminals
         self._live: dict[str, AgentSession] = {}
+
+    async def resume_all(self) -> None:
+        """After the node agent restarted: every stored session that claims to run gets a
+        new adapter that reloads its conversation, or is marked stopped (its workspace does
+        not run) — none is left claiming to run."""
+        for workspace in self._store.workspaces():
+            for record in self._store.agent_sessions(workspace["id"]):
+                if w.SessionState(record["state"]) in RUNNING_STATES:
+                    await self._resume(workspace, record)
+
+    async def _resume(self, workspace: dict[str, Any], record: dict[str, Any]) -> None:
+        target = _target(workspace)
+        session_id = record["id"]
+        if workspace["state"] != LifecycleState.RUNNING or target is None:
+            reason = "workspace_stopped"
+            log.info("agent_session.not_resumed id=%s reason=%s", session_id, reason)
+            frame = partial(w.StoppedFrame, type="stopped", reason=reason)
+            self._end_stored(session_id, frame, w.SessionState.STOPPED)
+            return
+        try:
+            env = await self._model_access(workspace["id"], session_id)
+        except AgentError as exc:  # no key any more, the control plane unreachable, …
+            log.info("agent_session.not_resumed id=%s reason=%s", session_id, exc.code)
+            hint = f"{exc.message} Start a new agent session once that is fixed."
+            frame = partial(
+                w.CrashedFrame,
+                type="crashed",
+                exit_code=None,
+                stderr_tail="",
+                hint=hint,
+                restarting=False,
+            )
+            self._end_stored(session_id, frame, w.SessionState.CRASHED)
+            return
+        session = self._session(record, target)
+        self._live[session_id] = session
+        session.resume(ADAPTERS[record["agent"]], env)
+
+    def _end_stored(
+        self, session_id: str, frame: Callable[..., BaseModel], state: w.SessionState
+    ) -> None:
+        """A stored session that will not run again: its last frame, then its state."""
+        build = lambda seq: frame(seq=seq).model_dump_json()  # noqa: E731
+        self._store.append_frame(session_id, build, self._config.session_log_bytes)
+        self._store.update_agent_session(session_id, state=state)
 
     # --- routes' operations -----------------------------------------------------------------
 
@@ -64,23 +139,20 @@ class AgentSessionManager:
                 "agent sessions run inside the workspace's container, and this node's "
                 "backend (host) has none: use SAM_BACKEND=docker"
             )
-        target = ContainerUser(
-            container=record["container_id"],
-            user=record["remote_user"],
-            folder=record["remote_folder"],
-            env=record.get("remote_env") or {},
-        )
+        target = _target(record)
+        assert target is not None
         session_id = f"as-{secrets.token_hex(8)}"
+        env = await self._model_access(workspace_id, session_id)
         stored = self._store.add_agent_session(
             session_id, workspace_id, spec.agent, spec.permission_mode, w.SessionState.STARTING
         )
-        launcher = ContainerLauncher(target)
-        session = AgentSession(stored, self._store, self._config, launcher, target.folder)
+        session = self._session(stored, target)
         self._live[session_id] = session
         try:
-            await session.start(ADAPTERS[spec.agent], self._adapter_env())
+            await session.start(ADAPTERS[spec.agent], env)
         except AgentStartFailed:
             del self._live[session_id]
+            self._model_sessions.remove(session_id)
             raise
         log.info("agent_session.started id=%s workspace=%s", session_id, workspace_id)
         if spec.prompt is not None:
@@ -108,12 +180,14 @@ class AgentSessionManager:
     async def stop(self, workspace_id: str, session_id: str) -> w.AgentSessionInfo:
         self._record(workspace_id, session_id)
         session = self._live.pop(session_id, None)
+        self._model_sessions.remove(session_id)
         if session is not None:
             await session.stop("requested")
         return self.info(workspace_id, session_id)
 
     async def close_workspace(self, workspace_id: str) -> None:
         """Stop the workspace's sessions (it is stopping, rebuilding or going away)."""
+        self._model_sessions.remove_workspace(workspace_id)
         for session_id, session in list(self._live.items()):
             if session.workspace_id == workspace_id:
                 del self._live[session_id]
@@ -121,7 +195,8 @@ class AgentSessionManager:
 
     async def close(self) -> None:
         live, self._live = list(self._live.values()), {}
-        await asyncio.gather(*(session.stop("agent_stopping") for session in live))
+        # Suspended, not stopped: the agent resumes them when it starts again (resume_all).
+        await asyncio.gather(*(session.suspend() for session in live))
 
     # --- viewers ------------------------------------------------------------------------------
 
@@ -163,13 +238,21 @@ class AgentSessionManager:
                 else:  # dropped for being too far behind (AgentSession._append)
                     await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=TOO_SLOW)
             await reader
+        except ConnectionResetError:
+            pass  # the viewer went away mid-send: nothing more to do for it
         finally:
             reader.cancel()
             if queue is not None and session is not None:
                 session.unsubscribe(queue)
 
     async def _read_frames(self, ws: web.WebSocketResponse, session: AgentSession | None) -> None:
+        rate = self._config.max_frames_per_second
+        bucket = TokenBucket(rate, time.monotonic)
         async for message in ws:
+            if not bucket.take():
+                text = f"more than {rate} frames per second; this frame was ignored, send fewer"
+                await _send_error(ws, "rate_limited", text)
+                continue
             if message.type != WSMsgType.TEXT:
                 await _send_error(ws, "bad_frame", "send JSON text frames")
                 continue
@@ -202,16 +285,52 @@ class AgentSessionManager:
             raise AgentSessionNotFound(f"no agent session {session_id} in workspace {workspace_id}")
         return record
 
-    def _info(self, record: dict[str, Any]) -> w.AgentSessionInfo:
-        return w.AgentSessionInfo.model_validate(
-            {k: v for k, v in record.items() if k != "first_seq"}
+    async def _model_access(self, workspace_id: str, session_id: str) -> dict[str, str]:
+        """The adapter's model settings for a session about to start (or start again): the
+        owner's key fetched from the control plane and handed to the model proxy (memory
+        only), the proxy's address on the workspace's channel and the stand-in key."""
+        channel = self._workspaces.channels and self._workspaces.channels.get(workspace_id)
+        if not channel:
+            raise AgentStartFailed(
+                f"workspace {workspace_id} has no channel to SAM for the model proxy (made "
+                "before channels existed?): rebuild the workspace",
+                detail="",
+            )
+        credential = await self._control_plane.agent_credential(workspace_id)
+        self._model_sessions.add(session_id, workspace_id, credential)
+        return _adapter_env(channel, session_id)
+
+    def _session(self, record: dict[str, Any], target: ContainerUser) -> AgentSession:
+        launcher = ContainerLauncher(target)
+        return AgentSession(
+            record, self._store, self._config, launcher, target.folder, self._terminals
         )
 
-    def _adapter_env(self) -> dict[str, str]:
-        env = {"ANTHROPIC_API_KEY": MODEL_KEY_PLACEHOLDER}
-        if self._config.model_base_url is not None:
-            env["ANTHROPIC_BASE_URL"] = self._config.model_base_url
-        return env
+    def _info(self, record: dict[str, Any]) -> w.AgentSessionInfo:
+        fields = {k: v for k, v in record.items() if k != "first_seq"}
+        fields["model_usage"] = self._store.model_usage(record["id"])
+        return w.AgentSessionInfo.model_validate(fields)
+
+
+def _adapter_env(channel: WorkspaceChannel, session_id: str) -> dict[str, str]:
+    """The model proxy's address for this session, and the channel's token as the key: the
+    only credential the container ever holds, and one that dies with the workspace."""
+    return {
+        "ANTHROPIC_BASE_URL": channel.url(MODEL_PROXY_PREFIX + session_id),
+        "ANTHROPIC_API_KEY": channel.token,
+    }
+
+
+def _target(workspace: dict[str, Any]) -> ContainerUser | None:
+    """Where the workspace's agent sessions run; None without a container (host backend)."""
+    if not workspace.get("container_id"):
+        return None
+    return ContainerUser(
+        container=workspace["container_id"],
+        user=workspace["remote_user"],
+        folder=workspace["remote_folder"],
+        env=workspace.get("remote_env") or {},
+    )
 
 
 async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:

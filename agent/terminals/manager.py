@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 WRITER_DRAIN_SECONDS = 2.0  # at shutdown, time to deliver the last frames before closing
 SESSION_ID_BYTES = 6  # 12 hex characters
+# What a viewer may not do to an agent's command tab (it may attach, detach and list).
+READ_ONLY_REFUSED = (p.InputFrame, p.ResizeFrame, p.RenameFrame, p.CloseFrame)
 
 ShellFor = Callable[[str], Awaitable[ShellCommand]]
 # The injected timer: schedule(delay_seconds, callback) -> a handle with cancel().
@@ -96,6 +98,30 @@ class TerminalManager:
                 with contextlib.suppress(TimeoutError, ConnectionError):
                     await asyncio.wait_for(ws.close(), WRITER_DRAIN_SECONDS)
 
+    async def start_owned(
+        self, workspace_id: str, command: ShellCommand, name: str, owner: str, ring_bytes: int
+    ) -> Session:
+        """Start `command` as a read-only tab of the workspace that agent session `owner`
+        drives (ACP terminal/*); it stays listed after it ends, until `forget`. Raises
+        SpawnError."""
+        session_id = f"{owner}-{secrets.token_hex(SESSION_ID_BYTES // 2)}"
+        session = Session(workspace_id, session_id, name, ring_bytes, self._clock, owner)
+        await session.start(command, p.DEFAULT_COLS, p.DEFAULT_ROWS, self._config)
+        self._sessions[workspace_id, session_id] = session
+        session.tasks.add(asyncio.create_task(self._run(session)))
+        log.info("terminal.agent_command workspace_id=%s session_id=%s", workspace_id, session_id)
+        return session
+
+    async def kill(self, session: Session) -> None:
+        """End an agent's command on the signal ladder and wait for its end."""
+        self._end(session, p.ExitReason.KILLED)
+        await session.done.wait()
+
+    async def forget(self, session: Session) -> None:
+        """Kill it if it runs, then drop its tab."""
+        await self.kill(session)
+        self._sessions.pop((session.workspace_id, session.id), None)
+
     async def close_workspace(self, workspace_id: str) -> None:
         """End every session of a stopped or deleted workspace (their tabs stay listed)."""
         sessions = [s for s in self._sessions.values() if s.workspace_id == workspace_id]
@@ -150,12 +176,17 @@ class TerminalManager:
         elif isinstance(frame, p.ListFrame):
             infos = self._infos(conn.workspace_id)
             conn.send(p.SessionsFrame(request_id=frame.request_id, sessions=infos))
+        elif isinstance(frame, READ_ONLY_REFUSED) and self._refused_read_only(
+            conn, frame.session_id, frame.request_id
+        ):
+            return
         elif isinstance(frame, p.RenameFrame):
             self._rename(conn, frame)
         elif isinstance(frame, p.CloseFrame):
             self._close_request(conn, frame)
         else:
-            session = self._session_for(conn, frame.session_id, frame.request_id)
+            watching = isinstance(frame, p.AttachFrame | p.DetachFrame)
+            session = self._session_for(conn, frame.session_id, frame.request_id, watching)
             if session is None:
                 return
             if isinstance(frame, p.AttachFrame):
@@ -182,8 +213,27 @@ class TerminalManager:
             conn.send(p.ErrorFrame(code=p.ErrorCode.BAD_FRAME, message=str(exc)))
             return
         session = self._session_for(conn, session_id, None)
-        if session is not None:
+        if session is not None and not self._refused_read_only(conn, session.id, None):
             self._input(conn, session, payload, None)
+
+    def _refused_read_only(self, conn: Connection, session_id: str, request_id: str | None) -> bool:
+        """Input, resize, rename and close of an agent's command tab get a read_only error."""
+        session = self._sessions.get((conn.workspace_id, session_id))
+        if session is None or session.owner is None:
+            return False
+        message = (
+            f"this tab shows a command of agent session {session.owner} and takes no input, "
+            "resize, rename or close: watch it, or cancel the agent's turn"
+        )
+        conn.send(
+            p.ErrorFrame(
+                request_id=request_id,
+                session_id=session.id,
+                code=p.ErrorCode.READ_ONLY,
+                message=message,
+            )
+        )
+        return True
 
     # -- operations ---------------------------------------------------------------------
 
@@ -230,7 +280,8 @@ class TerminalManager:
         key = (workspace_id, session_id)
         if key in self._sessions or key in self._starting:
             return p.ErrorCode.SESSION_EXISTS, f"session {session_id} is already running; attach"
-        live = sum(1 for ws_id, _ in (*self._sessions, *self._starting) if ws_id == workspace_id)
+        shells = [key for key, session in self._sessions.items() if session.owner is None]
+        live = sum(1 for ws_id, _ in (*shells, *self._starting) if ws_id == workspace_id)
         if live >= self._config.max_sessions:
             return (
                 p.ErrorCode.TOO_MANY_SESSIONS,
@@ -245,10 +296,12 @@ class TerminalManager:
             await session.stopper  # the exit frame comes once nothing of the session runs
         session.process.close()
         reason = session.close_reason or p.ExitReason.EXITED
+        session.exit_status = status
         session.move(SessionState.ENDED)
         if session.orphan_timer is not None:
             session.orphan_timer.cancel()
-        self._sessions.pop((session.workspace_id, session.id), None)
+        if session.owner is None:  # an agent's command stays listed until its owner forgets it
+            self._sessions.pop((session.workspace_id, session.id), None)
         if reason in (p.ExitReason.EXITED, p.ExitReason.CLOSED, p.ExitReason.ORPHANED):
             self._store.remove_tab(session.workspace_id, session.id)
         exit_frame = p.ExitFrame(
@@ -346,6 +399,8 @@ class TerminalManager:
         if session.state is SessionState.ENDED:
             return
         session.flow()  # the viewer that held back the terminal may be the one leaving
+        if session.owner is not None:
+            return  # an agent's command is not orphaned: its agent session ends it
         if not session.viewers and session.orphan_timer is None:
             grace = self._config.orphan_grace_seconds
             session.orphan_timer = self._schedule(grace, lambda: self._orphan_expired(session))
@@ -375,10 +430,10 @@ class TerminalManager:
     # -- helpers ----------------------------------------------------------------------
 
     def _session_for(
-        self, conn: Connection, session_id: str, request_id: str | None
+        self, conn: Connection, session_id: str, request_id: str | None, ended_ok: bool = False
     ) -> Session | None:
         session = self._sessions.get((conn.workspace_id, session_id))
-        if session is None or session.state is SessionState.ENDED:
+        if session is None or (session.state is SessionState.ENDED and not ended_ok):
             self._unknown(conn, session_id, request_id)
             return None
         return session

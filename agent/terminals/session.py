@@ -24,6 +24,7 @@ from aiohttp import web
 from agent.config import AgentConfig
 from agent.shell import SESSION_TAG_ENV, ShellCommand
 from agent.terminals.process import TerminalProcess, start_process
+from agent.terminals.pty import ExitStatus
 from agent.terminals.ring import Ring
 from wire import terminal as p
 
@@ -89,10 +90,14 @@ class Session:
         name: str,
         ring_bytes: int,
         clock: Clock,
+        owner: str | None = None,
     ) -> None:
         self.workspace_id = workspace_id
         self.id = session_id
         self.name = name
+        # The agent session that runs this command (a read-only tab), or None: a user's shell.
+        self.owner = owner
+        self.exit_status: ExitStatus | None = None  # once it has ended
         self.ring = Ring(ring_bytes)
         self.viewers: set[Viewer] = set()
         self.state = SessionState.RUNNING
@@ -140,11 +145,13 @@ class Session:
         return p.SessionInfo(
             session_id=self.id,
             name=self.name,
-            live=True,
+            live=self.state is not SessionState.ENDED,  # an agent's ended command stays listed
             cols=self.process.cols,
             rows=self.process.rows,
             offset=self.ring.end,
             viewers=len(self.viewers),
+            read_only=self.owner is not None,
+            owner=self.owner,
         )
 
     def _on_output(self, data: bytes) -> None:

@@ -18,13 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from agent.channel import Channels
 from agent.config import AgentConfig
 from agent.errors import ConfigError, ContainerError
 from agent.process import LineHandler, stderr_tail
-from agent.sessions.tools import installed, tools_mount
+from agent.sessions.tools import installed, tools_mount, volume_name
 from agent.shell import ShellCommand
+from agent.workspaces import policy
 from agent.workspaces.boot_log import BootLog, StepStatus
 from agent.workspaces.containers import DevcontainerCLI, DockerEngine, workspace_labels
+from agent.workspaces.firewall import NOT_ROOT, Firewall
+from agent.workspaces.sandbox import Sandbox, Sandboxes
 from wire.states import LifecycleState
 
 log = logging.getLogger("agent.workspaces.backends")
@@ -36,7 +40,6 @@ TERM = "xterm-256color"
 # postCreateCommand can write to the workspace.
 CONTAINER_UID = 1000
 CONTAINER_GID = 1000
-DEVCONTAINER_CONFIGS = (Path(".devcontainer") / "devcontainer.json", Path(".devcontainer.json"))
 DEFAULT_CONFIG_DIRNAME = ".sam"
 NOT_ISOLATED = (
     "SAM_BACKEND=host: workspaces are NOT isolated; their shells run directly on this "
@@ -57,6 +60,7 @@ class Backend(Protocol):
     name: str
 
     async def prepare(self) -> None: ...
+    async def resume(self, record: dict[str, Any]) -> None: ...
     async def observe(self, record: dict[str, Any]) -> Observed: ...
     async def up(
         self, record: dict[str, Any], checkout: Path, boot: BootLog, mode: Mode
@@ -67,10 +71,10 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def choose_backend(config: AgentConfig) -> Backend:
+def choose_backend(config: AgentConfig, channels: Channels | None = None) -> Backend:
     if config.backend == "host":
         return HostBackend(config)
-    return DockerBackend(config)
+    return DockerBackend(config, channels=channels)
 
 
 class DockerBackend:
@@ -78,9 +82,16 @@ class DockerBackend:
 
     name = "docker"
 
-    def __init__(self, config: AgentConfig, engine: DockerEngine | None = None) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        engine: DockerEngine | None = None,
+        channels: Channels | None = None,
+    ) -> None:
         self.config = config
         self.engine = engine or DockerEngine()
+        self.firewall = Firewall()
+        self.sandboxes = Sandboxes(self.engine, config.node_id, channels, self.firewall)
         self._cli: DevcontainerCLI | None = None
 
     async def prepare(self) -> None:
@@ -88,6 +99,19 @@ class DockerBackend:
             await self.engine.ping()
         except ContainerError as exc:
             log.error("workspaces.docker_unavailable message=%s hint=%s", exc.message, exc.hint)
+        if not self.firewall.enabled:
+            log.warning("workspaces.no_firewall %s", NOT_ROOT)
+            return
+        try:  # at start, before any workspace runs again; `up` fails while it is missing
+            await self.firewall.install()
+        except ContainerError as exc:
+            log.error("workspaces.no_firewall message=%s hint=%s", exc.message, exc.hint)
+
+    async def resume(self, record: dict[str, Any]) -> None:
+        try:
+            await self.sandboxes.resume(record["id"])
+        except ContainerError as exc:  # the workspace's state says the rest
+            log.error("workspace.resume_failed id=%s message=%s", record["id"], exc.message)
 
     async def observe(self, record: dict[str, Any]) -> Observed:
         try:
@@ -113,10 +137,17 @@ class DockerBackend:
             await boot.add("remove container", StepStatus.SUCCEEDED, "old container removed")
         # A restart goes through the CLI as well: it finds the stopped container by its
         # labels, starts it and runs postStartCommand again (postCreateCommand it skips).
-        override = await self._configure(record, checkout, boot)
+        config = await self._configure(record, checkout, boot)  # refused before anything runs
+        sandbox = await self.sandboxes.ensure(record["id"])
+        config["runArgs"] = policy.sam_run_args(config, sandbox.run_args())
+        override = checkout.parent / DEFAULT_CONFIG_DIRNAME / "devcontainer.json"
+        override.parent.mkdir(parents=True, exist_ok=True)
+        override.write_text(json.dumps(config, indent=2) + "\n")
         tools = self.config.container_tools
         mounts = [await tools_mount(self.engine, tools)] if installed(tools) else []
         result = await self._up(checkout, labels, override, mounts, boot)
+        if not record.get("trusted_devcontainer"):
+            await self._verify(result["container_id"], sandbox, checkout)
         await self._settle_ownership(result["container_id"], result["remote_user"], checkout)
         return result
 
@@ -128,6 +159,7 @@ class DockerBackend:
     async def remove(self, record: dict[str, Any]) -> None:
         for container in await self.engine.find(self._labels(record)):
             await self.engine.remove(container.id)
+        await self.sandboxes.remove(record["id"])
 
     def shell_command(self, record: dict[str, Any]) -> ShellCommand:
         return ShellCommand(
@@ -146,27 +178,50 @@ class DockerBackend:
 
     async def _configure(
         self, record: dict[str, Any], checkout: Path, boot: BootLog
-    ) -> Path | None:
-        """The repository's devcontainer.json, or a default one written outside the checkout
-        (so the user's tree stays clean); returns the override to pass, if any."""
-        own = next((path for path in DEVCONTAINER_CONFIGS if (checkout / path).is_file()), None)
-        override = None
-        if own is not None:
-            message = f"using the repository's {own}"
+    ) -> dict[str, Any]:
+        """The configuration the CLI gets (from outside the checkout): the repository's,
+        accepted by the policy, or a default."""
+        trusted = bool(record.get("trusted_devcontainer"))
+        own = policy.config_file(checkout, trusted=trusted)
+        if own is None:
+            config: dict[str, Any] = {"name": record["id"], "image": self.config.base_image}
+            message = f"no devcontainer.json in the repository: default on {config['image']}"
         else:
-            override = checkout.parent / DEFAULT_CONFIG_DIRNAME / "devcontainer.json"
-            override.parent.mkdir(parents=True, exist_ok=True)
-            default = {
-                "name": record["id"],
-                "image": self.config.base_image,
-                "runArgs": ["--network", "host"],
-            }
-            override.write_text(json.dumps(default, indent=2) + "\n")
-            message = f"no devcontainer.json in the repository: default on {default['image']}"
+            read = await self._devcontainer_cli().read_configuration(checkout, own)
+            config = policy.sanitize(read, own, checkout, trusted=trusted)
+            relative = own.relative_to(checkout)
+            message = f"using the repository's {relative}" + (
+                " as is (trusted by the node's owner)" if trusted else ", checked by SAM's policy"
+            )
         if os.geteuid() == 0:
             await asyncio.to_thread(_chown_tree, checkout, CONTAINER_UID, CONTAINER_GID)
         await boot.add("devcontainer config", StepStatus.SUCCEEDED, message)
-        return override
+        return config
+
+    async def _verify(self, container_id: str, sandbox: Sandbox, checkout: Path) -> None:
+        """The policy again, on what the container really got; refused, it is removed."""
+        inspect = await self.engine.inspect_raw(container_id)
+        own = volume_name(self.config.container_tools)
+        devices = {
+            str(mount["Name"]): await self.engine.volume_device(str(mount["Name"]))
+            for mount in inspect.get("Mounts") or []
+            if mount.get("Type") == "volume" and mount.get("Name") != own
+        }
+        try:
+            policy.verify_container(
+                inspect,
+                network=sandbox.network.name,
+                binds={str(checkout), str(checkout.resolve())},
+                volume_devices=devices,
+            )
+        except ContainerError:
+            await self.engine.remove(container_id)
+            raise
+
+    def _devcontainer_cli(self) -> DevcontainerCLI:
+        if self._cli is None:
+            self._cli = DevcontainerCLI()
+        return self._cli
 
     async def _up(
         self,
@@ -176,8 +231,7 @@ class DockerBackend:
         mounts: list[str],
         boot: BootLog,
     ) -> dict[str, Any]:
-        if self._cli is None:
-            self._cli = DevcontainerCLI()
+        cli = self._devcontainer_cli()
         await boot.add("devcontainer up", StepStatus.STARTED, "starting the dev container")
         began = time.monotonic()
         # The CLI's log lines arrive in a sync callback; a queue keeps the entries in order.
@@ -198,7 +252,7 @@ class DockerBackend:
         )
         narrator = asyncio.create_task(narrate())
         try:
-            up, command = await self._cli.up(
+            up, command = await cli.up(
                 checkout, labels, override_config=override, mounts=mounts, on_log_line=on_line
             )
         finally:
@@ -276,6 +330,9 @@ class HostBackend:
 
     async def prepare(self) -> None:
         log.warning("workspaces.not_isolated %s", self.warning)
+
+    async def resume(self, record: dict[str, Any]) -> None:
+        """Nothing to open again: the host backend has no sandbox and no channel."""
 
     async def observe(self, record: dict[str, Any]) -> Observed:
         if not Path(record["directory"]).is_dir():

@@ -20,7 +20,14 @@ import docker
 import docker.errors
 
 from agent.errors import ContainerError
-from agent.process import OUTPUT_TAIL_BYTES, CommandResult, LineHandler, child_env, run_command
+from agent.process import (
+    OUTPUT_TAIL_BYTES,
+    CommandResult,
+    LineHandler,
+    child_env,
+    run_command,
+    stderr_tail,
+)
 
 LABEL_WORKSPACE = "sam.workspace"
 LABEL_NODE = "sam.node"
@@ -28,6 +35,7 @@ LABEL_MANAGED_BY = "sam.managed-by"
 MANAGED_BY = "sam-agent"
 
 DEVCONTAINER_UP_TIMEOUT_SECONDS = 900.0
+READ_CONFIG_TIMEOUT_SECONDS = 60.0
 CONTAINER_STOP_TIMEOUT_SECONDS = 10
 DEVCONTAINER_CLI = Path("node_modules") / ".bin" / "devcontainer"
 # The project root holds node_modules/; this module sits in <root>/agent/.
@@ -124,6 +132,25 @@ class DevcontainerCLI:
         argv += ["--include-merged-configuration"]  # for remoteEnv
         return argv
 
+    async def read_configuration(self, workspace_folder: Path, config: Path) -> dict[str, Any]:
+        """`config` as the CLI reads it (JSON with comments, variables substituted)."""
+        argv = [self.path, "read-configuration", "--workspace-folder", str(workspace_folder)]
+        argv += ["--config", str(config), "--log-format", "text"]
+        timeout = READ_CONFIG_TIMEOUT_SECONDS
+        result = await run_command(argv, timeout_seconds=timeout, env=child_env())
+        try:
+            data = json.loads(result.stdout.strip().splitlines()[-1])
+            configuration = data["configuration"]
+            assert isinstance(configuration, dict)
+            return configuration
+        except (IndexError, ValueError, KeyError, TypeError, AssertionError):
+            raise ContainerError(
+                f"could not read {config.name} (exit code {result.returncode})",
+                step="devcontainer config",
+                detail=stderr_tail(result.stderr),
+                hint="fix the JSON of the repository's devcontainer.json",
+            ) from None
+
     async def up(
         self,
         workspace_folder: Path,
@@ -173,6 +200,32 @@ def parse_inspect(data: Mapping[str, Any]) -> ContainerInfo:
         image=config.get("Image"),
         started_at=state.get("StartedAt"),
         finished_at=state.get("FinishedAt"),
+    )
+
+
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    id: str
+    name: str
+    bridge: str  # the host's interface
+    subnet: str
+    gateway: str
+    labels: dict[str, str]
+
+
+def parse_network(data: Mapping[str, Any]) -> NetworkInfo:
+    """One network from `docker network inspect`."""
+    config = ((data.get("IPAM") or {}).get("Config") or [{}])[0]
+    return NetworkInfo(
+        id=data["Id"],
+        name=str(data.get("Name", "")),
+        bridge=str((data.get("Options") or {}).get(BRIDGE_NAME_OPTION, "")),
+        subnet=str(config.get("Subnet", "")),
+        gateway=str(config.get("Gateway", "")),
+        labels=dict(data.get("Labels") or {}),
     )
 
 
@@ -256,6 +309,59 @@ class DockerEngine:
                 )
 
         await self._call("create a volume", ensure)
+
+    async def find_networks(self, labels: Mapping[str, str]) -> list[NetworkInfo]:
+        """Every network that carries all of `labels`."""
+        filters = {"label": [f"{name}={value}" for name, value in labels.items()]}
+
+        def find() -> list[NetworkInfo]:
+            found = self.client.api.networks(filters=filters)
+            return [parse_network(self.client.api.inspect_network(n["Id"])) for n in found]
+
+        return await self._call("list networks", find)
+
+    async def create_network(
+        self, name: str, bridge: str, labels: Mapping[str, str]
+    ) -> NetworkInfo:
+        """A bridge network whose host side is the interface `bridge`."""
+
+        def create() -> NetworkInfo:
+            created = self.client.api.create_network(
+                name,
+                driver="bridge",
+                options={BRIDGE_NAME_OPTION: bridge},
+                labels=dict(labels),
+            )
+            return parse_network(self.client.api.inspect_network(created["Id"]))
+
+        return await self._call("create the workspace network", create)
+
+    async def remove_network(self, network_id: str) -> None:
+        """Remove a network; one that is already gone is fine."""
+
+        def remove() -> None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.api.remove_network(network_id)
+
+        await self._call("remove the workspace network", remove)
+
+    async def volume_device(self, name: str) -> str | None:
+        """The host path a local volume binds (its `device` option), if any."""
+
+        def device() -> str | None:
+            try:
+                options = self.client.api.inspect_volume(name).get("Options") or {}
+            except docker.errors.NotFound:
+                return None
+            return options.get("device")
+
+        return await self._call("inspect a volume", device)
+
+    async def inspect_raw(self, container_id: str) -> dict[str, Any]:
+        """`docker inspect` of a container, as the Engine answers it."""
+        return await self._call(
+            "inspect a container", lambda: self.client.api.inspect_container(container_id)
+        )
 
     def close(self) -> None:
         if self._client is not None:

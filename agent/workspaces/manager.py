@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from agent.channel import Channels
 from agent.config import AgentConfig
 from agent.errors import (
     InvalidTransition,
@@ -70,12 +71,20 @@ class Reporter(Protocol):
 
 
 class WorkspaceManager:
-    def __init__(self, config: AgentConfig, store: Store, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        store: Store,
+        reporter: Reporter,
+        channels: Channels | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.reporter = reporter
+        # SAM's channel into each workspace (agent/channel/); None on the host backend.
+        self.channels = channels if config.backend == "docker" else None
         self.root = config.state_dir / WORKSPACES_DIRNAME
-        self.backend: Backend = choose_backend(config)
+        self.backend: Backend = choose_backend(config, self.channels)
         self._logs: dict[str, BootLog] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -87,10 +96,10 @@ class WorkspaceManager:
         record = self.store.workspace(workspace_id)
         if record is None:
             raise WorkspaceNotFound(f"no workspace {workspace_id} on this node")
-        return {**record, "backend": self.backend.name}
+        return _public(record, self.backend.name)
 
     def list(self) -> list[dict[str, Any]]:
-        return [{**record, "backend": self.backend.name} for record in self.store.workspaces()]
+        return [_public(record, self.backend.name) for record in self.store.workspaces()]
 
     def boot_log(self, workspace_id: str) -> BootLog:
         self.get(workspace_id)
@@ -121,6 +130,8 @@ class WorkspaceManager:
             if observed.container_id:
                 updates["container_id"] = observed.container_id
             self.store.save_workspace(updates)
+            if observed.status != "gone":
+                await self.backend.resume(record)  # its network and channel, found again
             log.info(
                 "workspace.reconciled id=%s was=%s now=%s observed=%s",
                 record["id"],
@@ -146,6 +157,7 @@ class WorkspaceManager:
                 "branch": branch,
                 "state": S.PENDING,
                 "directory": str(directory / source.name),
+                "trusted_devcontainer": bool(spec.get("trusted_devcontainer")),
             }
         )
         self._launch(workspace_id, self._provision(workspace_id, source, branch, "create"))
@@ -303,6 +315,11 @@ class WorkspaceManager:
 
     def _lock(self, workspace_id: str) -> asyncio.Lock:
         return self._locks.setdefault(workspace_id, asyncio.Lock())
+
+
+def _public(record: dict[str, Any], backend: str) -> dict[str, Any]:
+    trusted = bool(record.get("trusted_devcontainer"))
+    return {**record, "trusted_devcontainer": trusted, "backend": backend}
 
 
 def _explain(exc: ProvisioningError) -> str:

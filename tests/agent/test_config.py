@@ -40,7 +40,10 @@ def test_defaults() -> None:
     assert config.max_frames_per_second == 200
     assert config.tls_cert is None and not config.tls
     assert config.container_tools == CHECKOUT_CONTAINER_TOOLS  # this checkout's, installed
-    assert (config.model_base_url, config.permission_timeout_seconds) == (None, 300.0)
+    assert (config.model_base_url, config.permission_timeout_seconds) == (
+        "https://api.anthropic.com",
+        300.0,
+    )
     assert (config.prompt_timeout_seconds, config.session_log_bytes) == (3600.0, 8 * 1024 * 1024)
 
 
@@ -77,6 +80,9 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         SAM_PERMISSION_TIMEOUT_SECONDS="5",
         SAM_PROMPT_TIMEOUT_SECONDS="60",
         SAM_SESSION_LOG_BYTES="65536",
+        SAM_AGENT_RESTARTS="0",
+        SAM_AGENT_RESTART_WINDOW_SECONDS="60",
+        SAM_AGENT_RESTART_BACKOFF_SECONDS="0",
     )
     assert config.jwks_url == "https://keys.example.com/jwks.json"
     assert config.jwt_issuer == "https://issuer.example.com"
@@ -95,6 +101,8 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     )
     assert (config.permission_timeout_seconds, config.prompt_timeout_seconds) == (5.0, 60.0)
     assert config.session_log_bytes == 65536
+    assert (config.agent_restarts, config.agent_restart_window_seconds) == (0, 60.0)
+    assert config.agent_restart_backoff_seconds == 0.0
 
 
 BAD = [
@@ -122,6 +130,8 @@ BAD = [
     ({"SAM_MODEL_BASE_URL": "localhost:9"}, "SAM_MODEL_BASE_URL", "http"),
     ({"SAM_PERMISSION_TIMEOUT_SECONDS": "0"}, "SAM_PERMISSION_TIMEOUT_SECONDS", "positive"),
     ({"SAM_SESSION_LOG_BYTES": "100"}, "SAM_SESSION_LOG_BYTES", "at least 65536"),
+    ({"SAM_AGENT_RESTARTS": "-1"}, "SAM_AGENT_RESTARTS", "at least 0"),
+    ({"SAM_AGENT_RESTART_WINDOW_SECONDS": "0"}, "SAM_AGENT_RESTART_WINDOW_SECONDS", "positive"),
 ]
 
 

@@ -24,6 +24,7 @@ from playwright.sync_api import (
 )
 
 from tests.browser.support import LOGINS, api_client
+from tests.fakes.anthropic import ScriptedModel
 from tests.fakes.hetzner import FakeHetzner
 from tests.support.edge import Edge, running_edge
 
@@ -69,10 +70,23 @@ def hetzner() -> Iterator[FakeHetzner]:
         yield fake
 
 
+# The one Anthropic key the browser tests' scripted model API accepts.
+ANTHROPIC_KEY = "sk-ant-api03-browser-" + "b" * 40 + "Good"
+
+
 @pytest.fixture(scope="package")
-def edge(tmp_path_factory: pytest.TempPathFactory, hetzner: FakeHetzner) -> Iterator[Edge]:
+def anthropic() -> Iterator[ScriptedModel]:
+    with ScriptedModel(keys={ANTHROPIC_KEY}) as model:
+        yield model
+
+
+@pytest.fixture(scope="package")
+def edge(
+    tmp_path_factory: pytest.TempPathFactory, hetzner: FakeHetzner, anthropic: ScriptedModel
+) -> Iterator[Edge]:
     data_dir = tmp_path_factory.mktemp("browser") / ".sam"
-    with running_edge(data_dir, vars={"SAM_HETZNER_API_URL": hetzner.url}) as running:
+    upstreams = {"SAM_HETZNER_API_URL": hetzner.url, "SAM_ANTHROPIC_API_URL": anthropic.url}
+    with running_edge(data_dir, vars=upstreams) as running:
         yield running
         _delete_every_workspace(running)
 

@@ -4,7 +4,9 @@ import re
 
 from playwright.sync_api import BrowserContext, Page, expect
 
+from tests.browser.conftest import ANTHROPIC_KEY
 from tests.browser.support import ALICE, BOB, app_url, sign_in
+from tests.fakes.anthropic import ScriptedModel
 from tests.fakes.hetzner import FakeHetzner
 from tests.support.edge import Edge
 
@@ -95,3 +97,48 @@ def test_every_screen_fits_a_phone(context: BrowserContext, page: Page, edge: Ed
         width = page.evaluate("() => document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"{path} scrolls sideways at 375 px ({width} px wide)"
     expect(page).to_have_title(re.compile(r"SAM"))
+
+
+def test_the_agent_key_is_checked_with_anthropic_before_it_is_saved(
+    context: BrowserContext, page: Page, edge: Edge, anthropic: ScriptedModel
+) -> None:
+    sign_in(context, edge, "browser-agent-key")
+    page.goto(app_url(edge, "/settings?kind=anthropic"))
+    agent = page.locator("#agent")
+    expect(agent.get_by_role("heading", name="Agent")).to_be_visible()
+    key_field = agent.get_by_label("Anthropic key")
+    expect(key_field).to_be_focused()  # the onboarding's "Add an agent key" lands here
+
+    # A key Anthropic refuses: its message, and nothing stored.
+    refused = "sk-ant-api03-browser-" + "r" * 40 + "Nope"
+    key_field.fill(refused)
+    agent.get_by_role("button", name="Check and save the key").click()
+    alert = agent.get_by_role("alert")
+    expect(alert).to_contain_text("rejected this key (401)")
+    expect(alert).to_contain_text("invalid_credential")
+    expect(page.get_by_test_id("credential")).to_have_count(0)
+    assert anthropic.seen_keys[-1] == refused
+
+    # A base URL that is not https is refused before anything is called.
+    calls = len(anthropic.seen_keys)
+    key_field.fill(ANTHROPIC_KEY)
+    agent.get_by_label("Gateway base URL").fill("ftp://gateway.example.com")
+    agent.get_by_role("button", name="Check and save the key").click()
+    expect(alert).to_contain_text("must be an https:// URL")
+    assert len(anthropic.seen_keys) == calls
+
+    # The good key, straight to Anthropic: stored, shown as a hint only.
+    agent.get_by_label("Gateway base URL").fill("")
+    key_field.fill(ANTHROPIC_KEY)
+    agent.get_by_role("button", name="Check and save the key").click()
+    saved = page.get_by_test_id("agent-key")
+    expect(saved).to_contain_text("…Good")
+    expect(saved).to_contain_text("straight to Anthropic")
+    expect(agent.get_by_role("status")).to_contain_text("Saved (…Good)")
+    assert anthropic.seen_keys[-1] == ANTHROPIC_KEY
+    assert ANTHROPIC_KEY not in page.content()
+
+    saved.get_by_role("button", name="Remove").click()
+    page.get_by_role("button", name="Remove the Anthropic key").click()
+    expect(agent.get_by_label("Anthropic key")).to_be_visible()
+    expect(page.get_by_test_id("agent-key")).to_have_count(0)

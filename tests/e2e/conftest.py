@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.git_server import GitServer
+from tests.fakes.anthropic import ScriptedModel
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.github import FakeGitHub
 from tests.fakes.hetzner import FakeHetzner
@@ -62,6 +63,13 @@ def github() -> Iterator[FakeGitHub]:
 def hetzner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeHetzner]:
     with FakeHetzner(boot=True, boot_root=tmp_path_factory.mktemp("vms")) as fake:
         yield fake
+
+
+@pytest.fixture(scope="session")
+def anthropic() -> Iterator[ScriptedModel]:
+    """The Anthropic API, as far as checking a key before it is saved (any key is good)."""
+    with ScriptedModel() as model:
+        yield model
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ import pytest
 
 from tests.e2e.browser import Browser
 from tests.e2e.git_server import GitServer
+from tests.fakes.anthropic import ScriptedModel
 from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.github import FakeGitHub
 from tests.fakes.hetzner import FakeHetzner
@@ -47,8 +48,11 @@ POLL_SECONDS = 0.25
 LOOP_TIMEOUT_SECONDS = 900
 
 
-def edge_vars(github: FakeGitHub, hetzner: FakeHetzner, dns: FakeCloudflareDns) -> dict[str, str]:
+def edge_vars(
+    github: FakeGitHub, hetzner: FakeHetzner, dns: FakeCloudflareDns, anthropic: ScriptedModel
+) -> dict[str, str]:
     return {
+        "SAM_ANTHROPIC_API_URL": anthropic.url,  # checks the agent key before it is saved
         **github.vars(users="alice"),
         "SAM_HETZNER_API_URL": hetzner.url,
         **dns.vars(),
@@ -89,6 +93,7 @@ def test_the_core_loop(
     hetzner: FakeHetzner,
     dns: FakeCloudflareDns,
     git: GitServer,
+    anthropic: ScriptedModel,
     e2e_nodes: set[str],
 ) -> None:
     data_dir = tmp_path / ".sam"
@@ -97,7 +102,7 @@ def test_the_core_loop(
     repository = git.publish(repo) if provider == "hetzner" else str(repo)
     plaintext: dict[str, str] = {}
     logs: dict[str, str] = {}
-    with running_edge(data_dir, vars=edge_vars(github, hetzner, dns)) as edge:
+    with running_edge(data_dir, vars=edge_vars(github, hetzner, dns, anthropic)) as edge:
         uploaded = upload_agent(edge.data_dir, artifact)
         assert uploaded.returncode == 0, uploaded.stderr
         browser = Browser(edge)

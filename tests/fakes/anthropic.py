@@ -10,7 +10,14 @@
 `POST /v1/messages` streams SSE exactly as Anthropic sends it (message_start, then per
 content block content_block_start / content_block_delta / content_block_stop, then
 message_delta with stop_reason and usage, message_stop); without `"stream": true` it
-answers the whole message as JSON. `POST /v1/messages/count_tokens` answers a count.
+answers the whole message as JSON. `POST /v1/messages/count_tokens` answers a count;
+`GET /v1/models` lists MODEL.
+
+Keys: with `keys` given, every request must carry one of them as Anthropic reads it
+(`x-api-key`, or for a Claude Code OAuth token `Authorization: Bearer` with the OAuth
+beta header), else it is answered 401 with Anthropic's error body. The key each request
+carried is recorded in `seen_keys` (in order), so a test can tell which key reached it,
+and each request's headers in `seen_headers`.
 
 Each request of the agent's main loop takes the next Turn of the script. Claude Code also
 makes side calls (a session title, a suggestion of the user's next prompt after each turn,
@@ -37,6 +44,7 @@ SIDE_CALL_TEXT = "ok"
 EXHAUSTED_TEXT = "The script has no more turns."
 STALL_SECONDS = 60.0
 SUGGESTION_MARKER = "[SUGGESTION MODE:"
+OAUTH_BETA = "oauth-2025-04-20"
 
 
 @dataclass(frozen=True)
@@ -92,9 +100,17 @@ def is_side_call(body: dict[str, Any]) -> bool:
 class ScriptedModel(LoopbackServer):
     name = "anthropic"
 
-    def __init__(self, turns: list[Turn] | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        turns: list[Turn] | None = None,
+        host: str = "127.0.0.1",
+        keys: set[str] | None = None,
+    ) -> None:
         super().__init__()
         self.host = host
+        self.keys = keys
+        self.seen_keys: list[str | None] = []
+        self.seen_headers: list[dict[str, str]] = []
         self.requests: list[dict[str, Any]] = []
         self.main_requests: list[dict[str, Any]] = []
         self.streams_open = 0
@@ -118,24 +134,47 @@ class ScriptedModel(LoopbackServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
+        app.router.add_get("/v1/models", self.models)
+
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        key = presented_key(request)
+        self.seen_keys.append(key)
+        self.seen_headers.append({k.lower(): v for k, v in request.headers.items()})
+        if self.keys is not None and key not in self.keys:
+            error = {"type": "authentication_error", "message": "invalid x-api-key"}
+            return web.json_response({"type": "error", "error": error}, status=401)
+        return await handler(request)
 
     async def _serve(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._authenticate])
         self.routes(app)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A client that hangs up mid-stream ends the handler (a stalled turn's too).
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, 0).start()
         self.port = self._runner.addresses[0][1]
 
+    async def models(self, request: web.Request) -> web.Response:
+        model = {
+            "type": "model",
+            "id": MODEL,
+            "display_name": "Claude Sonnet 4.5",
+            "created_at": "2025-09-29T00:00:00Z",
+        }
+        return web.json_response(
+            {"data": [model], "has_more": False, "first_id": MODEL, "last_id": MODEL}
+        )
+
     async def count_tokens(self, request: web.Request) -> web.Response:
         body = await request.json()
-        self.requests.append({"path": request.path, **body})
+        self.requests.append({"path": request.path, "query": request.query_string, **body})
         return web.json_response({"input_tokens": _input_tokens(body)})
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         with self._lock:
-            self.requests.append({"path": request.path, **body})
+            self.requests.append({"path": request.path, "query": request.query_string, **body})
             if is_side_call(body):
                 turn = Turn([text(SIDE_CALL_TEXT)])
             else:
@@ -230,6 +269,14 @@ class ScriptedModel(LoopbackServer):
         )
         await send("message_stop", {"type": "message_stop"})
         await response.write_eof()
+
+
+def presented_key(request: web.Request) -> str | None:
+    """The key as the Anthropic API reads it: an OAuth token needs the beta header."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and OAUTH_BETA in request.headers.get("anthropic-beta", ""):
+        return token
+    return request.headers.get("x-api-key")
 
 
 def _deltas(block: Block) -> list[dict[str, Any]]:

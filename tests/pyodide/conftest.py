@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.anthropic import ScriptedModel
+from tests.fakes.openai import OpenAiModels
 from tests.pyodide.callers import DEVELOPMENT_VARS
 from tests.pyodide.harness import PyodideWorker
 from tests.pyodide.loopback_nodes import AgentDouble, NodeLauncherDouble
@@ -38,11 +40,32 @@ def node_launcher(agent: AgentDouble) -> Iterator[NodeLauncherDouble]:
 
 
 @pytest.fixture(scope="module")
-def development_worker(bundle: Path, node_launcher: NodeLauncherDouble) -> Iterator[PyodideWorker]:
+def openai() -> Iterator[OpenAiModels]:
+    with OpenAiModels() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def anthropic() -> Iterator[ScriptedModel]:
+    with ScriptedModel() as model:
+        yield model
+
+
+@pytest.fixture(scope="module")
+def development_worker(
+    bundle: Path,
+    node_launcher: NodeLauncherDouble,
+    openai: OpenAiModels,
+    anthropic: ScriptedModel,
+) -> Iterator[PyodideWorker]:
     """A Worker of its own per module (its first user is the admin), in development mode
-    (dev sign-in), with `sam dev`'s LOCAL_NODES binding played by the launcher double."""
+    (dev sign-in), with `sam dev`'s LOCAL_NODES binding played by the launcher double and
+    the model APIs that check agent keys before they are saved by loopback doubles."""
+    upstreams = {"SAM_OPENAI_API_URL": openai.url, "SAM_ANTHROPIC_API_URL": anthropic.url}
     worker = PyodideWorker(
-        bundle, vars=DEVELOPMENT_VARS, services={"LOCAL_NODES": node_launcher.url}
+        bundle,
+        vars={**DEVELOPMENT_VARS, **upstreams},
+        services={"LOCAL_NODES": node_launcher.url},
     )
     yield worker
     worker.close()

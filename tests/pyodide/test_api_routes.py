@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.anthropic import ScriptedModel
 from tests.pyodide.callers import (
     API,
     APP,
@@ -204,6 +205,27 @@ def test_the_agent_download_reads_r2(world: World) -> None:
     assert response.headers["content-type"] == "application/gzip"
     assert VERSION in response.headers["content-disposition"]
     assert response.headers["etag"]
+
+
+def test_an_anthropic_key_is_checked_then_handed_to_the_workspace_s_node(
+    world: World, anthropic: ScriptedModel
+) -> None:
+    # After the matrix: the owner had no Anthropic key there (its 409).
+    key = "sk-ant-oat01-pyodide-" + secrets.token_hex(16)
+    anthropic.keys = {key}
+    body = {"kind": "anthropic", "secret": key, "base_url": None}
+    saved = send_json(
+        world.worker, "POST", f"{APP}/api/credentials", body, world.owner.session_headers()
+    )
+    assert saved.status == 201, saved.body
+    assert anthropic.seen_keys[-1] == key  # as a Bearer with the OAuth beta: the fake reads it so
+    node_token = world.owner.node_tokens[world.shared["node_id"]]
+    workspace_id = world.shared["workspace_id"]
+    handed = world.worker.fetch(
+        f"{API}/api/workspaces/{workspace_id}/agent-credential", headers=bearer(node_token)
+    )
+    assert handed.status == 200, handed.body
+    assert handed.json() == {"kind": "oauth_token", "secret": key, "base_url": None}
 
 
 def test_every_route_of_the_app_was_called(world: World) -> None:

@@ -123,8 +123,9 @@ MATRIX: dict[Route, Case] = {
     ("POST", "/api/tokens"): user(201, 201, {"name": "matrix"}),
     ("DELETE", "/api/tokens/{token_id}"): user(204, 404),
     ("GET", "/api/credentials"): user(200, 200),
+    # OpenAI's model list (a loopback double that takes any key) checks it before it is saved.
     ("POST", "/api/credentials"): user(
-        201, 201, unique(lambda n: {"kind": "anthropic", "label": n, "secret": "sk-ant-matrix"})
+        201, 201, unique(lambda n: {"kind": "openai", "label": n, "secret": "sk-matrix"})
     ),
     ("DELETE", "/api/credentials/{credential_id}"): user(204, 404),
     ("GET", "/api/nodes"): user(200, 200),
@@ -160,6 +161,8 @@ MATRIX: dict[Route, Case] = {
     ("POST", "/api/workspaces/{workspace_id}/provisioning-failed"): node(
         200, {"step": "clone", "message": "clone failed", "detail": None, "hint": "check it"}
     ),
+    # The owner never stores an Anthropic key here (the credential cases use openai).
+    ("GET", "/api/workspaces/{workspace_id}/agent-credential"): node(409),
     ("POST", "/api/workspaces/{workspace_id}/ready"): node(
         200, {"state": "running", "container_id": "c1", "remote_user": "sam", "backend": "host"}
     ),

@@ -13,7 +13,9 @@ and agent subprocesses can all reach it) and:
   plane has (else 404), and a body the real control plane would parse: each is validated
   against its model in wire/callbacks.py (else 400, as the real routes answer);
 - replies to a heartbeat with a `Beat`, carrying a new callback token when one is queued
-  (`queue_callback_token`), and can fail the next N calls to a path (`fail_next`).
+  (`queue_callback_token`), and can fail the next N calls to a path (`fail_next`);
+- answers `GET /api/workspaces/{id}/agent-credential` with `agent_credential` (a stand-in
+  key by default; None: 409 agent_credential_missing, as the real route answers).
 """
 
 import asyncio
@@ -37,7 +39,15 @@ from pydantic import ValidationError
 
 from tests.fakes.loopback import LoopbackServer
 from wire.agent_api import BootLogEntry
-from wire.callbacks import Beat, Heartbeat, NodeReady, ProvisioningFailed, WorkspaceReady
+from wire.callbacks import (
+    AGENT_CREDENTIAL_MISSING,
+    AgentCredential,
+    Beat,
+    Heartbeat,
+    NodeReady,
+    ProvisioningFailed,
+    WorkspaceReady,
+)
 from wire.states import LifecycleState, NodeHealth
 
 AGENT_AUDIENCE = "sam:agent"
@@ -48,7 +58,9 @@ EXPIRED_AGO_SECONDS = 600
 WAIT_TIMEOUT_SECONDS = 15.0
 WAIT_POLL_SECONDS = 0.02
 INITIAL_CALLBACK_TOKEN = "callback-token-0"
-CALLBACK_KINDS = ("boot-log", "ready", "provisioning-failed", "heartbeat")
+CALLBACK_KINDS = ("boot-log", "ready", "provisioning-failed", "heartbeat", "agent-credential")
+# What the double hands out as every workspace owner's model key unless a test says other.
+DOUBLE_MODEL_KEY = "sk-ant-api03-control-plane-double-model-key"
 
 
 @dataclass
@@ -124,11 +136,15 @@ class ControlPlaneDouble(LoopbackServer):
         self._failures: dict[str, list[int]] = {}
         self._callbacks: list[Callback] = []
         self._lock = threading.Condition()
+        self.agent_credential: AgentCredential | None = AgentCredential(
+            kind="api_key", secret=DOUBLE_MODEL_KEY
+        )
 
     # --- lifecycle --------------------------------------------------------------------------
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/.well-known/jwks.json", self._jwks)
+        app.router.add_get("/api/workspaces/{target}/agent-credential", self._callback)
         app.router.add_post("/api/workspaces/{target}/{kind}", self._callback)
         app.router.add_post("/api/nodes/{target}/{kind}", self._callback)
 
@@ -269,7 +285,7 @@ class ControlPlaneDouble(LoopbackServer):
             self._failures.setdefault(kind, []).extend([status] * times)
 
     async def _callback(self, request: web.Request) -> web.Response:
-        kind = request.match_info["kind"]
+        kind = request.match_info.get("kind") or request.path.rsplit("/", 1)[-1]
         kind = kind if kind in CALLBACK_KINDS else "other"
         raw = await request.read()
         try:
@@ -300,7 +316,9 @@ class ControlPlaneDouble(LoopbackServer):
                 reply = {"error": "unavailable", "message": "failure requested by the test"}
             else:
                 status = 200
-                if kind == "heartbeat":
+                if kind == "agent-credential":
+                    status, reply = self._credential_reply()
+                elif kind == "heartbeat":
                     beat = Beat(status=LifecycleState.RUNNING, health=NodeHealth.HEALTHY)
                     if self._queued_tokens:
                         beat.callback_token = self._queued_tokens.pop(0)
@@ -320,6 +338,12 @@ class ControlPlaneDouble(LoopbackServer):
             )
             self._lock.notify_all()
         return web.json_response(reply, status=status)
+
+    def _credential_reply(self) -> tuple[int, dict[str, Any]]:
+        if self.agent_credential is None:
+            text = "add your Anthropic key in Settings → Agent"
+            return 409, {"error": AGENT_CREDENTIAL_MISSING, "message": text}
+        return 200, self.agent_credential.model_dump(mode="json")
 
     def callbacks(self, kind: str | None = None, target: str | None = None) -> list[Callback]:
         with self._lock:
@@ -381,6 +405,8 @@ class ControlPlaneDouble(LoopbackServer):
 
 def _invalid_body(path: str, kind: str, body: Any) -> str | None:
     """Why the real control plane would refuse this callback body (None: it would not)."""
+    if kind == "agent-credential":
+        return None if body is None else "GET agent-credential takes no body"
     on_node = path.startswith("/api/nodes/")
     model = {
         "boot-log": BootLogEntry,

@@ -17,6 +17,7 @@ from worker.api.middleware import ApiBoundary, BodyLimit, Cors
 from worker.api.routes import (
     admin,
     agent_artifact,
+    agent_credential,
     auth,
     bootstrap,
     credentials,
@@ -86,6 +87,7 @@ def create_api() -> Any:
     api.include_router(bootstrap.router)
     api.include_router(agent_artifact.router)
     api.include_router(workspaces.router)
+    api.include_router(agent_credential.router)
     api.include_router(terminal_tokens.router)
     # Cors outermost, so that even a crash's JSON 500 is readable by the app.
     return Cors(BodyLimit(api))

@@ -6,7 +6,7 @@ Only a masked hint (`…a1b2`) is ever shown; the plaintext leaves this module o
 `open_credential`, for server-side code that needs it (provisioning).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -21,7 +21,7 @@ HINT_MIN_SECRET_CHARS = 16
 HINT_VISIBLE_CHARS = 4
 HINT_MASK = "…"
 
-_COLUMNS = "id, kind, label, hint, created_at"
+_COLUMNS = "id, kind, label, hint, base_url, created_at"
 
 
 class CredentialKind(StrEnum):
@@ -36,11 +36,20 @@ class Credential:
     kind: str
     label: str
     hint: str
+    base_url: str | None  # an agent key's upstream, when not the deployment's default
     created_at: str
 
     @classmethod
     def from_row(cls, row: Any) -> "Credential":
-        return cls(row["id"], row["kind"], row["label"], row["hint"], row["created_at"])
+        return cls(
+            row["id"], row["kind"], row["label"], row["hint"], row["base_url"], row["created_at"]
+        )
+
+
+@dataclass(frozen=True)
+class OpenedCredential:
+    secret: str = field(repr=False)
+    base_url: str | None
 
 
 class CredentialMissing(InvalidInput):
@@ -66,6 +75,12 @@ class CredentialUnreadable(InvalidInput):
         )
 
 
+def _purpose(kind: CredentialKind, base_url: str | None) -> str:
+    """What the seal binds besides the owner: the kind, and the upstream the key may be
+    sent to, so that a base URL changed in the database cannot redirect the key."""
+    return str(kind) if base_url is None else f"{kind} {base_url}"
+
+
 def hint_for(secret: str) -> str:
     if len(secret) < HINT_MIN_SECRET_CHARS:
         return HINT_MASK
@@ -73,15 +88,21 @@ def hint_for(secret: str) -> str:
 
 
 async def save_credential(
-    deployment: Deployment, user_id: str, kind: CredentialKind, label: str, secret: str
+    deployment: Deployment,
+    user_id: str,
+    kind: CredentialKind,
+    label: str,
+    secret: str,
+    base_url: str | None = None,
 ) -> Credential:
     """Seal and store `secret`; raises a Conflict when `label` is taken for `kind`."""
     cipher = Cipher.from_config(deployment.config)
-    sealed = await cipher.seal(user_id, str(kind), secret.encode())
+    sealed = await cipher.seal(user_id, _purpose(kind, base_url), secret.encode())
     row = (
         await deployment.env.DATABASE.prepare(
-            "INSERT INTO credentials (id, user_id, kind, label, hint, nonce, ciphertext) "
-            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+            "INSERT INTO credentials "
+            "(id, user_id, kind, label, hint, nonce, ciphertext, base_url) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
             "ON CONFLICT (user_id, kind, label) DO NOTHING "
             f"RETURNING {_COLUMNS}"
         )
@@ -93,6 +114,7 @@ async def save_credential(
             hint_for(secret),
             to_blob(sealed.nonce),
             to_blob(sealed.ciphertext),
+            base_url,
         )
         .first()
     )
@@ -133,7 +155,17 @@ async def open_credential(
     line or a VM's user_data. Raises CredentialMissing when there is none, and
     CredentialUnreadable when it no longer opens (the user must enter it again).
     """
-    query = "SELECT id, label, nonce, ciphertext FROM credentials WHERE user_id = ? AND kind = ?"
+    return (await open_credential_with_base(deployment, user_id, kind, label)).secret
+
+
+async def open_credential_with_base(
+    deployment: Deployment, user_id: str, kind: CredentialKind, label: str | None = None
+) -> OpenedCredential:
+    """`open_credential`, with the base URL stored beside the secret."""
+    query = (
+        "SELECT id, label, base_url, nonce, ciphertext FROM credentials "
+        "WHERE user_id = ? AND kind = ?"
+    )
     bindings: list[Any] = [user_id, str(kind)]
     if label is not None:
         query += " AND label = ?"
@@ -148,6 +180,7 @@ async def open_credential(
     sealed = Sealed(from_blob(row["nonce"]), from_blob(row["ciphertext"]))
     cipher = Cipher.from_config(deployment.config)
     try:
-        return (await cipher.open(user_id, str(kind), sealed)).decode()
+        secret = (await cipher.open(user_id, _purpose(kind, row["base_url"]), sealed)).decode()
     except DecryptionError:
         raise CredentialUnreadable(str(kind), row["id"], row["label"]) from None
+    return OpenedCredential(secret, row["base_url"])

@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import TypeAdapter, ValidationError
 
-from wire.agent_session import SessionId
+from wire.agent_session import MAX_BODY_BYTES, SessionId
 from worker.auth import grants, scoped_tokens, sessions
 from worker.auth.scoped_tokens import Audience
 from worker.auth.users import get_user
@@ -86,9 +86,8 @@ HTTP_ROUTES: dict[str, frozenset[str]] = {
 WEBSOCKET_ROUTES = frozenset({"/terminal/ws", "/boot-log/ws", f"{SESSIONS}/{SESSION_ID}/ws"})
 # Routes whose WebSocket gets its terminal token as a header, not in the query.
 HEADER_TOKEN_WEBSOCKETS = frozenset({f"{SESSIONS}/{SESSION_ID}/ws"})
-# The agent's own cap on a request body (agent/server.py MAX_CONTROL_BODY_BYTES): anything
-# larger is refused here rather than carried to the node only to be refused there.
-MAX_BODY_BYTES = 64 * 1024
+# The agent's own cap on a request body (wire/agent_session.py MAX_BODY_BYTES, imported
+# above): anything larger is refused here rather than carried to the node to be refused there.
 # A browser's request headers worth passing on; everything else (Cookie, Authorization,
 # Origin, the client's Host, Sec-WebSocket-Key...) stays here.
 FORWARDED_HEADERS = ("accept", "accept-language", "user-agent", "if-none-match", "content-type")

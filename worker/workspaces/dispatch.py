@@ -129,7 +129,10 @@ async def converge(deployment: Deployment, workspace: Workspace, node: Node) -> 
                 f"Handing the workspace to the agent of node {node.id}.",
             )
             spec = NewWorkspace(
-                id=workspace.id, repository=workspace.repository, branch=workspace.branch
+                id=workspace.id,
+                repository=workspace.repository,
+                branch=workspace.branch,
+                trusted_devcontainer=workspace.trusted_devcontainer,
             )
             answer = await agent_client.call(deployment, node, "POST", "/workspaces", spec)
             if answer.status == 409:  # a repeat: it has it after all

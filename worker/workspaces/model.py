@@ -23,7 +23,7 @@ BOOT_LOG_POLL_SECONDS = 2
 
 COLUMNS = """id, user_id, node_id, name, repository, branch, status, error_message, provider,
     size, provisioning_since, dispatched_at, ready_at, container_id, remote_user,
-    remote_folder, backend, created_at, updated_at"""
+    remote_folder, backend, trusted_devcontainer, created_at, updated_at"""
 
 
 def new_workspace_id() -> str:
@@ -49,12 +49,15 @@ class Workspace:
     remote_user: str | None
     remote_folder: str | None
     backend: str | None
+    # The owner trusts the repository's devcontainer.json: the agent skips its policy.
+    trusted_devcontainer: bool
     created_at: str
     updated_at: str
 
     @classmethod
     def from_row(cls, row: Any) -> "Workspace":
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+        fields = {name: row[name] for name in cls.__dataclass_fields__}
+        return cls(**{**fields, "trusted_devcontainer": bool(fields["trusted_devcontainer"])})
 
     @property
     def on_agent(self) -> bool:

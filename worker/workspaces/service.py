@@ -38,6 +38,7 @@ from worker.workspaces.spec import (
     validate_name,
     validate_repository,
     validate_size,
+    validate_trusted,
 )
 
 log = logging.getLogger("sam.workspaces")
@@ -99,8 +100,9 @@ async def list_workspaces(deployment: Deployment, user_id: str) -> list[Workspac
 async def create(deployment: Deployment, user_id: str, spec: dict[str, Any]) -> Workspace:
     """A new workspace of `user_id`; returns it pending or creating (never waits for a VM).
 
-    `spec`: {repository, branch?, name?, provider: "local"|"hetzner", size?}. Every field
-    is checked before a row, a node or a command exists (400 invalid_workspace_spec).
+    `spec`: {repository, branch?, name?, provider: "local"|"hetzner", size?,
+    trusted_devcontainer?}. Every field is checked before a row, a node or a command exists
+    (400 invalid_workspace_spec).
     """
     provider = Provider(spec["provider"])
     repository = validate_repository(spec.get("repository"), provider)
@@ -108,8 +110,17 @@ async def create(deployment: Deployment, user_id: str, spec: dict[str, Any]) -> 
     name = validate_name(spec.get("name"), repository)
     size = validate_size(spec.get("size"))
     check_available(deployment, provider)  # e.g. local outside `sam dev`: 400 before any row
+    trusted = validate_trusted(spec.get("trusted_devcontainer"))
     workspace = await store.insert(
-        deployment, new_workspace_id(), user_id, name, repository, branch, str(provider), size
+        deployment,
+        new_workspace_id(),
+        user_id,
+        name,
+        repository,
+        branch,
+        str(provider),
+        size,
+        trusted_devcontainer=trusted,
     )
     event(log, "workspace.created", workspace_id=workspace.id, user=user_id, provider=provider)
     await boot_log.step(deployment, workspace.id, "request", "succeeded", "Workspace requested.")

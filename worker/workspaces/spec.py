@@ -84,3 +84,12 @@ def validate_size(value: Any) -> str | None:
     if not isinstance(value, str) or not _SIZE.match(value):
         raise InvalidWorkspaceSpec("size", "must look like a server type name, e.g. 'cx22'")
     return value
+
+
+def validate_trusted(value: Any) -> bool:
+    """Whether the owner trusts the repository's devcontainer.json: off unless said."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidWorkspaceSpec("trusted_devcontainer", "must be true or false")
+    return value

@@ -61,6 +61,7 @@ async def insert(
     branch: str | None,
     provider: str,
     size: str | None,
+    trusted_devcontainer: bool = False,
 ) -> Workspace:
     return await WORKSPACES.insert(
         deployment,
@@ -72,6 +73,7 @@ async def insert(
         status=str(WorkspaceStatus.PENDING),
         provider=provider,
         size=size,
+        trusted_devcontainer=int(trusted_devcontainer),
         provisioning_since=iso(deployment.now()),
     )
 

@@ -92,8 +92,8 @@ export const api = {
   // --- credentials ---
   credentials: () =>
     request<{ credentials: Credential[] }>("GET", "/api/credentials").then((r) => r.credentials),
-  addCredential: (kind: CredentialKind, secret: string, label = "") =>
-    request<Credential>("POST", "/api/credentials", { kind, label, secret }),
+  addCredential: (kind: CredentialKind, secret: string, label = "", baseUrl: string | null = null) =>
+    request<Credential>("POST", "/api/credentials", { kind, label, secret, base_url: baseUrl }),
   deleteCredential: (id: string) => request<void>("DELETE", `/api/credentials/${enc(id)}`),
 
   // --- nodes ---

@@ -442,6 +442,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/workspaces/{workspace_id}/agent-credential": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Agent Credential */
+        get: operations["agent_credential_api_workspaces__workspace_id__agent_credential_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/terminal/token": {
         parameters: {
             query?: never;
@@ -467,6 +484,24 @@ export interface components {
         Accepted: {
             /** Id */
             id: number;
+        };
+        /**
+         * AgentCredential
+         * @description The workspace owner's key for the model API, for the agent's model proxy to inject
+         *     (agent/channel/model_proxy.py). It lives in the agent's memory only. `base_url` None:
+         *     the node's default upstream (SAM_MODEL_BASE_URL). A control plane without one answers
+         *     4xx with the code AGENT_CREDENTIAL_MISSING.
+         */
+        AgentCredential: {
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "api_key" | "oauth_token";
+            /** Secret */
+            secret: string;
+            /** Base Url */
+            base_url?: string | null;
         };
         /**
          * Beat
@@ -567,6 +602,8 @@ export interface components {
             label: string;
             /** Hint */
             hint: string;
+            /** Base Url */
+            base_url: string | null;
             /** Created At */
             created_at: string;
         };
@@ -631,6 +668,8 @@ export interface components {
             label: string;
             /** Secret */
             secret: string;
+            /** Base Url */
+            base_url?: string | null;
         };
         /** NewNode */
         NewNode: {
@@ -658,6 +697,8 @@ export interface components {
             provider: components["schemas"]["Provider"];
             /** Size */
             size?: string | null;
+            /** Trusted Devcontainer */
+            trusted_devcontainer?: boolean | null;
         };
         /**
          * NodeHealth
@@ -867,6 +908,8 @@ export interface components {
             node_id: string | null;
             /** Backend */
             backend: string | null;
+            /** Trusted Devcontainer */
+            trusted_devcontainer: boolean;
             /** Container Id */
             container_id: string | null;
             /** Remote User */
@@ -1811,6 +1854,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WorkspaceStatusOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    agent_credential_api_workspaces__workspace_id__agent_credential_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentCredential"];
                 };
             };
             /** @description Validation Error */

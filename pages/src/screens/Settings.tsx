@@ -16,9 +16,9 @@ export const KINDS: { kind: CredentialKind; label: string; help: string; placeho
   },
   {
     kind: "anthropic",
-    label: "Anthropic API key",
-    help: "Used by Claude Code inside your workspaces.",
-    placeholder: "sk-ant-…",
+    label: "Anthropic key",
+    help: "Used by Claude Code inside your workspaces: set it under Agent above.",
+    placeholder: "sk-ant-api… or sk-ant-oat…",
   },
   {
     kind: "openai",
@@ -27,6 +27,9 @@ export const KINDS: { kind: CredentialKind; label: string; help: string; placeho
     placeholder: "sk-…",
   },
 ];
+
+// The generic form adds these; the Anthropic key has its own section (Agent).
+const ADDABLE = KINDS.filter((k) => k.kind !== "anthropic");
 
 export function kindLabel(kind: string): string {
   return KINDS.find((k) => k.kind === kind)?.label ?? kind;
@@ -41,6 +44,17 @@ export function SettingsScreen() {
       <PageHeader title="Settings">
         <p className="muted">Credentials are encrypted at rest and never shown again after you save them.</p>
       </PageHeader>
+      <section className="card" id="agent" aria-labelledby="agent-heading">
+        <h2 id="agent-heading">Agent</h2>
+        {credentials.state === "loading" && <Loading what="the agent key" />}
+        {credentials.data && (
+          <AgentKey
+            credentials={credentials.data}
+            focus={initialKind === "anthropic"}
+            onChange={credentials.reload}
+          />
+        )}
+      </section>
       <section className="card" aria-labelledby="credentials-heading">
         <h2 id="credentials-heading">Credentials</h2>
         {credentials.state === "loading" && <Loading what="credentials" />}
@@ -50,7 +64,7 @@ export function SettingsScreen() {
       <section className="card" aria-labelledby="add-credential-heading">
         <h2 id="add-credential-heading">Add a credential</h2>
         <AddCredential
-          initialKind={KINDS.some((k) => k.kind === initialKind) ? (initialKind as CredentialKind) : "hetzner"}
+          initialKind={ADDABLE.some((k) => k.kind === initialKind) ? (initialKind as CredentialKind) : "hetzner"}
           onAdded={credentials.reload}
         />
       </section>
@@ -63,7 +77,7 @@ function CredentialList({ credentials, onChange }: { credentials: Credential[]; 
   if (credentials.length === 0) {
     return (
       <EmptyState title="No credentials yet">
-        <p className="muted">Add a Hetzner token to create cloud nodes, and an agent API key for the coding agent.</p>
+        <p className="muted">Add a Hetzner token to create cloud nodes. The coding agent's key goes under Agent, above.</p>
       </EmptyState>
     );
   }
@@ -112,7 +126,7 @@ function AddCredential({ initialKind, onAdded }: { initialKind: CredentialKind; 
   const [saved, setSaved] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const secretRef = useRef<HTMLInputElement>(null);
-  const info = KINDS.find((k) => k.kind === kind)!;
+  const info = ADDABLE.find((k) => k.kind === kind)!;
 
   useEffect(() => {
     if (saved === null) return;
@@ -149,7 +163,7 @@ function AddCredential({ initialKind, onAdded }: { initialKind: CredentialKind; 
       <div className="field">
         <label htmlFor={`${id}-kind`}>Kind</label>
         <select id={`${id}-kind`} value={kind} onChange={(event) => setKind(event.target.value as CredentialKind)}>
-          {KINDS.map((k) => (
+          {ADDABLE.map((k) => (
             <option key={k.kind} value={k.kind}>
               {k.label}
             </option>
@@ -196,7 +210,153 @@ function AddCredential({ initialKind, onAdded }: { initialKind: CredentialKind; 
       )}
       <div className="form-actions">
         <button type="submit" className="button button-primary" disabled={busy}>
-          {busy ? (kind === "hetzner" ? "Checking with Hetzner…" : "Saving…") : "Save credential"}
+          {busy ? (kind === "hetzner" ? "Checking with Hetzner…" : "Checking with OpenAI…") : "Save credential"}
+        </button>
+      </div>
+    </form>
+  );
+}
+
+/** The Anthropic key Claude Code uses (through SAM's model proxy: it never enters a
+ * workspace), with an optional gateway base URL; checked with the upstream on save. */
+function AgentKey({
+  credentials,
+  focus,
+  onChange,
+}: {
+  credentials: Credential[];
+  focus: boolean;
+  onChange: () => Promise<void>;
+}) {
+  const id = useId();
+  const [secret, setSecret] = useState("");
+  const [baseUrl, setBaseUrl] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const [saved, setSaved] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const secretRef = useRef<HTMLInputElement>(null);
+  // The newest one is what agent sessions use.
+  const current = credentials.filter((c) => c.kind === "anthropic").at(-1);
+
+  useEffect(() => {
+    if (focus) secretRef.current?.focus();
+  }, [focus]);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setError(null);
+    setSaved(null);
+    if (!secret.trim()) {
+      setError(new Error("Paste your Anthropic API key or Claude Code OAuth token first."));
+      secretRef.current?.focus();
+      return;
+    }
+    setBusy(true);
+    try {
+      const credential = await api.addCredential("anthropic", secret.trim(), "", baseUrl.trim() || null);
+      setSecret("");
+      setBaseUrl("");
+      setSaved(`Saved (${credential.hint}). Claude Code in your workspaces uses it from the next session.`);
+      await onChange();
+    } catch (failure) {
+      setError(failure);
+      secretRef.current?.focus();
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const intro = (
+    <p className="muted">
+      Claude Code in your workspaces reaches the model through SAM, which adds your key on the way out: the key never
+      enters a workspace, so code the agent runs cannot read it.
+    </p>
+  );
+  if (current) {
+    return (
+      <>
+        {intro}
+        {saved && (
+          <p className="note note-good" role="status">
+            {saved}
+          </p>
+        )}
+        {error !== null && <ErrorNote error={error} />}
+        <div className="row" data-testid="agent-key">
+          <div className="row-main">
+            <strong>Anthropic key</strong> <span className="mono">{current.hint}</span>
+            <div className="muted small">
+              {current.base_url ? `through ${current.base_url}` : "straight to Anthropic"} · added{" "}
+              <When iso={current.created_at} />
+            </div>
+          </div>
+          <ConfirmButton
+            label="Remove"
+            confirmLabel="Remove the Anthropic key"
+            onConfirm={async () => {
+              setError(null);
+              setSaved(null);
+              try {
+                await api.deleteCredential(current.id);
+              } catch (failure) {
+                setError(failure);
+              }
+              await onChange();
+            }}
+          />
+        </div>
+      </>
+    );
+  }
+  return (
+    <form onSubmit={(event) => void submit(event)} noValidate className="form">
+      {intro}
+      <div className="field">
+        <label htmlFor={`${id}-secret`}>Anthropic key</label>
+        <input
+          ref={secretRef}
+          id={`${id}-secret`}
+          type="password"
+          autoComplete="off"
+          spellCheck={false}
+          placeholder="sk-ant-api… or sk-ant-oat…"
+          value={secret}
+          onChange={(event) => setSecret(event.target.value)}
+          aria-invalid={error !== null}
+          aria-describedby={`${id}-secret-hint`}
+        />
+        <p className="hint" id={`${id}-secret-hint`}>
+          An API key (sk-ant-api…, from console.anthropic.com → API keys) or a Claude Code OAuth token (sk-ant-oat…, from{" "}
+          <code>claude setup-token</code>). SAM checks it with Anthropic before saving it.
+        </p>
+      </div>
+      <div className="field">
+        <label htmlFor={`${id}-base`}>
+          Gateway base URL <span className="muted">(optional)</span>
+        </label>
+        <input
+          id={`${id}-base`}
+          type="url"
+          inputMode="url"
+          spellCheck={false}
+          placeholder="https://gateway.example.com/anthropic"
+          value={baseUrl}
+          onChange={(event) => setBaseUrl(event.target.value)}
+          aria-describedby={`${id}-base-hint`}
+        />
+        <p className="hint" id={`${id}-base-hint`}>
+          Only if you reach Anthropic through a gateway of your own (https). With one, any key it issues is accepted.
+        </p>
+      </div>
+      {error !== null && <ErrorNote error={error} />}
+      {saved && (
+        <p className="note note-good" role="status">
+          {saved}
+        </p>
+      )}
+      <div className="form-actions">
+        <button type="submit" className="button button-primary" disabled={busy}>
+          {busy ? "Checking with Anthropic…" : "Check and save the key"}
         </button>
       </div>
     </form>

@@ -9,8 +9,21 @@
 //   write PATH TEXT        fs/write_text_file PATH with TEXT
 //   ask                    session/request_permission, and say the outcome
 //   stubborn               ignore the end of stdin and SIGTERM from now on; never end the turn
+//   run [-limit N] LINE    terminal/create of the shell line LINE (no args), wait for its exit,
+//                          terminal/output, terminal/release, and say the output and exit
+//   start LINE             terminal/create of LINE, and say its terminal id (never released)
+//   hang                   never end the turn (until killed)
 //   anything else          say it back
+//
+// Environment: STAND_IN_STARTS=FILE counts starts in FILE and exits (code 5) on every
+// start after the first; STAND_IN_NO_LOAD=1 does not offer session/load. session/load
+// replays one update, as an adapter replays the conversation it reloads.
+import { appendFileSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
+
+const startsFile = process.env.STAND_IN_STARTS;
+if (startsFile) appendFileSync(startsFile, "start\n");
+const refuse = startsFile && readFileSync(startsFile, "utf8").split("\n").length > 2;
 
 const OVERSIZED_BYTES = 17 * 1024 * 1024;
 let nextId = 1000;
@@ -41,7 +54,22 @@ async function prompt(id, params) {
     setInterval(() => {}, 1000);
     return;
   }
-  if (word === "malformed") process.stdout.write("this is not json\n");
+  if (word === "hang") return;
+  if (word === "run") {
+    const limited = rest[0] === "-limit";
+    const outputByteLimit = limited ? Number(rest[1]) : undefined;
+    const command = (limited ? rest.slice(2) : rest).join(" ");
+    const created = await ask("terminal/create", { sessionId, command, outputByteLimit });
+    const terminalId = created.result.terminalId;
+    const exit = await ask("terminal/wait_for_exit", { sessionId, terminalId });
+    const output = await ask("terminal/output", { sessionId, terminalId });
+    await ask("terminal/release", { sessionId, terminalId });
+    const after = await ask("terminal/output", { sessionId, terminalId });
+    say(sessionId, JSON.stringify({ exit: exit.result, output: output.result, afterRelease: after.error }));
+  } else if (word === "start") {
+    const created = await ask("terminal/create", { sessionId, command: rest.join(" ") });
+    say(sessionId, JSON.stringify(created));
+  } else if (word === "malformed") process.stdout.write("this is not json\n");
   else if (word === "oversized") process.stdout.write('{"pad": "' + "x".repeat(OVERSIZED_BYTES) + '"}\n');
   else if (word === "read") {
     const answer = await ask("fs/read_text_file", { sessionId, path: rest[0], line: 2, limit: 2 });
@@ -65,21 +93,31 @@ async function prompt(id, params) {
   send({ id, result: { stopReason: "end_turn" } });
 }
 
-const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-lines.on("line", (line) => {
-  const message = JSON.parse(line);
-  if (message.method === undefined) {
-    waiting.get(message.id)?.(message);
-    waiting.delete(message.id);
-    return;
-  }
-  const { id, method, params } = message;
-  if (method === "initialize") send({ id, result: { protocolVersion: 1, agentInfo: { name: "stand-in", version: "1" } } });
-  else if (method === "session/new") send({ id, result: { sessionId: "stand-in-1" } });
-  else if (method === "session/set_mode") send({ id, result: {} });
-  else if (method === "session/prompt") prompt(id, params);
-  else if (method !== "session/cancel") send({ id, error: { code: -32601, message: `no ${method}` } });
-});
-lines.on("close", () => {
-  if (!process.listenerCount("SIGTERM")) process.exit(0);
-});
+function serve() {
+  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  lines.on("line", (line) => {
+    const message = JSON.parse(line);
+    if (message.method === undefined) {
+      waiting.get(message.id)?.(message);
+      waiting.delete(message.id);
+      return;
+    }
+    const { id, method, params } = message;
+    if (method === "initialize") {
+      const agentCapabilities = { loadSession: !process.env.STAND_IN_NO_LOAD };
+      send({ id, result: { protocolVersion: 1, agentCapabilities, agentInfo: { name: "stand-in", version: "1" } } });
+    } else if (method === "session/new") send({ id, result: { sessionId: `stand-in-${process.pid}` } });
+    else if (method === "session/load") {
+      say(params.sessionId, "replayed from before");
+      send({ id, result: {} });
+    } else if (method === "session/set_mode") send({ id, result: {} });
+    else if (method === "session/prompt") prompt(id, params);
+    else if (method !== "session/cancel") send({ id, error: { code: -32601, message: `no ${method}` } });
+  });
+  lines.on("close", () => {
+    if (!process.listenerCount("SIGTERM")) process.exit(0);
+  });
+}
+
+if (refuse) process.stderr.write("the stand-in refuses to start again\n", () => process.exit(5));
+else serve();

@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 
 from agent.config import CHECKOUT_CONTAINER_TOOLS, AgentConfig
-from agent.errors import AgentSessionEnded
+from agent.errors import AgentSessionEnded, WorkspaceNotRunning
 from agent.persistence import Store
 from agent.sessions.adapter import STDERR_TAIL_BYTES
 from agent.sessions.container import communicate
 from agent.sessions.permissions import UnknownOption, UnknownRequest
 from agent.sessions.session import AgentSession
+from agent.shell import ShellCommand
+from agent.terminals.manager import TerminalManager
 from tests.support.wait import eventually
 from wire import agent_session as w
 
@@ -69,13 +71,9 @@ class LocalLauncher:
             if process.returncode is None:
                 process.send_signal(signum)
 
-
-@pytest.fixture
-def store(tmp_path: Path) -> Any:
-    opened = Store(tmp_path / "agent.sqlite3")
-    opened.save_workspace({"id": "ws-1", "repository": "/r", "state": "running"})
-    yield opened
-    opened.close()
+    def command(self, argv: Sequence[str], env: Mapping[str, str], cwd: str | None) -> ShellCommand:
+        """On a PTY of this machine (the container's TTY in test_in_container.py)."""
+        return ShellCommand(list(argv), {"TERM": "xterm-256color", **env}, cwd=cwd)
 
 
 def config(tmp_path: Path, **env: str) -> AgentConfig:
@@ -87,12 +85,26 @@ def config(tmp_path: Path, **env: str) -> AgentConfig:
     return AgentConfig.from_environ(base | env)
 
 
-async def started(store: Store, cfg: AgentConfig, tmp_path: Path) -> AgentSession:
+async def no_shell(workspace_id: str) -> ShellCommand:
+    raise WorkspaceNotRunning("these tests open no user terminal")
+
+
+async def started(
+    store: Store,
+    cfg: AgentConfig,
+    tmp_path: Path,
+    env: Mapping[str, str] | None = None,
+    launcher: LocalLauncher | None = None,
+    terminals: TerminalManager | None = None,
+) -> AgentSession:
+    """The stand-in's session; its commands become tabs of `terminals`."""
     if not LOCAL_NODE.is_file():
         pytest.fail("tools/container is not installed: run scripts/setup")
     record = store.add_agent_session("as-1", "ws-1", "claude-code", "ask", "starting")
-    session = AgentSession(record, store, cfg, LocalLauncher(), str(tmp_path))
-    await session.start(STAND_IN, {})
+    terminals = terminals or TerminalManager(cfg, store, no_shell)
+    launcher = launcher or LocalLauncher()
+    session = AgentSession(record, store, cfg, launcher, str(tmp_path), terminals)
+    await session.start(STAND_IN, env or {})
     return session
 
 
@@ -140,10 +152,10 @@ async def test_malformed_and_oversized_lines_are_skipped_and_reported(
     assert [f["seq"] for f in frames(store)] == list(range(1, len(frames(store)) + 1))
 
 
-async def test_a_crash_ends_the_session_with_a_bounded_stderr_tail(
+async def test_without_restarts_a_crash_ends_the_session_with_a_bounded_stderr_tail(
     store: Store, tmp_path: Path
 ) -> None:
-    session = await started(store, config(tmp_path), tmp_path)
+    session = await started(store, config(tmp_path, SAM_AGENT_RESTARTS="0"), tmp_path)
     viewer = session.subscribe()
     await turn(session, store, "crash")
     await eventually(
@@ -151,6 +163,7 @@ async def test_a_crash_ends_the_session_with_a_bounded_stderr_tail(
     )
     crashed = frames(store)[-1]
     assert crashed["type"] == "crashed" and crashed["exit_code"] == 3
+    assert crashed["restarting"] is False
     assert crashed["stderr_tail"].endswith("the last words\n")
     assert len(crashed["stderr_tail"].encode()) <= STDERR_TAIL_BYTES
     assert store.agent_session("as-1")["state"] == "crashed"

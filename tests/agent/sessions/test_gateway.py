@@ -1,12 +1,19 @@
 """The ACP gateway with real parts: the real Claude Code adapter (from the read-only tools
-mount, on the base image with no Node of its own) in a real workspace container, talking
-to the scripted Messages API. One agent and one workspace serve the whole walk, to keep
-the real-adapter runs to a handful."""
+mount, on the base image with no Node of its own) in a real workspace container on its own
+network, talking through the model proxy on the workspace's channel to the scripted
+Messages API, which accepts only the owner's real key. One agent and one workspace serve
+the whole walk, to keep the real-adapter runs to a handful."""
+
+from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import secrets
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +27,7 @@ from tests.fakes.anthropic import ScriptedModel, Turn, is_side_call, text, tool_
 from tests.fixtures.repos import make_repo
 from tests.support.agent import AgentProcess
 from tests.support.control_plane import ControlPlaneDouble
+from wire.callbacks import AgentCredential
 
 READY_TIMEOUT_SECONDS = 120.0
 FRAME_TIMEOUT_SECONDS = 60.0
@@ -65,6 +73,12 @@ def in_container(container: str, *argv: str) -> str:
 async def test_claude_code_in_a_workspace_container(
     agent_factory: Any, control_plane: ControlPlaneDouble, model: ScriptedModel, tmp_path: Path
 ) -> None:
+    # The owner's key, fresh for this run so that a leak cannot be an old run's: the control
+    # plane hands it out, the model accepts nothing else, and it must be found nowhere.
+    real_key = f"sk-ant-api03-{secrets.token_hex(24)}"
+    control_plane.agent_credential = AgentCredential(kind="api_key", secret=real_key)
+    model.keys = {real_key}
+    # The model is the node's default upstream (the credential names no base URL).
     agent: AgentProcess = agent_factory(
         backend="docker",
         extra_env={"SAM_BASE_IMAGE": BASE_IMAGE, "SAM_MODEL_BASE_URL": model.url},
@@ -79,15 +93,20 @@ async def test_claude_code_in_a_workspace_container(
         assert answer.status_code == 202
     try:
         control_plane.wait_for("ready", target=workspace_id, timeout=READY_TIMEOUT_SECONDS)
-        await walk(agent, control_plane, model, workspace_id)
+        stand_in = await walk(agent, control_plane, model, workspace_id)
     finally:
         with agent.client() as client:
-            assert client.delete(f"/workspaces/{workspace_id}").status_code == 200
+            deleted = client.delete(f"/workspaces/{workspace_id}")
+            assert deleted.status_code == 200, agent.log()[-6000:]
+    # The stand-in dies with the workspace: its channel no longer answers it.
+    assert await model_call(stand_in) is None
+    scan_host_for(real_key, agent)
 
 
 async def walk(
     agent: AgentProcess, control_plane: ControlPlaneDouble, model: ScriptedModel, workspace_id: str
-) -> None:
+) -> StandIn:
+    """The whole conversation; returns what the adapter was given for a model key."""
     with agent.client() as client:
         workspace = client.get(f"/workspaces/{workspace_id}").json()
     container, folder = workspace["container_id"], workspace["remote_folder"]
@@ -114,6 +133,7 @@ async def walk(
         model.script(
             Turn([text("Reading it."), tool_use("Read", {"file_path": f"{folder}/notes.txt"})]),
             Turn([tool_use("Write", {"file_path": f"{folder}/out.txt", "content": "done\n"})]),
+            Turn([tool_use("Bash", {"command": "wc -c out.txt", "description": "Count"})]),
             Turn([text("The word is pineapple; out.txt is written.")]),
         )
         first = await create(prompt="read notes.txt and write out.txt", permission_mode="bypass")
@@ -121,24 +141,38 @@ async def walk(
         started = await viewer.until("started")
         capabilities = started["initialize"]["clientCapabilities"]
         assert capabilities["fs"] == {"readTextFile": True, "writeTextFile": True}
-        assert not capabilities.get("terminal")  # terminal/* comes with the next phase
+        assert capabilities["terminal"] is True
         assert started["initialize"]["clientInfo"]["name"] == "sam-agent"
         ended = await viewer.until("turn_ended")
         assert ended["stop_reason"] == "end_turn"
         assert "pineapple" in json.dumps(model.main_requests[1]["messages"])
         # Claude Code's side calls (the session's title at least) took no scripted turn.
         assert model.remaining == 0 and any(is_side_call(r) for r in model.requests)
-        assert {"Read", "Write", "Bash"} <= {t["name"] for t in model.main_requests[0]["tools"]}
-        said = "".join(
-            f["update"]["content"].get("text", "")
-            for f in viewer.frames
-            if f["type"] == "update" and f["update"]["sessionUpdate"] == "agent_message_chunk"
-        )
-        assert said.endswith("The word is pineapple; out.txt is written.")
+        # claude-agent-acp 0.101 offers its own tools even with fs and terminal advertised
+        # (no mcp__acp__*): it runs Bash itself, in the container, and never calls
+        # terminal/* (the read-only tabs are tested with the stand-in agent instead).
+        tools = {t["name"] for t in model.main_requests[0]["tools"]}
+        assert {"Read", "Write", "Bash"} <= tools
+        assert "5 out.txt" in json.dumps(model.main_requests[3]["messages"][-1])
+        assert said(viewer.frames).endswith("The word is pineapple; out.txt is written.")
         owner = in_container(container, "stat", "-c", "%U %s", f"{folder}/out.txt").split()
         assert owner == [workspace["remote_user"], "5"]
         seqs = [f["seq"] for f in viewer.frames]
         assert seqs == list(range(1, len(seqs) + 1))
+
+        # --- the key: every model request carried the owner's real key; the adapter
+        # had only the channel's stand-in, and the proxy counted the session's tokens --------
+        (real_key,) = model.keys or set()
+        assert model.seen_keys and set(model.seen_keys) == {real_key}
+        stand_in = adapter_stand_in(first["id"])
+        assert stand_in.key != real_key
+        assert stand_in.base_url.endswith(f"/model/sessions/{first['id']}")
+        assert await model_call(stand_in) == 200  # what code in the workspace could do
+        assert await model_call(stand_in, key="a-made-up-token") == 401
+        async with http.get(f"{base}/{first['id']}") as a:
+            usage = (await a.json())["model_usage"]
+        assert usage["requests"] >= len(model.main_requests)
+        assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
 
         # --- resume: a viewer that had frame N gets exactly the ones after it ------------
         middle = seqs[len(seqs) // 2]
@@ -212,3 +246,205 @@ async def walk(
             first["id"], after=len(seqs), token=control_plane.terminal_token(workspace_id)
         )
         await mine.ws.close()
+        # The owner has no key (deleted meanwhile): the session is refused, saying where to
+        # add one, and no adapter starts.
+        kept, control_plane.agent_credential = control_plane.agent_credential, None
+        async with http.post(base, json={"permission_mode": "ask"}) as a:
+            refused_body = await a.json()
+            assert a.status == 409 and refused_body["error"] == "agent_credential_missing"
+            assert "Settings → Agent" in refused_body["message"]
+        control_plane.agent_credential = kept
+
+    await crash_and_agent_restart(agent, model, workspace_id, workspace)
+    scan_container_for(real_key, container)
+    return stand_in
+
+
+# --- where the key must not be ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StandIn:
+    base_url: str
+    key: str
+
+
+def environs() -> dict[Path, bytes]:
+    """Every process's environment on this machine, the containers' processes included
+    (inside a container even root may not read them: it lacks CAP_SYS_PTRACE)."""
+    found = {}
+    for path in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):  # a process that ended meanwhile
+            found[path] = path.read_bytes()
+    assert len(found) > 10
+    return found
+
+
+def adapter_stand_in(session_id: str) -> StandIn:
+    """ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY as the session's processes have them."""
+    tag = f"SAM_AGENT_SESSION={session_id}".encode()
+    found: dict[str, set[str]] = {}
+    for raw in environs().values():
+        entries = raw.split(b"\0")
+        if tag not in entries:
+            continue
+        for entry in entries:
+            name, _, value = entry.decode(errors="replace").partition("=")
+            found.setdefault(name, set()).add(value)
+    (base_url,) = found["ANTHROPIC_BASE_URL"]
+    (key,) = found["ANTHROPIC_API_KEY"]
+    return StandIn(base_url, key)
+
+
+async def model_call(stand_in: StandIn, key: str | None = None) -> int | None:
+    """GET /v1/models through the channel as code in the workspace would: the status, or
+    None when nothing answers."""
+    headers = {"x-api-key": key or stand_in.key, "anthropic-version": "2023-06-01"}
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(stand_in.base_url + "/v1/models", headers=headers) as answer,
+        ):
+            return answer.status
+    except aiohttp.ClientConnectionError:
+        return None
+
+
+def scan_container_for(key: str, container: str) -> None:
+    """Not in any file of the container, nor in `docker inspect`, nor in the environment
+    of any process, the container's included (it is still running)."""
+
+    def grep(needle: str) -> subprocess.CompletedProcess[str]:
+        argv = [
+            "docker", "exec", "-u", "0", container, "grep", "-rlF", "--exclude-dir=proc",
+            "--exclude-dir=sys", "--exclude-dir=dev", needle, "/",
+        ]  # fmt: skip
+        return subprocess.run(argv, capture_output=True, text=True)
+
+    # The search finds what is there: a canary planted in the container's /tmp.
+    canary = key[::-1]
+    subprocess.run(["docker", "exec", container, "sh", "-c", f"echo {canary} >/tmp/c"], check=True)
+    assert grep(canary).stdout.split() == ["/tmp/c"]
+    files = grep(key)
+    assert files.returncode == 1 and not files.stdout, f"the key is in {files.stdout}"
+    assert not [path for path, raw in environs().items() if key.encode() in raw]
+    inspect = subprocess.run(["docker", "inspect", container], capture_output=True).stdout
+    assert inspect and key.encode() not in inspect
+
+
+def scan_host_for(key: str, agent: AgentProcess) -> None:
+    """Not on any command line or in any environment on this machine, nor in the agent's
+    state, its log or /tmp."""
+    ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+    assert ps and key not in ps
+    assert not [path for path, raw in environs().items() if key.encode() in raw]
+    log = agent.log()
+    assert "model_proxy.relayed" in log and key not in log
+    searched = 0
+    for root in (agent.state_dir, Path("/tmp")):
+        # Other tests' folders come and go meanwhile: what vanishes is skipped.
+        for folder, _, names in os.walk(root):
+            for path in (Path(folder) / name for name in names):
+                with contextlib.suppress(OSError):
+                    if path.is_file() and not path.is_symlink() and path.stat().st_size < 64 << 20:
+                        assert key.encode() not in path.read_bytes(), path
+                        searched += 1
+    assert searched > 10
+
+
+def kill_adapter(container: str, user: str, session_id: str) -> None:
+    """kill -9 of the session's adapter (its Node process) inside the container, as its
+    user (even root there may not read another user's process environment)."""
+    script = (
+        'for d in /proc/[0-9]*; do tr "\\0" "\\n" < "$d/environ" 2>/dev/null '
+        '| grep -qxF "SAM_AGENT_SESSION=$1" && grep -q claude-agent-acp/dist/index.js '
+        '"$d/cmdline" && kill -9 "${d#/proc/}" && echo killed; done'
+    )
+    done = subprocess.run(
+        ["docker", "exec", "-u", user, container, "sh", "-c", script, "kill", session_id],
+        capture_output=True,
+        text=True,
+    )
+    assert "killed" in done.stdout, done
+
+
+async def crash_and_agent_restart(
+    agent: AgentProcess, model: ScriptedModel, workspace_id: str, workspace: dict[str, Any]
+) -> None:
+    container = workspace["container_id"]
+    base = f"/workspaces/{workspace_id}/agent-sessions"
+    async with aiohttp.ClientSession(agent.url, headers=agent.auth()) as http:
+        async with http.post(base, json={"permission_mode": "bypass"}) as a:
+            session_id = (await a.json())["id"]
+        viewer = Viewer(await http.ws_connect(f"{base}/{session_id}/ws"))
+        before = (await viewer.until("started"))["acp_session_id"]
+        model.script(Turn([text("Hello.")]))  # a whole turn first: the session is saved
+        async with http.post(f"{base}/{session_id}/prompt", json={"text": "hi"}) as a:
+            assert a.status == 202
+        await viewer.until("turn_ended")
+
+        # --- the adapter killed mid-turn: crashed, restarted, the next prompt answered ---
+        model.script(Turn([text("A long answer that is cut short ...")], stall=True))
+        async with http.post(f"{base}/{session_id}/prompt", json={"text": "talk"}) as a:
+            assert a.status == 202
+        await viewer.until("update")
+        kill_adapter(container, workspace["remote_user"], session_id)
+        crashed = await viewer.until("crashed")
+        assert (crashed["restarting"], crashed["exit_code"]) == (True, 137)
+        assert (await viewer.until("restarting"))["cause"] == "crashed"
+        resumed = await viewer.until("resumed")
+        assert (resumed["context"], resumed["acp_session_id"]) == ("loaded", before)
+        model.script(Turn([text("Back after the crash.")]))
+        async with http.post(f"{base}/{session_id}/prompt", json={"text": "again"}) as a:
+            assert a.status == 202
+        assert (await viewer.until("turn_ended"))["stop_reason"] == "end_turn"
+        assert said(viewer.frames).endswith("Back after the crash.")
+        async with http.get(f"{base}/{session_id}") as a:
+            last_seq = (await a.json())["last_seq"]
+        while viewer.frames[-1]["seq"] < last_seq:
+            await viewer.until("update")
+        await viewer.ws.close()
+
+    # --- the node agent killed (SIGKILL) and started again on the same state --------------
+    agent.kill()
+    agent.start()
+    async with aiohttp.ClientSession(agent.url, headers=agent.auth()) as http:
+        url = f"{base}/{session_id}/ws"
+        again = Viewer(await http.ws_connect(f"{url}?after={last_seq}"))
+        restarting = await again.until("restarting")
+        assert (restarting["seq"], restarting["cause"]) == (last_seq + 1, "agent_restarted")
+        back = await again.until("resumed")
+        assert back["context"] == "loaded"
+        whole = Viewer(await http.ws_connect(f"{url}?after=0"))
+        await whole.until("resumed", seq=back["seq"])
+        assert whole.frames == viewer.frames + again.frames  # no gap, no duplicate
+        model.script(Turn([text("Back after the agent restart.")]))
+        async with http.post(f"{base}/{session_id}/prompt", json={"text": "and now?"}) as a:
+            assert a.status == 202
+        assert (await again.until("turn_ended"))["stop_reason"] == "end_turn"
+        assert said(again.frames).endswith("Back after the agent restart.")
+        async with http.get(f"{base}/{session_id}") as a:
+            last_seq = (await a.json())["last_seq"]
+        await again.ws.close()
+
+    # --- a graceful restart (SIGTERM): the session is suspended, then resumed --------------
+    agent.restart()
+    assert "claude-agent-acp" not in in_container(container, "ps", "-eo", "args")
+    async with aiohttp.ClientSession(agent.url, headers=agent.auth()) as http:
+        url = f"{base}/{session_id}/ws"
+        after_sigterm = Viewer(await http.ws_connect(f"{url}?after={last_seq}"))
+        restarting = await after_sigterm.until("restarting")
+        assert (restarting["seq"], restarting["cause"]) == (last_seq + 1, "agent_restarted")
+        assert (await after_sigterm.until("resumed"))["context"] == "loaded"
+        async with http.post(f"{base}/{session_id}/stop") as a:
+            assert (await a.json())["state"] == "stopped"
+    assert "claude-agent-acp" not in in_container(container, "ps", "-eo", "args")
+
+
+def said(frames: list[dict[str, Any]]) -> str:
+    """The assistant's text in these frames."""
+    return "".join(
+        f["update"]["content"].get("text", "")
+        for f in frames
+        if f["type"] == "update" and f["update"]["sessionUpdate"] == "agent_message_chunk"
+    )

@@ -18,9 +18,10 @@ from agent.persistence import Store
 from agent.sessions.container import ContainerLauncher, ContainerUser
 from agent.sessions.session import AgentSession
 from agent.sessions.tools import NODE, installed, tools_mount
+from agent.terminals.manager import TerminalManager
 from agent.workspaces.containers import DockerEngine
 from tests.agent.conftest import BASE_IMAGE
-from tests.agent.sessions.test_faults import config, frames, turn, until
+from tests.agent.sessions.test_faults import config, frames, no_shell, turn, until
 
 STAND_IN_DIR = "/opt/stand-in"
 USER = "sam"  # the base image's user (uid 1000)
@@ -61,14 +62,6 @@ def container() -> Iterator[str]:
     subprocess.run(["docker", "rm", "-f", container_id], capture_output=True)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(tmp_path / "agent.sqlite3")
-    opened.save_workspace({"id": "ws-1", "repository": "/r", "state": "running"})
-    yield opened
-    opened.close()
-
-
 def in_container(container: str, *argv: str) -> str:
     return subprocess.run(
         ["docker", "exec", container, *argv], capture_output=True, text=True
@@ -80,7 +73,9 @@ async def test_fs_methods_and_the_stop_ladder_in_a_container(
 ) -> None:
     target = ContainerUser(container=container, user=USER, folder="/tmp", env={})
     record = store.add_agent_session("as-1", "ws-1", "claude-code", "ask", "starting")
-    session = AgentSession(record, store, config(tmp_path), ContainerLauncher(target), "/tmp")
+    cfg = config(tmp_path)
+    terminals = TerminalManager(cfg, store, no_shell)
+    session = AgentSession(record, store, cfg, ContainerLauncher(target), "/tmp", terminals)
     await session.start([NODE, f"{STAND_IN_DIR}/stand_in_agent.mjs"], {"EXTRA": "1"})
     started = frames(store)[0]
     assert started["agent_info"] == {"name": "stand-in", "version": "1"}
@@ -95,6 +90,15 @@ async def test_fs_methods_and_the_stop_ladder_in_a_container(
     assert in_container(container, "stat", "-c", "%U", "/tmp/made.txt").strip() == USER
     refused = await turn(session, store, "write relative.txt x")
     assert json.loads(refused[1]["update"]["content"]["text"])["error"]["code"] == -32602
+
+    # terminal/create: a read-only tab whose command runs in the container, as its user,
+    # in the session's folder
+    ran = await turn(session, store, "run id -un; pwd; test -f /tmp/made.txt && echo here")
+    answer = json.loads(ran[-2]["update"]["content"]["text"])
+    assert answer["exit"] == {"exitCode": 0}
+    assert answer["output"]["output"].split() == [USER, "/tmp", "here"]
+    [tab] = terminals.tabs("ws-1")
+    assert (tab["read_only"], tab["owner"]) == (True, "as-1")
 
     session.prompt("stubborn")
     await asyncio.sleep(0.5)

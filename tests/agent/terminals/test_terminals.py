@@ -305,6 +305,8 @@ async def test_input_output_and_json_input(terminals: Terminals) -> None:
         "rows": 30,
         "offset": 0,
         "viewers": 1,
+        "read_only": False,
+        "owner": None,
     }
     await client.type(session_id, "echo sum=$((40+2))\r")
     await client.wait_output(session_id, b"sum=42")

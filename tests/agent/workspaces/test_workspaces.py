@@ -40,6 +40,7 @@ from agent.workspaces.manager import (
     WorkspaceState,
     check_transition,
 )
+from agent.workspaces.sandbox import network_names
 from tests.fixtures.repos import make_repo
 from tests.support.agent import AgentProcess
 from tests.support.control_plane import INITIAL_CALLBACK_TOKEN, ControlPlaneDouble
@@ -49,7 +50,6 @@ BASE_IMAGE = "sam-workspace-base:bookworm"
 READY_TIMEOUT_SECONDS = 60
 DEVCONTAINER = {
     "image": BASE_IMAGE,
-    "runArgs": ["--network", "host"],
     "containerEnv": {"SAM_TEST_GREETING": "hello-from-containerEnv"},
     "postCreateCommand": "touch $HOME/.post-create-ran",
 }
@@ -83,12 +83,21 @@ def leak_check(node_id: str) -> Iterator[None]:
     left = _containers(node_id)
     if left:
         subprocess.run(["docker", "rm", "-f", *left], capture_output=True)
-    assert left == [], f"the test left containers labelled {LABEL_NODE}={node_id}: {left}"
+    networks = _listed("network", "ls", node_id)
+    if networks:
+        subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
+    assert not left and not networks, f"left behind: containers {left}, networks {networks}"
 
 
 def _containers(node_id: str) -> list[str]:
+    return _listed("ps", "-a", node_id)
+
+
+def _listed(*command_and_node: str) -> list[str]:
+    """The ids of this test's containers (`ps -a`) or networks (`network ls`), by label."""
+    *command, node_id = command_and_node
     done = subprocess.run(
-        ["docker", "ps", "-aq", f"--filter=label={LABEL_NODE}={node_id}"],
+        ["docker", *command, "-q", f"--filter=label={LABEL_NODE}={node_id}"],
         capture_output=True,
         text=True,
         check=True,
@@ -271,7 +280,15 @@ async def test_repository_without_devcontainer_gets_the_default_outside_the_tree
     assert status.stdout == ""  # the default configuration lives outside the checkout
     default = json.loads((checkout.parent / ".sam" / "devcontainer.json").read_text())
     assert default["image"] == BASE_IMAGE
-    assert default["runArgs"] == ["--network", "host"]
+    network, _bridge = network_names(manager.config.node_id, "ws-plain")
+    assert default["runArgs"] == [
+        "--network",
+        network,
+        "--cap-drop",
+        "NET_RAW",
+        "--cap-drop",
+        "MKNOD",
+    ]
     entries = manager.boot_log("ws-plain").entries()
     assert steps(entries) == PROVISION_STEPS
     config_entry = next(e for e in entries if e["step"] == "devcontainer config")

@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from tests.fakes.github import FakeGitHub
+from tests.fakes.openai import OpenAiModels
 from tests.support.authorization import (
     MATRIX,
     Auth,
@@ -76,9 +77,18 @@ def github() -> Iterator[FakeGitHub]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, github: FakeGitHub) -> Iterator[World]:
+def openai() -> Iterator[OpenAiModels]:
+    with OpenAiModels() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def world(
+    tmp_path_factory: pytest.TempPathFactory, github: FakeGitHub, openai: OpenAiModels
+) -> Iterator[World]:
     data_dir: Path = tmp_path_factory.mktemp("matrix") / ".sam"
     variables = {
+        "SAM_OPENAI_API_URL": openai.url,
         **github.vars(),
         # Limits are tested in test_ratelimit.py; here they would only get in the way.
         "SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS),

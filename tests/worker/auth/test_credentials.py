@@ -1,4 +1,5 @@
-"""`/api/credentials` through the real edge, with a loopback Hetzner Cloud API.
+"""`/api/credentials` through the real edge, with a loopback Hetzner Cloud API and loopback
+model APIs (the agent keys' checks are in test_agent_keys.py).
 
 Covers: a Hetzner token checked before it is saved (accepted, rejected, Hetzner failing or
 unreachable), hints only in answers, owners only, bad input, and that no secret reaches
@@ -17,7 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fakes.anthropic import ScriptedModel
 from tests.fakes.hetzner import FakeHetzner
+from tests.fakes.openai import OpenAiModels
 from tests.support.edge import Edge, free_port, running_edge
 from twin.d1 import D1Database
 from twin.env import Env
@@ -28,6 +31,8 @@ from worker.deployment import Deployment
 
 # Every secret any test here sends; none may be found on disk or in the log afterwards.
 SENT_SECRETS: list[str] = []
+ANTHROPIC_KEY = "sk-ant-api03-" + "a" * 40 + "Zq9w"
+OPENAI_KEYS = {"sk-short", "sk-team-one-0000000001", "sk-team-two-0000000002"}
 
 
 def secret(value: str) -> str:
@@ -38,7 +43,18 @@ def secret(value: str) -> str:
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory, hetzner: FakeHetzner) -> Iterator[Edge]:
     data_dir: Path = tmp_path_factory.mktemp("credentials") / ".sam"
-    with running_edge(data_dir, vars={"SAM_HETZNER_API_URL": hetzner.url}) as running:
+    with (
+        ScriptedModel(keys={ANTHROPIC_KEY}) as anthropic,
+        OpenAiModels(keys=OPENAI_KEYS) as openai,
+        running_edge(
+            data_dir,
+            vars={
+                "SAM_HETZNER_API_URL": hetzner.url,
+                "SAM_ANTHROPIC_API_URL": anthropic.url,
+                "SAM_OPENAI_API_URL": openai.url,
+            },
+        ) as running,
+    ):
         yield running
 
 
@@ -80,7 +96,7 @@ def test_a_valid_hetzner_token_is_checked_then_saved_and_shown_as_a_hint(
     )
     assert reply.status_code == 201, reply.text
     saved = reply.json()
-    assert set(saved) == {"id", "kind", "label", "hint", "created_at"}
+    assert set(saved) == {"id", "kind", "label", "hint", "base_url", "created_at"}
     assert (saved["kind"], saved["label"], saved["hint"]) == ("hetzner", "main", "…" + token[-4:])
     assert token not in reply.text
     checks = [call for call in hetzner.requests if call.token == token]
@@ -139,7 +155,7 @@ def test_agent_keys_are_saved_without_calling_hetzner(
     alice: httpx.Client, hetzner: FakeHetzner
 ) -> None:
     calls = len(hetzner.requests)
-    anthropic = secret("sk-ant-api03-" + "a" * 40 + "Zq9w")
+    anthropic = secret(ANTHROPIC_KEY)
     openai = secret("sk-short")
     for kind, value in (("anthropic", anthropic), ("openai", openai)):
         reply = alice.post("/api/credentials", json={"kind": kind, "secret": f"  {value}\n"})

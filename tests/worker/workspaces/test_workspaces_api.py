@@ -356,6 +356,22 @@ def test_bad_repositories_and_branches_are_refused_before_anything_runs(world: W
     ivan.close()
 
 
+def test_the_owners_trust_in_a_devcontainer_reaches_the_agent(world: World) -> None:
+    """The agent refuses `--pid host` by default (agent/workspaces/policy.py) and honours
+    it when the owner said, at create, that they trust the repository's devcontainer."""
+    pid_host = {"image": BASE_IMAGE, "runArgs": ["--pid", "host"]}
+    repo = make_repo(world.repos, "pid-host", devcontainer=pid_host)
+    refused = world.create(world.alice, repository=str(repo))
+    trusted = world.create(world.alice, repository=str(repo), trusted_devcontainer=True)
+    assert (refused["trusted_devcontainer"], trusted["trusted_devcontainer"]) == (False, True)
+    shown = settled(world.alice, refused["id"], ("running", "error"))
+    assert shown["status"] == "error" and "runArgs --pid host" in shown["error_message"]
+    shown = settled(world.alice, trusted["id"], ("running", "error"))
+    assert shown["status"] == "running", shown["error_message"]
+    body = {"repository": str(repo), "provider": "local", "trusted_devcontainer": "maybe"}
+    assert world.alice.post("/api/workspaces", json=body).status_code == 400
+
+
 # --- other users ----------------------------------------------------------------------------
 
 

@@ -1,11 +1,14 @@
 """`/api/credentials`: a user's Hetzner token and agent API keys, write-only.
 
-    POST   /api/credentials        {kind, label?, secret} → 201 {id, kind, label, hint, ...}
+    POST   /api/credentials        {kind, label?, secret, base_url?}
+                                   → 201 {id, kind, label, hint, base_url, created_at}
     GET    /api/credentials        the caller's credentials, hints only
     DELETE /api/credentials/{id}   the caller's own; anyone else's id is a 404
 
-A Hetzner token is checked against the Hetzner Cloud API before it is stored, so a typo
-shows up here rather than as a failed provisioning later. Secrets are never echoed, logged
+Every secret is checked against its provider before it is stored, so a typo shows up here
+rather than as a failed provisioning or agent session later: a Hetzner token against the
+Hetzner Cloud API, an agent key against its model API (worker/auth/agent_keys.py; an
+Anthropic key may name the base URL of the user's own gateway). Secrets are never echoed, logged
 or returned: validation errors name the field, never its value.
 """
 
@@ -18,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import API_TOKEN, rate_limited
+from worker.auth.agent_keys import check_agent_key, checked_base_url
 from worker.auth.credentials import (
     Credential,
     CredentialKind,
@@ -64,6 +68,8 @@ class NewCredential(BaseModel):
             pattern=SECRET_PATTERN,
         ),
     ]
+    # Anthropic only: the user's gateway in front of the model API (None: the default).
+    base_url: str | None = None
 
 
 class CredentialOut(BaseModel):
@@ -71,6 +77,7 @@ class CredentialOut(BaseModel):
     kind: str
     label: str
     hint: str
+    base_url: str | None
     created_at: str
 
     @classmethod
@@ -93,9 +100,18 @@ async def create(
     user: CurrentUser,
     deployment: DeploymentDep,
 ) -> CredentialOut:
+    if body.kind is not CredentialKind.ANTHROPIC and body.base_url is not None:
+        raise InvalidInput(
+            "invalid_base_url", f"base_url is for anthropic keys only, not for {body.kind}."
+        )
+    base_url = checked_base_url(deployment.config, body.base_url)
     if body.kind is CredentialKind.HETZNER:
         await check_hetzner_token(deployment.config, body.secret)
-    credential = await save_credential(deployment, user.id, body.kind, body.label, body.secret)
+    else:
+        await check_agent_key(deployment.config, body.kind, body.secret, base_url)
+    credential = await save_credential(
+        deployment, user.id, body.kind, body.label, body.secret, base_url
+    )
     event(log, "credential.saved", user=user.id, id=credential.id, kind=credential.kind)
     return CredentialOut.of(credential)
 

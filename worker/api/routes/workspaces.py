@@ -53,6 +53,10 @@ class NewWorkspace(BaseModel):
     name: Text | None = None
     provider: Provider
     size: Text | None = None
+    # The owner trusts this repository's devcontainer.json: the node honours every
+    # property (host mounts, initializeCommand on the node, privileged, host networking)
+    # instead of SAM's allowlist. Only for repositories you would run on your own machine.
+    trusted_devcontainer: bool | None = None  # None: false
 
 
 class WorkspaceUrls(BaseModel):
@@ -76,6 +80,7 @@ class WorkspaceOut(BaseModel):
     error_message: str | None
     node_id: str | None
     backend: str | None
+    trusted_devcontainer: bool
     container_id: str | None
     remote_user: str | None
     remote_folder: str | None

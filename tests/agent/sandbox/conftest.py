@@ -1,0 +1,104 @@
+"""Workspaces of a real agent (`python -m agent`, root here as on a VM) on the real Docker
+Engine, probed from inside their containers.
+
+Each test has its own node id; its containers and networks carry it as a label, and the
+leak check removes (and fails on) whatever a test leaves behind: never anything of another
+engineer's or test's.
+"""
+
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.workspaces.containers import LABEL_NODE
+from tests.support.agent import AgentProcess
+from tests.support.control_plane import ControlPlaneDouble
+from tests.support.wait import wait_for
+
+BASE_IMAGE = "sam-workspace-base:bookworm"
+READY_TIMEOUT_SECONDS = 90.0
+PROBE_TIMEOUT_SECONDS = 60
+
+
+@pytest.fixture
+def node_id() -> str:
+    return f"test-sandbox-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def control_plane(node_id: str) -> Iterator[ControlPlaneDouble]:
+    with ControlPlaneDouble(node_id=node_id) as double:
+        yield double
+
+
+@pytest.fixture(autouse=True)
+def leak_check(node_id: str) -> Iterator[None]:
+    yield
+    containers = listed(["ps", "-a"], node_id)
+    if containers:
+        subprocess.run(["docker", "rm", "-f", *containers], capture_output=True)
+    networks = listed(["network", "ls"], node_id)
+    if networks:
+        subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
+    assert not containers and not networks, f"left: {containers} {networks}"
+
+
+def listed(command: list[str], node_id: str) -> list[str]:
+    done = subprocess.run(
+        ["docker", *command, "-q", f"--filter=label={LABEL_NODE}={node_id}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.split()
+
+
+@pytest.fixture
+def docker_agent(agent_factory: Callable[..., AgentProcess]) -> AgentProcess:
+    return agent_factory(backend="docker", extra_env={"SAM_BASE_IMAGE": BASE_IMAGE})
+
+
+def create(agent: AgentProcess, workspace_id: str, repo: Path, **spec: Any) -> None:
+    with agent.client() as client:
+        body = {"id": workspace_id, "repository": str(repo), **spec}
+        answer = client.post("/workspaces", json=body)
+        assert answer.status_code == 202, answer.text
+
+
+def settled(agent: AgentProcess, workspace_id: str) -> dict[str, Any]:
+    """The workspace once provisioning has ended (running or error)."""
+
+    def done() -> dict[str, Any] | None:
+        with agent.client() as client:
+            workspace = client.get(f"/workspaces/{workspace_id}").json()
+        return workspace if workspace["state"] in ("running", "error") else None
+
+    return wait_for(done, f"workspace {workspace_id} to settle", READY_TIMEOUT_SECONDS)
+
+
+def running(agent: AgentProcess, workspace_id: str) -> dict[str, Any]:
+    workspace = settled(agent, workspace_id)
+    assert workspace["state"] == "running", workspace["error"]
+    return workspace
+
+
+def delete(agent: AgentProcess, workspace_id: str) -> None:
+    with agent.client() as client:
+        assert client.delete(f"/workspaces/{workspace_id}").status_code == 200
+
+
+def in_container(
+    container: str, script: str, *args: str, user: str = "sam", stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """python3 `script` in the container as `user`; secrets go on stdin, never in argv."""
+    return subprocess.run(
+        ["docker", "exec", "-i", "-u", user, container, "python3", "-c", script, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=PROBE_TIMEOUT_SECONDS,
+    )
