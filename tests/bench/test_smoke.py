@@ -21,6 +21,7 @@ BENCHMARKS = (
     "bench_edge",
     "bench_d1",
     "bench_do_rpc",
+    "bench_model_proxy",
     "bench_workspace",
     "bench_terminal",
     "bench_browser",
