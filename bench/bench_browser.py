@@ -127,10 +127,13 @@ def browser_keystrokes(page: Page, count: int) -> list[float]:
             page.keyboard.press("Control+U")
             page.wait_for_timeout(100)
         page.wait_for_timeout(KEY_PAUSE_SECONDS * 1000)
+        # Counted before the key: an echo quicker than this process would otherwise be
+        # counted in `seen` and the wait below would be for a sample that never comes.
+        seen = page.evaluate("() => globalThis.__keyProbe.samples.length")
         page.keyboard.press("a")
         page.wait_for_function(
             "([n]) => globalThis.__keyProbe.samples.length >= n",
-            arg=[len(page.evaluate("() => globalThis.__keyProbe.samples")) + 1],
+            arg=[seen + 1],
             timeout=KEY_TIMEOUT_MS,
         )
     page.keyboard.press("Control+U")
