@@ -1,6 +1,6 @@
 """Browser benchmark: the web app's terminal in Chromium, against the WebSocket underneath it.
 
-    .venv/bin/python bench/bench_browser.py [--loads 10] [--keystrokes 200]
+    .venv/bin/python bench/bench_browser.py [--loads 10] [--keystrokes 200] [--smoke]
 
 On the real local edge, a local node and a running workspace (Docker backend):
 
@@ -16,13 +16,16 @@ On the real local edge, a local node and a running workspace (Docker backend):
    frame on an aiohttp WebSocket through the same ws-{id} proxy to its echoed output frame.
    Both pause KEY_PAUSE_SECONDS between keystrokes.
 
-Needs Chromium (scripts/chromium), a Docker Engine and the base image. Nothing asserts.
+Needs Chromium (scripts/chromium), a Docker Engine and the base image. Nothing asserts on
+time; a refused request, an error frame or a closed socket ends the run. `--smoke` is one
+load and three keystrokes a side: that it runs, its figures mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import tempfile
@@ -50,10 +53,28 @@ from tests.support.edge import Edge, running_edge  # noqa: E402
 from tests.support.terminal_client import decode_output, encode_input  # noqa: E402
 
 LOGIN = "bench-browser"
-KEY_TIMEOUT_MS = 5000
+KEY_TIMEOUT_MS = 15_000  # a bound, not a figure: a busy machine may take seconds
 # Both sides pause this long between keystrokes, as a typist does: an idle connection (and
 # an idle CPU) answers more slowly than one kept busy back to back.
 KEY_PAUSE_SECONDS = 0.05
+SMOKE_LOADS = 1
+SMOKE_KEYSTROKES = 3
+
+
+class BenchError(RuntimeError):
+    """An answer that was not a success: the figures would mean nothing."""
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
+    """The next frame; an error frame or the end of the socket ends the run."""
+    message = await ws.receive()
+    if message.type is aiohttp.WSMsgType.TEXT:
+        frame = json.loads(message.data)
+        if frame.get("type") in ("error", "exit"):
+            raise BenchError(f"the terminal sent {frame}")
+    elif message.type is not aiohttp.WSMsgType.BINARY:
+        raise BenchError(f"the terminal WebSocket ended: {message.type.name} {ws.close_code}")
+    return message
 
 
 def summary(samples: list[float]) -> str:
@@ -106,10 +127,13 @@ def browser_keystrokes(page: Page, count: int) -> list[float]:
             page.keyboard.press("Control+U")
             page.wait_for_timeout(100)
         page.wait_for_timeout(KEY_PAUSE_SECONDS * 1000)
+        # Counted before the key: an echo quicker than this process would otherwise be
+        # counted in `seen` and the wait below would be for a sample that never comes.
+        seen = page.evaluate("() => globalThis.__keyProbe.samples.length")
         page.keyboard.press("a")
         page.wait_for_function(
             "([n]) => globalThis.__keyProbe.samples.length >= n",
-            arg=[len(page.evaluate("() => globalThis.__keyProbe.samples")) + 1],
+            arg=[seen + 1],
             timeout=KEY_TIMEOUT_MS,
         )
     page.keyboard.press("Control+U")
@@ -118,7 +142,10 @@ def browser_keystrokes(page: Page, count: int) -> list[float]:
 
 async def socket_keystrokes(edge: Edge, workspace_id: str, count: int) -> list[float]:
     with api_client(edge, LOGIN) as client:
-        minted = client.post("/api/terminal/token", json={"workspace_id": workspace_id}).json()
+        reply = client.post("/api/terminal/token", json={"workspace_id": workspace_id})
+    if reply.status_code != 200:
+        raise BenchError(f"POST /api/terminal/token answered {reply.status_code}: {reply.text}")
+    minted = reply.json()
     target = urlsplit(minted["url"])
     url = f"ws://127.0.0.1:{edge.port}{target.path}?token={minted['token']}"
     samples: list[float] = []
@@ -129,13 +156,13 @@ async def socket_keystrokes(edge: Edge, workspace_id: str, count: int) -> list[f
         await ws.send_json({"type": "create", "request_id": "r1", "cols": 120, "rows": 40})
         session_id = None
         while session_id is None:
-            message = await ws.receive_json()
-            if message["type"] == "created":
-                session_id = message["session"]["session_id"]
+            message = await receive(ws)
+            if message.type is aiohttp.WSMsgType.TEXT and message.json()["type"] == "created":
+                session_id = message.json()["session"]["session_id"]
         await asyncio.sleep(0.5)  # let the prompt arrive and drain it
         while True:
             try:
-                await asyncio.wait_for(ws.receive(), 0.2)
+                await asyncio.wait_for(receive(ws), 0.2)
             except TimeoutError:
                 break
         for index in range(count):
@@ -144,14 +171,14 @@ async def socket_keystrokes(edge: Edge, workspace_id: str, count: int) -> list[f
                 await asyncio.sleep(0.1)
                 while True:
                     try:
-                        await asyncio.wait_for(ws.receive(), 0.05)
+                        await asyncio.wait_for(receive(ws), 0.05)
                     except TimeoutError:
                         break
             await asyncio.sleep(KEY_PAUSE_SECONDS)
             started = time.perf_counter()
             await ws.send_bytes(encode_input(session_id, b"a"))
             while True:
-                message = await ws.receive()
+                message = await receive(ws)
                 if message.type == aiohttp.WSMsgType.BINARY:
                     _, _, data = decode_output(message.data)
                     if b"a" in data:
@@ -165,7 +192,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--loads", type=int, default=10)
     parser.add_argument("--keystrokes", type=int, default=200)
+    parser.add_argument("--smoke", action="store_true", help="one load, three keystrokes")
     args = parser.parse_args()
+    if args.smoke:
+        args.loads, args.keystrokes = SMOKE_LOADS, SMOKE_KEYSTROKES
     with tempfile.TemporaryDirectory(prefix="sam-bench-browser-") as work:
         work_dir = Path(work)
         repo = make_repo(work_dir, "bench-repo")
@@ -185,7 +215,9 @@ def main() -> None:
                 socket_keys = asyncio.run(socket_keystrokes(edge, workspace["id"], args.keystrokes))
             finally:
                 with api_client(edge, LOGIN) as client:
-                    client.delete(f"/api/workspaces/{workspace['id']}")
+                    deleted = client.delete(f"/api/workspaces/{workspace['id']}")
+                if deleted.status_code >= 300:
+                    raise BenchError(f"DELETE answered {deleted.status_code}: {deleted.text}")
     print("workspace page load → terminal (from navigation start)")
     print(f"  first terminal output   {summary(first_output)}")
     print(f"  prompt on screen        {summary(prompt)}")

@@ -1,12 +1,13 @@
 """The Worker's cold start under real Pyodide: importing the main module vs importing only
 the packages it vendors, measured in the same run (the ratio is what our own modules add).
 
-Run: .venv/bin/python bench/bench_cold_start.py [--runs N]
+Run: .venv/bin/python bench/bench_cold_start.py [--runs N] [--smoke]
 Each run starts a fresh Pyodide host (tests/pyodide/harness.py, the same one the suite uses)
 and reads the import time the harness measured around `import entry` (or around importing
 the vendored packages alone: tests/pyodide/mains/vendored_packages.py). Figures are medians;
 the slowest packages of the last main-module run are listed. Nothing here asserts on time:
-a failed import fails the run.
+a failed import fails the run. `--smoke` is one run of each: that it runs, its figures
+mean nothing.
 """
 
 import argparse
@@ -39,7 +40,9 @@ def import_ms(bundle: Path, main: str | None) -> tuple[float, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    runs = parser.parse_args().runs
+    parser.add_argument("--smoke", action="store_true", help="one run of each, no figures")
+    args = parser.parse_args()
+    runs = 1 if args.smoke else args.runs
     with tempfile.TemporaryDirectory() as folder:
         bundle = dry_run_bundle(Path(folder))
         packages, whole, profile = [], [], {}

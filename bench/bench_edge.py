@@ -2,15 +2,18 @@
 
 Both servers run as separate processes with the same uvicorn settings and are loaded by
 `wrk` (64 connections, 10 s each by default) in the same run; the figure that matters is
-the ratio. Needs `wrk` (Debian package `wrk`): `scripts/bench` installs it.
+the ratio. Any answer that is not a 200 (or a socket error) ends the run (bench/wrk.py).
+Needs `wrk` (Debian package `wrk`): `scripts/bench` installs it.
 
-    .venv/bin/python bench/bench_edge.py [--seconds 10] [--connections 64]
+    .venv/bin/python bench/bench_edge.py [--seconds 10] [--connections 64] [--smoke]
+
+`--smoke` loads each server for one second with four connections: it proves the benchmark
+still runs (tests/bench/ runs it in the suite); its figures mean nothing.
 """
 
 import argparse
 import os
-import re
-import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -20,47 +23,33 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.wrk import run_wrk  # noqa: E402
+
+START_TIMEOUT_SECONDS = 30.0
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
-def wait_for(url: str, host: str) -> None:
-    deadline = time.monotonic() + 30
+def wait_until_healthy(url: str, host: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited with {process.returncode}")
         try:
-            if httpx.get(url, headers={"host": host}).status_code == 200:
-                return
+            answer = httpx.get(url, headers={"host": host})
         except httpx.TransportError:
             time.sleep(0.1)
-    raise TimeoutError(url)
-
-
-def run_wrk(url: str, host: str, seconds: int, connections: int) -> tuple[float, float]:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            "-H",
-            f"Host: {host}",
-            url,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
-    p99_ms = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-    return rps, p99_ms
+            continue
+        if answer.status_code != 200:
+            raise RuntimeError(f"{url} answered {answer.status_code}: {answer.text}")
+        return
+    raise TimeoutError(f"{url} did not answer within {START_TIMEOUT_SECONDS:.0f} s")
 
 
 def serve(command: list[str]) -> subprocess.Popen[bytes]:
@@ -77,9 +66,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--smoke", action="store_true", help="1 s, 4 connections, no figures")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed: run scripts/bench, or apt-get install wrk")
+    if args.smoke:
+        args.seconds, args.connections = 1, 4
 
     results = {}
     with tempfile.TemporaryDirectory() as data_dir:
@@ -120,9 +110,10 @@ def main() -> None:
         for name, (command, url, host) in servers.items():
             process = serve(command)
             try:
-                wait_for(url, host)
-                run_wrk(url, host, 2, args.connections)  # warm up
-                results[name] = run_wrk(url, host, args.seconds, args.connections)
+                wait_until_healthy(url, host, process)
+                if not args.smoke:
+                    run_wrk(url, {"Host": host}, 2, args.connections)  # warm up
+                results[name] = run_wrk(url, {"Host": host}, args.seconds, args.connections)
             finally:
                 process.terminate()
                 process.wait()

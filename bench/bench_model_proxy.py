@@ -1,8 +1,9 @@
 """What the model proxy adds to a streamed Messages API answer: time to the first chunk and to
 the end of the stream, through a workspace channel and the proxy vs straight to the model.
 
-Run: .venv/bin/python bench/bench_model_proxy.py [--rounds N]
-(target: first chunk at most +20 ms at p50, issue 10; prints, never fails)
+Run: .venv/bin/python bench/bench_model_proxy.py [--rounds N] [--smoke]
+(target: first chunk at most +20 ms at p50, issue 10; prints, never fails on time)
+`--smoke`: a few rounds, that it runs (tests/bench/ runs it); its figures mean nothing.
 
 The model is the scripted Anthropic API on loopback (tests/fakes/anthropic.py) in a thread
 of its own; the proxy is the real one, mounted on a real channel (agent/channel/) on
@@ -33,6 +34,7 @@ from wire.callbacks import AgentCredential  # noqa: E402
 
 DEFAULT_ROUNDS = 300
 WARMUP_ROUNDS = 20
+SMOKE_ROUNDS = 3
 TARGET_FIRST_CHUNK_MS = 20.0
 KEY = "sk-ant-api03-bench-" + "k" * 40
 BODY = {
@@ -73,7 +75,7 @@ def summary(label: str, samples: list[tuple[float, float]]) -> tuple[float, floa
     return first_p50, end_p50
 
 
-async def main(rounds: int) -> None:
+async def main(rounds: int, warmup: int) -> None:
     with tempfile.TemporaryDirectory() as directory, ScriptedModel(keys={KEY}) as model:
         sessions, store = ModelSessions(), Store(Path(directory) / "agent.sqlite3")
         sessions.add("as-bench", "ws-bench", AgentCredential(kind="api_key", secret=KEY))
@@ -83,7 +85,7 @@ async def main(rounds: int) -> None:
             proxied = channel.url("/model/sessions/as-bench/v1/messages")
             direct = model.url + "/v1/messages"
             try:
-                for _ in range(WARMUP_ROUNDS):
+                for _ in range(warmup):
                     await one(http, direct, KEY)
                     await one(http, proxied, channel.token)
                 straight, through = [], []
@@ -94,7 +96,7 @@ async def main(rounds: int) -> None:
                 await channels.shutdown()
         usage = store.model_usage("as-bench")
         store.close()
-    print(f"streamed Messages answers, {rounds} each, alternating (+{WARMUP_ROUNDS} warm-up)")
+    print(f"streamed Messages answers, {rounds} each, alternating (+{warmup} warm-up)")
     first_direct, end_direct = summary("straight to the model", straight)
     first_proxy, end_proxy = summary("channel + model proxy", through)
     added = first_proxy - first_direct
@@ -103,11 +105,17 @@ async def main(rounds: int) -> None:
         f"added by the proxy: first chunk +{added:.2f} ms ({verdict} the "
         f"+{TARGET_FIRST_CHUNK_MS:.0f} ms target), end of stream +{end_proxy - end_direct:.2f} ms"
     )
-    assert usage is not None and usage["requests"] == rounds + WARMUP_ROUNDS, usage
+    if usage is None or usage["requests"] != rounds + warmup:
+        raise SystemExit(f"the proxy counted {usage}, not {rounds + warmup} requests")
     print(f"usage counted: {usage['requests']} requests, {usage['output_tokens']} output tokens")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
-    asyncio.run(main(parser.parse_args().rounds))
+    parser.add_argument("--smoke", action="store_true", help=f"{SMOKE_ROUNDS} rounds, no figures")
+    args = parser.parse_args()
+    if args.smoke:
+        asyncio.run(main(SMOKE_ROUNDS, SMOKE_ROUNDS))
+    else:
+        asyncio.run(main(args.rounds, WARMUP_ROUNDS))

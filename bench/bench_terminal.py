@@ -1,27 +1,38 @@
-"""Terminal benchmark: the agent's TerminalManager vs terminado vs a raw local PTY.
+"""Terminal benchmark: the real node agent vs terminado vs a raw local PTY.
 
     .venv/bin/python bench/bench_terminal.py [--bytes N] [--keystrokes N] [--sessions N]
-                                             [--rounds N]
+                                             [--rounds N] [--smoke]
 
-Side by side in one run, every server a separate process on loopback, every shell
-`bash --norc --noprofile -i`, every client an aiohttp WebSocket in this process. The
-peers take turns, `--rounds` times (keystrokes and bytes split among the rounds), so that
-other work on the machine weighs on each of them alike:
+Side by side in one run, every server a separate process on loopback, every client an
+aiohttp WebSocket in this process. The peers take turns, `--rounds` times (keystrokes and
+bytes split among the rounds), so that other work on the machine weighs on each of them
+alike:
 
-- keystroke echo: send one byte, wait for its echo (readline's); p50 and p99
+- keystroke echo: send one byte, wait for its echo (readline's); p50 and p99. Keystrokes
+  are sent at most TYPING_FRAMES_PER_SECOND apart on every peer: faster than any typist,
+  under the agent's limit of 200 frames per second per connection
 - output throughput: `head -c N /dev/zero | tr '\\0' x` in the shell, bytes counted by
   the client until a marker printed afterwards arrives
 - RSS of the server process (not its shells) with 100 concurrent sessions, one WebSocket
-  each
+  each (the agent's limit is 32 sessions a workspace, so they are spread over workspaces)
 
-Peers: agent (host shell); terminado (tornado, host shell); when the workspace base image
-exists, the shell in a container both ways the Docker backend has (agent/terminals/process.py):
-agent-docker (SAM_CONTAINER_EXEC=auto: runc execs it and the agent holds its TTY, when the
-agent runs as root) and agent-docker-engine (attached through the Engine's API). And the
-limits, read by this process without a server: a raw PTY, and for containers the same two
-ways with no agent in between (raw-runc-tty, raw-exec-attach), so that each gap to
-terminado splits into the container's share and ours.
-Needs `terminado` in the venv (the project's `bench` extra).
+The agent is the real daemon (`python -m agent`, as systemd starts it on a VM) with its
+default limits (frame size and rate, sessions), its workspaces made by `POST /workspaces`
+and its terminals opened with a signed sam:terminal token that it checks against the
+JWKS of the control-plane double (tests/support/control_plane.py), which also receives its
+callbacks. Peers: agent (host backend: a login shell on this machine); terminado (tornado,
+`bash --norc --noprofile -i`); when the workspace base image exists, a workspace container
+on the agent's Docker backend both ways it has (agent/terminals/process.py): agent-docker
+(SAM_CONTAINER_EXEC=auto: runc execs it and the agent holds its TTY, when the agent runs
+as root) and agent-docker-engine (attached through the Engine's API). And the limits, read
+by this process without a server: a raw PTY, and for containers the same two ways with no
+agent in between (raw-runc-tty, raw-exec-attach), so that each gap to terminado splits
+into the container's share and ours.
+
+Every reply is checked: an error frame, a refused token or a closed socket ends the run
+with the agent's own message. `--smoke` runs every peer for a few keystrokes and a few
+sessions (tests/bench/ runs it in the suite so that the benchmark cannot rot); its figures
+mean nothing. Needs `terminado` in the venv (the project's `bench` extra).
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -48,66 +60,92 @@ sys.path.insert(0, str(ROOT))
 
 from agent.shell import ShellCommand  # noqa: E402
 from agent.terminals.process import TerminalProcess, start_process  # noqa: E402
+from agent.workspaces.containers import LABEL_NODE  # noqa: E402
+from tests.fixtures.repos import make_repo  # noqa: E402
+from tests.support.agent import AgentProcess, free_port, start_agent  # noqa: E402
+from tests.support.control_plane import ControlPlaneDouble  # noqa: E402
 from wire import terminal as p  # noqa: E402
 
 BASE_IMAGE = "sam-workspace-base:bookworm"
 SHELL_ARGV = ["bash", "--norc", "--noprofile", "-i"]
 SHELL_ENV = {"TERM": "xterm-256color", "PS1": "$ ", "LANG": "C.UTF-8"}
-PROMPT = b"$ "
 MARKER_COMMAND = b"echo DONE$((40+2))\r"
 MARKER = b"DONE42"
 LINE_CLEAR_EVERY = 40  # keystrokes before the line is killed (Ctrl-U), so it never wraps
+TYPING_FRAMES_PER_SECOND = 150
 START_TIMEOUT_SECONDS = 20.0
+READY_TIMEOUT_SECONDS = 120.0
 STEP_TIMEOUT_SECONDS = 60.0
+SESSIONS_PER_WORKSPACE = 25  # under the agent's default limit of 32
+SESSIONS_STARTING_AT_ONCE = 8
+SMOKE = {"bytes": 200_000, "keystrokes": 8, "sessions": 4, "rounds": 2}
 
 
-# -- servers (run as `--serve KIND PORT` in a child process) ----------------------------
+class BenchError(RuntimeError):
+    """A reply that was not a success: the benchmark stops and says what came back."""
 
 
-def serve_agent(port: int, container: str | None, container_exec: str) -> None:
-    from aiohttp import web
+# -- the real agent -------------------------------------------------------------------
 
-    from agent.config import AgentConfig
-    from agent.persistence import Store
-    from agent.terminals.manager import TerminalManager
 
-    state = tempfile.mkdtemp(prefix="sam-bench-")
-    config = AgentConfig.from_environ(
-        {
-            "SAM_NODE_ID": "bench",
-            "SAM_CONTROL_PLANE_URL": "http://127.0.0.1:9",
-            "SAM_STATE_DIR": state,
-            # Echo is measured back to back, far above any typist's 200 frames/s.
-            "SAM_MAX_FRAMES_PER_SECOND": "1000000",
-            "SAM_MAX_SESSIONS": "1000",
-            "SAM_CONTAINER_EXEC": container_exec,
-        }
+class Agent:
+    """A real `python -m agent`, its own control-plane double (one node each, so that no
+    agent takes another's containers for orphans) and the workspaces made on it."""
+
+    def __init__(self, work: Path, backend: str, **env: str) -> None:
+        self.node_id = f"bench-term-{uuid.uuid4().hex[:8]}"
+        self.control_plane = ControlPlaneDouble(node_id=self.node_id).__enter__()
+        extra = {"SAM_LOG_LEVEL": "INFO", "SAM_BASE_IMAGE": BASE_IMAGE, **env}
+        try:
+            self.process: AgentProcess = start_agent(
+                self.control_plane, work / self.node_id, backend=backend, extra_env=extra
+            )
+        except BaseException:
+            self.control_plane.__exit__(None, None, None)
+            raise
+
+    def create_workspace(self, workspace_id: str, repository: Path) -> None:
+        body = {"id": workspace_id, "repository": str(repository)}
+        with self.process.client() as client:
+            made = client.post("/workspaces", json=body)
+        if made.status_code != 202:
+            raise BenchError(f"POST /workspaces answered {made.status_code}: {made.text}")
+        outcome = self.control_plane.wait_for(
+            target=workspace_id,
+            where=lambda c: c.kind in ("ready", "provisioning-failed"),
+            timeout=READY_TIMEOUT_SECONDS,
+        )[0]
+        if outcome.kind != "ready":
+            raise BenchError(f"the agent could not provision {workspace_id}: {outcome.body}")
+
+    def terminal_url(self, workspace_id: str) -> str:
+        token = self.control_plane.terminal_token(workspace_id)
+        return f"{self.process.ws_url}/workspaces/{workspace_id}/terminal/ws?token={token}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process.process is not None
+        return self.process.process.pid
+
+    def stop(self) -> None:
+        try:
+            self.process.stop()
+        finally:
+            self.control_plane.__exit__(None, None, None)
+            remove_node_containers(self.node_id)
+
+
+def remove_node_containers(node_id: str) -> None:
+    listed = subprocess.run(
+        ["docker", "ps", "-aq", f"--filter=label={LABEL_NODE}={node_id}"],
+        capture_output=True,
+        text=True,
     )
-    if container:
-        command = ShellCommand(list(SHELL_ARGV), dict(SHELL_ENV), container=container)
-    else:
-        command = ShellCommand(list(SHELL_ARGV), dict(SHELL_ENV), state)
+    if listed.stdout.split():
+        subprocess.run(["docker", "rm", "-f", "-v", *listed.stdout.split()], capture_output=True)
 
-    async def shell_for(workspace_id: str) -> ShellCommand:
-        return command
 
-    async def main() -> None:
-        manager = TerminalManager(config, Store(Path(state) / "agent.db"), shell_for)
-
-        async def terminal(request: web.Request) -> web.WebSocketResponse:
-            ws = web.WebSocketResponse()
-            await ws.prepare(request)
-            await manager.handle(ws, request.match_info["workspace"])
-            return ws
-
-        app = web.Application()
-        app.router.add_get("/workspaces/{workspace}/terminal/ws", terminal)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+# -- terminado (run as `--serve terminado PORT` in a child process) ----------------------
 
 
 def serve_terminado(port: int) -> None:
@@ -129,19 +167,18 @@ def serve_terminado(port: int) -> None:
 
 
 class AgentClient:
+    """The agent's terminal protocol (wire/terminal.py): every control frame checked."""
+
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
         self.session_id = ""
 
     async def open(self) -> None:
         await self.ws.send_str(json.dumps({"type": "create", "cols": 120, "rows": 40}))
-        while True:
-            message = await self.ws.receive()
-            if message.type is aiohttp.WSMsgType.TEXT:
-                frame = json.loads(message.data)
-                assert frame["type"] == "created", frame
-                self.session_id = frame["session"]["session_id"]
-                return
+        frame = await self._control()
+        if frame.get("type") != "created":
+            raise BenchError(f"the agent answered create with {frame}")
+        self.session_id = frame["session"]["session_id"]
 
     async def send(self, data: bytes) -> None:
         await self.ws.send_bytes(p.encode_input(self.session_id, data))
@@ -150,9 +187,25 @@ class AgentClient:
         while True:
             message = await self.ws.receive()
             if message.type is aiohttp.WSMsgType.BINARY:
-                return message.data[10 + len(self.session_id) :]
-            if message.type is not aiohttp.WSMsgType.TEXT:
-                raise ConnectionError(f"websocket ended: {message.type}")
+                session_id, _, data = p.decode_output(message.data)
+                if session_id != self.session_id:
+                    raise BenchError(f"output for session {session_id}, not {self.session_id}")
+                return data
+            self._check(message)
+
+    async def _control(self) -> dict:
+        message = await self.ws.receive()
+        self._check(message)
+        return json.loads(message.data)
+
+    def _check(self, message: aiohttp.WSMessage) -> None:
+        if message.type is not aiohttp.WSMsgType.TEXT:
+            raise BenchError(
+                f"the agent's WebSocket ended ({message.type.name}, code {self.ws.close_code})"
+            )
+        frame = json.loads(message.data)
+        if frame.get("type") in ("error", "exit"):
+            raise BenchError(f"the agent sent {frame}")
 
 
 class TerminadoClient:
@@ -169,10 +222,12 @@ class TerminadoClient:
         while True:
             message = await self.ws.receive()
             if message.type is not aiohttp.WSMsgType.TEXT:
-                raise ConnectionError(f"websocket ended: {message.type}")
+                raise BenchError(f"terminado's WebSocket ended: {message.type.name}")
             kind, *rest = json.loads(message.data)
             if kind == "stdout":
                 return rest[0].encode()
+            if kind == "disconnect":
+                raise BenchError("terminado's shell ended")
 
 
 class RawPtyClient:
@@ -265,18 +320,26 @@ async def drain(client: Client, quiet_seconds: float = 0.05) -> None:
 
 
 async def echo_latencies(client: Client, keystrokes: int) -> list[float]:
+    gap = 1 / TYPING_FRAMES_PER_SECOND
+
+    async def paced(data: bytes, after: float) -> float:
+        await asyncio.sleep(max(0.0, after + gap - time.perf_counter()))
+        sent = time.perf_counter()
+        await client.send(data)
+        return sent
+
     await drain(client, 0.3)
     samples = []
+    sent = 0.0
     for index in range(keystrokes):
-        started = time.perf_counter()
-        await client.send(b"x")
+        sent = await paced(b"x", sent)
         while b"x" not in await client.output():
             pass
-        samples.append(time.perf_counter() - started)
+        samples.append(time.perf_counter() - sent)
         if index % LINE_CLEAR_EVERY == LINE_CLEAR_EVERY - 1:
-            await client.send(b"\x15")
+            sent = await paced(b"\x15", sent)
             await drain(client)
-    await client.send(b"\x15")
+    await paced(b"\x15", sent)
     await drain(client)
     return samples
 
@@ -295,28 +358,19 @@ async def throughput(client: Client, total_bytes: int) -> tuple[float, int]:
 # -- orchestration ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(
-    kind: str, container: str | None = None, container_exec: str = "auto"
-) -> tuple[subprocess.Popen, int]:
+def start_terminado() -> tuple[subprocess.Popen, int]:
     port = free_port()
-    argv = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
-    if container:
-        argv += ["--container", container, "--container-exec", container_exec]
-    process = subprocess.Popen(argv, cwd=ROOT)
+    process = subprocess.Popen([sys.executable, __file__, "--serve-terminado", str(port)], cwd=ROOT)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return process, port
+        if process.poll() is not None:
+            break
         time.sleep(0.05)
     process.kill()
-    raise RuntimeError(f"{kind} server did not listen on {port}")
+    raise BenchError(f"terminado did not listen on {port} (exit {process.poll()})")
 
 
 def stop_server(process: subprocess.Popen) -> None:
@@ -328,18 +382,34 @@ def stop_server(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def ws_url(kind: str, port: int, workspace: str = "bench") -> str:
-    if kind == "terminado":
-        return f"ws://127.0.0.1:{port}/websocket"
-    return f"ws://127.0.0.1:{port}/workspaces/{workspace}/terminal/ws"
-
-
-async def connect(http: aiohttp.ClientSession, kind: str, port: int) -> Client:
-    ws = await http.ws_connect(ws_url(kind, port), max_msg_size=0)
-    client: Client = TerminadoClient(ws) if kind == "terminado" else AgentClient(ws)
+async def ready(client: Client) -> Client:
+    """`client` once its shell ran a command: whatever the prompt looks like."""
     await client.open()
-    await asyncio.wait_for(read_until(client, PROMPT), START_TIMEOUT_SECONDS)
+    await client.send(MARKER_COMMAND)
+    await asyncio.wait_for(read_until(client, MARKER), START_TIMEOUT_SECONDS)
     return client
+
+
+async def connect_agent(http: aiohttp.ClientSession, url: str) -> Client:
+    try:
+        ws = await http.ws_connect(url, max_msg_size=0)
+    except aiohttp.WSServerHandshakeError as exc:
+        raise BenchError(f"the agent refused the terminal WebSocket: {exc.status}") from exc
+    return await ready(AgentClient(ws))
+
+
+async def connect_terminado(http: aiohttp.ClientSession, port: int) -> Client:
+    ws = await http.ws_connect(f"ws://127.0.0.1:{port}/websocket", max_msg_size=0)
+    return await ready(TerminadoClient(ws))
+
+
+async def close(client: Client) -> None:
+    if isinstance(client, RawPtyClient):
+        client.close()
+    elif isinstance(client, RawExecClient):
+        await client.close()
+    else:
+        await client.ws.close()
 
 
 async def measure_peers(
@@ -358,16 +428,13 @@ async def measure_peers(
         for name in names:
             output = throughput(clients[name], args.bytes // args.rounds)
             rate, counted = await asyncio.wait_for(output, STEP_TIMEOUT_SECONDS)
+            if counted < args.bytes // args.rounds:
+                raise BenchError(f"{name}: {counted} bytes arrived of {args.bytes // args.rounds}")
             moved[name][0] += counted
             moved[name][1] += counted / rate
     results = {}
     for name, client in clients.items():
-        if isinstance(client, RawPtyClient):
-            client.close()
-        elif isinstance(client, RawExecClient):
-            await client.close()
-        else:
-            await client.ws.close()
+        await close(client)
         cuts = statistics.quantiles(echoes[name], n=100)
         counted, seconds = moved[name]
         result = {
@@ -384,19 +451,50 @@ async def measure_peers(
     return results
 
 
-async def measure_rss(kind: str, sessions: int) -> tuple[float, float]:
-    process, port = start_server(kind)
+async def measure_rss(
+    pid: int, sessions: int, connect: Callable[[int], Awaitable[Client]]
+) -> tuple[float, float]:
+    """The server's RSS idle, then with `sessions` clients each at a shell prompt."""
+    server = psutil.Process(pid)
+    baseline = server.memory_info().rss
+    # A few shells starting at a time, so that 100 login shells do not starve each other.
+    starting = asyncio.Semaphore(SESSIONS_STARTING_AT_ONCE)
+
+    async def one(index: int) -> Client:
+        async with starting:
+            return await connect(index)
+
+    clients = await asyncio.gather(*(one(index) for index in range(sessions)))
+    loaded = server.memory_info().rss
+    for client in clients:
+        await close(client)
+    return baseline / 2**20, loaded / 2**20
+
+
+async def agent_rss(work: Path, repo: Path, sessions: int) -> tuple[float, float]:
+    """A fresh host-backend agent, its sessions spread over workspaces of at most
+    SESSIONS_PER_WORKSPACE (its own limit is 32)."""
+    agent = Agent(work, "host")
     try:
-        server = psutil.Process(process.pid)
-        await asyncio.sleep(0.5)
-        baseline = server.memory_info().rss
+        workspaces = [f"ws-rss-{n}" for n in range(-(-sessions // SESSIONS_PER_WORKSPACE))]
+        for workspace_id in workspaces:
+            agent.create_workspace(workspace_id, repo)
         async with aiohttp.ClientSession() as http:
-            clients = await asyncio.gather(*(connect(http, kind, port) for _ in range(sessions)))
-            await asyncio.sleep(1.0)
-            loaded = server.memory_info().rss
-            for client in clients:
-                await client.ws.close()
-        return baseline / 2**20, loaded / 2**20
+
+            async def connect(index: int) -> Client:
+                url = agent.terminal_url(workspaces[index // SESSIONS_PER_WORKSPACE])
+                return await connect_agent(http, url)
+
+            return await measure_rss(agent.pid, sessions, connect)
+    finally:
+        agent.stop()
+
+
+async def terminado_rss(sessions: int) -> tuple[float, float]:
+    process, port = start_terminado()
+    try:
+        async with aiohttp.ClientSession() as http:
+            return await measure_rss(process.pid, sessions, lambda _: connect_terminado(http, port))
     finally:
         stop_server(process)
 
@@ -416,39 +514,41 @@ def base_image_container() -> str | None:
     return run.stdout.strip()
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace, work: Path) -> None:
     print(
-        f"terminal benchmark: {args.keystrokes} keystrokes, {args.bytes / 1e6:.0f} MB output "
+        f"terminal benchmark: {args.keystrokes} keystrokes, {args.bytes / 1e6:.1f} MB output "
         f"per peer in {args.rounds} rounds, {args.sessions} sessions; "
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs",
         flush=True,
     )
+    repo = make_repo(work, "bench-repo")
     container = base_image_container()
     if container and os.geteuid() != 0:
         print("  (not root: agent-docker and raw-runc-tty go through the Engine's API too)")
-    servers = {"agent": start_server("agent"), "terminado": start_server("terminado")}
-    if container:
-        servers["agent-docker"] = start_server("agent", container)
-        servers["agent-docker-engine"] = start_server("agent", container, "engine")
+    agents: dict[str, Agent] = {}
+    terminado: subprocess.Popen | None = None
     try:
+        agents["agent"] = Agent(work, "host")
+        if container:
+            agents["agent-docker"] = Agent(work, "docker")
+            agents["agent-docker-engine"] = Agent(work, "docker", SAM_CONTAINER_EXEC="engine")
+        for name, agent in agents.items():
+            agent.create_workspace(f"ws-{name}", repo)
+        terminado, terminado_port = start_terminado()
         async with aiohttp.ClientSession() as http:
             makers: dict[str, Callable[[], Awaitable[Client]]] = {
-                name: lambda name=name, port=port: connect(
-                    http, "terminado" if name == "terminado" else "agent", port
+                name: lambda name=name, agent=agent: connect_agent(
+                    http, agent.terminal_url(f"ws-{name}")
                 )
-                for name, (_, port) in servers.items()
+                for name, agent in agents.items()
             }
+            makers["terminado"] = lambda: connect_terminado(http, terminado_port)
 
             async def raw_pty() -> Client:
-                client = RawPtyClient()
-                await asyncio.wait_for(read_until(client, PROMPT), START_TIMEOUT_SECONDS)
-                return client
+                return await ready(RawPtyClient())
 
             async def raw_exec(container: str, mode: str) -> Client:
-                client = RawExecClient(container, mode)
-                await client.open()
-                await asyncio.wait_for(read_until(client, PROMPT), START_TIMEOUT_SECONDS)
-                return client
+                return await ready(RawExecClient(container, mode))
 
             makers["raw-pty"] = raw_pty
             if container:
@@ -456,14 +556,19 @@ async def run(args: argparse.Namespace) -> None:
                 makers["raw-exec-attach"] = lambda: raw_exec(container, "engine")
             results = await measure_peers(makers, args)
     finally:
-        for process, _ in servers.values():
-            stop_server(process)
+        if terminado is not None:
+            stop_server(terminado)
+        for agent in agents.values():
+            agent.stop()
         if container:
             subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
     if not container:
         print(f"  (the container peers skipped: no {BASE_IMAGE} image)")
 
-    rss = {kind: await measure_rss(kind, args.sessions) for kind in ("agent", "terminado")}
+    rss = {
+        "agent": await agent_rss(work, repo, args.sessions),
+        "terminado": await terminado_rss(args.sessions),
+    }
     for kind, (idle, loaded) in rss.items():
         print(
             f"  {kind:<22} RSS idle {idle:6.1f} MB, with {args.sessions} sessions "
@@ -500,17 +605,20 @@ def main() -> None:
     parser.add_argument("--keystrokes", type=int, default=400)
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--serve", choices=("agent", "terminado"))
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--container")
-    parser.add_argument("--container-exec", default="auto")
+    parser.add_argument("--smoke", action="store_true", help="a few of everything, no figures")
+    parser.add_argument("--serve-terminado", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve == "agent":
-        serve_agent(args.port, args.container, args.container_exec)
-    elif args.serve == "terminado":
-        serve_terminado(args.port)
-    else:
-        asyncio.run(run(args))
+    if args.serve_terminado:
+        serve_terminado(args.serve_terminado)
+        return
+    if args.smoke:
+        vars(args).update(SMOKE)
+    # A SIGTERM runs the cleanup (agents, containers) too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with tempfile.TemporaryDirectory(
+        prefix="sam-bench-terminal-", ignore_cleanup_errors=True
+    ) as work:
+        asyncio.run(run(args, Path(work)))
 
 
 if __name__ == "__main__":

@@ -20,9 +20,11 @@ Creating one does what a cloud node's cloud-init does
 (worker/nodes/providers/hetzner/cloud_init.py): exchange the bootstrap token at
 POST /api/bootstrap/{token} for the callback token (0600, before the agent starts), start
 the agent, and once it answers /health, POST /api/nodes/{id}/ready. The backend is
-`docker` when a Docker Engine answers, else `host` (workspaces run unisolated on this
-machine: logged loudly, and for one user only: the first to get a node; anyone else is
-refused and told to start a Docker Engine).
+`docker` when a Docker Engine answers, `host` when there is none (workspaces run
+unisolated on this machine: logged loudly, and for one user only: the first to get a node;
+anyone else is refused and told to start a Docker Engine); an engine that does not answer
+`docker info` in time refuses the node (503 docker_not_answering) instead of falling back
+quietly.
 
 The edge starts the launcher with itself and stops every agent when it stops (SIGTERM,
 then SIGKILL). After a restart the known nodes start again; their bootstrap tokens are
@@ -47,11 +49,13 @@ from urllib.parse import quote, urlsplit
 from devtools.local_ca import LocalCa
 from devtools.local_repositories import confined_repository
 from devtools.machine import (
+    DOCKER_PROBE_TIMEOUT_SECONDS,
     STOP_TIMEOUT_SECONDS,
-    docker_answers,
+    DockerProbe,
     end_stale_agent,
     free_port,
     port_free,
+    probe_docker,
     remove_containers,
     write_token_file,
 )
@@ -206,9 +210,23 @@ class LocalNodes:
     # --- agents -------------------------------------------------------------------------
 
     async def backend(self) -> str:
-        """`docker` if a Docker Engine answers (asked once), else `host`."""
+        """`docker` if a Docker Engine answers (asked once), `host` if there is none; an
+        engine too slow to answer is an error, never a quiet fall back to `host`."""
         if self._backend is None:
-            self._backend = "docker" if await docker_answers() else "host"
+            probe = await probe_docker()
+            if probe is DockerProbe.SLOW:
+                log.error(
+                    "local_nodes.docker_slow: docker info did not answer within %.0fs",
+                    DOCKER_PROBE_TIMEOUT_SECONDS,
+                )
+                raise LauncherError(
+                    503,
+                    "docker_not_answering",
+                    f"the Docker Engine did not answer `docker info` within "
+                    f"{DOCKER_PROBE_TIMEOUT_SECONDS:.0f} s, so no local node was started; "
+                    "check it (scripts/docker-engine) and create the workspace again",
+                )
+            self._backend = "docker" if probe is DockerProbe.ANSWERS else "host"
             if self._backend == "host":
                 log.warning(
                     "local_nodes.no_docker: no Docker Engine answered, so local nodes run "

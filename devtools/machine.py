@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import tempfile
+from enum import StrEnum
 from pathlib import Path
 
 log = logging.getLogger("sam.local.nodes")
@@ -101,10 +102,16 @@ async def _docker(*argv: str) -> None:
     await done.wait()
 
 
-async def docker_answers() -> bool:
-    """Whether a Docker Engine answers `docker info` in time."""
+class DockerProbe(StrEnum):
+    ANSWERS = "answers"
+    ABSENT = "absent"  # no docker command, or `docker info` says no engine runs
+    SLOW = "slow"  # `docker info` did not finish in time: an engine that may be there
+
+
+async def probe_docker() -> DockerProbe:
+    """Whether a Docker Engine answers `docker info` within DOCKER_PROBE_TIMEOUT_SECONDS."""
     if shutil.which("docker") is None:
-        return False
+        return DockerProbe.ABSENT
     try:
         probe = await asyncio.create_subprocess_exec(
             "docker",
@@ -115,10 +122,11 @@ async def docker_answers() -> bool:
             stderr=asyncio.subprocess.DEVNULL,
         )
     except OSError:
-        return False
+        return DockerProbe.ABSENT
     try:
-        return await asyncio.wait_for(probe.wait(), DOCKER_PROBE_TIMEOUT_SECONDS) == 0
+        status = await asyncio.wait_for(probe.wait(), DOCKER_PROBE_TIMEOUT_SECONDS)
     except TimeoutError:
         probe.kill()
         await probe.wait()
-        return False
+        return DockerProbe.SLOW
+    return DockerProbe.ANSWERS if status == 0 else DockerProbe.ABSENT

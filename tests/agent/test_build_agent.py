@@ -50,9 +50,10 @@ for name in sys.argv[1:]:
     found.append(name)
 print(" ".join(found))
 """
-# What a wheel may be tagged to install on Debian bookworm's CPython 3.11 on x86_64.
+# What a wheel may be tagged to install on CPython 3.11 (Debian bookworm's) to 3.13 on x86_64.
 VM_WHEEL = re.compile(
-    r"-(py3|py2\.py3|cp3\d+)-(none|abi3|cp311)-(any|(manylinux[\w.]*_x86_64(\.manylinux\w*)*))\.whl$"
+    r"-(py3|py2\.py3|cp3\d+)-(none|abi3|cp311|cp312|cp313)-"
+    r"(any|(manylinux[\w.]*_x86_64(\.manylinux\w*)*))\.whl$"
 )
 
 
@@ -86,6 +87,8 @@ def test_the_bundle_holds_only_binary_wheels_for_the_vm(bundle: Path) -> None:
     assert f"sam_agent-{VERSION}-py3-none-any.whl" in wheels
     for required in ("aiohttp-", "pyjwt-", "cryptography-", "docker-", "psutil-", "pip-"):
         assert any(name.lower().startswith(required) for name in wheels), required
+    for abi in ("cp311", "cp312", "cp313"):  # what install.sh accepts
+        assert any(f"-{abi}-{abi}-" in name for name in wheels), f"no {abi} wheel"
     assert all(VM_WHEEL.search(name) for name in wheels), [
         name for name in wheels if not VM_WHEEL.search(name)
     ]
@@ -142,8 +145,8 @@ def test_it_installs_offline_and_the_agent_runs(bundle: Path, tmp_path: Path) ->
 
 
 def test_install_refuses_another_python(bundle: Path, tmp_path: Path) -> None:
-    fake = tmp_path / "python-3.12"
-    fake.write_text("#!/bin/sh\necho 3.12\n")
+    fake = tmp_path / "python-3.10"
+    fake.write_text("#!/bin/sh\necho 3.10\n")
     fake.chmod(0o755)
     done = subprocess.run(
         ["sh", str(bundle / "install.sh"), str(tmp_path / "venv")],
@@ -152,7 +155,7 @@ def test_install_refuses_another_python(bundle: Path, tmp_path: Path) -> None:
         text=True,
     )
     assert done.returncode != 0
-    assert "CPython 3.11" in done.stderr and "3.12" in done.stderr
+    assert "CPython 3.11 3.12 3.13 but" in done.stderr and "is 3.10" in done.stderr
 
 
 # --- in the workspace base image: a Debian bookworm VM's own python3 ----------------------

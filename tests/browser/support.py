@@ -1,7 +1,6 @@
 """Helpers for the browser tests: URLs, sign-in without the UI, and reading xterm's screen."""
 
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,6 +9,7 @@ import httpx
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from tests.support.edge import Edge
+from tests.support.wait import wait_for
 
 # Every user the browser tests sign in as (conftest deletes their workspaces at the end).
 ALICE = "browser-alice"
@@ -53,14 +53,16 @@ def create_running_workspace(edge: Edge, login: str, repository: str) -> dict[st
     with api_client(edge, login) as client:
         reply = client.post("/api/workspaces", json={"repository": repository, "provider": "local"})
         assert reply.status_code == 202, reply.text
-        workspace = reply.json()
-        deadline = time.monotonic() + WORKSPACE_READY_SECONDS
-        while workspace["status"] != "running":
-            assert workspace["status"] in ("pending", "creating"), workspace
-            assert time.monotonic() < deadline, f"not running in time: {workspace}"
-            time.sleep(0.2)
-            workspace = client.get(f"/api/workspaces/{workspace['id']}").json()
-        return workspace
+        workspace_id = reply.json()["id"]
+
+        def running() -> dict[str, Any] | None:
+            shown = client.get(f"/api/workspaces/{workspace_id}").json()
+            assert shown["status"] in ("pending", "creating", "running"), shown
+            return shown if shown["status"] == "running" else None
+
+        workspace = wait_for(running, "the workspace to run", WORKSPACE_READY_SECONDS)
+    edge.assert_docker_backend(workspace["node_id"])
+    return workspace
 
 
 # --- the terminal on the page ------------------------------------------------------------

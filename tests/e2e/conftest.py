@@ -2,9 +2,10 @@
 Cloudflare DNS, a git server), and the session's leak check.
 
 `no_leaks` (autouse, session): when the session ends, no fake Hetzner server and no
-container labelled `sam.managed-by` that was not there when the e2e tests began may be
+container of a node these tests made (each test adds its node ids to `e2e_nodes`) may be
 left. What it finds is cleaned up (so the machine is left clean) and then reported as an
-error of the session: a leak is a failure, even when every test passed.
+error of the session: a leak is a failure, even when every test passed. Containers of
+other nodes (another test run on the same Docker Engine) are neither counted nor touched.
 """
 
 import subprocess
@@ -21,6 +22,7 @@ from tests.fakes.hetzner import FakeHetzner
 from tests.support.artifact import agent_artifact
 
 MANAGED_LABEL = "sam.managed-by"
+NODE_LABEL = "sam.node"
 LOGINS = ("alice", "bob")
 
 
@@ -82,12 +84,27 @@ def git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
         yield server
 
 
+def node_of(labels: str) -> str | None:
+    """The `sam.node` value in docker's `a=b,c=d` label list."""
+    for pair in labels.split(","):
+        name, _, value = pair.partition("=")
+        if name == NODE_LABEL:
+            return value
+    return None
+
+
+@pytest.fixture(scope="session")
+def e2e_nodes() -> set[str]:
+    """The ids of the nodes the e2e tests made; each test adds its own."""
+    return set()
+
+
 @pytest.fixture(scope="session", autouse=True)
-def no_leaks(hetzner: FakeHetzner) -> Iterator[None]:
-    before = set(managed_containers())
+def no_leaks(hetzner: FakeHetzner, e2e_nodes: set[str]) -> Iterator[None]:
     yield
     servers = hetzner.all_servers()
-    containers = {k: v for k, v in managed_containers().items() if k not in before}
+    ours = e2e_nodes | {s.labels.get("sam-node") for s in servers}
+    containers = {k: v for k, v in managed_containers().items() if node_of(v) in ours}
     for server in servers:
         if server.boot is not None:
             server.boot.shut_down()

@@ -94,6 +94,7 @@ def test_the_core_loop(
     dns: FakeCloudflareDns,
     git: GitServer,
     anthropic: ScriptedModel,
+    e2e_nodes: set[str],
 ) -> None:
     data_dir = tmp_path / ".sam"
     repo = make_repo(tmp_path, f"project-{provider}", files={"README.md": "# e2e\n"})
@@ -109,9 +110,9 @@ def test_the_core_loop(
         uploaded = upload_agent(edge.data_dir, artifact)
         assert uploaded.returncode == 0, uploaded.stderr
         browser = Browser(edge)
-        me = (
-            browser.github_login(github, "alice") if login == "github" else browser.dev_login("bob")
-        )
+        user = "alice" if login == "github" else "bob"
+        me = browser.github_login(github, user) if login == "github" else browser.dev_login(user)
+        assert me["login"] == user, me
         plaintext["session id"] = browser.session
 
         # Credentials: a Hetzner token (validated against the fake first) and an API key.
@@ -143,6 +144,7 @@ def test_the_core_loop(
 
         workspace = wait_for(running, "the workspace to run", RUNNING_TIMEOUT_SECONDS)
         node_id = workspace["node_id"]
+        e2e_nodes.add(node_id)
         node = browser.get(f"/api/nodes/{node_id}").json()
         assert (node["provider"], node["status"], node["warm"]) == (provider, "running", False)
         if provider == "hetzner":
@@ -166,6 +168,9 @@ def test_the_core_loop(
             logs["agent (VM)"] = server.boot.report() + server.boot.agent_log()
         else:
             logs["agent (local)"] = (data_dir / "nodes" / node_id / "agent.log").read_text()
+            edge.assert_docker_backend(node_id)
+        agent_log = logs["agent (VM)"] if provider == "hetzner" else logs["agent (local)"]
+        assert f"agent.started node_id={node_id} backend=docker " in agent_log, agent_log[-2000:]
 
         # Stop → the node is warm → the window ends → the node is torn down.
         stopped = browser.post(f"/api/workspaces/{workspace_id}/stop")
@@ -195,7 +200,6 @@ def test_the_core_loop(
         strays = [s.name for s in hetzner.all_servers() if s.labels.get("sam-node") not in known]
         assert strays == [], f"servers D1 does not know: {strays}"
         assert browser.get(f"/api/workspaces/{workspace_id}").json()["status"] == "stopped"
-        assert me["login"] in ("alice", "bob")
 
     # --- secrets: the edge is stopped, so its SQLite files are complete on disk ----------
     user_data = [

@@ -8,9 +8,10 @@ and agent subprocesses can all reach it) and:
 - mints tokens as the control plane will (`agent_token`, `terminal_token`, `mint`) and
   deliberately bad ones (`bad_tokens`) with the status the agent must answer;
 - records every callback (boot-log, ready, provisioning-failed, heartbeat) with its body
-  and Authorization header; callbacks need a callback token it issued (else 401), and a
-  body the real control plane would parse: each is validated against its model in
-  wire/callbacks.py (else 400, as the real routes answer);
+  and Authorization header; callbacks need a callback token it issued (else 401), for its
+  own node (a node callback naming another: 403 token_scope), to a route the real control
+  plane has (else 404), and a body the real control plane would parse: each is validated
+  against its model in wire/callbacks.py (else 400, as the real routes answer);
 - replies to a heartbeat with a `Beat`, carrying a new callback token when one is queued
   (`queue_callback_token`), and can fail the next N calls to a path (`fail_next`);
 - answers `GET /api/workspaces/{id}/agent-credential` with `agent_credential` (a stand-in
@@ -292,14 +293,21 @@ class ControlPlaneDouble(LoopbackServer):
         except ValueError:
             body = raw.decode(errors="replace")
         authorization = request.headers.get("Authorization")
+        on_node = request.path.startswith("/api/nodes/")
         reply: dict[str, Any] = {"ok": True}
         problem = _invalid_body(request.path, kind, body)
         with self._lock:
             token = authorization[7:] if authorization and authorization[:7] == "Bearer " else None
             failures = self._failures.get(kind)
-            if token not in self.callback_tokens:
+            if kind == "other":
+                status = 404
+                reply = {"error": "not_found", "message": f"no route {request.path}"}
+            elif token not in self.callback_tokens:
                 status = 401
                 reply = {"error": "unauthorized", "message": "unknown callback token"}
+            elif on_node and request.match_info["target"] != self.node_id:
+                status = 403
+                reply = {"error": "token_scope", "message": f"the token is for {self.node_id}"}
             elif problem is not None:
                 status = 400
                 reply = {"error": "invalid_request", "message": problem}

@@ -1,6 +1,7 @@
 """Run the real local edge (`sam dev`) as a separate process, as a user would."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -55,6 +56,13 @@ class Edge:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def assert_docker_backend(self, node_id: str) -> None:
+        """The local node launcher started `node_id`'s agent on the Docker backend (its
+        `local_node.started` line), not on the unisolated host backend."""
+        started = re.findall(rf"local_node\.started node_id={re.escape(node_id)} .*", self.log())
+        assert started, f"no local_node.started line for {node_id} in the edge's log"
+        assert all(" backend=docker " in line for line in started), started
 
 
 def _wait_until_up(edge: Edge, healthy: bool) -> None:

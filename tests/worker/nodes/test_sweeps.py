@@ -143,8 +143,12 @@ async def test_one_account_failing_does_not_stop_the_orphan_sweep(
     labels = {"managed-by": "sam", "sam-node": "n00000000feedface", "sam-user": carol}
     orphan = hetzner_server(hetzner, carols_token, "sam-orphan-3", labels)
     # Another user whose token Hetzner no longer accepts: a stored credential that fails.
-    mallory, mallorys_token, _ = await hetzner_node(at(env, start), hetzner, login="mallory")
+    _, mallorys_token, mallorys_node = await hetzner_node(at(env, start), hetzner, login="mallory")
     hetzner.projects.pop(mallorys_token)
+    calls_before = len(hetzner.calls("/v1/servers", "GET"))
     assert await node_sweeps.delete_orphans(Deployment.of(env)) == 1
     assert orphan not in {s.id for s in hetzner.servers(carols_token)}
-    assert mallory  # listed, refused, skipped
+    # Mallory's account was listed and refused (401), and her node was left as it was.
+    sweep_lists = hetzner.calls("/v1/servers", "GET")[calls_before:]
+    assert [call.status for call in sweep_lists if call.token == mallorys_token] == [401]
+    assert await nodes.find_node(Deployment.of(env), mallorys_node.id) is not None
