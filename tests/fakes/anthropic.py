@@ -11,13 +11,18 @@
 content block content_block_start / content_block_delta / content_block_stop, then
 message_delta with stop_reason and usage, message_stop); without `"stream": true` it
 answers the whole message as JSON. `POST /v1/messages/count_tokens` answers a count;
-`GET /v1/models` lists MODEL.
+`GET /v1/models` lists MODEL. `GET|HEAD /api/hello`, Claude Code's connectivity check
+before it starts, answers without a key and is not recorded.
 
 Keys: with `keys` given, every request must carry one of them as Anthropic reads it
 (`x-api-key`, or for a Claude Code OAuth token `Authorization: Bearer` with the OAuth
 beta header), else it is answered 401 with Anthropic's error body. The key each request
 carried is recorded in `seen_keys` (in order), so a test can tell which key reached it,
 and each request's headers in `seen_headers`.
+
+`serve_socket(sock)` answers on a listening socket made elsewhere as well (one bound in a
+container's network namespace, so that an adapter there reaches the model on its own
+loopback).
 
 Each request of the agent's main loop takes the next Turn of the script. Claude Code also
 makes side calls (a session title, a suggestion of the user's next prompt after each turn,
@@ -31,13 +36,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import START_TIMEOUT_SECONDS, LoopbackServer
 
 MODEL = "claude-sonnet-4-5"
 SIDE_CALL_TEXT = "ok"
@@ -45,6 +51,7 @@ EXHAUSTED_TEXT = "The script has no more turns."
 STALL_SECONDS = 60.0
 SUGGESTION_MARKER = "[SUGGESTION MODE:"
 OAUTH_BETA = "oauth-2025-04-20"
+HELLO_PATH = "/api/hello"
 
 
 @dataclass(frozen=True)
@@ -131,13 +138,22 @@ class ScriptedModel(LoopbackServer):
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def serve_socket(self, sock: socket.socket) -> None:
+        """Answer on `sock` (listening) too, from the running server's loop."""
+        assert self._loop is not None and self._runner is not None, "start() it first"
+        site = web.SockSite(self._runner, sock)
+        asyncio.run_coroutine_threadsafe(site.start(), self._loop).result(START_TIMEOUT_SECONDS)
+
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
         app.router.add_get("/v1/models", self.models)
+        app.router.add_get(HELLO_PATH, self.hello)  # HEAD too
 
     @web.middleware
     async def _authenticate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == HELLO_PATH:
+            return await handler(request)
         key = presented_key(request)
         self.seen_keys.append(key)
         self.seen_headers.append({k.lower(): v for k, v in request.headers.items()})
@@ -154,6 +170,9 @@ class ScriptedModel(LoopbackServer):
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, 0).start()
         self.port = self._runner.addresses[0][1]
+
+    async def hello(self, request: web.Request) -> web.Response:
+        return web.json_response({"message": "hello"})
 
     async def models(self, request: web.Request) -> web.Response:
         model = {
