@@ -39,6 +39,10 @@ STEP_TIMEOUT_SECONDS = 120.0
 EXIT_WAIT_SECONDS = 5.0
 
 
+class AdapterFailed(Exception):
+    """The adapter did not start or answer; the message ends with its stderr tail."""
+
+
 class DirectClient:
     """The SDK's `Client`: updates timestamped on arrival (time.perf_counter)."""
 
@@ -111,14 +115,17 @@ class DirectAdapter:
         conn = self._conn = acp.connect_to_agent(
             self.client, self._process.stdin, self._process.stdout
         )
-        async with asyncio.timeout(STEP_TIMEOUT_SECONDS):
-            init = await conn.initialize(
-                protocol_version=acp.PROTOCOL_VERSION,
-                client_capabilities=CLIENT_CAPABILITIES,
-                client_info=Implementation(name="bench-direct", version="1"),
-            )
-            new = await conn.new_session(cwd=self._target.folder, mcp_servers=[])
-            await conn.set_session_mode(session_id=new.session_id, mode_id=mode_id)
+        try:
+            async with asyncio.timeout(STEP_TIMEOUT_SECONDS):
+                init = await conn.initialize(
+                    protocol_version=acp.PROTOCOL_VERSION,
+                    client_capabilities=CLIENT_CAPABILITIES,
+                    client_info=Implementation(name="bench-direct", version="1"),
+                )
+                new = await conn.new_session(cwd=self._target.folder, mcp_servers=[])
+                await conn.set_session_mode(session_id=new.session_id, mode_id=mode_id)
+        except (acp.RequestError, ConnectionError, TimeoutError) as exc:
+            raise self._failed("start", exc) from None
         self.session_id = new.session_id
         self.agent_name = init.agent_info.name if init.agent_info else ""
 
@@ -129,11 +136,17 @@ class DirectAdapter:
     async def prompt(self, text: str) -> str:
         """One turn; its stop reason."""
         assert self._conn is not None
-        async with asyncio.timeout(STEP_TIMEOUT_SECONDS):
-            response = await self._conn.prompt(
-                session_id=self.session_id, prompt=[TextContentBlock(type="text", text=text)]
-            )
+        try:
+            async with asyncio.timeout(STEP_TIMEOUT_SECONDS):
+                response = await self._conn.prompt(
+                    session_id=self.session_id, prompt=[TextContentBlock(type="text", text=text)]
+                )
+        except (acp.RequestError, ConnectionError, TimeoutError) as exc:
+            raise self._failed("prompt", exc) from None
         return response.stop_reason
+
+    def _failed(self, step: str, exc: Exception) -> AdapterFailed:
+        return AdapterFailed(f"direct {step}: {exc!r}; stderr ends: {self.stderr.text()[-1000:]}")
 
     async def stop(self) -> None:
         if self._process is None:
