@@ -122,8 +122,9 @@ def check_turn(
 async def gateway_turn(
     http: aiohttp.ClientSession, model: ScriptedModel, workspace: Workspace, session: str,
     viewer: Viewer, name: str,
-) -> tuple[float, float]:  # fmt: skip
-    """(prompt -> first chunk, prompt -> turn_ended) in ms, through the gateway."""
+) -> tuple[float, float, float]:  # fmt: skip
+    """(prompt -> first chunk, -> turn_ended, -> the model's first request) in ms, through
+    the gateway (the last splits the gap: the way in, or the model's way and back)."""
     prompt, answer = script_turn(model, workspace, name)
     before = len(model.main_requests)
     began = time.perf_counter()
@@ -140,12 +141,13 @@ async def gateway_turn(
             break
     expect(first is not None, f"{name}: no agent_message_chunk")
     check_turn(model, before, workspace, name, said, answer)
-    return (first - began) * 1000, (at - began) * 1000
+    asked = model.main_request_times[before]
+    return (first - began) * 1000, (at - began) * 1000, (asked - began) * 1000
 
 
 async def direct_turn(
     adapter: DirectAdapter, model: ScriptedModel, workspace: Workspace, name: str
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """The same, the adapter driven directly over the exec's stdio."""
     prompt, answer = script_turn(model, workspace, name)
     before, seen = len(model.main_requests), len(adapter.client.updates)
@@ -156,7 +158,8 @@ async def direct_turn(
     chunks = [(at, c) for at, u in adapter.client.updates[seen:] if (c := chunk_text(u))]
     expect(bool(chunks), f"{name}: no agent_message_chunk")
     check_turn(model, before, workspace, name, "".join(c for _, c in chunks), answer)
-    return (chunks[0][0] - began) * 1000, (ended - began) * 1000
+    asked = model.main_request_times[before]
+    return (chunks[0][0] - began) * 1000, (ended - began) * 1000, (asked - began) * 1000
 
 
 # --- 2. session start -------------------------------------------------------------------------
@@ -196,7 +199,9 @@ async def real_adapter_parts(
     direct_url = f"http://127.0.0.1:{inside.getsockname()[1]}"
     env = {"ANTHROPIC_BASE_URL": direct_url, "ANTHROPIC_API_KEY": KEY}
     figures: dict[str, list[float]] = {
-        f"{side}_{what}": [] for side in ("gw", "direct") for what in ("first", "end", "start")
+        f"{side}_{what}": []
+        for side in ("gw", "direct")
+        for what in ("first", "end", "ask", "start")
     }
     async with aiohttp.ClientSession(agent.url, headers=agent.auth()) as http:
         async with http.post(workspace.base, json={"permission_mode": "bypass"}) as a:
@@ -218,6 +223,7 @@ async def real_adapter_parts(
                     if n >= warmup:
                         figures[f"{side}_first"].append(sample[0])
                         figures[f"{side}_end"].append(sample[1])
+                        figures[f"{side}_ask"].append(sample[2])
                 print(f"  turn round {n + 1}{' (warm-up)' if n < warmup else ''} done")
         finally:
             await direct.stop()
@@ -329,6 +335,8 @@ def report_adapter(figures: dict[str, list[float]]) -> None:
         line("gateway: prompt -> first chunk", figures["gw_first"]),
         line("direct:  prompt -> first chunk", figures["direct_first"]),
     )
+    line("gateway: prompt -> first model request", figures["gw_ask"])
+    line("direct:  prompt -> first model request", figures["direct_ask"])
     gw_end = line("gateway: prompt -> turn_ended", figures["gw_end"])
     direct_end = line("direct:  prompt -> end of turn", figures["direct_end"])
     added, ratio = gw_first - direct_first, gw_end / direct_end

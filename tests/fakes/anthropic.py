@@ -24,11 +24,11 @@ and each request's headers in `seen_headers`.
 container's network namespace, so that an adapter there reaches the model on its own
 loopback).
 
-Each request of the agent's main loop takes the next Turn of the script. Claude Code also
-makes side calls (a session title, a suggestion of the user's next prompt after each turn,
-an auto-mode classifier): `is_side_call` recognises them, and they are answered with
-SIDE_CALL_TEXT without consuming the script. Every request body
-is recorded in `requests`.
+Each request of the agent's main loop takes the next Turn of the script (its body in
+`main_requests`, the time.perf_counter() it arrived in `main_request_times`). Claude Code
+also makes side calls (a session title, a suggestion of the user's next prompt after each
+turn, an auto-mode classifier): `is_side_call` recognises them, and they are answered with
+SIDE_CALL_TEXT without consuming the script. Every request body is recorded in `requests`.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import itertools
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +121,7 @@ class ScriptedModel(LoopbackServer):
         self.seen_headers: list[dict[str, str]] = []
         self.requests: list[dict[str, Any]] = []
         self.main_requests: list[dict[str, Any]] = []
+        self.main_request_times: list[float] = []
         self.streams_open = 0
         self._turns = list(turns or [])
         self._lock = threading.Lock()
@@ -191,6 +193,7 @@ class ScriptedModel(LoopbackServer):
         return web.json_response({"input_tokens": _input_tokens(body)})
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.perf_counter()
         body = await request.json()
         with self._lock:
             self.requests.append({"path": request.path, "query": request.query_string, **body})
@@ -198,6 +201,7 @@ class ScriptedModel(LoopbackServer):
                 turn = Turn([text(SIDE_CALL_TEXT)])
             else:
                 self.main_requests.append(body)
+                self.main_request_times.append(arrived)
                 turn = self._turns.pop(0) if self._turns else Turn([text(EXHAUSTED_TEXT)])
         message_id = f"msg_scripted_{next(self._ids):04d}"
         if not body.get("stream"):
