@@ -49,6 +49,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -279,10 +280,17 @@ async def watch(viewer: Viewer, updates: int) -> list[float]:
             return latencies
 
 
+@dataclass
+class FanOut:
+    latencies: list[float]  # ms, every (viewer, update)
+    memory: list[int]  # the agent's RSS before / with the viewers / after the updates
+    cpu_seconds: tuple[float, float]  # the node agent's, this process's (the viewers')
+    wall_seconds: float  # prompt -> the last viewer's turn_ended
+
+
 async def fan_out(
     agent: AgentProcess, workspace: Workspace, viewers: int, updates: int, every_ms: float
-) -> tuple[list[float], list[int]]:
-    """(every latency, RSS before / with the viewers / after the updates)."""
+) -> FanOut:
     assert agent.process is not None
     process = psutil.Process(agent.process.pid)
     rss: Callable[[], int] = lambda: process.memory_info().rss  # noqa: E731
@@ -298,15 +306,18 @@ async def fan_out(
         memory.append(rss())
         tasks = [asyncio.create_task(watch(viewer, updates)) for viewer in watchers]
         prompt = f"updates {updates} {every_ms:g}"
+        cpu, own, began = sum(process.cpu_times()[:2]), time.process_time(), time.monotonic()
         async with http.post(f"{workspace.base}/{session}/prompt", json={"text": prompt}) as a:
             await checked(a, 202)
         latencies = [ms for found in await asyncio.gather(*tasks) for ms in found]
+        wall = time.monotonic() - began
+        used = (sum(process.cpu_times()[:2]) - cpu, time.process_time() - own)
         memory.append(rss())
         async with http.post(f"{workspace.base}/{session}/stop") as a:
             await checked(a, 200)
         for viewer in watchers:
             await viewer.ws.close()
-    return latencies, memory
+    return FanOut(latencies, memory, used, wall)
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -352,14 +363,17 @@ def report_adapter(figures: dict[str, list[float]]) -> None:
     print(f"  ratio of p50s {ratio:.2f}x ({verdict(ratio <= TARGET_START_RATIO)} 1.2x)")
 
 
-def report_viewers(latencies: list[float], memory: list[int], args: argparse.Namespace) -> None:
+def report_viewers(found: FanOut, args: argparse.Namespace) -> None:
     print(
         f"3. {args.viewers} viewers x {args.updates} updates {args.every_ms:g} ms apart (stand-in)"
     )
-    line("update -> viewer", latencies)
-    tail = p99(latencies)
-    print(f"  max {max(latencies):.1f} ms; p99 {verdict(tail <= TARGET_P99_MS)} 50 ms")
-    before, viewing, after = (m / 2**20 for m in memory)
+    line("update -> viewer", found.latencies)
+    tail = p99(found.latencies)
+    print(f"  max {max(found.latencies):.1f} ms; p99 {verdict(tail <= TARGET_P99_MS)} 50 ms")
+    (agent_cpu, own_cpu), wall = found.cpu_seconds, found.wall_seconds
+    print(f"  CPU: node agent {agent_cpu:.2f} s, viewers (this process) {own_cpu:.2f} s")
+    print(f"  prompt -> every viewer's turn_ended {wall:.2f} s")
+    before, viewing, after = (m / 2**20 for m in found.memory)
     print(
         f"  node agent RSS: {before:.1f} MiB before, {viewing:.1f} MiB with the viewers, "
         f"{after:.1f} MiB after the updates (+{after - before:.1f} MiB)"
@@ -407,13 +421,13 @@ def run_viewers(args: argparse.Namespace, work: Path, node_id: str, repo: Path) 
         agent = start_agent(cp, work / "agent-stand-in", extra_env=env)
         try:
             workspace = bring_up(agent, cp, repo)
-            latencies, memory = asyncio.run(
+            found = asyncio.run(
                 fan_out(agent, workspace, args.viewers, args.updates, args.every_ms)
             )
             delete(agent, workspace)
         finally:
             agent.stop()
-    report_viewers(latencies, memory, args)
+    report_viewers(found, args)
 
 
 def main() -> None:
