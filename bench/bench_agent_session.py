@@ -15,7 +15,9 @@ read-only tools mount, the scripted Messages API (tests/fakes/anthropic.py). In 
    `docker exec -i` in the same container driven by the ACP SDK (bench/acp_direct.py),
    talking to the same scripted model directly: the model also listens on a socket in the
    container's network namespace, so the adapter reaches it on its own loopback.
-   Interleaved round by round. Targets: end of turn <= 1.1x, first chunk <= +20 ms.
+   Interleaved round by round after one warm-up round (a container's first Claude Code
+   turn pays seconds of one-time set-up); prompt -> the model's first request is shown too,
+   to tell the way in from the way back. Targets: end of turn <= 1.1x, first chunk <= +20 ms.
 2. start: POST /agent-sessions -> 201 (adapter ready) vs the bare exec doing initialize,
    session/new and session/set_mode (what the gateway does before its 201). Target <= 1.2x.
 3. fan-out: V viewers on one session receiving N updates (stand-in ACP agent, see below),
@@ -24,8 +26,8 @@ read-only tools mount, the scripted Messages API (tests/fakes/anthropic.py). In 
    Target: p99 <= 50 ms. The stand-in (tests/agent/sessions/stand_in_agent.mjs, `updates N
    EVERY_MS`) runs as the "claude-code" adapter of a second node agent whose container
    tools folder (SAM_CONTAINER_TOOLS) this run makes: the real Node binary beside it, the
-   gateway, store and viewers the real ones. Claude Code itself would need a model turn per
-   ~2 updates.
+   gateway, store and viewers the real ones (Claude Code would put its own processing of
+   1,000 model deltas into the figure). The CPU the agent and the viewers used is shown.
 
 Prints medians and p99s, never fails on time; every answer is checked, and a failed
 request, a missing or out-of-order frame, or an unexpected turn fails the run. Whatever
@@ -59,7 +61,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent.config import CHECKOUT_CONTAINER_TOOLS  # noqa: E402
-from agent.sessions.tools import ADAPTERS, REQUIRED_FILE, installed, volume_name  # noqa: E402
+from agent.sessions.tools import (  # noqa: E402
+    ADAPTERS,
+    REQUIRED_FILE,
+    TOOLS_TARGET,
+    installed,
+    volume_name,
+)
 from bench.acp_direct import AdapterFailed, DirectAdapter  # noqa: E402
 from bench.agent_session_support import (  # noqa: E402
     BenchFailure,
@@ -256,7 +264,7 @@ def stand_in_tools(folder: Path) -> Path:
         os.link(CHECKOUT_CONTAINER_TOOLS / REQUIRED_FILE, node)
     except OSError:  # another file system
         shutil.copy2(CHECKOUT_CONTAINER_TOOLS / REQUIRED_FILE, node)
-    relative = Path(ADAPTERS["claude-code"][1]).relative_to("/opt/sam/tools")
+    relative = Path(ADAPTERS["claude-code"][1]).relative_to(TOOLS_TARGET)
     entry = folder / relative
     entry.parent.mkdir(parents=True)
     shutil.copy(STAND_IN, entry)
