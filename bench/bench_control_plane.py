@@ -61,7 +61,9 @@ sys.path.insert(0, str(ROOT))
 
 from agent.workspaces.containers import find_devcontainer_cli, parse_up_output  # noqa: E402
 from bench import baseline_app, wrk_load  # noqa: E402
+from devtools.local_nodes import agent_hostname  # noqa: E402
 from tests.fixtures.repos import git, make_repo  # noqa: E402
+from tests.support.agent_tls import edge_ca, trusting  # noqa: E402
 from tests.support.edge import Edge, free_port, running_edge  # noqa: E402
 from tests.support.terminal_client import decode_output, encode_input  # noqa: E402
 from worker.api.ratelimit import LIMITS  # noqa: E402
@@ -173,7 +175,7 @@ def terminal_target(
     path = f"/workspaces/{workspace_id}/terminal/ws?token={token}"
     if proxied:
         return f"http://127.0.0.1:{edge.port}{path}", {"Host": edge.host(f"ws-{workspace_id}")}
-    return f"http://127.0.0.1:{agent_port}{path}", {}
+    return f"https://127.0.0.1:{agent_port}{path}", {}
 
 
 def bare_bring_up(cli: str, repo: Path, work: Path, override: Path, round_id: str) -> float:
@@ -342,8 +344,15 @@ async def throughput(term: Terminal, total_bytes: int) -> float:
 
 
 async def part_terminal(
-    edge: Edge, user: User, workspace_id: str, agent_port: int, args: argparse.Namespace
+    edge: Edge, user: User, workspace: dict[str, Any], agent_port: int, args: argparse.Namespace
 ) -> dict[str, tuple[list[float], list[float]]]:
+    """Echo and output through the edge vs straight to the agent, which serves TLS as
+    vm-{node}.localhost: verified against the edge's local CA, as the edge verifies it."""
+    workspace_id = workspace["id"]
+    direct_tls = {
+        "ssl": trusting(edge_ca(edge.data_dir)),
+        "server_hostname": agent_hostname(workspace["node_id"]),
+    }
     results: dict[str, tuple[list[float], list[float]]] = {
         "proxy": ([], []),
         "direct": ([], []),
@@ -360,7 +369,8 @@ async def part_terminal(
                 url, headers = terminal_target(
                     edge, workspace_id, token.json()["token"], side == "proxy", agent_port
                 )
-                async with http.ws_connect(url, headers=headers, max_msg_size=0) as ws:
+                tls = {} if side == "proxy" else direct_tls
+                async with http.ws_connect(url, headers=headers, max_msg_size=0, **tls) as ws:
                     term = Terminal(ws)
                     await term.open()
                     echoes, rates = results[side]
@@ -521,7 +531,7 @@ def part_workspaces(work: Path, args: argparse.Namespace, parts: set[int]) -> No
                 print()
             if 2 in parts:
                 print("== 2. terminal through ws-{id} (edge proxy) vs straight to the agent")
-                results = asyncio.run(part_terminal(edge, user, workspace["id"], agent_port, args))
+                results = asyncio.run(part_terminal(edge, user, workspace, agent_port, args))
                 (p_echo, p_rate), (d_echo, d_rate) = results["proxy"], results["direct"]
                 print(f"echo   direct  {summary(d_echo, 'ms', 1000)}")
                 print(f"echo   proxy   {summary(p_echo, 'ms', 1000)}")
@@ -560,7 +570,14 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=64)
     parser.add_argument("--tokens-per-user", type=int, default=2)
     parser.add_argument("--parts", default="1,2,3")
+    parser.add_argument(
+        "--smoke", action="store_true", help="each part once, tiny and short: a check, no figures"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.keystrokes, args.bytes, args.terminal_rounds = 1, 20, 200_000, 1
+        args.seconds, args.connections, args.workspaces = 1, 4, 5
+        args.users, args.tokens_per_user = 2, 1
     parts = {int(part) for part in args.parts.split(",")}
     if parts & {1, 2}:
         image = subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True)

@@ -161,7 +161,12 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--workspaces", type=int, default=50)
     parser.add_argument("--runtimes", default="twin,pyodide")
+    parser.add_argument(
+        "--smoke", action="store_true", help="20 requests, 2 users, 5 rows: a check, no figures"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.requests, args.users, args.workspaces = 20, 2, 5
     runs = {"twin": on_twin, "pyodide": on_pyodide}
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as folder:
         for name in args.runtimes.split(","):

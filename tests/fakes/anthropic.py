@@ -11,7 +11,8 @@
 content block content_block_start / content_block_delta / content_block_stop, then
 message_delta with stop_reason and usage, message_stop); without `"stream": true` it
 answers the whole message as JSON. `POST /v1/messages/count_tokens` answers a count;
-`GET /v1/models` lists MODEL.
+`GET /v1/models` lists MODEL. `GET|HEAD /api/hello`, Claude Code's connectivity check
+before it starts, answers without a key and is not recorded.
 
 Keys: with `keys` given, every request must carry one of them as Anthropic reads it
 (`x-api-key`, or for a Claude Code OAuth token `Authorization: Bearer` with the OAuth
@@ -19,11 +20,15 @@ beta header), else it is answered 401 with Anthropic's error body. The key each 
 carried is recorded in `seen_keys` (in order), so a test can tell which key reached it,
 and each request's headers in `seen_headers`.
 
-Each request of the agent's main loop takes the next Turn of the script. Claude Code also
-makes side calls (a session title, a suggestion of the user's next prompt after each turn,
-an auto-mode classifier): `is_side_call` recognises them, and they are answered with
-SIDE_CALL_TEXT without consuming the script. Every request body
-is recorded in `requests`.
+`serve_socket(sock)` answers on a listening socket made elsewhere as well (one bound in a
+container's network namespace, so that an adapter there reaches the model on its own
+loopback).
+
+Each request of the agent's main loop takes the next Turn of the script (its body in
+`main_requests`, the time.perf_counter() it arrived in `main_request_times`). Claude Code
+also makes side calls (a session title, a suggestion of the user's next prompt after each
+turn, an auto-mode classifier): `is_side_call` recognises them, and they are answered with
+SIDE_CALL_TEXT without consuming the script. Every request body is recorded in `requests`.
 """
 
 from __future__ import annotations
@@ -31,13 +36,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import START_TIMEOUT_SECONDS, LoopbackServer
 
 MODEL = "claude-sonnet-4-5"
 SIDE_CALL_TEXT = "ok"
@@ -45,6 +52,7 @@ EXHAUSTED_TEXT = "The script has no more turns."
 STALL_SECONDS = 60.0
 SUGGESTION_MARKER = "[SUGGESTION MODE:"
 OAUTH_BETA = "oauth-2025-04-20"
+HELLO_PATH = "/api/hello"
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,7 @@ class ScriptedModel(LoopbackServer):
         self.seen_headers: list[dict[str, str]] = []
         self.requests: list[dict[str, Any]] = []
         self.main_requests: list[dict[str, Any]] = []
+        self.main_request_times: list[float] = []
         self.streams_open = 0
         self._turns = list(turns or [])
         self._lock = threading.Lock()
@@ -131,13 +140,22 @@ class ScriptedModel(LoopbackServer):
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def serve_socket(self, sock: socket.socket) -> None:
+        """Answer on `sock` (listening) too, from the running server's loop."""
+        assert self._loop is not None and self._runner is not None, "start() it first"
+        site = web.SockSite(self._runner, sock)
+        asyncio.run_coroutine_threadsafe(site.start(), self._loop).result(START_TIMEOUT_SECONDS)
+
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
         app.router.add_get("/v1/models", self.models)
+        app.router.add_get(HELLO_PATH, self.hello)  # HEAD too
 
     @web.middleware
     async def _authenticate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == HELLO_PATH:
+            return await handler(request)
         key = presented_key(request)
         self.seen_keys.append(key)
         self.seen_headers.append({k.lower(): v for k, v in request.headers.items()})
@@ -154,6 +172,9 @@ class ScriptedModel(LoopbackServer):
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, 0).start()
         self.port = self._runner.addresses[0][1]
+
+    async def hello(self, request: web.Request) -> web.Response:
+        return web.json_response({"message": "hello"})
 
     async def models(self, request: web.Request) -> web.Response:
         model = {
@@ -172,6 +193,7 @@ class ScriptedModel(LoopbackServer):
         return web.json_response({"input_tokens": _input_tokens(body)})
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.perf_counter()
         body = await request.json()
         with self._lock:
             self.requests.append({"path": request.path, "query": request.query_string, **body})
@@ -179,6 +201,7 @@ class ScriptedModel(LoopbackServer):
                 turn = Turn([text(SIDE_CALL_TEXT)])
             else:
                 self.main_requests.append(body)
+                self.main_request_times.append(arrived)
                 turn = self._turns.pop(0) if self._turns else Turn([text(EXHAUSTED_TEXT)])
         message_id = f"msg_scripted_{next(self._ids):04d}"
         if not body.get("stream"):

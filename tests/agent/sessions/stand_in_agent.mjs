@@ -13,6 +13,9 @@
 //                          terminal/output, terminal/release, and say the output and exit
 //   start LINE             terminal/create of LINE, and say its terminal id (never released)
 //   hang                   never end the turn (until killed)
+//   updates N [EVERY_MS]   N updates, EVERY_MS apart (default 0: at once), each saying
+//                          "update I sent T" with T the wall clock in ms when it was written
+//                          (bench_agent_session.py measures update -> viewer with it)
 //   anything else          say it back
 //
 // Environment: STAND_IN_STARTS=FILE counts starts in FILE and exits (code 5) on every
@@ -55,6 +58,15 @@ async function prompt(id, params) {
     return;
   }
   if (word === "hang") return;
+  if (word === "updates") {
+    const [count, everyMs = 0] = rest.map(Number);
+    for (let i = 0; i < count; i++) {
+      say(sessionId, `update ${i} sent ${performance.timeOrigin + performance.now()}`);
+      if (everyMs > 0) await new Promise((resolve) => setTimeout(resolve, everyMs));
+    }
+    send({ id, result: { stopReason: "end_turn" } });
+    return;
+  }
   if (word === "run") {
     const limited = rest[0] === "-limit";
     const outputByteLimit = limited ? Number(rest[1]) : undefined;
