@@ -65,6 +65,17 @@ class Viewer:
         )
 
 
+NODELESS_IMAGE = f"""FROM {BASE_IMAGE}
+USER root
+RUN rm -f /usr/bin/node /usr/local/bin/node && ! command -v node
+USER sam
+"""
+
+
+def adapter_pids(container: str) -> set[str]:
+    return set(in_container(container, "pgrep", "-f", "claude-agent-acp/dist").split())
+
+
 def in_container(container: str, *argv: str) -> str:
     done = subprocess.run(["docker", "exec", container, *argv], capture_output=True, text=True)
     return done.stdout
@@ -85,6 +96,12 @@ async def test_claude_code_in_a_workspace_container(
     )
     repo = make_repo(tmp_path, "repo")
     (repo / "notes.txt").write_text("the secret word is pineapple\n")
+    # A user's image with no Node of its own: the adapter must bring everything it needs.
+    (repo / ".devcontainer").mkdir()
+    (repo / ".devcontainer" / "Dockerfile").write_text(NODELESS_IMAGE)
+    (repo / ".devcontainer" / "devcontainer.json").write_text(
+        json.dumps({"build": {"dockerfile": "Dockerfile"}, "remoteUser": "sam"})
+    )
     subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
     subprocess.run(["git", "-C", str(repo), "commit", "-qm", "notes"], check=True)
     workspace_id = f"ws-{uuid.uuid4().hex[:8]}"  # its own container, whatever ran before
@@ -110,8 +127,9 @@ async def walk(
     with agent.client() as client:
         workspace = client.get(f"/workspaces/{workspace_id}").json()
     container, folder = workspace["container_id"], workspace["remote_folder"]
-    # The adapter's Node is the tools mount's (the image's own, if any, is not used), and
-    # the mount is read-only even for root.
+    # The image has no Node; the adapter's is the tools mount's, read-only even for root.
+    nodeless = ["docker", "exec", container, "sh", "-c", "command -v node nodejs"]
+    assert subprocess.run(nodeless, capture_output=True, text=True).stdout == ""
     assert in_container(container, NODE, "--version").strip() == "v22.23.5"
     probe = ["docker", "exec", "-u", "0", container, "touch", f"{TOOLS_TARGET}/x"]
     assert "Read-only file system" in subprocess.run(probe, capture_output=True, text=True).stderr
@@ -167,8 +185,8 @@ async def walk(
         stand_in = adapter_stand_in(first["id"])
         assert stand_in.key != real_key
         assert stand_in.base_url.endswith(f"/model/sessions/{first['id']}")
-        assert await model_call(stand_in) == 200  # what code in the workspace could do
-        assert await model_call(stand_in, key="a-made-up-token") == 401
+        assert model_call_inside(container, stand_in) == 200  # what workspace code can do
+        assert model_call_inside(container, stand_in, key="a-made-up-token") == 401
         async with http.get(f"{base}/{first['id']}") as a:
             usage = (await a.json())["model_usage"]
         assert usage["requests"] >= len(model.main_requests)
@@ -297,8 +315,8 @@ def adapter_stand_in(session_id: str) -> StandIn:
 
 
 async def model_call(stand_in: StandIn, key: str | None = None) -> int | None:
-    """GET /v1/models through the channel as code in the workspace would: the status, or
-    None when nothing answers."""
+    """GET /v1/models through the channel from this machine: the status, or None when
+    nothing answers (only the workspace's own network is admitted past the listener)."""
     headers = {"x-api-key": key or stand_in.key, "anthropic-version": "2023-06-01"}
     try:
         async with (
@@ -308,6 +326,26 @@ async def model_call(stand_in: StandIn, key: str | None = None) -> int | None:
             return answer.status
     except aiohttp.ClientConnectionError:
         return None
+
+
+MODEL_CALL = """
+import os, urllib.request as request
+headers = {"x-api-key": os.environ["KEY"], "anthropic-version": "2023-06-01"}
+try:
+    print(request.urlopen(request.Request(os.environ["URL"], headers=headers), timeout=10).status)
+except request.HTTPError as error:
+    print(error.code)
+"""
+
+
+def model_call_inside(container: str, stand_in: StandIn, key: str | None = None) -> int:
+    """GET /v1/models through the channel as code in the workspace would, from inside its
+    container (the key reaches `docker exec` by its environment, not its command line)."""
+    env = {**os.environ, "KEY": key or stand_in.key, "URL": stand_in.base_url + "/v1/models"}
+    argv = ["docker", "exec", "-e", "KEY", "-e", "URL", container, "python3", "-c", MODEL_CALL]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
 
 
 def scan_container_for(key: str, container: str) -> None:
@@ -412,7 +450,9 @@ async def crash_and_agent_restart(
         url = f"{base}/{session_id}/ws"
         again = Viewer(await http.ws_connect(f"{url}?after={last_seq}"))
         restarting = await again.until("restarting")
-        assert (restarting["seq"], restarting["cause"]) == (last_seq + 1, "agent_restarted")
+        # The adapter may still have sent a frame or two after the turn (usage, commands):
+        # the replay starts right after last_seq either way.
+        assert (again.frames[0]["seq"], restarting["cause"]) == (last_seq + 1, "agent_restarted")
         back = await again.until("resumed")
         assert back["context"] == "loaded"
         whole = Viewer(await http.ws_connect(f"{url}?after=0"))
@@ -428,13 +468,17 @@ async def crash_and_agent_restart(
         await again.ws.close()
 
     # --- a graceful restart (SIGTERM): the session is suspended, then resumed --------------
+    suspended = adapter_pids(container)
+    assert suspended
     agent.restart()
-    assert "claude-agent-acp" not in in_container(container, "ps", "-eo", "args")
+    # The adapters the SIGTERM suspended are gone (the agent that came back starts its own).
+    assert not suspended & adapter_pids(container)
     async with aiohttp.ClientSession(agent.url, headers=agent.auth()) as http:
         url = f"{base}/{session_id}/ws"
         after_sigterm = Viewer(await http.ws_connect(f"{url}?after={last_seq}"))
         restarting = await after_sigterm.until("restarting")
-        assert (restarting["seq"], restarting["cause"]) == (last_seq + 1, "agent_restarted")
+        first = after_sigterm.frames[0]["seq"]
+        assert (first, restarting["cause"]) == (last_seq + 1, "agent_restarted")
         assert (await after_sigterm.until("resumed"))["context"] == "loaded"
         async with http.post(f"{base}/{session_id}/stop") as a:
             assert (await a.json())["state"] == "stopped"
