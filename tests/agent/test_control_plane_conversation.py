@@ -26,11 +26,19 @@ import pytest
 
 from tests.fixtures.repos import make_repo
 from tests.support.agent import free_port
+from tests.support.agent_tls import local_node_client
 from tests.support.control_plane import INITIAL_CALLBACK_TOKEN, ControlPlaneDouble
 from tests.support.edge import Edge, running_edge
 from tests.support.edge_tokens import EdgeSigner
 from tests.support.wait import wait_for
-from tests.worker.edge.test_proxy import Member, database, insert_node, insert_workspace, sign_in
+from tests.worker.edge.test_proxy import (
+    Member,
+    certify,
+    database,
+    insert_node,
+    insert_workspace,
+    sign_in,
+)
 from wire.version import VERSION
 from worker.api.routes.nodes import RENEW_AFTER_SECONDS
 from worker.auth import scoped_tokens
@@ -91,12 +99,14 @@ def agent_process(
     edge: Edge, node_id: str, port: int, token: str, state: Path
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """`python -m agent` for `node_id` with `token` in its token file, talking to the edge
-    by name (api.localhost) as a VM talks to api.{domain}; yields it and its log."""
+    by name (api.localhost) as a VM talks to api.{domain}, and serving TLS with a
+    certificate from the edge's own CA as a local node does; yields it and its log."""
     state.mkdir(parents=True)
     token_file = state / "callback-token"
     token_file.write_text(token + "\n")
     token_file.chmod(0o600)
     log = state.parent / f"{state.name}.log"
+    tls = certify(edge, node_id, state.parent / "tls")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SAM_")},
         "SAM_NODE_ID": node_id,
@@ -106,6 +116,8 @@ def agent_process(
         "SAM_BACKEND": "host",
         "SAM_STATE_DIR": str(state),
         "SAM_CALLBACK_TOKEN_FILE": str(token_file),
+        "SAM_TLS_CERT": str(tls.cert),
+        "SAM_TLS_KEY": str(tls.key),
         "SAM_HEARTBEAT_SECONDS": HEARTBEAT_SECONDS,
         "PYTHONUNBUFFERED": "1",
     }
@@ -115,7 +127,7 @@ def agent_process(
         )
     try:
         wait_for(
-            lambda: process.poll() is not None or _answers(f"http://127.0.0.1:{port}/health"),
+            lambda: process.poll() is not None or _answers(edge, node_id, port),
             "the agent's /health",
             START_TIMEOUT_SECONDS,
         )
@@ -130,9 +142,10 @@ def agent_process(
             process.wait()
 
 
-def _answers(url: str) -> bool:
+def _answers(edge: Edge, node_id: str, port: int) -> bool:
     try:
-        return httpx.get(url, timeout=2.0).status_code == 200
+        with local_node_client(edge.data_dir, node_id, port, timeout=2.0) as agent:
+            return agent.get("/health").status_code == 200
     except httpx.TransportError:
         return False
 
