@@ -125,7 +125,7 @@ def test_hetzner_without_dns_settings_is_disabled_with_the_reason(
     page.goto(app_url(edge, "/workspaces/new"))
     hetzner = page.get_by_role("radio", name="Hetzner Cloud")
     expect(hetzner).to_be_disabled()
-    expect(page.get_by_text("Not available here:")).to_contain_text("Cloudflare DNS settings")
+    expect(page.get_by_text("Not available here:")).to_contain_text("no Cloudflare settings")
     expect(page.get_by_role("radio", name="Local node")).to_be_checked()
 
 

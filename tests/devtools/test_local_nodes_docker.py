@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.local_nodes import LocalNodes
+from devtools.local_nodes import LocalNodes, local_nodes_ca
 from twin.http import Request
 
 
@@ -26,7 +26,7 @@ async def test_a_slow_engine_refuses_the_node_and_says_what_to_do(
     tmp_path: Path, stalled_engine: str, monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", stalled_engine)
-    launcher = LocalNodes(tmp_path / "nodes", env=None)
+    launcher = LocalNodes(tmp_path / "nodes", env=None, ca=local_nodes_ca(tmp_path))
     body = {
         "node_id": "n-slow-docker",
         "control_plane_url": "http://127.0.0.1:9",
