@@ -21,7 +21,7 @@ Every figure is a ratio to a baseline measured in the same run; nothing asserts 
    `--tokens-per-user` personal API tokens each, every user holding `--workspaces` rows
    (inserted straight into the edge's D1 file: creating 50 real devcontainers would
    measure Docker, not the listing); wrk at 64 connections takes the next token for each
-   request (bench/wrk_load.py), and any failed request fails the run. Baseline: the bare
+   request (bench/wrk.py), and any failed request fails the run. Baseline: the bare
    uvicorn + Starlette endpoint serialising the same JSON per request (bench/baseline_app.py).
    Requests/s, p99 and the server's CPU time per request. Targets: >= 0.25x req/s, p99 <= 4x.
 
@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent.workspaces.containers import find_devcontainer_cli, parse_up_output  # noqa: E402
-from bench import baseline_app, wrk_load  # noqa: E402
+from bench import baseline_app, wrk  # noqa: E402
 from tests.fixtures.repos import git, make_repo  # noqa: E402
 from tests.support.edge import Edge, free_port, running_edge  # noqa: E402
 from tests.support.terminal_client import decode_output, encode_input  # noqa: E402
@@ -423,8 +423,8 @@ def listing_callers(edge: Edge, args: argparse.Namespace) -> tuple[list[str], An
     return list(tokens), listing
 
 
-def part_listing(work: Path, args: argparse.Namespace) -> dict[str, wrk_load.Load]:
-    results: dict[str, wrk_load.Load] = {}
+def part_listing(work: Path, args: argparse.Namespace) -> dict[str, wrk.Load]:
+    results: dict[str, wrk.Load] = {}
     limits = {"SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS)}
     with running_edge(work / "edge-listing", vars=limits, log_level="warning") as edge:
         tokens, listing = listing_callers(edge, args)
@@ -459,7 +459,7 @@ def part_listing(work: Path, args: argparse.Namespace) -> dict[str, wrk_load.Loa
             if httpx.get(url).json() != listing:
                 raise RuntimeError("the baseline does not serve the edge's listing")
             load = functools.partial(
-                wrk_load.run,
+                wrk.run,
                 url,
                 [{"Host": host}],
                 connections=args.connections,
@@ -475,7 +475,7 @@ def part_listing(work: Path, args: argparse.Namespace) -> dict[str, wrk_load.Loa
             {"Host": edge.host("api"), "Authorization": f"Bearer {token}"} for token in tokens
         ]
         load = functools.partial(
-            wrk_load.run,
+            wrk.run,
             f"http://127.0.0.1:{edge.port}/api/workspaces",
             callers,
             connections=args.connections,

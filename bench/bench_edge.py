@@ -12,6 +12,7 @@ still runs (tests/bench/ runs it in the suite); its figures mean nothing.
 """
 
 import argparse
+import functools
 import os
 import socket
 import subprocess
@@ -25,7 +26,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.wrk import run_wrk  # noqa: E402
+from bench import wrk  # noqa: E402
 
 START_TIMEOUT_SECONDS = 30.0
 
@@ -111,17 +112,25 @@ def main() -> None:
             process = serve(command)
             try:
                 wait_until_healthy(url, host, process)
+                load = functools.partial(
+                    wrk.run,
+                    url,
+                    [{"Host": host}],
+                    connections=args.connections,
+                    pid=process.pid,
+                    work=Path(data_dir),
+                )
                 if not args.smoke:
-                    run_wrk(url, {"Host": host}, 2, args.connections)  # warm up
-                results[name] = run_wrk(url, {"Host": host}, args.seconds, args.connections)
+                    load(seconds=2)  # warm up
+                results[name] = load(seconds=args.seconds)
             finally:
                 process.terminate()
                 process.wait()
 
-    (base_rps, base_p99), (edge_rps, edge_p99) = results.values()
-    for name, (rps, p99) in results.items():
-        print(f"{name:32} {rps:10.0f} req/s   p99 {p99:7.2f} ms")
-    ratio, p99_ratio = edge_rps / base_rps, edge_p99 / base_p99
+    base, edge = results.values()
+    for name, load in results.items():
+        print(f"{name:32} {load.rps:10.0f} req/s   p99 {load.p99_ms:7.2f} ms")
+    ratio, p99_ratio = edge.rps / base.rps, edge.p99_ms / base.p99_ms
     print(f"{'edge / baseline':32} {ratio:10.2f}x req/s   p99 {p99_ratio:5.2f}x  (target >= 0.7x)")
 
 
