@@ -17,6 +17,7 @@ import pytest
 from agent.workspaces.containers import LABEL_NODE
 from tests.support.agent import AgentProcess
 from tests.support.control_plane import ControlPlaneDouble
+from tests.support.docker_objects import remove_labelled
 from tests.support.wait import wait_for
 
 BASE_IMAGE = "sam-workspace-base:bookworm"
@@ -38,23 +39,8 @@ def control_plane(node_id: str) -> Iterator[ControlPlaneDouble]:
 @pytest.fixture(autouse=True)
 def leak_check(node_id: str) -> Iterator[None]:
     yield
-    containers = listed(["ps", "-a"], node_id)
-    if containers:
-        subprocess.run(["docker", "rm", "-f", *containers], capture_output=True)
-    networks = listed(["network", "ls"], node_id)
-    if networks:
-        subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
-    assert not containers and not networks, f"left: {containers} {networks}"
-
-
-def listed(command: list[str], node_id: str) -> list[str]:
-    done = subprocess.run(
-        ["docker", *command, "-q", f"--filter=label={LABEL_NODE}={node_id}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.split()
+    left = remove_labelled(f"{LABEL_NODE}={node_id}")
+    assert not left, f"left behind (containers, then networks): {left}"
 
 
 @pytest.fixture

@@ -44,6 +44,7 @@ from agent.workspaces.sandbox import network_names
 from tests.fixtures.repos import git, make_repo
 from tests.support.agent import AgentProcess
 from tests.support.control_plane import INITIAL_CALLBACK_TOKEN, ControlPlaneDouble
+from tests.support.docker_objects import labelled, remove_labelled
 from tests.support.wait import eventually
 
 BASE_IMAGE = "sam-workspace-base:bookworm"
@@ -80,29 +81,12 @@ def control_plane(node_id: str) -> Iterator[ControlPlaneDouble]:
 @pytest.fixture(autouse=True)
 def leak_check(node_id: str) -> Iterator[None]:
     yield
-    left = _containers(node_id)
-    if left:
-        subprocess.run(["docker", "rm", "-f", *left], capture_output=True)
-    networks = _listed("network", "ls", node_id)
-    if networks:
-        subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
-    assert not left and not networks, f"left behind: containers {left}, networks {networks}"
+    left = remove_labelled(f"{LABEL_NODE}={node_id}")
+    assert not left, f"left behind (containers, then networks): {left}"
 
 
 def _containers(node_id: str) -> list[str]:
-    return _listed("ps", "-a", node_id)
-
-
-def _listed(*command_and_node: str) -> list[str]:
-    """The ids of this test's containers (`ps -a`) or networks (`network ls`), by label."""
-    *command, node_id = command_and_node
-    done = subprocess.run(
-        ["docker", *command, "-q", f"--filter=label={LABEL_NODE}={node_id}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.split()
+    return labelled("containers", f"{LABEL_NODE}={node_id}")
 
 
 def make_config(control_plane: ControlPlaneDouble, state_dir: Path, **env: str) -> AgentConfig:
