@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
 import json
 import os
@@ -61,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.workspaces.containers import find_devcontainer_cli, parse_up_output  # noqa: E402
 from bench import baseline_app, wrk  # noqa: E402
+from bench.baseline_server import baseline_command, serve, wait_until_healthy  # noqa: E402
 from tests.fixtures.repos import git, make_repo  # noqa: E402
 from tests.support.edge import Edge, free_port, running_edge  # noqa: E402
 from tests.support.terminal_client import decode_output, encode_input  # noqa: E402
@@ -71,7 +71,6 @@ BASE_IMAGE = "sam-workspace-base:bookworm"
 DEFAULT_CONFIG = {"image": BASE_IMAGE, "runArgs": ["--network", "host"]}
 REPO_FILES = {"README.md": "# small\n", "src/app.py": "print('hello')\n"}
 BARE_LABEL = "sam.bench.control-plane"
-START_TIMEOUT_SECONDS = 30.0
 READY_TIMEOUT_SECONDS = 120.0
 POLL_SECONDS = 0.025
 STEP_TIMEOUT_SECONDS = 60.0
@@ -95,16 +94,6 @@ def verdict(ratio: float, target: float, higher_is_better: bool = False) -> str:
 
 
 # --- the local edge ------------------------------------------------------------------------
-
-
-def wait_for_health(url: str, host: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, headers={"host": host}).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(url)
 
 
 @dataclass
@@ -431,31 +420,11 @@ def part_listing(work: Path, args: argparse.Namespace) -> dict[str, wrk.Load]:
         listing_file = work / "listing.json"
         listing_file.write_text(json.dumps(listing))
         base_port = free_port()
-        baseline = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench.baseline_app:app",
-                "--port",
-                str(base_port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={
-                **os.environ,
-                "PYTHONPATH": str(ROOT),
-                baseline_app.LISTING_VAR: str(listing_file),
-            },
-        )
+        baseline = serve(baseline_command(base_port), {baseline_app.LISTING_VAR: str(listing_file)})
         try:
             host = f"127.0.0.1:{base_port}"
             url = f"http://{host}/api/workspaces"
-            wait_for_health(f"http://{host}/health", host)
+            wait_until_healthy(f"http://{host}/health", host, baseline)
             if httpx.get(url).json() != listing:
                 raise RuntimeError("the baseline does not serve the edge's listing")
             load = functools.partial(

@@ -13,54 +13,16 @@ still runs (tests/bench/ runs it in the suite); its figures mean nothing.
 
 import argparse
 import functools
-import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import wrk  # noqa: E402
-
-START_TIMEOUT_SECONDS = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_healthy(url: str, host: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: the server exited with {process.returncode}")
-        try:
-            answer = httpx.get(url, headers={"host": host})
-        except httpx.TransportError:
-            time.sleep(0.1)
-            continue
-        if answer.status_code != 200:
-            raise RuntimeError(f"{url} answered {answer.status_code}: {answer.text}")
-        return
-    raise TimeoutError(f"{url} did not answer within {START_TIMEOUT_SECONDS:.0f} s")
-
-
-def serve(command: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+from bench.baseline_server import baseline_command, serve, wait_until_healthy  # noqa: E402
+from tests.support.edge import free_port  # noqa: E402
 
 
 def main() -> None:
@@ -77,17 +39,7 @@ def main() -> None:
         base_port, edge_port = free_port(), free_port()
         servers = {
             "baseline (uvicorn + Starlette)": (
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "bench.baseline_app:app",
-                    "--port",
-                    str(base_port),
-                    "--log-level",
-                    "warning",
-                    "--no-access-log",
-                ],
+                baseline_command(base_port),
                 f"http://127.0.0.1:{base_port}/health",
                 f"127.0.0.1:{base_port}",
             ),
