@@ -11,8 +11,7 @@ import dataclasses
 import json
 import os
 import subprocess
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +40,11 @@ from agent.workspaces.manager import (
     check_transition,
 )
 from agent.workspaces.sandbox import network_names
+from tests.agent import own_node
 from tests.fixtures.repos import git, make_repo
 from tests.support.agent import AgentProcess
 from tests.support.control_plane import INITIAL_CALLBACK_TOKEN, ControlPlaneDouble
-from tests.support.docker_objects import labelled, remove_labelled
+from tests.support.docker_objects import labelled
 from tests.support.wait import eventually
 
 BASE_IMAGE = "sam-workspace-base:bookworm"
@@ -60,29 +60,17 @@ PROVISION_STEPS = ["clone", "devcontainer config", "devcontainer up", "post-crea
 # --- fixtures -------------------------------------------------------------------------------
 
 
+# The test's own node, its control-plane double and its leak check (tests/agent/own_node.py).
+node_id = own_node.node_id
+control_plane = own_node.control_plane
+leak_check = own_node.leak_check
+
+
 @pytest.fixture(scope="session", autouse=True)
 def base_image() -> None:
     """The suite needs the base image; it fails (never skips) without it."""
     done = subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True)
     assert done.returncode == 0, f"{BASE_IMAGE} is missing: run scripts/build-image"
-
-
-@pytest.fixture
-def node_id() -> str:
-    return f"test-ws-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def control_plane(node_id: str) -> Iterator[ControlPlaneDouble]:
-    with ControlPlaneDouble(node_id=node_id) as double:
-        yield double
-
-
-@pytest.fixture(autouse=True)
-def leak_check(node_id: str) -> Iterator[None]:
-    yield
-    left = remove_labelled(f"{LABEL_NODE}={node_id}")
-    assert not left, f"left behind (containers, then networks): {left}"
 
 
 def _containers(node_id: str) -> list[str]:
