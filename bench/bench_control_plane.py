@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
 import os
 import pty
@@ -72,6 +71,7 @@ DEFAULT_CONFIG = {"image": BASE_IMAGE, "runArgs": ["--network", "host"]}
 REPO_FILES = {"README.md": "# small\n", "src/app.py": "print('hello')\n"}
 BARE_LABEL = "sam.bench.control-plane"
 READY_TIMEOUT_SECONDS = 120.0
+WARM_UP_SECONDS = 2
 POLL_SECONDS = 0.025
 STEP_TIMEOUT_SECONDS = 60.0
 MARKER_COMMAND = b"echo DONE$((40+2))\r"
@@ -427,33 +427,31 @@ def part_listing(work: Path, args: argparse.Namespace) -> dict[str, wrk.Load]:
             wait_until_healthy(f"http://{host}/health", host, baseline)
             if httpx.get(url).json() != listing:
                 raise RuntimeError("the baseline does not serve the edge's listing")
-            load = functools.partial(
-                wrk.run,
+            results["baseline GET /api/workspaces"] = wrk.run(
                 url,
                 [{"Host": host}],
+                seconds=args.seconds,
                 connections=args.connections,
                 pid=baseline.pid,
                 work=work,
+                warm_up_seconds=WARM_UP_SECONDS,
             )
-            load(seconds=2)  # warm up
-            results["baseline GET /api/workspaces"] = load(seconds=args.seconds)
         finally:
             baseline.terminate()
             baseline.wait()
         callers = [
             {"Host": edge.host("api"), "Authorization": f"Bearer {token}"} for token in tokens
         ]
-        load = functools.partial(
-            wrk.run,
+        label = f"edge GET /api/workspaces ({len(tokens)} tokens)"
+        results[label] = wrk.run(
             f"http://127.0.0.1:{edge.port}/api/workspaces",
             callers,
+            seconds=args.seconds,
             connections=args.connections,
             pid=edge.process.pid,
             work=work,
+            warm_up_seconds=WARM_UP_SECONDS,
         )
-        load(seconds=2)  # warm up
-        label = f"edge GET /api/workspaces ({len(tokens)} tokens)"
-        results[label] = load(seconds=args.seconds)
     return results
 
 

@@ -12,7 +12,6 @@ still runs (tests/bench/ runs it in the suite); its figures mean nothing.
 """
 
 import argparse
-import functools
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +22,8 @@ sys.path.insert(0, str(ROOT))
 from bench import wrk  # noqa: E402
 from bench.baseline_server import baseline_command, serve, wait_until_healthy  # noqa: E402
 from tests.support.edge import free_port  # noqa: E402
+
+WARM_UP_SECONDS = 2
 
 
 def main() -> None:
@@ -64,17 +65,15 @@ def main() -> None:
             process = serve(command)
             try:
                 wait_until_healthy(url, host, process)
-                load = functools.partial(
-                    wrk.run,
+                results[name] = wrk.run(
                     url,
                     [{"Host": host}],
+                    seconds=args.seconds,
                     connections=args.connections,
                     pid=process.pid,
                     work=Path(data_dir),
+                    warm_up_seconds=0 if args.smoke else WARM_UP_SECONDS,
                 )
-                if not args.smoke:
-                    load(seconds=2)  # warm up
-                results[name] = load(seconds=args.seconds)
             finally:
                 process.terminate()
                 process.wait()

@@ -2,7 +2,7 @@
 server process's CPU time per request.
 
     load = run(url, [{"Host": h, "Authorization": "Bearer a"}, ...], seconds=10,
-               connections=64, pid=server.pid, work=Path(tmp))
+               connections=64, pid=server.pid, work=Path(tmp), warm_up_seconds=2)
     load.rps, load.p99_ms, load.cpu_ms_per_request
 
 Each request takes the next header set (per wrk thread), so a run over N tokens asks as N
@@ -99,10 +99,13 @@ def run(
     connections: int,
     pid: int,
     work: Path,
+    warm_up_seconds: float = 0,
 ) -> Load:
-    """Load `url` for `seconds` from `connections` connections; WrkError naming the failures
-    if any request failed."""
+    """Load `url` for `seconds` from `connections` connections, after `warm_up_seconds` of
+    the same load that is not measured; WrkError naming the failures if any request failed."""
     assert header_sets, "at least one header set (with Host)"
+    if warm_up_seconds:
+        run(url, header_sets, warm_up_seconds, connections, pid, work)
     if shutil.which("wrk") is None:
         raise WrkError("wrk is not installed: scripts/system-packages test installs it")
     lua = work / f"wrk-{os.getpid()}-{abs(hash(url))}.lua"
