@@ -21,7 +21,7 @@ Every figure is a ratio to a baseline measured in the same run; nothing asserts 
    `--tokens-per-user` personal API tokens each, every user holding `--workspaces` rows
    (inserted straight into the edge's D1 file: creating 50 real devcontainers would
    measure Docker, not the listing); wrk at 64 connections takes the next token for each
-   request (bench/wrk_load.py), and any failed request fails the run. Baseline: the bare
+   request (bench/wrk.py), and any failed request fails the run. Baseline: the bare
    uvicorn + Starlette endpoint serialising the same JSON per request (bench/baseline_app.py).
    Requests/s, p99 and the server's CPU time per request. Targets: >= 0.25x req/s, p99 <= 4x.
 
@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import functools
 import json
 import os
 import pty
@@ -60,7 +58,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent.workspaces.containers import find_devcontainer_cli, parse_up_output  # noqa: E402
-from bench import baseline_app, wrk_load  # noqa: E402
+from bench import baseline_app, wrk  # noqa: E402
+from bench.baseline_server import baseline_command, serve, wait_until_healthy  # noqa: E402
 from devtools.local_nodes import agent_hostname  # noqa: E402
 from tests.fixtures.repos import git, make_repo  # noqa: E402
 from tests.support.agent_tls import edge_ca, trusting  # noqa: E402
@@ -73,8 +72,8 @@ BASE_IMAGE = "sam-workspace-base:bookworm"
 DEFAULT_CONFIG = {"image": BASE_IMAGE, "runArgs": ["--network", "host"]}
 REPO_FILES = {"README.md": "# small\n", "src/app.py": "print('hello')\n"}
 BARE_LABEL = "sam.bench.control-plane"
-START_TIMEOUT_SECONDS = 30.0
 READY_TIMEOUT_SECONDS = 120.0
+WARM_UP_SECONDS = 2
 POLL_SECONDS = 0.025
 STEP_TIMEOUT_SECONDS = 60.0
 MARKER_COMMAND = b"echo DONE$((40+2))\r"
@@ -97,16 +96,6 @@ def verdict(ratio: float, target: float, higher_is_better: bool = False) -> str:
 
 
 # --- the local edge ------------------------------------------------------------------------
-
-
-def wait_for_health(url: str, host: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, headers={"host": host}).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(url)
 
 
 @dataclass
@@ -433,68 +422,46 @@ def listing_callers(edge: Edge, args: argparse.Namespace) -> tuple[list[str], An
     return list(tokens), listing
 
 
-def part_listing(work: Path, args: argparse.Namespace) -> dict[str, wrk_load.Load]:
-    results: dict[str, wrk_load.Load] = {}
+def part_listing(work: Path, args: argparse.Namespace) -> dict[str, wrk.Load]:
+    results: dict[str, wrk.Load] = {}
     limits = {"SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS)}
     with running_edge(work / "edge-listing", vars=limits, log_level="warning") as edge:
         tokens, listing = listing_callers(edge, args)
         listing_file = work / "listing.json"
         listing_file.write_text(json.dumps(listing))
         base_port = free_port()
-        baseline = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench.baseline_app:app",
-                "--port",
-                str(base_port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={
-                **os.environ,
-                "PYTHONPATH": str(ROOT),
-                baseline_app.LISTING_VAR: str(listing_file),
-            },
-        )
+        baseline = serve(baseline_command(base_port), {baseline_app.LISTING_VAR: str(listing_file)})
         try:
             host = f"127.0.0.1:{base_port}"
             url = f"http://{host}/api/workspaces"
-            wait_for_health(f"http://{host}/health", host)
+            wait_until_healthy(f"http://{host}/health", host, baseline)
             if httpx.get(url).json() != listing:
                 raise RuntimeError("the baseline does not serve the edge's listing")
-            load = functools.partial(
-                wrk_load.run,
+            results["baseline GET /api/workspaces"] = wrk.run(
                 url,
                 [{"Host": host}],
+                seconds=args.seconds,
                 connections=args.connections,
                 pid=baseline.pid,
                 work=work,
+                warm_up_seconds=WARM_UP_SECONDS,
             )
-            load(seconds=2)  # warm up
-            results["baseline GET /api/workspaces"] = load(seconds=args.seconds)
         finally:
             baseline.terminate()
             baseline.wait()
         callers = [
             {"Host": edge.host("api"), "Authorization": f"Bearer {token}"} for token in tokens
         ]
-        load = functools.partial(
-            wrk_load.run,
+        label = f"edge GET /api/workspaces ({len(tokens)} tokens)"
+        results[label] = wrk.run(
             f"http://127.0.0.1:{edge.port}/api/workspaces",
             callers,
+            seconds=args.seconds,
             connections=args.connections,
             pid=edge.process.pid,
             work=work,
+            warm_up_seconds=WARM_UP_SECONDS,
         )
-        load(seconds=2)  # warm up
-        label = f"edge GET /api/workspaces ({len(tokens)} tokens)"
-        results[label] = load(seconds=args.seconds)
     return results
 
 

@@ -12,54 +12,18 @@ still runs (tests/bench/ runs it in the suite); its figures mean nothing.
 """
 
 import argparse
-import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.wrk import run_wrk  # noqa: E402
+from bench import wrk  # noqa: E402
+from bench.baseline_server import baseline_command, serve, wait_until_healthy  # noqa: E402
+from tests.support.edge import free_port  # noqa: E402
 
-START_TIMEOUT_SECONDS = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_healthy(url: str, host: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: the server exited with {process.returncode}")
-        try:
-            answer = httpx.get(url, headers={"host": host})
-        except httpx.TransportError:
-            time.sleep(0.1)
-            continue
-        if answer.status_code != 200:
-            raise RuntimeError(f"{url} answered {answer.status_code}: {answer.text}")
-        return
-    raise TimeoutError(f"{url} did not answer within {START_TIMEOUT_SECONDS:.0f} s")
-
-
-def serve(command: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+WARM_UP_SECONDS = 2
 
 
 def main() -> None:
@@ -76,17 +40,7 @@ def main() -> None:
         base_port, edge_port = free_port(), free_port()
         servers = {
             "baseline (uvicorn + Starlette)": (
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "bench.baseline_app:app",
-                    "--port",
-                    str(base_port),
-                    "--log-level",
-                    "warning",
-                    "--no-access-log",
-                ],
+                baseline_command(base_port),
                 f"http://127.0.0.1:{base_port}/health",
                 f"127.0.0.1:{base_port}",
             ),
@@ -111,17 +65,23 @@ def main() -> None:
             process = serve(command)
             try:
                 wait_until_healthy(url, host, process)
-                if not args.smoke:
-                    run_wrk(url, {"Host": host}, 2, args.connections)  # warm up
-                results[name] = run_wrk(url, {"Host": host}, args.seconds, args.connections)
+                results[name] = wrk.run(
+                    url,
+                    [{"Host": host}],
+                    seconds=args.seconds,
+                    connections=args.connections,
+                    pid=process.pid,
+                    work=Path(data_dir),
+                    warm_up_seconds=0 if args.smoke else WARM_UP_SECONDS,
+                )
             finally:
                 process.terminate()
                 process.wait()
 
-    (base_rps, base_p99), (edge_rps, edge_p99) = results.values()
-    for name, (rps, p99) in results.items():
-        print(f"{name:32} {rps:10.0f} req/s   p99 {p99:7.2f} ms")
-    ratio, p99_ratio = edge_rps / base_rps, edge_p99 / base_p99
+    base, edge = results.values()
+    for name, load in results.items():
+        print(f"{name:32} {load.rps:10.0f} req/s   p99 {load.p99_ms:7.2f} ms")
+    ratio, p99_ratio = edge.rps / base.rps, edge.p99_ms / base.p99_ms
     print(f"{'edge / baseline':32} {ratio:10.2f}x req/s   p99 {p99_ratio:5.2f}x  (target >= 0.7x)")
 
 

@@ -61,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 from agent.shell import ShellCommand  # noqa: E402
 from agent.terminals.process import TerminalProcess, start_process  # noqa: E402
 from agent.workspaces.containers import LABEL_NODE  # noqa: E402
+from bench.agent_workspace import BenchError, provision  # noqa: E402
 from tests.fixtures.repos import make_repo  # noqa: E402
 from tests.support.agent import AgentProcess, free_port, start_agent  # noqa: E402
 from tests.support.control_plane import ControlPlaneDouble  # noqa: E402
@@ -74,15 +75,10 @@ MARKER = b"DONE42"
 LINE_CLEAR_EVERY = 40  # keystrokes before the line is killed (Ctrl-U), so it never wraps
 TYPING_FRAMES_PER_SECOND = 150
 START_TIMEOUT_SECONDS = 20.0
-READY_TIMEOUT_SECONDS = 120.0
 STEP_TIMEOUT_SECONDS = 60.0
 SESSIONS_PER_WORKSPACE = 25  # under the agent's default limit of 32
 SESSIONS_STARTING_AT_ONCE = 8
 SMOKE = {"bytes": 200_000, "keystrokes": 8, "sessions": 4, "rounds": 2}
-
-
-class BenchError(RuntimeError):
-    """A reply that was not a success: the benchmark stops and says what came back."""
 
 
 # -- the real agent -------------------------------------------------------------------
@@ -105,18 +101,7 @@ class Agent:
             raise
 
     def create_workspace(self, workspace_id: str, repository: Path) -> None:
-        body = {"id": workspace_id, "repository": str(repository)}
-        with self.process.client() as client:
-            made = client.post("/workspaces", json=body)
-        if made.status_code != 202:
-            raise BenchError(f"POST /workspaces answered {made.status_code}: {made.text}")
-        outcome = self.control_plane.wait_for(
-            target=workspace_id,
-            where=lambda c: c.kind in ("ready", "provisioning-failed"),
-            timeout=READY_TIMEOUT_SECONDS,
-        )[0]
-        if outcome.kind != "ready":
-            raise BenchError(f"the agent could not provision {workspace_id}: {outcome.body}")
+        provision(self.process, self.control_plane, workspace_id, repository)
 
     def terminal_url(self, workspace_id: str) -> str:
         token = self.control_plane.terminal_token(workspace_id)

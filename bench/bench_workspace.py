@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.process import stderr_tail  # noqa: E402
 from agent.workspaces.containers import LABEL_NODE, find_devcontainer_cli, parse_up_output  # noqa: E402
+from bench.agent_workspace import BenchError, provision  # noqa: E402
 from tests.fixtures.repos import git, make_repo  # noqa: E402
 from tests.support.agent import AgentProcess, start_agent  # noqa: E402
 from tests.support.control_plane import ControlPlaneDouble  # noqa: E402
@@ -44,7 +45,6 @@ DEFAULT_ROUNDS = 7
 TARGET_RATIO = 1.3
 BARE_ROUND_LABEL = "sam.bench.round"
 UP_TIMEOUT_SECONDS = 120.0
-READY_TIMEOUT_SECONDS = 120.0
 REPO_FILES = {"README.md": "# small\n", "src/app.py": "print('hello')\n"}
 # What the agent writes when a repository has no devcontainer.json (agent/workspaces/backends.py).
 DEFAULT_CONFIG = {"image": BASE_IMAGE, "runArgs": ["--network", "host"]}
@@ -65,27 +65,6 @@ def bare_up(cli: str, checkout: Path, override: Path, labels: dict[str, str]) ->
         detail = stderr_tail(done.stderr)
         raise BenchError(f"bare devcontainer up failed ({done.returncode}):\n{detail}")
     return seconds
-
-
-class BenchError(RuntimeError):
-    """An answer that was not a success: the figures would mean nothing."""
-
-
-def agent_up(agent: AgentProcess, control_plane: ControlPlaneDouble, repo: Path, ws: str) -> float:
-    """POST /workspaces; the seconds until the double received the ready callback."""
-    with agent.client() as client:
-        began = time.monotonic()
-        response = client.post("/workspaces", json={"id": ws, "repository": str(repo)})
-    if response.status_code != 202:
-        raise BenchError(f"POST /workspaces answered {response.status_code}: {response.text}")
-    outcome = control_plane.wait_for(
-        target=ws,
-        where=lambda c: c.kind in ("ready", "provisioning-failed"),
-        timeout=READY_TIMEOUT_SECONDS,
-    )[0]
-    if outcome.kind != "ready":
-        raise BenchError(f"the agent failed to provision {ws}: {outcome.body}")
-    return outcome.received_at - began
 
 
 def agent_delete(agent: AgentProcess, ws: str) -> None:
@@ -130,7 +109,7 @@ def run(rounds: int, work: Path, node_id: str) -> tuple[list[float], list[float]
                     if side == "bare":
                         bare.append(bare_up(cli, checkout, override, labels))
                     else:
-                        agent_times.append(agent_up(agent, control_plane, repo, f"ws-{n}"))
+                        agent_times.append(provision(agent, control_plane, f"ws-{n}", repo))
                 # Each round starts from the same engine: no containers of earlier rounds.
                 remove_labelled(labels)
                 agent_delete(agent, f"ws-{n}")

@@ -26,6 +26,13 @@ def app_url(edge: Edge, path: str = "/") -> str:
     return f"http://{edge.host('app')}{path}"
 
 
+def submit_new_workspace(page: Page, edge: Edge, repository: str) -> None:
+    """The New workspace form, filled in with `repository` and sent."""
+    page.goto(app_url(edge, "/workspaces/new"))
+    page.get_by_label("Repository").fill(repository)
+    page.get_by_role("button", name="Create workspace").click()
+
+
 def sign_in(context: BrowserContext, edge: Edge, login: str) -> None:
     """A dev sign-in session for `context` (its cookie on the app host), without the UI.
 

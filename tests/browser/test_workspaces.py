@@ -23,6 +23,7 @@ from tests.browser.support import (
     screen_text,
     sign_in,
     status,
+    submit_new_workspace,
     wait_for_line,
     wait_for_prompt,
 )
@@ -170,9 +171,7 @@ def test_a_stopped_workspace_says_so_and_starts_again(
 def test_a_malformed_repository_is_refused_with_the_apis_message(
     bob: BrowserContext, page: Page, edge: Edge
 ) -> None:
-    page.goto(app_url(edge, "/workspaces/new"))
-    page.get_by_label("Repository").fill("not a repository; rm -rf /")
-    page.get_by_role("button", name="Create workspace").click()
+    submit_new_workspace(page, edge, "not a repository; rm -rf /")
     alert = page.get_by_role("alert")
     expect(alert).to_contain_text("invalid_workspace_spec")
     expect(page).to_have_url(re.compile(r"/workspaces/new$"))
@@ -181,9 +180,7 @@ def test_a_malformed_repository_is_refused_with_the_apis_message(
 def test_a_missing_local_path_is_refused_before_anything_is_made(
     bob: BrowserContext, page: Page, edge: Edge, tmp_path: Path
 ) -> None:
-    page.goto(app_url(edge, "/workspaces/new"))
-    page.get_by_label("Repository").fill(str(tmp_path / "no-such-repository"))
-    page.get_by_role("button", name="Create workspace").click()
+    submit_new_workspace(page, edge, str(tmp_path / "no-such-repository"))
     alert = page.get_by_role("alert")
     # The operator (whoever signed in first) and any other user get the same refusal for
     # a missing path as for any other unusable one; only the roots it names differ.
@@ -194,9 +191,7 @@ def test_a_missing_local_path_is_refused_before_anything_is_made(
 def test_a_repository_that_cannot_be_cloned_says_git_s_reason_once(
     bob: BrowserContext, page: Page, edge: Edge
 ) -> None:
-    page.goto(app_url(edge, "/workspaces/new"))
-    page.get_by_label("Repository").fill("http://127.0.0.1:9/nothing-listens-here.git")
-    page.get_by_role("button", name="Create workspace").click()
+    submit_new_workspace(page, edge, "http://127.0.0.1:9/nothing-listens-here.git")
     expect(page.get_by_role("heading", name="The workspace failed")).to_be_visible()
     summary = page.get_by_role("alert")
     expect(summary).to_contain_text("git clone failed: fatal: unable to access")

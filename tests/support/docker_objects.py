@@ -1,22 +1,29 @@
-"""Remove what a test's agents left in the shared Docker Engine, by one of its labels."""
+"""What a test's agents made in the shared Docker Engine, found and removed by one of its
+labels (`name=value`, e.g. `sam.node=n1`): never anything of another test's."""
 
 import subprocess
 
+LISTINGS = {"containers": ["ps", "--all"], "networks": ["network", "ls"]}
+REMOVALS = {"containers": ["rm", "--force", "--volumes"], "networks": ["network", "rm"]}
+
+
+def labelled(kind: str, label: str) -> list[str]:
+    """The ids of the `kind` ("containers" or "networks") carrying `label`."""
+    return subprocess.run(
+        ["docker", *LISTINGS[kind], "--quiet", "--filter", f"label={label}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+
 
 def remove_labelled(label: str) -> list[str]:
-    """Remove the containers, then the networks (one per workspace), carrying `label`
-    (`name=value`, e.g. `sam.node=n1`); the ids of what was there."""
+    """Remove the containers, then the networks (one per workspace), carrying `label`;
+    the ids of what was there."""
     found: list[str] = []
-    for listing, removal in (
-        (["ps", "--all"], ["rm", "--force", "--volumes"]),
-        (["network", "ls"], ["network", "rm"]),
-    ):
-        ids = subprocess.run(
-            ["docker", *listing, "--quiet", "--filter", f"label={label}"],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
+    for kind in ("containers", "networks"):
+        ids = labelled(kind, label)
         if ids:
-            subprocess.run(["docker", *removal, *ids], capture_output=True)
+            subprocess.run(["docker", *REMOVALS[kind], *ids], capture_output=True)
         found += ids
     return found

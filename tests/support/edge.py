@@ -152,5 +152,6 @@ def signed_in(edge: Edge, login: str, timeout_seconds: float = 30.0) -> httpx.Cl
     client = edge.client("app")
     client.timeout = httpx.Timeout(timeout_seconds)
     client.headers["origin"] = f"http://{edge.host('app')}"
-    assert client.post("/api/auth/dev-login", json={"login": login}).status_code == 200
+    reply = client.post("/api/auth/dev-login", json={"login": login})
+    assert reply.status_code == 200, reply.text
     return client

@@ -11,13 +11,13 @@ serve that list to any valid key): 401/403 is a refusal the user can act on, any
 a 502 that says to try again. Keys never appear in an answer or a log line.
 """
 
-import asyncio
 import ipaddress
 import logging
 from typing import Literal
 from urllib.parse import urlsplit
 
 from wire.callbacks import AGENT_CREDENTIAL_MISSING, AgentCredential
+from worker.auth.credential_check import CredentialCheck, check_credential
 from worker.auth.credentials import (
     CredentialKind,
     CredentialMissing,
@@ -25,14 +25,11 @@ from worker.auth.credentials import (
 )
 from worker.config import Config
 from worker.deployment import Deployment
-from worker.errors import Conflict, InvalidInput, UpstreamFailed
-from worker.logs import event
-from worker.platform import fetch
+from worker.errors import Conflict, InvalidInput
 
 log = logging.getLogger("sam.agent_keys")
 
 CHECK_PATH = "/v1/models"
-CHECK_TIMEOUT_SECONDS = 10.0
 ANTHROPIC_VERSION = "2023-06-01"
 OAUTH_BETA = "oauth-2025-04-20"
 ANTHROPIC_API_KEY_PREFIX = "sk-ant-api"
@@ -146,36 +143,21 @@ async def check_agent_key(
     """Raise a domain error unless the upstream accepts `secret` (a read-only call)."""
     check_shape(kind, secret, base_url)
     base = base_url or default_base_url(config, kind)
-    upstream = UPSTREAM_NAMES[kind]
-    url = base + CHECK_PATH
-    headers = {"Accept": "application/json", **auth_headers(kind, secret)}
-    try:
-        response = await asyncio.wait_for(
-            fetch(url, method="GET", headers=headers), CHECK_TIMEOUT_SECONDS
-        )
-    # The runtime's fetch fails with its own types (aiohttp's here, a JsException on
-    # Cloudflare); only the type is logged, as a message could quote the request.
-    except Exception as exc:
-        event(
-            log, "agent_key.unreachable", level=logging.WARNING, url=url, error=type(exc).__name__
-        )
-        raise UpstreamFailed(
-            "model_api_unreachable",
-            f"Could not reach {upstream} at {base} to check the key, so it was not saved. "
+    upstream = f"{UPSTREAM_NAMES[kind]} at {base}"
+    help_text = OPENAI_KEY_HELP if kind is CredentialKind.OPENAI else ANTHROPIC_KEY_HELP
+    await check_credential(
+        CredentialCheck(
+            url=base + CHECK_PATH,
+            headers=auth_headers(kind, secret),
+            error_prefix="model_api",
+            unreachable=f"Could not reach {upstream} to check the key, so it was not saved. "
             "Check the base URL, or try again in a minute.",
-        ) from exc
-    if response.status == 200:
-        return
-    if response.status in (401, 403):
-        help_text = OPENAI_KEY_HELP if kind is CredentialKind.OPENAI else ANTHROPIC_KEY_HELP
-        raise InvalidInput(
-            "invalid_credential",
-            f"{upstream} at {base} rejected this key ({response.status}), so it was not "
-            f"saved. {help_text}",
+            rejected=lambda status: (
+                f"{upstream} rejected this key ({status}), so it was not saved. {help_text}"
+            ),
+            unavailable=lambda status: (
+                f"{upstream} answered {status} to GET {CHECK_PATH} while checking the key, so "
+                "it was not saved. Check the base URL, or try again in a minute."
+            ),
         )
-    event(log, "agent_key.check_failed", level=logging.WARNING, url=url, status=response.status)
-    raise UpstreamFailed(
-        "model_api_unavailable",
-        f"{upstream} at {base} answered {response.status} to GET {CHECK_PATH} while checking "
-        "the key, so it was not saved. Check the base URL, or try again in a minute.",
     )

@@ -2,6 +2,7 @@
 records (worker/nodes/dns.py) and Origin CA certificates (worker/nodes/origin_ca.py).
 
     await call(config, DNS, "GET", "/zones/{zone}/dns_records?…")   the envelope's `result`
+    await delete_if_present(config, DNS, path, NOT_FOUND_CODES)      False if already gone
 
 Every answer is Cloudflare's envelope `{"success", "errors", "messages", "result"}`; an
 unsuccessful one raises `CloudflareRefused` (an UpstreamFailed with the API's own error
@@ -121,3 +122,17 @@ async def call(
         codes=[e.get("code") for e in errors],
     )
     raise CloudflareRefused(api, response.status, errors, what)
+
+
+async def delete_if_present(
+    config: Config, api: CloudflareApi, path: str, not_found_codes: frozenset[int] = frozenset()
+) -> bool:
+    """DELETE `path`; False when Cloudflare says it is already gone (a 404, or one of the
+    API's own "no such thing" codes), so a repeated delete is not an error."""
+    try:
+        await call(config, api, "DELETE", path)
+    except CloudflareRefused as refused:
+        if refused.status_code == 404 or refused.codes & not_found_codes:
+            return False
+        raise
+    return True

@@ -97,18 +97,16 @@ async def delete_records(config: Config, name: str, record_id: str | None = None
     ids += [record.id for record in await find_records(config, name) if record.id not in ids]
     deleted = 0
     for each in ids:
-        try:
-            await _call(config, "DELETE", f"/dns_records/{quote(each)}")
-        except CloudflareRefused as refused:
-            if refused.status_code == 404 or refused.codes & NOT_FOUND_CODES:
-                continue  # already gone
-            raise
-        deleted += 1
+        path = _zone_path(config, f"/dns_records/{quote(each)}")
+        deleted += await cloudflare_api.delete_if_present(config, DNS, path, NOT_FOUND_CODES)
     if deleted:
         event(log, "dns.deleted", record=name, records=deleted)
     return deleted
 
 
 async def _call(config: Config, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    zone = quote(cloudflare_api.zone_id(config))
-    return await cloudflare_api.call(config, DNS, method, f"/zones/{zone}{path}", body)
+    return await cloudflare_api.call(config, DNS, method, _zone_path(config, path), body)
+
+
+def _zone_path(config: Config, path: str) -> str:
+    return f"/zones/{quote(cloudflare_api.zone_id(config))}{path}"

@@ -93,14 +93,8 @@ async def revoke_for(config: Config, hostname: str) -> int:
     for certificate in await _certificates(config):
         if certificate.get("hostnames") != [hostname] or certificate.get("revoked_at"):
             continue
-        try:
-            path = f"/certificates/{quote(str(certificate['id']), safe='')}"
-            await cloudflare_api.call(config, ORIGIN_CA, "DELETE", path)
-        except cloudflare_api.CloudflareRefused as refused:
-            if refused.status_code == 404:
-                continue  # already gone
-            raise
-        revoked += 1
+        path = f"/certificates/{quote(str(certificate['id']), safe='')}"
+        revoked += await cloudflare_api.delete_if_present(config, ORIGIN_CA, path)
     if revoked:
         event(log, "origin_ca.revoked", hostname=hostname, certificates=revoked)
     return revoked

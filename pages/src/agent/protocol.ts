@@ -10,6 +10,7 @@
  */
 
 import type { PermissionOption, SessionUpdate, ToolCallUpdate } from "@agentclientprotocol/sdk";
+import { ProtocolError, decodeTypedObject } from "../jsonFrame";
 
 /** wire.agent_session.MAX_PROMPT_CHARS: a longer prompt is refused (400). */
 export const MAX_PROMPT_CHARS = 100_000;
@@ -146,24 +147,12 @@ export const OPTIONAL_FIELDS: { readonly [K in keyof typeof FIELDS]?: readonly s
 
 const SERVER_TYPES: ReadonlySet<string> = new Set(Object.keys(FIELDS).filter((t) => t !== "answer_permission"));
 
-export class ProtocolError extends Error {}
+export { ProtocolError };
 
 /** Parse one text frame of the viewer WebSocket; throws ProtocolError on anything else. */
 export function decodeServerFrame(text: string): ServerFrame {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new ProtocolError(`not JSON: ${text.slice(0, 80)}`);
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ProtocolError("a frame must be a JSON object");
-  }
-  const frame = value as Record<string, unknown>;
+  const frame = decodeTypedObject(text, SERVER_TYPES);
   const type = frame.type;
-  if (typeof type !== "string" || !SERVER_TYPES.has(type)) {
-    throw new ProtocolError(`unknown frame type ${JSON.stringify(type)}`);
-  }
   const optional = OPTIONAL_FIELDS[type as ServerFrame["type"]] ?? [];
   const missing = FIELDS[type as ServerFrame["type"]].filter((name) => !(name in frame) && !optional.includes(name));
   if (missing.length > 0) throw new ProtocolError(`a ${type} frame without ${missing.join(", ")}`);

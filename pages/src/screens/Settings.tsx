@@ -100,15 +100,7 @@ function CredentialList({ credentials, onChange }: { credentials: Credential[]; 
             <ConfirmButton
               label="Delete"
               confirmLabel={`Delete ${kindLabel(credential.kind)}`}
-              onConfirm={async () => {
-                setError(null);
-                try {
-                  await api.deleteCredential(credential.id);
-                } catch (failure) {
-                  setError(failure);
-                }
-                await onChange();
-              }}
+              onConfirm={() => deleteCredential(credential.id, setError, onChange)}
             />
           </li>
         ))}
@@ -121,11 +113,8 @@ function AddCredential({ initialKind, onAdded }: { initialKind: CredentialKind; 
   const id = useId();
   const [kind, setKind] = useState<CredentialKind>(initialKind);
   const [label, setLabel] = useState("");
-  const [secret, setSecret] = useState("");
-  const [error, setError] = useState<unknown>(null);
-  const [saved, setSaved] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const secretRef = useRef<HTMLInputElement>(null);
+  const form = useSecretForm();
+  const { error, saved, setSaved, busy } = form;
   const info = ADDABLE.find((k) => k.kind === kind)!;
 
   useEffect(() => {
@@ -134,29 +123,17 @@ function AddCredential({ initialKind, onAdded }: { initialKind: CredentialKind; 
     return () => clearTimeout(timer);
   }, [saved]);
 
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    setError(null);
-    setSaved(null);
-    if (!secret.trim()) {
-      setError(new Error(`Paste the ${info.label.toLowerCase()} first.`));
-      secretRef.current?.focus();
-      return;
-    }
-    setBusy(true);
-    try {
-      const credential = await api.addCredential(kind, secret.trim(), label.trim());
-      setSecret("");
-      setLabel("");
-      setSaved(`${kindLabel(credential.kind)} saved (${credential.hint}).`);
-      await onAdded();
-    } catch (failure) {
-      setError(failure);
-      secretRef.current?.focus();
-    } finally {
-      setBusy(false);
-    }
-  };
+  const submit = (event: FormEvent) =>
+    form.submit(
+      event,
+      `Paste the ${info.label.toLowerCase()} first.`,
+      async (secret) => {
+        const credential = await api.addCredential(kind, secret, label.trim());
+        setLabel("");
+        return `${kindLabel(credential.kind)} saved (${credential.hint}).`;
+      },
+      onAdded,
+    );
 
   return (
     <form onSubmit={(event) => void submit(event)} noValidate className="form">
@@ -173,17 +150,11 @@ function AddCredential({ initialKind, onAdded }: { initialKind: CredentialKind; 
       </div>
       <div className="field">
         <label htmlFor={`${id}-secret`}>{info.label}</label>
-        <input
-          ref={secretRef}
+        <SecretInput
+          form={form}
           id={`${id}-secret`}
-          type="password"
-          autoComplete="off"
-          spellCheck={false}
           placeholder={info.placeholder}
-          value={secret}
-          onChange={(event) => setSecret(event.target.value)}
-          aria-invalid={error !== null}
-          aria-describedby={error !== null ? `${id}-error` : undefined}
+          describedBy={error !== null ? `${id}-error` : undefined}
         />
       </div>
       <div className="field">
@@ -203,11 +174,7 @@ function AddCredential({ initialKind, onAdded }: { initialKind: CredentialKind; 
           <ErrorNote error={error} />
         </div>
       )}
-      {saved && (
-        <p className="note note-good" role="status">
-          {saved}
-        </p>
-      )}
+      <SavedNote text={saved} />
       <div className="form-actions">
         <button type="submit" className="button button-primary" disabled={busy}>
           {busy ? (kind === "hetzner" ? "Checking with Hetzner…" : "Checking with OpenAI…") : "Save credential"}
@@ -229,12 +196,9 @@ function AgentKey({
   onChange: () => Promise<void>;
 }) {
   const id = useId();
-  const [secret, setSecret] = useState("");
   const [baseUrl, setBaseUrl] = useState("");
-  const [error, setError] = useState<unknown>(null);
-  const [saved, setSaved] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const secretRef = useRef<HTMLInputElement>(null);
+  const form = useSecretForm();
+  const { error, setError, saved, setSaved, busy, secretRef } = form;
   // The newest one is what agent sessions use.
   const current = credentials.filter((c) => c.kind === "anthropic").at(-1);
 
@@ -242,29 +206,17 @@ function AgentKey({
     if (focus) secretRef.current?.focus();
   }, [focus]);
 
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    setError(null);
-    setSaved(null);
-    if (!secret.trim()) {
-      setError(new Error("Paste your Anthropic API key or Claude Code OAuth token first."));
-      secretRef.current?.focus();
-      return;
-    }
-    setBusy(true);
-    try {
-      const credential = await api.addCredential("anthropic", secret.trim(), "", baseUrl.trim() || null);
-      setSecret("");
-      setBaseUrl("");
-      setSaved(`Saved (${credential.hint}). Claude Code in your workspaces uses it from the next session.`);
-      await onChange();
-    } catch (failure) {
-      setError(failure);
-      secretRef.current?.focus();
-    } finally {
-      setBusy(false);
-    }
-  };
+  const submit = (event: FormEvent) =>
+    form.submit(
+      event,
+      "Paste your Anthropic API key or Claude Code OAuth token first.",
+      async (secret) => {
+        const credential = await api.addCredential("anthropic", secret, "", baseUrl.trim() || null);
+        setBaseUrl("");
+        return `Saved (${credential.hint}). Claude Code in your workspaces uses it from the next session.`;
+      },
+      onChange,
+    );
 
   const intro = (
     <p className="muted">
@@ -276,11 +228,7 @@ function AgentKey({
     return (
       <>
         {intro}
-        {saved && (
-          <p className="note note-good" role="status">
-            {saved}
-          </p>
-        )}
+        <SavedNote text={saved} />
         {error !== null && <ErrorNote error={error} />}
         <div className="row" data-testid="agent-key">
           <div className="row-main">
@@ -293,15 +241,9 @@ function AgentKey({
           <ConfirmButton
             label="Remove"
             confirmLabel="Remove the Anthropic key"
-            onConfirm={async () => {
-              setError(null);
+            onConfirm={() => {
               setSaved(null);
-              try {
-                await api.deleteCredential(current.id);
-              } catch (failure) {
-                setError(failure);
-              }
-              await onChange();
+              return deleteCredential(current.id, setError, onChange);
             }}
           />
         </div>
@@ -313,17 +255,11 @@ function AgentKey({
       {intro}
       <div className="field">
         <label htmlFor={`${id}-secret`}>Anthropic key</label>
-        <input
-          ref={secretRef}
+        <SecretInput
+          form={form}
           id={`${id}-secret`}
-          type="password"
-          autoComplete="off"
-          spellCheck={false}
           placeholder="sk-ant-api… or sk-ant-oat…"
-          value={secret}
-          onChange={(event) => setSecret(event.target.value)}
-          aria-invalid={error !== null}
-          aria-describedby={`${id}-secret-hint`}
+          describedBy={`${id}-secret-hint`}
         />
         <p className="hint" id={`${id}-secret-hint`}>
           An API key (sk-ant-api…, from console.anthropic.com → API keys) or a Claude Code OAuth token (sk-ant-oat…, from{" "}
@@ -349,11 +285,7 @@ function AgentKey({
         </p>
       </div>
       {error !== null && <ErrorNote error={error} />}
-      {saved && (
-        <p className="note note-good" role="status">
-          {saved}
-        </p>
-      )}
+      <SavedNote text={saved} />
       <div className="form-actions">
         <button type="submit" className="button button-primary" disabled={busy}>
           {busy ? "Checking with Anthropic…" : "Check and save the key"}
@@ -361,4 +293,90 @@ function AgentKey({
       </div>
     </form>
   );
+}
+
+/** A form that saves one pasted secret: the secret, its error or saved note, and submit. */
+function useSecretForm() {
+  const [secret, setSecret] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const [saved, setSaved] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const secretRef = useRef<HTMLInputElement>(null);
+
+  /** `save` stores the trimmed secret and says what was saved; `after` reloads the list. */
+  const submit = async (
+    event: FormEvent,
+    missing: string,
+    save: (secret: string) => Promise<string>,
+    after: () => Promise<void>,
+  ) => {
+    event.preventDefault();
+    setError(null);
+    setSaved(null);
+    if (!secret.trim()) {
+      setError(new Error(missing));
+      secretRef.current?.focus();
+      return;
+    }
+    setBusy(true);
+    try {
+      const note = await save(secret.trim());
+      setSecret("");
+      setSaved(note);
+      await after();
+    } catch (failure) {
+      setError(failure);
+      secretRef.current?.focus();
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { secret, setSecret, error, setError, saved, setSaved, busy, secretRef, submit };
+}
+
+function SecretInput({
+  form,
+  id,
+  placeholder,
+  describedBy,
+}: {
+  form: ReturnType<typeof useSecretForm>;
+  id: string;
+  placeholder: string;
+  describedBy: string | undefined;
+}) {
+  return (
+    <input
+      ref={form.secretRef}
+      id={id}
+      type="password"
+      autoComplete="off"
+      spellCheck={false}
+      placeholder={placeholder}
+      value={form.secret}
+      onChange={(event) => form.setSecret(event.target.value)}
+      aria-invalid={form.error !== null}
+      aria-describedby={describedBy}
+    />
+  );
+}
+
+function SavedNote({ text }: { text: string | null }) {
+  if (!text) return null;
+  return (
+    <p className="note note-good" role="status">
+      {text}
+    </p>
+  );
+}
+
+/** Delete one credential and reload the list; a failure is shown through `setError`. */
+async function deleteCredential(id: string, setError: (error: unknown) => void, reload: () => Promise<void>) {
+  setError(null);
+  try {
+    await api.deleteCredential(id);
+  } catch (failure) {
+    setError(failure);
+  }
+  await reload();
 }

@@ -8,6 +8,8 @@
  *   control: JSON text frames, one object each, discriminated by "type"
  */
 
+import { ProtocolError, decodeTypedObject } from "../jsonFrame";
+
 export const OUTPUT_FRAME = 0x01;
 export const INPUT_FRAME = 0x02;
 const OFFSET_BYTES = 8;
@@ -15,7 +17,7 @@ const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** The agent refuses frames over SAM_MAX_FRAME_BYTES (64 KiB); pastes are split below it. */
 export const MAX_INPUT_CHUNK_BYTES = 32 * 1024;
 
-export class ProtocolError extends Error {}
+export { ProtocolError };
 
 // --- session info and the agent's frames --------------------------------------------------
 
@@ -92,20 +94,7 @@ const SERVER_TYPES: ReadonlySet<string> = new Set<ServerFrameType>([
 
 /** Parse one JSON text frame from the agent; throws ProtocolError on anything else. */
 export function decodeServerFrame(text: string): ServerFrame {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new ProtocolError(`not JSON: ${text.slice(0, 80)}`);
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ProtocolError("a control frame must be a JSON object");
-  }
-  const type = (value as { type?: unknown }).type;
-  if (typeof type !== "string" || !SERVER_TYPES.has(type)) {
-    throw new ProtocolError(`unknown frame type ${JSON.stringify(type)}`);
-  }
-  return value as ServerFrame;
+  return decodeTypedObject(text, SERVER_TYPES) as unknown as ServerFrame;
 }
 
 // --- the browser's requests ---------------------------------------------------------------

@@ -7,16 +7,14 @@ engineer's or test's.
 """
 
 import subprocess
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent.workspaces.containers import LABEL_NODE
+from tests.agent import own_node
 from tests.support.agent import AgentProcess
-from tests.support.control_plane import ControlPlaneDouble
 from tests.support.wait import wait_for
 
 BASE_IMAGE = "sam-workspace-base:bookworm"
@@ -24,37 +22,10 @@ READY_TIMEOUT_SECONDS = 90.0
 PROBE_TIMEOUT_SECONDS = 60
 
 
-@pytest.fixture
-def node_id() -> str:
-    return f"test-sandbox-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def control_plane(node_id: str) -> Iterator[ControlPlaneDouble]:
-    with ControlPlaneDouble(node_id=node_id) as double:
-        yield double
-
-
-@pytest.fixture(autouse=True)
-def leak_check(node_id: str) -> Iterator[None]:
-    yield
-    containers = listed(["ps", "-a"], node_id)
-    if containers:
-        subprocess.run(["docker", "rm", "-f", *containers], capture_output=True)
-    networks = listed(["network", "ls"], node_id)
-    if networks:
-        subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
-    assert not containers and not networks, f"left: {containers} {networks}"
-
-
-def listed(command: list[str], node_id: str) -> list[str]:
-    done = subprocess.run(
-        ["docker", *command, "-q", f"--filter=label={LABEL_NODE}={node_id}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.split()
+# The test's own node, its control-plane double and its leak check (tests/agent/own_node.py).
+node_id = own_node.node_id
+control_plane = own_node.control_plane
+leak_check = own_node.leak_check
 
 
 @pytest.fixture

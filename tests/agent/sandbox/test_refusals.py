@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.agent.sandbox.conftest import BASE_IMAGE, create, delete, listed, settled
+from agent.workspaces.containers import LABEL_NODE
+from tests.agent.sandbox.conftest import BASE_IMAGE, create, delete, settled
 from tests.fixtures.repos import git, make_repo
 from tests.support.agent import AgentProcess
+from tests.support.docker_objects import labelled
 
 HOST_FILE_TEXT = "the node's own file\n"
 
@@ -178,7 +180,7 @@ def test_privileges_from_the_images_metadata_label_are_refused_after_up(
         workspace = settled(docker_agent, "ws-label")
         assert workspace["state"] == "error"
         assert "privileged" in workspace["error"] and "devcontainer.metadata" in workspace["error"]
-        assert listed(["ps", "-a"], node_id) == []  # the container is gone
+        assert labelled("containers", f"{LABEL_NODE}={node_id}") == []  # the container is gone
         delete(docker_agent, "ws-label")
     finally:
         subprocess.run(["docker", "rmi", tag], capture_output=True)

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from agent.persistence import Store
 from agent.sessions.session import AgentSession
 from agent.terminals.manager import TerminalManager
 from tests.agent.sessions.test_faults import config, no_shell, started, turn
 from tests.support.terminal_client import TerminalClient
+from tests.support.terminal_server import serve_terminals
 
 
 @pytest.fixture
@@ -27,21 +27,8 @@ async def terminals(store: Store, tmp_path: Path) -> TerminalManager:
 @pytest.fixture
 async def terminal_url(terminals: TerminalManager) -> AsyncIterator[str]:
     """The terminal WebSocket of workspace ws-1, served by `terminals`."""
-
-    async def handle(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        await terminals.handle(ws, request.match_info["id"])
-        return ws
-
-    app = web.Application()
-    app.router.add_get("/workspaces/{id}/terminal/ws", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}/workspaces/ws-1/terminal/ws"
+    runner, base = await serve_terminals(terminals)
+    yield f"{base}/ws-1"
     await terminals.close()
     await runner.cleanup()
 

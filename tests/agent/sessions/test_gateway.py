@@ -432,13 +432,10 @@ async def crash_and_agent_restart(
         assert (await viewer.until("restarting"))["cause"] == "crashed"
         resumed = await viewer.until("resumed")
         assert (resumed["context"], resumed["acp_session_id"]) == ("loaded", before)
-        model.script(Turn([text("Back after the crash.")]))
-        async with http.post(f"{base}/{session_id}/prompt", json={"text": "again"}) as a:
-            assert a.status == 202
-        assert (await viewer.until("turn_ended"))["stop_reason"] == "end_turn"
-        assert said(viewer.frames).endswith("Back after the crash.")
-        async with http.get(f"{base}/{session_id}") as a:
-            last_seq = (await a.json())["last_seq"]
+        session_url = f"{base}/{session_id}"
+        last_seq = await answered(
+            http, session_url, viewer, model, "again", "Back after the crash."
+        )
         while viewer.frames[-1]["seq"] < last_seq:
             await viewer.until("update")
         await viewer.ws.close()
@@ -458,13 +455,9 @@ async def crash_and_agent_restart(
         whole = Viewer(await http.ws_connect(f"{url}?after=0"))
         await whole.until("resumed", seq=back["seq"])
         assert whole.frames == viewer.frames + again.frames  # no gap, no duplicate
-        model.script(Turn([text("Back after the agent restart.")]))
-        async with http.post(f"{base}/{session_id}/prompt", json={"text": "and now?"}) as a:
-            assert a.status == 202
-        assert (await again.until("turn_ended"))["stop_reason"] == "end_turn"
-        assert said(again.frames).endswith("Back after the agent restart.")
-        async with http.get(f"{base}/{session_id}") as a:
-            last_seq = (await a.json())["last_seq"]
+        last_seq = await answered(
+            http, session_url, again, model, "and now?", "Back after the agent restart."
+        )
         await again.ws.close()
 
     # --- a graceful restart (SIGTERM): the session is suspended, then resumed --------------
@@ -483,6 +476,25 @@ async def crash_and_agent_restart(
         async with http.post(f"{base}/{session_id}/stop") as a:
             assert (await a.json())["state"] == "stopped"
     assert "claude-agent-acp" not in in_container(container, "ps", "-eo", "args")
+
+
+async def answered(
+    http: aiohttp.ClientSession,
+    session_url: str,
+    viewer: Viewer,
+    model: ScriptedModel,
+    prompt: str,
+    reply: str,
+) -> int:
+    """`prompt` sent with the model scripted to say `reply`, the turn ended with it seen by
+    `viewer`; the session's last seq."""
+    model.script(Turn([text(reply)]))
+    async with http.post(f"{session_url}/prompt", json={"text": prompt}) as a:
+        assert a.status == 202
+    assert (await viewer.until("turn_ended"))["stop_reason"] == "end_turn"
+    assert said(viewer.frames).endswith(reply)
+    async with http.get(session_url) as a:
+        return (await a.json())["last_seq"]
 
 
 def said(frames: list[dict[str, Any]]) -> str:

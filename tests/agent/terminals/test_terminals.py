@@ -32,6 +32,7 @@ from agent.terminals.pty import HUP_WAIT_SECONDS, TERM_WAIT_SECONDS
 from agent.terminals.session import VIEWER_STALL_SECONDS
 from tests.support.agent import AgentProcess
 from tests.support.control_plane import ControlPlaneDouble
+from tests.support.terminal_server import serve_terminals
 from wire import terminal as p
 
 WORKSPACE = "ws-1"
@@ -239,28 +240,8 @@ async def start_terminals(tmp_path: Path) -> AsyncIterator[StartTerminals]:
         timer, clock = FakeTimer(), FakeClock()
         manager = TerminalManager(config, store, shell_for, schedule=timer, clock=clock)
 
-        async def terminal(request: web.Request) -> web.WebSocketResponse:
-            ws = web.WebSocketResponse()
-            await ws.prepare(request)
-            await manager.handle(ws, request.match_info["workspace"])
-            return ws
-
-        app = web.Application()
-        app.router.add_get("/terminal/{workspace}", terminal)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        terminals = Terminals(
-            manager,
-            store,
-            config,
-            timer,
-            clock,
-            f"ws://127.0.0.1:{port}/terminal",
-            aiohttp.ClientSession(),
-        )
+        runner, url = await serve_terminals(manager)
+        terminals = Terminals(manager, store, config, timer, clock, url, aiohttp.ClientSession())
         runners.append((runner, terminals))
         return terminals
 

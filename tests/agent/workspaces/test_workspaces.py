@@ -11,8 +11,7 @@ import dataclasses
 import json
 import os
 import subprocess
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +40,11 @@ from agent.workspaces.manager import (
     check_transition,
 )
 from agent.workspaces.sandbox import network_names
+from tests.agent import own_node
 from tests.fixtures.repos import git, make_repo
 from tests.support.agent import AgentProcess
 from tests.support.control_plane import INITIAL_CALLBACK_TOKEN, ControlPlaneDouble
+from tests.support.docker_objects import labelled
 from tests.support.wait import eventually
 
 BASE_IMAGE = "sam-workspace-base:bookworm"
@@ -59,6 +60,12 @@ PROVISION_STEPS = ["clone", "devcontainer config", "devcontainer up", "post-crea
 # --- fixtures -------------------------------------------------------------------------------
 
 
+# The test's own node, its control-plane double and its leak check (tests/agent/own_node.py).
+node_id = own_node.node_id
+control_plane = own_node.control_plane
+leak_check = own_node.leak_check
+
+
 @pytest.fixture(scope="session", autouse=True)
 def base_image() -> None:
     """The suite needs the base image; it fails (never skips) without it."""
@@ -66,43 +73,8 @@ def base_image() -> None:
     assert done.returncode == 0, f"{BASE_IMAGE} is missing: run scripts/build-image"
 
 
-@pytest.fixture
-def node_id() -> str:
-    return f"test-ws-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def control_plane(node_id: str) -> Iterator[ControlPlaneDouble]:
-    with ControlPlaneDouble(node_id=node_id) as double:
-        yield double
-
-
-@pytest.fixture(autouse=True)
-def leak_check(node_id: str) -> Iterator[None]:
-    yield
-    left = _containers(node_id)
-    if left:
-        subprocess.run(["docker", "rm", "-f", *left], capture_output=True)
-    networks = _listed("network", "ls", node_id)
-    if networks:
-        subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
-    assert not left and not networks, f"left behind: containers {left}, networks {networks}"
-
-
 def _containers(node_id: str) -> list[str]:
-    return _listed("ps", "-a", node_id)
-
-
-def _listed(*command_and_node: str) -> list[str]:
-    """The ids of this test's containers (`ps -a`) or networks (`network ls`), by label."""
-    *command, node_id = command_and_node
-    done = subprocess.run(
-        ["docker", *command, "-q", f"--filter=label={LABEL_NODE}={node_id}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.split()
+    return labelled("containers", f"{LABEL_NODE}={node_id}")
 
 
 def make_config(control_plane: ControlPlaneDouble, state_dir: Path, **env: str) -> AgentConfig:

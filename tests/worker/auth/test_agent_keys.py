@@ -13,7 +13,7 @@ import pytest
 
 from tests.fakes.anthropic import ScriptedModel
 from tests.fakes.openai import OpenAiModels
-from tests.support.edge import Edge, free_port, running_edge
+from tests.support.edge import Edge, free_port, running_edge, signed_in
 from tests.support.edge_tokens import EdgeSigner
 from worker.auth import scoped_tokens
 
@@ -54,17 +54,10 @@ def edge(
         yield running
 
 
-def sign_in(edge: Edge, login: str) -> httpx.Client:
-    client = edge.client("app")
-    client.headers["origin"] = f"http://{edge.host('app')}"
-    assert client.post("/api/auth/dev-login", json={"login": login}).status_code == 200
-    return client
-
-
 @pytest.fixture
 def user(edge: Edge, request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
     """A fresh user per test, so that what one test saved does not show in another."""
-    with closing(sign_in(edge, f"u{abs(hash(request.node.name)) % 10**8}")) as client:
+    with closing(signed_in(edge, f"u{abs(hash(request.node.name)) % 10**8}")) as client:
         yield client
 
 
@@ -230,7 +223,7 @@ def fetch_credential(edge: Edge, workspace_id: str, token: str | None) -> httpx.
 def test_the_workspace_s_node_gets_the_owner_s_key_and_nobody_else_does(
     edge: Edge, gateway: ScriptedModel
 ) -> None:
-    with closing(sign_in(edge, "keyowner")) as owner, closing(sign_in(edge, "other")):
+    with closing(signed_in(edge, "keyowner")) as owner, closing(signed_in(edge, "other")):
         placed = Placed(edge, "keyowner", "1a2b3c4d5e6f")
         stranger = Placed(edge, "other", "6f5e4d3c2b1a")
         missing = fetch_credential(edge, placed.workspace_id, placed.node_token)
@@ -253,7 +246,7 @@ def test_the_workspace_s_node_gets_the_owner_s_key_and_nobody_else_does(
 
 
 def test_an_oauth_token_reaches_the_agent_as_such(edge: Edge) -> None:
-    with closing(sign_in(edge, "oauthowner")) as owner:
+    with closing(signed_in(edge, "oauthowner")) as owner:
         placed = Placed(edge, "oauthowner", "0a0b0c0d0e0f")
         assert save(owner, kind="anthropic", secret=OAUTH_TOKEN).status_code == 201
         reply = fetch_credential(edge, placed.workspace_id, placed.node_token)

@@ -21,7 +21,7 @@ import pytest
 from tests.fakes.anthropic import ScriptedModel
 from tests.fakes.hetzner import FakeHetzner
 from tests.fakes.openai import OpenAiModels
-from tests.support.edge import Edge, free_port, running_edge
+from tests.support.edge import Edge, free_port, running_edge, signed_in
 from twin.d1 import D1Database
 from twin.env import Env
 from worker.auth import keys
@@ -58,25 +58,16 @@ def edge(tmp_path_factory: pytest.TempPathFactory, hetzner: FakeHetzner) -> Iter
         yield running
 
 
-def sign_in(edge: Edge, login: str) -> httpx.Client:
-    """A browser-like client on the app host with a dev sign-in session cookie."""
-    client = edge.client("app")
-    client.headers["origin"] = f"http://{edge.host('app')}"
-    reply = client.post("/api/auth/dev-login", json={"login": login})
-    assert reply.status_code == 200, reply.text
-    return client
-
-
 @pytest.fixture(scope="module")
 def alice(edge: Edge) -> Iterator[httpx.Client]:
-    client = sign_in(edge, "alice")
+    client = signed_in(edge, "alice")
     yield client
     client.close()
 
 
 @pytest.fixture(scope="module")
 def bob(edge: Edge) -> Iterator[httpx.Client]:
-    client = sign_in(edge, "bob")
+    client = signed_in(edge, "bob")
     yield client
     client.close()
 
@@ -139,7 +130,7 @@ def test_hetzner_failing_is_a_502_and_nothing_is_saved(
 def test_hetzner_unreachable_is_a_502_saying_so(tmp_path: Path) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     with running_edge(tmp_path / ".sam", vars={"SAM_HETZNER_API_URL": closed}) as edge:
-        with closing(sign_in(edge, "carol")) as carol:
+        with closing(signed_in(edge, "carol")) as carol:
             token = "unreachable-token-" + "y" * 46
             reply = carol.post("/api/credentials", json={"kind": "hetzner", "secret": token})
             assert reply.status_code == 502, reply.text
@@ -287,7 +278,7 @@ def test_sam_dev_makes_its_key_once_and_keeps_it(tmp_path: Path, hetzner: FakeHe
         path = data_dir / "dev-secrets.json"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         key = json.loads(path.read_text())["SAM_ENCRYPTION_KEY"]
-        with closing(sign_in(edge, "dana")) as dana:
+        with closing(signed_in(edge, "dana")) as dana:
             saved = dana.post("/api/credentials", json={"kind": "hetzner", "secret": token})
             assert saved.status_code == 201, saved.text
         with edge.client("api") as api:
@@ -295,7 +286,7 @@ def test_sam_dev_makes_its_key_once_and_keeps_it(tmp_path: Path, hetzner: FakeHe
 
     with running_edge(data_dir, vars={"SAM_HETZNER_API_URL": hetzner.url}) as edge:
         assert json.loads(path.read_text())["SAM_ENCRYPTION_KEY"] == key
-        with closing(sign_in(edge, "dana")) as dana:
+        with closing(signed_in(edge, "dana")) as dana:
             assert [c["id"] for c in listed(dana)] == [saved.json()["id"]]
         with edge.client("api") as api:
             assert [k["kid"] for k in api.get("/.well-known/jwks.json").json()["keys"]] == kids

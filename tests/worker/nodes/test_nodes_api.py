@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from tests.support.agent_tls import local_node_client
-from tests.support.edge import Edge, running_edge
+from tests.support.edge import Edge, running_edge, signed_in
 from tests.support.wait import wait_for
 from tests.worker.node_support import add_node
 from twin.clock import ManualClock
@@ -60,23 +60,15 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         yield e
 
 
-def sign_in(edge: Edge, login: str) -> httpx.Client:
-    client = edge.client("app")
-    client.headers["origin"] = f"http://{edge.host('app')}"
-    reply = client.post("/api/auth/dev-login", json={"login": login})
-    assert reply.status_code == 200, reply.text
-    return client
-
-
 @pytest.fixture(scope="module")
 def alice(edge: Edge) -> Iterator[httpx.Client]:
-    with closing(sign_in(edge, "alice")) as client:
+    with closing(signed_in(edge, "alice")) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def bob(edge: Edge) -> Iterator[httpx.Client]:
-    with closing(sign_in(edge, "bob")) as client:
+    with closing(signed_in(edge, "bob")) as client:
         yield client
 
 

@@ -12,7 +12,6 @@ Anthropic key may name the base URL of the user's own gateway). Secrets are neve
 or returned: validation errors name the field, never its value.
 """
 
-import asyncio
 import logging
 from typing import Annotated
 
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from worker.api.deps import CurrentUser, DeploymentDep
 from worker.api.ratelimit import API_TOKEN, rate_limited
 from worker.auth.agent_keys import check_agent_key, checked_base_url
+from worker.auth.credential_check import CredentialCheck, check_credential
 from worker.auth.credentials import (
     Credential,
     CredentialKind,
@@ -30,9 +30,8 @@ from worker.auth.credentials import (
     save_credential,
 )
 from worker.config import Config
-from worker.errors import InvalidInput, NotFound, UpstreamFailed
+from worker.errors import InvalidInput, NotFound
 from worker.logs import event
-from worker.platform import fetch
 
 log = logging.getLogger("sam.credentials")
 router = APIRouter(tags=["credentials"])
@@ -44,7 +43,6 @@ MAX_LABEL_CHARS = 64
 SECRET_PATTERN = r"^[\x21-\x7e]+$"
 LABEL_PATTERN = r"^[^\x00-\x1f\x7f]*$"  # no control characters
 HETZNER_CHECK_PATH = "/v1/locations"
-HETZNER_TIMEOUT_SECONDS = 10.0
 HETZNER_TOKEN_HELP = (
     "Create a Read & Write API token in the Hetzner Cloud Console (your project → "
     "Security → API tokens) and paste it here."
@@ -138,36 +136,20 @@ async def delete(
 
 async def check_hetzner_token(config: Config, token: str) -> None:
     """Raise a domain error unless Hetzner Cloud accepts `token` (a read-only call)."""
-    url = config.hetzner_api_url + HETZNER_CHECK_PATH
-    try:
-        response = await asyncio.wait_for(
-            fetch(
-                url,
-                method="GET",
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+    await check_credential(
+        CredentialCheck(
+            url=config.hetzner_api_url + HETZNER_CHECK_PATH,
+            headers={"Authorization": f"Bearer {token}"},
+            error_prefix="hetzner",
+            unreachable=f"Could not reach the Hetzner Cloud API at {config.hetzner_api_url} to "
+            "check the token, so it was not saved. Try again in a minute.",
+            rejected=lambda status: (
+                f"Hetzner Cloud rejected this API token ({status}), so it was not saved. "
+                + HETZNER_TOKEN_HELP
             ),
-            HETZNER_TIMEOUT_SECONDS,
+            unavailable=lambda status: (
+                f"The Hetzner Cloud API answered {status} while checking the token, so it was "
+                "not saved. Try again in a minute."
+            ),
         )
-    # The runtime's fetch fails with its own types (aiohttp's errors here, a JsException on
-    # Cloudflare); only the type is logged, as a message could quote the request.
-    except Exception as exc:
-        event(log, "hetzner.unreachable", level=logging.WARNING, url=url, error=type(exc).__name__)
-        raise UpstreamFailed(
-            "hetzner_unreachable",
-            f"Could not reach the Hetzner Cloud API at {config.hetzner_api_url} to check the "
-            "token, so it was not saved. Try again in a minute.",
-        ) from exc
-    if response.status == 200:
-        return
-    if response.status in (401, 403):
-        raise InvalidInput(
-            "invalid_credential",
-            f"Hetzner Cloud rejected this API token ({response.status}), so it was not saved. "
-            + HETZNER_TOKEN_HELP,
-        )
-    event(log, "hetzner.check_failed", level=logging.WARNING, url=url, status=response.status)
-    raise UpstreamFailed(
-        "hetzner_unavailable",
-        f"The Hetzner Cloud API answered {response.status} while checking the token, so it "
-        "was not saved. Try again in a minute.",
     )

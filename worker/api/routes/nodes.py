@@ -168,11 +168,14 @@ async def node_token(node_id: str, request: Request, deployment: DeploymentDep) 
     )
 
 
+NodeCaller = Annotated[dict[str, Any], Depends(node_token)]
+
+
 @router.post("/api/nodes/{node_id}/ready", response_model=NodeStatusOut)
 async def ready(
     node_id: str,
     body: NodeReady,
-    _: Annotated[dict[str, Any], Depends(node_token)],
+    _: NodeCaller,
     deployment: DeploymentDep,
 ) -> NodeStatusOut:
     node = await nodes.mark_ready(deployment, node_id, body.agent_port, body.version)
@@ -194,7 +197,7 @@ class CertificateOut(BaseModel):
 async def tls_certificate(
     node_id: str,
     body: CertificateRequest,
-    _: Annotated[dict[str, Any], Depends(node_token)],
+    _: NodeCaller,
     deployment: DeploymentDep,
 ) -> CertificateOut:
     return CertificateOut(certificate=await origin_ca.certify_node(deployment, node_id, body.csr))
@@ -206,7 +209,7 @@ async def tls_certificate(
 async def heartbeat(
     node_id: str,
     body: Heartbeat,
-    claims: Annotated[dict[str, Any], Depends(node_token)],
+    claims: NodeCaller,
     deployment: DeploymentDep,
 ) -> Beat:
     metrics = body.model_dump(exclude={"agent_version"})
