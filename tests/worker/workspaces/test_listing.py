@@ -109,6 +109,6 @@ async def test_numbers_read_back_as_d1_gives_them(runtime: local_env.Runtime) ->
     user = await add_user(runtime.env, "dave")
     await add_node(runtime.env, user, agent_port=8080, workspace_count=2, metrics='{"cpu": 0.5}')
     (node,) = await nodes.list_nodes(Deployment.of(runtime.env, ManualClock()), user)
-    assert node.agent_url == "http://127.0.0.1:8080"
+    assert node.agent_url == "https://127.0.0.1:8080"
     assert node.workspace_count == 2 and type(node.agent_port) is int
     assert node.metrics == {"cpu": 0.5}
