@@ -65,6 +65,7 @@ from bench.agent_workspace import BenchError, provision  # noqa: E402
 from tests.fixtures.repos import make_repo  # noqa: E402
 from tests.support.agent import AgentProcess, free_port, start_agent  # noqa: E402
 from tests.support.control_plane import ControlPlaneDouble  # noqa: E402
+from tests.support.docker_objects import remove_labelled  # noqa: E402
 from wire import terminal as p  # noqa: E402
 
 BASE_IMAGE = "sam-workspace-base:bookworm"
@@ -117,17 +118,7 @@ class Agent:
             self.process.stop()
         finally:
             self.control_plane.__exit__(None, None, None)
-            remove_node_containers(self.node_id)
-
-
-def remove_node_containers(node_id: str) -> None:
-    listed = subprocess.run(
-        ["docker", "ps", "-aq", f"--filter=label={LABEL_NODE}={node_id}"],
-        capture_output=True,
-        text=True,
-    )
-    if listed.stdout.split():
-        subprocess.run(["docker", "rm", "-f", "-v", *listed.stdout.split()], capture_output=True)
+            remove_labelled(f"{LABEL_NODE}={self.node_id}")  # its containers and networks
 
 
 # -- terminado (run as `--serve terminado PORT` in a child process) ----------------------

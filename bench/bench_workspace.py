@@ -39,6 +39,7 @@ from bench.agent_workspace import BenchError, provision  # noqa: E402
 from tests.fixtures.repos import git, make_repo  # noqa: E402
 from tests.support.agent import AgentProcess, start_agent  # noqa: E402
 from tests.support.control_plane import ControlPlaneDouble  # noqa: E402
+from tests.support.docker_objects import remove_labelled  # noqa: E402
 
 BASE_IMAGE = "sam-workspace-base:bookworm"
 DEFAULT_ROUNDS = 7
@@ -76,8 +77,8 @@ def agent_delete(agent: AgentProcess, ws: str) -> None:
         )
 
 
-def remove_labelled(labels: dict[str, str]) -> int:
-    """Remove every container that carries all of `labels`; how many there were."""
+def remove_round_containers(labels: dict[str, str]) -> int:
+    """Remove every container that carries all of `labels` (a bare round's); how many."""
     filters = [f"--filter=label={name}={value}" for name, value in labels.items()]
     listed = subprocess.run(["docker", "ps", "-aq", *filters], capture_output=True, text=True)
     ids = listed.stdout.split()
@@ -111,7 +112,7 @@ def run(rounds: int, work: Path, node_id: str) -> tuple[list[float], list[float]
                     else:
                         agent_times.append(provision(agent, control_plane, f"ws-{n}", repo))
                 # Each round starts from the same engine: no containers of earlier rounds.
-                remove_labelled(labels)
+                remove_round_containers(labels)
                 agent_delete(agent, f"ws-{n}")
                 print(f"  round {n + 1}: bare {bare[-1]:.2f} s, agent {agent_times[-1]:.2f} s")
         finally:
@@ -137,9 +138,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as folder:
             bare, agent_times = run(args.rounds, Path(folder), node_id)
     finally:
-        left = remove_labelled({LABEL_NODE: node_id})
+        left = remove_labelled(f"{LABEL_NODE}={node_id}")  # containers and their networks
         if left:
-            print(f"  removed {left} container(s) left behind by label {LABEL_NODE}={node_id}")
+            print(f"  removed {len(left)} object(s) left behind by label {LABEL_NODE}={node_id}")
     ratio = statistics.median(agent_times) / statistics.median(bare)
     verdict = "within" if ratio <= TARGET_RATIO else "OVER"
     print(f"bare devcontainer up    {summary(bare)}")
