@@ -4,14 +4,16 @@
 the variable that is missing or wrong; nothing falls back silently.
 """
 
+import json
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from agent.errors import ConfigError
+from wire.agent_session import AGENT_TYPE_PATTERN
 
 BACKENDS = ("docker", "host")
 # How the Docker backend's terminals reach their containers (agent/terminals/process.py):
@@ -85,6 +87,9 @@ class AgentConfig:
     agent_restarts: int = DEFAULT_AGENT_RESTARTS
     agent_restart_window_seconds: float = DEFAULT_AGENT_RESTART_WINDOW_SECONDS
     agent_restart_backoff_seconds: float = DEFAULT_AGENT_RESTART_BACKOFF_SECONDS
+    # Agent type → the command that starts its ACP adapter inside the container, beside
+    # the built-in claude-code (agent/sessions/tools.py ADAPTERS).
+    agent_commands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def tls(self) -> bool:
@@ -170,6 +175,7 @@ class AgentConfig:
                 DEFAULT_AGENT_RESTART_BACKOFF_SECONDS,
                 allow_zero=True,
             ),
+            agent_commands=env.agent_commands("SAM_AGENT_COMMANDS"),
         )
 
 
@@ -248,6 +254,38 @@ class _Env:
         if value != value or value < 0 or (value == 0 and not allow_zero):
             raise ConfigError(name, f"{raw!r} must be a positive number of seconds")
         return value
+
+    def agent_commands(self, name: str) -> dict[str, tuple[str, ...]]:
+        """A JSON object: agent type → its adapter's argv inside the container, e.g.
+        {"codex": ["/opt/sam/tools/node_modules/.bin/codex-acp"]}."""
+        raw = self._raw(name)
+        if raw is None:
+            return {}
+        try:
+            parsed = json.loads(raw)
+        except ValueError as exc:
+            raise ConfigError(name, f"is not JSON: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise ConfigError(name, 'must be a JSON object: {"agent-type": ["/path", "arg"]}')
+        commands: dict[str, tuple[str, ...]] = {}
+        for agent, argv in parsed.items():
+            if not re.fullmatch(AGENT_TYPE_PATTERN, agent):
+                raise ConfigError(
+                    name, f"{agent!r} is not an agent type (a-z, 0-9, '-'; 32 at most)"
+                )
+            if (
+                not isinstance(argv, list)
+                or not argv
+                or not all(isinstance(arg, str) and arg for arg in argv)
+                or not argv[0].startswith("/")
+            ):
+                raise ConfigError(
+                    name,
+                    f"{agent!r} needs a list of strings whose first is the absolute path of "
+                    "its adapter inside the container",
+                )
+            commands[agent] = tuple(argv)
+        return commands
 
     def flag(self, name: str, default: bool) -> bool:
         raw = self._environ.get(name)

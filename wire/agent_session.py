@@ -34,7 +34,10 @@ SessionId = Annotated[
 ]
 Seq = Annotated[int, Field(ge=1)]
 PromptText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PROMPT_CHARS)]
-AgentType = Literal["claude-code"]
+# An agent type: `claude-code` is built in; a node may configure others (codex-acp, gemini,
+# opencode, …) with SAM_AGENT_COMMANDS (agent/config.py).
+AGENT_TYPE_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
+AgentType = Annotated[str, StringConstraints(pattern=AGENT_TYPE_PATTERN)]
 
 
 class PermissionMode(StrEnum):

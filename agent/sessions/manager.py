@@ -31,6 +31,7 @@ from agent.errors import (
     AgentNeedsContainer,
     AgentSessionNotFound,
     AgentStartFailed,
+    BadRequest,
     WorkspaceNotRunning,
 )
 from agent.persistence import Store
@@ -78,6 +79,7 @@ class AgentSessionManager:
         self._model_sessions = model_sessions
         self._terminals = terminals
         self._live: dict[str, AgentSession] = {}
+        self._adapters = {**ADAPTERS, **config.agent_commands}
 
     async def resume_all(self) -> None:
         """After the node agent restarted: every stored session that claims to run gets a
@@ -98,6 +100,8 @@ class AgentSessionManager:
             self._end_stored(session_id, frame, w.SessionState.STOPPED)
             return
         try:
+            if record["agent"] not in self._adapters:  # the node's configuration changed
+                raise BadRequest(f"agent {record['agent']!r} is no longer configured here.")
             env = await self._model_access(workspace["id"], session_id)
         except AgentError as exc:  # no key any more, the control plane unreachable, …
             log.info("agent_session.not_resumed id=%s reason=%s", session_id, exc.code)
@@ -114,7 +118,7 @@ class AgentSessionManager:
             return
         session = self._session(record, target)
         self._live[session_id] = session
-        session.resume(ADAPTERS[record["agent"]], env)
+        session.resume(self._adapters[record["agent"]], env)
 
     def _end_stored(
         self, session_id: str, frame: Callable[..., BaseModel], state: w.SessionState
@@ -130,6 +134,12 @@ class AgentSessionManager:
         """Start an adapter for the workspace; returns once its ACP session is ready (and
         its first turn, when `spec.prompt` is given, has begun)."""
         record = self._workspaces.get(workspace_id)
+        if spec.agent not in self._adapters:
+            raise BadRequest(
+                f"agent: {spec.agent!r} is not an agent this node runs; it runs "
+                + ", ".join(sorted(self._adapters))
+                + " (its operator adds others with SAM_AGENT_COMMANDS)"
+            )
         if record["state"] != LifecycleState.RUNNING:
             raise WorkspaceNotRunning(
                 f"workspace {workspace_id} is {record['state']}; start it to run an agent"
@@ -149,7 +159,7 @@ class AgentSessionManager:
         session = self._session(stored, target)
         self._live[session_id] = session
         try:
-            await session.start(ADAPTERS[spec.agent], env)
+            await session.start(self._adapters[spec.agent], env)
         except AgentStartFailed:
             del self._live[session_id]
             self._model_sessions.remove(session_id)

@@ -161,3 +161,30 @@ def test_the_process_reports_a_bad_variable_and_exits_2(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "SAM_AGENT_PORT" in done.stderr and "whole number" in done.stderr
+
+
+def test_other_acp_agents_are_a_command_per_agent_type() -> None:
+    assert parse().agent_commands == {}
+    codex = '{"codex": ["/opt/sam/tools/node_modules/.bin/codex-acp", "--acp"]}'
+    config = parse(SAM_AGENT_COMMANDS=codex)
+    assert config.agent_commands == {
+        "codex": ("/opt/sam/tools/node_modules/.bin/codex-acp", "--acp")
+    }
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("not json", "is not JSON"),
+        ('["codex"]', "must be a JSON object"),
+        ('{"Codex!": ["/bin/codex"]}', "is not an agent type"),
+        ('{"codex": []}', "absolute path of its adapter"),
+        ('{"codex": "codex-acp"}', "absolute path of its adapter"),
+        ('{"codex": ["codex-acp"]}', "absolute path of its adapter"),
+        ('{"codex": ["/bin/codex", 3]}', "absolute path of its adapter"),
+    ],
+)
+def test_a_bad_agent_command_names_the_variable(value: str, words: str) -> None:
+    with pytest.raises(ConfigError, match="SAM_AGENT_COMMANDS") as refused:
+        parse(SAM_AGENT_COMMANDS=value)
+    assert words in str(refused.value)

@@ -20,7 +20,7 @@ export type SessionState = "starting" | "idle" | "prompting" | "restarting" | "s
 
 /** POST /workspaces/{id}/agent-sessions */
 export interface NewAgentSession {
-  agent: "claude-code";
+  agent: string;
   prompt: string | null;
   permission_mode: PermissionMode;
 }
@@ -28,7 +28,7 @@ export interface NewAgentSession {
 export interface AgentSessionInfo {
   id: string;
   workspace_id: string;
-  agent: "claude-code";
+  agent: string;
   permission_mode: PermissionMode;
   state: SessionState;
   acp_session_id: string | null;
