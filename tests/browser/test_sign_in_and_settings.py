@@ -49,7 +49,9 @@ def test_dev_sign_in_then_a_bad_hetzner_token_shows_the_apis_message(
 def test_sign_in_by_keyboard_only_and_sign_out(page: Page, edge: Edge) -> None:
     page.goto(app_url(edge))
     expect(page.get_by_role("heading", name="Sign in to SAM")).to_be_visible()
-    # No GitHub app under `sam dev` here: the sign-in that works comes first.
+    # No GitHub app under `sam dev` here: the sign-in that works comes first, once the
+    # page has heard what this deployment offers (a user tabs once they see the form).
+    expect(page.get_by_label("User name")).to_be_visible()
     page.keyboard.press("Tab")
     expect(page.get_by_label("User name")).to_be_focused()
     page.keyboard.type(BOB)
