@@ -5,7 +5,7 @@
     channel.url("/whoami")   # "http://172.18.0.1:41234/whoami", needs channel.token
 
 Only that workspace's subnet AND its token get through (listener.py); a mounted service
-reads the caller from `request[WORKSPACE_ID]` ("workspace_id").
+reads the caller from `request[WORKSPACE_ID]`.
 """
 
 from agent.channel.listener import WORKSPACE_ID, Channels, WorkspaceChannel

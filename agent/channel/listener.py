@@ -28,7 +28,7 @@ from agent.errors import AgentError, Forbidden, NotFound, Unauthorized
 
 log = logging.getLogger("agent.channel")
 
-WORKSPACE_ID = "workspace_id"
+WORKSPACE_ID = web.RequestKey("workspace_id", str)
 CHANNELS_DIRNAME = "channels"
 MAX_CHANNEL_BODY_BYTES = 32 * 1024 * 1024  # model requests carry whole conversations
 

@@ -105,7 +105,7 @@ def model_error(status: int, code: str, message: str) -> web.Response:
 
 
 async def forward(request: web.Request) -> web.StreamResponse:
-    workspace_id: str = request[WORKSPACE_ID]  # set by the channel, which admitted it
+    workspace_id = request[WORKSPACE_ID]  # set by the channel, which admitted it
     session = request.app[SESSIONS].get(request.match_info["sid"], workspace_id)
     if session is None:
         return model_error(

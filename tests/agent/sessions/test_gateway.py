@@ -290,11 +290,17 @@ class StandIn:
 def environs() -> dict[Path, bytes]:
     """Every process's environment on this machine, the containers' processes included
     (inside a container even root may not read them: it lacks CAP_SYS_PTRACE)."""
-    found = {}
-    for path in Path("/proc").glob("[0-9]*/environ"):
-        with contextlib.suppress(OSError):  # a process that ended meanwhile
-            found[path] = path.read_bytes()
-    assert len(found) > 10
+    # The search reads what is there: a process started with a canary in its environment is
+    # found by it (how many processes a machine runs varies, so no count is a check).
+    canary = f"SAM_ENVIRON_CANARY={secrets.token_hex(8)}".encode()
+    name, _, value = canary.decode().partition("=")
+    with subprocess.Popen(["sleep", "60"], env={**os.environ, name: value}) as witness:
+        found = {}
+        for path in Path("/proc").glob("[0-9]*/environ"):
+            with contextlib.suppress(OSError):  # a process that ended meanwhile
+                found[path] = path.read_bytes()
+        witness.kill()
+    assert canary in found[Path(f"/proc/{witness.pid}/environ")].split(b"\0")
     return found
 
 
