@@ -21,6 +21,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
+from wire.chat import ChatLink
+
 MAX_PROMPT_CHARS = 100_000
 # The one cap on a request body to an agent's routes (the edge's and the agent's): it admits
 # the largest valid prompt however a JSON encoder writes it, each code point at worst as an
@@ -64,18 +66,40 @@ class _Model(BaseModel):
 # --- routes -------------------------------------------------------------------------------
 
 
-class NewAgentSession(_Model):
-    """POST /workspaces/{id}/agent-sessions"""
+PromptId = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[A-Za-z0-9_-]+$")
+]
 
+
+class NewAgentSession(_Model):
+    """POST /workspaces/{id}/agent-sessions
+
+    With an `id` the call is idempotent: a session of that id already there is answered as
+    it is (the control plane's TaskRunner may repeat a step after a crash)."""
+
+    id: SessionId | None = None  # None: the node picks one
     agent: AgentType = "claude-code"
     prompt: PromptText | None = None  # sent as the first turn once the adapter is ready
+    prompt_id: PromptId | None = None  # names that first prompt (see Prompt.id)
     permission_mode: PermissionMode = PermissionMode.ASK
+    chat: ChatLink | None = None  # its frames also go to this project chat (wire/chat.py)
 
 
 class Prompt(_Model):
-    """POST /workspaces/{id}/agent-sessions/{session_id}/prompt"""
+    """POST /workspaces/{id}/agent-sessions/{session_id}/prompt
+
+    With an `id` the call is idempotent (a prompt of that id is taken once, however often it
+    is delivered), and a prompt that arrives during a turn waits for it instead of a 409."""
 
     text: PromptText
+    id: PromptId | None = None
+
+
+class PermissionAnswer(_Model):
+    """POST /workspaces/{id}/agent-sessions/{session_id}/permissions/{request_id}: the same
+    answer a viewer gives with `answer_permission` (the first answer wins)."""
+
+    option_id: str
 
 
 class ModelUsage(_Model):
@@ -127,6 +151,7 @@ class PromptFrame(_Frame):
 
     type: Literal["prompt"]
     text: str
+    prompt_id: str | None = None  # the Prompt's id, when it had one
 
 
 class UpdateFrame(_Frame):

@@ -60,7 +60,7 @@ export type SessionFrame =
       initialize: Record<string, unknown>;
       agent_info: { name?: string; version?: string; title?: string } | null;
     }
-  | { seq: number; type: "prompt"; text: string }
+  | { seq: number; type: "prompt"; text: string; prompt_id?: string | null }
   | { seq: number; type: "update"; update: SessionUpdate }
   | {
       seq: number;
@@ -125,7 +125,7 @@ export type ClientFrame = AnswerPermission;
  * checks them against the agent's files. */
 export const FIELDS: { [K in ServerFrame["type"] | ClientFrame["type"]]: readonly string[] } = {
   started: ["seq", "type", "agent", "acp_session_id", "permission_mode", "initialize", "agent_info"],
-  prompt: ["seq", "type", "text"],
+  prompt: ["seq", "type", "text", "prompt_id"],
   update: ["seq", "type", "update"],
   permission_request: ["seq", "type", "request_id", "tool_call", "options"],
   permission_resolved: ["seq", "type", "request_id", "outcome", "option_id", "by"],
@@ -143,6 +143,7 @@ export const FIELDS: { [K in ServerFrame["type"] | ClientFrame["type"]]: readonl
 /** Fields an agent older than the page may leave out (nodes update after the control plane). */
 export const OPTIONAL_FIELDS: { readonly [K in keyof typeof FIELDS]?: readonly string[] } = {
   crashed: ["restarting"],
+  prompt: ["prompt_id"],
 };
 
 const SERVER_TYPES: ReadonlySet<string> = new Set(Object.keys(FIELDS).filter((t) => t !== "answer_permission"));
