@@ -62,6 +62,7 @@ export function makeDispatcher(pyodide, mainModule, env, durableObjectBindings) 
       className,
       (cls, state) => construct(cls, state, env),
       (object, method, args) => calls.call_rpc(object.instance, method, ...args),
+      (instance, handler, args) => calls.call_handler(instance, handler, ...args),
     );
   }
 
@@ -81,9 +82,18 @@ export function makeDispatcher(pyodide, mainModule, env, durableObjectBindings) 
       const namespace = env[binding];
       return await namespace.getByName(name)[method](...args);
     },
+    /** A request to the object's `fetch`, as the Worker's `stub.fetch(request)` sends it. */
+    async durableObjectFetch(binding, name, request) {
+      const response = await env[binding].getByName(name).fetch(request);
+      return response?.js_response ?? response;
+    },
+    durableObjectEvict(binding, name) {
+      const namespace = env[binding];
+      return namespace.evict(namespace.idFromName(name));
+    },
     async durableObjectAlarm(binding, name) {
       const namespace = env[binding];
-      const object = await namespace.object(namespace.idFromName(name));
+      const object = namespace.object(namespace.idFromName(name));
       const scheduled = await object.state.storage.getAlarm();
       if (scheduled === null) return false;
       await object.state.storage.deleteAlarm();
@@ -92,7 +102,7 @@ export function makeDispatcher(pyodide, mainModule, env, durableObjectBindings) 
     },
     async durableObjectAlarmAt(binding, name) {
       const namespace = env[binding];
-      const object = await namespace.object(namespace.idFromName(name));
+      const object = namespace.object(namespace.idFromName(name));
       return await object.state.storage.getAlarm();
     },
   };
