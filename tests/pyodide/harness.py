@@ -89,6 +89,17 @@ class Outcome:
     error: str = ""
 
 
+def http_response(answer: dict[str, Any]) -> HttpResponse:
+    """The host's answer to a `fetch` operation."""
+    return HttpResponse(
+        status=answer["status"],
+        headers=dict(answer["headers"]),
+        body=base64.b64decode(answer["body"]),
+        web_socket=answer["web_socket"],
+        web_socket_replies=answer["web_socket_replies"],
+    )
+
+
 class ClientWebSocket:
     """The client end of a WebSocket the Worker accepted (kept in the host): what a
     browser would send and receive on it."""
@@ -229,24 +240,24 @@ class PyodideWorker:
         body: bytes | None = None,
         web_socket_texts: tuple[str, ...] = (),
     ) -> HttpResponse:
+        request = self.request(url, method, headers, body, web_socket_texts)
+        return http_response(self.call(request.op, **request.args))
+
+    @staticmethod
+    def request(
+        url: str,
+        method: str = "GET",
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+        web_socket_texts: tuple[str, ...] = (),
+    ) -> Operation:
+        """An HTTP request to the Worker, for `concurrently` (`http_response` reads its
+        outcome's result)."""
         encoded = base64.b64encode(body).decode() if body is not None else None
         # Cloudflare's edge always names the peer; here the peer is this machine.
         headers = {CLIENT_IP_HEADER: LOOPBACK_PEER, **(headers or {})}
-        answer = self.call(
-            "fetch",
-            method=method,
-            url=url,
-            headers=headers,
-            body=encoded,
-            web_socket_texts=list(web_socket_texts),
-        )
-        return HttpResponse(
-            status=answer["status"],
-            headers=dict(answer["headers"]),
-            body=base64.b64decode(answer["body"]),
-            web_socket=answer["web_socket"],
-            web_socket_replies=answer["web_socket_replies"],
-        )
+        args = {"method": method, "url": url, "headers": headers, "body": encoded}
+        return Operation("fetch", {**args, "web_socket_texts": list(web_socket_texts)})
 
     def open_web_socket(
         self,

@@ -24,6 +24,7 @@ export class Response extends NodeResponse {
 
 const MAX_ATTACHMENT_BYTES = 2048; // workerd's limit on a serialized attachment
 const CLOSED = 3;
+const NOT_ACCEPTED = "You must call one of accept() or state.acceptWebSocket() on this WebSocket before sending messages.";
 
 /**
  * One end of a WebSocketPair. Events reach the other end on a later turn, in order, as
@@ -40,20 +41,25 @@ export class WebSocket extends EventTarget {
     this._attachment = null;
     this._hibernation = null; // (event) => void, once accepted by a Durable Object
     this._delivery = Promise.resolve();
+    this._pending = []; // what arrived before this end was accepted, as workerd buffers it
   }
   accept() {
+    if (this.accepted) return;
     this.accepted = true;
+    this._pending.splice(0).forEach((event) => this._deliver(event));
   }
   hibernate(deliver) {
     if (this.accepted) throw new TypeError("This WebSocket has already been accepted.");
-    this.accepted = true;
     this._hibernation = deliver;
+    this.accept();
   }
   send(data) {
+    if (!this.accepted) throw new TypeError(NOT_ACCEPTED);
     if (this.readyState === CLOSED) throw new TypeError("Can't call WebSocket send() after close().");
     this.peer?._receive(Object.assign(new Event("message"), { data }));
   }
   close(code = 1000, reason = "") {
+    if (!this.accepted) throw new TypeError(NOT_ACCEPTED);
     if (this.readyState === CLOSED) return;
     this.readyState = CLOSED;
     this.peer?._receive(Object.assign(new Event("close"), { code, reason, wasClean: true }));
@@ -74,6 +80,10 @@ export class WebSocket extends EventTarget {
     return this._attachment === null ? null : v8.deserialize(this._attachment);
   }
   _receive(event) {
+    if (this.accepted) this._deliver(event);
+    else this._pending.push(event);
+  }
+  _deliver(event) {
     if (event.type === "close" && this.readyState !== CLOSED) {
       // The peer started the closing handshake: answer it, as workerd does for both ends.
       this.readyState = CLOSED;
