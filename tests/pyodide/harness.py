@@ -290,6 +290,11 @@ class PyodideWorker:
             "do_call", {"binding": binding, "name": name, "method": method, "args": list(args)}
         )
 
+    def object_sql(self, binding: str, name: str, sql: str, *params: Any) -> list[dict[str, Any]]:
+        """SQL on the object's storage outside any event (constructing it if need be): how
+        a test rolls back what the object persisted, as a crash before the write would."""
+        return self.call("do_sql", binding=binding, name=name, sql=sql, params=list(params))
+
     def evict(self, binding: str, name: str) -> bool:
         """Drop the object's instance as workerd does when it hibernates (storage and
         accepted WebSockets stay); whether it had one."""

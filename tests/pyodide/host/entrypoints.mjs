@@ -87,6 +87,12 @@ export function makeDispatcher(pyodide, mainModule, env, durableObjectBindings) 
       const response = await env[binding].getByName(name).fetch(request);
       return response?.js_response ?? response;
     },
+    /** SQL on the object's own storage, outside any event: a test's way to roll back what
+     * the object persisted, as a crash before its write would have left it. */
+    durableObjectSql(binding, name, sql, params) {
+      const namespace = env[binding];
+      return namespace.object(namespace.idFromName(name)).state.storage.sql.exec(sql, ...params).toArray();
+    },
     durableObjectEvict(binding, name) {
       const namespace = env[binding];
       return namespace.evict(namespace.idFromName(name));

@@ -158,6 +158,7 @@ const operations = {
   do_call: async ({ binding, name, method, args }) => await needWorker().durableObjectCall(binding, name, method, args),
   do_alarm: async ({ binding, name }) => await needWorker().durableObjectAlarm(binding, name),
   do_evict: async ({ binding, name }) => needWorker().durableObjectEvict(binding, name),
+  do_sql: async ({ binding, name, sql, params }) => needWorker().durableObjectSql(binding, name, sql, params ?? []),
   do_alarm_at: async ({ binding, name }) => await needWorker().durableObjectAlarmAt(binding, name),
   conformance: async ({ suite }) => await runConformance(python.pyodide, suite),
   // The Worker's crypto seam alone (tests/pyodide/runtime/_harness_crypto.py), inside a
