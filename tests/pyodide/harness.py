@@ -306,9 +306,10 @@ class PyodideWorker:
     def durable_object(self, binding: str, name: str, method: str, *args: Any) -> Any:
         return self.call("do_call", binding=binding, name=name, method=method, args=list(args))
 
-    def run_alarm(self, binding: str, name: str) -> bool:
-        """Fire the object's alarm now, if one is set; whether one was."""
-        return self.call("do_alarm", binding=binding, name=name)
+    def run_alarm(self, binding: str, name: str, retry: bool = False) -> bool:
+        """Fire the object's alarm now, if one is set; whether one was. `retry`: run the
+        handler as workerd re-runs an alarm whose handler failed (a crash mid-step)."""
+        return self.call("do_alarm", binding=binding, name=name, retry=retry)
 
     def alarm_at(self, binding: str, name: str) -> float | None:
         return self.call("do_alarm_at", binding=binding, name=name)

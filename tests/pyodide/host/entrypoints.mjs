@@ -97,13 +97,16 @@ export function makeDispatcher(pyodide, mainModule, env, durableObjectBindings) 
       const namespace = env[binding];
       return namespace.evict(namespace.idFromName(name));
     },
-    async durableObjectAlarm(binding, name) {
+    /** The object's alarm, if one is set; with `retry`, workerd's re-run of an alarm whose
+     * handler failed (a crash mid-step), set or not. */
+    async durableObjectAlarm(binding, name, retry) {
       const namespace = env[binding];
       const object = namespace.object(namespace.idFromName(name));
-      const scheduled = await object.state.storage.getAlarm();
-      if (scheduled === null) return false;
-      await object.state.storage.deleteAlarm();
-      await calls.call_handler(object.instance, "alarm", { retryCount: 0, isRetry: false });
+      if (!retry) {
+        if ((await object.state.storage.getAlarm()) === null) return false;
+        await object.state.storage.deleteAlarm();
+      }
+      await calls.call_handler(object.instance, "alarm", { retryCount: retry ? 1 : 0, isRetry: Boolean(retry) });
       return true;
     },
     async durableObjectAlarmAt(binding, name) {

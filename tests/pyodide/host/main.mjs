@@ -156,7 +156,7 @@ const operations = {
     return null;
   },
   do_call: async ({ binding, name, method, args }) => await needWorker().durableObjectCall(binding, name, method, args),
-  do_alarm: async ({ binding, name }) => await needWorker().durableObjectAlarm(binding, name),
+  do_alarm: async ({ binding, name, retry }) => await needWorker().durableObjectAlarm(binding, name, retry),
   do_evict: async ({ binding, name }) => needWorker().durableObjectEvict(binding, name),
   do_sql: async ({ binding, name, sql, params }) => needWorker().durableObjectSql(binding, name, sql, params ?? []),
   do_alarm_at: async ({ binding, name }) => await needWorker().durableObjectAlarmAt(binding, name),
