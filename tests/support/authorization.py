@@ -17,7 +17,7 @@ The statuses assume the matrix's world: the owner's shared node is still being c
 
 Adding a route: add `("METHOD", "/path/{param}"): user(owner=..., other=...)` (or
 `admin`, `node`, `public`) below, and a factory for any new path parameter in each suite
-(`chat_batch` reads the suite's shared `project_id` and `chat_id`).
+(`chat_batch` reads the suite's shared `project_id` and `outbox_chat_id`).
 """
 
 import json
@@ -95,12 +95,14 @@ HEARTBEAT = {
 
 
 def chat_batch(world: World) -> dict[str, Any]:
-    """A MessageBatch of one new message for the shared chat of the shared project."""
+    """A MessageBatch of one new message for the shared project's chat linked to the shared
+    workspace (a chat of its own: the chat-flow routes above may start the shared chat a
+    fresh run, linked to another workspace)."""
     frame = {"type": "turn_ended", "seq": 1, "stop_reason": "end_turn"}
     message = {
         "id": f"matrix:{secrets.token_hex(6)}",
         "project_id": world.shared["project_id"],
-        "chat_id": world.shared["chat_id"],
+        "chat_id": world.shared["outbox_chat_id"],
         "frame": frame,
         "created_at": "2026-01-01T00:00:00Z",
     }

@@ -273,6 +273,7 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "workspace_id": make_workspace,  # after node_id: it goes on the shared node
     "project_id": make_project,
     "chat_id": make_chat,  # after both: it is the shared project's, linked to the workspace
+    "outbox_chat_id": make_chat,  # another, for the ingest route's batches (chat_batch)
 }
 NOT_OWNED = {"token"}
 
