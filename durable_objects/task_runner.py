@@ -28,8 +28,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from worker.projects import chat_data
-
 from wire.chat import ChatStatus
 from worker.chats import progress, steps
 from worker.chats.run import (
@@ -48,6 +46,7 @@ from worker.deployment import Deployment
 from worker.errors import Conflict, InvalidInput, NotFound, SamError
 from worker.logs import event
 from worker.platform import DurableObject
+from worker.projects import chat_data
 from worker.states import Kind, RunStatus, transition
 from worker.workspaces.model import new_workspace_id
 

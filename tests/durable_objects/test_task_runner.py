@@ -53,9 +53,7 @@ def clock(cloud: local_env.Runtime) -> ManualClock:
 async def new_user(deployment: Deployment, login: str, hetzner: FakeHetzner | None) -> User:
     user_id = await add_user(deployment.env, login)
     if hetzner is not None:
-        await save_credential(
-            deployment, user_id, CredentialKind.HETZNER, "", hetzner.add_token()
-        )
+        await save_credential(deployment, user_id, CredentialKind.HETZNER, "", hetzner.add_token())
     user = await get_user(deployment.env.DATABASE, user_id)
     assert user is not None
     return user
