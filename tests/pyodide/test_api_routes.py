@@ -84,23 +84,21 @@ def make_project(world: World) -> str:
         "POST",
         f"{API}/api/projects",
         {"repository": "https://example.com/harness/project.git"},
-        world.owner.token_headers(),
+        bearer(world.owner.api_token),
     )
     assert made.status == 201, made.body
     return made.json()["id"]
 
 
 def make_chat(world: World) -> str:
-    """A chat of the shared project linked to the shared workspace, made through the
-    project's ProjectData object (as the matrix's, a chat made by the chat flow's routes
-    would be linked to its own run's workspace)."""
+    """A chat of the shared project linked to the shared workspace, made through
+    ProjectData's RPC as the chat flow does (its routes start a real run)."""
     chat_id = "c" + secrets.token_hex(8)
     project_id, now = world.shared["project_id"], time.time()
-    chat = world.worker.durable_object
-    chat("PROJECT_DATA", project_id, "create_chat", project_id, chat_id, world.owner.id, "h", now)
-    workspace_id = world.shared["workspace_id"]
-    ids = (project_id, chat_id, workspace_id, "sharness", "rharness", now)
-    chat("PROJECT_DATA", project_id, "link", *ids)
+    rpc = world.worker.durable_object
+    rpc("PROJECT_DATA", project_id, "create_chat", project_id, chat_id, world.owner.id, "h", now)
+    workspace = world.shared["workspace_id"]
+    rpc("PROJECT_DATA", project_id, "link", project_id, chat_id, workspace, "sh", "rh", now)
     return chat_id
 
 
@@ -114,7 +112,8 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "project_id": make_project,
     "chat_id": make_chat,  # after both: the shared project's, linked to the shared workspace
     "outbox_chat_id": make_chat,  # another, for the ingest route's batches (chat_batch)
-    "request_id": lambda _: "harness-request",  # a permission request nobody made
+    # The chat flow's permission route (branch taskrunner): a request nobody made.
+    "request_id": lambda _: "harness-request",
 }
 
 

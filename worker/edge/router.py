@@ -1,7 +1,8 @@
 """The worker's request path: pick a surface by Host, run it, stamp the request id.
 
-request ─▶ hosts.resolve ─┬─ api.{domain}            ─▶ API (FastAPI via asgi)
-                          ├─ {app,api}.{domain}/api/projects/{id}/ws ─▶ project chat viewer
+request ─▶ hosts.resolve ─┬─ …/api/projects/{id}/ws  ─▶ its ProjectData (the chat viewer
+                          │                             socket: worker/edge/project_viewer.py)
+                          ├─ api.{domain}            ─▶ API (FastAPI via asgi)
                           ├─ app.{domain}/api/*      ─▶ API
                           ├─ app.{domain}/*          ─▶ ASSETS (the SPA, with its CSP)
                           ├─ ws-{id}.{domain}        ─▶ workspace proxy

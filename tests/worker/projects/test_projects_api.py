@@ -309,7 +309,7 @@ async def test_ingest_refuses_what_is_not_a_good_batch_from_this_workspace(
     project = await new_project(edge, alice)
     workspace, token = await node_workspace(edge, alice.id)
     other_workspace, other_token = await node_workspace(edge, alice.id)
-    _, bobs_token = await node_workspace(edge, bob.id)
+    bobs_workspace, bobs_token = await node_workspace(edge, bob.id)
     chat = await linked_chat(edge, project["id"], alice.id, workspace)
     theirs = await linked_chat(edge, project["id"], alice.id, other_workspace)
     url = f"/api/workspaces/{workspace}/chat-messages"
@@ -335,6 +335,9 @@ async def test_ingest_refuses_what_is_not_a_good_batch_from_this_workspace(
         cases.append((await anonymous.post(url, json=good), 401))
     async with edge.client(authorization=f"Bearer {bobs_token}") as stranger:
         cases.append((await stranger.post(url, json=good), 403))
+        # Bob's own workspace, naming Alice's project and chat: not linked to it.
+        own_url = f"/api/workspaces/{bobs_workspace}/chat-messages"
+        cases.append((await stranger.post(own_url, json=good), 403))
     async with edge.client(authorization=f"Bearer {other_token}") as neighbour:
         cases.append((await neighbour.post(url, json=good), 403))
     async with edge.client(**alice.bearer()) as owner:  # a user's token is not a node's
