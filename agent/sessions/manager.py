@@ -375,7 +375,7 @@ class AgentSessionManager:
             launcher,
             target.folder,
             self._terminals,
-            on_frame=self._outbox.notify,
+            on_frame=self._outbox.notify if record["chat"] else None,
         )
 
     def _info(self, record: dict[str, Any]) -> w.AgentSessionInfo:
