@@ -122,10 +122,15 @@ def test_ids_make_creates_and_prompts_idempotent_and_permissions_answer_over_htt
         assert sessions.prompt("as-chat-1", "echo q-3", "q-3").status_code == 200
 
         # --- the same create delivered twice at once: one session, one adapter -------------
+        def create_twice(_: str) -> Any:
+            caller = Sessions(agent, workspace_id)  # a client of its own per thread
+            try:
+                return caller.create(id="as-twice")
+            finally:
+                caller.client.close()
+
         with ThreadPoolExecutor(2) as pool:
-            both = list(
-                pool.map(lambda _: Sessions(agent, workspace_id).create(id="as-twice"), "ab")
-            )
+            both = list(pool.map(create_twice, "ab"))
         assert sorted(a.status_code for a in both) == [200, 201], [a.text for a in both]
         assert {a.json()["id"] for a in both} == {"as-twice"}
         started = [f for f in sessions.frames("as-twice") if f["type"] == "started"]
