@@ -6,31 +6,38 @@ RPC method is called (the last test checks that against the class)."""
 
 import inspect
 import json
-import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from durable_objects.project_data import INDEX_EVERY_MESSAGES, ProjectData
 from tests.pyodide.callers import API, APP, bearer, new_node, send_json, sign_in
-from tests.pyodide.harness import ClientWebSocket, PyodideWorker, http_response
+from tests.pyodide.harness import PyodideWorker, http_response
 from tests.pyodide.loopback_nodes import NodeLauncherDouble
+from tests.pyodide.project_chat import (
+    BINDING,
+    NOW,
+    SESSION,
+    WORKSPACE,
+    add_project,
+    agent_frame,
+    fill_chat,
+    frames_until_caught_up,
+    new_id,
+    next_messages,
+    open_viewer,
+    outbox,
+)
 from wire.chat import (
     MAX_CHAT_MESSAGES,
     MAX_MESSAGE_BYTES,
-    VIEWER_FRAMES,
     ChatInfo,
     ChatMessage,
     IngestResult,
 )
 
-BINDING = "PROJECT_DATA"
 HANDLERS = {"alarm", "fetch", "webSocketMessage", "webSocketClose"}
 CALLED: set[str] = set()
-WORKSPACE = "w-harness"
-SESSION = "as-harness"
-NOW = 1_800_000_000.0
 
 
 def rpc(worker: PyodideWorker, project: str, method: str, *args: Any) -> Any:
@@ -49,30 +56,6 @@ def rpc_at_once(worker: PyodideWorker, project: str, method: str, calls: list[tu
     return [outcome.result for outcome in outcomes]
 
 
-def new_id(prefix: str) -> str:
-    return prefix + secrets.token_hex(6)
-
-
-def agent_frame(seq: int, text: str) -> dict[str, Any]:
-    update = {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": text}}
-    return {"type": "update", "seq": seq, "update": update}
-
-
-def outbox(project: str, chat: str, seqs: range, session: str = SESSION) -> list[dict]:
-    """OutboxMessage dicts, as the node agent's outbox sends them."""
-    created_at = datetime.fromtimestamp(NOW, UTC).isoformat()
-    return [
-        {
-            "id": f"{session}:{seq}",
-            "project_id": project,
-            "chat_id": chat,
-            "frame": agent_frame(seq, f"chunk {seq}"),
-            "created_at": created_at,
-        }
-        for seq in seqs
-    ]
-
-
 @pytest.fixture(scope="module")
 def worker(development_worker: PyodideWorker) -> PyodideWorker:
     """The development host: RPC, and the routes a user and a node call (one host a module)."""
@@ -88,20 +71,7 @@ def user(worker: PyodideWorker) -> str:
 
 @pytest.fixture
 def project(worker: PyodideWorker, user: str) -> str:
-    """A project row in D1 (the chat index refers to it), its object not yet made."""
-    project_id = new_id("p")
-    stamp = datetime.fromtimestamp(NOW, UTC).isoformat()
-    worker.d1(
-        "DATABASE",
-        "INSERT INTO projects (id, user_id, name, repository, provider, agent, permission_mode,"
-        " created_at, updated_at) VALUES (?, ?, 'repo', 'https://example.com/r.git', 'local',"
-        " 'claude-code', 'ask', ?, ?)",
-        project_id,
-        user,
-        stamp,
-        stamp,
-    )
-    return project_id
+    return add_project(worker, user)
 
 
 def linked_chat(worker: PyodideWorker, project: str, user: str) -> str:
@@ -109,37 +79,6 @@ def linked_chat(worker: PyodideWorker, project: str, user: str) -> str:
     rpc(worker, project, "create_chat", chat, user, "a topic", NOW)
     rpc(worker, project, "link", chat, WORKSPACE, SESSION, new_id("r"), NOW)
     return chat
-
-
-def open_viewer(worker: PyodideWorker, project: str, query: str) -> ClientWebSocket:
-    """A viewer socket straight to the object, as the edge forwards one."""
-    answer = worker.open_web_socket(
-        f"https://project-data/viewer?project={project}&{query}", object=(BINDING, project)
-    )
-    assert answer.status == 101, answer.body
-    assert answer.socket is not None
-    return answer.socket
-
-
-def frames_until_caught_up(viewer: ClientWebSocket) -> tuple[list[dict], int]:
-    """The messages a viewer is replayed, and the caught_up frame's last_seq."""
-    messages = []
-    while True:
-        frame = VIEWER_FRAMES.validate_python(viewer.receive_json()).model_dump(mode="json")
-        if frame["type"] == "caught_up":
-            return messages, frame["last_seq"]
-        assert frame["type"] == "message", frame
-        messages.append(frame["message"])
-
-
-def next_messages(viewer: ClientWebSocket, count: int) -> list[dict]:
-    """The next `count` message frames (chat frames between them skipped)."""
-    messages = []
-    while len(messages) < count:
-        frame = viewer.receive_json()
-        if frame["type"] == "message":
-            messages.append(frame["message"])
-    return messages
 
 
 def test_a_chat_is_created_listed_and_read_back(
@@ -359,31 +298,6 @@ def test_a_frame_over_the_size_cap_is_kept_truncated_and_marked(
     assert cut["role"] == "assistant"
     assert whole["truncated"] is False
     assert whole["frame"] == small["frame"]
-
-
-def fill_chat(worker: PyodideWorker, project: str, chat: str, count: int) -> None:
-    """`count` more messages in the chat, written by SQL on the object's storage (ingesting
-    20,000 under the harness takes minutes; the twin's test ingests them all)."""
-    worker.object_sql(
-        BINDING,
-        project,
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
-        "INSERT INTO messages (seq, id, chat_id, role, frame, created_at) "
-        "SELECT (SELECT last_seq FROM project) + i, 'filler:' || i, ?, 'assistant', '{}', ? "
-        "FROM n",
-        count,
-        chat,
-        NOW,
-    )
-    worker.object_sql(BINDING, project, "UPDATE project SET last_seq = last_seq + ?", count)
-    worker.object_sql(
-        BINDING,
-        project,
-        "UPDATE chats SET message_count = message_count + ?, "
-        "last_seq = (SELECT last_seq FROM project) WHERE id = ?",
-        count,
-        chat,
-    )
 
 
 def test_a_full_chat_refuses_more_messages(worker: PyodideWorker, project: str, user: str) -> None:

@@ -11,7 +11,6 @@ import inspect
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,15 +20,15 @@ from tests.fakes.anthropic import ScriptedModel
 from tests.pyodide.callers import APP, Member, bearer, new_node, send_json, sign_in
 from tests.pyodide.harness import PyodideWorker
 from tests.pyodide.loopback_nodes import AgentDouble, NodeLauncherDouble
+from tests.pyodide.project_chat import BINDING as PROJECT_DATA
+from tests.pyodide.project_chat import REPOSITORY, add_project, new_id
 from wire.agent_session import NewAgentSession
 from wire.version import VERSION
 from worker.chats.run import Run
 
 BINDING = "TASK_RUNNER"
-PROJECTS = "PROJECT_DATA"
 HANDLERS = {"alarm", "fetch"}
 CALLED: set[str] = set()
-REPOSITORY = "https://example.com/runner/repo.git"
 
 
 @dataclass(frozen=True)
@@ -45,23 +44,6 @@ def rpc(worker: PyodideWorker, run_id: str, method: str, *args: Any) -> Any:
     """`method` on the run's object, through the harness's RPC path (recorded)."""
     CALLED.add(method)
     return worker.durable_object(BINDING, run_id, method, *args)
-
-
-def new_project(worker: PyodideWorker, owner: Member) -> str:
-    """A project row in D1, as POST /api/projects makes it."""
-    project_id = "p" + secrets.token_hex(6)
-    stamp = datetime.now(UTC).isoformat()
-    worker.d1(
-        "DATABASE",
-        "INSERT INTO projects (id, user_id, name, repository, provider, agent, permission_mode,"
-        " created_at, updated_at) VALUES (?, ?, 'repo', ?, 'local', 'claude-code', 'ask', ?, ?)",
-        project_id,
-        owner.id,
-        REPOSITORY,
-        stamp,
-        stamp,
-    )
-    return project_id
 
 
 @pytest.fixture(scope="module")
@@ -87,26 +69,33 @@ def world(
         worker, "POST", f"{APP}/api/nodes/{node_id}/ready", ready, bearer(node_token)
     )
     assert answer.status == 200, answer.body
-    return World(worker, agent, owner, node_token, new_project(worker, owner))
+    return World(worker, agent, owner, node_token, add_project(worker, owner.id))
 
 
 def new_run(world: World, owner: Member | None = None, project_id: str | None = None) -> dict:
     """A chat in ProjectData and the spec of the run that starts it."""
     owner = owner or world.owner
     project_id = project_id or world.project_id
-    chat_id = "c" + secrets.token_hex(6)
+    chat_id = new_id("c")
     made = world.worker.durable_object(
-        PROJECTS, project_id, "create_chat", project_id, chat_id, owner.id, "a chat", time.time()
+        PROJECT_DATA,
+        project_id,
+        "create_chat",
+        project_id,
+        chat_id,
+        owner.id,
+        "a chat",
+        time.time(),
     )
     assert made["id"] == chat_id, made
     return {
-        "run_id": "r" + secrets.token_hex(6),
+        "run_id": new_id("r"),
         "mode": "conversation",
         "user_id": owner.id,
         "project_id": project_id,
         "chat_id": chat_id,
         "prompt": "Fix the tests",
-        "prompt_id": "p" + secrets.token_hex(6),
+        "prompt_id": new_id("p"),
         "agent": "claude-code",
         "permission_mode": "ask",
         "repository": REPOSITORY,
@@ -124,13 +113,20 @@ def workspace_started(world: World, workspace_id: str) -> None:
 
 def chat_of(world: World, spec: dict) -> dict:
     return world.worker.durable_object(
-        PROJECTS, spec["project_id"], "get_chat", spec["project_id"], spec["chat_id"]
+        PROJECT_DATA, spec["project_id"], "get_chat", spec["project_id"], spec["chat_id"]
     )
 
 
 def chat_message_ids(world: World, spec: dict) -> list[str]:
     messages = world.worker.durable_object(
-        PROJECTS, spec["project_id"], "messages", spec["project_id"], spec["chat_id"], 0, None, 100
+        PROJECT_DATA,
+        spec["project_id"],
+        "messages",
+        spec["project_id"],
+        spec["chat_id"],
+        0,
+        None,
+        100,
     )
     return [message["id"] for message in messages]
 
@@ -240,7 +236,7 @@ def test_a_step_rerun_after_its_result_is_rolled_back_does_not_repeat_its_side_e
 
 def test_a_run_without_a_model_key_fails_with_what_to_do(world: World) -> None:
     keyless = sign_in(world.worker, "pyrunner-keyless")
-    spec = new_run(world, keyless, new_project(world.worker, keyless))
+    spec = new_run(world, keyless, add_project(world.worker, keyless.id))
     run_id = spec["run_id"]
     rpc(world.worker, run_id, "start", spec, time.time())
 
