@@ -12,6 +12,7 @@ from tests.fakes.openai import OpenAiModels
 from tests.pyodide.callers import DEVELOPMENT_VARS
 from tests.pyodide.harness import PyodideWorker
 from tests.pyodide.loopback_nodes import AGENT_HOST, AgentDouble, NodeLauncherDouble
+from tests.pyodide.project_chat import ChatHost
 from tests.support.wrangler import dry_run_bundle
 from worker.auth.crypto import generate_key
 
@@ -59,6 +60,25 @@ def anthropic() -> Iterator[ScriptedModel]:
         yield model
 
 
+def development(
+    bundle: Path,
+    launcher: NodeLauncherDouble,
+    openai: OpenAiModels,
+    anthropic: ScriptedModel,
+    nodes_ca: LocalCa,
+) -> PyodideWorker:
+    """A Worker in development mode (dev sign-in), with `sam dev`'s LOCAL_NODES binding
+    played by the launcher double and the model APIs that check agent keys before they are
+    saved by loopback doubles; its agents' CA is trusted, as `sam dev` trusts its own."""
+    upstreams = {"SAM_OPENAI_API_URL": openai.url, "SAM_ANTHROPIC_API_URL": anthropic.url}
+    return PyodideWorker(
+        bundle,
+        vars={**DEVELOPMENT_VARS, **upstreams},
+        services={"LOCAL_NODES": launcher.url},
+        loopback_cas=(nodes_ca.cert_path,),
+    )
+
+
 @pytest.fixture(scope="module")
 def development_worker(
     bundle: Path,
@@ -67,16 +87,23 @@ def development_worker(
     anthropic: ScriptedModel,
     nodes_ca: LocalCa,
 ) -> Iterator[PyodideWorker]:
-    """A Worker of its own per module (its first user is the admin), in development mode
-    (dev sign-in), with `sam dev`'s LOCAL_NODES binding played by the launcher double and
-    the model APIs that check agent keys before they are saved by loopback doubles; its
-    agents' CA is trusted, as `sam dev` trusts its own."""
-    upstreams = {"SAM_OPENAI_API_URL": openai.url, "SAM_ANTHROPIC_API_URL": anthropic.url}
-    worker = PyodideWorker(
-        bundle,
-        vars={**DEVELOPMENT_VARS, **upstreams},
-        services={"LOCAL_NODES": node_launcher.url},
-        loopback_cas=(nodes_ca.cert_path,),
-    )
+    """A development Worker of its own per module (its first user is the admin)."""
+    worker = development(bundle, node_launcher, openai, anthropic, nodes_ca)
     yield worker
     worker.close()
+
+
+@pytest.fixture(scope="session")
+def chat_host(
+    bundle: Path, nodes_ca: LocalCa, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ChatHost]:
+    files = nodes_ca.issue(AGENT_HOST, tmp_path_factory.mktemp("chat-agent-tls"))
+    with (
+        AgentDouble((files.cert, files.key)) as agent,
+        NodeLauncherDouble(agent.port) as launcher,
+        OpenAiModels() as openai,
+        ScriptedModel() as anthropic,
+    ):
+        worker = development(bundle, launcher, openai, anthropic, nodes_ca)
+        yield ChatHost(worker, agent, launcher, anthropic)
+        worker.close()

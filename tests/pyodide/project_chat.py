@@ -2,10 +2,13 @@
 agent sends them, and a viewer socket's frames, read as a browser would."""
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tests.fakes.anthropic import ScriptedModel
 from tests.pyodide.harness import ClientWebSocket, PyodideWorker
+from tests.pyodide.loopback_nodes import AgentDouble, NodeLauncherDouble
 from wire.chat import VIEWER_FRAMES
 
 BINDING = "PROJECT_DATA"
@@ -13,6 +16,17 @@ WORKSPACE = "w-harness"
 SESSION = "as-harness"
 NOW = 1_800_000_000.0
 REPOSITORY = "https://example.com/chat/repo.git"
+
+
+@dataclass(frozen=True)
+class ChatHost:
+    """One development Worker and its doubles, shared by the project chat's modules (one
+    host fewer to load; their tests make their own users, projects and ids)."""
+
+    worker: PyodideWorker
+    agent: AgentDouble
+    launcher: NodeLauncherDouble
+    anthropic: ScriptedModel
 
 
 def new_id(prefix: str) -> str:

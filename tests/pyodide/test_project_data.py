@@ -13,12 +13,12 @@ import pytest
 from durable_objects.project_data import INDEX_EVERY_MESSAGES, ProjectData
 from tests.pyodide.callers import API, APP, bearer, new_node, send_json, sign_in
 from tests.pyodide.harness import PyodideWorker, http_response
-from tests.pyodide.loopback_nodes import NodeLauncherDouble
 from tests.pyodide.project_chat import (
     BINDING,
     NOW,
     SESSION,
     WORKSPACE,
+    ChatHost,
     add_project,
     agent_frame,
     fill_chat,
@@ -57,9 +57,9 @@ def rpc_at_once(worker: PyodideWorker, project: str, method: str, calls: list[tu
 
 
 @pytest.fixture(scope="module")
-def worker(development_worker: PyodideWorker) -> PyodideWorker:
-    """The development host: RPC, and the routes a user and a node call (one host a module)."""
-    return development_worker
+def worker(chat_host: ChatHost) -> PyodideWorker:
+    """The project chat's development host: RPC, and the routes a user and a node call."""
+    return chat_host.worker
 
 
 @pytest.fixture(scope="module")
@@ -180,10 +180,10 @@ def test_concurrent_ingest_keeps_one_increasing_sequence_every_viewer_sees_once(
 
 
 def test_concurrent_ingest_over_http_reaches_viewers_through_the_edge_once_in_order(
-    worker: PyodideWorker, node_launcher: NodeLauncherDouble
+    worker: PyodideWorker, chat_host: ChatHost
 ) -> None:
     owner = sign_in(worker, "pychats")
-    node_id = new_node(worker, node_launcher, owner)
+    node_id = new_node(worker, chat_host.launcher, owner)
     workspace_id = new_id("w")
     worker.d1(
         "DATABASE",

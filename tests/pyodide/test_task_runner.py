@@ -16,12 +16,11 @@ from typing import Any
 import pytest
 
 from durable_objects.task_runner import TaskRunner
-from tests.fakes.anthropic import ScriptedModel
 from tests.pyodide.callers import APP, Member, bearer, new_node, send_json, sign_in
 from tests.pyodide.harness import PyodideWorker
-from tests.pyodide.loopback_nodes import AgentDouble, NodeLauncherDouble
+from tests.pyodide.loopback_nodes import AgentDouble
 from tests.pyodide.project_chat import BINDING as PROJECT_DATA
-from tests.pyodide.project_chat import REPOSITORY, add_project, new_id
+from tests.pyodide.project_chat import REPOSITORY, ChatHost, add_project, new_id
 from wire.agent_session import NewAgentSession
 from wire.version import VERSION
 from worker.chats.run import Run
@@ -47,22 +46,17 @@ def rpc(worker: PyodideWorker, run_id: str, method: str, *args: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def world(
-    development_worker: PyodideWorker,
-    node_launcher: NodeLauncherDouble,
-    agent: AgentDouble,
-    anthropic: ScriptedModel,
-) -> World:
+def world(chat_host: ChatHost) -> World:
     """A user with an Anthropic key (the claude-code agent needs one) and a running local
     node whose agent is the double, made through the routes a user and an agent call."""
-    worker = development_worker
+    worker, agent, anthropic = chat_host.worker, chat_host.agent, chat_host.anthropic
     owner = sign_in(worker, "pyrunner")
     key = "sk-ant-oat01-runner-" + secrets.token_hex(16)
     anthropic.keys = {key}
     body = {"kind": "anthropic", "secret": key, "base_url": None}
     saved = send_json(worker, "POST", f"{APP}/api/credentials", body, owner.session_headers())
     assert saved.status == 201, saved.body
-    node_id = new_node(worker, node_launcher, owner)
+    node_id = new_node(worker, chat_host.launcher, owner)
     node_token = owner.node_tokens[node_id]
     ready = {"agent_port": agent.port, "version": VERSION}
     answer = send_json(
