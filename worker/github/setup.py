@@ -3,7 +3,7 @@ only once GitHub confirms it is the signed-in user's own.
 
     url = await install_url(deployment, user_id)
         https://github.com/apps/{slug}/installations/new?state=…   state: single use, bound
-        to the user, valid INSTALL_STATE_TTL_SECONDS by the deployment's clock
+        to the user, kept in KV for INSTALL_STATE_TTL_SECONDS
     installation = await complete_setup(deployment, user_id, installation_id, state)
 
 GitHub sends the browser back to the App's setup URL with `installation_id`; anyone can
@@ -41,7 +41,7 @@ async def install_url(deployment: Deployment, user_id: str) -> str:
     if app is None:
         raise GitHubAppNotConfigured()
     state = secrets.token_urlsafe(INSTALL_STATE_BYTES)
-    record = {"user_id": user_id, "issued_at": deployment.now()}
+    record = {"user_id": user_id}
     await deployment.env.KV.put(
         INSTALL_STATE_KEY_PREFIX + sha256_hex(state),
         json.dumps(record),
@@ -111,5 +111,3 @@ async def _spend_state(deployment: Deployment, user_id: str, state: str) -> None
         # Not deleted: a stranger holding the state must not spoil the real user's setup.
         raise _state_error("The installation was started by another user.")
     await deployment.env.KV.delete(key)  # single use, before anything else can fail
-    if deployment.now() - record["issued_at"] > INSTALL_STATE_TTL_SECONDS:
-        raise _state_error("The installation state has expired.")
