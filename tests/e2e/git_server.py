@@ -70,6 +70,9 @@ class GitServer(LoopbackServer):
             "REMOTE_ADDR": request.remote or "127.0.0.1",
             "GIT_PROTOCOL": request.headers.get("Git-Protocol", ""),
         }
+        if self.access is not None:
+            # http-backend serves pushes only to an authenticated user (http.receivepack).
+            environ["REMOTE_USER"] = "x-access-token"
         body = await request.read()
         process = await asyncio.create_subprocess_exec(
             "git",
