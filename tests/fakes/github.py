@@ -131,6 +131,17 @@ class FakeGitHub(GitHubAppSide, LoopbackServer):
             self.accounts[login] = account
             return account
 
+    def user_tokens(self, login: str) -> list[str]:
+        """The OAuth tokens issued to `login`."""
+        with self._lock:
+            return [token for token, (owner, _) in self._tokens.items() if owner == login]
+
+    def revoke_user_tokens(self, login: str) -> None:
+        """The user revokes the app's authorization: their tokens stop working."""
+        with self._lock:
+            for token in [t for t, (owner, _) in self._tokens.items() if owner == login]:
+                del self._tokens[token]
+
     # --- lifecycle ----------------------------------------------------------------------
 
     def routes(self, app: web.Application) -> None:

@@ -105,6 +105,19 @@ def _error(status: int, message: str) -> web.HTTPException:
     return kind(text=json.dumps(body), content_type="application/json")
 
 
+_FAULTS: dict[int, type[web.HTTPException]] = {
+    403: web.HTTPForbidden,
+    429: web.HTTPTooManyRequests,
+    500: web.HTTPInternalServerError,
+    502: web.HTTPBadGateway,
+    503: web.HTTPServiceUnavailable,
+}
+
+
+def _fault(status: int, body: dict[str, str], headers: dict[str, str]) -> web.HTTPException:
+    return _FAULTS[status](text=json.dumps(body), content_type="application/json", headers=headers)
+
+
 def _allows(granted: dict[str, str], name: str, level: str) -> bool:
     return ACCESS_LEVELS.get(granted.get(name, ""), 0) >= ACCESS_LEVELS[level]
 
@@ -131,6 +144,11 @@ class GitHubAppSide:
         self.tokens: dict[str, TokenGrant] = {}
         self.token_requests: list[dict[str, Any]] = []  # what each mint asked for
         self.refused_jwts: list[str] = []  # why each refused app JWT was refused
+        # GitHub failing: every App call answers this (status, headers) while it is set.
+        self.app_fault: tuple[int, dict[str, str]] | None = None
+        # False: the sign-in client is a plain OAuth app, whose tokens may not list
+        # installations (GitHub's 403).
+        self.client_is_app = True
         self._next_app_id = 5000
 
     def app_vars(self) -> dict[str, str]:
@@ -235,7 +253,14 @@ class GitHubAppSide:
 
     # --- credentials -------------------------------------------------------------------
 
+    def _fail_if_faulty(self) -> None:
+        if self.app_fault is not None:
+            status, headers = self.app_fault
+            body = {"message": "API rate limit exceeded" if status in (403, 429) else "Oops"}
+            raise _fault(status, body, headers)
+
     def _app_jwt(self, request: web.Request) -> None:
+        self._fail_if_faulty()
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or token.count(".") != 2:
             raise _error(401, "A JSON web token could not be decoded")
@@ -268,6 +293,7 @@ class GitHubAppSide:
             raise _error(401, reason)
 
     def _installation_grant(self, request: web.Request) -> TokenGrant:
+        self._fail_if_faulty()
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         grant = self.tokens.get(token) if scheme.lower() in ("bearer", "token") else None
         if grant is None or grant.expires_at <= self.clock():
@@ -347,6 +373,13 @@ class GitHubAppSide:
 
     async def _user_installations(self, request: web.Request) -> web.Response:
         account, _ = self._caller(request)  # type: ignore[attr-defined]  # FakeGitHub's
+        self._fail_if_faulty()
+        if not self.client_is_app:
+            raise _error(
+                403,
+                "You must authenticate with an access token authorized to a GitHub App "
+                "in order to list installations",
+            )
         mine = [
             self._installation_json(each)
             for each in self.installations.values()

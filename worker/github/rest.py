@@ -6,9 +6,10 @@ domain errors.
     pages = await api_pages(config, "/user/installations", "installations", token=…)
 
 `api` maps GitHub's refusals once: 404 → GitHubNotFound (the caller says what was not
-found), 401 → Unauthorized-like GitHubRefused, a rate limit (403/429 with no calls left) →
-GitHubRateLimited with the reset time, 422 → InvalidInput carrying GitHub's message, any
-other status → UpstreamFailed naming the call and the status.
+found), 401 → GitHubRefused, a rate limit (403/429 with no calls left) → GitHubRateLimited
+with the reset time, any other 403 → GitHubForbidden, 422 → InvalidInput carrying GitHub's
+message, any other status → UpstreamFailed naming the call and the status (all of these
+but InvalidInput are UpstreamFailed: a 502).
 """
 
 import asyncio
@@ -37,6 +38,10 @@ class GitHubRefused(UpstreamFailed):
 
 
 class GitHubRateLimited(UpstreamFailed):
+    pass
+
+
+class GitHubForbidden(UpstreamFailed):
     pass
 
 
@@ -108,6 +113,8 @@ async def api(
         )
     if status == 401:
         raise GitHubRefused("github_unauthorized", f"GitHub refused the credential{said}.")
+    if status == 403:
+        raise GitHubForbidden("github_forbidden", f"{what} answered 403{said}.")
     if status == 422:
         raise InvalidInput("github_refused", f"{what} refused the request{said}.")
     raise UpstreamFailed("github_unavailable", f"{what} answered {status}{said}.")

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from worker.auth.sessions import sha256_hex
 from worker.deployment import Deployment
-from worker.errors import Conflict, Forbidden, InvalidInput
+from worker.errors import Conflict, Forbidden, InvalidInput, Unavailable
 from worker.github import installations, rest
 from worker.github.app_jwt import GitHubAppNotConfigured
 from worker.github.installations import Installation
@@ -80,6 +80,14 @@ async def complete_setup(
             "github_sign_in_needed",
             "GitHub no longer accepts your sign-in token: sign out, sign in with GitHub "
             "again, and repeat the installation.",
+        ) from None
+    except rest.GitHubForbidden:
+        raise Unavailable(
+            "github_sign_in_not_the_app",
+            "GitHub lists installations only to tokens of the GitHub App itself, and this "
+            "deployment signs in with another OAuth client. The operator must set "
+            "SAM_GITHUB_CLIENT_ID and SAM_GITHUB_CLIENT_SECRET to the App's client ID and "
+            "secret (docs/github-app.md); then sign in again and repeat the installation.",
         ) from None
     for found in mine:
         if isinstance(found, dict) and found.get("id") == wanted:

@@ -186,7 +186,7 @@ def test_without_a_kept_github_token_the_user_is_told_to_sign_in_again(
 
 def test_the_user_token_is_sealed_at_rest(edge: Edge, github: FakeGitHub) -> None:
     browser_of(edge, github, "alice")
-    issued = [token for token, (login, _) in github._tokens.items() if login == "alice"]
+    issued = github.user_tokens("alice")
     with closing(sqlite3.connect(edge.data_dir / "d1" / "sam.sqlite")) as db:
         stored = db.execute("SELECT nonce, ciphertext FROM github_user_tokens").fetchall()
     assert stored
@@ -220,3 +220,50 @@ def test_a_deployment_without_the_app_says_what_to_configure(
             message = assert_error(answer, 503, "github_app_not_configured")
             assert "SAM_GITHUB_APP_PRIVATE_KEY" in message and "docs/github-app.md" in message
         client.close()
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "said"),
+    [
+        ((503, {}), "github_unavailable", "answered 503"),
+        (
+            (403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1767225600"}),
+            "github_rate_limited",
+            "resets the limit at 1767225600",
+        ),
+    ],
+)
+def test_github_failing_is_a_502_that_says_what_failed(
+    edge: Edge,
+    github: FakeGitHub,
+    fault: tuple[int, dict[str, str]],
+    code: str,
+    said: str,
+) -> None:
+    alice = browser_of(edge, github, "alice")
+    github.app_fault = fault
+    try:
+        for path in ("/api/github/repositories", "/api/github/repositories/alice/api/branches"):
+            assert said in assert_error(alice.get(path), 502, code)
+    finally:
+        github.app_fault = None
+
+
+def test_a_sign_in_client_that_is_not_the_app_is_named(edge: Edge, github: FakeGitHub) -> None:
+    carol = browser_of(edge, github, "carol")
+    state = start_install(carol, github)
+    github.client_is_app = False
+    try:
+        refused = back_from_github(carol, installation_of(github, "acme"), state)
+    finally:
+        github.client_is_app = True
+    message = assert_error(refused, 503, "github_sign_in_not_the_app")
+    assert "SAM_GITHUB_CLIENT_ID" in message
+
+
+def test_a_revoked_sign_in_token_asks_for_a_new_sign_in(edge: Edge, github: FakeGitHub) -> None:
+    carol = browser_of(edge, github, "carol")
+    state = start_install(carol, github)
+    github.revoke_user_tokens("carol")  # the user revoked SAM's authorization on GitHub
+    refused = back_from_github(carol, installation_of(github, "acme"), state)
+    assert "sign in with GitHub again" in assert_error(refused, 409, "github_sign_in_needed")

@@ -20,10 +20,10 @@ Without the App configured, each answers 503 `github_app_not_configured` naming 
 """
 
 from dataclasses import asdict
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
+from pydantic import BaseModel
 
 from worker.api.deps import CurrentUser, DeploymentDep
 from worker.auth import sessions
@@ -31,6 +31,42 @@ from worker.github import installations, repositories, setup
 from worker.github.app_jwt import GitHubAppNotConfigured
 
 router = APIRouter(tags=["github"])
+
+
+class InstallationOut(BaseModel):
+    id: int
+    account: str
+    account_type: str
+    created_at: str
+
+
+class InstallationList(BaseModel):
+    installations: list[InstallationOut]
+
+
+class RepositoryOut(BaseModel):
+    installation_id: int
+    full_name: str
+    owner: str
+    name: str
+    private: bool
+    default_branch: str
+    clone_url: str
+
+
+class RepositoryList(BaseModel):
+    repositories: list[RepositoryOut]
+
+
+class BranchOut(BaseModel):
+    name: str
+    sha: str
+    protected: bool
+
+
+class BranchList(BaseModel):
+    branches: list[BranchOut]
+
 
 # What GitHub sends as setup_action when an organisation member only asked an owner to
 # install the App: there is no installation yet.
@@ -58,23 +94,23 @@ async def setup_callback(
     return RedirectResponse(f"{origin}/?github_installation={recorded.id}", status_code=302)
 
 
-@router.get("/api/github/installations")
-async def list_installations(user: CurrentUser, deployment: DeploymentDep) -> dict[str, Any]:
+@router.get("/api/github/installations", response_model=InstallationList)
+async def list_installations(user: CurrentUser, deployment: DeploymentDep) -> InstallationList:
     if deployment.config.github_app is None:
         raise GitHubAppNotConfigured()
     found = await installations.list_installations(deployment, user.id)
-    return {"installations": [asdict(each) for each in found]}
+    return InstallationList(installations=[InstallationOut(**asdict(each)) for each in found])
 
 
-@router.get("/api/github/repositories")
-async def list_repositories(user: CurrentUser, deployment: DeploymentDep) -> dict[str, Any]:
+@router.get("/api/github/repositories", response_model=RepositoryList)
+async def list_repositories(user: CurrentUser, deployment: DeploymentDep) -> RepositoryList:
     found = await repositories.list_repositories(deployment, user.id)
-    return {"repositories": [asdict(each) for each in found]}
+    return RepositoryList(repositories=[RepositoryOut(**asdict(each)) for each in found])
 
 
-@router.get("/api/github/repositories/{owner}/{repo}/branches")
+@router.get("/api/github/repositories/{owner}/{repo}/branches", response_model=BranchList)
 async def list_branches(
     owner: str, repo: str, user: CurrentUser, deployment: DeploymentDep
-) -> dict[str, Any]:
+) -> BranchList:
     found = await repositories.list_branches(deployment, user.id, owner, repo)
-    return {"branches": [asdict(each) for each in found]}
+    return BranchList(branches=[BranchOut(**asdict(each)) for each in found])
