@@ -770,6 +770,8 @@ export interface components {
         /** DeploymentOut */
         DeploymentOut: {
             sign_in: components["schemas"]["SignInMethods"];
+            /** Github App */
+            github_app: boolean;
             /** Providers */
             providers: components["schemas"]["ProviderOption"][];
         };

@@ -91,6 +91,7 @@ def test_the_users_own_installation_is_recorded_and_lists_its_repositories(
     assert back.status_code == 302, back.text
     assert back.headers["location"] == f"{alice.origin}/?github_installation={own}"
     assert installed(alice) == [own]
+    assert alice.get("/api/deployment").json()["github_app"] is True
     repositories = alice.get("/api/github/repositories")
     assert repositories.status_code == 200, repositories.text
     assert [
@@ -215,6 +216,7 @@ def test_a_deployment_without_the_app_says_what_to_configure(
 ) -> None:
     with running_edge(tmp_path / ".sam", vars=github.vars(users="alice")) as bare:
         client = signed_in(bare, "alice")
+        assert client.get("/api/deployment").json()["github_app"] is False
         for path in (INSTALL, "/api/github/installations", "/api/github/repositories"):
             answer = client.get(path)
             message = assert_error(answer, 503, "github_app_not_configured")
