@@ -185,16 +185,26 @@ def test_without_a_kept_github_token_the_user_is_told_to_sign_in_again(
     assert "sign in with GitHub again" in assert_error(refused, 409, "github_sign_in_needed")
 
 
-def test_the_user_token_is_sealed_at_rest(edge: Edge, github: FakeGitHub) -> None:
-    browser_of(edge, github, "alice")
-    issued = github.user_tokens("alice")
+def test_no_github_secret_is_stored_in_clear_or_logged(edge: Edge, github: FakeGitHub) -> None:
+    alice = browser_of(edge, github, "alice")
+    back_from_github(alice, installation_of(github, "alice"), start_install(alice, github))
+    assert alice.get("/api/github/repositories").status_code == 200  # mints a token
     with closing(sqlite3.connect(edge.data_dir / "d1" / "sam.sqlite")) as db:
         stored = db.execute("SELECT nonce, ciphertext FROM github_user_tokens").fetchall()
-    assert stored
-    raw = (edge.data_dir / "d1" / "sam.sqlite").read_bytes()
-    for token in issued:
-        assert token.encode() not in raw
-        assert token not in edge.log()
+    assert stored  # the user token is kept, sealed
+    stores = [
+        path.read_bytes()
+        for folder in ("d1", "kv")
+        for path in (edge.data_dir / folder).iterdir()
+        if path.is_file()
+    ]
+    key_body = github.app_secrets()["SAM_GITHUB_APP_PRIVATE_KEY"].splitlines()[1]
+    secrets = [*github.user_tokens("alice"), *github.tokens, key_body]
+    assert len(secrets) > 2
+    log = edge.log()
+    for secret in secrets:
+        assert secret not in log
+        assert all(secret.encode() not in store for store in stores)
 
 
 async def test_an_expired_state_is_refused(deployment: Deployment, clock: ManualClock) -> None:
