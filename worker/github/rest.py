@@ -5,11 +5,11 @@ domain errors.
     data = await api(config, "GET", "/installation/repositories", token=…)
     pages = await api_pages(config, "/user/installations", "installations", token=…)
 
-`api` maps GitHub's refusals once: 404 → GitHubNotFound (the caller says what was not
-found), 401 → GitHubRefused, a rate limit (403/429 with no calls left) → GitHubRateLimited
-with the reset time, any other 403 → GitHubForbidden, 422 → InvalidInput carrying GitHub's
-message, any other status → UpstreamFailed naming the call and the status (all of these
-but InvalidInput are UpstreamFailed: a 502).
+`api` maps GitHub's refusals once: 404 → GitHubNotFound (a NotFound; the caller says what
+was not found), 422 → InvalidInput carrying GitHub's message; and, all UpstreamFailed (a
+502): 401 → GitHubRefused, a rate limit (403/429 with no calls left) → GitHubRateLimited
+with the reset time, any other 403 → GitHubForbidden, any other status → UpstreamFailed
+naming the call and the status.
 """
 
 import asyncio
@@ -24,9 +24,9 @@ GITHUB_TIMEOUT_SECONDS = 10.0
 API_VERSION = "2022-11-28"
 USER_AGENT = "sam-control-plane"
 PER_PAGE = 100  # GitHub's maximum page size
-# Listing stops here (10 000 items): a picker has no use for more, and a Worker's
-# subrequests are bounded.
-MAX_PAGES = 100
+# Listing stops here (1,000 items): a picker has no use for more, and a Worker's
+# subrequests per request are bounded (50 on the free plan).
+MAX_PAGES = 10
 
 
 class GitHubNotFound(NotFound):
