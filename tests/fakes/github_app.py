@@ -21,13 +21,9 @@ Lists page with `per_page` and `page`. A repository may be backed by a bare git 
 (`git_dir`), whose branches are then read with real git.
 """
 
-import json
 import secrets
-import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,96 +32,22 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.fakes.github_app_model import (
+    DEFAULT_PERMISSIONS,
+    FakeInstallation,
+    FakeRepository,
+    TokenGrant,
+    allows,
+    github_error,
+    github_fault,
+    iso_time,
+    page_of,
+)
+
 APP_ID = 424242
 APP_SLUG = "sam-test-app"
 TOKEN_LIFETIME_SECONDS = 3600
 MAX_JWT_AHEAD_SECONDS = 600
-ACCESS_LEVELS = {"read": 1, "write": 2, "admin": 3}
-DEFAULT_PERMISSIONS = {
-    "metadata": "read",
-    "contents": "write",
-    "pull_requests": "write",
-}
-
-
-@dataclass
-class FakeRepository:
-    id: int
-    owner: str
-    name: str
-    private: bool = True
-    default_branch: str = "main"
-    branches: dict[str, str] = field(default_factory=dict)  # name → sha, without git_dir
-    git_dir: Path | None = None
-    pulls: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.owner}/{self.name}"
-
-    def branch_heads(self) -> dict[str, str]:
-        if self.git_dir is None:
-            return dict(self.branches)
-        listed = subprocess.run(
-            ["git", "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads"],
-            cwd=self.git_dir,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        return dict(line.split(" ", 1) for line in listed.splitlines())
-
-
-@dataclass
-class FakeInstallation:
-    id: int
-    account: str
-    account_type: str
-    repositories: list[str]  # names in the account
-    permissions: dict[str, str]
-    users: set[str]  # logins GitHub lists it for in /user/installations
-
-
-@dataclass(frozen=True)
-class TokenGrant:
-    installation_id: int
-    repositories: tuple[str, ...]  # full names the token reaches
-    permissions: dict[str, str]
-    expires_at: float
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _error(status: int, message: str) -> web.HTTPException:
-    kinds = {401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound}
-    kind = kinds.get(status, web.HTTPUnprocessableEntity)
-    body = {"message": message, "documentation_url": "https://docs.github.com/rest"}
-    return kind(text=json.dumps(body), content_type="application/json")
-
-
-_FAULTS: dict[int, type[web.HTTPException]] = {
-    403: web.HTTPForbidden,
-    429: web.HTTPTooManyRequests,
-    500: web.HTTPInternalServerError,
-    502: web.HTTPBadGateway,
-    503: web.HTTPServiceUnavailable,
-}
-
-
-def _fault(status: int, body: dict[str, str], headers: dict[str, str]) -> web.HTTPException:
-    return _FAULTS[status](text=json.dumps(body), content_type="application/json", headers=headers)
-
-
-def _allows(granted: dict[str, str], name: str, level: str) -> bool:
-    return ACCESS_LEVELS.get(granted.get(name, ""), 0) >= ACCESS_LEVELS[level]
-
-
-def _page(request: web.Request, items: list[Any]) -> list[Any]:
-    per_page = min(int(request.query.get("per_page", "30")), 100)
-    page = max(int(request.query.get("page", "1")), 1)
-    return items[(page - 1) * per_page : page * per_page]
 
 
 class GitHubAppSide:
@@ -212,7 +134,7 @@ class GitHubAppSide:
             return 401
         if full_name not in grant.repositories:
             return 404
-        if not _allows(grant.permissions, "contents", "write" if write else "read"):
+        if not allows(grant.permissions, "contents", "write" if write else "read"):
             return 403 if write else 404
         return 200
 
@@ -257,13 +179,13 @@ class GitHubAppSide:
         if self.app_fault is not None:
             status, headers = self.app_fault
             body = {"message": "API rate limit exceeded" if status in (403, 429) else "Oops"}
-            raise _fault(status, body, headers)
+            raise github_fault(status, body, headers)
 
     def _app_jwt(self, request: web.Request) -> None:
         self._fail_if_faulty()
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or token.count(".") != 2:
-            raise _error(401, "A JSON web token could not be decoded")
+            raise github_error(401, "A JSON web token could not be decoded")
         try:
             claims = jwt.decode(
                 token,
@@ -277,7 +199,7 @@ class GitHubAppSide:
             )
         except jwt.PyJWTError as exc:
             self.refused_jwts.append(str(exc))
-            raise _error(401, "A JSON web token could not be decoded") from None
+            raise github_error(401, "A JSON web token could not be decoded") from None
         now = self.clock()
         reason = None
         if str(claims["iss"]) != str(self.app_id):
@@ -290,14 +212,14 @@ class GitHubAppSide:
             reason = "'Expiration time' claim ('exp') is too far in the future"
         if reason is not None:
             self.refused_jwts.append(reason)
-            raise _error(401, reason)
+            raise github_error(401, reason)
 
     def _installation_grant(self, request: web.Request) -> TokenGrant:
         self._fail_if_faulty()
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         grant = self.tokens.get(token) if scheme.lower() in ("bearer", "token") else None
         if grant is None or grant.expires_at <= self.clock():
-            raise _error(401, "Bad credentials")
+            raise github_error(401, "Bad credentials")
         return grant
 
     def _reached(self, request: web.Request, permission: str, level: str) -> FakeRepository:
@@ -305,9 +227,9 @@ class GitHubAppSide:
         full_name = f"{request.match_info['owner']}/{request.match_info['repo']}"
         repository = self.repositories.get(full_name)
         if repository is None or full_name not in grant.repositories:
-            raise _error(404, "Not Found")
-        if not _allows(grant.permissions, permission, level):
-            raise _error(403, "Resource not accessible by integration")
+            raise github_error(404, "Not Found")
+        if not allows(grant.permissions, permission, level):
+            raise github_error(403, "Resource not accessible by integration")
         return repository
 
     # --- App JWT routes ----------------------------------------------------------------
@@ -319,7 +241,7 @@ class GitHubAppSide:
     async def _app_installations(self, request: web.Request) -> web.Response:
         self._app_jwt(request)
         listed = [self._installation_json(each) for each in self.installations.values()]
-        return web.json_response(_page(request, listed))
+        return web.json_response(page_of(request, listed))
 
     async def _repo_installation(self, request: web.Request) -> web.Response:
         self._app_jwt(request)
@@ -327,25 +249,27 @@ class GitHubAppSide:
         for installation in self.installations.values():
             if installation.account == owner and name in installation.repositories:
                 return web.json_response(self._installation_json(installation))
-        raise _error(404, "Not Found")
+        raise github_error(404, "Not Found")
 
     async def _access_tokens(self, request: web.Request) -> web.Response:
         self._app_jwt(request)
         installation = self.installations.get(int(request.match_info["id"]))
         if installation is None:
-            raise _error(404, "Not Found")
+            raise github_error(404, "Not Found")
         body = await request.json() if request.can_read_body else {}
         self.token_requests.append({"installation_id": installation.id, **body})
         names = body.get("repositories")
         if names is not None and not set(names) <= set(installation.repositories):
-            raise _error(
+            raise github_error(
                 422,
                 "There is at least one repository that does not exist or is not accessible "
                 "to the parent installation.",
             )
         permissions = body.get("permissions") or dict(installation.permissions)
-        if not all(_allows(installation.permissions, k, v) for k, v in permissions.items()):
-            raise _error(422, "The permissions requested are not granted to this installation.")
+        if not all(allows(installation.permissions, k, v) for k, v in permissions.items()):
+            raise github_error(
+                422, "The permissions requested are not granted to this installation."
+            )
         reached = names if names is not None else installation.repositories
         token = "ghs_" + secrets.token_hex(18)
         expires_at = self.clock() + TOKEN_LIFETIME_SECONDS
@@ -357,7 +281,7 @@ class GitHubAppSide:
         )
         answer: dict[str, Any] = {
             "token": token,
-            "expires_at": _iso(expires_at),
+            "expires_at": iso_time(expires_at),
             "permissions": permissions,
             "repository_selection": "selected",
         }
@@ -375,7 +299,7 @@ class GitHubAppSide:
         account, _ = self._caller(request)  # type: ignore[attr-defined]  # FakeGitHub's
         self._fail_if_faulty()
         if not self.client_is_app:
-            raise _error(
+            raise github_error(
                 403,
                 "You must authenticate with an access token authorized to a GitHub App "
                 "in order to list installations",
@@ -385,7 +309,9 @@ class GitHubAppSide:
             for each in self.installations.values()
             if account.login in each.users
         ]
-        return web.json_response({"total_count": len(mine), "installations": _page(request, mine)})
+        return web.json_response(
+            {"total_count": len(mine), "installations": page_of(request, mine)}
+        )
 
     # --- installation tokens -------------------------------------------------------------
 
@@ -397,14 +323,14 @@ class GitHubAppSide:
             if name in self.repositories
         ]
         return web.json_response(
-            {"total_count": len(reached), "repositories": _page(request, reached)}
+            {"total_count": len(reached), "repositories": page_of(request, reached)}
         )
 
     async def _branches(self, request: web.Request) -> web.Response:
         repository = self._reached(request, "metadata", "read")
         heads = sorted(repository.branch_heads().items())
         listed = [{"name": name, "commit": {"sha": sha}, "protected": False} for name, sha in heads]
-        return web.json_response(_page(request, listed))
+        return web.json_response(page_of(request, listed))
 
     async def _list_pulls(self, request: web.Request) -> web.Response:
         repository = self._reached(request, "pull_requests", "read")
@@ -415,7 +341,7 @@ class GitHubAppSide:
             if (state == "all" or pull["state"] == state)
             and (head is None or pull["head"]["label"] == head)
         ]
-        return web.json_response(_page(request, listed))
+        return web.json_response(page_of(request, listed))
 
     async def _create_pull(self, request: web.Request) -> web.Response:
         repository = self._reached(request, "pull_requests", "write")
@@ -424,10 +350,12 @@ class GitHubAppSide:
         branch = head.split(":", 1)[-1]
         heads = repository.branch_heads()
         if branch not in heads or base not in heads:
-            raise _error(422, "Validation Failed: head or base does not exist")
+            raise github_error(422, "Validation Failed: head or base does not exist")
         label = f"{repository.owner}:{branch}"
         if any(p["head"]["label"] == label and p["state"] == "open" for p in repository.pulls):
-            raise _error(422, f"Validation Failed: A pull request already exists for {label}.")
+            raise github_error(
+                422, f"Validation Failed: A pull request already exists for {label}."
+            )
         number = len(repository.pulls) + 1
         pull = {
             "number": number,
