@@ -26,6 +26,7 @@ from worker.github import rest, tokens
 from worker.github.app_jwt import (
     APP_JWT_BACKDATE_SECONDS,
     APP_JWT_LIFETIME_SECONDS,
+    APP_JWT_REUSE_SECONDS,
     GitHubAppNotConfigured,
     app_jwt,
 )
@@ -48,10 +49,14 @@ def pkcs8_pem(key: rsa.RSAPrivateKey) -> str:
 async def test_the_app_jwt_is_accepted_by_github(
     github: FakeGitHub, deployment: Deployment, clock: ManualClock
 ) -> None:
+    clock.advance(APP_JWT_REUSE_SECONDS)  # past any JWT an earlier test left in the isolate
     token = await app_jwt(deployment)
 
     assert jwt.get_unverified_header(token) == {"alg": "RS256", "typ": "JWT"}
-    claims = jwt.decode(token, github.app_key.public_key(), algorithms=["RS256"])
+    times_checked_below = {"verify_iat": False, "verify_exp": False}
+    claims = jwt.decode(
+        token, github.app_key.public_key(), algorithms=["RS256"], options=times_checked_below
+    )
     now = int(clock.now())
     assert claims == {
         "iss": str(github.app_id),
@@ -60,6 +65,14 @@ async def test_the_app_jwt_is_accepted_by_github(
     }
     app = await rest.api(deployment.config, "GET", "/app", token=token)
     assert app["slug"] == github.app_slug
+
+    # Reused while it has long to live, then signed afresh; each one GitHub accepts.
+    clock.advance(APP_JWT_REUSE_SECONDS - 1)
+    assert await app_jwt(deployment) == token
+    clock.advance(1)
+    fresh = await app_jwt(deployment)
+    assert fresh != token
+    assert (await rest.api(deployment.config, "GET", "/app", token=fresh))["id"] == github.app_id
 
 
 async def test_a_pkcs8_key_signs_the_same_app(
