@@ -1,26 +1,19 @@
-"""The agent's durable state: workspaces, terminal tabs and agent sessions (with their
-sequenced frames) in one SQLite file (WAL).
+"""The agent's durable state: workspaces, terminal tabs, model usage and agent sessions
+(agent/sessions/records.py: their frames, prompt ids and chat outbox cursor) in one SQLite
+file (agent/database.py).
 
 An agent killed with -9 and started again reads its workspaces and tabs back from here.
-Every write is one committed transaction, so a crash never leaves half a record.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-BUSY_TIMEOUT_SECONDS = 5.0
-# The agent's state (its database, its tokens) is readable by the agent's user only.
-PRIVATE_DIR_MODE = 0o700
-PRIVATE_FILE_MODE = 0o600
+from agent.database import utc_now
+from agent.sessions.records import SESSION_ADDED_COLUMNS, SESSION_SCHEMA, SessionRecords
 
 WORKSPACE_COLUMNS = (
     "id",
@@ -61,25 +54,6 @@ CREATE TABLE IF NOT EXISTS terminal_tabs (
     created_at TEXT NOT NULL,
     PRIMARY KEY (workspace_id, session_id)
 );
-CREATE TABLE IF NOT EXISTS agent_sessions (
-    id TEXT PRIMARY KEY,
-    workspace_id TEXT NOT NULL,
-    agent TEXT NOT NULL,
-    permission_mode TEXT NOT NULL,
-    state TEXT NOT NULL,
-    acp_session_id TEXT,
-    last_seq INTEGER NOT NULL DEFAULT 0,
-    first_seq INTEGER NOT NULL DEFAULT 1,
-    log_bytes INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS agent_session_frames (
-    session_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (session_id, seq)
-);
 CREATE TABLE IF NOT EXISTS model_usage (
     session_id TEXT PRIMARY KEY,
     workspace_id TEXT NOT NULL,
@@ -100,29 +74,15 @@ USAGE_COUNTS = (
     "cache_creation_input_tokens",
     "cache_read_input_tokens",
 )
-AGENT_SESSION_COLUMNS = (
-    "id",
-    "workspace_id",
-    "agent",
-    "permission_mode",
-    "state",
-    "acp_session_id",
-    "last_seq",
-    "first_seq",
-    "created_at",
-)
-
 # Columns added since the first release, for state directories an older agent created.
-_ADDED_COLUMNS = {"remote_env": "TEXT", "trusted_devcontainer": "INTEGER"}
+_ADDED_COLUMNS = {
+    "workspaces": {"remote_env": "TEXT", "trusted_devcontainer": "INTEGER"},
+    **SESSION_ADDED_COLUMNS,
+}
 _JSON_COLUMNS = frozenset({"remote_env"})  # stored as JSON text, read back as values
 
 
-def utc_now() -> str:
-    """The current time as ISO-8601 UTC with a trailing Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class Store:
+class Store(SessionRecords):
     """Workspaces, terminal tabs and agent sessions, persisted in SQLite at `path`.
 
     Calls are short synchronous statements, safe from any thread (one lock, one
@@ -130,31 +90,7 @@ class Store:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-        # Owner only, before sqlite3 makes it 0644; its -wal and -shm files take this mode.
-        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
-        self.path.chmod(PRIVATE_FILE_MODE)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path,
-            timeout=BUSY_TIMEOUT_SECONDS,
-            isolation_level=None,  # autocommit; transactions are explicit below
-            check_same_thread=False,
-        )
-        self._db.row_factory = sqlite3.Row
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            present = {row["name"] for row in self._db.execute("PRAGMA table_info(workspaces)")}
-            for column, kind in _ADDED_COLUMNS.items():
-                if column not in present:
-                    self._db.execute(f"ALTER TABLE workspaces ADD COLUMN {column} {kind}")
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        super().__init__(path, _SCHEMA + SESSION_SCHEMA, _ADDED_COLUMNS)
 
     # --- workspaces -------------------------------------------------------------------------
 
@@ -192,6 +128,11 @@ class Store:
             self._db.execute("DELETE FROM terminal_tabs WHERE workspace_id = ?", (workspace_id,))
             self._db.execute(
                 "DELETE FROM agent_session_frames WHERE session_id IN "
+                "(SELECT id FROM agent_sessions WHERE workspace_id = ?)",
+                (workspace_id,),
+            )
+            self._db.execute(
+                "DELETE FROM agent_session_prompts WHERE session_id IN "
                 "(SELECT id FROM agent_sessions WHERE workspace_id = ?)",
                 (workspace_id,),
             )
@@ -258,94 +199,6 @@ class Store:
             ).fetchall()
         return [dict(row) for row in rows]
 
-    # --- agent sessions and their frames ----------------------------------------------------
-
-    def add_agent_session(
-        self, session_id: str, workspace_id: str, agent: str, permission_mode: str, state: str
-    ) -> dict[str, Any]:
-        now = utc_now()
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO agent_sessions (id, workspace_id, agent, permission_mode, state, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (session_id, workspace_id, agent, permission_mode, state, now, now),
-            )
-        record = self.agent_session(session_id)
-        assert record is not None
-        return record
-
-    def update_agent_session(self, session_id: str, **fields: str | None) -> None:
-        """Set `state` and/or `acp_session_id`."""
-        assert fields and set(fields) <= {"state", "acp_session_id"}, fields
-        assignments = ", ".join(f"{name} = ?" for name in fields)
-        with self._lock:
-            self._db.execute(
-                f"UPDATE agent_sessions SET {assignments}, updated_at = ? WHERE id = ?",
-                (*fields.values(), utc_now(), session_id),
-            )
-
-    def agent_session(self, session_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._row("SELECT * FROM agent_sessions WHERE id = ?", (session_id,))
-        return {c: row[c] for c in AGENT_SESSION_COLUMNS} if row else None
-
-    def agent_sessions(self, workspace_id: str) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM agent_sessions WHERE workspace_id = ? ORDER BY created_at, id",
-                (workspace_id,),
-            ).fetchall()
-        return [{c: row[c] for c in AGENT_SESSION_COLUMNS} for row in rows]
-
-    def append_frame(
-        self, session_id: str, body: Callable[[int], str], max_bytes: int
-    ) -> tuple[int, str]:
-        """Store the session's next frame, `body(seq)`: (seq, body). The oldest frames
-        go while the session's log is over `max_bytes` (the newest always stays)."""
-        with self._transaction():
-            (last, total) = self._db.execute(
-                "SELECT last_seq, log_bytes FROM agent_sessions WHERE id = ?", (session_id,)
-            ).fetchone()
-            seq = last + 1
-            text = body(seq)
-            size = len(text.encode())
-            self._db.execute(
-                "INSERT INTO agent_session_frames (session_id, seq, body) VALUES (?, ?, ?)",
-                (session_id, seq, text),
-            )
-            total += size
-            first = None
-            while total > max_bytes:
-                (oldest, oldest_size) = self._db.execute(
-                    "SELECT seq, length(CAST(body AS BLOB)) FROM agent_session_frames "
-                    "WHERE session_id = ? ORDER BY seq LIMIT 1",
-                    (session_id,),
-                ).fetchone()
-                if oldest == seq:
-                    break
-                self._db.execute(
-                    "DELETE FROM agent_session_frames WHERE session_id = ? AND seq = ?",
-                    (session_id, oldest),
-                )
-                total -= oldest_size
-                first = oldest + 1
-            self._db.execute(
-                "UPDATE agent_sessions SET last_seq = ?, log_bytes = ?, "
-                "first_seq = COALESCE(?, first_seq) WHERE id = ?",
-                (seq, total, first, session_id),
-            )
-        return seq, text
-
-    def frames_after(self, session_id: str, after: int, limit: int) -> list[tuple[int, str]]:
-        """Up to `limit` stored frames with seq > `after`, oldest first: (seq, body)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, body FROM agent_session_frames WHERE session_id = ? AND seq > ? "
-                "ORDER BY seq LIMIT ?",
-                (session_id, after, limit),
-            ).fetchall()
-        return [(row["seq"], row["body"]) for row in rows]
-
     # --- model usage ----------------------------------------------------------------------
 
     def add_model_usage(self, session_id: str, workspace_id: str, counts: dict[str, int]) -> None:
@@ -367,24 +220,6 @@ class Store:
         with self._lock:
             row = self._row("SELECT * FROM model_usage WHERE session_id = ?", (session_id,))
         return {name: row[name] for name in USAGE_COUNTS} if row else None
-
-    # --- helpers ----------------------------------------------------------------------------
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """The lock and one write transaction: committed, or rolled back on any exception."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _row(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._db.execute(sql, params).fetchone()
-        return row
 
 
 def _stored(column: str, value: Any) -> Any:

@@ -4,23 +4,22 @@ Sessions run in the workspace's container as its remote user, in its folder
 (ContainerLauncher); the adapter reaches the model through the model proxy on the
 workspace's channel, with the channel's token as a stand-in key: the owner's real key is
 fetched from the control plane per session and kept in ModelSessions (memory only). A
-viewer WebSocket gets the stored frames after `after`, then the live ones
-(docs/protocols/agent-sessions.md).
+viewer WebSocket (viewers.py) gets the stored frames after `after`, then the live ones
+(docs/protocols/agent-sessions.md). A session made with a chat link also sends its frames
+to that project chat (outbox.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
-from pydantic import BaseModel, ValidationError
+from aiohttp import web
+from pydantic import BaseModel
 
 from agent.channel import WorkspaceChannel
 from agent.channel.model_sessions import ModelSessions
@@ -29,18 +28,21 @@ from agent.control_plane import ControlPlane
 from agent.errors import (
     AgentError,
     AgentNeedsContainer,
+    AgentSessionIdTaken,
     AgentSessionNotFound,
     AgentStartFailed,
     BadRequest,
+    PermissionRequestNotFound,
     WorkspaceNotRunning,
 )
 from agent.persistence import Store
 from agent.sessions.container import ContainerLauncher, ContainerUser
+from agent.sessions.outbox import ChatOutbox
 from agent.sessions.permissions import UnknownOption, UnknownRequest
-from agent.sessions.session import VIEWER_QUEUE_FRAMES, AgentSession
+from agent.sessions.session import AgentSession
 from agent.sessions.tools import ADAPTERS
+from agent.sessions.viewers import serve_viewer
 from agent.terminals.manager import TerminalManager
-from agent.terminals.session import TokenBucket
 from agent.workspaces.manager import WorkspaceManager
 from wire import agent_session as w
 from wire.states import LifecycleState
@@ -48,8 +50,6 @@ from wire.states import LifecycleState
 log = logging.getLogger(__name__)
 
 MODEL_PROXY_PREFIX = "/model/sessions/"
-REPLAY_BATCH_FRAMES = 500
-MAX_CLIENT_FRAME_BYTES = 16 * 1024
 # States of a session that claims to run (resume_all brings them back after a restart).
 RUNNING_STATES = frozenset(
     {
@@ -59,7 +59,8 @@ RUNNING_STATES = frozenset(
         w.SessionState.RESTARTING,
     }
 )
-TOO_SLOW = f"over {VIEWER_QUEUE_FRAMES} frames behind: reconnect with after=<last seq>".encode()
+# A workspace that stops or goes waits this long for its chats' last frames to be sent.
+OUTBOX_FLUSH_SECONDS = 5.0
 
 
 class AgentSessionManager:
@@ -79,6 +80,8 @@ class AgentSessionManager:
         self._model_sessions = model_sessions
         self._terminals = terminals
         self._live: dict[str, AgentSession] = {}
+        self._creating: dict[str, asyncio.Future[None]] = {}  # ids of creates under way
+        self._outbox = ChatOutbox(store, control_plane, config.outbox_retry_max_seconds)
         self._adapters = {**ADAPTERS, **config.agent_commands}
 
     async def resume_all(self) -> None:
@@ -89,6 +92,7 @@ class AgentSessionManager:
             for record in self._store.agent_sessions(workspace["id"]):
                 if w.SessionState(record["state"]) in RUNNING_STATES:
                     await self._resume(workspace, record)
+        self._outbox.resume()
 
     async def _resume(self, workspace: dict[str, Any], record: dict[str, Any]) -> None:
         target = _target(workspace)
@@ -127,13 +131,37 @@ class AgentSessionManager:
         build = lambda seq: frame(seq=seq).model_dump_json()  # noqa: E731
         self._store.append_frame(session_id, build, self._config.session_log_bytes)
         self._store.update_agent_session(session_id, state=state)
+        self._outbox.notify(session_id)
 
     # --- routes' operations -----------------------------------------------------------------
 
-    async def create(self, workspace_id: str, spec: w.NewAgentSession) -> w.AgentSessionInfo:
+    async def create(
+        self, workspace_id: str, spec: w.NewAgentSession
+    ) -> tuple[w.AgentSessionInfo, bool]:
         """Start an adapter for the workspace; returns once its ACP session is ready (and
-        its first turn, when `spec.prompt` is given, has begun)."""
+        its first turn, when `spec.prompt` is given, has begun), with True. A session of
+        `spec.id` already made here is answered as it is, with False."""
         record = self._workspaces.get(workspace_id)
+        if spec.id is not None:
+            if (creating := self._creating.get(spec.id)) is not None:
+                await asyncio.shield(creating)  # the same call delivered twice at once
+            existing = self._store.agent_session(spec.id)
+            if existing is not None:
+                if existing["workspace_id"] != workspace_id:
+                    raise AgentSessionIdTaken(
+                        f"agent session id {spec.id} is taken by another workspace's "
+                        "session: choose another id"
+                    )
+                return self._info(existing), False
+            self._creating[spec.id] = asyncio.get_running_loop().create_future()
+        try:
+            return await self._create(record, spec), True
+        finally:
+            if spec.id is not None and (done := self._creating.pop(spec.id, None)):
+                done.set_result(None)
+
+    async def _create(self, record: dict[str, Any], spec: w.NewAgentSession) -> w.AgentSessionInfo:
+        workspace_id = record["id"]
         if spec.agent not in self._adapters:
             raise BadRequest(
                 f"agent: {spec.agent!r} is not an agent this node runs; it runs "
@@ -151,10 +179,16 @@ class AgentSessionManager:
             )
         target = _target(record)
         assert target is not None
-        session_id = f"as-{secrets.token_hex(8)}"
+        session_id = spec.id or f"as-{secrets.token_hex(8)}"
         env = await self._model_access(workspace_id, session_id)
+        chat = spec.chat.model_dump() if spec.chat is not None else None
         stored = self._store.add_agent_session(
-            session_id, workspace_id, spec.agent, spec.permission_mode, w.SessionState.STARTING
+            session_id,
+            workspace_id,
+            spec.agent,
+            spec.permission_mode,
+            w.SessionState.STARTING,
+            chat,
         )
         session = self._session(stored, target)
         self._live[session_id] = session
@@ -166,7 +200,7 @@ class AgentSessionManager:
             raise
         log.info("agent_session.started id=%s workspace=%s", session_id, workspace_id)
         if spec.prompt is not None:
-            session.prompt(spec.prompt)
+            session.prompt(spec.prompt, spec.prompt_id)
         return self.info(workspace_id, session_id)
 
     def list(self, workspace_id: str) -> w.AgentSessionList:
@@ -187,6 +221,20 @@ class AgentSessionManager:
             )
         return session
 
+    def answer_permission(
+        self, workspace_id: str, session_id: str, request_id: str, option_id: str
+    ) -> None:
+        """The same answer as a viewer's `answer_permission` (the first answer wins)."""
+        try:
+            self.live(workspace_id, session_id).answer(request_id, option_id)
+        except UnknownRequest:
+            raise PermissionRequestNotFound(
+                f"no open permission request {request_id!r} in session {session_id} "
+                "(answered already, or timed out?)"
+            ) from None
+        except UnknownOption as exc:
+            raise BadRequest(f"option_id: {exc}") from None
+
     async def stop(self, workspace_id: str, session_id: str) -> w.AgentSessionInfo:
         self._record(workspace_id, session_id)
         session = self._live.pop(session_id, None)
@@ -202,11 +250,14 @@ class AgentSessionManager:
             if session.workspace_id == workspace_id:
                 del self._live[session_id]
                 await session.stop("workspace_stopped")
+        ids = [record["id"] for record in self._store.agent_sessions(workspace_id)]
+        await self._outbox.flush(ids, OUTBOX_FLUSH_SECONDS)
 
     async def close(self) -> None:
         live, self._live = list(self._live.values()), {}
         # Suspended, not stopped: the agent resumes them when it starts again (resume_all).
         await asyncio.gather(*(session.suspend() for session in live))
+        await self._outbox.close()
 
     # --- viewers ------------------------------------------------------------------------------
 
@@ -217,74 +268,8 @@ class AgentSessionManager:
         answer `answer_permission` frames."""
         record = self._record(workspace_id, session_id)
         session = self._live.get(session_id)
-        queue = session.subscribe() if session is not None else None
-        reader = asyncio.create_task(self._read_frames(ws, session))
-        try:
-            sent = after
-            if after + 1 < record["first_seq"] and record["last_seq"] > after:
-                gap = w.GapFrame(type="gap", after=after, first_seq=record["first_seq"])
-                await ws.send_str(gap.model_dump_json())
-            while batch := self._store.frames_after(session_id, sent, REPLAY_BATCH_FRAMES):
-                for seq, body in batch:
-                    await ws.send_str(body)
-                    sent = seq
-            while queue is not None and not reader.done():
-                getter = asyncio.create_task(queue.get())
-                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()
-                    break
-                item = getter.result()
-                if item is None:
-                    break
-                seq, body = item
-                if seq > sent:  # frames stored before the replay read them are sent once
-                    await ws.send_str(body)
-                    sent = seq
-            if queue is not None and not reader.done():
-                assert session is not None
-                if session.state in (w.SessionState.STOPPED, w.SessionState.CRASHED):
-                    await ws.close(code=WSCloseCode.OK, message=b"the session has ended")
-                else:  # dropped for being too far behind (AgentSession._append)
-                    await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=TOO_SLOW)
-            await reader
-        except ConnectionResetError:
-            pass  # the viewer went away mid-send: nothing more to do for it
-        finally:
-            reader.cancel()
-            if queue is not None and session is not None:
-                session.unsubscribe(queue)
-
-    async def _read_frames(self, ws: web.WebSocketResponse, session: AgentSession | None) -> None:
         rate = self._config.max_frames_per_second
-        bucket = TokenBucket(rate, time.monotonic)
-        async for message in ws:
-            if not bucket.take():
-                text = f"more than {rate} frames per second; this frame was ignored, send fewer"
-                await _send_error(ws, "rate_limited", text)
-                continue
-            if message.type != WSMsgType.TEXT:
-                await _send_error(ws, "bad_frame", "send JSON text frames")
-                continue
-            if len(message.data) > MAX_CLIENT_FRAME_BYTES:
-                await _send_error(
-                    ws, "frame_too_large", f"frames are at most {MAX_CLIENT_FRAME_BYTES} bytes"
-                )
-                continue
-            try:
-                frame = w.CLIENT_FRAMES.validate_json(message.data)
-            except ValidationError as exc:
-                await _send_error(ws, "bad_frame", _first_problem(exc))
-                continue
-            try:
-                if session is None:
-                    raise UnknownRequest(frame.request_id)
-                session.answer(frame.request_id, frame.option_id)
-            except UnknownRequest:
-                text = f"no open permission request {frame.request_id!r} (answered already?)"
-                await _send_error(ws, "unknown_request", text)
-            except UnknownOption as exc:
-                await _send_error(ws, "bad_frame", str(exc))
+        await serve_viewer(ws, self._store, record, session, after, rate)
 
     # --- inside -------------------------------------------------------------------------------
 
@@ -313,11 +298,17 @@ class AgentSessionManager:
     def _session(self, record: dict[str, Any], target: ContainerUser) -> AgentSession:
         launcher = ContainerLauncher(target)
         return AgentSession(
-            record, self._store, self._config, launcher, target.folder, self._terminals
+            record,
+            self._store,
+            self._config,
+            launcher,
+            target.folder,
+            self._terminals,
+            on_frame=self._outbox.notify if record["chat"] else None,
         )
 
     def _info(self, record: dict[str, Any]) -> w.AgentSessionInfo:
-        fields = {k: v for k, v in record.items() if k != "first_seq"}
+        fields = {k: v for k, v in record.items() if k in w.AgentSessionInfo.model_fields}
         fields["model_usage"] = self._store.model_usage(record["id"])
         return w.AgentSessionInfo.model_validate(fields)
 
@@ -341,15 +332,3 @@ def _target(workspace: dict[str, Any]) -> ContainerUser | None:
         folder=workspace["remote_folder"],
         env=workspace.get("remote_env") or {},
     )
-
-
-async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:
-    frame = w.ErrorFrame(type="error", code=code, message=message)  # type: ignore[arg-type]
-    with contextlib.suppress(ConnectionResetError):
-        await ws.send_str(frame.model_dump_json())
-
-
-def _first_problem(exc: ValidationError) -> str:
-    problem = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in problem["loc"]) or "frame"
-    return f"{where}: {problem['msg']}"

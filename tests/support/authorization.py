@@ -179,6 +179,19 @@ MATRIX: dict[Route, Case] = {
     ("GET", "/api/projects/{project_id}/chats/{chat_id}"): user(200, 404),
     ("GET", "/api/projects/{project_id}/chats/{chat_id}/messages"): user(200, 404),
     ("GET", "/api/chats"): user(200, 200),
+    # The chat flow. The owner has no Anthropic key, so every run it starts fails at once,
+    # before a workspace is made; a follow-up to the shared chat (linked to no run of its
+    # own) starts a fresh one, which the run route then shows.
+    ("POST", "/api/projects/{project_id}/chats"): user(201, 404, {"message": "matrix"}),
+    ("POST", "/api/projects/{project_id}/chats/{chat_id}/messages"): user(
+        202, 404, {"text": "matrix"}
+    ),
+    ("GET", "/api/projects/{project_id}/chats/{chat_id}/run"): user(200, 404),
+    ("POST", "/api/projects/{project_id}/chats/{chat_id}/stop"): user(200, 404),
+    # Only an active run's agent asks for permissions: the owner's has none to answer.
+    ("POST", "/api/projects/{project_id}/chats/{chat_id}/permissions/{request_id}"): user(
+        409, 404, {"option_id": "allow"}
+    ),
     # A terminal needs a running workspace: the owner's is not (409), another's is unknown.
     ("POST", "/api/terminal/token"): user(
         409, 404, lambda w: {"workspace_id": w.shared["workspace_id"]}

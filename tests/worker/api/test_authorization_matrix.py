@@ -296,12 +296,14 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "project_id": make_project,
     "chat_id": make_chat,  # after both: it is the shared project's, linked to the workspace
     "outbox_chat_id": make_chat,  # another, for the ingest route's batches (chat_batch)
+    "request_id": lambda _: "matrix-request",  # a permission request nobody made
     "owner": lambda w: install_app(w.edge, w.owner, w.github),
     "repo": lambda _: MATRIX_REPOSITORY,
 }
-# Not secrets of the owner's: a bootstrap token nobody issued; a repository's name, which
-# the caller itself puts in the path (and a refusal may repeat).
-NOT_OWNED = {"token", "owner", "repo"}
+# Not secrets of the owner's: a bootstrap token nobody issued; a permission request nobody
+# made; a repository's name, which the caller itself puts in the path (and a refusal may
+# repeat).
+NOT_OWNED = {"token", "request_id", "owner", "repo"}
 
 
 # --- calling a route ----------------------------------------------------------------------
