@@ -160,6 +160,7 @@ def raw_sqlite_rates(path: Path, messages: int) -> tuple[float, float]:
 async def measure_append(folder: Path, messages: int) -> AppendFigures:
     # The message count is a multiple of the batch, so both halves write the same rows.
     messages = max(BATCH, messages // BATCH * BATCH)
+    folder.mkdir(parents=True, exist_ok=True)
     single, batched = await project_data_rates(folder / ".sam", messages)
     raw_single, raw_batched = raw_sqlite_rates(folder / "raw.sqlite", messages)
     return AppendFigures(messages, single, batched, raw_single, raw_batched)

@@ -36,7 +36,8 @@ class ChatViewer:
         self.ws = ws
         self.last_seq = after
         self.messages: list[Message] = []  # in arrival order
-        self.arrived_at: dict[int, float] = {}  # seq → perf_counter() on arrival
+        self.arrived_at: dict[str, float] = {}  # message id → time.time() on arrival (wall clock:
+        # the agent and the edge stamp messages in other processes)
         self.chats: list[dict[str, Any]] = []  # the chat frames' ChatInfo
         self.caught_up = False
 
@@ -58,7 +59,7 @@ class ChatViewer:
             received = await asyncio.wait_for(self.ws.receive(), timeout)
         except TimeoutError:
             raise ViewerFailed(f"no frame in {timeout}s; last seq {self.last_seq}") from None
-        at = time.perf_counter()
+        at = time.time()
         if received.type is not aiohttp.WSMsgType.TEXT:
             raise ViewerFailed(f"the viewer socket ended: {received.type.name} {received.data}")
         frame = json.loads(received.data)
@@ -71,7 +72,7 @@ class ChatViewer:
                 raise ViewerFailed(f"seq {message['seq']} after {self.last_seq}: {message}")
             self.last_seq = message["seq"]
             self.messages.append(message)
-            self.arrived_at[message["seq"]] = at
+            self.arrived_at[message["id"]] = at
         elif kind == "chat":
             self.chats.append(frame["chat"])
         elif kind == "caught_up":
