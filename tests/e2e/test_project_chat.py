@@ -112,7 +112,9 @@ async def walk(
         prompt = await live.until(lambda m: m["role"] == "user")
         assert prompt["frame"]["text"] == "write hello.txt", prompt
         request = await live.until(is_frame("permission_request"))
-        chat = user.wait_for_status(project_id, chat_id, "active", CHAT_READY_SECONDS)
+        chat = await asyncio.to_thread(
+            user.wait_for_status, project_id, chat_id, "active", CHAT_READY_SECONDS
+        )
         workspace = user.workspace(chat["workspace_id"])
         assert workspace["status"] == "running", workspace
         e2e_nodes.add(workspace["node_id"])
@@ -142,30 +144,31 @@ async def walk(
         assert said["role"] == "user" and said["frame"]["text"] == "what is in it?", said
         await live.until(lambda m: frame_type(m) == "turn_ended" and m["seq"] > ended["seq"])
         assert agent_text(live.messages).endswith("It says hi.")
-        assert [m["id"] for m in live.messages].count(
-            said["id"]
-        ) == 1  # its echo is not shown twice
+        echoes = [m for m in live.messages if m["id"] == said["id"]]
+        assert len(echoes) == 1, echoes  # the agent's echo of the prompt is not a second one
         follow_up_request = model.main_requests[-1]
         assert "write hello.txt" in conversation_of(follow_up_request)  # the same session
 
         # The workspace goes; the chat stays, stopped, and readable.
         user.delete_workspace(workspace["id"])
-        stopped = user.wait_for_status(project_id, chat_id, "stopped", CHAT_STOPPED_SECONDS)
-        while live.last_seq < stopped["last_seq"]:
+        stopped = await asyncio.to_thread(
+            user.wait_for_status, project_id, chat_id, "stopped", CHAT_STOPPED_SECONDS
+        )
+        history = user.history(project_id, chat_id, page=7)  # small pages: paging is exercised
+        while live.last_seq < history[-1]["seq"]:
             await live.next_frame()
         seen = list(live.messages)
 
-    history = user.history(project_id, chat_id, page=7)  # small pages: paging is exercised
     assert history == seen, "the history differs from what the live viewer saw"
-    assert stopped["message_count"] == len(history), stopped
+    assert stopped["message_count"] <= len(history), stopped
     async with ChatViewer.connect(edge, user.session, project_id, chat_id) as later:
         await later.until_caught_up()
-        assert later.messages == seen
+        assert later.messages[: len(seen)] == seen  # (the node may add its last frames)
     async with ChatViewer.connect(
         edge, user.session, project_id, chat_id, after=seen[5]["seq"]
     ) as resumed:
         await resumed.until_caught_up()
-        assert resumed.messages == seen[6:]
+        assert resumed.messages[: len(seen) - 6] == seen[6:]
 
     # A follow-up now starts a fresh run, whose agent is told the conversation so far.
     model.script(Turn([text("Back on a new workspace.")]))
