@@ -9,12 +9,17 @@ back page by page, as the web app reads it.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
+
 from tests.e2e.browser import Browser
 from tests.fakes.anthropic import ScriptedModel
+from tests.support.chat_viewer import FRAME_TIMEOUT_SECONDS, Message
 from tests.support.edge import Edge
 from tests.support.wait import wait_for
 
@@ -102,6 +107,26 @@ class ChatUser:
         deleted = self.browser.request("DELETE", f"/api/workspaces/{workspace_id}")
         assert deleted.status_code == 204, deleted.text
 
+    async def session_frames(self, workspace_id: str, session_id: str) -> list[dict[str, Any]]:
+        """Every frame of the workspace's agent session as the node keeps it (its viewer
+        from seq 0 through the ws-{id} proxy, up to the session's last_seq at the call)."""
+        token = self.ok("POST", "/api/terminal/token", 200, json={"workspace_id": workspace_id})
+        edge = self.browser.edge
+        headers = {"host": f"ws-{workspace_id}.{edge.domain}", "origin": self.browser.origin}
+        base = f"http://127.0.0.1:{edge.port}/workspaces/{workspace_id}/agent-sessions/{session_id}"
+        params = {"token": token["token"]}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            async with http.get(base, params=params) as answer:
+                assert answer.status == 200, await answer.text()
+                last_seq = (await answer.json())["last_seq"]
+            frames: list[dict[str, Any]] = []
+            async with http.ws_connect(f"{base}/ws", params={**params, "after": "0"}) as ws:
+                while not frames or frames[-1].get("seq", 0) < last_seq:
+                    received = await asyncio.wait_for(ws.receive(), FRAME_TIMEOUT_SECONDS)
+                    assert received.type is aiohttp.WSMsgType.TEXT, received
+                    frames.append(json.loads(received.data))
+        return frames
+
     def wait_for_teardown(self, node_ids: set[str]) -> None:
         """Every node in `node_ids` is gone (its warm window passed, its VM deleted)."""
         for node_id in node_ids:
@@ -110,6 +135,17 @@ class ChatUser:
                 f"node {node_id} to be torn down",
                 WARM_TIMEOUT_SECONDS + TEARDOWN_TIMEOUT_SECONDS,
             )
+
+
+def agent_frames_in_chat(messages: list[Message], session_id: str) -> list[dict[str, Any]]:
+    """The agent session's frames as the chat holds them, in seq order."""
+    return [m["frame"] for m in messages if m["id"].startswith(f"{session_id}:")]
+
+
+def shown_in_chat(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The node's frames a chat holds under their own id: all but the echoes of prompts the
+    control plane sent (it showed those itself, when the API took them)."""
+    return [f for f in frames if not (f["type"] == "prompt" and f.get("prompt_id"))]
 
 
 def option(request: dict[str, Any], kind: str) -> str:

@@ -32,7 +32,9 @@ from tests.e2e.chat_support import (
     CHAT_STOPPED_SECONDS,
     WARM_TIMEOUT_SECONDS,
     ChatUser,
+    agent_frames_in_chat,
     option,
+    shown_in_chat,
 )
 from tests.e2e.test_core_loop import edge_vars
 from tests.fakes.anthropic import ScriptedModel, Turn, text, tool_use
@@ -41,7 +43,7 @@ from tests.fakes.github import FakeGitHub
 from tests.fakes.hetzner import FakeHetzner
 from tests.fixtures.repos import make_repo
 from tests.support.artifact import upload_agent
-from tests.support.chat_viewer import ChatViewer, agent_text, frame_type
+from tests.support.chat_viewer import ChatViewer, Message, agent_text, frame_type
 from tests.support.edge import running_edge
 from tests.support.wait import wait_for
 
@@ -149,6 +151,9 @@ async def walk(
         follow_up_request = model.main_requests[-1]
         assert "write hello.txt" in conversation_of(follow_up_request)  # the same session
 
+        # The chat holds every frame of the agent's session, as the node itself keeps them.
+        await same_as_the_node(user, live, chat["workspace_id"], chat["agent_session_id"])
+
         # The workspace goes; the chat stays, stopped, and readable.
         user.delete_workspace(workspace["id"])
         stopped = await asyncio.to_thread(
@@ -247,19 +252,39 @@ def test_messages_made_while_the_control_plane_is_down_arrive_once_in_order(
         user.browser.edge = edge
         rest = asyncio.run(
             seen_until(
-                edge, user, project["id"], chat["id"], is_frame("turn_ended"), after=seen[-1]["seq"]
+                edge, user, project["id"], chat["id"], is_frame("turn_ended"), seen[-1]["seq"]
             )
         )
         history = user.history(project["id"], chat["id"])
+        asyncio.run(
+            same_as_the_node(user, None, workspace["id"], chat["agent_session_id"], history)
+        )
         user.delete_workspace(workspace["id"])
         user.wait_for_teardown({workspace["node_id"]})
-    assert history == seen + rest, "the history is not what the viewers saw, in order"
+    assert history[: len(seen) + len(rest)] == seen + rest, "not what the viewers saw, in order"
     ids = [m["id"] for m in history]
     assert len(ids) == len(set(ids)), "a message arrived twice"
-    agent_seqs = [int(i.rsplit(":", 1)[1]) for i in ids if not i.startswith("prompt:")]
-    assert agent_seqs == list(range(agent_seqs[0], agent_seqs[0] + len(agent_seqs))), agent_seqs
     assert "The signal came: done." in agent_text(rest)
     assert any("resumed" in json.dumps(m["frame"]) for m in rest), "the command's output is missing"
+
+
+async def same_as_the_node(
+    user: ChatUser,
+    live: ChatViewer | None,
+    workspace_id: str,
+    session_id: str,
+    history: list[Message] | None = None,
+) -> None:
+    """The chat (a live viewer's messages, or its history) holds the node's frames of the
+    session, in order, each once: all it has delivered by now."""
+    expected = shown_in_chat(await user.session_frames(workspace_id, session_id))
+    last = expected[-1]["seq"]
+    if live is not None:
+        await live.until(lambda m: m["id"] == f"{session_id}:{last}")
+        history = live.messages
+    assert history is not None
+    in_chat = [f for f in agent_frames_in_chat(history, session_id) if f["seq"] <= last]
+    assert in_chat == expected, "the chat's frames of the session differ from the node's own"
 
 
 async def seen_until(
