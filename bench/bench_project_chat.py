@@ -18,7 +18,7 @@ browser, and New chat against doing the same by hand.
 Figures are printed with their baselines from the same run, never asserted; a failed
 request, a missing or out-of-order message or a wrong answer fails the run. Parts 2-4 need
 a Docker Engine, the base image and tools/container (scripts/setup); part 3 Chromium.
-`--smoke`: a few of everything (its figures mean nothing).
+`--smoke`: a few of everything, no warm-up round (its figures mean nothing).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def open_part(bench: ChatBench, args: argparse.Namespace) -> None:
 
 
 def start_part(bench: ChatBench, args: argparse.Namespace) -> None:
-    chats, hands = asyncio.run(start_rounds(bench, args.rounds))
+    chats, hands = asyncio.run(start_rounds(bench, args.rounds, warm_up=not args.smoke))
     chat, hand = statistics.median(chats), statistics.median(hands)
     print(
         f"New chat -> first chunk on a warm node (median of {args.rounds}): {chat:.0f} ms; "

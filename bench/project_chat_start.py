@@ -95,12 +95,15 @@ async def _first_chunk(ws: aiohttp.ClientWebSocketResponse) -> None:
             return
 
 
-async def start_rounds(bench: ChatBench, rounds: int) -> tuple[list[float], list[float]]:
-    """(new chat, by hand) milliseconds, `rounds` each after a warm-up round of each."""
+async def start_rounds(
+    bench: ChatBench, rounds: int, warm_up: bool = True
+) -> tuple[list[float], list[float]]:
+    """(new chat, by hand) milliseconds, `rounds` each, after a warm-up round of each."""
     chats: list[float] = []
     hands: list[float] = []
-    await new_chat(bench, "warm-up-chat")
-    await by_hand(bench, "warm-up-hand")
+    if warm_up:
+        await new_chat(bench, "warm-up-chat")
+        await by_hand(bench, "warm-up-hand")
     for n in range(rounds):
         order: list[Any] = [(new_chat, chats), (by_hand, hands)]
         for measure, samples in order if n % 2 == 0 else reversed(order):
