@@ -28,8 +28,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from worker.projects import chat_data
-
 from wire.chat import ChatStatus
 from worker.chats import progress, steps
 from worker.chats.run import (
@@ -48,6 +46,7 @@ from worker.deployment import Deployment
 from worker.errors import Conflict, InvalidInput, NotFound, SamError
 from worker.logs import event
 from worker.platform import DurableObject
+from worker.projects import chat_data
 from worker.states import Kind, RunStatus, transition
 from worker.workspaces.model import new_workspace_id
 
@@ -66,6 +65,7 @@ CREATE TABLE IF NOT EXISTS run (
     agent_session_id TEXT NOT NULL,
     error TEXT,
     stop_requested INTEGER NOT NULL DEFAULT 0,
+    alarm_at REAL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -122,8 +122,11 @@ class TaskRunner(DurableObject):
         return None if row is None or row["run_id"] != run_id else self._report()
 
     async def alarm(self, info: Any = None) -> None:
-        if self._row() is not None:
-            await self._drive(self.deployment.now())
+        row = self._row()
+        if row is not None:
+            # The object reads no clock of its own: RPC brings the caller's `now`, and an
+            # alarm's `now` is the time it was set for (it fires then, or just after).
+            await self._drive(row["alarm_at"] or self.deployment.now())
 
     # --- what the RPC does ------------------------------------------------------------------
 
@@ -154,7 +157,7 @@ class TaskRunner(DurableObject):
 
         if self._atomically(step):
             event(log, "run.started", run_id=spec.run_id, chat=spec.chat_id)
-            await self.ctx.storage.setAlarm(now * 1000)
+            await self._arm(now)
         return self._report()
 
     async def _deliver(self, run_id: str, control: dict, now: float) -> dict:
@@ -232,7 +235,7 @@ class TaskRunner(DurableObject):
                 return
             if outcome.kind == "wait":
                 self._atomically(lambda n=name, d=outcome.detail: self._note(n, d, now))
-                await self.ctx.storage.setAlarm((now + outcome.seconds) * 1000)
+                await self._arm(now + outcome.seconds)
                 return
             self._atomically(lambda n=name, d=outcome.detail: self._step_done(n, d, now))
             await self._progress(spec, name, "succeeded", outcome.detail)
@@ -253,11 +256,13 @@ class TaskRunner(DurableObject):
         event(
             log, "run.retry", level=logging.WARNING, run_id=spec.run_id, step=name, attempt=attempts
         )
-        await self.ctx.storage.setAlarm((now + retry_delay_seconds(attempts)) * 1000)
+        await self._arm(now + retry_delay_seconds(attempts))
 
     async def _fail(self, spec: RunSpec, name: Step, reason: str, now: float) -> None:
         def step() -> None:
-            self._sql("UPDATE steps SET status = 'failed', detail = ? WHERE name = ?", reason, name)
+            self._sql(
+                "UPDATE steps SET status = 'failed', detail = ? WHERE name = ?", reason, str(name)
+            )
             self._move(_R.FAILED, now, error=reason)
 
         self._atomically(step)
@@ -280,7 +285,7 @@ class TaskRunner(DurableObject):
             except SamError as exc:
                 if not steps.is_transient(exc):
                     raise
-                await self.ctx.storage.setAlarm((now + retry_delay_seconds(1)) * 1000)
+                await self._arm(now + retry_delay_seconds(1))
                 return
         self._atomically(lambda: self._move(_R.STOPPED, now, error="Stopped."))
         self._atomically(
@@ -313,7 +318,7 @@ class TaskRunner(DurableObject):
                     )
                 )
                 event(log, "run.delivery_retry", run_id=row["run_id"], control=control.id)
-                await self.ctx.storage.setAlarm((now + retry_delay_seconds(attempts + 1)) * 1000)
+                await self._arm(now + retry_delay_seconds(attempts + 1))
                 return
             outcome = delivery.outcome if delivery.outcome != "refused" else delivery.message
             self._atomically(
@@ -337,6 +342,10 @@ class TaskRunner(DurableObject):
 
     async def _chat_status(self, spec: RunSpec, status: ChatStatus) -> None:
         await chat_data.set_status(self.deployment, spec.project_id, spec.chat_id, str(status))
+
+    async def _arm(self, at: float) -> None:
+        self._atomically(lambda: self._sql("UPDATE run SET alarm_at = ?", at))
+        await self.ctx.storage.setAlarm(at * 1000)
 
     # --- state -----------------------------------------------------------------------------
 
