@@ -186,7 +186,8 @@ async def walk(
     async with ChatViewer.connect(
         edge, user.session, project_id, chat_id, after=seen[-1]["seq"]
     ) as again:
-        await again.until(lambda m: "Back on a new workspace." in agent_text([m]))
+        await again.until(is_frame("turn_ended"))
+        assert agent_text(again.messages).endswith("Back on a new workspace.")
     first_prompt = conversation_of(model.main_requests[before])
     for earlier in ("write hello.txt", "Wrote **hello.txt** for you.", "It says hi."):
         assert earlier in first_prompt, f"the fresh run's first prompt lacks {earlier!r}"
