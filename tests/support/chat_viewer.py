@@ -58,7 +58,9 @@ class ChatViewer:
         try:
             received = await asyncio.wait_for(self.ws.receive(), timeout)
         except TimeoutError:
-            raise ViewerFailed(f"no frame in {timeout}s; last seq {self.last_seq}") from None
+            raise ViewerFailed(
+                f"no frame in {timeout}s; the last messages: {self.messages[-8:]}"
+            ) from None
         at = time.time()
         if received.type is not aiohttp.WSMsgType.TEXT:
             raise ViewerFailed(f"the viewer socket ended: {received.type.name} {received.data}")
