@@ -1,0 +1,80 @@
+/**
+ * The project and chat routes of the API (docs/protocols/control-plane-api.md, "Projects"),
+ * same-origin with the session cookie like the rest of api/client.ts.
+ */
+
+import { request } from "../api/client";
+import type { PermissionMode } from "../agent/protocol";
+import { type ChatInfo, type ChatMessage, type MessagePage, checkMessage } from "./protocol";
+
+// Declared from the contract until the projects routes are in openapi.d.ts (then these
+// become aliases in api/types.ts, like every other API shape).
+export interface Project {
+  id: string;
+  name: string;
+  repository: string;
+  default_branch: string | null;
+  provider: string | null;
+  node_size: string | null;
+  agent: string;
+  permission_mode: PermissionMode;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface NewProject {
+  repository: string;
+  name?: string;
+  default_branch?: string;
+  provider?: string;
+  node_size?: string;
+  agent?: string;
+  permission_mode?: PermissionMode;
+}
+
+export type ProjectChange = Partial<Omit<NewProject, "repository">>;
+
+const enc = encodeURIComponent;
+const chatPath = (projectId: string, chatId: string) => `/api/projects/${enc(projectId)}/chats/${enc(chatId)}`;
+
+/** Where a history page starts: the newest (`{}`), or just before or after a seq. */
+export type PageCursor = { before?: number; after?: number };
+
+export const projectsApi = {
+  projects: () => request<{ projects: Project[] }>("GET", "/api/projects").then((r) => r.projects),
+  project: (id: string) => request<Project>("GET", `/api/projects/${enc(id)}`),
+  create: (project: NewProject) => request<Project>("POST", "/api/projects", project),
+  change: (id: string, change: ProjectChange) => request<Project>("PATCH", `/api/projects/${enc(id)}`, change),
+  remove: (id: string) => request<void>("DELETE", `/api/projects/${enc(id)}`),
+
+  chats: (projectId: string) =>
+    request<{ chats: ChatInfo[] }>("GET", `/api/projects/${enc(projectId)}/chats`).then((r) => r.chats),
+  chat: (projectId: string, chatId: string) => request<ChatInfo>("GET", chatPath(projectId, chatId)),
+  newChat: (projectId: string, message: string) =>
+    request<ChatInfo>("POST", `/api/projects/${enc(projectId)}/chats`, { message }),
+  /** One page of a chat's history, in seq order. */
+  messages: async (projectId: string, chatId: string, cursor: PageCursor, limit: number): Promise<MessagePage> => {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (cursor.before !== undefined) query.set("before", String(cursor.before));
+    if (cursor.after !== undefined) query.set("after", String(cursor.after));
+    const page = await request<MessagePage>("GET", `${chatPath(projectId, chatId)}/messages?${query}`);
+    return { messages: page.messages.map(checkMessage), has_more: page.has_more };
+  },
+  /** A follow-up: the user's message as the chat keeps it. */
+  send: (projectId: string, chatId: string, text: string) =>
+    request<ChatMessage>("POST", `${chatPath(projectId, chatId)}/messages`, { text }),
+  stop: (projectId: string, chatId: string) => request<ChatInfo>("POST", `${chatPath(projectId, chatId)}/stop`),
+  answer: (projectId: string, chatId: string, requestId: string, optionId: string) =>
+    request<void>("POST", `${chatPath(projectId, chatId)}/permissions/${enc(requestId)}`, { option_id: optionId }),
+};
+
+/** The viewer WebSocket's address: a chat's (from after `after`), or the project's list. */
+export function viewerUrl(projectId: string, chat?: { id: string; after: number }): string {
+  const url = new URL(`/api/projects/${enc(projectId)}/ws`, window.location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  if (chat) {
+    url.searchParams.set("chat", chat.id);
+    url.searchParams.set("after", String(chat.after));
+  }
+  return url.toString();
+}
