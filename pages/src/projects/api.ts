@@ -78,3 +78,6 @@ export function viewerUrl(projectId: string, chat?: { id: string; after: number 
   }
   return url.toString();
 }
+
+/** Every chat of every project of the user (the D1 index): for each project's last activity. */
+export const allChats = () => request<{ chats: ChatInfo[] }>("GET", "/api/chats").then((r) => r.chats);
