@@ -152,16 +152,23 @@ class ContainerError(ProvisioningError):
 #
 #   NotFound
 #   └── AgentSessionNotFound        no agent session with that id in this workspace
+#   NotFound
+#   └── PermissionRequestNotFound   no open permission request of that id (answered already?)
 #   Conflict
 #   ├── AgentNeedsContainer         agent sessions run in a container; the host backend has none
-#   ├── AgentSessionBusy            a prompt while a turn is running
-#   └── AgentSessionEnded           a prompt or cancel for a stopped or crashed session
+#   ├── AgentSessionBusy            a prompt while a turn is running (or its queue is full)
+#   ├── AgentSessionEnded           a prompt or cancel for a stopped or crashed session
+#   └── AgentSessionIdTaken         a new session's id names another workspace's session
 #   AgentError
 #   └── AgentStartFailed    502     the adapter did not come up (detail: its stderr tail)
 
 
 class AgentSessionNotFound(NotFound):
     code = "agent_session_not_found"
+
+
+class PermissionRequestNotFound(NotFound):
+    code = "permission_request_not_found"
 
 
 class AgentNeedsContainer(Conflict):
@@ -174,6 +181,10 @@ class AgentSessionBusy(Conflict):
 
 class AgentSessionEnded(Conflict):
     code = "agent_session_ended"
+
+
+class AgentSessionIdTaken(Conflict):
+    code = "agent_session_id_taken"
 
 
 class AgentStartFailed(AgentError):

@@ -1,5 +1,5 @@
 """The agent's durable state: workspaces, terminal tabs and agent sessions (with their
-sequenced frames) in one SQLite file (WAL).
+sequenced frames, their prompt ids and their chat outbox's cursor) in one SQLite file (WAL).
 
 An agent killed with -9 and started again reads its workspaces and tabs back from here.
 Every write is one committed transaction, so a crash never leaves half a record.
@@ -80,6 +80,14 @@ CREATE TABLE IF NOT EXISTS agent_session_frames (
     body TEXT NOT NULL,
     PRIMARY KEY (session_id, seq)
 );
+CREATE TABLE IF NOT EXISTS agent_session_prompts (
+    session_id TEXT NOT NULL,
+    prompt_id TEXT NOT NULL,
+    text TEXT,
+    queued INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (session_id, prompt_id)
+);
 CREATE TABLE IF NOT EXISTS model_usage (
     session_id TEXT PRIMARY KEY,
     workspace_id TEXT NOT NULL,
@@ -110,11 +118,24 @@ AGENT_SESSION_COLUMNS = (
     "last_seq",
     "first_seq",
     "created_at",
+    "delivered_seq",
+    "outbox_stopped",
 )
 
 # Columns added since the first release, for state directories an older agent created.
-_ADDED_COLUMNS = {"remote_env": "TEXT", "trusted_devcontainer": "INTEGER"}
+_ADDED_COLUMNS = {
+    "workspaces": {"remote_env": "TEXT", "trusted_devcontainer": "INTEGER"},
+    "agent_sessions": {
+        "chat": "TEXT",  # the ChatLink's JSON: the session's frames go to that project chat
+        "delivered_seq": "INTEGER NOT NULL DEFAULT 0",  # the chat outbox's cursor
+        "outbox_stopped": "TEXT",  # why the control plane refused its frames for good
+    },
+    "agent_session_frames": {"created_at": "TEXT"},
+}
 _JSON_COLUMNS = frozenset({"remote_env"})  # stored as JSON text, read back as values
+# A chat-linked session's log keeps frames its outbox has not delivered beyond the log's
+# byte cap, up to this many bytes in all (the control plane down for hours, a busy agent).
+MAX_UNDELIVERED_LOG_BYTES = 64 * 1024 * 1024
 
 
 def utc_now() -> str:
@@ -147,10 +168,12 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
-            present = {row["name"] for row in self._db.execute("PRAGMA table_info(workspaces)")}
-            for column, kind in _ADDED_COLUMNS.items():
-                if column not in present:
-                    self._db.execute(f"ALTER TABLE workspaces ADD COLUMN {column} {kind}")
+            for table, columns in _ADDED_COLUMNS.items():
+                info = self._db.execute(f"PRAGMA table_info({table})")
+                present = {row["name"] for row in info}
+                for column, kind in columns.items():
+                    if column not in present:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -192,6 +215,11 @@ class Store:
             self._db.execute("DELETE FROM terminal_tabs WHERE workspace_id = ?", (workspace_id,))
             self._db.execute(
                 "DELETE FROM agent_session_frames WHERE session_id IN "
+                "(SELECT id FROM agent_sessions WHERE workspace_id = ?)",
+                (workspace_id,),
+            )
+            self._db.execute(
+                "DELETE FROM agent_session_prompts WHERE session_id IN "
                 "(SELECT id FROM agent_sessions WHERE workspace_id = ?)",
                 (workspace_id,),
             )
@@ -261,14 +289,22 @@ class Store:
     # --- agent sessions and their frames ----------------------------------------------------
 
     def add_agent_session(
-        self, session_id: str, workspace_id: str, agent: str, permission_mode: str, state: str
+        self,
+        session_id: str,
+        workspace_id: str,
+        agent: str,
+        permission_mode: str,
+        state: str,
+        chat: dict[str, str] | None = None,
     ) -> dict[str, Any]:
+        """A new session; `chat` (a ChatLink's fields) sends its frames to a project chat."""
         now = utc_now()
+        link = json.dumps(chat, sort_keys=True) if chat is not None else None
         with self._lock:
             self._db.execute(
                 "INSERT INTO agent_sessions (id, workspace_id, agent, permission_mode, state, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (session_id, workspace_id, agent, permission_mode, state, now, now),
+                "chat, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (session_id, workspace_id, agent, permission_mode, state, link, now, now),
             )
         record = self.agent_session(session_id)
         assert record is not None
@@ -287,7 +323,7 @@ class Store:
     def agent_session(self, session_id: str) -> dict[str, Any] | None:
         with self._lock:
             row = self._row("SELECT * FROM agent_sessions WHERE id = ?", (session_id,))
-        return {c: row[c] for c in AGENT_SESSION_COLUMNS} if row else None
+        return _agent_session(row) if row else None
 
     def agent_sessions(self, workspace_id: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -295,23 +331,28 @@ class Store:
                 "SELECT * FROM agent_sessions WHERE workspace_id = ? ORDER BY created_at, id",
                 (workspace_id,),
             ).fetchall()
-        return [{c: row[c] for c in AGENT_SESSION_COLUMNS} for row in rows]
+        return [_agent_session(row) for row in rows]
 
     def append_frame(
         self, session_id: str, body: Callable[[int], str], max_bytes: int
     ) -> tuple[int, str]:
         """Store the session's next frame, `body(seq)`: (seq, body). The oldest frames
-        go while the session's log is over `max_bytes` (the newest always stays)."""
+        go while the session's log is over `max_bytes` (the newest always stays), except
+        those a chat-linked session's outbox has yet to deliver (up to
+        MAX_UNDELIVERED_LOG_BYTES)."""
         with self._transaction():
-            (last, total) = self._db.execute(
-                "SELECT last_seq, log_bytes FROM agent_sessions WHERE id = ?", (session_id,)
+            (last, total, delivered) = self._db.execute(
+                "SELECT last_seq, log_bytes, CASE WHEN chat IS NULL OR outbox_stopped IS NOT "
+                "NULL THEN NULL ELSE delivered_seq END FROM agent_sessions WHERE id = ?",
+                (session_id,),
             ).fetchone()
             seq = last + 1
             text = body(seq)
             size = len(text.encode())
             self._db.execute(
-                "INSERT INTO agent_session_frames (session_id, seq, body) VALUES (?, ?, ?)",
-                (session_id, seq, text),
+                "INSERT INTO agent_session_frames (session_id, seq, body, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (session_id, seq, text, utc_now()),
             )
             total += size
             first = None
@@ -321,7 +362,8 @@ class Store:
                     "WHERE session_id = ? ORDER BY seq LIMIT 1",
                     (session_id,),
                 ).fetchone()
-                if oldest == seq:
+                undelivered = delivered is not None and oldest > delivered
+                if oldest == seq or (undelivered and total <= MAX_UNDELIVERED_LOG_BYTES):
                     break
                 self._db.execute(
                     "DELETE FROM agent_session_frames WHERE session_id = ? AND seq = ?",
@@ -338,13 +380,98 @@ class Store:
 
     def frames_after(self, session_id: str, after: int, limit: int) -> list[tuple[int, str]]:
         """Up to `limit` stored frames with seq > `after`, oldest first: (seq, body)."""
+        return [(seq, body) for seq, body, _ in self.dated_frames_after(session_id, after, limit)]
+
+    def dated_frames_after(
+        self, session_id: str, after: int, limit: int
+    ) -> list[tuple[int, str, str | None]]:
+        """As frames_after, with the time each was stored (None: by an older agent)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, body FROM agent_session_frames WHERE session_id = ? AND seq > ? "
-                "ORDER BY seq LIMIT ?",
+                "SELECT seq, body, created_at FROM agent_session_frames "
+                "WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                 (session_id, after, limit),
             ).fetchall()
-        return [(row["seq"], row["body"]) for row in rows]
+        return [(row["seq"], row["body"], row["created_at"]) for row in rows]
+
+    # --- the chat outbox's cursor ------------------------------------------------------------
+
+    def mark_delivered(self, session_id: str, seq: int) -> None:
+        """The control plane has the session's frames up to `seq`."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE agent_sessions SET delivered_seq = MAX(delivered_seq, ?) WHERE id = ?",
+                (seq, session_id),
+            )
+
+    def stop_outbox(self, session_id: str, reason: str) -> None:
+        """The control plane refused the session's frames for good: send no more."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE agent_sessions SET outbox_stopped = ? WHERE id = ?", (reason, session_id)
+            )
+
+    def undelivered_sessions(self) -> list[dict[str, Any]]:
+        """Chat-linked sessions with frames their outbox has yet to deliver."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM agent_sessions WHERE chat IS NOT NULL AND outbox_stopped IS NULL "
+                "AND delivered_seq < last_seq ORDER BY created_at, id"
+            ).fetchall()
+        return [_agent_session(row) for row in rows]
+
+    # --- prompt ids -------------------------------------------------------------------------
+
+    def prompt_seen(self, session_id: str, prompt_id: str) -> bool:
+        with self._lock:
+            row = self._row(
+                "SELECT 1 FROM agent_session_prompts WHERE session_id = ? AND prompt_id = ?",
+                (session_id, prompt_id),
+            )
+        return row is not None
+
+    def take_prompt(
+        self, session_id: str, prompt_id: str, text: str, queue: bool, max_queued: int
+    ) -> str:
+        """Record a prompt id: "taken" (seen before: nothing to do), "full" (to be queued
+        but `max_queued` wait already), "queued" (it waits, with its text) or "run"."""
+        with self._transaction():
+            seen = self._row(
+                "SELECT 1 FROM agent_session_prompts WHERE session_id = ? AND prompt_id = ?",
+                (session_id, prompt_id),
+            )
+            if seen:  # delivered twice at once: the first one took it
+                return "taken"
+            (waiting, last) = self._db.execute(
+                "SELECT COALESCE(SUM(queued), 0), COALESCE(MAX(position), 0) "
+                "FROM agent_session_prompts WHERE session_id = ?",
+                (session_id,),
+            ).fetchone()
+            if queue and waiting >= max_queued:
+                return "full"
+            self._db.execute(
+                "INSERT INTO agent_session_prompts (session_id, prompt_id, text, queued, "
+                "position) VALUES (?, ?, ?, ?, ?)",
+                (session_id, prompt_id, text if queue else None, int(queue), last + 1),
+            )
+        return "queued" if queue else "run"
+
+    def next_queued_prompt(self, session_id: str) -> tuple[str, str] | None:
+        """The oldest waiting prompt, (prompt_id, text), no longer waiting once returned."""
+        with self._transaction():
+            row = self._row(
+                "SELECT prompt_id, text FROM agent_session_prompts WHERE session_id = ? "
+                "AND queued = 1 ORDER BY position LIMIT 1",
+                (session_id,),
+            )
+            if row is None:
+                return None
+            self._db.execute(
+                "UPDATE agent_session_prompts SET queued = 0, text = NULL "
+                "WHERE session_id = ? AND prompt_id = ?",
+                (session_id, row["prompt_id"]),
+            )
+        return row["prompt_id"], row["text"]
 
     # --- model usage ----------------------------------------------------------------------
 
@@ -389,6 +516,12 @@ class Store:
 
 def _stored(column: str, value: Any) -> Any:
     return json.dumps(value) if column in _JSON_COLUMNS and value is not None else value
+
+
+def _agent_session(row: sqlite3.Row) -> dict[str, Any]:
+    record = {c: row[c] for c in AGENT_SESSION_COLUMNS}
+    record["chat"] = json.loads(row["chat"]) if row["chat"] else None
+    return record
 
 
 def _workspace(row: sqlite3.Row) -> dict[str, Any]:

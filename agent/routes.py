@@ -37,7 +37,7 @@ from wire.agent_api import (
     TerminalTabs,
     WorkspaceList,
 )
-from wire.agent_session import NewAgentSession, Prompt
+from wire.agent_session import NewAgentSession, PermissionAnswer, Prompt
 from wire.version import VERSION
 
 log = logging.getLogger("agent.routes")
@@ -90,6 +90,9 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get(sessions + "/{sid}", get_agent_session, name="get_agent_session")
     router.add_post(sessions + "/{sid}/prompt", prompt_agent_session, name="prompt")
     router.add_post(sessions + "/{sid}/cancel", cancel_agent_session, name="cancel")
+    router.add_post(
+        sessions + "/{sid}/permissions/{request_id}", answer_permission, name="answer_permission"
+    )
     router.add_post(sessions + "/{sid}/stop", stop_agent_session, name="stop_agent_session")
     router.add_get(sessions + "/{sid}/ws", agent_session_ws, name="agent_session_ws")
 
@@ -238,8 +241,8 @@ async def revoke_grant(request: web.Request) -> web.Response:
 
 async def create_agent_session(request: web.Request) -> web.Response:
     spec = parse_body(NewAgentSession, await json_body(request))
-    info = await request.app[AGENT_SESSIONS].create(request.match_info["id"], spec)
-    return reply(info, status=201)
+    info, created = await request.app[AGENT_SESSIONS].create(request.match_info["id"], spec)
+    return reply(info, status=201 if created else 200)
 
 
 async def list_agent_sessions(request: web.Request) -> web.Response:
@@ -254,8 +257,17 @@ async def get_agent_session(request: web.Request) -> web.Response:
 async def prompt_agent_session(request: web.Request) -> web.Response:
     body = parse_body(Prompt, await json_body(request))
     ids = request.match_info["id"], request.match_info["sid"]
-    request.app[AGENT_SESSIONS].live(*ids).prompt(body.text)
-    return reply(request.app[AGENT_SESSIONS].info(*ids), status=202)
+    taken = request.app[AGENT_SESSIONS].live(*ids).prompt(body.text, body.id)
+    return reply(request.app[AGENT_SESSIONS].info(*ids), status=202 if taken else 200)
+
+
+async def answer_permission(request: web.Request) -> web.Response:
+    body = parse_body(PermissionAnswer, await json_body(request))
+    ids = request.match_info["id"], request.match_info["sid"]
+    request.app[AGENT_SESSIONS].answer_permission(
+        *ids, request.match_info["request_id"], body.option_id
+    )
+    return reply(request.app[AGENT_SESSIONS].info(*ids))
 
 
 async def cancel_agent_session(request: web.Request) -> web.Response:

@@ -86,6 +86,7 @@ class MessageBatch(_Model):
 class IngestResult(_Model):
     accepted: int  # new messages stored
     duplicates: int  # already stored (a retried batch)
+    refused: int = 0  # over their chat's MAX_CHAT_MESSAGES: dropped (do not send them again)
 
 
 def message_id(agent_session_id: str, frame: dict[str, Any]) -> str:

@@ -29,9 +29,11 @@ from agent.control_plane import ControlPlane
 from agent.errors import (
     AgentError,
     AgentNeedsContainer,
+    AgentSessionIdTaken,
     AgentSessionNotFound,
     AgentStartFailed,
     BadRequest,
+    PermissionRequestNotFound,
     WorkspaceNotRunning,
 )
 from agent.persistence import Store
@@ -79,6 +81,7 @@ class AgentSessionManager:
         self._model_sessions = model_sessions
         self._terminals = terminals
         self._live: dict[str, AgentSession] = {}
+        self._creating: dict[str, asyncio.Future[None]] = {}  # ids of creates under way
         self._adapters = {**ADAPTERS, **config.agent_commands}
 
     async def resume_all(self) -> None:
@@ -130,10 +133,33 @@ class AgentSessionManager:
 
     # --- routes' operations -----------------------------------------------------------------
 
-    async def create(self, workspace_id: str, spec: w.NewAgentSession) -> w.AgentSessionInfo:
+    async def create(
+        self, workspace_id: str, spec: w.NewAgentSession
+    ) -> tuple[w.AgentSessionInfo, bool]:
         """Start an adapter for the workspace; returns once its ACP session is ready (and
-        its first turn, when `spec.prompt` is given, has begun)."""
+        its first turn, when `spec.prompt` is given, has begun), with True. A session of
+        `spec.id` already made here is answered as it is, with False."""
         record = self._workspaces.get(workspace_id)
+        if spec.id is not None:
+            if (creating := self._creating.get(spec.id)) is not None:
+                await asyncio.shield(creating)  # the same call delivered twice at once
+            existing = self._store.agent_session(spec.id)
+            if existing is not None:
+                if existing["workspace_id"] != workspace_id:
+                    raise AgentSessionIdTaken(
+                        f"agent session id {spec.id} is taken by another workspace's "
+                        "session: choose another id"
+                    )
+                return self._info(existing), False
+            self._creating[spec.id] = asyncio.get_running_loop().create_future()
+        try:
+            return await self._create(record, spec), True
+        finally:
+            if spec.id is not None and (done := self._creating.pop(spec.id, None)):
+                done.set_result(None)
+
+    async def _create(self, record: dict[str, Any], spec: w.NewAgentSession) -> w.AgentSessionInfo:
+        workspace_id = record["id"]
         if spec.agent not in self._adapters:
             raise BadRequest(
                 f"agent: {spec.agent!r} is not an agent this node runs; it runs "
@@ -151,10 +177,16 @@ class AgentSessionManager:
             )
         target = _target(record)
         assert target is not None
-        session_id = f"as-{secrets.token_hex(8)}"
+        session_id = spec.id or f"as-{secrets.token_hex(8)}"
         env = await self._model_access(workspace_id, session_id)
+        chat = spec.chat.model_dump() if spec.chat is not None else None
         stored = self._store.add_agent_session(
-            session_id, workspace_id, spec.agent, spec.permission_mode, w.SessionState.STARTING
+            session_id,
+            workspace_id,
+            spec.agent,
+            spec.permission_mode,
+            w.SessionState.STARTING,
+            chat,
         )
         session = self._session(stored, target)
         self._live[session_id] = session
@@ -166,7 +198,7 @@ class AgentSessionManager:
             raise
         log.info("agent_session.started id=%s workspace=%s", session_id, workspace_id)
         if spec.prompt is not None:
-            session.prompt(spec.prompt)
+            session.prompt(spec.prompt, spec.prompt_id)
         return self.info(workspace_id, session_id)
 
     def list(self, workspace_id: str) -> w.AgentSessionList:
@@ -186,6 +218,20 @@ class AgentSessionManager:
                 f"agent session {session_id} is not running on this node (stored only)"
             )
         return session
+
+    def answer_permission(
+        self, workspace_id: str, session_id: str, request_id: str, option_id: str
+    ) -> None:
+        """The same answer as a viewer's `answer_permission` (the first answer wins)."""
+        try:
+            self.live(workspace_id, session_id).answer(request_id, option_id)
+        except UnknownRequest:
+            raise PermissionRequestNotFound(
+                f"no open permission request {request_id!r} in session {session_id} "
+                "(answered already, or timed out?)"
+            ) from None
+        except UnknownOption as exc:
+            raise BadRequest(f"option_id: {exc}") from None
 
     async def stop(self, workspace_id: str, session_id: str) -> w.AgentSessionInfo:
         self._record(workspace_id, session_id)
@@ -317,7 +363,7 @@ class AgentSessionManager:
         )
 
     def _info(self, record: dict[str, Any]) -> w.AgentSessionInfo:
-        fields = {k: v for k, v in record.items() if k != "first_seq"}
+        fields = {k: v for k, v in record.items() if k in w.AgentSessionInfo.model_fields}
         fields["model_usage"] = self._store.model_usage(record["id"])
         return w.AgentSessionInfo.model_validate(fields)
 

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import acp
@@ -59,6 +59,8 @@ ADAPTER_MODES = {
 }
 STARTUP_TIMEOUT_SECONDS = 60.0
 VIEWER_QUEUE_FRAMES = 4096
+# Prompts with an id that wait for the running turn (or restart); one more is refused (409).
+MAX_QUEUED_PROMPTS = 16
 CLIENT_CAPABILITIES = ClientCapabilities(
     fs=FileSystemCapabilities(read_text_file=True, write_text_file=True), terminal=True
 )
@@ -84,6 +86,7 @@ class AgentSession(WorkspaceClient):
         cwd: str,
         terminals: TerminalManager,
         restarts: RestartBudget | None = None,
+        on_frame: Callable[[str], None] | None = None,
     ) -> None:
         self.id: str = record["id"]
         self.workspace_id: str = record["workspace_id"]
@@ -95,6 +98,7 @@ class AgentSession(WorkspaceClient):
         self._config = config
         self._cwd = cwd
         self._restarts = restarts or RestartBudget(config)
+        self._on_frame = on_frame  # told the session's id after each stored frame
         commands = AgentTerminals(
             terminals,
             self.workspace_id,
@@ -147,14 +151,35 @@ class AgentSession(WorkspaceClient):
         self._move(w.SessionState.RESTARTING)
         self._watcher = asyncio.create_task(self._restart("agent_restarted"))
 
-    def prompt(self, text: str) -> None:
-        """Begin a turn; its end arrives as a turn_ended frame."""
-        self._require_live()
-        if self.state != w.SessionState.IDLE:
+    def prompt(self, text: str, prompt_id: str | None = None) -> bool:
+        """Begin a turn; its end arrives as a turn_ended frame. With a `prompt_id`: False
+        when that id was taken before (nothing happens), and while the session is busy
+        the prompt waits for it (AgentSessionBusy once MAX_QUEUED_PROMPTS wait)."""
+        if prompt_id is None:
+            self._require_live()
+            if self.state != w.SessionState.IDLE:
+                raise AgentSessionBusy(
+                    f"session {self.id} is {self.state}: wait for the turn or cancel"
+                )
+            self._begin(text, None)
+            return True
+        if self._store.prompt_seen(self.id, prompt_id):
+            return False
+        if self.state in ENDED:
+            self._require_live()
+        wait = self.state != w.SessionState.IDLE
+        taken = self._store.take_prompt(self.id, prompt_id, text, wait, MAX_QUEUED_PROMPTS)
+        if taken == "full":
             raise AgentSessionBusy(
-                f"session {self.id} is {self.state}: wait for the turn or cancel"
+                f"session {self.id} has {MAX_QUEUED_PROMPTS} prompts waiting already: "
+                "deliver this one again after its turn ends"
             )
-        self._append(w.PromptFrame, text=text)
+        if taken == "run":
+            self._begin(text, prompt_id)
+        return taken != "taken"
+
+    def _begin(self, text: str, prompt_id: str | None) -> None:
+        self._append(w.PromptFrame, text=text, prompt_id=prompt_id)
         self._move(w.SessionState.PROMPTING)
         self._turn = asyncio.create_task(self._run_turn(text))
 
@@ -413,6 +438,8 @@ class AgentSession(WorkspaceClient):
         """Store the next frame and hand it to the live viewers."""
         build = lambda seq: frame(type=_type(frame), seq=seq, **fields).model_dump_json()  # noqa: E731
         seq, body = self._store.append_frame(self.id, build, self._config.session_log_bytes)
+        if self._on_frame is not None:
+            self._on_frame(self.id)
         for queue in list(self._viewers):
             try:
                 queue.put_nowait((seq, body))
@@ -423,6 +450,8 @@ class AgentSession(WorkspaceClient):
     def _move(self, state: w.SessionState) -> None:
         self.state = state
         self._store.update_agent_session(self.id, state=state)
+        if state == w.SessionState.IDLE and (waiting := self._store.next_queued_prompt(self.id)):
+            self._begin(waiting[1], waiting[0])
 
     def _require_live(self) -> None:
         if self.state in (*ENDED, w.SessionState.STARTING, w.SessionState.RESTARTING):

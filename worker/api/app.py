@@ -20,6 +20,7 @@ from worker.api.routes import (
     agent_credential,
     auth,
     bootstrap,
+    chats,
     credentials,
     deployment_info,
     errors,
@@ -91,6 +92,7 @@ def create_api() -> Any:
     api.include_router(agent_credential.router)
     api.include_router(deployment_info.router)
     api.include_router(terminal_tokens.router)
+    api.include_router(chats.router)
     # Cors outermost, so that even a crash's JSON 500 is readable by the app.
     return Cors(BodyLimit(api))
 
