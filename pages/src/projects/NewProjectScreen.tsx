@@ -10,8 +10,9 @@ import { useTitle } from "../hooks";
 import { Link, navigate } from "../router";
 import { type NewProject, projectsApi } from "./api";
 
-// The API's own limit on a name: longer names are refused, never cut.
-export const MAX_PROJECT_NAME_CHARS = 100;
+// The API's own limit (a project's name follows worker/workspaces/spec.py MAX_NAME_CHARS):
+// longer names are refused, never cut.
+export const MAX_PROJECT_NAME_CHARS = 64;
 
 export function NewProjectScreen() {
   useTitle("New project");

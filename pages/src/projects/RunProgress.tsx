@@ -1,15 +1,17 @@
-/** A chat's run, inline in the conversation: finding a node, making the workspace, starting
- * the agent, each step with its status and what it said. */
+/** A chat's run, inline in the conversation: making the workspace, waiting for it, starting
+ * the agent, connecting the chat; each step with its latest status and what it said. */
 
 import { StatusBadge } from "../components/ui";
 import type { RunStep } from "./protocol";
 
+// The TaskRunner's steps (worker/chats/run.py Step) and its stop and session reports.
 const STEP_NAMES: Record<string, string> = {
-  node: "Find a node",
-  workspace: "Create the workspace",
-  workspace_ready: "Wait for the workspace",
-  agent_session: "Start the agent",
-  linked: "Connect the chat",
+  workspace: "Workspace",
+  workspace_ready: "Workspace ready",
+  agent_session: "Agent",
+  linked: "Chat connected",
+  stop: "Stop",
+  session: "Session",
 };
 
 export function RunProgress({ steps }: { steps: RunStep[] }) {
