@@ -1,5 +1,7 @@
 /** The primary screen after sign-in: the user's projects, newest activity first. */
 
+import { api } from "../api/client";
+import { Onboarding } from "../components/Onboarding";
 import { EmptyState, ErrorNote, Loading, PageHeader, When } from "../components/ui";
 import { useLoad, useTitle } from "../hooks";
 import { Link } from "../router";
@@ -16,6 +18,7 @@ export function lastActivity(project: Project, chats: readonly ChatInfo[]): stri
 export function ProjectsScreen() {
   useTitle("Projects");
   const projects = useLoad(() => Promise.all([projectsApi.projects(), allChats()]), []);
+  const credentials = useLoad(() => api.credentials(), []);
   const rows = projects.data
     ? projects.data[0]
         .map((project) => ({ project, active: lastActivity(project, projects.data![1]) }))
@@ -33,6 +36,18 @@ export function ProjectsScreen() {
       >
         <p className="muted">A project is a repository and its chats with the agent; the chats stay when workspaces go.</p>
       </PageHeader>
+      {credentials.data && rows && (
+        <Onboarding
+          credentials={credentials.data}
+          first={{
+            done: rows.length > 0,
+            title: "Create your first project",
+            detail: "From a repository URL, or a local path on a local node; then chat with the agent about it.",
+            href: "/projects/new",
+            action: "New project",
+          }}
+        />
+      )}
       {projects.state === "loading" && <Loading what="projects" />}
       {projects.state === "error" && <ErrorNote error={projects.error} onRetry={() => void projects.reload()} />}
       {rows && rows.length === 0 && (
