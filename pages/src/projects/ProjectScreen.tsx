@@ -27,11 +27,15 @@ export function ProjectScreen({ id, chatId }: { id: string; chatId: string | nul
   useTitle(project.data?.name ?? "Project");
   const chatCount = useSyncExternalStore(list?.subscribe ?? noSubscription, () => list?.snapshot().chats?.length ?? null);
 
-  if (project.state === "loading" && !project.data) return <Loading what="the project" />;
-  if (!project.data) return <ErrorNote error={project.state === "error" ? project.error : null} onRetry={() => void project.reload()} />;
+  // The chat loads beside the project, not after it: a chat opens in one round of requests.
+  if (project.state === "error" && !project.data) return <ErrorNote error={project.error} onRetry={() => void project.reload()} />;
   return (
     <>
-      <ProjectHeader project={project.data} onRenamed={() => void project.reload()} chatCount={chatCount} />
+      {project.data ? (
+        <ProjectHeader project={project.data} onRenamed={() => void project.reload()} chatCount={chatCount} />
+      ) : (
+        <Loading what="the project" />
+      )}
       <div className="project-layout">
         {list && <ChatSidebar projectId={id} list={list} current={chatId} />}
         <div className="project-main">
