@@ -527,6 +527,91 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{project_id}/chats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create */
+        post: operations["create_api_projects__project_id__chats_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/chats/{chat_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Follow Up */
+        post: operations["follow_up_api_projects__project_id__chats__chat_id__messages_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/chats/{chat_id}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop */
+        post: operations["stop_api_projects__project_id__chats__chat_id__stop_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/chats/{chat_id}/permissions/{request_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Answer Permission */
+        post: operations["answer_permission_api_projects__project_id__chats__chat_id__permissions__request_id__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/chats/{chat_id}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Run */
+        get: operations["run_api_projects__project_id__chats__chat_id__run_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -630,6 +715,62 @@ export interface components {
             /** Csr */
             csr: string;
         };
+        /** ChatInfo */
+        ChatInfo: {
+            /** Id */
+            id: string;
+            /** Project Id */
+            project_id: string;
+            /** Topic */
+            topic: string;
+            status: components["schemas"]["ChatStatus"];
+            /** Workspace Id */
+            workspace_id: string | null;
+            /** Agent Session Id */
+            agent_session_id: string | null;
+            /** Run Id */
+            run_id: string | null;
+            /** Message Count */
+            message_count: number;
+            /** Last Seq */
+            last_seq: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Last Activity At
+             * Format: date-time
+             */
+            last_activity_at: string;
+        };
+        /** ChatMessage */
+        ChatMessage: {
+            /** Seq */
+            seq: number;
+            /** Id */
+            id: string;
+            /** Chat Id */
+            chat_id: string;
+            role: components["schemas"]["MessageRole"];
+            /** Frame */
+            frame: {
+                [key: string]: unknown;
+            };
+            /** Truncated */
+            truncated: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /**
+         * ChatStatus
+         * @enum {string}
+         */
+        ChatStatus: "starting" | "active" | "stopped" | "failed";
         /** CreatedToken */
         CreatedToken: {
             /** Id */
@@ -697,6 +838,11 @@ export interface components {
              */
             level: "error" | "warning";
         };
+        /** FollowUp */
+        FollowUp: {
+            /** Text */
+            text: string;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -725,6 +871,23 @@ export interface components {
          * @enum {string}
          */
         LifecycleState: "pending" | "creating" | "running" | "stopping" | "stopped" | "error";
+        /**
+         * MessageRole
+         * @enum {string}
+         */
+        MessageRole: "user" | "assistant" | "thinking" | "tool" | "plan" | "system";
+        /**
+         * NewChat
+         * @description POST /api/projects/{pid}/chats: the first message; agent and mode default to the
+         *     project's.
+         */
+        NewChat: {
+            /** Message */
+            message: string;
+            /** Agent */
+            agent?: string | null;
+            permission_mode?: components["schemas"]["PermissionMode"] | null;
+        };
         /** NewCredential */
         NewCredential: {
             kind: components["schemas"]["CredentialKind"];
@@ -845,6 +1008,17 @@ export interface components {
             id: string;
             status: components["schemas"]["LifecycleState"];
         };
+        /** PermissionChoice */
+        PermissionChoice: {
+            /** Option Id */
+            option_id: string;
+        };
+        /**
+         * PermissionMode
+         * @description How much the agent may do without asking; each maps onto an adapter mode.
+         * @enum {string}
+         */
+        PermissionMode: "ask" | "accept_edits" | "bypass";
         /**
          * Provider
          * @enum {string}
@@ -878,12 +1052,69 @@ export interface components {
             /** Retired Published Seconds */
             retired_published_seconds: number;
         };
+        /**
+         * Run
+         * @description A run as TaskRunner.status reports it.
+         */
+        Run: {
+            /** Run Id */
+            run_id: string;
+            /**
+             * Mode
+             * @constant
+             */
+            mode: "conversation";
+            /** Project Id */
+            project_id: string;
+            /** Chat Id */
+            chat_id: string;
+            status: components["schemas"]["RunStatus"];
+            step: components["schemas"]["Step"] | null;
+            /** Steps */
+            steps: components["schemas"]["StepReport"][];
+            /** Workspace Id */
+            workspace_id: string | null;
+            /** Agent Session Id */
+            agent_session_id: string | null;
+            /** Error */
+            error: string | null;
+            /** Pending Controls */
+            pending_controls: number;
+            /** Created At */
+            created_at: number;
+            /** Updated At */
+            updated_at: number;
+        };
+        /**
+         * RunStatus
+         * @description A TaskRunner run (durable_objects/task_runner.py).
+         * @enum {string}
+         */
+        RunStatus: "starting" | "active" | "stopped" | "failed";
         /** SignInMethods */
         SignInMethods: {
             /** Github */
             github: boolean;
             /** Development */
             development: boolean;
+        };
+        /**
+         * Step
+         * @enum {string}
+         */
+        Step: "workspace" | "workspace_ready" | "agent_session" | "linked";
+        /** StepReport */
+        StepReport: {
+            name: components["schemas"]["Step"];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "succeeded" | "failed";
+            /** Attempts */
+            attempts: number;
+            /** Detail */
+            detail: string | null;
         };
         /**
          * StepStatus
@@ -2086,6 +2317,178 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TerminalToken"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_api_projects__project_id__chats_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewChat"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatInfo"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    follow_up_api_projects__project_id__chats__chat_id__messages_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FollowUp"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatMessage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    stop_api_projects__project_id__chats__chat_id__stop_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatInfo"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    answer_permission_api_projects__project_id__chats__chat_id__permissions__request_id__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                chat_id: string;
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PermissionChoice"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    run_api_projects__project_id__chats__chat_id__run_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Run"];
                 };
             };
             /** @description Validation Error */
