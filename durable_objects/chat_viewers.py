@@ -13,7 +13,7 @@ from typing import Any
 
 from durable_objects.chat_log import ChatLog
 from wire.chat import MAX_PAGE_MESSAGES
-from worker.platform import Response, WebSocketPair
+from worker.platform import Response, WebSocketPair, accept_web_socket
 
 PROJECT_TAG = "project"
 OPEN = 1  # WebSocket.readyState
@@ -46,10 +46,10 @@ def accept(ctx: Any, log: ChatLog, chat_id: str | None, after: int) -> Response:
     """A viewer's socket, accepted and caught up; the 101 that hands its other end over."""
     client, server = WebSocketPair.new().object_values()
     if chat_id is None:
-        ctx.acceptWebSocket(server, [PROJECT_TAG])
+        accept_web_socket(ctx, server, [PROJECT_TAG])
         server.send(_text({"type": "caught_up", "last_seq": log.last_seq()}))
         return Response(None, 101, web_socket=client)
-    ctx.acceptWebSocket(server, [chat_tag(chat_id)])
+    accept_web_socket(ctx, server, [chat_tag(chat_id)])
     missed = log.count_after(chat_id, after)
     if missed > MAX_REPLAY_MESSAGES:
         server.send(

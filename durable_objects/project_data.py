@@ -66,7 +66,7 @@ class ProjectData(DurableObject):
     ) -> Answer:
         if not _is_id(chat_id):
             return {"error": "invalid_chat_id", "message": f"{chat_id!r} is not a chat id."}
-        answer = self._write(
+        answer = self._transaction(
             project_id, lambda: self.chat_log.create_chat(chat_id, user_id, topic, now)
         )
         return await self._changed(answer, now)
@@ -80,27 +80,29 @@ class ProjectData(DurableObject):
         run_id: str,
         now: float,
     ) -> Answer:
-        answer = self._write(
+        answer = self._transaction(
             project_id,
             lambda: self.chat_log.link(chat_id, workspace_id, agent_session_id, run_id, now),
         )
         return await self._changed(answer, now)
 
     async def set_status(self, project_id: str, chat_id: str, status: str, now: float) -> Answer:
-        answer = self._write(project_id, lambda: self.chat_log.set_status(chat_id, status, now))
+        answer = self._transaction(
+            project_id, lambda: self.chat_log.set_status(chat_id, status, now)
+        )
         return await self._changed(answer, now)
 
     async def get_chat(self, project_id: str, chat_id: str) -> Answer | None:
         return self._chat(project_id, chat_id)
 
     def _chat(self, project_id: str, chat_id: str) -> Answer | None:
-        return self._write(project_id, lambda: self.chat_log.chat(chat_id))
+        return self._transaction(project_id, lambda: self.chat_log.chat(chat_id))
 
     async def list_chats(self, project_id: str) -> list[Answer]:
-        return self._write(project_id, self.chat_log.chats)
+        return self._transaction(project_id, self.chat_log.chats)
 
     async def delete_chat(self, project_id: str, chat_id: str) -> bool:
-        gone = self._write(project_id, lambda: self.chat_log.delete_chat(chat_id))
+        gone = self._transaction(project_id, lambda: self.chat_log.delete_chat(chat_id))
         if gone:
             viewers.chat_deleted(self.ctx, chat_id)
             await store.forget_chat(self.deployment, project_id, chat_id)
@@ -109,7 +111,7 @@ class ProjectData(DurableObject):
 
     async def delete_project(self, project_id: str) -> int:
         """Every chat and message gone; the D1 rows are the caller's (worker/projects)."""
-        gone = self._write(project_id, self.chat_log.delete_all)
+        gone = self._transaction(project_id, self.chat_log.delete_all)
         for chat_id in gone:
             viewers.chat_deleted(self.ctx, chat_id)
         for ws in self.ctx.getWebSockets(viewers.PROJECT_TAG):
@@ -125,7 +127,7 @@ class ProjectData(DurableObject):
         self, project_id: str, chat_id: str, message_id: str, frame: dict, now: float
     ) -> Answer | None:
         """A control-plane message (the user's prompt, a run's progress); None: a duplicate."""
-        answer = self._write(
+        answer = self._transaction(
             project_id, lambda: self.chat_log.append(chat_id, message_id, dict(frame), now, now)
         )
         if answer is not None and "error" not in answer:
@@ -170,7 +172,7 @@ class ProjectData(DurableObject):
                     stored.append(added)
             return stored, duplicates, refused
 
-        outcome = self._write(project_id, step)
+        outcome = self._transaction(project_id, step)
         if isinstance(outcome, dict):
             return outcome
         stored, duplicates, refused = outcome
@@ -199,7 +201,7 @@ class ProjectData(DurableObject):
                 raise ChatRefused("chat_not_found", f"This project has no chat {chat_id!r}.")
             return self.chat_log.messages(chat_id, after or 0, before, limit, newest=after is None)
 
-        return self._write(project_id, step)
+        return self._transaction(project_id, step)
 
     # --- the viewers' WebSocket -----------------------------------------------------------------
 
@@ -237,7 +239,7 @@ class ProjectData(DurableObject):
 
     # --- plumbing ------------------------------------------------------------------------------
 
-    def _write(self, project_id: str, step: Callable[[], Any]) -> Any:
+    def _transaction(self, project_id: str, step: Callable[[], Any]) -> Any:
         """`step` in one transaction (rolled back if refused, which answers the refusal)."""
         box: list[Any] = []
 
@@ -260,7 +262,7 @@ class ProjectData(DurableObject):
     async def _index(self, now: float, *, force: bool = False) -> None:
         """Bring the D1 rows of the chats that are due up to date; arm the alarm for the rest."""
         waiting = False
-        for row in self._write_index(lambda: self.chat_log.unindexed()):
+        for row in self._atomically(lambda: self.chat_log.unindexed()):
             due = (
                 force
                 or row["changed"]
@@ -272,7 +274,7 @@ class ProjectData(DurableObject):
                 continue
             chat, version = row["chat"], row["version"]
             await store.mirror_chat(self.deployment, row["user_id"], version, chat)
-            self._write_index(
+            self._atomically(
                 lambda chat=chat, version=version: self.chat_log.mark_indexed(
                     chat["id"], version, chat["message_count"], now
                 )
@@ -280,7 +282,7 @@ class ProjectData(DurableObject):
         if waiting and await self.ctx.storage.getAlarm() is None:
             await self.ctx.storage.setAlarm((now + INDEX_EVERY_SECONDS) * 1000)
 
-    def _write_index(self, step: Callable[[], Any]) -> Any:
+    def _atomically(self, step: Callable[[], Any]) -> Any:
         box: list[Any] = []
         self.ctx.storage.transactionSync(lambda: box.append(step()))
         return box[0]

@@ -11,6 +11,7 @@ real one needs an agent to create it; tests/pyodide/test_workspace_proxy.py has 
 
 import secrets
 import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +78,30 @@ def make_workspace(world: World) -> str:
     return workspace_id
 
 
+def make_project(world: World) -> str:
+    made = send_json(
+        world.worker,
+        "POST",
+        f"{API}/api/projects",
+        {"repository": "https://example.com/harness/project.git"},
+        bearer(world.owner.api_token),
+    )
+    assert made.status == 201, made.body
+    return made.json()["id"]
+
+
+def make_chat(world: World) -> str:
+    """A chat of the shared project linked to the shared workspace, made through
+    ProjectData's RPC as the chat flow does (its routes start a real run)."""
+    chat_id = "c" + secrets.token_hex(8)
+    project_id, now = world.shared["project_id"], time.time()
+    rpc = world.worker.durable_object
+    rpc("PROJECT_DATA", project_id, "create_chat", project_id, chat_id, world.owner.id, "h", now)
+    workspace = world.shared["workspace_id"]
+    rpc("PROJECT_DATA", project_id, "link", project_id, chat_id, workspace, "sh", "rh", now)
+    return chat_id
+
+
 # The owner's resource each path parameter names, in order (a factory may use an earlier one).
 PARAMS: dict[str, Callable[[World], str]] = {
     "token_id": lambda w: new_api_token(w.worker, w.owner)[0],
@@ -84,6 +109,8 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "node_id": lambda w: new_node(w.worker, w.launcher, w.owner),
     "token": lambda _: secrets.token_urlsafe(32),  # a bootstrap token nobody issued
     "workspace_id": make_workspace,
+    "project_id": make_project,
+    "chat_id": make_chat,  # after both: the shared project's, linked to the shared workspace
 }
 
 

@@ -16,7 +16,8 @@ The statuses assume the matrix's world: the owner's shared node is still being c
 (no agent behind it) and its shared workspace is pending on that node.
 
 Adding a route: add `("METHOD", "/path/{param}"): user(owner=..., other=...)` (or
-`admin`, `node`, `public`) below, and a factory for any new path parameter in each suite.
+`admin`, `node`, `public`) below, and a factory for any new path parameter in each suite
+(`chat_batch` reads the suite's shared `project_id` and `chat_id`).
 """
 
 import json
@@ -92,6 +93,20 @@ HEARTBEAT = {
     "agent_version": "0.1.0",
 }
 
+
+def chat_batch(world: World) -> dict[str, Any]:
+    """A MessageBatch of one new message for the shared chat of the shared project."""
+    frame = {"type": "turn_ended", "seq": 1, "stop_reason": "end_turn"}
+    message = {
+        "id": f"matrix:{secrets.token_hex(6)}",
+        "project_id": world.shared["project_id"],
+        "chat_id": world.shared["chat_id"],
+        "frame": frame,
+        "created_at": "2026-01-01T00:00:00Z",
+    }
+    return {"messages": [message]}
+
+
 PEM_SHAPED_CSR = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"
 
 MATRIX: dict[Route, Case] = {
@@ -152,6 +167,16 @@ MATRIX: dict[Route, Case] = {
     # A fresh workspace for each owner's call, still pending: nothing to rebuild yet (409).
     ("POST", "/api/workspaces/{workspace_id}/rebuild"): user(409, 404),
     ("POST", "/api/workspaces/{workspace_id}/stop"): user(200, 404),
+    # Projects and their chats' reads; the shared chat is linked to the shared workspace.
+    ("GET", "/api/projects"): user(200, 200),
+    ("POST", "/api/projects"): user(201, 201, {"repository": "https://example.com/matrix/p.git"}),
+    ("GET", "/api/projects/{project_id}"): user(200, 404),
+    ("PATCH", "/api/projects/{project_id}"): user(200, 404, {"name": "renamed"}),
+    ("DELETE", "/api/projects/{project_id}"): user(204, 404),
+    ("GET", "/api/projects/{project_id}/chats"): user(200, 404),
+    ("GET", "/api/projects/{project_id}/chats/{chat_id}"): user(200, 404),
+    ("GET", "/api/projects/{project_id}/chats/{chat_id}/messages"): user(200, 404),
+    ("GET", "/api/chats"): user(200, 200),
     # A terminal needs a running workspace: the owner's is not (409), another's is unknown.
     ("POST", "/api/terminal/token"): user(
         409, 404, lambda w: {"workspace_id": w.shared["workspace_id"]}
@@ -170,6 +195,8 @@ MATRIX: dict[Route, Case] = {
     ("POST", "/api/workspaces/{workspace_id}/provisioning-failed"): node(
         200, {"step": "clone", "message": "clone failed", "detail": None, "hint": "check it"}
     ),
+    # The node agent's chat outbox: one new message into the shared (linked) chat per call.
+    ("POST", "/api/workspaces/{workspace_id}/chat-messages"): node(200, lambda w: chat_batch(w)),
     # The owner never stores an Anthropic key here (the credential cases use openai).
     ("GET", "/api/workspaces/{workspace_id}/agent-credential"): node(409),
     ("POST", "/api/workspaces/{workspace_id}/ready"): node(

@@ -26,6 +26,7 @@ from worker.api.routes import (
     errors,
     jwks,
     nodes,
+    projects,
     terminal_tokens,
     tokens,
     workspaces,
@@ -89,6 +90,7 @@ def create_api() -> Any:
     api.include_router(bootstrap.router)
     api.include_router(agent_artifact.router)
     api.include_router(workspaces.router)
+    api.include_router(projects.router)
     api.include_router(agent_credential.router)
     api.include_router(deployment_info.router)
     api.include_router(terminal_tokens.router)

@@ -17,6 +17,7 @@ import asyncio
 import json
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from typing import Any
 import httpx
 import pytest
 
+from durable_objects.chat_log import ChatLog
+from durable_objects.project_data import ProjectData
+from durable_objects.project_schema import migrate
 from tests.fakes.github import FakeGitHub
 from tests.fakes.openai import OpenAiModels
 from tests.support.authorization import (
@@ -39,8 +43,12 @@ from tests.support.authorization import (
 )
 from tests.support.edge import Edge, running_edge
 from tests.support.wait import bearer
+from twin.alarms import AlarmScheduler
+from twin.clock import SystemClock
 from twin.d1 import D1Database
+from twin.durable_objects import DurableObjectNamespace
 from twin.env import Env
+from twin.storage import DurableObjectStorage
 from worker.api.ratelimit import LIMITS
 from worker.auth import grants, scoped_tokens
 from worker.deployment import Deployment
@@ -216,6 +224,45 @@ def make_workspace(world: World) -> str:
     return workspace_id
 
 
+def make_project(world: World) -> str:
+    with world.edge.client("api") as client:
+        made = client.post(
+            "/api/projects",
+            json={"repository": "https://example.com/matrix/project.git"},
+            headers=bearer(world.owner.api_token),
+        )
+    assert made.status_code == 201, made.text
+    return made.json()["id"]
+
+
+def make_chat(world: World) -> str:
+    """A chat of the shared project, linked to the shared workspace (LAST RESORT, like
+    make_node: chats come from the chat flow's routes, which start a real run). Written into
+    the project's ProjectData storage file, by ProjectData's own queries, before anything
+    has woken that object in the edge."""
+    chat_id = "c" + secrets.token_hex(8)
+    project_id = world.shared["project_id"]
+    directory = world.edge.data_dir / "do" / "ProjectData"
+    namespace = DurableObjectNamespace(
+        ProjectData, directory, lambda: None, AlarmScheduler(directory.parent, SystemClock())
+    )
+    path = directory / f"{namespace.idFromName(project_id).toString()}.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    storage = DurableObjectStorage(path)
+    migrate(storage)
+    chats = ChatLog(storage)
+    now = time.time()
+
+    def write() -> None:
+        chats.bind(project_id)
+        chats.create_chat(chat_id, world.owner.id, "matrix", now)
+        chats.link(chat_id, world.shared["workspace_id"], "smatrix", "rmatrix", now)
+
+    storage.transactionSync(write)
+    storage.close()
+    return chat_id
+
+
 # Path parameters: a factory for the owner's resource each one names. Non-owners are
 # handed the owner's shared one; the owner gets a fresh one for a DELETE.
 PARAMS: dict[str, Callable[[World], str]] = {
@@ -224,6 +271,8 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "node_id": lambda w: make_node(w.edge, w.owner),
     "token": lambda _: secrets.token_urlsafe(32),  # a bootstrap token nobody issued
     "workspace_id": make_workspace,  # after node_id: it goes on the shared node
+    "project_id": make_project,
+    "chat_id": make_chat,  # after both: it is the shared project's, linked to the workspace
 }
 NOT_OWNED = {"token"}
 
@@ -307,6 +356,8 @@ def owner_rows(world: World) -> dict[str, list[tuple[Any, ...]]]:
             ("credentials", "user_id = ?", ()),
             ("nodes", f"user_id = ? AND id IN ({marks})", ours),
             ("workspaces", "user_id = ?", ()),
+            ("projects", "user_id = ?", ()),
+            ("chats", "user_id = ?", ()),
         ):
             cursor = db.execute(
                 f"SELECT * FROM {table} WHERE {condition} ORDER BY 1",
