@@ -2,7 +2,7 @@
 // project's last activity in the Projects list (pages/src/projects/ProjectsScreen.tsx).
 import { describe, expect, it } from "vitest";
 
-import type { Project } from "../../pages/src/projects/api";
+import type { Project } from "../../pages/src/api/types";
 import type { ChatInfo } from "../../pages/src/projects/protocol";
 import { lastActivity } from "../../pages/src/projects/ProjectsScreen";
 import { match } from "../../pages/src/router";

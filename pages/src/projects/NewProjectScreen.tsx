@@ -8,7 +8,8 @@ import { ProviderFields, useProviderChoice } from "../components/ProviderChoice"
 import { ErrorNote, PageHeader } from "../components/ui";
 import { useTitle } from "../hooks";
 import { Link, navigate } from "../router";
-import { type NewProject, projectsApi } from "./api";
+import type { NewProject } from "../api/types";
+import { projectsApi } from "./api";
 
 // The API's own limit (a project's name follows worker/workspaces/spec.py MAX_NAME_CHARS):
 // longer names are refused, never cut.

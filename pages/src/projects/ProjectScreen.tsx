@@ -8,7 +8,8 @@ import { type FormEvent, useEffect, useId, useState, useSyncExternalStore } from
 import { ConfirmButton, ErrorNote, Loading, PageHeader, StatusBadge, When } from "../components/ui";
 import { useLoad, useTitle } from "../hooks";
 import { Link, navigate } from "../router";
-import { type Project, projectsApi } from "./api";
+import type { Project } from "../api/types";
+import { projectsApi } from "./api";
 import { ChatList } from "./chatList";
 import { ChatView } from "./ChatView";
 import { Composer } from "./Composer";

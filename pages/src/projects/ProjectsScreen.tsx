@@ -5,7 +5,8 @@ import { Onboarding } from "../components/Onboarding";
 import { EmptyState, ErrorNote, Loading, PageHeader, When } from "../components/ui";
 import { useLoad, useTitle } from "../hooks";
 import { Link } from "../router";
-import { type Project, allChats, projectsApi } from "./api";
+import type { Project } from "../api/types";
+import { allChats, projectsApi } from "./api";
 import type { ChatInfo } from "./protocol";
 
 /** A project's last activity: its newest chat's, else its own last change. */

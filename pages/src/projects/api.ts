@@ -1,38 +1,11 @@
 /**
- * The project and chat routes of the API (docs/protocols/control-plane-api.md, "Projects"),
- * same-origin with the session cookie like the rest of api/client.ts.
+ * The project and chat routes of the API (docs/protocols/project-chat.md), same-origin with
+ * the session cookie like the rest of api/client.ts.
  */
 
 import { request } from "../api/client";
-import type { PermissionMode } from "../agent/protocol";
+import type { NewProject, Project, ProjectChanges } from "../api/types";
 import { type ChatInfo, type ChatMessage, type MessagePage, checkMessage } from "./protocol";
-
-// Declared from the contract until the projects routes are in openapi.d.ts (then these
-// become aliases in api/types.ts, like every other API shape).
-export interface Project {
-  id: string;
-  name: string;
-  repository: string;
-  default_branch: string | null;
-  provider: string | null;
-  node_size: string | null;
-  agent: string;
-  permission_mode: PermissionMode;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface NewProject {
-  repository: string;
-  name?: string;
-  default_branch?: string;
-  provider?: string;
-  node_size?: string;
-  agent?: string;
-  permission_mode?: PermissionMode;
-}
-
-export type ProjectChange = Partial<Omit<NewProject, "repository">>;
 
 const enc = encodeURIComponent;
 const chatPath = (projectId: string, chatId: string) => `/api/projects/${enc(projectId)}/chats/${enc(chatId)}`;
@@ -44,7 +17,7 @@ export const projectsApi = {
   projects: () => request<{ projects: Project[] }>("GET", "/api/projects").then((r) => r.projects),
   project: (id: string) => request<Project>("GET", `/api/projects/${enc(id)}`),
   create: (project: NewProject) => request<Project>("POST", "/api/projects", project),
-  change: (id: string, change: ProjectChange) => request<Project>("PATCH", `/api/projects/${enc(id)}`, change),
+  change: (id: string, change: ProjectChanges) => request<Project>("PATCH", `/api/projects/${enc(id)}`, change),
   remove: (id: string) => request<void>("DELETE", `/api/projects/${enc(id)}`),
 
   chats: (projectId: string) =>

@@ -4,6 +4,7 @@
  *   start ─▶ the chat and its newest page of history ─▶ viewer ?chat=C&after=<newest seq>:
  *            what came since, `caught_up`, then live messages
  *   drop  ─▶ (backoff) ─▶ viewer ?after=<newest seq held>: exactly what was missed
+ *            (too far behind: the pages after it over HTTP first, then the viewer again)
  *   scroll to the top ─▶ the page before the oldest held (never the whole chat at once)
  *
  * Follow-ups, Stop and permission answers are API calls; their effects come back as
@@ -14,7 +15,7 @@ import type { Conversation } from "../agent/conversation";
 import { LiveStore, type Problem, problemOf } from "../store";
 import { projectsApi, viewerUrl } from "./api";
 import { applyMessage, chatConversation, mergeMessages } from "./chatConversation";
-import type { ChatInfo, ChatMessage, ViewerFrame } from "./protocol";
+import { type ChatInfo, type ChatMessage, MAX_PAGE_MESSAGES, type ViewerFrame } from "./protocol";
 import { ViewerSocket, type ViewerStatus } from "./viewerSocket";
 
 /** Messages per history page: a screenful and more, small enough to open at once. */
@@ -76,6 +77,7 @@ export class ProjectChat extends LiveStore<ChatSnapshot> {
         frame: (frame) => this.receive(frame),
         status: (viewer) => this.update({ viewer }),
         bad: (error) => this.update({ problem: { code: "bad_frame", message: `The chat sent a frame this page does not understand: ${error.message}` } }),
+        behind: () => void this.catchUp(),
       },
     );
     this.viewer.open();
@@ -92,6 +94,19 @@ export class ProjectChat extends LiveStore<ChatSnapshot> {
       this.update({ hasOlder: page.has_more, conversation: chatConversation(this.messages) });
     }
     this.update({ loadingOlder: false });
+  }
+
+  /** Missed more than the viewer replays: read what came since over HTTP, then go live. */
+  private async catchUp(): Promise<void> {
+    let more = true;
+    while (more && !this.disposed) {
+      const after = this.current.conversation.lastSeq;
+      const page = await this.call(() => projectsApi.messages(this.projectId, this.chatId, { after }, MAX_PAGE_MESSAGES));
+      if (!page) break;
+      for (const message of page.messages) this.accept(message);
+      more = page.has_more && page.messages.length > 0;
+    }
+    this.viewer?.open();
   }
 
   /** A follow-up (a stopped chat starts a fresh run with the conversation as context). */
@@ -148,7 +163,8 @@ export class ProjectChat extends LiveStore<ChatSnapshot> {
       case "caught_up":
         return;
       case "error":
-        this.update({ problem: { code: frame.code, message: frame.message } });
+        // Too far behind is handled as the socket closes; anything else is shown.
+        if (frame.code !== "too_far_behind") this.update({ problem: { code: frame.code, message: frame.message } });
         return;
     }
   }

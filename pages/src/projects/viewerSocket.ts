@@ -1,8 +1,14 @@
 /**
  * A project's viewer WebSocket that comes back: on a drop it reconnects with backoff, each
  * time to the address `url()` gives then (a chat's carries `after=` the last seq it has, so
- * the server sends exactly what was missed). Closed on purpose, it stays closed.
+ * the server sends exactly what was missed). Closed on purpose, or by the server for good
+ * (the chat or project was deleted), it stays closed; too far behind, its owner catches up
+ * over HTTP and opens it again.
  */
+
+/** The server's close codes (docs/protocols/project-chat.md). */
+export const CLOSE_GONE = 4404; // the chat or the project was deleted
+export const CLOSE_TOO_FAR_BEHIND = 4409; // more missed than a replay sends: page over HTTP
 
 import { reconnectDelayMs } from "../terminal/backoff";
 import { ProtocolError } from "../jsonFrame";
@@ -15,6 +21,8 @@ export interface ViewerHandlers {
   status: (status: ViewerStatus) => void;
   /** A frame this page does not understand (the connection carries on). */
   bad: (error: ProtocolError) => void;
+  /** Too far behind: catch up, then call open() again. */
+  behind?: () => void;
 }
 
 export class ViewerSocket {
@@ -46,10 +54,18 @@ export class ViewerSocket {
         this.on.bad(error);
       }
     };
-    socket.onclose = () => {
+    socket.onclose = (event: CloseEvent) => {
       if (this.socket !== socket || this.closed) return;
       this.socket = null;
+      if (event.code === CLOSE_GONE) {
+        this.close();
+        return;
+      }
       this.on.status("reconnecting");
+      if (event.code === CLOSE_TOO_FAR_BEHIND && this.on.behind) {
+        this.on.behind();
+        return;
+      }
       this.timer = setTimeout(() => this.open(), reconnectDelayMs(this.attempt++));
     };
   }
