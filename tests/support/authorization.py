@@ -95,12 +95,14 @@ HEARTBEAT = {
 
 
 def chat_batch(world: World) -> dict[str, Any]:
-    """A MessageBatch of one new message for the shared chat of the shared project."""
+    """A MessageBatch of one new message for the shared project's chat linked to the shared
+    workspace (a chat of its own: the chat-flow routes above may start the shared chat a
+    fresh run, linked to another workspace)."""
     frame = {"type": "turn_ended", "seq": 1, "stop_reason": "end_turn"}
     message = {
         "id": f"matrix:{secrets.token_hex(6)}",
         "project_id": world.shared["project_id"],
-        "chat_id": world.shared["chat_id"],
+        "chat_id": world.shared["outbox_chat_id"],
         "frame": frame,
         "created_at": "2026-01-01T00:00:00Z",
     }
@@ -177,6 +179,19 @@ MATRIX: dict[Route, Case] = {
     ("GET", "/api/projects/{project_id}/chats/{chat_id}"): user(200, 404),
     ("GET", "/api/projects/{project_id}/chats/{chat_id}/messages"): user(200, 404),
     ("GET", "/api/chats"): user(200, 200),
+    # The chat flow. The owner has no Anthropic key, so every run it starts fails at once,
+    # before a workspace is made; a follow-up to the shared chat (linked to no run of its
+    # own) starts a fresh one, which the run route then shows.
+    ("POST", "/api/projects/{project_id}/chats"): user(201, 404, {"message": "matrix"}),
+    ("POST", "/api/projects/{project_id}/chats/{chat_id}/messages"): user(
+        202, 404, {"text": "matrix"}
+    ),
+    ("GET", "/api/projects/{project_id}/chats/{chat_id}/run"): user(200, 404),
+    ("POST", "/api/projects/{project_id}/chats/{chat_id}/stop"): user(200, 404),
+    # Only an active run's agent asks for permissions: the owner's has none to answer.
+    ("POST", "/api/projects/{project_id}/chats/{chat_id}/permissions/{request_id}"): user(
+        409, 404, {"option_id": "allow"}
+    ),
     # A terminal needs a running workspace: the owner's is not (409), another's is unknown.
     ("POST", "/api/terminal/token"): user(
         409, 404, lambda w: {"workspace_id": w.shared["workspace_id"]}

@@ -98,9 +98,12 @@ def _meaning(answer: AgentAnswer) -> Delivery:
         return Delivery("refused", answer.status, answer.error, answer.message)
     if 200 <= answer.status < 300:
         return Delivery("done", answer.status, None, "taken")
+    if answer.error == "permission_request_not_found":  # answered already, or timed out
+        return Delivery("refused", answer.status, answer.error, answer.message)
     if answer.status == 404 or answer.error in _GONE_CODES:
         return Delivery("gone", answer.status, answer.error, answer.message)
-    if answer.status == 429 or answer.status >= 500:
-        # agent_client already retried these a few times: a later alarm tries again.
+    if answer.status == 429 or answer.status >= 500 or answer.error == "agent_session_busy":
+        # Busy (its prompt queue is full), or failing after agent_client's own retries:
+        # a later alarm tries again.
         raise UpstreamFailed("agent_busy", f"The agent answered {answer.status}: {answer.message}")
     return Delivery("refused", answer.status, answer.error, answer.message)

@@ -117,7 +117,11 @@ async def answer_permission(
     request_id: str,
     option_id: str,
 ) -> None:
+    """Only an active run's agent can have asked: anything else has no request to answer."""
     _, chat = await _owned_chat(deployment, user, project_id, chat_id)
+    run = None if chat["run_id"] is None else await runner.status(deployment, chat["run_id"])
+    if run is None or run["status"] != RunStatus.ACTIVE:
+        raise ChatNotRunning(chat_id)
     control = Control(
         id=new_id(CONTROL_ID_PREFIX),
         kind="permission",
@@ -169,7 +173,7 @@ async def _delivered(deployment: Deployment, chat: dict[str, Any], control: Cont
         return False
     try:
         run = await runner.deliver(deployment, chat["run_id"], control)
-    except Conflict:  # the run has ended
+    except (Conflict, NotFound):  # the run has ended (or is unknown here)
         return False
     return run["status"] in _LIVE_RUN
 

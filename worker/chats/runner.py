@@ -25,7 +25,7 @@ def _stub(deployment: Deployment, run_id: str) -> Any:
 
 
 def _checked(answer: Any) -> Any:
-    if isinstance(answer, dict) and "error" in answer:
+    if isinstance(answer, dict) and set(answer) == {"error", "message"}:  # not a Run's error
         kind = _KINDS.get(answer["error"])
         assert kind is not None, f"TaskRunner answered an unknown refusal {answer['error']!r}"
         raise kind(answer["error"], answer["message"])

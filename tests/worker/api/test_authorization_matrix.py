@@ -273,8 +273,10 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "workspace_id": make_workspace,  # after node_id: it goes on the shared node
     "project_id": make_project,
     "chat_id": make_chat,  # after both: it is the shared project's, linked to the workspace
+    "outbox_chat_id": make_chat,  # another, for the ingest route's batches (chat_batch)
+    "request_id": lambda _: "matrix-request",  # a permission request nobody made
 }
-NOT_OWNED = {"token"}
+NOT_OWNED = {"token", "request_id"}  # nobody's: a made-up token, a request nobody made
 
 
 # --- calling a route ----------------------------------------------------------------------
