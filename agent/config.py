@@ -44,6 +44,8 @@ DEFAULT_SESSION_LOG_BYTES = 8 * 1024 * 1024
 DEFAULT_AGENT_RESTARTS = 3
 DEFAULT_AGENT_RESTART_WINDOW_SECONDS = 300.0
 DEFAULT_AGENT_RESTART_BACKOFF_SECONDS = 1.0
+# The chat outbox retries a control plane that is down with a doubling delay up to this.
+DEFAULT_OUTBOX_RETRY_MAX_SECONDS = 10.0
 CALLBACK_TOKEN_FILENAME = "callback-token"
 # Group or other may not even read the TLS key (0600 or stricter).
 PRIVATE_KEY_FORBIDDEN_BITS = 0o077
@@ -90,6 +92,7 @@ class AgentConfig:
     # Agent type → the command that starts its ACP adapter inside the container, beside
     # the built-in claude-code (agent/sessions/tools.py ADAPTERS).
     agent_commands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    outbox_retry_max_seconds: float = DEFAULT_OUTBOX_RETRY_MAX_SECONDS
 
     @property
     def tls(self) -> bool:
@@ -176,6 +179,9 @@ class AgentConfig:
                 allow_zero=True,
             ),
             agent_commands=env.agent_commands("SAM_AGENT_COMMANDS"),
+            outbox_retry_max_seconds=env.seconds(
+                "SAM_OUTBOX_RETRY_MAX_SECONDS", DEFAULT_OUTBOX_RETRY_MAX_SECONDS
+            ),
         )
 
 

@@ -31,6 +31,7 @@ from wire.callbacks import (
     ProvisioningFailed,
     WorkspaceReady,
 )
+from wire.chat import IngestResult, MessageBatch
 
 log = logging.getLogger("agent.control_plane")
 
@@ -143,6 +144,18 @@ class ControlPlane:
             # The error would quote the reply, and the reply holds the key.
             raise ControlPlaneError(f"GET {path} answered an unknown shape") from None
 
+    # --- the chat outbox ---------------------------------------------------------------------
+
+    async def chat_messages(self, workspace_id: str, batch: MessageBatch) -> IngestResult:
+        """POST a batch of a chat-linked session's frames. Raises ControlPlaneError (its
+        `retryable` says whether the same batch may succeed later)."""
+        path = f"/api/workspaces/{workspace_id}/chat-messages"
+        reply = await self._request("POST", path, batch)
+        try:
+            return IngestResult.model_validate(reply)
+        except ValidationError as exc:
+            raise ControlPlaneError(f"POST {path} answered an unknown shape: {exc}") from exc
+
     # --- heartbeat --------------------------------------------------------------------------
 
     async def heartbeat(self, payload: dict[str, Any]) -> Beat:
@@ -203,11 +216,11 @@ class ControlPlane:
     ) -> dict[str, Any]:
         url = self._config.control_plane_url + path
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        json_body = None if body is None else body.model_dump(mode="json")
+        if body is not None:  # the model's own compact JSON: its size is what was measured
+            headers["Content-Type"] = "application/json"
+        data = None if body is None else body.model_dump_json()
         try:
-            async with self._session.request(
-                method, url, json=json_body, headers=headers
-            ) as response:
+            async with self._session.request(method, url, data=data, headers=headers) as response:
                 raw = await _read_bounded(response, path)
                 if response.status >= 400:
                     raise _refused(method, path, response.status, raw)

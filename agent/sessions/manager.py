@@ -5,7 +5,8 @@ Sessions run in the workspace's container as its remote user, in its folder
 workspace's channel, with the channel's token as a stand-in key: the owner's real key is
 fetched from the control plane per session and kept in ModelSessions (memory only). A
 viewer WebSocket gets the stored frames after `after`, then the live ones
-(docs/protocols/agent-sessions.md).
+(docs/protocols/agent-sessions.md). A session made with a chat link also sends its frames
+to that project chat (outbox.py).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from agent.errors import (
 )
 from agent.persistence import Store
 from agent.sessions.container import ContainerLauncher, ContainerUser
+from agent.sessions.outbox import ChatOutbox
 from agent.sessions.permissions import UnknownOption, UnknownRequest
 from agent.sessions.session import VIEWER_QUEUE_FRAMES, AgentSession
 from agent.sessions.tools import ADAPTERS
@@ -61,6 +63,8 @@ RUNNING_STATES = frozenset(
         w.SessionState.RESTARTING,
     }
 )
+# A workspace that stops or goes waits this long for its chats' last frames to be sent.
+OUTBOX_FLUSH_SECONDS = 5.0
 TOO_SLOW = f"over {VIEWER_QUEUE_FRAMES} frames behind: reconnect with after=<last seq>".encode()
 
 
@@ -82,6 +86,7 @@ class AgentSessionManager:
         self._terminals = terminals
         self._live: dict[str, AgentSession] = {}
         self._creating: dict[str, asyncio.Future[None]] = {}  # ids of creates under way
+        self._outbox = ChatOutbox(store, control_plane, config.outbox_retry_max_seconds)
         self._adapters = {**ADAPTERS, **config.agent_commands}
 
     async def resume_all(self) -> None:
@@ -92,6 +97,7 @@ class AgentSessionManager:
             for record in self._store.agent_sessions(workspace["id"]):
                 if w.SessionState(record["state"]) in RUNNING_STATES:
                     await self._resume(workspace, record)
+        self._outbox.resume()
 
     async def _resume(self, workspace: dict[str, Any], record: dict[str, Any]) -> None:
         target = _target(workspace)
@@ -130,6 +136,7 @@ class AgentSessionManager:
         build = lambda seq: frame(seq=seq).model_dump_json()  # noqa: E731
         self._store.append_frame(session_id, build, self._config.session_log_bytes)
         self._store.update_agent_session(session_id, state=state)
+        self._outbox.notify(session_id)
 
     # --- routes' operations -----------------------------------------------------------------
 
@@ -248,11 +255,14 @@ class AgentSessionManager:
             if session.workspace_id == workspace_id:
                 del self._live[session_id]
                 await session.stop("workspace_stopped")
+        ids = [record["id"] for record in self._store.agent_sessions(workspace_id)]
+        await self._outbox.flush(ids, OUTBOX_FLUSH_SECONDS)
 
     async def close(self) -> None:
         live, self._live = list(self._live.values()), {}
         # Suspended, not stopped: the agent resumes them when it starts again (resume_all).
         await asyncio.gather(*(session.suspend() for session in live))
+        await self._outbox.close()
 
     # --- viewers ------------------------------------------------------------------------------
 
@@ -359,7 +369,13 @@ class AgentSessionManager:
     def _session(self, record: dict[str, Any], target: ContainerUser) -> AgentSession:
         launcher = ContainerLauncher(target)
         return AgentSession(
-            record, self._store, self._config, launcher, target.folder, self._terminals
+            record,
+            self._store,
+            self._config,
+            launcher,
+            target.folder,
+            self._terminals,
+            on_frame=self._outbox.notify if record["chat"] else None,
         )
 
     def _info(self, record: dict[str, Any]) -> w.AgentSessionInfo:

@@ -3,13 +3,15 @@
 The adapter's `session/request_permission` waits here until the first answer: a viewer's
 choice of one of the offered options, the timeout (the first `reject_once` option the
 adapter offered, else cancelled), or a `session/cancel` and a stop (cancelled, as the ACP
-spec requires). Later answers to a settled request are refused.
+spec requires). Later answers to a settled request are refused. Request ids are random, so
+an answer delivered late (the control plane retries) never settles a later request of the
+session, also not one asked after the node agent restarted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -45,10 +47,9 @@ class PermissionBroker:
         self._timeout_seconds = timeout_seconds
         self._on_resolved = on_resolved
         self._open: dict[str, _Open] = {}
-        self._ids = itertools.count(1)
 
     def open(self, options: list[PermissionOption]) -> str:
-        request_id = f"perm-{next(self._ids)}"
+        request_id = f"perm-{secrets.token_hex(8)}"
         answer = asyncio.get_running_loop().create_future()
         self._open[request_id] = _Open(options, answer)
         return request_id

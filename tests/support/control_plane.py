@@ -15,7 +15,11 @@ and agent subprocesses can all reach it) and:
 - replies to a heartbeat with a `Beat`, carrying a new callback token when one is queued
   (`queue_callback_token`), and can fail the next N calls to a path (`fail_next`);
 - answers `GET /api/workspaces/{id}/agent-credential` with `agent_credential` (a stand-in
-  key by default; None: 409 agent_credential_missing, as the real route answers).
+  key by default; None: 409 agent_credential_missing, as the real route answers);
+- ingests `POST /api/workspaces/{id}/chat-messages` (a wire.chat.MessageBatch, at most
+  MAX_BATCH_BYTES) into the chats `link_chat` linked to that workspace (another chat: 403
+  chat_not_linked), each message id once, in `chat_messages`; `ingest_delay_seconds` makes
+  it slow and `unavailable` (kinds) makes it answer 503 until cleared.
 """
 
 import asyncio
@@ -48,6 +52,7 @@ from wire.callbacks import (
     ProvisioningFailed,
     WorkspaceReady,
 )
+from wire.chat import MAX_BATCH_BYTES, IngestResult, MessageBatch
 from wire.states import LifecycleState, NodeHealth
 
 AGENT_AUDIENCE = "sam:agent"
@@ -58,7 +63,14 @@ EXPIRED_AGO_SECONDS = 600
 WAIT_TIMEOUT_SECONDS = 15.0
 WAIT_POLL_SECONDS = 0.02
 INITIAL_CALLBACK_TOKEN = "callback-token-0"
-CALLBACK_KINDS = ("boot-log", "ready", "provisioning-failed", "heartbeat", "agent-credential")
+CALLBACK_KINDS = (
+    "boot-log",
+    "ready",
+    "provisioning-failed",
+    "heartbeat",
+    "agent-credential",
+    "chat-messages",
+)
 # What the double hands out as every workspace owner's model key unless a test says other.
 DOUBLE_MODEL_KEY = "sk-ant-api03-control-plane-double-model-key"
 
@@ -139,6 +151,10 @@ class ControlPlaneDouble(LoopbackServer):
         self.agent_credential: AgentCredential | None = AgentCredential(
             kind="api_key", secret=DOUBLE_MODEL_KEY
         )
+        self.chat_links: dict[str, str] = {}  # chat id -> the workspace that may write it
+        self.chat_messages: list[dict[str, Any]] = []  # ingested, each id once, in order
+        self.ingest_delay_seconds = 0.0
+        self.unavailable: set[str] = set()  # kinds answered 503 until removed
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -279,6 +295,30 @@ class ControlPlaneDouble(LoopbackServer):
             self._queued_tokens.append(token)
         return token
 
+    def link_chat(self, chat_id: str, workspace_id: str) -> None:
+        with self._lock:
+            self.chat_links[chat_id] = workspace_id
+
+    def messages_of(self, chat_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [m for m in self.chat_messages if m["chat_id"] == chat_id]
+
+    def _ingest(self, workspace_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        batch = MessageBatch.model_validate(body)
+        for message in batch.messages:
+            if self.chat_links.get(message.chat_id) != workspace_id:
+                text = f"chat {message.chat_id} is not linked to workspace {workspace_id}"
+                return 403, {"error": "chat_not_linked", "message": text}
+        known = {m["id"] for m in self.chat_messages}
+        accepted = 0
+        for message in batch.messages:
+            if message.id not in known:
+                known.add(message.id)
+                self.chat_messages.append(message.model_dump(mode="json"))
+                accepted += 1
+        result = IngestResult(accepted=accepted, duplicates=len(batch.messages) - accepted)
+        return 200, result.model_dump(mode="json")
+
     def fail_next(self, kind: str, status: int = 503, times: int = 1) -> None:
         """Answer the next `times` callbacks of `kind` with `status`."""
         with self._lock:
@@ -288,6 +328,8 @@ class ControlPlaneDouble(LoopbackServer):
         kind = request.match_info.get("kind") or request.path.rsplit("/", 1)[-1]
         kind = kind if kind in CALLBACK_KINDS else "other"
         raw = await request.read()
+        if kind == "chat-messages" and self.ingest_delay_seconds:
+            await asyncio.sleep(self.ingest_delay_seconds)
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
@@ -308,9 +350,15 @@ class ControlPlaneDouble(LoopbackServer):
             elif on_node and request.match_info["target"] != self.node_id:
                 status = 403
                 reply = {"error": "token_scope", "message": f"the token is for {self.node_id}"}
+            elif kind == "chat-messages" and len(raw) > MAX_BATCH_BYTES:
+                status = 413
+                reply = {"error": "payload_too_large", "message": f"over {MAX_BATCH_BYTES}"}
             elif problem is not None:
                 status = 400
                 reply = {"error": "invalid_request", "message": problem}
+            elif kind in self.unavailable:
+                status = 503
+                reply = {"error": "unavailable", "message": "down, as the test asked"}
             elif failures:
                 status = failures.pop(0)
                 reply = {"error": "unavailable", "message": "failure requested by the test"}
@@ -318,6 +366,8 @@ class ControlPlaneDouble(LoopbackServer):
                 status = 200
                 if kind == "agent-credential":
                     status, reply = self._credential_reply()
+                elif kind == "chat-messages":
+                    status, reply = self._ingest(request.match_info["target"], body)
                 elif kind == "heartbeat":
                     beat = Beat(status=LifecycleState.RUNNING, health=NodeHealth.HEALTHY)
                     if self._queued_tokens:
@@ -413,6 +463,7 @@ def _invalid_body(path: str, kind: str, body: Any) -> str | None:
         "ready": NodeReady if on_node else WorkspaceReady,
         "provisioning-failed": ProvisioningFailed,
         "heartbeat": Heartbeat,
+        "chat-messages": MessageBatch,
     }.get(kind)
     if model is None:
         return f"no callback {path}"

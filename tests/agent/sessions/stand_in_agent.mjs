@@ -16,6 +16,7 @@
 //   updates N [EVERY_MS]   N updates, EVERY_MS apart (default 0: at once), each saying
 //                          "update I sent T" with T the wall clock in ms when it was written
 //                          (bench_agent_session.py measures update -> viewer with it)
+//   big N                  say N times "x" (one update of that size)
 //   anything else          say it back
 //
 // Environment: STAND_IN_STARTS=FILE counts starts in FILE and exits (code 5) on every
@@ -81,7 +82,8 @@ async function prompt(id, params) {
   } else if (word === "start") {
     const created = await ask("terminal/create", { sessionId, command: rest.join(" ") });
     say(sessionId, JSON.stringify(created));
-  } else if (word === "malformed") process.stdout.write("this is not json\n");
+  } else if (word === "big") say(sessionId, "x".repeat(Number(rest[0])));
+  else if (word === "malformed") process.stdout.write("this is not json\n");
   else if (word === "oversized") process.stdout.write('{"pad": "' + "x".repeat(OVERSIZED_BYTES) + '"}\n');
   else if (word === "read") {
     const answer = await ask("fs/read_text_file", { sessionId, path: rest[0], line: 2, limit: 2 });

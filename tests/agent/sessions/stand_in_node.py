@@ -84,7 +84,7 @@ class Sessions:
             return []
         url = f"{self.agent.ws_url}{self.base}/{session_id}/ws?after=0"
         received: list[dict[str, Any]] = []
-        with connect(url, additional_headers=self.agent.auth()) as ws:
+        with connect(url, additional_headers=self.agent.auth(), max_size=None) as ws:
             while not received or received[-1].get("seq", 0) < last_seq:
                 received.append(json.loads(ws.recv(timeout=FRAME_TIMEOUT_SECONDS)))
         return received

@@ -5,6 +5,7 @@ id); a prompt with an id is taken once, waits for a running turn in a bounded qu
 runs when the turn ends; a permission request is answered over HTTP by the same broker
 as a viewer's answer, and bad answers are refused with what to do next."""
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,23 @@ def test_ids_make_creates_and_prompts_idempotent_and_permissions_answer_over_htt
         assert sessions.info("as-chat-1")["state"] == "idle"
         # a queued id, now taken, is still taken
         assert sessions.prompt("as-chat-1", "echo q-3", "q-3").status_code == 200
+
+        # --- the same create delivered twice at once: one session, one adapter -------------
+        def create_twice(_: str) -> Any:
+            caller = Sessions(agent, workspace_id)  # a client of its own per thread
+            try:
+                return caller.create(id="as-twice")
+            finally:
+                caller.client.close()
+
+        with ThreadPoolExecutor(2) as pool:
+            both = list(pool.map(create_twice, "ab"))
+        assert sorted(a.status_code for a in both) == [200, 201], [a.text for a in both]
+        assert {a.json()["id"] for a in both} == {"as-twice"}
+        started = [f for f in sessions.frames("as-twice") if f["type"] == "started"]
+        assert len(started) == 1
+        listed = sessions.client.get(sessions.base).json()["sessions"]
+        assert sorted(s["id"] for s in listed) == ["as-chat-1", "as-twice"]
 
         # --- another workspace cannot take the id --------------------------------------------
         repository = str(tmp_path / "stand-in-repo")

@@ -1,0 +1,162 @@
+"""The chat outbox: a chat-linked session's frames, to its project chat on the control plane.
+
+The frames are stored already (agent_session_frames, in seq order), so the outbox is a
+cursor over them: each session's `delivered_seq`, moved on once the control plane has
+answered a batch (`POST /api/workspaces/{id}/chat-messages`, wire.chat.MessageBatch, the
+node's callback token). The frame log keeps what is not delivered yet (agent/persistence.py),
+and a node agent that starts again resumes every cursor, so frames arrive in order, and a
+batch whose answer was lost is sent again (the control plane takes each message id once).
+
+One sender per session runs while frames wait: it posts at once when a frame is stored and
+nothing is in flight (eager: no flush timer), and the frames stored during a POST go out
+together in the next (at most MAX_BATCH_MESSAGES, MAX_BATCH_BYTES). A control plane that is
+down is retried with backoff until it answers; one that refuses for good (a 4xx other than
+the retryable ones, e.g. chat_not_linked) stops that session's outbox, logged once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.control_plane import ControlPlane
+from agent.errors import ControlPlaneError
+from agent.persistence import Store
+from wire.chat import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_MESSAGES,
+    MAX_MESSAGE_BYTES,
+    MessageBatch,
+    OutboxMessage,
+    message_id,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_BASE_SECONDS = 0.25
+# A batch's body beside its messages: `{"messages":[` … `]}` and the commas between them.
+BATCH_ENVELOPE_BYTES = 16
+
+
+class ChatOutbox:
+    def __init__(self, store: Store, control_plane: ControlPlane, retry_max_seconds: float) -> None:
+        self._store = store
+        self._control_plane = control_plane
+        self._retry_max_seconds = retry_max_seconds
+        self._senders: dict[str, asyncio.Task[None]] = {}
+
+    def resume(self) -> None:
+        """After the node agent started: send what its sessions' outboxes still hold."""
+        for record in self._store.undelivered_sessions():
+            self.notify(record["id"])
+
+    def notify(self, session_id: str) -> None:
+        """A frame of the session was stored: send it now unless a send is in flight (then
+        it goes with the next batch)."""
+        sender = self._senders.get(session_id)
+        if sender is not None and not sender.done():
+            return
+        record = self._store.agent_session(session_id)
+        if record is None or record["chat"] is None or record["outbox_stopped"]:
+            return
+        self._senders[session_id] = asyncio.create_task(self._send(record))
+
+    async def flush(self, session_ids: list[str], timeout_seconds: float) -> None:
+        """Wait (at most `timeout_seconds`) for the sessions' senders to deliver everything."""
+        senders = [self._senders[s] for s in session_ids if s in self._senders]
+        if senders:
+            await asyncio.wait(senders, timeout=timeout_seconds)
+
+    async def close(self) -> None:
+        senders, self._senders = list(self._senders.values()), {}
+        for sender in senders:
+            sender.cancel()
+        for sender in senders:
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
+    async def _send(self, record: dict[str, Any]) -> None:
+        session_id, workspace_id = record["id"], record["workspace_id"]
+        chat = record["chat"]
+        delivered = record["delivered_seq"]
+        failures = 0
+        while frames := self._store.dated_frames_after(session_id, delivered, MAX_BATCH_MESSAGES):
+            batch = _batch(session_id, chat, frames)
+            try:
+                await self._control_plane.chat_messages(workspace_id, batch)
+            except ControlPlaneError as exc:
+                if not exc.retryable:
+                    log.error(
+                        "chat_outbox.stopped session=%s chat=%s error=%s: its frames no longer "
+                        "go to the project chat",
+                        session_id,
+                        chat["chat_id"],
+                        exc,
+                    )
+                    self._store.stop_outbox(session_id, exc.code)
+                    return
+                failures += 1
+                delay = min(RETRY_BASE_SECONDS * 2 ** (failures - 1), self._retry_max_seconds)
+                log.warning(
+                    "chat_outbox.send_failed session=%s attempt=%d retry_in=%.2fs error=%s",
+                    session_id,
+                    failures,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                continue
+            if failures:
+                log.info("chat_outbox.resumed session=%s after=%d failures", session_id, failures)
+                failures = 0
+            delivered = batch.messages[-1].frame["seq"]
+            self._store.mark_delivered(session_id, delivered)
+
+
+def _batch(
+    session_id: str, chat: dict[str, str], frames: list[tuple[int, str, str | None]]
+) -> MessageBatch:
+    """The longest run of `frames` from the first that fits one batch's bytes (the first
+    always goes: cut to a marked prefix when it would not fit a batch alone)."""
+    messages: list[OutboxMessage] = []
+    size = BATCH_ENVELOPE_BYTES
+    for seq, body, stored_at in frames:
+        frame = json.loads(body)
+        message = _message(session_id, chat, frame, stored_at)
+        length = len(message.model_dump_json().encode()) + 1
+        if not messages and size + length > MAX_BATCH_BYTES:
+            message = _message(session_id, chat, _truncated(frame, body), stored_at)
+            length = len(message.model_dump_json().encode()) + 1
+            log.warning(
+                "chat_outbox.truncated session=%s seq=%d bytes=%d", session_id, seq, len(body)
+            )
+        elif size + length > MAX_BATCH_BYTES:
+            break
+        messages.append(message)
+        size += length
+    return MessageBatch(messages=messages)
+
+
+def _message(
+    session_id: str, chat: dict[str, str], frame: dict[str, Any], stored_at: str | None
+) -> OutboxMessage:
+    created_at = datetime.fromisoformat(stored_at) if stored_at else datetime.now(UTC)
+    return OutboxMessage(
+        id=message_id(session_id, frame),
+        project_id=chat["project_id"],
+        chat_id=chat["chat_id"],
+        frame=frame,
+        created_at=created_at,
+    )
+
+
+def _truncated(frame: dict[str, Any], body: str) -> dict[str, Any]:
+    """A frame too large for a batch of its own: its type, seq and the first
+    MAX_MESSAGE_BYTES of its JSON (cut at a character), marked `truncated`."""
+    prefix = body.encode()[:MAX_MESSAGE_BYTES].decode(errors="ignore")
+    kept = {k: frame[k] for k in ("type", "seq", "prompt_id") if k in frame}
+    return {**kept, "truncated": True, "prefix": prefix}
