@@ -22,10 +22,11 @@ from agent.channel.model_proxy import model_proxy, new_model_client
 from agent.channel.model_sessions import ModelSessions
 from agent.config import AgentConfig
 from agent.control_plane import ControlPlane, new_session
+from agent.database import PRIVATE_DIR_MODE
 from agent.errors import AgentError, Unauthorized
 from agent.grants import RevokedGrants
 from agent.heartbeat import Heartbeat
-from agent.persistence import PRIVATE_DIR_MODE, Store
+from agent.persistence import Store
 from agent.reaper import Reaper
 from agent.routes import (
     AGENT_SESSIONS,

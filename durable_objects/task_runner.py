@@ -19,15 +19,18 @@ while the agent cannot be reached (or the run is still starting), the controls w
 the alarm delivers them, in order. A prompt may be delivered more than once (an answer
 lost on the way back): the agent takes a prompt id once.
 
+Its storage (tables, transactions) is durable_objects/run_storage.py.
+
 RPC (arguments plain JSON values; `now` is the caller's clock, as NodeLifecycle's):
     start(run: dict, now) -> Run      deliver(run_id, control: dict, now) -> Run
     status(run_id) -> Run | None      cancel(run_id, now) -> Run
 """
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable
+from typing import Any
 
+from durable_objects.run_storage import RunStorage
 from wire.chat import ChatStatus
 from worker.chats import progress, steps
 from worker.chats.run import (
@@ -35,10 +38,8 @@ from worker.chats.run import (
     STEP_TITLES,
     STEPS,
     Control,
-    Run,
     RunSpec,
     Step,
-    StepReport,
     new_agent_session_id,
     retry_delay_seconds,
 )
@@ -47,44 +48,13 @@ from worker.errors import Conflict, InvalidInput, NotFound, SamError
 from worker.logs import event
 from worker.platform import DurableObject
 from worker.projects import chat_data
-from worker.states import Kind, RunStatus, transition
+from worker.states import RunStatus
 from worker.workspaces.model import new_workspace_id
 
 log = logging.getLogger("sam.task_runner")
 
-T = TypeVar("T")
 _R = RunStatus
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS run (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    run_id TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    status TEXT NOT NULL,
-    workspace_id TEXT NOT NULL,
-    agent_session_id TEXT NOT NULL,
-    error TEXT,
-    stop_requested INTEGER NOT NULL DEFAULT 0,
-    alarm_at REAL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS steps (
-    name TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    started_at REAL,
-    detail TEXT
-);
-CREATE TABLE IF NOT EXISTS controls (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    body TEXT NOT NULL,
-    accepted_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    outcome TEXT
-);
-"""
+_ENDED = (_R.STOPPED, _R.FAILED)
 
 
 class RunNotFound(NotFound):
@@ -103,7 +73,7 @@ class TaskRunner(DurableObject):
     def __init__(self, ctx: Any, env: Any) -> None:
         super().__init__(ctx, env)
         self.deployment = Deployment.of(env)
-        ctx.storage.sql.exec(_SCHEMA)
+        self.runs = RunStorage(ctx.storage)  # no state of its own: queries over storage
 
     # --- RPC -------------------------------------------------------------------------------
 
@@ -118,11 +88,11 @@ class TaskRunner(DurableObject):
         return await _answering(self._deliver(run_id, {"id": "cancel", "kind": "stop"}, now))
 
     async def status(self, run_id: str) -> dict | None:
-        row = self._row()
-        return None if row is None or row["run_id"] != run_id else self._report()
+        row = self.runs.row()
+        return None if row is None or row["run_id"] != run_id else self.runs.report()
 
     async def alarm(self, info: Any = None) -> None:
-        row = self._row()
+        row = self.runs.row()
         if row is not None:
             # The object reads no clock of its own: RPC brings the caller's `now`, and an
             # alarm's `now` is the time it was set for (it fires then, or just after).
@@ -136,29 +106,10 @@ class TaskRunner(DurableObject):
             spec = RunSpec.model_validate(run)
         except ValueError as exc:
             raise InvalidInput("invalid_run", f"The run is not valid: {exc}") from None
-
-        def step() -> bool:
-            if self._row() is not None:
-                return False
-            self._sql(
-                "INSERT INTO run (id, run_id, spec, status, workspace_id, agent_session_id, "
-                "created_at, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
-                spec.run_id,
-                spec.model_dump_json(),
-                str(_R.STARTING),
-                new_workspace_id(),
-                new_agent_session_id(),
-                now,
-                now,
-            )
-            for name in STEPS:
-                self._sql("INSERT INTO steps (name, status) VALUES (?, 'pending')", str(name))
-            return True
-
-        if self._atomically(step):
+        if self.runs.create(spec, new_workspace_id(), new_agent_session_id(), now):
             event(log, "run.started", run_id=spec.run_id, chat=spec.chat_id)
             await self._arm(now)
-        return self._report()
+        return self.runs.report()
 
     async def _deliver(self, run_id: str, control: dict, now: float) -> dict:
         """Persist `control` (once by its id) and deliver what is pending if the run is active."""
@@ -166,145 +117,119 @@ class TaskRunner(DurableObject):
             parsed = Control.model_validate(control)
         except ValueError as exc:
             raise InvalidInput("invalid_control", f"The control is not valid: {exc}") from None
-        row = self._known(run_id)
-        if row["status"] in (_R.STOPPED, _R.FAILED):
+        row = self.runs.row()
+        if row is None or row["run_id"] != run_id:
+            raise RunNotFound(run_id)
+        if row["status"] in _ENDED:
             raise RunEnded(run_id, row["status"])
-
-        def step() -> None:
-            self._sql(
-                "INSERT OR IGNORE INTO controls (id, body, accepted_at) VALUES (?, ?, ?)",
-                parsed.id,
-                parsed.model_dump_json(),
-                now,
-            )
-            if parsed.kind == "stop":
-                self._sql("UPDATE run SET stop_requested = 1, updated_at = ?", now)
-
-        self._atomically(step)
+        self.runs.accept(parsed, now)
         if parsed.kind == "stop" or row["status"] == _R.ACTIVE:
             await self._drive(now)
-        return self._report()
+        return self.runs.report()
 
     # --- the machine ------------------------------------------------------------------------
 
     async def _drive(self, now: float) -> None:
         """Whatever the run needs next: stop, the next steps, or pending deliveries."""
-        row = self._row()
-        assert row is not None
-        if row["status"] in (_R.STOPPED, _R.FAILED):
+        row = self.runs.current()
+        if row["status"] in _ENDED:
             return
         if row["stop_requested"]:
             await self._stop(now)
         elif row["status"] == _R.STARTING:
             await self._advance(now)
-        if self._status() == _R.ACTIVE:
+        if self.runs.status() == _R.ACTIVE:
             await self._deliver_pending(now)
 
     async def _advance(self, now: float) -> None:
         """Take the steps in order until one waits, retries or fails, or all are done."""
-        spec = self._spec()
-        row = self._row()
-        assert row is not None
+        spec = self.runs.spec()
         for name in STEPS:
-            report = self._step(name)
-            if report["status"] == "succeeded":
+            if self.runs.step(name)["status"] == "succeeded":
                 continue
-            if report["started_at"] is None:
-                self._atomically(lambda n=name: self._step_started(n, now))
-                await self._progress(spec, name, "started", STEP_TITLES[name] + ".")
-                report = self._step(name)
-            if now - report["started_at"] > STEP_TIMEOUT_SECONDS[name]:
-                minutes = STEP_TIMEOUT_SECONDS[name] / 60
-                last = f" The last attempt said: {report['detail']}" if report["detail"] else ""
-                await self._fail(
-                    spec, name, f"{STEP_TITLES[name]} took over {minutes:g} minutes.{last}", now
-                )
+            if not await self._take(spec, name, now):
                 return
-            try:
-                outcome = await steps.run_step(
-                    self.deployment, name, spec, row["workspace_id"], row["agent_session_id"]
-                )
-            except SamError as exc:
-                if not steps.is_transient(exc):
-                    await self._fail(spec, name, exc.message, now)
-                    return
-                await self._retry(spec, name, exc.message, now)
-                return
-            if outcome.kind == "failed":
-                await self._fail(spec, name, outcome.detail, now)
-                return
-            if outcome.kind == "wait":
-                self._atomically(lambda n=name, d=outcome.detail: self._note(n, d, now))
-                await self._arm(now + outcome.seconds)
-                return
-            self._atomically(lambda n=name, d=outcome.detail: self._step_done(n, d, now))
-            await self._progress(spec, name, "succeeded", outcome.detail)
-            event(log, "run.step", run_id=spec.run_id, step=name)
-        self._atomically(lambda: self._move(_R.ACTIVE, now))
+        self.runs.moved(_R.ACTIVE, now)
         event(log, "run.active", run_id=spec.run_id)
 
-    async def _retry(self, spec: RunSpec, name: Step, detail: str, now: float) -> None:
-        def step() -> int:
-            self._sql(
-                "UPDATE steps SET attempts = attempts + 1, detail = ? WHERE name = ?",
-                detail,
-                str(name),
+    async def _take(self, spec: RunSpec, name: Step, now: float) -> bool:
+        """Run one step; True when it succeeded (its result persisted) and the next may go."""
+        report = self.runs.step(name)
+        if report["started_at"] is None:
+            self.runs.step_started(name, now)
+            await self._progress(spec, name, "started", STEP_TITLES[name] + ".")
+            report = self.runs.step(name)
+        if now - report["started_at"] > STEP_TIMEOUT_SECONDS[name]:
+            minutes = STEP_TIMEOUT_SECONDS[name] / 60
+            last = f" The last attempt said: {report['detail']}" if report["detail"] else ""
+            await self._fail(
+                spec, name, f"{STEP_TITLES[name]} took over {minutes:g} minutes.{last}", now
             )
-            return int(self._step(name)["attempts"])
-
-        attempts = self._atomically(step)
-        event(
-            log, "run.retry", level=logging.WARNING, run_id=spec.run_id, step=name, attempt=attempts
-        )
-        await self._arm(now + retry_delay_seconds(attempts))
+            return False
+        row = self.runs.current()
+        try:
+            outcome = await steps.run_step(
+                self.deployment, name, spec, row["workspace_id"], row["agent_session_id"]
+            )
+        except SamError as exc:
+            if not steps.is_transient(exc):
+                await self._fail(spec, name, exc.message, now)
+                return False
+            attempts = self.runs.step_retried(name, exc.message, now)
+            event(log, "run.retry", level=logging.WARNING, run_id=spec.run_id, step=name)
+            await self._arm(now + retry_delay_seconds(attempts))
+            return False
+        if self.runs.status() != _R.STARTING:
+            # Stopped while the step ran (an RPC ran meanwhile): a session made just now
+            # would run unattended, so it is stopped too.
+            if name == Step.AGENT_SESSION and outcome.kind == "done":
+                await self._stop_session()
+            return False
+        if outcome.kind == "failed":
+            await self._fail(spec, name, outcome.detail, now)
+            return False
+        if outcome.kind == "wait":
+            self.runs.step_noted(name, outcome.detail, now)
+            await self._arm(now + outcome.seconds)
+            return False
+        self.runs.step_done(name, outcome.detail, now)
+        await self._progress(spec, name, "succeeded", outcome.detail)
+        event(log, "run.step", run_id=spec.run_id, step=name)
+        return True
 
     async def _fail(self, spec: RunSpec, name: Step, reason: str, now: float) -> None:
-        def step() -> None:
-            self._sql(
-                "UPDATE steps SET status = 'failed', detail = ? WHERE name = ?", reason, str(name)
-            )
-            self._move(_R.FAILED, now, error=reason)
-
-        self._atomically(step)
+        self.runs.failed(name, reason, now)
         event(log, "run.failed", level=logging.WARNING, run_id=spec.run_id, step=name)
         await self._progress(spec, name, "failed", reason)
         await self._chat_status(spec, ChatStatus.FAILED)
 
     async def _stop(self, now: float) -> None:
         """Stop the agent session (if one was started), then the run; the chat is stopped."""
-        spec, row = self._spec(), self._row()
-        assert row is not None
-        if self._step(Step.AGENT_SESSION)["started_at"] is not None:
+        spec = self.runs.spec()
+        if self.runs.step(Step.AGENT_SESSION)["started_at"] is not None:
             try:
-                await steps.deliver(
-                    self.deployment,
-                    row["workspace_id"],
-                    row["agent_session_id"],
-                    Control(id="stop", kind="stop"),
-                )
+                await self._stop_session()
             except SamError as exc:
                 if not steps.is_transient(exc):
                     raise
                 await self._arm(now + retry_delay_seconds(1))
                 return
-        self._atomically(lambda: self._move(_R.STOPPED, now, error="Stopped."))
-        self._atomically(
-            lambda: self._sql("UPDATE controls SET outcome = 'stopped' WHERE outcome IS NULL")
-        )
+        self.runs.stopped("Stopped.", now)
         await self.ctx.storage.deleteAlarm()
         await self._progress(spec, "stop", "succeeded", "The chat was stopped.")
         await self._chat_status(spec, ChatStatus.STOPPED)
         event(log, "run.stopped", run_id=spec.run_id)
 
+    async def _stop_session(self) -> None:
+        """POST …/stop to the run's session (gone or refused: there is nothing to stop)."""
+        row = self.runs.current()
+        stop = Control(id="stop", kind="stop")
+        await steps.deliver(self.deployment, row["workspace_id"], row["agent_session_id"], stop)
+
     async def _deliver_pending(self, now: float) -> None:
         """The controls not yet taken, in order; stops at the first the agent cannot take."""
-        row = self._row()
-        assert row is not None
-        pending = self._sql(
-            "SELECT seq, body, attempts FROM controls WHERE outcome IS NULL ORDER BY seq"
-        )
-        for seq, body, attempts in pending:
-            control = Control.model_validate_json(body)
+        row = self.runs.current()
+        for seq, control, attempts in self.runs.pending_controls():
             try:
                 delivery = await steps.deliver(
                     self.deployment, row["workspace_id"], row["agent_session_id"], control
@@ -312,30 +237,19 @@ class TaskRunner(DurableObject):
             except SamError as exc:
                 if not steps.is_transient(exc):
                     raise
-                self._atomically(
-                    lambda s=seq: self._sql(
-                        "UPDATE controls SET attempts = attempts + 1 WHERE seq = ?", s
-                    )
-                )
+                self.runs.control_attempted(seq)
                 event(log, "run.delivery_retry", run_id=row["run_id"], control=control.id)
                 await self._arm(now + retry_delay_seconds(attempts + 1))
                 return
-            outcome = delivery.outcome if delivery.outcome != "refused" else delivery.message
-            self._atomically(
-                lambda s=seq, o=outcome: self._sql(
-                    "UPDATE controls SET outcome = ? WHERE seq = ?", o, s
-                )
-            )
+            refused = delivery.outcome == "refused"
+            self.runs.control_done(seq, delivery.message if refused else delivery.outcome)
             if delivery.outcome == "gone":
                 # The session (or its workspace) ended: a follow-up starts a fresh run.
-                await self._ended(delivery.message, now)
+                spec = self.runs.spec()
+                self.runs.stopped(delivery.message, now)
+                await self._progress(spec, "session", "stopped", delivery.message)
+                await self._chat_status(spec, ChatStatus.STOPPED)
                 return
-
-    async def _ended(self, reason: str, now: float) -> None:
-        spec = self._spec()
-        self._atomically(lambda: self._move(_R.STOPPED, now, error=reason))
-        await self._progress(spec, "session", "stopped", reason)
-        await self._chat_status(spec, ChatStatus.STOPPED)
 
     async def _progress(self, spec: RunSpec, step: str, status: str, detail: str) -> None:
         await progress.post(self.deployment, spec, step, status, detail)
@@ -344,102 +258,8 @@ class TaskRunner(DurableObject):
         await chat_data.set_status(self.deployment, spec.project_id, spec.chat_id, str(status))
 
     async def _arm(self, at: float) -> None:
-        self._atomically(lambda: self._sql("UPDATE run SET alarm_at = ?", at))
+        self.runs.alarm_set(at)
         await self.ctx.storage.setAlarm(at * 1000)
-
-    # --- state -----------------------------------------------------------------------------
-
-    def _row(self) -> dict[str, Any] | None:
-        rows = self._records("SELECT * FROM run")
-        return rows[0] if rows else None
-
-    def _known(self, run_id: str) -> dict[str, Any]:
-        row = self._row()
-        if row is None or row["run_id"] != run_id:
-            raise RunNotFound(run_id)
-        return row
-
-    def _status(self) -> str:
-        row = self._row()
-        assert row is not None
-        return row["status"]
-
-    def _spec(self) -> RunSpec:
-        row = self._row()
-        assert row is not None
-        return RunSpec.model_validate_json(row["spec"])
-
-    def _step(self, name: str) -> dict[str, Any]:
-        return self._records("SELECT * FROM steps WHERE name = ?", str(name))[0]
-
-    def _step_started(self, name: Step, now: float) -> None:
-        self._sql(
-            "UPDATE steps SET status = 'running', started_at = ? WHERE name = ?", now, str(name)
-        )
-
-    def _step_done(self, name: Step, detail: str, now: float) -> None:
-        self._sql(
-            "UPDATE steps SET status = 'succeeded', detail = ? WHERE name = ?", detail, str(name)
-        )
-        self._sql("UPDATE run SET updated_at = ?", now)
-
-    def _note(self, name: Step, detail: str, now: float) -> None:
-        self._sql("UPDATE steps SET detail = ? WHERE name = ?", detail, str(name))
-        self._sql("UPDATE run SET updated_at = ?", now)
-
-    def _move(self, new: RunStatus, now: float, error: str | None = None) -> None:
-        current = self._status()
-        if current == new:
-            return
-        transition(Kind.RUN, current, new)
-        self._sql("UPDATE run SET status = ?, error = ?, updated_at = ?", str(new), error, now)
-
-    def _report(self) -> dict:
-        row = self._row()
-        assert row is not None
-        spec = RunSpec.model_validate_json(row["spec"])
-        reports = [
-            StepReport(
-                name=Step(step["name"]),
-                status=step["status"],
-                attempts=int(step["attempts"]),
-                detail=step["detail"],
-            )
-            for step in (self._step(name) for name in STEPS)
-        ]
-        current = next((r.name for r in reports if r.status in ("pending", "running")), None)
-        pending = self._sql("SELECT count(*) FROM controls WHERE outcome IS NULL")[0][0]
-        run = Run(
-            run_id=row["run_id"],
-            mode=spec.mode,
-            project_id=spec.project_id,
-            chat_id=spec.chat_id,
-            status=row["status"],
-            step=current if row["status"] == _R.STARTING else None,
-            steps=reports,
-            workspace_id=row["workspace_id"],
-            agent_session_id=row["agent_session_id"],
-            error=row["error"],
-            pending_controls=int(pending),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
-        return run.model_dump(mode="json")
-
-    # --- storage plumbing -------------------------------------------------------------------
-
-    def _records(self, query: str, *bindings: Any) -> list[dict[str, Any]]:
-        cursor = self.ctx.storage.sql.exec(query, *bindings)
-        names = list(cursor.columnNames)
-        return [dict(zip(names, list(row), strict=True)) for row in cursor.raw()]
-
-    def _sql(self, query: str, *bindings: Any) -> list[list[Any]]:
-        return [list(row) for row in self.ctx.storage.sql.exec(query, *bindings).raw()]
-
-    def _atomically(self, step: Callable[[], T]) -> T:
-        box: list[T] = []
-        self.ctx.storage.transactionSync(lambda: box.append(step()))
-        return box[0]
 
 
 async def _answering(work: Awaitable[dict]) -> dict:

@@ -58,7 +58,7 @@ def test_new_workspace_shows_its_boot_log_then_a_terminal_that_runs_a_command(
     context: BrowserContext, page: Page, edge: Edge, repo: Path
 ) -> None:
     sign_in(context, edge, CAROL)
-    page.goto(app_url(edge))
+    page.goto(app_url(edge, "/workspaces"))
     page.get_by_role("link", name="New workspace").first.click()
     page.get_by_label("Repository").fill(str(repo))
     page.get_by_label("Local node").check()

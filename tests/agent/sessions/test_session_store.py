@@ -6,7 +6,8 @@ prompt ids are taken once, and waiting prompts come back in order, bounded."""
 import sqlite3
 from pathlib import Path
 
-from agent.persistence import MAX_UNDELIVERED_LOG_BYTES, Store
+from agent.persistence import Store
+from agent.sessions.records import MAX_UNDELIVERED_LOG_BYTES
 from wire import agent_session as w
 
 CHAT = {"project_id": "proj-1", "chat_id": "chat-1"}

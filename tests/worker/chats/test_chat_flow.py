@@ -81,6 +81,12 @@ class Stage:
 
         return wait_for(look, what, timeout)
 
+    def messages(self, chat_id: str) -> list[dict[str, Any]]:
+        """The chat's history, as the project page reads it (ProjectData, through the API)."""
+        answer = self.client.get(self.chats(f"/{chat_id}/messages"), params={"after": 0})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["messages"]
+
     def chat_row(self, chat_id: str) -> dict[str, Any]:
         """The chat as D1's index has it (ProjectData writes it on every change)."""
         with closing(database(self.edge)) as db:
@@ -224,7 +230,18 @@ def test_a_new_chat_reaches_active_with_the_session_it_chose(
         lambda: stage.prompts(run), "the first prompt's frame", FRAME_TIMEOUT_SECONDS
     )
     assert [p["text"] for p in prompts] == ["hello there"]
-    assert prompts[0]["prompt_id"]
+    # The chat: the user's message first (under the prompt's id), then the run's steps.
+    history = stage.messages(chat["id"])
+    assert history[0]["id"] == f"prompt:{prompts[0]['prompt_id']}"
+    assert (history[0]["role"], history[0]["frame"]["text"]) == ("user", "hello there")
+    shown = [
+        (m["frame"]["step"], m["frame"]["status"]) for m in history if m["frame"]["type"] == "run"
+    ]
+    assert shown == [
+        (step, status)
+        for step in ("workspace", "workspace_ready", "agent_session", "linked")
+        for status in ("started", "succeeded")
+    ]
 
 
 def test_a_follow_up_while_the_agent_is_down_is_delivered_once_when_it_is_back(
