@@ -82,9 +82,9 @@ async def ingest_to_viewers(
             asyncio.create_task(v.until(lambda m: m["id"] == ids[-1], TURN_TIMEOUT_SECONDS))
             for v in opened
         ]
-        for message_id in ids:
+        for seq, message_id in enumerate(ids, start=1):
             sent[message_id] = time.time()
-            await ingest(client, chat, [chunk_message(chat, message_id, f"{message_id} ")])
+            await ingest(client, chat, [chunk_message(chat, message_id, seq, f"{message_id} ")])
             await asyncio.sleep(every_ms / 1000)  # the pace of the stream, not a wait
         await asyncio.gather(*readers)
     latencies = []

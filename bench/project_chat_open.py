@@ -36,7 +36,9 @@ async def add_messages(bench: ChatBench, chat: dict[str, Any], count: int, marke
     async with bench.ingest_client(chat) as client:
         for first in range(0, count, MAX_BATCH_MESSAGES):
             batch = [
-                chunk_message(chat, f"fill-{tag}:{n}", marker if n == count - 1 else f"line {n}\n")
+                chunk_message(
+                    chat, f"fill-{tag}:{n}", n + 1, marker if n == count - 1 else f"line {n}\n"
+                )
                 for n in range(first, min(count, first + MAX_BATCH_MESSAGES))
             ]
             await ingest(client, chat, batch)

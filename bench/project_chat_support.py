@@ -78,14 +78,14 @@ async def ingest(
         raise BenchError(f"ingest answered {answer.status_code}: {answer.text}")
 
 
-def chunk_message(chat: dict[str, Any], message_id: str, words: str) -> dict[str, Any]:
-    """An OutboxMessage holding an agent_message_chunk, stamped now."""
+def chunk_message(chat: dict[str, Any], message_id: str, seq: int, words: str) -> dict[str, Any]:
+    """An OutboxMessage holding an agent_message_chunk (frame `seq`, from 1), stamped now."""
     return {
         "id": message_id,
         "project_id": chat["project_id"],
         "chat_id": chat["id"],
         "frame": {
-            "seq": 0,
+            "seq": seq,
             "type": "update",
             "update": {
                 "sessionUpdate": "agent_message_chunk",
