@@ -9,6 +9,7 @@ the node's outbox does.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from bench.agent_workspace import BenchError
 from tests.e2e.chat_support import CHAT_READY_SECONDS, ChatUser
 from tests.fakes.anthropic import ScriptedModel, Turn, text
 from tests.fixtures.repos import make_repo
+from tests.support.chat_viewer import ChatViewer, frame_type
 from tests.support.edge import Edge, running_edge
 from tests.support.wait import bearer
 from worker.api.ratelimit import LIMITS
@@ -40,10 +42,17 @@ class ChatBench:
     repository: Path
 
     def active_chat(self, message: str, answer: str = "Hello from the agent.") -> dict[str, Any]:
-        """A new chat whose run has linked it to a running workspace's agent session."""
+        """A new chat whose run has linked it to a running workspace's agent session, once
+        the agent's first turn has ended (a later turn's frames are then its own)."""
         self.model.script(Turn([text(answer)]))
         chat = self.user.new_chat(self.project_id, message)
-        return self.user.wait_for_status(self.project_id, chat["id"], "active", CHAT_READY_SECONDS)
+        self.user.wait_for_status(self.project_id, chat["id"], "active", CHAT_READY_SECONDS)
+        asyncio.run(self._first_turn_ended(chat["id"]))
+        return self.user.chat(self.project_id, chat["id"])
+
+    async def _first_turn_ended(self, chat_id: str) -> None:
+        async with ChatViewer.connect(self.edge, self.user.session, self.project_id, chat_id) as v:
+            await v.until(lambda m: frame_type(m) == "turn_ended")
 
     def node_of(self, chat: dict[str, Any]) -> str:
         return self.user.workspace(chat["workspace_id"])["node_id"]
