@@ -127,16 +127,20 @@ async def walk(
 
         # The question answered from the project chat, not from the workspace's own viewer.
         assert request["frame"]["tool_call"], request
-        user.answer(
-            project_id,
-            chat_id,
-            request["frame"]["request_id"],
-            option(request["frame"], "allow_once"),
-        )
+        request_id = request["frame"]["request_id"]
+        allow = option(request["frame"], "allow_once")
+        user.answer(project_id, chat_id, request_id, allow)
+        # A second answer (another tab, a double click) changes nothing: the first one won.
+        user.answer(project_id, chat_id, request_id, option(request["frame"], "reject_once"))
         resolved = await live.until(is_frame("permission_resolved"))
-        assert resolved["frame"]["outcome"] == "selected", resolved
+        assert (resolved["frame"]["outcome"], resolved["frame"]["option_id"]) == (
+            "selected",
+            allow,
+        ), resolved
         ended = await live.until(is_frame("turn_ended"))
         assert ended["frame"]["stop_reason"] == "end_turn", ended
+        resolutions = [m for m in live.messages if frame_type(m) == "permission_resolved"]
+        assert resolutions == [resolved], resolutions
         assert "Wrote **hello.txt** for you." in agent_text(live.messages)
         assert in_container(workspace, "cat", f"{workspace['remote_folder']}/hello.txt") == "hi"
 
@@ -165,6 +169,13 @@ async def walk(
         seen = list(live.messages)
 
     assert history == seen, "the history differs from what the live viewer saw"
+    # Its agent is gone: a late answer to its question is refused, saying what to do.
+    late = user.browser.post(
+        f"/api/projects/{project_id}/chats/{chat_id}/permissions/{request_id}",
+        json={"option_id": allow},
+    )
+    assert (late.status_code, late.json()["error"]) == (409, "chat_not_running"), late.text
+    assert "send a message" in late.json()["message"]
     assert stopped["message_count"] <= len(history), stopped
     async with ChatViewer.connect(edge, user.session, project_id, chat_id) as later:
         await later.until_caught_up()
