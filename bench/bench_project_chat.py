@@ -53,7 +53,7 @@ def within(ok: bool) -> str:
 
 def live_part(bench: ChatBench, args: argparse.Namespace) -> None:
     chat = bench.active_chat("a chat for the live path")
-    agent = asyncio.run(agent_to_viewers(bench, chat, args.viewers, args.blocks))
+    agent = asyncio.run(agent_to_viewers(bench, chat, args.viewers, args.blocks, args.every_ms))
     ingested = asyncio.run(
         ingest_to_viewers(bench, chat, args.viewers, args.ingests, args.every_ms)
     )
@@ -92,7 +92,12 @@ def main() -> None:
     parser.add_argument("--viewers", type=int, default=50)
     parser.add_argument("--blocks", type=int, default=100, help="text blocks of the turn")
     parser.add_argument("--ingests", type=int, default=500, help="messages posted one a call")
-    parser.add_argument("--every-ms", type=float, default=10.0, help="between those posts")
+    parser.add_argument(
+        "--every-ms",
+        type=float,
+        default=10.0,
+        help="between the model's deltas, and between those posts",
+    )
     parser.add_argument("--history", type=int, default=5_000, help="messages of the long chat")
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)

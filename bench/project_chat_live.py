@@ -4,7 +4,8 @@ Both measured on one chat, linked to a running workspace of a local node, with V
 on its WebSocket through the edge (the app host, the user's cookie), each caught up first:
 
 - agent update → viewer: one turn of the real Claude Code adapter whose scripted answer
-  streams in BLOCKS text blocks (two deltas each, as the scripted model splits them); each
+  streams in BLOCKS text blocks (two deltas each, as the scripted model splits them, one
+  every EVERY_MS, as a model streams tokens; 0 sends them in one burst); each
   agent_message_chunk's latency is its arrival at a viewer minus the time the node agent's
   gateway recorded the adapter's update (the message's `created_at`, which the outbox
   carries from the node), over every (viewer, chunk).
@@ -35,11 +36,11 @@ TURN_TIMEOUT_SECONDS = 120.0
 
 
 async def agent_to_viewers(
-    bench: ChatBench, chat: dict[str, Any], viewers: int, blocks: int
+    bench: ChatBench, chat: dict[str, Any], viewers: int, blocks: int, every_ms: float
 ) -> list[float]:
     """Milliseconds from the gateway's record of each chunk to its arrival, per viewer."""
     answer = [f"Part {n} of a long answer. " for n in range(blocks)]
-    bench.model.script(Turn([text(part) for part in answer]))
+    bench.model.script(Turn([text(part) for part in answer], pace_seconds=every_ms / 1000))
     async with _open(bench, chat, viewers) as opened:
         said = await asyncio.to_thread(
             bench.user.follow_up, chat["project_id"], chat["id"], "tell me a long story"
