@@ -66,12 +66,14 @@ def live_part(bench: ChatBench, args: argparse.Namespace) -> None:
 
 def open_part(bench: ChatBench, args: argparse.Namespace) -> None:
     chat = bench.active_chat("a chat to fill")
-    small, big = open_figures(bench, chat, args.history, args.loads)
+    shown = open_figures(bench, chat, args.history, args.loads)
     bench.user.delete_workspace(chat["workspace_id"])
     print(
         f"Opening a chat in Chromium (median of {args.loads}): {args.history:,} messages "
-        f"{big:.0f} ms, a short chat {small:.0f} ms, ratio {big / small:.2f}x   "
-        f"{within(big <= TARGET_OPEN_MS)} ({TARGET_OPEN_MS:.0f} ms)"
+        f"{shown.long_screen:.0f} ms (its history answered at {shown.long_history:.0f} ms); "
+        f"the same chat when short {shown.short_screen:.0f} ms (at {shown.short_history:.0f} "
+        f"ms); ratio {shown.long_screen / shown.short_screen:.2f}x   "
+        f"{within(shown.long_screen <= TARGET_OPEN_MS)} ({TARGET_OPEN_MS:.0f} ms)"
     )
 
 

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from bench.agent_workspace import BenchError
-from bench.project_chat_support import ChatBench, chunk_message, ingest
+from bench.project_chat_support import ChatBench, chunk_frame, ingest, outbox_message
 from tests.fakes.anthropic import Turn, text
 from tests.support.chat_viewer import ChatViewer, frame_type
 
@@ -85,7 +85,8 @@ async def ingest_to_viewers(
         ]
         for seq, message_id in enumerate(ids, start=1):
             sent[message_id] = time.time()
-            await ingest(client, chat, [chunk_message(chat, message_id, seq, f"{message_id} ")])
+            frame = chunk_frame(seq, f"{message_id} ")
+            await ingest(client, chat, [outbox_message(chat, message_id, frame)])
             await asyncio.sleep(every_ms / 1000)  # the pace of the stream, not a wait
         await asyncio.gather(*readers)
     latencies = []

@@ -87,20 +87,19 @@ async def ingest(
         raise BenchError(f"ingest answered {answer.status_code}: {answer.text}")
 
 
-def chunk_message(chat: dict[str, Any], message_id: str, seq: int, words: str) -> dict[str, Any]:
-    """An OutboxMessage holding an agent_message_chunk (frame `seq`, from 1), stamped now."""
+def chunk_frame(seq: int, words: str) -> dict[str, Any]:
+    """An agent_message_chunk as the node's gateway records it (`seq` from 1)."""
+    update = {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": words}}
+    return {"seq": seq, "type": "update", "update": update}
+
+
+def outbox_message(chat: dict[str, Any], message_id: str, frame: dict[str, Any]) -> dict[str, Any]:
+    """An OutboxMessage of `frame` for the chat, stamped now."""
     return {
         "id": message_id,
         "project_id": chat["project_id"],
         "chat_id": chat["id"],
-        "frame": {
-            "seq": seq,
-            "type": "update",
-            "update": {
-                "sessionUpdate": "agent_message_chunk",
-                "content": {"type": "text", "text": words},
-            },
-        },
+        "frame": frame,
         "created_at": datetime.now(UTC).isoformat(),
     }
 
