@@ -90,7 +90,7 @@ def ingest_filler(edge: Edge, project_id: str, chat_id: str, count: int) -> None
                 "update": {
                     "sessionUpdate": "agent_message_chunk",
                     "messageId": f"filler-{n // 50}",
-                    "content": {"type": "text", "text": f"line {n}\n"},
+                    "content": {"type": "text", "text": f"line {n}\n\n"},
                 },
             },
             "created_at": now,
@@ -194,15 +194,16 @@ def test_a_project_chat_streams_survives_a_reload_mid_turn_and_takes_a_follow_up
     assert model.remaining == 0
 
     # --- a dropped viewer resumes after its last seq: nothing missing, nothing twice -------
-    last_seq = page.evaluate(
-        "() => [...globalThis.__samProjectChats][0].snapshot().conversation.lastSeq"
-    )
+    # (The turn's last frames, which show nothing, may still come in meanwhile.)
+    last_seq = "() => [...globalThis.__samProjectChats][0].snapshot().conversation.lastSeq"
+    before = page.evaluate(last_seq)
     shown = conversation_text(page)
     page.evaluate("() => globalThis.__samProjectChats.forEach((store) => store.drop())")
     expect(page.get_by_test_id("chat-connection")).to_have_text("Reconnecting…")
     expect(page.get_by_test_id("chat-connection")).to_have_text("Live")
     resumed = [url for url in viewers if "chat=" in url][-1]
-    assert parse_qs(urlsplit(resumed).query)["after"] == [str(last_seq)], resumed
+    after = int(parse_qs(urlsplit(resumed).query)["after"][0])
+    assert before <= after <= page.evaluate(last_seq), resumed
     assert conversation_text(page) == shown
 
     # --- a long history opens on its newest page and pages back on request -----------------
@@ -213,11 +214,23 @@ def test_a_project_chat_streams_survives_a_reload_mid_turn_and_takes_a_follow_up
     expect(page.get_by_test_id("agent-message").last).to_contain_text(f"line {HISTORY_FILLER - 1}")
     expect(page.get_by_test_id("user-message")).to_have_count(0)  # the first page ends before
     older = page.get_by_role("button", name="Load older messages")
+    expect(older).to_be_visible()
+    # Scrolled to the top, the page before comes in above, and what was read stays put.
+    top_line = page.get_by_text("line 250", exact=False).first
+    page.get_by_test_id("chat-scroll").evaluate("(box) => { box.scrollTop = 0; }")
+    expect(page.get_by_test_id("agent-message").first).to_contain_text("line 50")
+    expect(top_line).to_be_in_viewport()
     while older.count():
         older.click()
         expect(page.get_by_role("button", name="Loading older messages…")).to_have_count(0)
     expect(page.get_by_test_id("user-message")).to_have_count(2)
     assert conversation_text(page).count("I'll write hello.txt.") == 1
+
+    # --- Stop: the chat stays readable, and a next message would start afresh -------------
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(page.locator(".chat .agent-bar .badge").first).to_have_text("stopped")
+    expect(page.get_by_role("button", name="Send and restart")).to_be_visible()
+    expect(page.get_by_test_id("chat-row").locator(".badge")).to_have_text("stopped")
 
     # --- rename, then delete: the confirmation names what goes -----------------------------
     page.get_by_role("button", name="Rename").click()
