@@ -12,6 +12,7 @@ follow-up → rename → delete, which names what goes.
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,10 +26,15 @@ from tests.browser.support import api_client, app_url, sign_in
 from tests.fakes.anthropic import ScriptedModel, Turn, text, tool_use
 from tests.fixtures.repos import make_repo
 from tests.support.edge import Edge, running_edge
+from tests.support.wait import bearer
+from wire.chat import MAX_BATCH_MESSAGES
 
 pytestmark = pytest.mark.timeout(600)
 
 LOGIN = "browser-chat"
+# More than two of the page's history pages (PAGE_MESSAGES, 200, in chatStore.ts).
+HISTORY_FILLER = 450
+FILLER_FIRST_SEQ = 100_000  # agent frame seqs far above the session's own
 # A run may bring up a workspace and start the adapter before the first answer.
 CHAT_READY_MS = 240_000
 
@@ -63,6 +69,44 @@ def store_model_key(edge: Edge, model: ScriptedModel) -> None:
         key = {"kind": "anthropic", "secret": "sk-ant-api03-" + "c" * 43, "base_url": model.url}
         stored = client.post("/api/credentials", json=key)
         assert stored.status_code == 201, stored.text
+
+
+def ingest_filler(edge: Edge, project_id: str, chat_id: str, count: int) -> None:
+    """`count` answer chunks into the chat, as its node's outbox sends them (its callback
+    token, where the local node launcher keeps it for its agent)."""
+    with api_client(edge, LOGIN) as client:
+        chat = client.get(f"/api/projects/{project_id}/chats/{chat_id}").json()
+        node_id = client.get(f"/api/workspaces/{chat['workspace_id']}").json()["node_id"]
+    token = (edge.data_dir / "nodes" / node_id / "state" / "callback-token").read_text().strip()
+    now = datetime.now(UTC).isoformat()
+    messages = [
+        {
+            "id": f"filler:{n}",
+            "project_id": project_id,
+            "chat_id": chat_id,
+            "frame": {
+                "seq": FILLER_FIRST_SEQ + n,
+                "type": "update",
+                "update": {
+                    "sessionUpdate": "agent_message_chunk",
+                    "messageId": f"filler-{n // 50}",
+                    "content": {"type": "text", "text": f"line {n}\n\n"},
+                },
+            },
+            "created_at": now,
+        }
+        for n in range(count)
+    ]
+    with edge.client("api") as node:
+        for first in range(0, count, MAX_BATCH_MESSAGES):
+            batch = {"messages": messages[first : first + MAX_BATCH_MESSAGES]}
+            reply = node.post(
+                f"/api/workspaces/{chat['workspace_id']}/chat-messages",
+                json=batch,
+                headers=bearer(token),
+            )
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["accepted"] == len(batch["messages"]), reply.text
 
 
 def conversation_text(page: Page) -> str:
@@ -148,6 +192,45 @@ def test_a_project_chat_streams_survives_a_reload_mid_turn_and_takes_a_follow_up
     expect(follow_up).to_have_value("")
     assert "write hello.txt" in str(model.main_requests[-1]["messages"])
     assert model.remaining == 0
+
+    # --- a dropped viewer resumes after its last seq: nothing missing, nothing twice -------
+    # (The turn's last frames, which show nothing, may still come in meanwhile.)
+    last_seq = "() => [...globalThis.__samProjectChats][0].snapshot().conversation.lastSeq"
+    before = page.evaluate(last_seq)
+    shown = conversation_text(page)
+    page.evaluate("() => globalThis.__samProjectChats.forEach((store) => store.drop())")
+    expect(page.get_by_test_id("chat-connection")).to_have_text("Reconnecting…")
+    expect(page.get_by_test_id("chat-connection")).to_have_text("Live")
+    resumed = [url for url in viewers if "chat=" in url][-1]
+    after = int(parse_qs(urlsplit(resumed).query)["after"][0])
+    assert before <= after <= page.evaluate(last_seq), resumed
+    assert conversation_text(page) == shown
+
+    # --- a long history opens on its newest page and pages back on request -----------------
+    chat_url = page.url
+    project_id, chat_id = urlsplit(chat_url).path.split("/")[2::2]
+    ingest_filler(chat_edge, project_id, chat_id, HISTORY_FILLER)
+    page.reload()
+    expect(page.get_by_test_id("agent-message").last).to_contain_text(f"line {HISTORY_FILLER - 1}")
+    expect(page.get_by_test_id("user-message")).to_have_count(0)  # the first page ends before
+    older = page.get_by_role("button", name="Load older messages")
+    expect(older).to_be_visible()
+    # Scrolled to the top, the page before comes in above, and what was read stays put.
+    top_line = page.get_by_text("line 250", exact=False).first
+    page.get_by_test_id("chat-scroll").evaluate("(box) => { box.scrollTop = 0; }")
+    expect(page.get_by_test_id("agent-message").first).to_contain_text("line 50")
+    expect(top_line).to_be_in_viewport()
+    while older.count():
+        older.click()
+        expect(page.get_by_role("button", name="Loading older messages…")).to_have_count(0)
+    expect(page.get_by_test_id("user-message")).to_have_count(2)
+    assert conversation_text(page).count("I'll write hello.txt.") == 1
+
+    # --- Stop: the chat stays readable, and a next message would start afresh -------------
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(page.locator(".chat .agent-bar .badge").first).to_have_text("stopped")
+    expect(page.get_by_role("button", name="Send and restart")).to_be_visible()
+    expect(page.get_by_test_id("chat-row").locator(".badge")).to_have_text("stopped")
 
     # --- rename, then delete: the confirmation names what goes -----------------------------
     page.get_by_role("button", name="Rename").click()

@@ -203,4 +203,4 @@ def test_a_repository_that_cannot_be_cloned_says_git_s_reason_once(
     expect(page.get_by_role("button", name="Rebuild workspace")).to_be_visible()
     page.get_by_role("button", name="Delete", exact=True).click()
     page.get_by_role("button", name="Delete workspace").click()
-    expect(page).to_have_url(app_url(edge, "/"))
+    expect(page).to_have_url(app_url(edge, "/workspaces"))

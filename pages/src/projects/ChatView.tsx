@@ -62,7 +62,9 @@ function LiveChat({ store }: { store: ProjectChat }) {
     if (following.current) box.scrollTop = box.scrollHeight;
     else if (heightBefore.current) box.scrollTop += box.scrollHeight - heightBefore.current;
     heightBefore.current = box.scrollHeight;
-  }, [conversation, firstSeq]);
+    // A page too short to scroll could never be scrolled up: fill the box first.
+    if (box.scrollHeight <= box.clientHeight && hasOlder) void store.loadOlder();
+  }, [conversation, firstSeq, hasOlder]);
 
   const onScroll = () => {
     const box = scroller.current;
