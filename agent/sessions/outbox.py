@@ -63,7 +63,8 @@ class ChatOutbox:
         record = self._store.agent_session(session_id)
         if record is None or record["chat"] is None or record["outbox_stopped"]:
             return
-        self._senders[session_id] = asyncio.create_task(self._send(record))
+        sender = self._senders[session_id] = asyncio.create_task(self._send(record))
+        sender.add_done_callback(_report_crash)
 
     async def flush(self, session_ids: list[str], timeout_seconds: float) -> None:
         """Wait (at most `timeout_seconds`) for the sessions' senders to deliver everything."""
@@ -115,6 +116,12 @@ class ChatOutbox:
                 failures = 0
             delivered = batch.messages[-1].frame["seq"]
             self._store.mark_delivered(session_id, delivered)
+
+
+def _report_crash(sender: asyncio.Task[None]) -> None:
+    """A bug of ours stopped a sender: say so (the next frame of its session starts another)."""
+    if not sender.cancelled() and (exc := sender.exception()) is not None:
+        log.error("chat_outbox.crashed", exc_info=exc)
 
 
 def _batch(
