@@ -2,7 +2,8 @@
 (which parses each batch as the real route does and takes each message id once), with
 the stand-in ACP agent in a real workspace container: a chat-linked session's frames
 arrive in order, each once; eagerly (a slow trickle is one POST per frame) and in batches
-while a POST is in flight; later, in order, after the control plane was down; after the
+while a POST is in flight; later, in order, after the control plane was down (503s, then
+refusing connections); after the
 node agent was killed with SIGKILL mid-stream (and a prompt queued before the kill still
 runs); a chat the control plane refuses stops that outbox without a hot loop; a frame too
 large for a batch goes as a marked, truncated copy."""
@@ -155,6 +156,21 @@ def test_the_control_plane_down_then_back_gets_everything_in_order_once(
         control_plane.unavailable.clear()
         messages = assert_in_order_once(control_plane, sessions, "as-out-2")
         assert messages[1]["id"] == "prompt:p-1"  # the control plane's own id for the prompt
+
+        # Gone altogether (connections refused), then back on its address.
+        control_plane.stop()
+        failures = agent.log().count("chat_outbox.send_failed")
+        assert sessions.prompt("as-out-2", "updates 30", "p-2").status_code == 202
+        sessions.until("as-out-2", "the second turn", turn_ended(2))
+        wait_for(
+            lambda: agent.log().count("chat_outbox.send_failed") > failures,
+            "a refused connection",
+            DELIVERY_SECONDS,
+        )
+        assert "ClientConnectorError" in agent.log()
+        control_plane.start()
+        messages = assert_in_order_once(control_plane, sessions, "as-out-2")
+        assert [m["id"] for m in messages].count("prompt:p-2") == 1
     finally:
         sessions.client.close()
         delete_workspace(agent, workspace_id)
