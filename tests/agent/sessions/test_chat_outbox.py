@@ -3,10 +3,10 @@
 the stand-in ACP agent in a real workspace container: a chat-linked session's frames
 arrive in order, each once; eagerly (a slow trickle is one POST per frame) and in batches
 while a POST is in flight; later, in order, after the control plane was down (503s, then
-refusing connections); after the
-node agent was killed with SIGKILL mid-stream (and a prompt queued before the kill still
-runs); a chat the control plane refuses stops that outbox without a hot loop; a frame too
-large for a batch goes as a marked, truncated copy."""
+refusing connections); after the node agent was killed with SIGKILL mid-stream (and a
+prompt queued before the kill still runs); a chat the control plane refuses stops that
+outbox without a hot loop; a frame too large for a batch goes as a marked, truncated
+copy."""
 
 import json
 from pathlib import Path
