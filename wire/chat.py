@@ -35,7 +35,8 @@ MAX_PAGE_MESSAGES = 500  # one GET of a chat's history
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 ChatId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 ProjectId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-MessageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_:-]{1,160}$")]
+MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_:-]{1,160}$"
+MessageId = Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)]
 
 
 class _Model(BaseModel):
@@ -86,6 +87,7 @@ class MessageBatch(_Model):
 class IngestResult(_Model):
     accepted: int  # new messages stored
     duplicates: int  # already stored (a retried batch)
+    refused: int = 0  # over their chat's MAX_CHAT_MESSAGES: dropped (do not send them again)
 
 
 def message_id(agent_session_id: str, frame: dict[str, Any]) -> str:

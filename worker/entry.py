@@ -6,12 +6,14 @@ Durable Object classes are re-exported here, as wrangler.toml names them by clas
 from typing import Any
 
 from durable_objects.node_lifecycle import NodeLifecycle
+from durable_objects.project_data import ProjectData
+from durable_objects.task_runner import TaskRunner
 from worker.deployment import Deployment
 from worker.edge import cron
 from worker.edge import router as edge
 from worker.platform import Request, Response, WorkerEntrypoint
 
-__all__ = ["Default", "NodeLifecycle"]
+__all__ = ["Default", "NodeLifecycle", "ProjectData", "TaskRunner"]
 
 
 class Default(WorkerEntrypoint):

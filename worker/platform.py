@@ -31,6 +31,9 @@ except ImportError:
             response.headers[name] = value
         return response
 
+    def _js_array(values: list[Any]) -> list[Any]:
+        return values
+
 else:  # pragma: no cover - exercised only on Cloudflare and in tests/pyodide (real Pyodide)
     from js import WebSocketPair  # type: ignore[import-not-found]
     from pyodide.ffi import JsException as WebCryptoError  # type: ignore[import-not-found]
@@ -45,6 +48,9 @@ else:  # pragma: no cover - exercised only on Cloudflare and in tests/pyodide (r
         for name, value in headers.items():
             copy.headers.set(name, value)
         return Response(copy)
+
+    def _js_array(values: list[Any]) -> Any:
+        return to_js(values)
 
     def _to_js(value: Any) -> Any:
         """bytes → Uint8Array, dict → a plain JS object (nested too), as WebCrypto takes them."""
@@ -105,6 +111,12 @@ async def _asgi_websocket(app: Any, request: Request, env: Any) -> Response:
 asgi = SimpleNamespace(fetch=_asgi_fetch, websocket=_asgi_websocket)
 
 
+def accept_web_socket(ctx: Any, ws: Any, tags: list[str]) -> None:
+    """`ctx.acceptWebSocket(ws, tags)` of a Durable Object: workerd takes the tags as a JS
+    array only (a Python list reaches it as a proxy and is refused)."""
+    ctx.acceptWebSocket(ws, _js_array(tags))
+
+
 def response_web_socket(response: Response) -> Any:
     """The WebSocket of a `101 Switching Protocols` response (None otherwise)."""
     socket = response.js_object.webSocket
@@ -119,6 +131,7 @@ __all__ = [
     "WebCryptoError",
     "WebSocketPair",
     "WorkerEntrypoint",
+    "accept_web_socket",
     "asgi",
     "fetch",
     "response_web_socket",

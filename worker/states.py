@@ -3,6 +3,7 @@
     NodeStatus       pending → creating → running → stopping → stopped, plus error
     WorkspaceStatus  pending → creating → running → stopping → stopped, plus error
     Lifecycle        active ⇄ warm → destroying   (the NodeLifecycle Durable Object)
+    RunStatus        starting → active → stopped, plus failed   (the TaskRunner Durable Object)
     NodeHealth       healthy / stale / unhealthy, from the age of the last heartbeat
 
 Nodes and workspaces share the six states of wire/states.py (which the agent reports too);
@@ -30,10 +31,20 @@ class Lifecycle(StrEnum):
     DESTROYING = "destroying"  # VM and DNS record being deleted; final
 
 
+class RunStatus(StrEnum):
+    """A TaskRunner run (durable_objects/task_runner.py)."""
+
+    STARTING = "starting"  # its steps run: workspace, workspace ready, agent session, linked
+    ACTIVE = "active"  # conversation mode: its session takes prompts, stop, permission answers
+    STOPPED = "stopped"  # stopped on request, or its workspace was stopped or deleted
+    FAILED = "failed"  # a step failed for good (its error says why and what to do)
+
+
 class Kind(StrEnum):
     NODE = "node"
     WORKSPACE = "workspace"
     LIFECYCLE = "lifecycle"
+    RUN = "run"
 
 
 _N = NodeStatus
@@ -67,10 +78,19 @@ LIFECYCLE_TRANSITIONS: dict[Lifecycle, frozenset[Lifecycle]] = {
     _L.DESTROYING: frozenset(),
 }
 
+_R = RunStatus
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    _R.STARTING: frozenset({_R.ACTIVE, _R.STOPPED, _R.FAILED}),
+    _R.ACTIVE: frozenset({_R.STOPPED, _R.FAILED}),
+    _R.STOPPED: frozenset(),
+    _R.FAILED: frozenset(),
+}
+
 _TABLES: dict[Kind, tuple[type[StrEnum], dict]] = {
     Kind.NODE: (NodeStatus, NODE_TRANSITIONS),
     Kind.WORKSPACE: (WorkspaceStatus, WORKSPACE_TRANSITIONS),
     Kind.LIFECYCLE: (Lifecycle, LIFECYCLE_TRANSITIONS),
+    Kind.RUN: (RunStatus, RUN_TRANSITIONS),
 }
 
 

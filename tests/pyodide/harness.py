@@ -21,6 +21,7 @@ MAINS = Path(__file__).parent / "mains"  # main modules of the harness's own che
 MAIN_MODULE = Path(WRANGLER_CONFIG["main"]).stem  # uploaded at the bundle's root
 STDERR_TAIL_LINES = 200
 MAX_LOG_LINE_CHARS = 2000  # a JS error prints its (minified) source line
+WEB_SOCKET_WAIT_SECONDS = 10.0  # how long a test waits for the next WebSocket event
 
 
 class HostError(Exception):
@@ -69,6 +70,81 @@ class HttpResponse:
         return json.loads(self.body)
 
 
+class WebSocketClosed(AssertionError):
+    """A message was expected, and the Worker closed the socket instead."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One host operation, for `PyodideWorker.concurrently`."""
+
+    op: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    result: Any = None
+    error: str = ""
+
+
+def http_response(answer: dict[str, Any]) -> HttpResponse:
+    """The host's answer to a `fetch` operation."""
+    return HttpResponse(
+        status=answer["status"],
+        headers=dict(answer["headers"]),
+        body=base64.b64decode(answer["body"]),
+        web_socket=answer["web_socket"],
+        web_socket_replies=answer["web_socket_replies"],
+    )
+
+
+class ClientWebSocket:
+    """The client end of a WebSocket the Worker accepted (kept in the host): what a
+    browser would send and receive on it."""
+
+    def __init__(self, worker: "PyodideWorker", number: int) -> None:
+        self._worker = worker
+        self._number = number
+
+    def send(self, text: str) -> None:
+        self._worker.call("ws_send", socket=self._number, data=text)
+
+    def next_event(self, timeout: float = WEB_SOCKET_WAIT_SECONDS) -> dict[str, Any]:
+        """`{"type": "message", "data"}` or `{"type": "close", "code", "reason"}`."""
+        return self._worker.call("ws_next", socket=self._number, timeout_ms=timeout * 1000)
+
+    def receive(self, timeout: float = WEB_SOCKET_WAIT_SECONDS) -> str:
+        event = self.next_event(timeout)
+        if event["type"] != "message":
+            raise WebSocketClosed(f"the Worker closed the socket: {event}")
+        return event["data"]
+
+    def receive_json(self, timeout: float = WEB_SOCKET_WAIT_SECONDS) -> Any:
+        return json.loads(self.receive(timeout))
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self._worker.call("ws_close", socket=self._number, code=code, reason=reason)
+
+    def drop(self) -> None:
+        """Vanish without a Close frame, as a lost connection does."""
+        self._worker.call("ws_drop", socket=self._number)
+
+
+@dataclass(frozen=True)
+class WebSocketAnswer:
+    """The answer to a WebSocket request: a 101 with the client end, or a refusal."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    socket: ClientWebSocket | None
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
 class PyodideWorker:
     """One host process: `fetch`, `scheduled` and Durable Object calls into the Worker."""
 
@@ -81,10 +157,16 @@ class PyodideWorker:
         services: dict[str, str] | None = None,
         secrets: dict[str, str] | None = None,
         loopback_cas: tuple[Path, ...] = (),
+        durable_objects: dict[str, str] | None = None,
     ):
         """`vars` override wrangler.toml's; `services` bind a name to a loopback origin;
         `secrets` are what `wrangler secret put` gives a deployed Worker; `loopback_cas`
-        vouch for https upstreams named `*.localhost` (node agents), as in the twin."""
+        vouch for https upstreams named `*.localhost` (node agents), as in the twin;
+        `durable_objects` (binding → class) replace wrangler.toml's, for another main."""
+        config = WRANGLER_CONFIG
+        if durable_objects is not None:
+            bindings = [{"name": name, "class_name": cls} for name, cls in durable_objects.items()]
+            config = {**config, "durable_objects": {"bindings": bindings}}
         self._stderr: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self._process = subprocess.Popen(
             ["node", str(HOST)],
@@ -102,7 +184,7 @@ class PyodideWorker:
             "runtime": str(RUNTIME),
             "main": main,
             "extra_paths": [str(path) for path in extra_paths],
-            "config": WRANGLER_CONFIG,
+            "config": config,
             "vars": vars or {},
             "services": services or {},
             # What `wrangler secret put` gives a deployed Worker: strings in its env.
@@ -158,24 +240,65 @@ class PyodideWorker:
         body: bytes | None = None,
         web_socket_texts: tuple[str, ...] = (),
     ) -> HttpResponse:
+        request = self.request(url, method, headers, body, web_socket_texts)
+        return http_response(self.call(request.op, **request.args))
+
+    @staticmethod
+    def request(
+        url: str,
+        method: str = "GET",
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+        web_socket_texts: tuple[str, ...] = (),
+    ) -> Operation:
+        """An HTTP request to the Worker, for `concurrently` (`http_response` reads its
+        outcome's result)."""
         encoded = base64.b64encode(body).decode() if body is not None else None
         # Cloudflare's edge always names the peer; here the peer is this machine.
         headers = {CLIENT_IP_HEADER: LOOPBACK_PEER, **(headers or {})}
-        answer = self.call(
-            "fetch",
-            method=method,
-            url=url,
-            headers=headers,
-            body=encoded,
-            web_socket_texts=list(web_socket_texts),
-        )
-        return HttpResponse(
+        args = {"method": method, "url": url, "headers": headers, "body": encoded}
+        return Operation("fetch", {**args, "web_socket_texts": list(web_socket_texts)})
+
+    def open_web_socket(
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        object: tuple[str, str] | None = None,
+    ) -> WebSocketAnswer:
+        """A WebSocket request to the Worker's route `url`, or to the object `(binding,
+        name)`'s own `fetch` when given; a 101's client end stays open in the host."""
+        headers = {CLIENT_IP_HEADER: LOOPBACK_PEER, **(headers or {})}
+        target = {"binding": object[0], "name": object[1]} if object else None
+        answer = self.call("ws_connect", url=url, headers=headers, object=target)
+        number = answer["socket"]
+        return WebSocketAnswer(
             status=answer["status"],
             headers=dict(answer["headers"]),
             body=base64.b64decode(answer["body"]),
-            web_socket=answer["web_socket"],
-            web_socket_replies=answer["web_socket_replies"],
+            socket=ClientWebSocket(self, number) if number is not None else None,
         )
+
+    def concurrently(self, *operations: Operation) -> list[Outcome]:
+        """Run the operations at once (concurrent events); each one's outcome, in order."""
+        batch = [{"op": operation.op, **operation.args} for operation in operations]
+        return [Outcome(**outcome) for outcome in self.call("all", operations=batch)]
+
+    @staticmethod
+    def rpc(binding: str, name: str, method: str, *args: Any) -> Operation:
+        """A Durable Object RPC call, for `concurrently`."""
+        return Operation(
+            "do_call", {"binding": binding, "name": name, "method": method, "args": list(args)}
+        )
+
+    def object_sql(self, binding: str, name: str, sql: str, *params: Any) -> list[dict[str, Any]]:
+        """SQL on the object's storage outside any event (constructing it if need be): how
+        a test rolls back what the object persisted, as a crash before the write would."""
+        return self.call("do_sql", binding=binding, name=name, sql=sql, params=list(params))
+
+    def evict(self, binding: str, name: str) -> bool:
+        """Drop the object's instance as workerd does when it hibernates (storage and
+        accepted WebSockets stay); whether it had one."""
+        return self.call("do_evict", binding=binding, name=name)
 
     def scheduled(self, cron: str, scheduled_time_ms: float = 0) -> None:
         self.call("scheduled", cron=cron, scheduled_time=scheduled_time_ms)
@@ -183,9 +306,10 @@ class PyodideWorker:
     def durable_object(self, binding: str, name: str, method: str, *args: Any) -> Any:
         return self.call("do_call", binding=binding, name=name, method=method, args=list(args))
 
-    def run_alarm(self, binding: str, name: str) -> bool:
-        """Fire the object's alarm now, if one is set; whether one was."""
-        return self.call("do_alarm", binding=binding, name=name)
+    def run_alarm(self, binding: str, name: str, retry: bool = False) -> bool:
+        """Fire the object's alarm now, if one is set; whether one was. `retry`: run the
+        handler as workerd re-runs an alarm whose handler failed (a crash mid-step)."""
+        return self.call("do_alarm", binding=binding, name=name, retry=retry)
 
     def alarm_at(self, binding: str, name: str) -> float | None:
         return self.call("do_alarm_at", binding=binding, name=name)

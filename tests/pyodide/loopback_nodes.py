@@ -7,9 +7,10 @@ formats of what they stand for (no agent process or VM is started):
 - `AgentDouble`: a node agent (docs/protocols/agent-api.md, wire/agent_api.py and
   wire/terminal.py, wire/agent_session.py): creates workspaces on request, answers the
   read-only routes the `ws-{id}` proxy forwards, a terminal WebSocket that answers `list`
-  frames, an agent session create, and a session viewer WebSocket that answers each
-  permission answer as an unknown request. It serves TLS as AGENT_HOST, as every agent
-  the Worker reaches does (docs/edge-to-node.md): one agent stands in for every node.
+  frames, agent sessions (create idempotent by id, prompts taken once by id, stop), and a
+  session viewer WebSocket that answers each permission answer as an unknown request. It
+  serves TLS as AGENT_HOST, as every agent the Worker reaches does (docs/edge-to-node.md):
+  one agent stands in for every node.
 """
 
 import threading
@@ -33,6 +34,7 @@ from wire.agent_session import (
     AnswerPermissionFrame,
     ErrorFrame,
     NewAgentSession,
+    Prompt,
     SessionState,
 )
 from wire.states import LifecycleState
@@ -94,10 +96,15 @@ class AgentDouble(LoopbackServer):
     def __init__(self, tls: tuple[Path, Path]) -> None:
         super().__init__(tls)
         self.workspaces: dict[str, AgentWorkspace] = {}
+        self.creates: list[str] = []  # the id of every workspace create, repeats too
         # (path, Authorization header, ?token=) of every read and WebSocket the edge forwarded.
         self.forwarded: list[tuple[str, str | None, str | None]] = []
         self.queries: list[dict[str, str]] = []  # the query of each, beside it
         self.bodies: list[bytes] = []  # the body of every POST the edge forwarded
+        self.sessions: dict[str, AgentSessionInfo] = {}  # made, by id
+        self.session_posts: list[str] = []  # the id of every session create, repeats too
+        self.prompts: dict[str, list[str]] = {}  # session id → the ids of the prompts it took
+        self.stopped: list[str] = []  # the sessions stopped, in order
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/workspaces", self._create)
@@ -108,6 +115,8 @@ class AgentDouble(LoopbackServer):
         app.router.add_get("/workspaces/{id}/terminal/ws", self._terminal)
         app.router.add_post("/workspaces/{id}/agent-sessions", self._new_session)
         app.router.add_get("/workspaces/{id}/agent-sessions/{sid}/ws", self._viewer)
+        app.router.add_post("/workspaces/{id}/agent-sessions/{sid}/prompt", self._prompt)
+        app.router.add_post("/workspaces/{id}/agent-sessions/{sid}/stop", self._stop_session)
 
     def _record(self, request: web.Request) -> None:
         self.forwarded.append(
@@ -117,6 +126,7 @@ class AgentDouble(LoopbackServer):
 
     async def _create(self, request: web.Request) -> web.Response:
         wanted = NewWorkspace.model_validate(await request.json())
+        self.creates.append(wanted.id)
         now = datetime.now(UTC).isoformat()
         workspace = AgentWorkspace(
             id=wanted.id,
@@ -176,11 +186,17 @@ class AgentDouble(LoopbackServer):
         return socket
 
     async def _new_session(self, request: web.Request) -> web.Response:
+        """Idempotent by the session id, as the agent is: the same id again is answered 200
+        with the session already there (no second session)."""
         self._record(request)
         self.bodies.append(await request.read())
         wanted = NewAgentSession.model_validate_json(self.bodies[-1])
+        session_id = wanted.id or "as-1"
+        self.session_posts.append(session_id)
+        if session_id in self.sessions:
+            return web.json_response(text=self.sessions[session_id].model_dump_json(), status=200)
         info = AgentSessionInfo(
-            id="as-1",
+            id=session_id,
             workspace_id=request.match_info["id"],
             agent=wanted.agent,
             permission_mode=wanted.permission_mode,
@@ -189,7 +205,33 @@ class AgentDouble(LoopbackServer):
             last_seq=0,
             created_at=datetime.now(UTC),
         )
+        self.sessions[session_id] = info
+        self.prompts[session_id] = [wanted.prompt_id] if wanted.prompt_id else []
         return web.json_response(text=info.model_dump_json(), status=201)
+
+    async def _prompt(self, request: web.Request) -> web.Response:
+        """A prompt id is taken once (200 for a repeat), as the agent takes it."""
+        session_id = request.match_info["sid"]
+        if session_id not in self.sessions:
+            return self._no_session(session_id)
+        prompt = Prompt.model_validate_json(await request.read())
+        taken = self.prompts[session_id]
+        if prompt.id is not None and prompt.id in taken:
+            return web.json_response({"accepted": False}, status=200)
+        taken.append(prompt.id or f"p{len(taken)}")
+        return web.json_response({"accepted": True}, status=202)
+
+    async def _stop_session(self, request: web.Request) -> web.Response:
+        session_id = request.match_info["sid"]
+        if session_id not in self.sessions:
+            return self._no_session(session_id)
+        self.stopped.append(session_id)
+        return web.json_response(text=self.sessions[session_id].model_dump_json())
+
+    @staticmethod
+    def _no_session(session_id: str) -> web.Response:
+        unknown = ErrorBody(error="agent_session_not_found", message=f"no session {session_id}")
+        return web.json_response(unknown.model_dump(mode="json"), status=404)
 
     async def _viewer(self, request: web.Request) -> web.WebSocketResponse:
         self._record(request)

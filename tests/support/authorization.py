@@ -16,7 +16,8 @@ The statuses assume the matrix's world: the owner's shared node is still being c
 (no agent behind it) and its shared workspace is pending on that node.
 
 Adding a route: add `("METHOD", "/path/{param}"): user(owner=..., other=...)` (or
-`admin`, `node`, `public`) below, and a factory for any new path parameter in each suite.
+`admin`, `node`, `public`) below, and a factory for any new path parameter in each suite
+(`chat_batch` reads the suite's shared `project_id` and `outbox_chat_id`).
 """
 
 import json
@@ -92,6 +93,22 @@ HEARTBEAT = {
     "agent_version": "0.1.0",
 }
 
+
+def chat_batch(world: World) -> dict[str, Any]:
+    """A MessageBatch of one new message for the shared project's chat linked to the shared
+    workspace (a chat of its own: the chat-flow routes above may start the shared chat a
+    fresh run, linked to another workspace)."""
+    frame = {"type": "turn_ended", "seq": 1, "stop_reason": "end_turn"}
+    message = {
+        "id": f"matrix:{secrets.token_hex(6)}",
+        "project_id": world.shared["project_id"],
+        "chat_id": world.shared["outbox_chat_id"],
+        "frame": frame,
+        "created_at": "2026-01-01T00:00:00Z",
+    }
+    return {"messages": [message]}
+
+
 PEM_SHAPED_CSR = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"
 
 MATRIX: dict[Route, Case] = {
@@ -152,10 +169,40 @@ MATRIX: dict[Route, Case] = {
     # A fresh workspace for each owner's call, still pending: nothing to rebuild yet (409).
     ("POST", "/api/workspaces/{workspace_id}/rebuild"): user(409, 404),
     ("POST", "/api/workspaces/{workspace_id}/stop"): user(200, 404),
+    # Projects and their chats' reads; the shared chat is linked to the shared workspace.
+    ("GET", "/api/projects"): user(200, 200),
+    ("POST", "/api/projects"): user(201, 201, {"repository": "https://example.com/matrix/p.git"}),
+    ("GET", "/api/projects/{project_id}"): user(200, 404),
+    ("PATCH", "/api/projects/{project_id}"): user(200, 404, {"name": "renamed"}),
+    ("DELETE", "/api/projects/{project_id}"): user(204, 404),
+    ("GET", "/api/projects/{project_id}/chats"): user(200, 404),
+    ("GET", "/api/projects/{project_id}/chats/{chat_id}"): user(200, 404),
+    ("GET", "/api/projects/{project_id}/chats/{chat_id}/messages"): user(200, 404),
+    ("GET", "/api/chats"): user(200, 200),
+    # The chat flow. The owner has no Anthropic key, so every run it starts fails at once,
+    # before a workspace is made; a follow-up to the shared chat (linked to no run of its
+    # own) starts a fresh one, which the run route then shows.
+    ("POST", "/api/projects/{project_id}/chats"): user(201, 404, {"message": "matrix"}),
+    ("POST", "/api/projects/{project_id}/chats/{chat_id}/messages"): user(
+        202, 404, {"text": "matrix"}
+    ),
+    ("GET", "/api/projects/{project_id}/chats/{chat_id}/run"): user(200, 404),
+    ("POST", "/api/projects/{project_id}/chats/{chat_id}/stop"): user(200, 404),
+    # Only an active run's agent asks for permissions: the owner's has none to answer.
+    ("POST", "/api/projects/{project_id}/chats/{chat_id}/permissions/{request_id}"): user(
+        409, 404, {"option_id": "allow"}
+    ),
     # A terminal needs a running workspace: the owner's is not (409), another's is unknown.
     ("POST", "/api/terminal/token"): user(
         409, 404, lambda w: {"workspace_id": w.shared["workspace_id"]}
     ),
+    # GitHub App (the loopback GitHub's): the owner's installation reaches {owner}/{repo};
+    # the setup callback without an installation_id is refused before anything is looked up.
+    ("GET", "/api/github/install"): user(302, 302),
+    ("GET", "/api/github/setup"): user(400, 400),
+    ("GET", "/api/github/installations"): user(200, 200),
+    ("GET", "/api/github/repositories"): user(200, 200),
+    ("GET", "/api/github/repositories/{owner}/{repo}/branches"): user(200, 404),
     # --- an admin ---------------------------------------------------------------------
     ("POST", "/api/admin/signing-keys/rotate"): admin(200),
     # --- a node's agent ---------------------------------------------------------------
@@ -170,6 +217,8 @@ MATRIX: dict[Route, Case] = {
     ("POST", "/api/workspaces/{workspace_id}/provisioning-failed"): node(
         200, {"step": "clone", "message": "clone failed", "detail": None, "hint": "check it"}
     ),
+    # The node agent's chat outbox: one new message into the shared (linked) chat per call.
+    ("POST", "/api/workspaces/{workspace_id}/chat-messages"): node(200, lambda w: chat_batch(w)),
     # The owner never stores an Anthropic key here (the credential cases use openai).
     ("GET", "/api/workspaces/{workspace_id}/agent-credential"): node(409),
     ("POST", "/api/workspaces/{workspace_id}/ready"): node(

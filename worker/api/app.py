@@ -20,11 +20,14 @@ from worker.api.routes import (
     agent_credential,
     auth,
     bootstrap,
+    chats,
     credentials,
     deployment_info,
     errors,
+    github,
     jwks,
     nodes,
+    projects,
     terminal_tokens,
     tokens,
     workspaces,
@@ -88,9 +91,12 @@ def create_api() -> Any:
     api.include_router(bootstrap.router)
     api.include_router(agent_artifact.router)
     api.include_router(workspaces.router)
+    api.include_router(projects.router)
     api.include_router(agent_credential.router)
     api.include_router(deployment_info.router)
     api.include_router(terminal_tokens.router)
+    api.include_router(github.router)
+    api.include_router(chats.router)
     # Cors outermost, so that even a crash's JSON 500 is readable by the app.
     return Cors(BodyLimit(api))
 

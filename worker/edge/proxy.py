@@ -229,7 +229,7 @@ async def _authenticate(
         # Signed out (or the API token revoked) since it was minted: refused from then on.
         await grants.check_live(deployment, claims["grant"])
         return Caller(claims["sub"], offered[0], claims["node"], claims["grant"])
-    session_id = _cookie(request, sessions.SESSION_COOKIE)
+    session_id = request_cookie(request, sessions.SESSION_COOKIE)
     if session_id:
         if not cookie_allowed:
             raise _forbidden_origin(app_origin)
@@ -405,7 +405,7 @@ def _refused(status: int, workspace_id: str) -> SamError:
     return _unreachable(workspace_id, f"its agent answered {status}")
 
 
-def _cookie(request: Request, name: str) -> str | None:
+def request_cookie(request: Request, name: str) -> str | None:
     raw = request.headers.get("cookie")
     if not raw:
         return None

@@ -1,6 +1,8 @@
 """The worker's request path: pick a surface by Host, run it, stamp the request id.
 
-request ─▶ hosts.resolve ─┬─ api.{domain}            ─▶ API (FastAPI via asgi)
+request ─▶ hosts.resolve ─┬─ …/api/projects/{id}/ws  ─▶ its ProjectData (the chat viewer
+                          │                             socket: worker/edge/project_viewer.py)
+                          ├─ api.{domain}            ─▶ API (FastAPI via asgi)
                           ├─ app.{domain}/api/*      ─▶ API
                           ├─ app.{domain}/*          ─▶ ASSETS (the SPA, with its CSP)
                           ├─ ws-{id}.{domain}        ─▶ workspace proxy
@@ -20,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 from worker.api.app import serving
 from worker.deployment import Deployment
-from worker.edge import proxy
+from worker.edge import project_viewer, proxy
 from worker.edge.health import HEALTH_PATHS, health
 from worker.edge.hosts import Surface, resolve
 from worker.edge.security_headers import app_headers
@@ -133,6 +135,9 @@ async def _dispatch(request: Request, env: Any, ctx: Any) -> Response:
 
 
 async def _api(request: Request, deployment: Deployment, ctx: Any) -> Response:
+    project_id = project_viewer.project_of(urlsplit(request.url).path)
+    if project_id is not None:  # a Durable Object's socket: not the API's to answer
+        return await project_viewer.handle(request, deployment, project_id)
     app = serving(deployment)
     if request.headers.get("upgrade", "").lower() == "websocket":
         return await asgi.websocket(app, request, deployment.env)

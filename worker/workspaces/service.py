@@ -1,19 +1,24 @@
 """The workspaces service: a user's workspaces in D1, placed on nodes, run by their agents.
 
 For the owner (anyone else's workspace is a 404, exactly like a made-up id):
-    create(deployment, user, spec)     validated before anything runs; row pending; a node
+    create(deployment, user, spec[, workspace_id])
+                                       validated before anything runs; row pending; a node
                                        claimed or provisioned (worker/workspaces/dispatch.py);
-                                       handed to the agent once the node is up → creating
+                                       handed to the agent once the node is up → creating.
+                                       With a caller-chosen id it is idempotent: an existing
+                                       workspace of that id is returned as it is
     list_workspaces / get(deployment, user_id[, id])
     stop(deployment, user_id, id)      agent stop → stopped; the node claim released (the
-                                       node goes warm when it was the last)
+                                       node goes warm when it was the last); its chats
+                                       stopped (worker/chats/workspace_ended.py)
     restart(deployment, user_id, id)   a stopped workspace: its node claimed again (or, if
                                        that node is gone, a new one) → creating; a failed
                                        one is rebuilt (its old checkout may be what failed)
     rebuild(deployment, user_id, id)   a running, stopped or failed workspace: the repository
                                        fetched again (a fresh clone), the container made
                                        anew, the lifecycle commands run again → creating
-    delete(deployment, user_id, id)    agent delete, claim released, row and boot log gone
+    delete(deployment, user_id, id)    agent delete, claim released, row and boot log gone,
+                                       its chats stopped
 
 For the node's agent (callbacks, already scoped to the workspace's node by the route):
     agent_ready / agent_failed / agent_boot_log
@@ -26,6 +31,7 @@ import logging
 from typing import Any, NamedTuple
 
 from worker.auth.users import User
+from worker.chats import workspace_ended
 from worker.db import iso
 from worker.deployment import Deployment
 from worker.errors import Conflict, SamError, UpstreamFailed
@@ -102,8 +108,13 @@ async def list_workspaces(deployment: Deployment, user_id: str) -> list[Workspac
 # --- the owner's operations ----------------------------------------------------------------
 
 
-async def create(deployment: Deployment, user: User, spec: dict[str, Any]) -> Workspace:
+async def create(
+    deployment: Deployment, user: User, spec: dict[str, Any], workspace_id: str | None = None
+) -> Workspace:
     """A new workspace of `user`; returns it pending or creating (never waits for a VM).
+
+    `workspace_id`: chosen by the caller (a TaskRunner step that may run again after a
+    crash); a workspace of that id already there is returned unchanged (the owner's only).
 
     `spec`: {repository, branch?, name?, provider: "local"|"hetzner", size?,
     trusted_devcontainer?}. Every field is checked before a row, a node or a command exists
@@ -120,9 +131,13 @@ async def create(deployment: Deployment, user: User, spec: dict[str, Any]) -> Wo
     if repository.startswith("/"):
         repository = await local_paths.confined(deployment, user, repository)
     user_id = user.id
+    if workspace_id is not None and (existing := await store.find(deployment, workspace_id)):
+        if existing.user_id != user_id:
+            raise WorkspaceNotFound()
+        return existing
     workspace = await store.insert(
         deployment,
-        new_workspace_id(),
+        workspace_id or new_workspace_id(),
         user_id,
         name,
         repository,
@@ -161,6 +176,7 @@ async def stop(deployment: Deployment, user_id: str, workspace_id: str) -> Works
     if workspace.node_id is not None:
         await node_pool.release(deployment, workspace.node_id, workspace.id)
     await boot_log.step(deployment, workspace.id, "stop", "succeeded", "Workspace stopped.")
+    await workspace_ended.chats_stopped(deployment, workspace.user_id, workspace.id)
     event(log, "workspace.stopped", workspace_id=workspace.id)
     return workspace
 
@@ -239,6 +255,7 @@ async def delete(deployment: Deployment, user_id: str, workspace_id: str) -> Non
         await node_pool.release(deployment, workspace.node_id, workspace.id)
     await store.remove(deployment, workspace.id)
     await boot_log.forget(deployment, workspace.id)
+    await workspace_ended.chats_stopped(deployment, workspace.user_id, workspace.id)
     event(log, "workspace.deleted", workspace_id=workspace.id)
 
 

@@ -476,6 +476,134 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Index */
+        get: operations["index_api_projects_get"];
+        put?: never;
+        /** Create */
+        post: operations["create_api_projects_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Show */
+        get: operations["show_api_projects__project_id__get"];
+        put?: never;
+        post?: never;
+        /** Delete */
+        delete: operations["delete_api_projects__project_id__delete"];
+        options?: never;
+        head?: never;
+        /** Update */
+        patch: operations["update_api_projects__project_id__patch"];
+        trace?: never;
+    };
+    "/api/projects/{project_id}/chats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Chats */
+        get: operations["chats_api_projects__project_id__chats_get"];
+        put?: never;
+        /** Create */
+        post: operations["create_api_projects__project_id__chats_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/chats/{chat_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Chat */
+        get: operations["chat_api_projects__project_id__chats__chat_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/chats/{chat_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Messages
+         * @description No `after`: the newest page (below `before`, if given), as a chat opens and pages
+         *     back; `after=N`: the page right after seq N.
+         */
+        get: operations["messages_api_projects__project_id__chats__chat_id__messages_get"];
+        put?: never;
+        /** Follow Up */
+        post: operations["follow_up_api_projects__project_id__chats__chat_id__messages_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/chats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** All Chats */
+        get: operations["all_chats_api_chats_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/chat-messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Ingest */
+        post: operations["ingest_api_workspaces__workspace_id__chat_messages_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/workspaces/{workspace_id}/agent-credential": {
         parameters: {
             query?: never;
@@ -521,6 +649,142 @@ export interface paths {
         put?: never;
         /** Terminal Token */
         post: operations["terminal_token_api_terminal_token_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/github/install": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Install */
+        get: operations["install_api_github_install_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/github/setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Setup Callback */
+        get: operations["setup_callback_api_github_setup_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/github/installations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Installations */
+        get: operations["list_installations_api_github_installations_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/github/repositories": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Repositories */
+        get: operations["list_repositories_api_github_repositories_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/github/repositories/{owner}/{repo}/branches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Branches */
+        get: operations["list_branches_api_github_repositories__owner___repo__branches_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/chats/{chat_id}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop */
+        post: operations["stop_api_projects__project_id__chats__chat_id__stop_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/chats/{chat_id}/permissions/{request_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Answer Permission */
+        post: operations["answer_permission_api_projects__project_id__chats__chat_id__permissions__request_id__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/chats/{chat_id}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Run */
+        get: operations["run_api_projects__project_id__chats__chat_id__run_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -620,6 +884,20 @@ export interface components {
             /** Control Plane Url */
             control_plane_url: string;
         };
+        /** BranchList */
+        BranchList: {
+            /** Branches */
+            branches: components["schemas"]["BranchOut"][];
+        };
+        /** BranchOut */
+        BranchOut: {
+            /** Name */
+            name: string;
+            /** Sha */
+            sha: string;
+            /** Protected */
+            protected: boolean;
+        };
         /** CertificateOut */
         CertificateOut: {
             /** Certificate */
@@ -630,6 +908,67 @@ export interface components {
             /** Csr */
             csr: string;
         };
+        /** ChatInfo */
+        ChatInfo: {
+            /** Id */
+            id: string;
+            /** Project Id */
+            project_id: string;
+            /** Topic */
+            topic: string;
+            status: components["schemas"]["ChatStatus"];
+            /** Workspace Id */
+            workspace_id: string | null;
+            /** Agent Session Id */
+            agent_session_id: string | null;
+            /** Run Id */
+            run_id: string | null;
+            /** Message Count */
+            message_count: number;
+            /** Last Seq */
+            last_seq: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Last Activity At
+             * Format: date-time
+             */
+            last_activity_at: string;
+        };
+        /** ChatList */
+        ChatList: {
+            /** Chats */
+            chats: components["schemas"]["ChatInfo"][];
+        };
+        /** ChatMessage */
+        ChatMessage: {
+            /** Seq */
+            seq: number;
+            /** Id */
+            id: string;
+            /** Chat Id */
+            chat_id: string;
+            role: components["schemas"]["MessageRole"];
+            /** Frame */
+            frame: {
+                [key: string]: unknown;
+            };
+            /** Truncated */
+            truncated: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /**
+         * ChatStatus
+         * @enum {string}
+         */
+        ChatStatus: "starting" | "active" | "stopped" | "failed";
         /** CreatedToken */
         CreatedToken: {
             /** Id */
@@ -671,6 +1010,8 @@ export interface components {
         /** DeploymentOut */
         DeploymentOut: {
             sign_in: components["schemas"]["SignInMethods"];
+            /** Github App */
+            github_app: boolean;
             /** Providers */
             providers: components["schemas"]["ProviderOption"][];
         };
@@ -697,6 +1038,11 @@ export interface components {
              */
             level: "error" | "warning";
         };
+        /** FollowUp */
+        FollowUp: {
+            /** Text */
+            text: string;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -713,6 +1059,34 @@ export interface components {
             /** Agent Version */
             agent_version?: string | null;
         };
+        /** IngestResult */
+        IngestResult: {
+            /** Accepted */
+            accepted: number;
+            /** Duplicates */
+            duplicates: number;
+            /**
+             * Refused
+             * @default 0
+             */
+            refused: number;
+        };
+        /** InstallationList */
+        InstallationList: {
+            /** Installations */
+            installations: components["schemas"]["InstallationOut"][];
+        };
+        /** InstallationOut */
+        InstallationOut: {
+            /** Id */
+            id: number;
+            /** Account */
+            account: string;
+            /** Account Type */
+            account_type: string;
+            /** Created At */
+            created_at: string;
+        };
         /** Jwks */
         Jwks: {
             /** Keys */
@@ -725,6 +1099,30 @@ export interface components {
          * @enum {string}
          */
         LifecycleState: "pending" | "creating" | "running" | "stopping" | "stopped" | "error";
+        /** MessagePage */
+        MessagePage: {
+            /** Messages */
+            messages: components["schemas"]["ChatMessage"][];
+            /** Has More */
+            has_more: boolean;
+        };
+        /**
+         * MessageRole
+         * @enum {string}
+         */
+        MessageRole: "user" | "assistant" | "thinking" | "tool" | "plan" | "system";
+        /**
+         * NewChat
+         * @description POST /api/projects/{pid}/chats: the first message; agent and mode default to the
+         *     project's.
+         */
+        NewChat: {
+            /** Message */
+            message: string;
+            /** Agent */
+            agent?: string | null;
+            permission_mode?: components["schemas"]["PermissionMode"] | null;
+        };
         /** NewCredential */
         NewCredential: {
             kind: components["schemas"]["CredentialKind"];
@@ -747,6 +1145,23 @@ export interface components {
             size?: string | null;
             /** Location */
             location?: string | null;
+        };
+        /** NewProject */
+        NewProject: {
+            /** Repository */
+            repository: string;
+            /** Name */
+            name?: string | null;
+            /** Default Branch */
+            default_branch?: string | null;
+            /** Provider */
+            provider?: string | null;
+            /** Node Size */
+            node_size?: string | null;
+            /** Agent */
+            agent?: string | null;
+            /** Permission Mode */
+            permission_mode?: string | null;
         };
         /** NewToken */
         NewToken: {
@@ -845,6 +1260,60 @@ export interface components {
             id: string;
             status: components["schemas"]["LifecycleState"];
         };
+        /** PermissionChoice */
+        PermissionChoice: {
+            /** Option Id */
+            option_id: string;
+        };
+        /**
+         * PermissionMode
+         * @description How much the agent may do without asking; each maps onto an adapter mode.
+         * @enum {string}
+         */
+        PermissionMode: "ask" | "accept_edits" | "bypass";
+        /** ProjectChanges */
+        ProjectChanges: {
+            /** Name */
+            name?: string | null;
+            /** Default Branch */
+            default_branch?: string | null;
+            /** Provider */
+            provider?: string | null;
+            /** Node Size */
+            node_size?: string | null;
+            /** Agent */
+            agent?: string | null;
+            /** Permission Mode */
+            permission_mode?: string | null;
+        };
+        /** ProjectList */
+        ProjectList: {
+            /** Projects */
+            projects: components["schemas"]["ProjectOut"][];
+        };
+        /** ProjectOut */
+        ProjectOut: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Repository */
+            repository: string;
+            /** Default Branch */
+            default_branch: string | null;
+            /** Provider */
+            provider: string;
+            /** Node Size */
+            node_size: string | null;
+            /** Agent */
+            agent: string;
+            /** Permission Mode */
+            permission_mode: string;
+            /** Created At */
+            created_at: string;
+            /** Updated At */
+            updated_at: string;
+        };
         /**
          * Provider
          * @enum {string}
@@ -869,6 +1338,28 @@ export interface components {
             /** Hint */
             hint?: string | null;
         };
+        /** RepositoryList */
+        RepositoryList: {
+            /** Repositories */
+            repositories: components["schemas"]["RepositoryOut"][];
+        };
+        /** RepositoryOut */
+        RepositoryOut: {
+            /** Installation Id */
+            installation_id: number;
+            /** Full Name */
+            full_name: string;
+            /** Owner */
+            owner: string;
+            /** Name */
+            name: string;
+            /** Private */
+            private: boolean;
+            /** Default Branch */
+            default_branch: string;
+            /** Clone Url */
+            clone_url: string;
+        };
         /** RotatedKey */
         RotatedKey: {
             /** Kid */
@@ -878,12 +1369,69 @@ export interface components {
             /** Retired Published Seconds */
             retired_published_seconds: number;
         };
+        /**
+         * Run
+         * @description A run as TaskRunner.status reports it.
+         */
+        Run: {
+            /** Run Id */
+            run_id: string;
+            /**
+             * Mode
+             * @constant
+             */
+            mode: "conversation";
+            /** Project Id */
+            project_id: string;
+            /** Chat Id */
+            chat_id: string;
+            status: components["schemas"]["RunStatus"];
+            step: components["schemas"]["Step"] | null;
+            /** Steps */
+            steps: components["schemas"]["StepReport"][];
+            /** Workspace Id */
+            workspace_id: string | null;
+            /** Agent Session Id */
+            agent_session_id: string | null;
+            /** Error */
+            error: string | null;
+            /** Pending Controls */
+            pending_controls: number;
+            /** Created At */
+            created_at: number;
+            /** Updated At */
+            updated_at: number;
+        };
+        /**
+         * RunStatus
+         * @description A TaskRunner run (durable_objects/task_runner.py).
+         * @enum {string}
+         */
+        RunStatus: "starting" | "active" | "stopped" | "failed";
         /** SignInMethods */
         SignInMethods: {
             /** Github */
             github: boolean;
             /** Development */
             development: boolean;
+        };
+        /**
+         * Step
+         * @enum {string}
+         */
+        Step: "workspace" | "workspace_ready" | "agent_session" | "linked";
+        /** StepReport */
+        StepReport: {
+            name: components["schemas"]["Step"];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "succeeded" | "failed";
+            /** Attempts */
+            attempts: number;
+            /** Detail */
+            detail: string | null;
         };
         /**
          * StepStatus
@@ -2015,6 +2563,375 @@ export interface operations {
             };
         };
     };
+    index_api_projects_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectList"];
+                };
+            };
+        };
+    };
+    create_api_projects_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewProject"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    show_api_projects__project_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_api_projects__project_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_api_projects__project_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProjectChanges"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    chats_api_projects__project_id__chats_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_api_projects__project_id__chats_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewChat"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatInfo"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    chat_api_projects__project_id__chats__chat_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatInfo"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    messages_api_projects__project_id__chats__chat_id__messages_get: {
+        parameters: {
+            query?: {
+                after?: number | null;
+                before?: number | null;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                project_id: string;
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessagePage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    follow_up_api_projects__project_id__chats__chat_id__messages_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FollowUp"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatMessage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    all_chats_api_chats_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatList"];
+                };
+            };
+        };
+    };
+    ingest_api_workspaces__workspace_id__chat_messages_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IngestResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     agent_credential_api_workspaces__workspace_id__agent_credential_get: {
         parameters: {
             query?: never;
@@ -2086,6 +3003,228 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TerminalToken"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    install_api_github_install_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    setup_callback_api_github_setup_get: {
+        parameters: {
+            query?: {
+                installation_id?: string;
+                setup_action?: string;
+                state?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_installations_api_github_installations_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstallationList"];
+                };
+            };
+        };
+    };
+    list_repositories_api_github_repositories_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryList"];
+                };
+            };
+        };
+    };
+    list_branches_api_github_repositories__owner___repo__branches_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                owner: string;
+                repo: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BranchList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    stop_api_projects__project_id__chats__chat_id__stop_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatInfo"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    answer_permission_api_projects__project_id__chats__chat_id__permissions__request_id__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                chat_id: string;
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PermissionChoice"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    run_api_projects__project_id__chats__chat_id__run_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Run"];
                 };
             };
             /** @description Validation Error */

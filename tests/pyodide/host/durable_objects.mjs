@@ -5,6 +5,7 @@
 import nodeCrypto from "node:crypto";
 import v8 from "node:v8";
 import initSqlJs from "sql.js";
+import { WebSocket } from "./web.mjs";
 
 const SQL = await initSqlJs();
 
@@ -130,11 +131,24 @@ export class DurableObjectId {
   }
 }
 
+const MAX_HIBERNATABLE_SOCKETS = 32768;
+const MAX_TAGS_PER_SOCKET = 10;
+const MAX_TAG_CHARS = 256;
+const ACCEPT_PARAMETER = (position, type) =>
+  `Failed to execute 'acceptWebSocket' on 'DurableObjectState': parameter ${position} is not of type '${type}'.`;
+
+/**
+ * The `ctx` an object is constructed with. It belongs to the object, not the instance:
+ * storage and hibernatable WebSockets outlive an eviction. `deliver(handler, args)` runs
+ * one of the object's handlers on its current instance (a fresh one after an eviction).
+ */
 export class DurableObjectState {
-  constructor(id) {
+  constructor(id, deliver) {
     this.id = id;
     this.storage = new DurableObjectStorage();
     this._waiting = [];
+    this._sockets = [];
+    this._deliver = deliver;
   }
   waitUntil(promise) {
     this._waiting.push(promise);
@@ -142,17 +156,49 @@ export class DurableObjectState {
   async blockConcurrencyWhile(callback) {
     return await callback();
   }
+  acceptWebSocket(ws, tags) {
+    // workerd's binding takes a JS array: a Python list arrives as a proxy and is refused.
+    if (!(ws instanceof WebSocket)) throw new TypeError(ACCEPT_PARAMETER("1", "WebSocket"));
+    if (tags !== undefined && tags !== null && !Array.isArray(tags)) throw new TypeError(ACCEPT_PARAMETER("2", "Array"));
+    const list = [...(tags ?? [])];
+    if (this._sockets.length >= MAX_HIBERNATABLE_SOCKETS) {
+      throw new Error(`A Durable Object cannot accept more than ${MAX_HIBERNATABLE_SOCKETS} WebSockets.`);
+    }
+    if (list.length > MAX_TAGS_PER_SOCKET) throw new RangeError(`A WebSocket cannot have more than ${MAX_TAGS_PER_SOCKET} tags.`);
+    for (const tag of list) {
+      if (typeof tag !== "string") throw new TypeError("WebSocket tags must be strings.");
+      if (tag.length > MAX_TAG_CHARS) throw new RangeError(`A WebSocket tag cannot be longer than ${MAX_TAG_CHARS} chars.`);
+    }
+    ws.hibernate((event) => this._onSocketEvent(ws, event));
+    ws.tags = list;
+    this._sockets.push(ws);
+  }
+  getWebSockets(tag) {
+    return this._sockets.filter((ws) => tag === undefined || tag === null || ws.tags.includes(tag));
+  }
+  getTags(ws) {
+    if (!this._sockets.includes(ws)) throw new TypeError("getTags() needs a WebSocket accepted with ctx.acceptWebSocket().");
+    return [...ws.tags];
+  }
+  async _onSocketEvent(ws, event) {
+    if (event.type === "message") return await this._deliver("webSocketMessage", [ws, event.data]);
+    this._sockets = this._sockets.filter((socket) => socket !== ws);
+    if (event.type === "close") return await this._deliver("webSocketClose", [ws, event.code, event.reason, event.wasClean]);
+    return await this._deliver("webSocketError", [ws, event.error]);
+  }
 }
 
 /**
  * One class's objects. `call(instance, method, args)` runs an RPC method through the
- * dispatcher; arguments cross by value (structured clone), as over Workers RPC.
+ * dispatcher, `handle(instance, handler, args)` a handler with raw JS arguments; RPC
+ * arguments cross by value (structured clone), as over Workers RPC.
  */
 export class DurableObjectNamespace {
-  constructor(className, construct, call) {
+  constructor(className, construct, call, handle) {
     this._className = className;
     this._construct = construct;
     this._call = call;
+    this._handle = handle;
     this._objects = new Map(); // id → {state, instance}
   }
   idFromName(name) {
@@ -174,19 +220,41 @@ export class DurableObjectNamespace {
     return new Proxy(stub, {
       get(target, prop) {
         if (typeof prop !== "string" || prop in target || prop === "then") return target[prop];
-        return async (...args) => namespace._call(await namespace.object(id), prop, structuredClone(args));
+        // A Request is not cloneable: `fetch` hands it over as workerd does, RPC copies.
+        const copy = prop === "fetch" ? (args) => args : structuredClone;
+        return async (...args) => namespace._call(namespace.object(id), prop, copy(args));
       },
     });
   }
-  /** The live object for `id`, constructed on first use (its state outlives instances). */
-  async object(id) {
+  /** The live object for `id`, constructed on first use (its state outlives instances);
+   * constructing is synchronous, so two events at once never build two instances. */
+  object(id) {
     const key = id.toString();
     let entry = this._objects.get(key);
     if (!entry) {
-      entry = { state: new DurableObjectState(id), instance: null };
+      entry = { state: null, instance: null };
+      entry.state = new DurableObjectState(id, (handler, args) => this._deliver(entry, handler, args));
       this._objects.set(key, entry);
     }
-    entry.instance ??= await this._construct(this._className, entry.state);
+    entry.instance ??= this._construct(this._className, entry.state);
     return entry;
+  }
+  /** Drop the object's instance, as workerd does to an idle or hibernating one: its
+   * storage and accepted WebSockets stay, and the next event builds a fresh instance.
+   * Whether there was an instance to drop. */
+  evict(id) {
+    const entry = this._objects.get(id.toString());
+    const had = Boolean(entry?.instance);
+    if (entry) entry.instance = null;
+    return had;
+  }
+  async _deliver(entry, handler, args) {
+    entry.instance ??= this._construct(this._className, entry.state);
+    try {
+      await this._handle(entry.instance, handler, args);
+    } catch (error) {
+      // The object's bug: workerd logs it and the socket stays up.
+      process.stderr.write(`${this._className}.${handler} failed: ${error?.message ?? error}\n`);
+    }
   }
 }

@@ -62,6 +62,7 @@ export function makeDispatcher(pyodide, mainModule, env, durableObjectBindings) 
       className,
       (cls, state) => construct(cls, state, env),
       (object, method, args) => calls.call_rpc(object.instance, method, ...args),
+      (instance, handler, args) => calls.call_handler(instance, handler, ...args),
     );
   }
 
@@ -81,18 +82,36 @@ export function makeDispatcher(pyodide, mainModule, env, durableObjectBindings) 
       const namespace = env[binding];
       return await namespace.getByName(name)[method](...args);
     },
-    async durableObjectAlarm(binding, name) {
+    /** A request to the object's `fetch`, as the Worker's `stub.fetch(request)` sends it. */
+    async durableObjectFetch(binding, name, request) {
+      const response = await env[binding].getByName(name).fetch(request);
+      return response?.js_response ?? response;
+    },
+    /** SQL on the object's own storage, outside any event: a test's way to roll back what
+     * the object persisted, as a crash before its write would have left it. */
+    durableObjectSql(binding, name, sql, params) {
       const namespace = env[binding];
-      const object = await namespace.object(namespace.idFromName(name));
-      const scheduled = await object.state.storage.getAlarm();
-      if (scheduled === null) return false;
-      await object.state.storage.deleteAlarm();
-      await calls.call_handler(object.instance, "alarm", { retryCount: 0, isRetry: false });
+      return namespace.object(namespace.idFromName(name)).state.storage.sql.exec(sql, ...params).toArray();
+    },
+    durableObjectEvict(binding, name) {
+      const namespace = env[binding];
+      return namespace.evict(namespace.idFromName(name));
+    },
+    /** The object's alarm, if one is set; with `retry`, workerd's re-run of an alarm whose
+     * handler failed (a crash mid-step), set or not. */
+    async durableObjectAlarm(binding, name, retry) {
+      const namespace = env[binding];
+      const object = namespace.object(namespace.idFromName(name));
+      if (!retry) {
+        if ((await object.state.storage.getAlarm()) === null) return false;
+        await object.state.storage.deleteAlarm();
+      }
+      await calls.call_handler(object.instance, "alarm", { retryCount: retry ? 1 : 0, isRetry: Boolean(retry) });
       return true;
     },
     async durableObjectAlarmAt(binding, name) {
       const namespace = env[binding];
-      const object = await namespace.object(namespace.idFromName(name));
+      const object = namespace.object(namespace.idFromName(name));
       return await object.state.storage.getAlarm();
     },
   };

@@ -10,6 +10,7 @@
 // {id, ok: true, result} or {id, ok: false, error}.
 import readline from "node:readline";
 import { startBindings } from "./bindings.mjs";
+import { closeClient, dropClient, keepClient, nextEvent, sendOn } from "./clients.mjs";
 import { runConformance } from "./conformance.mjs";
 import { makeDispatcher, waitUntil } from "./entrypoints.mjs";
 import { compatibilityFlags } from "./flags.mjs";
@@ -124,12 +125,40 @@ const operations = {
     const init = { method, headers: withHost, body: body ? Buffer.from(body, "base64") : undefined };
     return await encodeResponse(await needWorker().fetch(new Request(url, init)), web_socket_texts);
   },
+  // A WebSocket opened to the Worker's route, or straight to an object's `fetch` when
+  // `object` ({binding, name}) is given: the answer, and the kept client end's number.
+  ws_connect: async ({ url, headers, object }) => {
+    const upgrade = { host: new URL(url).host, upgrade: "websocket", connection: "Upgrade", ...headers };
+    const request = new Request(url, { headers: upgrade });
+    const worker = needWorker();
+    const response = object ? await worker.durableObjectFetch(object.binding, object.name, request) : await worker.fetch(request);
+    const socket = response.status === 101 ? response.webSocket : null;
+    return {
+      status: response.status,
+      headers: [...response.headers],
+      body: socket ? "" : Buffer.from(await response.arrayBuffer()).toString("base64"),
+      socket: socket ? keepClient(socket) : null,
+    };
+  },
+  ws_next: async ({ socket, timeout_ms }) => await nextEvent(socket, timeout_ms),
+  ws_send: async ({ socket, data }) => sendOn(socket, data),
+  ws_close: async ({ socket, code, reason }) => closeClient(socket, code, reason),
+  ws_drop: async ({ socket }) => dropClient(socket),
+  // Several operations at once (concurrent events into the Worker); each one's outcome.
+  all: async ({ operations: batch }) =>
+    (await Promise.allSettled(batch.map(({ op, ...args }) => operations[op](args)))).map((outcome) =>
+      outcome.status === "fulfilled"
+        ? { ok: true, result: outcome.value === undefined ? null : outcome.value }
+        : { ok: false, error: String(outcome.reason?.message ?? outcome.reason) },
+    ),
   scheduled: async ({ cron, scheduled_time }) => {
     await needWorker().scheduled(cron, scheduled_time);
     return null;
   },
   do_call: async ({ binding, name, method, args }) => await needWorker().durableObjectCall(binding, name, method, args),
-  do_alarm: async ({ binding, name }) => await needWorker().durableObjectAlarm(binding, name),
+  do_alarm: async ({ binding, name, retry }) => await needWorker().durableObjectAlarm(binding, name, retry),
+  do_evict: async ({ binding, name }) => needWorker().durableObjectEvict(binding, name),
+  do_sql: async ({ binding, name, sql, params }) => needWorker().durableObjectSql(binding, name, sql, params ?? []),
   do_alarm_at: async ({ binding, name }) => await needWorker().durableObjectAlarmAt(binding, name),
   conformance: async ({ suite }) => await runConformance(python.pyodide, suite),
   // The Worker's crypto seam alone (tests/pyodide/runtime/_harness_crypto.py), inside a
@@ -164,3 +193,6 @@ for await (const line of lines) {
   }
 }
 await bindings.dispose();
+// The test side is done: end now, rather than wait for idle keep-alive connections to the
+// loopback servers (still up while the host closes) to time out.
+process.exit(0);

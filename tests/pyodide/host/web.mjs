@@ -8,6 +8,7 @@
 import fs from "node:fs";
 import https from "node:https";
 import path from "node:path";
+import v8 from "node:v8";
 import WebSocketClient from "ws";
 
 const NodeResponse = globalThis.Response;
@@ -21,22 +22,78 @@ export class Response extends NodeResponse {
   }
 }
 
+const MAX_ATTACHMENT_BYTES = 2048; // workerd's limit on a serialized attachment
+const CLOSED = 3;
+const NOT_ACCEPTED = "You must call one of accept() or state.acceptWebSocket() on this WebSocket before sending messages.";
+
+/**
+ * One end of a WebSocketPair. Events reach the other end on a later turn, in order, as
+ * over a network. An end accepted with `ctx.acceptWebSocket` (`hibernate`) hands its
+ * events to the object's handlers instead of listeners; its attachment and tags live
+ * with the socket, so they outlast the object's instance.
+ */
 export class WebSocket extends EventTarget {
   constructor() {
     super();
     this.peer = null;
     this.accepted = false;
     this.readyState = 1;
+    this._attachment = null;
+    this._hibernation = null; // (event) => void, once accepted by a Durable Object
+    this._delivery = Promise.resolve();
+    this._pending = []; // what arrived before this end was accepted, as workerd buffers it
   }
   accept() {
+    if (this.accepted) return;
     this.accepted = true;
+    this._pending.splice(0).forEach((event) => this._deliver(event));
+  }
+  hibernate(deliver) {
+    if (this.accepted) throw new TypeError("This WebSocket has already been accepted.");
+    this._hibernation = deliver;
+    this.accept();
   }
   send(data) {
-    this.peer?.dispatchEvent(Object.assign(new Event("message"), { data }));
+    if (!this.accepted) throw new TypeError(NOT_ACCEPTED);
+    if (this.readyState === CLOSED) throw new TypeError("Can't call WebSocket send() after close().");
+    this.peer?._receive(Object.assign(new Event("message"), { data }));
   }
   close(code = 1000, reason = "") {
-    this.readyState = 3;
-    this.peer?.dispatchEvent(Object.assign(new Event("close"), { code, reason }));
+    if (!this.accepted) throw new TypeError(NOT_ACCEPTED);
+    if (this.readyState === CLOSED) return;
+    this.readyState = CLOSED;
+    this.peer?._receive(Object.assign(new Event("close"), { code, reason, wasClean: true }));
+  }
+  /** The peer vanished without a Close frame (a dropped connection). */
+  fail(message) {
+    this.readyState = CLOSED;
+    this.peer?._receive(Object.assign(new Event("error"), { error: new Error(message) }));
+  }
+  serializeAttachment(value) {
+    const bytes = v8.serialize(value); // structured clone: a Python object (a proxy) is refused
+    if (bytes.byteLength > MAX_ATTACHMENT_BYTES) {
+      throw new RangeError(`A WebSocket attachment is limited to ${MAX_ATTACHMENT_BYTES} bytes serialized; this one is ${bytes.byteLength}.`);
+    }
+    this._attachment = bytes;
+  }
+  deserializeAttachment() {
+    return this._attachment === null ? null : v8.deserialize(this._attachment);
+  }
+  _receive(event) {
+    if (this.accepted) this._deliver(event);
+    else this._pending.push(event);
+  }
+  _deliver(event) {
+    if (event.type === "close" && this.readyState !== CLOSED) {
+      // The peer started the closing handshake: answer it, as workerd does for both ends.
+      this.readyState = CLOSED;
+      this.peer?._receive(Object.assign(new Event("close"), { code: event.code, reason: event.reason, wasClean: true }));
+    }
+    if (event.type === "error") this.readyState = CLOSED;
+    // A later turn, one event after another: a handler's await does not reorder them.
+    this._delivery = this._delivery
+      .then(() => (this._hibernation ? this._hibernation(event) : this.dispatchEvent(event)))
+      .catch((error) => process.stderr.write(`a WebSocket ${event.type} listener failed: ${error?.stack ?? error}\n`));
   }
 }
 

@@ -17,6 +17,7 @@ import asyncio
 import json
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from typing import Any
 import httpx
 import pytest
 
+from durable_objects.chat_log import ChatLog
+from durable_objects.project_data import ProjectData
+from durable_objects.project_schema import migrate
 from tests.fakes.github import FakeGitHub
 from tests.fakes.openai import OpenAiModels
 from tests.support.authorization import (
@@ -37,10 +41,14 @@ from tests.support.authorization import (
     is_json_error,
     path_params,
 )
-from tests.support.edge import Edge, running_edge
+from tests.support.edge import Edge, running_edge, with_secrets
 from tests.support.wait import bearer
+from twin.alarms import AlarmScheduler
+from twin.clock import SystemClock
 from twin.d1 import D1Database
+from twin.durable_objects import DurableObjectNamespace
 from twin.env import Env
+from twin.storage import DurableObjectStorage
 from worker.api.ratelimit import LIMITS
 from worker.auth import grants, scoped_tokens
 from worker.deployment import Deployment
@@ -67,6 +75,7 @@ class World:
     admin: Member
     owner: Member
     other: Member
+    github: FakeGitHub
     shared: dict[str, str] = field(default_factory=dict)  # path param → the owner's resource
 
 
@@ -90,9 +99,11 @@ def world(
     variables = {
         "SAM_OPENAI_API_URL": openai.url,
         **github.vars(),
+        **github.app_public_vars(),
         # Limits are tested in test_ratelimit.py; here they would only get in the way.
         "SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS),
     }
+    with_secrets(data_dir, github.app_secrets())
     with running_edge(data_dir, vars=variables) as edge:
         secrets_file = json.loads((edge.data_dir / "dev-secrets.json").read_text())
         database = D1Database(edge.data_dir / "d1" / "sam.sqlite")
@@ -107,7 +118,7 @@ def world(
         )
         # The first user of a deployment is its admin.
         members = [join(edge, login) for login in ("matrixadmin", "matrixowner", "matrixother")]
-        built = World(edge, minter, *members)
+        built = World(edge, minter, *members, github)
         assert (admin_me := whoami(edge, built.admin)) and admin_me["is_admin"]
         assert not whoami(edge, built.owner)["is_admin"]
         for member in (built.owner, built.other):
@@ -216,6 +227,64 @@ def make_workspace(world: World) -> str:
     return workspace_id
 
 
+def make_project(world: World) -> str:
+    with world.edge.client("api") as client:
+        made = client.post(
+            "/api/projects",
+            json={"repository": "https://example.com/matrix/project.git"},
+            headers=bearer(world.owner.api_token),
+        )
+    assert made.status_code == 201, made.text
+    return made.json()["id"]
+
+
+def make_chat(world: World) -> str:
+    """A chat of the shared project, linked to the shared workspace (LAST RESORT, like
+    make_node: chats come from the chat flow's routes, which start a real run). Written into
+    the project's ProjectData storage file, by ProjectData's own queries, before anything
+    has woken that object in the edge."""
+    chat_id = "c" + secrets.token_hex(8)
+    project_id = world.shared["project_id"]
+    directory = world.edge.data_dir / "do" / "ProjectData"
+    namespace = DurableObjectNamespace(
+        ProjectData, directory, lambda: None, AlarmScheduler(directory.parent, SystemClock())
+    )
+    path = directory / f"{namespace.idFromName(project_id).toString()}.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    storage = DurableObjectStorage(path)
+    migrate(storage)
+    chats = ChatLog(storage)
+    now = time.time()
+
+    def write() -> None:
+        chats.bind(project_id)
+        chats.create_chat(chat_id, world.owner.id, "matrix", now)
+        chats.link(chat_id, world.shared["workspace_id"], "smatrix", "rmatrix", now)
+
+    storage.transactionSync(write)
+    storage.close()
+    return chat_id
+
+
+MATRIX_REPOSITORY = "matrix-repo"
+
+
+def install_app(edge: Edge, member: Member, github: FakeGitHub) -> str:
+    """The GitHub App installed on `member`'s account with one repository, recorded for them
+    in D1 (LAST RESORT, like make_node: recording goes through GitHub sign-in, which the
+    matrix's dev sign-in users do not have; tests/worker/github/test_setup.py covers it)."""
+    github.add_repository(member.login, MATRIX_REPOSITORY, branches={"main": "c" * 40})
+    installation = github.install(member.login, [MATRIX_REPOSITORY], users={member.login})
+    with closing(sqlite3.connect(edge.data_dir / "d1" / "sam.sqlite")) as db:
+        db.execute(
+            "INSERT INTO github_installations "
+            "(user_id, installation_id, account_login, account_type) VALUES (?, ?, ?, 'User')",
+            (member.id, installation.id, member.login),
+        )
+        db.commit()
+    return member.login
+
+
 # Path parameters: a factory for the owner's resource each one names. Non-owners are
 # handed the owner's shared one; the owner gets a fresh one for a DELETE.
 PARAMS: dict[str, Callable[[World], str]] = {
@@ -224,8 +293,17 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "node_id": lambda w: make_node(w.edge, w.owner),
     "token": lambda _: secrets.token_urlsafe(32),  # a bootstrap token nobody issued
     "workspace_id": make_workspace,  # after node_id: it goes on the shared node
+    "project_id": make_project,
+    "chat_id": make_chat,  # after both: it is the shared project's, linked to the workspace
+    "outbox_chat_id": make_chat,  # another, for the ingest route's batches (chat_batch)
+    "request_id": lambda _: "matrix-request",  # a permission request nobody made
+    "owner": lambda w: install_app(w.edge, w.owner, w.github),
+    "repo": lambda _: MATRIX_REPOSITORY,
 }
-NOT_OWNED = {"token"}
+# Not secrets of the owner's: a bootstrap token nobody issued; a permission request nobody
+# made; a repository's name, which the caller itself puts in the path (and a refusal may
+# repeat).
+NOT_OWNED = {"token", "request_id", "owner", "repo"}
 
 
 # --- calling a route ----------------------------------------------------------------------
@@ -307,6 +385,8 @@ def owner_rows(world: World) -> dict[str, list[tuple[Any, ...]]]:
             ("credentials", "user_id = ?", ()),
             ("nodes", f"user_id = ? AND id IN ({marks})", ours),
             ("workspaces", "user_id = ?", ()),
+            ("projects", "user_id = ?", ()),
+            ("chats", "user_id = ?", ()),
         ):
             cursor = db.execute(
                 f"SELECT * FROM {table} WHERE {condition} ORDER BY 1",

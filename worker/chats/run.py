@@ -1,0 +1,128 @@
+"""What a TaskRunner run is: the spec it starts from, its steps, the controls it delivers,
+and the `Run` it reports (GET /api/projects/{pid}/chats/{cid}/run).
+
+    RunSpec.model_validate({"run_id": "r…", "mode": "conversation", "user_id": "u…",
+        "project_id": "p…", "chat_id": "c…", "prompt": "Fix the tests", "prompt_id": "p…",
+        "agent": "claude-code", "permission_mode": "ask", "repository": "…",
+        "branch": "main", "provider": "local", "node_size": None, "context": None})
+    Control.model_validate({"id": "p…", "kind": "prompt", "text": "And the docs?"})
+"""
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from wire.agent_session import AgentType, PermissionMode, PromptId, PromptText
+from wire.chat import ChatId, ProjectId
+from worker.ids import new_id
+from worker.states import RunStatus
+
+RUN_ID_PREFIX = "r"
+AGENT_SESSION_ID_PREFIX = "s"
+PROMPT_ID_PREFIX = "p"
+
+# How long each step may take before the run fails for good, and how its retries back off
+# (a transient failure: the node's agent unreachable, a 5xx, the node still booting).
+STEP_TIMEOUT_SECONDS = {
+    "workspace": 5 * 60.0,
+    "workspace_ready": 15 * 60.0,  # a new VM, a clone and a devcontainer build
+    "agent_session": 5 * 60.0,
+    "linked": 5 * 60.0,
+}
+RETRY_BASE_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
+
+RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class Step(StrEnum):
+    WORKSPACE = "workspace"  # workspaces.service.create with the run's chosen workspace id
+    WORKSPACE_READY = "workspace_ready"  # the workspace runs (polled by alarm)
+    AGENT_SESSION = "agent_session"  # NewAgentSession with the chosen id and the first prompt
+    LINKED = "linked"  # ProjectData.link: the chat shows its workspace and session
+
+
+STEPS = tuple(Step)
+
+STEP_TITLES = {
+    Step.WORKSPACE: "Creating the workspace",
+    Step.WORKSPACE_READY: "Waiting for the workspace to start",
+    Step.AGENT_SESSION: "Starting the agent",
+    Step.LINKED: "Connecting the chat",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunSpec(_Model):
+    """TaskRunner.start's `run`: everything the steps need, so the object reads no project."""
+
+    run_id: RunId
+    mode: Literal["conversation"] = "conversation"
+    user_id: str
+    project_id: ProjectId
+    chat_id: ChatId
+    prompt: PromptText  # the user's message as they typed it (shown in the chat)
+    prompt_id: PromptId
+    context: str | None = None  # the previous conversation (context.py), before the prompt
+    agent: AgentType = "claude-code"
+    permission_mode: PermissionMode = PermissionMode.ASK
+    repository: str
+    branch: str | None = None
+    provider: str
+    node_size: str | None = None
+
+
+class Control(_Model):
+    """TaskRunner.deliver's `control`: persisted, then delivered to the agent session."""
+
+    id: PromptId  # a prompt's id (the agent dedupes by it); any unique id for the others
+    kind: Literal["prompt", "stop", "permission"]
+    text: PromptText | None = None  # prompt
+    request_id: str | None = Field(default=None, max_length=128)  # permission
+    option_id: str | None = Field(default=None, max_length=128)  # permission
+
+
+class StepReport(_Model):
+    name: Step
+    status: Literal["pending", "running", "succeeded", "failed"]
+    attempts: int
+    detail: str | None  # the last error while retrying, or what the step made
+
+
+class Run(_Model):
+    """A run as TaskRunner.status reports it."""
+
+    run_id: RunId
+    mode: Literal["conversation"]
+    project_id: ProjectId
+    chat_id: ChatId
+    status: RunStatus
+    step: Step | None  # the step running now (None once active or ended)
+    steps: list[StepReport]
+    workspace_id: str | None
+    agent_session_id: str | None
+    error: str | None  # why it failed (and what to do), or why it stopped
+    pending_controls: int  # accepted by the API, not yet taken by the agent
+    created_at: float
+    updated_at: float
+
+
+def new_run_id() -> str:
+    return new_id(RUN_ID_PREFIX)
+
+
+def new_agent_session_id() -> str:
+    return new_id(AGENT_SESSION_ID_PREFIX)
+
+
+def new_prompt_id() -> str:
+    return new_id(PROMPT_ID_PREFIX)
+
+
+def retry_delay_seconds(attempts: int) -> float:
+    """Exponential backoff from RETRY_BASE_SECONDS, capped at RETRY_MAX_SECONDS."""
+    return min(RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), RETRY_MAX_SECONDS)
