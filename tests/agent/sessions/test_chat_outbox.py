@@ -63,6 +63,10 @@ def assert_in_order_once(
     return messages
 
 
+def compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def posts(control_plane: ControlPlaneDouble, status: int | None = None) -> list[Callback]:
     found = control_plane.callbacks("chat-messages")
     return [c for c in found if status is None or c.status == status]
@@ -220,7 +224,7 @@ def test_a_refused_chat_stops_its_outbox_and_a_frame_too_large_goes_truncated(
         assert len(refused) == 1 and posts(control_plane) == refused
         assert agent.log().count("chat_outbox.stopped") == 1
 
-        # One frame over the batch's bytes: a marked prefix; one over a message's: as is.
+        # One frame too large for a batch goes cut down, marked; one over a message's: as is.
         control_plane.link_chat(CHAT_ID, workspace_id)
         assert sessions.create(id="as-out-5", chat=CHAT).status_code == 201
         big, large = MAX_BATCH_BYTES + 1000, MAX_MESSAGE_BYTES + 1000
@@ -231,21 +235,21 @@ def test_a_refused_chat_stops_its_outbox_and_a_frame_too_large_goes_truncated(
         messages = wait_for(
             lambda: delivered(control_plane, sessions, "as-out-5"), "every frame", DELIVERY_SECONDS
         )
-        updates = [m["frame"] for m in messages if "update" in m["frame"]]
-        cut = [m["frame"] for m in messages if m["frame"].get("truncated")]
-        assert len(cut) == 1 and cut[0]["type"] == "update"
-        assert len(cut[0]["prefix"].encode()) <= MAX_MESSAGE_BYTES
-        assert cut[0]["prefix"].startswith(f'{{"seq":{cut[0]["seq"]},"type":"update"')
         frames = sessions.frames("as-out-5")
         assert [m["id"] for m in messages] == expected_ids("as-out-5", frames)
-        assert [m["frame"] for m in messages if m["frame"] is not cut[0]] == [
-            f for f in frames if f["seq"] != cut[0]["seq"]
+        [(cut, original)] = [
+            (m["frame"], f) for m, f in zip(messages, frames, strict=True) if m["frame"] != f
         ]
-        [whole] = updates
-        assert len(whole["update"]["content"]["text"]) == large
-        assert all(
-            len(json.dumps(c.body).encode()) <= MAX_BATCH_BYTES for c in posts(control_plane)
+        assert cut["truncated"] is True and cut["type"] == "update"
+        said = cut["update"]["content"]["text"]
+        assert MAX_MESSAGE_BYTES < len(said) < big and original["update"]["content"]["text"] == (
+            "x" * big
         )
+        # Its JSON begins as the frame's: the control plane keeps the same prefix of either.
+        assert compact(cut)[:MAX_MESSAGE_BYTES] == compact(original)[:MAX_MESSAGE_BYTES]
+        whole = next(f for f in frames if "update" in f and f is not original)
+        assert len(whole["update"]["content"]["text"]) == large  # sent as it is, above
+        assert all(len(compact(c.body).encode()) <= MAX_BATCH_BYTES for c in posts(control_plane))
     finally:
         sessions.client.close()
         delete_workspace(agent, workspace_id)
