@@ -11,7 +11,9 @@ One sender per session runs while frames wait: it posts at once when a frame is 
 nothing is in flight (eager: no flush timer), and the frames stored during a POST go out
 together in the next (at most MAX_BATCH_MESSAGES, MAX_BATCH_BYTES). A control plane that is
 down is retried with backoff until it answers; one that refuses for good (a 4xx other than
-the retryable ones, e.g. chat_not_linked) stops that session's outbox, logged once.
+the retryable ones, e.g. chat_not_linked) stops that session's outbox, logged once. A frame
+over MAX_MESSAGE_BYTES goes as it is (the control plane keeps a marked prefix of it); one too
+large for a batch alone goes cut down to fit, its JSON beginning as the frame's does.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from agent.persistence import Store
 from wire.chat import (
     MAX_BATCH_BYTES,
     MAX_BATCH_MESSAGES,
-    MAX_MESSAGE_BYTES,
     MessageBatch,
     OutboxMessage,
     message_id,
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 RETRY_BASE_SECONDS = 0.25
 # A batch's body beside its messages: `{"messages":[` … `]}` and the commas between them.
 BATCH_ENVELOPE_BYTES = 16
+# A frame too large for a batch alone is cut to this (the rest of a batch: its message's
+# other fields), its longest strings first, at most this many times (then to its type).
+FRAME_BUDGET_BYTES = MAX_BATCH_BYTES - 4096
+MAX_CUTS = 64
 
 
 class ChatOutbox:
@@ -63,7 +68,8 @@ class ChatOutbox:
         record = self._store.agent_session(session_id)
         if record is None or record["chat"] is None or record["outbox_stopped"]:
             return
-        self._senders[session_id] = asyncio.create_task(self._send(record))
+        sender = self._senders[session_id] = asyncio.create_task(self._send(record))
+        sender.add_done_callback(_report_crash)
 
     async def flush(self, session_ids: list[str], timeout_seconds: float) -> None:
         """Wait (at most `timeout_seconds`) for the sessions' senders to deliver everything."""
@@ -117,11 +123,17 @@ class ChatOutbox:
             self._store.mark_delivered(session_id, delivered)
 
 
+def _report_crash(sender: asyncio.Task[None]) -> None:
+    """A bug of ours stopped a sender: say so (the next frame of its session starts another)."""
+    if not sender.cancelled() and (exc := sender.exception()) is not None:
+        log.error("chat_outbox.crashed", exc_info=exc)
+
+
 def _batch(
     session_id: str, chat: dict[str, str], frames: list[tuple[int, str, str | None]]
 ) -> MessageBatch:
     """The longest run of `frames` from the first that fits one batch's bytes (the first
-    always goes: cut to a marked prefix when it would not fit a batch alone)."""
+    always goes: cut down when it would not fit a batch alone)."""
     messages: list[OutboxMessage] = []
     size = BATCH_ENVELOPE_BYTES
     for seq, body, stored_at in frames:
@@ -129,8 +141,9 @@ def _batch(
         message = _message(session_id, chat, frame, stored_at)
         length = len(message.model_dump_json().encode()) + 1
         if not messages and size + length > MAX_BATCH_BYTES:
-            message = _message(session_id, chat, _truncated(frame, body), stored_at)
+            message = _message(session_id, chat, cut_to_fit(frame, FRAME_BUDGET_BYTES), stored_at)
             length = len(message.model_dump_json().encode()) + 1
+            assert size + length <= MAX_BATCH_BYTES, (seq, length)
             log.warning(
                 "chat_outbox.truncated session=%s seq=%d bytes=%d", session_id, seq, len(body)
             )
@@ -154,9 +167,34 @@ def _message(
     )
 
 
-def _truncated(frame: dict[str, Any], body: str) -> dict[str, Any]:
-    """A frame too large for a batch of its own: its type, seq and the first
-    MAX_MESSAGE_BYTES of its JSON (cut at a character), marked `truncated`."""
-    prefix = body.encode()[:MAX_MESSAGE_BYTES].decode(errors="ignore")
-    kept = {k: frame[k] for k in ("type", "seq", "prompt_id") if k in frame}
-    return {**kept, "truncated": True, "prefix": prefix}
+def cut_to_fit(frame: dict[str, Any], budget_bytes: int) -> dict[str, Any]:
+    """A copy of `frame` whose JSON fits `budget_bytes`, marked `truncated`: its longest
+    strings lose their tails, so its JSON begins as the frame's does and the control plane
+    keeps the same prefix of it as of any frame over MAX_MESSAGE_BYTES."""
+    copy: dict[str, Any] = {**json.loads(json.dumps(frame)), "truncated": True}
+    for _ in range(MAX_CUTS):
+        over = len(json.dumps(copy, separators=(",", ":"), ensure_ascii=False).encode())
+        over -= budget_bytes
+        if over <= 0:
+            return copy
+        holder, key = _longest_string(copy)
+        if holder is None:
+            break
+        text = holder[key].encode()  # escaping only adds: cutting `over` bytes is enough
+        holder[key] = text[: max(0, len(text) - over)].decode(errors="ignore")
+    return {k: frame[k] for k in ("type", "seq", "prompt_id") if k in frame} | {"truncated": True}
+
+
+def _longest_string(node: Any) -> tuple[Any, Any]:
+    """(the dict or list holding the longest non-empty string in `node`, its key)."""
+    best: tuple[Any, Any, int] = (None, None, 0)
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        items = current.items() if isinstance(current, dict) else enumerate(current)
+        for key, value in items:
+            if isinstance(value, str) and len(value) > best[2]:
+                best = (current, key, len(value))
+            elif isinstance(value, dict | list):
+                stack.append(value)
+    return best[0], best[1]

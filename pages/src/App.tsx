@@ -4,6 +4,9 @@ import { ApiError, api, setUnauthorizedHandler } from "./api/client";
 import type { User } from "./api/types";
 import { ErrorNote, Loading } from "./components/ui";
 import { Link, match, usePath } from "./router";
+import { NewProjectScreen } from "./projects/NewProjectScreen";
+import { ProjectScreen } from "./projects/ProjectScreen";
+import { ProjectsScreen } from "./projects/ProjectsScreen";
 import { NewWorkspaceScreen } from "./screens/NewWorkspace";
 import { NodeScreen } from "./screens/Node";
 import { NodesScreen } from "./screens/Nodes";
@@ -62,7 +65,8 @@ export function App() {
 }
 
 const NAV = [
-  { href: "/", label: "Workspaces", screens: ["workspaces", "new-workspace", "workspace"] },
+  { href: "/", label: "Projects", screens: ["projects", "new-project", "project"] },
+  { href: "/workspaces", label: "Workspaces", screens: ["workspaces", "new-workspace", "workspace"] },
   { href: "/nodes", label: "Nodes", screens: ["nodes", "node"] },
   { href: "/settings", label: "Settings", screens: ["settings"] },
 ];
@@ -92,7 +96,7 @@ function Shell({ user, onSignedOut }: { user: User; onSignedOut: () => void }) {
   };
 
   return (
-    <div className={`shell ${route.screen === "workspace" ? "shell-wide" : ""}`}>
+    <div className={`shell ${route.screen === "workspace" || route.screen === "project" ? "shell-wide" : ""}`}>
       <a className="skip-link" href="#main">
         Skip to content
       </a>
@@ -128,6 +132,9 @@ function Shell({ user, onSignedOut }: { user: User; onSignedOut: () => void }) {
         </div>
       )}
       <main id="main" className="content">
+        {route.screen === "projects" && <ProjectsScreen />}
+        {route.screen === "new-project" && <NewProjectScreen />}
+        {route.screen === "project" && <ProjectScreen key={route.id} id={route.id} chatId={route.chatId} />}
         {route.screen === "workspaces" && <WorkspacesScreen />}
         {route.screen === "new-workspace" && <NewWorkspaceScreen />}
         {route.screen === "workspace" && <WorkspaceScreen key={route.id} id={route.id} />}

@@ -29,6 +29,9 @@ export function usePath(): string {
 }
 
 export type Route =
+  | { screen: "projects" }
+  | { screen: "new-project" }
+  | { screen: "project"; id: string; chatId: string | null }
   | { screen: "workspaces" }
   | { screen: "new-workspace" }
   | { screen: "workspace"; id: string }
@@ -39,9 +42,16 @@ export type Route =
 
 export function match(path: string): Route {
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
-  if (parts.length === 0) return { screen: "workspaces" };
+  if (parts.length === 0) return { screen: "projects" };
   const [first, second, ...rest] = parts;
+  if (first === "projects" && second !== undefined && second !== "new") {
+    // /projects/{id} and /projects/{id}/chats/{chatId}
+    if (rest.length === 0) return { screen: "project", id: second, chatId: null };
+    if (rest.length === 2 && rest[0] === "chats") return { screen: "project", id: second, chatId: rest[1] };
+    return { screen: "not-found" };
+  }
   if (rest.length > 0) return { screen: "not-found" };
+  if (first === "projects") return second === undefined ? { screen: "projects" } : { screen: "new-project" };
   if (first === "workspaces") {
     if (second === undefined) return { screen: "workspaces" };
     if (second === "new") return { screen: "new-workspace" };

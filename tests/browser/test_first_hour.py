@@ -155,7 +155,7 @@ def test_a_long_name_wraps_on_a_phone(context: BrowserContext, page: Page, edge:
         assert made.status_code == 202, made.text
     sign_in(context, edge, CAROL)
     page.set_viewport_size(PHONE)
-    for path in ("/", f"/workspaces/{made.json()['id']}"):
+    for path in ("/workspaces", f"/workspaces/{made.json()['id']}"):
         page.goto(app_url(edge, path))
         expect(page.get_by_text("W" * 64).first).to_be_visible()
         width = page.evaluate("() => document.documentElement.scrollWidth")

@@ -87,7 +87,9 @@ def test_every_screen_fits_a_phone(context: BrowserContext, page: Page, edge: Ed
     sign_in(context, edge, ALICE)
     page.set_viewport_size(PHONE)
     for path, heading in [
-        ("/", "Workspaces"),
+        ("/", "Projects"),
+        ("/projects/new", "New project"),
+        ("/workspaces", "Workspaces"),
         ("/workspaces/new", "New workspace"),
         ("/nodes", "Nodes"),
         ("/settings", "Settings"),

@@ -58,7 +58,7 @@ def test_new_workspace_shows_its_boot_log_then_a_terminal_that_runs_a_command(
     context: BrowserContext, page: Page, edge: Edge, repo: Path
 ) -> None:
     sign_in(context, edge, CAROL)
-    page.goto(app_url(edge))
+    page.goto(app_url(edge, "/workspaces"))
     page.get_by_role("link", name="New workspace").first.click()
     page.get_by_label("Repository").fill(str(repo))
     page.get_by_label("Local node").check()
@@ -203,4 +203,4 @@ def test_a_repository_that_cannot_be_cloned_says_git_s_reason_once(
     expect(page.get_by_role("button", name="Rebuild workspace")).to_be_visible()
     page.get_by_role("button", name="Delete", exact=True).click()
     page.get_by_role("button", name="Delete workspace").click()
-    expect(page).to_have_url(app_url(edge, "/"))
+    expect(page).to_have_url(app_url(edge, "/workspaces"))

@@ -72,7 +72,8 @@ class LoopbackServer:
         if self.tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*self.tls)
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
+        # Port 0 the first time; a server stopped and started again comes back on its port.
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=context)
         await site.start()
         self.port = self._runner.addresses[0][1]
 

@@ -1,10 +1,10 @@
-// The agent's golden frames (tests/golden/terminal/*.json, tests/golden/agent_session/*.json),
+// The golden frames (tests/golden/{terminal,agent_session,project_chat}/*.json),
 // shared with tests/agent and tests/worker so that the browser and the agent cannot drift.
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 
 const GOLDEN_ROOT = join(import.meta.dirname, "..", "golden");
-export type Protocol = "terminal" | "agent_session";
+export type Protocol = "terminal" | "agent_session" | "project_chat";
 
 export interface Golden {
   name: string;

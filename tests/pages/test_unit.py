@@ -4,7 +4,8 @@
 against every golden frame in tests/golden/terminal/, the reconnecting client, the
 agent-session frames against tests/golden/agent_session/, how those frames become the
 conversation the Agent tab shows, and its components rendered to HTML (markdown without raw
-HTML, diffs, tool cards).
+HTML, diffs, tool cards); the project chat's frames against tests/golden/project_chat/, its
+messages as a conversation, and the project screens' addresses.
 """
 
 import os

@@ -8,6 +8,7 @@ import pytest
 
 from devtools.local_ca import LocalCa
 from tests.fakes.anthropic import ScriptedModel
+from tests.fakes.github import FakeGitHub
 from tests.fakes.openai import OpenAiModels
 from tests.pyodide.callers import DEVELOPMENT_VARS
 from tests.pyodide.harness import PyodideWorker
@@ -66,17 +67,27 @@ def development(
     openai: OpenAiModels,
     anthropic: ScriptedModel,
     nodes_ca: LocalCa,
+    github: FakeGitHub | None = None,
 ) -> PyodideWorker:
     """A Worker in development mode (dev sign-in), with `sam dev`'s LOCAL_NODES binding
     played by the launcher double and the model APIs that check agent keys before they are
-    saved by loopback doubles; its agents' CA is trusted, as `sam dev` trusts its own."""
+    saved (and the GitHub App, when given) by loopback doubles; its agents' CA is trusted,
+    as `sam dev` trusts its own."""
     upstreams = {"SAM_OPENAI_API_URL": openai.url, "SAM_ANTHROPIC_API_URL": anthropic.url}
+    app_vars = github.app_public_vars() if github else {}
     return PyodideWorker(
         bundle,
-        vars={**DEVELOPMENT_VARS, **upstreams},
+        vars={**DEVELOPMENT_VARS, **upstreams, **app_vars},
         services={"LOCAL_NODES": launcher.url},
+        secrets=github.app_secrets() if github else None,
         loopback_cas=(nodes_ca.cert_path,),
     )
+
+
+@pytest.fixture(scope="module")
+def github() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +96,12 @@ def development_worker(
     node_launcher: NodeLauncherDouble,
     openai: OpenAiModels,
     anthropic: ScriptedModel,
+    github: FakeGitHub,
     nodes_ca: LocalCa,
 ) -> Iterator[PyodideWorker]:
-    """A development Worker of its own per module (its first user is the admin)."""
-    worker = development(bundle, node_launcher, openai, anthropic, nodes_ca)
+    """A development Worker of its own per module (its first user is the admin), with the
+    GitHub App configured against the loopback GitHub."""
+    worker = development(bundle, node_launcher, openai, anthropic, nodes_ca, github)
     yield worker
     worker.close()
 

@@ -352,10 +352,11 @@ class ControlPlaneDouble(LoopbackServer):
                 reply = {"error": "token_scope", "message": f"the token is for {self.node_id}"}
             elif kind == "chat-messages" and len(raw) > MAX_BATCH_BYTES:
                 status = 413
-                reply = {"error": "payload_too_large", "message": f"over {MAX_BATCH_BYTES}"}
+                reply = {"error": "batch_too_large", "message": f"over {MAX_BATCH_BYTES}"}
             elif problem is not None:
                 status = 400
-                reply = {"error": "invalid_request", "message": problem}
+                code = "invalid_batch" if kind == "chat-messages" else "invalid_request"
+                reply = {"error": code, "message": problem}
             elif kind in self.unavailable:
                 status = 503
                 reply = {"error": "unavailable", "message": "down, as the test asked"}

@@ -12,14 +12,9 @@ import { useLoad } from "../hooks";
 import { Link } from "../router";
 import { ConversationView } from "./ConversationView";
 import { openRequests } from "./conversation";
+import { PermissionModes } from "./PermissionModes";
 import { MAX_PROMPT_CHARS, type PermissionMode } from "./protocol";
 import { AgentSessions, type ViewerStatus, sessionState } from "./sessions";
-
-const MODES: { mode: PermissionMode; label: string; hint: string }[] = [
-  { mode: "ask", label: "Ask", hint: "asks before every edit and command" },
-  { mode: "accept_edits", label: "Accept edits", hint: "edits files freely; asks before commands" },
-  { mode: "bypass", label: "Bypass", hint: "never asks" },
-];
 
 const VIEWER_TEXT: Record<ViewerStatus, string> = {
   none: "",
@@ -198,15 +193,11 @@ function SessionView({ store, onWaiting }: { store: AgentSessions; onWaiting?: (
       {sessions !== null && (
         <form className="agent-prompt" onSubmit={(event) => void submit(event)}>
           {!live && (
-            <fieldset className="agent-modes">
-              <legend>{sessionId ? "Start a new session" : "Start the agent"} — permissions</legend>
-              {MODES.map((m) => (
-                <label key={m.mode} title={m.hint}>
-                  <input type="radio" name="permission-mode" value={m.mode} checked={mode === m.mode} onChange={() => setMode(m.mode)} />{" "}
-                  {m.label} <span className="muted small">({m.hint})</span>
-                </label>
-              ))}
-            </fieldset>
+            <PermissionModes
+              legend={`${sessionId ? "Start a new session" : "Start the agent"} — permissions`}
+              mode={mode}
+              onChange={setMode}
+            />
           )}
           <label className="visually-hidden" htmlFor="agent-prompt-text">
             Prompt

@@ -6,6 +6,7 @@ import type { Conversation, Item } from "./conversation";
 import { AgentMessage, Thought, UserMessage } from "./Message";
 import { PermissionPrompt } from "./PermissionPrompt";
 import { Plan } from "./Plan";
+import { RunProgress } from "../projects/RunProgress";
 import { ToolCard } from "./ToolCard";
 
 const STOP_REASONS: Record<string, string> = {
@@ -112,6 +113,10 @@ const ItemView = memo(function ItemView({
       );
     case "stopped":
       return <p className="note">{STOPPED[item.reason] ?? "The session stopped."}</p>;
+    case "run":
+      return <RunProgress steps={item.steps} />;
+    case "truncated":
+      return <p className="note muted">A {item.role} message here was too large to keep whole (over 64 KiB) and is left out.</p>;
     case "gap":
       return (
         <p className="note muted">

@@ -11,13 +11,17 @@
  *   turn_ended                  → idle again (a turn that did not end normally says why)
  *   agent_error, crashed, gap   → notes in the flow; crashed and stopped end the session
  *   restarting, resumed         → a crash the gateway recovers from: restarting, then idle
+ *   run (project chats only)    → one progress card per run, a line per step
  *
  * A frame whose seq is not above the last one applied is ignored: a replay that overlaps
- * what the page has never shows anything twice.
+ * what the page has never shows anything twice. The Agent tab orders by the session's own
+ * seq (`applyFrame`); a project chat by the project's seq of each message (`applyAt`), as
+ * its frames come from several sessions and from the control plane.
  */
 
 import type { ContentBlock, PlanEntry, ToolCall, ToolCallUpdate } from "@agentclientprotocol/sdk";
 
+import type { ControlFrame, RunStep } from "../projects/protocol";
 import type { PermissionMode, ServerFrame, SessionFrame, SessionState } from "./protocol";
 
 export type ResolvedBy = Extract<SessionFrame, { type: "permission_resolved" }>["by"];
@@ -44,7 +48,16 @@ export type Item =
   | { kind: "restarting"; seq: number; cause: string; attempt: number; limit: number; delaySeconds: number }
   | { kind: "resumed"; seq: number; contextLost: boolean }
   | { kind: "stopped"; seq: number; reason: string }
+  | { kind: "run"; seq: number; runId: string; steps: RunStep[] }
+  | { kind: "truncated"; seq: number; role: string }
   | { kind: "gap"; after: number; firstSeq: number };
+
+/** Stands for a project chat's message kept cut short (over wire.chat.MAX_MESSAGE_BYTES): its
+ * frame is only a prefix, so the page says so instead of reading it. */
+export interface TruncatedMark {
+  type: "truncated";
+  role: string;
+}
 
 export interface Conversation {
   items: Item[];
@@ -66,9 +79,14 @@ export function applyFrame(conversation: Conversation, frame: ServerFrame): Conv
     const gap: Item = { kind: "gap", after: frame.after, firstSeq: frame.first_seq };
     return { ...conversation, items: [...conversation.items, gap] };
   }
-  if (frame.seq <= conversation.lastSeq) return conversation;
-  const next = { ...conversation, lastSeq: frame.seq };
-  const { seq } = frame;
+  return applyAt(conversation, frame.seq, frame);
+}
+
+/** `conversation` with `frame` applied as number `seq` of the stream (its own seq, if it has
+ * one, is the agent session's and does not order a project chat). */
+export function applyAt(conversation: Conversation, seq: number, frame: SessionFrame | ControlFrame | TruncatedMark): Conversation {
+  if (seq <= conversation.lastSeq) return conversation;
+  const next = { ...conversation, lastSeq: seq };
   switch (frame.type) {
     case "started":
       return {
@@ -117,6 +135,12 @@ export function applyFrame(conversation: Conversation, frame: ServerFrame): Conv
       return { ...next, state: "idle", items: [...next.items, { kind: "resumed", seq, contextLost: frame.context === "lost" }] };
     case "stopped":
       return { ...next, state: "stopped", items: [...next.items, { kind: "stopped", seq, reason: frame.reason }] };
+    case "run":
+      return { ...next, items: mergeRunStep(next.items, seq, frame) };
+    case "truncated":
+      return { ...next, items: [...next.items, { kind: "truncated", seq, role: frame.role }] };
+    default:
+      return next; // a frame type newer than this page: skipped, never fatal
   }
 }
 
@@ -196,6 +220,17 @@ function replacePlan(items: Item[], seq: number, entries: PlanEntry[]): Item[] {
     if (item.kind === "plan") return [...items.slice(0, i), { ...item, entries }, ...items.slice(i + 1)];
   }
   return [...items, { kind: "plan", seq, entries }];
+}
+
+function mergeRunStep(items: Item[], seq: number, frame: Extract<ControlFrame, { type: "run" }>): Item[] {
+  // One card per run; a step's later status replaces its earlier one in place.
+  const step: RunStep = { step: frame.step, status: frame.status, detail: frame.detail };
+  const index = items.findIndex((item) => item.kind === "run" && item.runId === frame.run_id);
+  if (index < 0) return [...items, { kind: "run", seq, runId: frame.run_id, steps: [step] }];
+  const found = items[index] as Extract<Item, { kind: "run" }>;
+  const at = found.steps.findIndex((s) => s.step === frame.step);
+  const steps = at < 0 ? [...found.steps, step] : found.steps.map((s, i) => (i === at ? step : s));
+  return [...items.slice(0, index), { ...found, steps }, ...items.slice(index + 1)];
 }
 
 /** The permission requests no one has answered yet. */

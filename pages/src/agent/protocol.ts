@@ -146,14 +146,20 @@ export const OPTIONAL_FIELDS: { readonly [K in keyof typeof FIELDS]?: readonly s
   prompt: ["prompt_id"],
 };
 
-const SERVER_TYPES: ReadonlySet<string> = new Set(Object.keys(FIELDS).filter((t) => t !== "answer_permission"));
+export const SERVER_TYPES: ReadonlySet<string> = new Set(Object.keys(FIELDS).filter((t) => t !== "answer_permission"));
 
 export { ProtocolError };
 
 /** Parse one text frame of the viewer WebSocket; throws ProtocolError on anything else. */
 export function decodeServerFrame(text: string): ServerFrame {
-  const frame = decodeTypedObject(text, SERVER_TYPES);
+  return checkServerFrame(decodeTypedObject(text, SERVER_TYPES));
+}
+
+/** `frame` as a ServerFrame when it has its type's fields (a project chat's messages carry
+ * these frames inside); throws ProtocolError otherwise. */
+export function checkServerFrame(frame: Record<string, unknown> & { type: string }): ServerFrame {
   const type = frame.type;
+  if (!SERVER_TYPES.has(type)) throw new ProtocolError(`unknown frame type ${JSON.stringify(type)}`);
   const optional = OPTIONAL_FIELDS[type as ServerFrame["type"]] ?? [];
   const missing = FIELDS[type as ServerFrame["type"]].filter((name) => !(name in frame) && !optional.includes(name));
   if (missing.length > 0) throw new ProtocolError(`a ${type} frame without ${missing.join(", ")}`);

@@ -11,6 +11,7 @@
  */
 
 import { ApiError, api, request } from "../api/client";
+import { LiveStore, type Problem, problemOf } from "../store";
 import { reconnectDelayMs } from "../terminal/backoff";
 import { type Conversation, applyFrame, emptyConversation } from "./conversation";
 import {
@@ -25,11 +26,6 @@ import {
 } from "./protocol";
 
 export type ViewerStatus = "none" | "connecting" | "open" | "reconnecting" | "closed";
-
-export interface Problem {
-  code: string;
-  message: string;
-}
 
 export interface AgentSnapshot {
   /** null until the first list arrives. */
@@ -70,32 +66,23 @@ export function sessionState(snapshot: AgentSnapshot): SessionState | null {
 /** Failed reconnects after which the page asks the node whether the session still exists. */
 const RECHECK_AFTER_ATTEMPTS = 3;
 
-export class AgentSessions {
-  private current: AgentSnapshot = {
-    sessions: null,
-    sessionId: null,
-    conversation: emptyConversation(),
-    viewer: "none",
-    creating: false,
-    problem: null,
-    answered: {},
-  };
-  private listeners = new Set<() => void>();
+export class AgentSessions extends LiveStore<AgentSnapshot> {
   private minted: Minted | null = null;
   private socket: WebSocket | null = null;
   private attempt = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private disposed = false;
-  private renderRequest = 0;
 
-  constructor(readonly workspaceId: string) {}
-
-  subscribe = (listener: () => void): (() => void) => {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  };
-
-  snapshot = (): AgentSnapshot => this.current;
+  constructor(readonly workspaceId: string) {
+    super({
+      sessions: null,
+      sessionId: null,
+      conversation: emptyConversation(),
+      viewer: "none",
+      creating: false,
+      problem: null,
+      answered: {},
+    });
+  }
 
   /** List the sessions and show the one this tab showed last (or the newest). */
   async start(): Promise<void> {
@@ -171,11 +158,9 @@ export class AgentSessions {
     this.socket?.close();
   }
 
-  dispose(): void {
-    this.disposed = true;
-    cancelAnimationFrame(this.renderRequest);
+  override dispose(): void {
+    super.dispose();
     this.closeSocket();
-    this.listeners.clear();
   }
 
   // --- internals ----------------------------------------------------------------------------
@@ -322,26 +307,8 @@ export class AgentSessions {
     const sessions = (this.current.sessions ?? []).map((s) => (s.id === info.id ? info : s));
     this.update({ sessions });
   }
-
-  private update(change: Partial<AgentSnapshot>): void {
-    if (this.disposed) return;
-    this.current = { ...this.current, ...change };
-    // One render per animation frame, however many frames arrived: a replay of thousands
-    // of updates after a reload renders a few times, not thousands.
-    if (this.renderRequest === 0) {
-      this.renderRequest = requestAnimationFrame(() => {
-        this.renderRequest = 0;
-        for (const listener of this.listeners) listener();
-      });
-    }
-  }
 }
 
 function newest(sessions: AgentSessionInfo[]): AgentSessionInfo | undefined {
   return [...sessions].sort((a, b) => b.created_at.localeCompare(a.created_at))[0];
-}
-
-function problemOf(error: unknown): Problem {
-  if (error instanceof ApiError) return { code: error.code, message: error.message };
-  return { code: "error", message: error instanceof Error ? error.message : String(error) };
 }

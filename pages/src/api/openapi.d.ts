@@ -523,7 +523,8 @@ export interface paths {
         /** Chats */
         get: operations["chats_api_projects__project_id__chats_get"];
         put?: never;
-        post?: never;
+        /** Create */
+        post: operations["create_api_projects__project_id__chats_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -561,7 +562,8 @@ export interface paths {
          */
         get: operations["messages_api_projects__project_id__chats__chat_id__messages_get"];
         put?: never;
-        post?: never;
+        /** Follow Up */
+        post: operations["follow_up_api_projects__project_id__chats__chat_id__messages_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -647,6 +649,142 @@ export interface paths {
         put?: never;
         /** Terminal Token */
         post: operations["terminal_token_api_terminal_token_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/github/install": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Install */
+        get: operations["install_api_github_install_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/github/setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Setup Callback */
+        get: operations["setup_callback_api_github_setup_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/github/installations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Installations */
+        get: operations["list_installations_api_github_installations_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/github/repositories": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Repositories */
+        get: operations["list_repositories_api_github_repositories_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/github/repositories/{owner}/{repo}/branches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Branches */
+        get: operations["list_branches_api_github_repositories__owner___repo__branches_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/chats/{chat_id}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop */
+        post: operations["stop_api_projects__project_id__chats__chat_id__stop_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/chats/{chat_id}/permissions/{request_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Answer Permission */
+        post: operations["answer_permission_api_projects__project_id__chats__chat_id__permissions__request_id__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/chats/{chat_id}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Run */
+        get: operations["run_api_projects__project_id__chats__chat_id__run_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -745,6 +883,20 @@ export interface components {
             expires_at: number;
             /** Control Plane Url */
             control_plane_url: string;
+        };
+        /** BranchList */
+        BranchList: {
+            /** Branches */
+            branches: components["schemas"]["BranchOut"][];
+        };
+        /** BranchOut */
+        BranchOut: {
+            /** Name */
+            name: string;
+            /** Sha */
+            sha: string;
+            /** Protected */
+            protected: boolean;
         };
         /** CertificateOut */
         CertificateOut: {
@@ -858,6 +1010,8 @@ export interface components {
         /** DeploymentOut */
         DeploymentOut: {
             sign_in: components["schemas"]["SignInMethods"];
+            /** Github App */
+            github_app: boolean;
             /** Providers */
             providers: components["schemas"]["ProviderOption"][];
         };
@@ -883,6 +1037,11 @@ export interface components {
              * @enum {string}
              */
             level: "error" | "warning";
+        };
+        /** FollowUp */
+        FollowUp: {
+            /** Text */
+            text: string;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -912,6 +1071,22 @@ export interface components {
              */
             refused: number;
         };
+        /** InstallationList */
+        InstallationList: {
+            /** Installations */
+            installations: components["schemas"]["InstallationOut"][];
+        };
+        /** InstallationOut */
+        InstallationOut: {
+            /** Id */
+            id: number;
+            /** Account */
+            account: string;
+            /** Account Type */
+            account_type: string;
+            /** Created At */
+            created_at: string;
+        };
         /** Jwks */
         Jwks: {
             /** Keys */
@@ -936,6 +1111,18 @@ export interface components {
          * @enum {string}
          */
         MessageRole: "user" | "assistant" | "thinking" | "tool" | "plan" | "system";
+        /**
+         * NewChat
+         * @description POST /api/projects/{pid}/chats: the first message; agent and mode default to the
+         *     project's.
+         */
+        NewChat: {
+            /** Message */
+            message: string;
+            /** Agent */
+            agent?: string | null;
+            permission_mode?: components["schemas"]["PermissionMode"] | null;
+        };
         /** NewCredential */
         NewCredential: {
             kind: components["schemas"]["CredentialKind"];
@@ -1073,6 +1260,17 @@ export interface components {
             id: string;
             status: components["schemas"]["LifecycleState"];
         };
+        /** PermissionChoice */
+        PermissionChoice: {
+            /** Option Id */
+            option_id: string;
+        };
+        /**
+         * PermissionMode
+         * @description How much the agent may do without asking; each maps onto an adapter mode.
+         * @enum {string}
+         */
+        PermissionMode: "ask" | "accept_edits" | "bypass";
         /** ProjectChanges */
         ProjectChanges: {
             /** Name */
@@ -1140,6 +1338,28 @@ export interface components {
             /** Hint */
             hint?: string | null;
         };
+        /** RepositoryList */
+        RepositoryList: {
+            /** Repositories */
+            repositories: components["schemas"]["RepositoryOut"][];
+        };
+        /** RepositoryOut */
+        RepositoryOut: {
+            /** Installation Id */
+            installation_id: number;
+            /** Full Name */
+            full_name: string;
+            /** Owner */
+            owner: string;
+            /** Name */
+            name: string;
+            /** Private */
+            private: boolean;
+            /** Default Branch */
+            default_branch: string;
+            /** Clone Url */
+            clone_url: string;
+        };
         /** RotatedKey */
         RotatedKey: {
             /** Kid */
@@ -1149,12 +1369,69 @@ export interface components {
             /** Retired Published Seconds */
             retired_published_seconds: number;
         };
+        /**
+         * Run
+         * @description A run as TaskRunner.status reports it.
+         */
+        Run: {
+            /** Run Id */
+            run_id: string;
+            /**
+             * Mode
+             * @constant
+             */
+            mode: "conversation";
+            /** Project Id */
+            project_id: string;
+            /** Chat Id */
+            chat_id: string;
+            status: components["schemas"]["RunStatus"];
+            step: components["schemas"]["Step"] | null;
+            /** Steps */
+            steps: components["schemas"]["StepReport"][];
+            /** Workspace Id */
+            workspace_id: string | null;
+            /** Agent Session Id */
+            agent_session_id: string | null;
+            /** Error */
+            error: string | null;
+            /** Pending Controls */
+            pending_controls: number;
+            /** Created At */
+            created_at: number;
+            /** Updated At */
+            updated_at: number;
+        };
+        /**
+         * RunStatus
+         * @description A TaskRunner run (durable_objects/task_runner.py).
+         * @enum {string}
+         */
+        RunStatus: "starting" | "active" | "stopped" | "failed";
         /** SignInMethods */
         SignInMethods: {
             /** Github */
             github: boolean;
             /** Development */
             development: boolean;
+        };
+        /**
+         * Step
+         * @enum {string}
+         */
+        Step: "workspace" | "workspace_ready" | "agent_session" | "linked";
+        /** StepReport */
+        StepReport: {
+            name: components["schemas"]["Step"];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "succeeded" | "failed";
+            /** Attempts */
+            attempts: number;
+            /** Detail */
+            detail: string | null;
         };
         /**
          * StepStatus
@@ -2465,6 +2742,41 @@ export interface operations {
             };
         };
     };
+    create_api_projects__project_id__chats_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewChat"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatInfo"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     chat_api_projects__project_id__chats__chat_id__get: {
         parameters: {
             query?: never;
@@ -2520,6 +2832,42 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MessagePage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    follow_up_api_projects__project_id__chats__chat_id__messages_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FollowUp"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatMessage"];
                 };
             };
             /** @description Validation Error */
@@ -2655,6 +3003,228 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TerminalToken"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    install_api_github_install_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    setup_callback_api_github_setup_get: {
+        parameters: {
+            query?: {
+                installation_id?: string;
+                setup_action?: string;
+                state?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_installations_api_github_installations_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstallationList"];
+                };
+            };
+        };
+    };
+    list_repositories_api_github_repositories_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryList"];
+                };
+            };
+        };
+    };
+    list_branches_api_github_repositories__owner___repo__branches_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                owner: string;
+                repo: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BranchList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    stop_api_projects__project_id__chats__chat_id__stop_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatInfo"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    answer_permission_api_projects__project_id__chats__chat_id__permissions__request_id__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                chat_id: string;
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PermissionChoice"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    run_api_projects__project_id__chats__chat_id__run_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Run"];
                 };
             };
             /** @description Validation Error */

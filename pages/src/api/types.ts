@@ -25,3 +25,7 @@ export type TerminalToken = Schemas["TerminalToken"];
 /** What the deployment offers: sign-in methods, and each provider with why it is not available. */
 export type Deployment = Schemas["DeploymentOut"];
 export type ProviderOption = Schemas["ProviderOption"];
+/** A repository and the defaults its chats start with (docs/protocols/project-chat.md). */
+export type Project = Schemas["ProjectOut"];
+export type NewProject = Schemas["NewProject"];
+export type ProjectChanges = Schemas["ProjectChanges"];

@@ -1,35 +1,14 @@
-import { type FormEvent, useEffect, useId, useRef, useState } from "react";
+import { type FormEvent, useId, useRef, useState } from "react";
 
 import { api } from "../api/client";
-import type { NewWorkspace, Provider, ProviderOption } from "../api/types";
+import type { NewWorkspace } from "../api/types";
+import { ProviderFields, useProviderChoice } from "../components/ProviderChoice";
 import { ErrorNote, PageHeader } from "../components/ui";
-import { useLoad, useTitle } from "../hooks";
+import { useTitle } from "../hooks";
 import { Link, navigate } from "../router";
 
-const PROVIDERS: { value: Provider; label: string; help: string }[] = [
-  {
-    value: "local",
-    label: "Local node",
-    help: "An agent on the machine that runs sam dev. No cloud account needed; a local path works too.",
-  },
-  {
-    value: "hetzner",
-    label: "Hetzner Cloud",
-    help: "A VM in your own Hetzner project (needs a Hetzner API token in Settings).",
-  },
-];
 // The API's own limit (worker/workspaces/spec.py MAX_NAME_CHARS): longer names are refused, never cut.
 const MAX_NAME_CHARS = 64;
-
-function defaultProvider(): Provider {
-  return window.location.hostname.endsWith("localhost") ? "local" : "hetzner";
-}
-
-/** Why this deployment cannot serve `provider` (null: it can, or we do not know yet). */
-function unavailable(options: ProviderOption[] | undefined, provider: Provider): string | null {
-  const option = options?.find((each) => each.name === provider);
-  return option && !option.available ? (option.reason ?? "Not available on this deployment.") : null;
-}
 
 export function NewWorkspaceScreen() {
   useTitle("New workspace");
@@ -37,20 +16,11 @@ export function NewWorkspaceScreen() {
   const [repository, setRepository] = useState("");
   const [branch, setBranch] = useState("");
   const [name, setName] = useState("");
-  const [provider, setProvider] = useState<Provider>(defaultProvider);
-  const [size, setSize] = useState("");
+  const choice = useProviderChoice();
+  const { provider, size } = choice;
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const repositoryRef = useRef<HTMLInputElement>(null);
-  const offered = useLoad(() => api.deployment(), []);
-  const options = offered.data?.providers;
-  // The first provider this deployment can serve, once it has said which.
-  useEffect(() => {
-    if (options && unavailable(options, provider)) {
-      const usable = options.find((option) => option.available);
-      if (usable) setProvider(usable.name);
-    }
-  }, [options]);
   const nameTooLong = name.trim().length > MAX_NAME_CHARS;
 
   const submit = async (event: FormEvent) => {
@@ -83,7 +53,7 @@ export function NewWorkspaceScreen() {
     <>
       <PageHeader title="New workspace">
         <p className="muted">
-          <Link href="/">Workspaces</Link> / new
+          <Link href="/workspaces">Workspaces</Link> / new
         </p>
       </PageHeader>
       <form className="card form" onSubmit={(event) => void submit(event)} noValidate>
@@ -139,59 +109,13 @@ export function NewWorkspaceScreen() {
             </p>
           </div>
         </div>
-        <fieldset className="field">
-          <legend>Where it runs</legend>
-          <div className="choices">
-            {PROVIDERS.map((option) => {
-              const why = unavailable(options, option.value);
-              return (
-                <label key={option.value} className={`choice ${why ? "choice-disabled" : ""}`}>
-                  <input
-                    type="radio"
-                    name="provider"
-                    value={option.value}
-                    checked={provider === option.value}
-                    disabled={why !== null}
-                    onChange={() => setProvider(option.value)}
-                    aria-describedby={`${id}-${option.value}-help`}
-                  />
-                  <span>
-                    <strong>{option.label}</strong>
-                    <span className="muted small block" id={`${id}-${option.value}-help`}>
-                      {why ? `Not available here: ${why}` : option.help}
-                    </span>
-                  </span>
-                </label>
-              );
-            })}
-          </div>
-        </fieldset>
-        {provider === "hetzner" && (
-          <div className="field">
-            <label htmlFor={`${id}-size`}>
-              Server type <span className="muted">(optional)</span>
-            </label>
-            <input
-              id={`${id}-size`}
-              name="size"
-              autoCapitalize="off"
-              spellCheck={false}
-              placeholder="e.g. cx22"
-              value={size}
-              onChange={(event) => setSize(event.target.value)}
-              aria-describedby={`${id}-size-hint`}
-            />
-            <p className="hint" id={`${id}-size-hint`}>
-              A Hetzner server type. Empty: the cheapest shared type that fits.
-            </p>
-          </div>
-        )}
+        <ProviderFields id={id} choice={choice} />
         {error !== null && <ErrorNote error={error} />}
         <div className="form-actions">
           <button type="submit" className="button button-primary" disabled={busy}>
             {busy ? "Creating…" : "Create workspace"}
           </button>
-          <Link href="/" className="button button-quiet">
+          <Link href="/workspaces" className="button button-quiet">
             Cancel
           </Link>
         </div>

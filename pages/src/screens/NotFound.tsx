@@ -8,7 +8,7 @@ export function NotFoundScreen() {
     <>
       <PageHeader title="Nothing here" />
       <p>
-        This address is not a page of SAM. <Link href="/">Go to your workspaces</Link>.
+        This address is not a page of SAM. <Link href="/">Go to your projects</Link>.
       </p>
     </>
   );

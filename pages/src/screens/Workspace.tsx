@@ -69,7 +69,7 @@ export function WorkspaceScreen({ id }: { id: string }) {
           <Loading what="the workspace" />
         )}
         <p>
-          <Link href="/">All workspaces</Link>
+          <Link href="/workspaces">All workspaces</Link>
         </p>
       </>
     );
@@ -110,7 +110,7 @@ export function WorkspaceScreen({ id }: { id: string }) {
               onConfirm={async () => {
                 try {
                   await api.deleteWorkspace(id);
-                  navigate("/");
+                  navigate("/workspaces");
                 } catch (error) {
                   setActionError(error);
                 }

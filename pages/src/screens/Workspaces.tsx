@@ -1,7 +1,8 @@
 import { useEffect, useState } from "react";
 
 import { api } from "../api/client";
-import type { Credential, Workspace } from "../api/types";
+import type { Workspace } from "../api/types";
+import { Onboarding } from "../components/Onboarding";
 import { EmptyState, ErrorNote, Loading, PageHeader, providerName, StatusBadge, When } from "../components/ui";
 import { useLoad, useTitle } from "../hooks";
 import { Link } from "../router";
@@ -29,7 +30,16 @@ export function WorkspacesScreen() {
         }
       />
       {credentials.data && workspaces.data && (
-        <Onboarding credentials={credentials.data} workspaces={workspaces.data} />
+        <Onboarding
+          credentials={credentials.data}
+          first={{
+            done: workspaces.data.length > 0,
+            title: "Create your first workspace",
+            detail: "From a repository URL, or a local path on a local node.",
+            href: "/workspaces/new",
+            action: "New workspace",
+          }}
+        />
       )}
       {workspaces.state === "loading" && <Loading what="workspaces" />}
       {workspaces.state === "error" && <ErrorNote error={workspaces.error} onRetry={() => void workspaces.reload()} />}
@@ -70,57 +80,5 @@ function WorkspaceRow({ workspace }: { workspace: Workspace }) {
       </div>
       <StatusBadge status={workspace.status} />
     </li>
-  );
-}
-
-/** First steps, until all are done: a cloud credential, an agent key, a first workspace. */
-function Onboarding({ credentials, workspaces }: { credentials: Credential[]; workspaces: Workspace[] }) {
-  const steps = [
-    {
-      done: credentials.some((c) => c.kind === "hetzner"),
-      title: "Connect your Hetzner Cloud account",
-      detail: "Not needed for local nodes under sam dev.",
-      href: "/settings?kind=hetzner",
-      action: "Add a Hetzner token",
-    },
-    {
-      done: credentials.some((c) => c.kind === "anthropic" || c.kind === "openai"),
-      title: "Add an API key for the coding agent",
-      detail: "Anthropic for Claude Code, or OpenAI.",
-      href: "/settings?kind=anthropic",
-      action: "Add an agent key",
-    },
-    {
-      done: workspaces.length > 0,
-      title: "Create your first workspace",
-      detail: "From a repository URL, or a local path on a local node.",
-      href: "/workspaces/new",
-      action: "New workspace",
-    },
-  ];
-  if (steps.every((step) => step.done)) return null;
-  return (
-    <section className="card onboarding" aria-labelledby="onboarding-heading">
-      <h2 id="onboarding-heading">Get started</h2>
-      <ol className="checklist">
-        {steps.map((step) => (
-          <li key={step.title} className={step.done ? "done" : ""}>
-            <span className="check" aria-hidden="true">
-              {step.done ? "✓" : ""}
-            </span>
-            <div>
-              <strong>{step.title}</strong>
-              <span className="visually-hidden">{step.done ? " (done)" : " (to do)"}</span>
-              <div className="muted small">{step.detail}</div>
-            </div>
-            {!step.done && (
-              <Link href={step.href} className="button button-small">
-                {step.action}
-              </Link>
-            )}
-          </li>
-        ))}
-      </ol>
-    </section>
   );
 }
