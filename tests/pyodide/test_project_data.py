@@ -264,6 +264,20 @@ def test_a_viewer_resumes_after_n_across_an_eviction(
     assert frames_until_caught_up(resumed)[0] == stored[3:] + fresh
 
 
+def test_a_dropped_viewer_leaves_the_others_served(
+    worker: PyodideWorker, project: str, user: str
+) -> None:
+    chat = linked_chat(worker, project, user)
+    gone, staying = (open_viewer(worker, project, f"chat={chat}&after=0") for _ in range(2))
+    frames_until_caught_up(gone)
+    frames_until_caught_up(staying)
+
+    gone.drop()  # a tab that lost its connection, no Close frame
+    rpc(worker, project, "ingest", WORKSPACE, outbox(project, chat, range(1, 3)), NOW)
+
+    assert next_messages(staying, 2) == rpc(worker, project, "messages", chat, 0, None, 10)
+
+
 def test_a_viewer_only_listens_and_bad_viewer_requests_are_refused(
     worker: PyodideWorker, project: str, user: str
 ) -> None:
