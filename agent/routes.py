@@ -22,7 +22,8 @@ from pydantic import BaseModel, ValidationError
 from agent.config import AgentConfig
 from agent.errors import BadRequest, InvalidWorkspaceSpec
 from agent.grants import RevokedGrants
-from agent.sessions.manager import MAX_CLIENT_FRAME_BYTES, AgentSessionManager
+from agent.sessions.manager import AgentSessionManager
+from agent.sessions.viewers import MAX_CLIENT_FRAME_BYTES
 from agent.terminals.manager import TerminalManager
 from agent.workspaces.manager import WorkspaceManager
 from wire.agent_api import (

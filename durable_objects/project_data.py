@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 from durable_objects import chat_viewers as viewers
 from durable_objects.chat_log import ChatLog, ChatRefused
 from durable_objects.project_schema import migrate
-from wire.chat import ID_PATTERN, MAX_PAGE_MESSAGES, IngestResult, OutboxMessage
+from wire.chat import ID_PATTERN, MAX_PAGE_MESSAGES, MESSAGE_ID_PATTERN, IngestResult, OutboxMessage
 from worker.deployment import Deployment
 from worker.logs import event
 from worker.platform import DurableObject, Response
@@ -41,6 +41,7 @@ from worker.projects import store
 log = logging.getLogger("sam.project_data")
 
 _ID = re.compile(ID_PATTERN)
+_MESSAGE_ID = re.compile(MESSAGE_ID_PATTERN)
 
 INDEX_EVERY_MESSAGES = 50
 INDEX_EVERY_SECONDS = 10.0
@@ -127,6 +128,11 @@ class ProjectData(DurableObject):
         self, project_id: str, chat_id: str, message_id: str, frame: dict, now: float
     ) -> Answer | None:
         """A control-plane message (the user's prompt, a run's progress); None: a duplicate."""
+        if not _MESSAGE_ID.match(str(message_id)) or not isinstance(frame, dict):
+            return {
+                "error": "invalid_message",
+                "message": f"{str(message_id)[:80]!r} is not a message id, or its frame no object.",
+            }
         answer = self._transaction(
             project_id, lambda: self.chat_log.append(chat_id, message_id, dict(frame), now, now)
         )

@@ -35,7 +35,8 @@ MAX_PAGE_MESSAGES = 500  # one GET of a chat's history
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 ChatId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 ProjectId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-MessageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_:-]{1,160}$")]
+MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_:-]{1,160}$"
+MessageId = Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)]
 
 
 class _Model(BaseModel):

@@ -4,7 +4,7 @@ Sessions run in the workspace's container as its remote user, in its folder
 (ContainerLauncher); the adapter reaches the model through the model proxy on the
 workspace's channel, with the channel's token as a stand-in key: the owner's real key is
 fetched from the control plane per session and kept in ModelSessions (memory only). A
-viewer WebSocket gets the stored frames after `after`, then the live ones
+viewer WebSocket (viewers.py) gets the stored frames after `after`, then the live ones
 (docs/protocols/agent-sessions.md). A session made with a chat link also sends its frames
 to that project chat (outbox.py).
 """
@@ -12,16 +12,14 @@ to that project chat (outbox.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
-from pydantic import BaseModel, ValidationError
+from aiohttp import web
+from pydantic import BaseModel
 
 from agent.channel import WorkspaceChannel
 from agent.channel.model_sessions import ModelSessions
@@ -41,10 +39,10 @@ from agent.persistence import Store
 from agent.sessions.container import ContainerLauncher, ContainerUser
 from agent.sessions.outbox import ChatOutbox
 from agent.sessions.permissions import UnknownOption, UnknownRequest
-from agent.sessions.session import VIEWER_QUEUE_FRAMES, AgentSession
+from agent.sessions.session import AgentSession
 from agent.sessions.tools import ADAPTERS
+from agent.sessions.viewers import serve_viewer
 from agent.terminals.manager import TerminalManager
-from agent.terminals.session import TokenBucket
 from agent.workspaces.manager import WorkspaceManager
 from wire import agent_session as w
 from wire.states import LifecycleState
@@ -52,8 +50,6 @@ from wire.states import LifecycleState
 log = logging.getLogger(__name__)
 
 MODEL_PROXY_PREFIX = "/model/sessions/"
-REPLAY_BATCH_FRAMES = 500
-MAX_CLIENT_FRAME_BYTES = 16 * 1024
 # States of a session that claims to run (resume_all brings them back after a restart).
 RUNNING_STATES = frozenset(
     {
@@ -65,7 +61,6 @@ RUNNING_STATES = frozenset(
 )
 # A workspace that stops or goes waits this long for its chats' last frames to be sent.
 OUTBOX_FLUSH_SECONDS = 5.0
-TOO_SLOW = f"over {VIEWER_QUEUE_FRAMES} frames behind: reconnect with after=<last seq>".encode()
 
 
 class AgentSessionManager:
@@ -273,74 +268,8 @@ class AgentSessionManager:
         answer `answer_permission` frames."""
         record = self._record(workspace_id, session_id)
         session = self._live.get(session_id)
-        queue = session.subscribe() if session is not None else None
-        reader = asyncio.create_task(self._read_frames(ws, session))
-        try:
-            sent = after
-            if after + 1 < record["first_seq"] and record["last_seq"] > after:
-                gap = w.GapFrame(type="gap", after=after, first_seq=record["first_seq"])
-                await ws.send_str(gap.model_dump_json())
-            while batch := self._store.frames_after(session_id, sent, REPLAY_BATCH_FRAMES):
-                for seq, body in batch:
-                    await ws.send_str(body)
-                    sent = seq
-            while queue is not None and not reader.done():
-                getter = asyncio.create_task(queue.get())
-                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()
-                    break
-                item = getter.result()
-                if item is None:
-                    break
-                seq, body = item
-                if seq > sent:  # frames stored before the replay read them are sent once
-                    await ws.send_str(body)
-                    sent = seq
-            if queue is not None and not reader.done():
-                assert session is not None
-                if session.state in (w.SessionState.STOPPED, w.SessionState.CRASHED):
-                    await ws.close(code=WSCloseCode.OK, message=b"the session has ended")
-                else:  # dropped for being too far behind (AgentSession._append)
-                    await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=TOO_SLOW)
-            await reader
-        except ConnectionResetError:
-            pass  # the viewer went away mid-send: nothing more to do for it
-        finally:
-            reader.cancel()
-            if queue is not None and session is not None:
-                session.unsubscribe(queue)
-
-    async def _read_frames(self, ws: web.WebSocketResponse, session: AgentSession | None) -> None:
         rate = self._config.max_frames_per_second
-        bucket = TokenBucket(rate, time.monotonic)
-        async for message in ws:
-            if not bucket.take():
-                text = f"more than {rate} frames per second; this frame was ignored, send fewer"
-                await _send_error(ws, "rate_limited", text)
-                continue
-            if message.type != WSMsgType.TEXT:
-                await _send_error(ws, "bad_frame", "send JSON text frames")
-                continue
-            if len(message.data) > MAX_CLIENT_FRAME_BYTES:
-                await _send_error(
-                    ws, "frame_too_large", f"frames are at most {MAX_CLIENT_FRAME_BYTES} bytes"
-                )
-                continue
-            try:
-                frame = w.CLIENT_FRAMES.validate_json(message.data)
-            except ValidationError as exc:
-                await _send_error(ws, "bad_frame", _first_problem(exc))
-                continue
-            try:
-                if session is None:
-                    raise UnknownRequest(frame.request_id)
-                session.answer(frame.request_id, frame.option_id)
-            except UnknownRequest:
-                text = f"no open permission request {frame.request_id!r} (answered already?)"
-                await _send_error(ws, "unknown_request", text)
-            except UnknownOption as exc:
-                await _send_error(ws, "bad_frame", str(exc))
+        await serve_viewer(ws, self._store, record, session, after, rate)
 
     # --- inside -------------------------------------------------------------------------------
 
@@ -403,15 +332,3 @@ def _target(workspace: dict[str, Any]) -> ContainerUser | None:
         folder=workspace["remote_folder"],
         env=workspace.get("remote_env") or {},
     )
-
-
-async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:
-    frame = w.ErrorFrame(type="error", code=code, message=message)  # type: ignore[arg-type]
-    with contextlib.suppress(ConnectionResetError):
-        await ws.send_str(frame.model_dump_json())
-
-
-def _first_problem(exc: ValidationError) -> str:
-    problem = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in problem["loc"]) or "frame"
-    return f"{where}: {problem['msg']}"

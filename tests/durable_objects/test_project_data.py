@@ -418,6 +418,9 @@ async def test_bad_calls_are_refused_with_what_to_do(
     chat = await linked_chat(deployment, project_id, user_id)
     with pytest.raises(InvalidInput):
         await chat_data.set_status(deployment, project_id, chat, "sleeping")
+    with pytest.raises(InvalidInput):
+        await chat_data.add_message(deployment, project_id, chat, "no spaces", {"type": "run"})
+    assert (await chat_data.get_chat(deployment, project_id, chat))["message_count"] == 0
     await chat_data.set_status(deployment, project_id, chat, "active")
     # Every status may follow every other but itself (a no-op): nothing else to refuse.
     assert (await chat_data.set_status(deployment, project_id, chat, "active"))[

@@ -111,6 +111,9 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "workspace_id": make_workspace,
     "project_id": make_project,
     "chat_id": make_chat,  # after both: the shared project's, linked to the shared workspace
+    "outbox_chat_id": make_chat,  # another, for the ingest route's batches (chat_batch)
+    # The chat flow's permission route (branch taskrunner): a request nobody made.
+    "request_id": lambda _: "harness-request",
 }
 
 

@@ -17,7 +17,7 @@ The statuses assume the matrix's world: the owner's shared node is still being c
 
 Adding a route: add `("METHOD", "/path/{param}"): user(owner=..., other=...)` (or
 `admin`, `node`, `public`) below, and a factory for any new path parameter in each suite
-(`chat_batch` reads the suite's shared `project_id` and `chat_id`).
+(`chat_batch` reads the suite's shared `project_id` and `outbox_chat_id`).
 """
 
 import json

@@ -10,7 +10,7 @@ Each answers what the agent's answer means for the caller: `done` (taken, or a r
 something taken), `gone` (the workspace or the session is no longer there: 404, or a
 session that has ended), `refused` (a 4xx the caller cannot fix by retrying; `message` says
 why, `code` is the agent's error code). An agent that cannot be reached (or a node not up)
-raises AgentUnreachable / NodeNotReady: the caller retries later.
+raises agent_client's AgentUnreachable / NodeNotReady: the caller retries later.
 """
 
 from dataclasses import dataclass
@@ -24,9 +24,7 @@ from worker.errors import UpstreamFailed
 from worker.nodes import service as nodes
 from worker.states import WorkspaceStatus
 from worker.workspaces import agent_client, store
-from worker.workspaces.agent_client import AgentAnswer, AgentUnreachable, NodeNotReady
-
-__all__ = ["AgentUnreachable", "Delivery", "NodeNotReady"]
+from worker.workspaces.agent_client import AgentAnswer
 
 # Answers that mean "the session (or its workspace) is no longer there".
 _GONE_CODES = frozenset(

@@ -30,6 +30,7 @@ from worker.projects import chat_data
 from worker.states import NodeStatus, WorkspaceStatus
 from worker.workspaces import dispatch, store
 from worker.workspaces import service as workspaces
+from worker.workspaces.agent_client import NodeNotReady
 
 READY_POLL_SECONDS = 2.0  # how often workspace_ready looks while the workspace is being made
 # Agents whose sessions need the owner's Anthropic key (the node's model proxy injects it).
@@ -51,7 +52,7 @@ class Outcome:
 
 def is_transient(error: SamError) -> bool:
     """Worth another try later: a third party or a node's agent failed, or is not up yet."""
-    return isinstance(error, UpstreamFailed | Unavailable | agent_sessions.NodeNotReady)
+    return isinstance(error, UpstreamFailed | Unavailable | NodeNotReady)
 
 
 async def run_step(

@@ -24,6 +24,7 @@ _KINDS: dict[str, type[SamError]] = {
     "invalid_state_transition": Conflict,
     "invalid_chat_status": InvalidInput,
     "invalid_chat_id": InvalidInput,
+    "invalid_message": InvalidInput,
 }
 
 

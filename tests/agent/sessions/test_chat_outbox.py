@@ -90,9 +90,11 @@ def test_frames_go_eagerly_one_by_one_and_in_batches_under_load(
     try:
         created = sessions.create(id="as-out-1", chat=CHAT)
         assert created.status_code == 201, created.text
-        # A slow trickle: each update goes out alone, at once (no batch timer to wait for).
-        trickle = 10
-        assert sessions.prompt("as-out-1", f"updates {trickle} 300", "p-trickle").status_code == 202
+        # A slow trickle (an update a second): each goes out alone, at once (no batch timer).
+        trickle = 5
+        assert (
+            sessions.prompt("as-out-1", f"updates {trickle} 1000", "p-trickle").status_code == 202
+        )
         sessions.until("as-out-1", "the trickle", turn_ended(1))
         assert_in_order_once(control_plane, sessions, "as-out-1")
         with_updates = [
@@ -101,7 +103,10 @@ def test_frames_go_eagerly_one_by_one_and_in_batches_under_load(
             if any(m["frame"]["type"] == "update" for m in c.body["messages"])
         ]
         assert len(with_updates) == trickle
-        assert all(len(c.body["messages"]) == 1 for c in with_updates)
+        assert all(len(c.body["messages"]) == 1 for c in with_updates), [
+            [(m["frame"]["type"], m["frame"]["seq"]) for m in c.body["messages"]]
+            for c in posts(control_plane)
+        ]
 
         # A slow control plane and a burst: the first goes alone, the rest wait in batches.
         control_plane.ingest_delay_seconds = 0.5
@@ -116,9 +121,16 @@ def test_frames_go_eagerly_one_by_one_and_in_batches_under_load(
         for call in posts(control_plane):
             MessageBatch.model_validate(call.body)  # what the real route parses
             assert call.token == control_plane_token(agent)
+
+        # Deleting the workspace waits for the chat's last frame before its frames go.
+        control_plane.ingest_delay_seconds = 0.0
+        delete_workspace(agent, workspace_id)
+        last = control_plane.messages_of(CHAT_ID)[-1]["frame"]
+        assert (last["type"], last["reason"]) == ("stopped", "workspace_stopped")
     finally:
         sessions.client.close()
-        delete_workspace(agent, workspace_id)
+        with agent.client() as client:  # when the test failed before its own delete
+            client.delete(f"/workspaces/{workspace_id}")
 
 
 def control_plane_token(agent: Any) -> str:

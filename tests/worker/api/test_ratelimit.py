@@ -181,6 +181,21 @@ def test_only_accepted_workspaces_count_and_the_refusal_is_in_plain_words(edge: 
             assert client.delete(f"/api/workspaces/{reply.json()['id']}").status_code == 204
 
 
+def test_new_chats_count_against_the_workspace_limit(edge: Edge) -> None:
+    """A new chat makes a workspace (its run does): it is limited as one made directly."""
+    start_of_a_fresh_window(600, needed_seconds=10)
+    with closing(signed_in(edge, "chatter")) as client:
+        project = client.post("/api/projects", json={"repository": "https://example.com/c.git"})
+        assert project.status_code == 201, project.text
+        chats = f"/api/projects/{project.json()['id']}/chats"
+        unknown = f"/api/projects/p{'0' * 32}/chats"
+        for _ in range(CREATE_LIMIT + 1):  # a refused request costs nothing
+            assert client.post(unknown, json={"message": "hi"}).status_code == 404
+        made = [client.post(chats, json={"message": "hi"}) for _ in range(CREATE_LIMIT)]
+        assert [reply.status_code for reply in made] == [201] * CREATE_LIMIT
+        assert_rate_limited(client.post(chats, json={"message": "hi"}), 600)
+
+
 @pytest.mark.parametrize(
     ("seconds", "words"),
     [

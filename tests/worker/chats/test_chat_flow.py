@@ -13,14 +13,18 @@ what reached the agent, through the agent's own session routes.
 Covers: a new chat reaching active with the agent session it chose and its first prompt; a
 follow-up accepted while the node agent is down, delivered once when it is back; a
 permission answer reaching the agent; stop; a workspace deleted through the API stopping
-its chat, and the next message starting a fresh run whose agent gets the conversation.
+its chat, and the next message starting a fresh run whose agent gets the conversation;
+the edge killed (-9) with the agent-session and link steps' results rolled back in the
+run's storage: after its restart the alarm runs them again, and the agent still has one
+session that took its first prompt once.
 """
 
 import asyncio
 import json
 import secrets
-from collections.abc import Iterator
-from contextlib import closing
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,7 @@ from websockets.sync.client import connect
 from agent.config import CHECKOUT_CONTAINER_TOOLS
 from agent.sessions.tools import NODE, installed
 from devtools.local_nodes import agent_hostname
+from durable_objects.task_runner import TaskRunner
 from tests.agent.conftest import BASE_IMAGE
 from tests.fixtures.repos import make_repo
 from tests.support.agent import AgentProcess, start_agent
@@ -42,6 +47,10 @@ from tests.support.edge import Edge, running_edge
 from tests.support.edge_tokens import EdgeSigner
 from tests.support.wait import wait_for
 from tests.worker.edge.test_proxy import Member, as_member, certify, database, insert_node, sign_in
+from twin.alarms import AlarmScheduler
+from twin.clock import SystemClock
+from twin.durable_objects import DurableObjectNamespace
+from twin.storage import DurableObjectStorage
 from worker.api.ratelimit import LIMITS
 
 STAND_IN_SCRIPT = Path(__file__).parents[2] / "agent" / "sessions" / "stand_in_agent.mjs"
@@ -64,6 +73,18 @@ class Stage:
     agent: AgentProcess
     project: str
     client: httpx.Client  # the API as alice
+    edges: ExitStack  # every edge process this stage started, stopped at its end
+    variables: dict[str, str]
+
+    def crash_edge(self, while_down: Callable[[], None]) -> None:
+        """kill -9 the edge, run `while_down` on its files, start it again on the same
+        port and data (its signing keys and alarms with it)."""
+        self.edge.process.kill()
+        self.edge.process.wait()
+        while_down()
+        self.edge = self.edges.enter_context(
+            running_edge(self.edge.data_dir, port=self.edge.port, vars=self.variables)
+        )
 
     def chats(self, rest: str = "") -> str:
         return f"/api/projects/{self.project}/chats{rest}"
@@ -153,10 +174,8 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     variables = {"SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS)}
     repo = make_repo(base, "repo", files={STAND_IN_SCRIPT.name: STAND_IN_SCRIPT.read_text()})
     node_id = "n" + secrets.token_hex(8)
-    with (
-        running_edge(base / ".sam", vars=variables) as edge,
-        ControlPlaneDouble(node_id=node_id) as heartbeats,
-    ):
+    with ExitStack() as edges, ControlPlaneDouble(node_id=node_id) as heartbeats:
+        edge = edges.enter_context(running_edge(base / ".sam", vars=variables))
         signer = EdgeSigner(edge.data_dir, edge.domain)
         tls = certify(edge, node_id, base)
         env = {
@@ -173,7 +192,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
             mallory = sign_in(edge, "mallory")
             insert_node(edge, alice.id, agent.port, node_id)
             with as_member(edge, alice) as client:
-                yield Stage(
+                stage = Stage(
                     edge=edge,
                     signer=signer,
                     alice=alice,
@@ -182,7 +201,11 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
                     agent=agent,
                     project=insert_project(edge, alice.id, repo),
                     client=client,
+                    edges=edges,
+                    variables=variables,
                 )
+                yield stage
+                edge = stage.edge  # the one running now, if a test restarted it
         finally:
             if not agent.running:
                 agent.start()
@@ -349,3 +372,77 @@ def test_bad_requests_are_refused_with_a_reason(stage: Stage, chat: dict[str, An
     assert unknown.status_code == 404
     no_chat = stage.client.post(stage.chats("/c000/messages"), json={"text": "hi"})
     assert no_chat.status_code == 404
+
+
+def test_steps_run_again_after_an_edge_crash_make_nothing_twice(stage: Stage) -> None:
+    """The edge dies after the agent session was made and the chat linked, but (as the
+    rolled-back storage says) before either result was written: its alarm, firing after
+    the restart, runs both steps again. The agent still has one session, which took its
+    first prompt once, and the chat shows each step's start once."""
+    made = stage.client.post(stage.chats(), json={"message": "count me once"})
+    assert made.status_code == 201, made.text
+    chat_id = made.json()["id"]
+    run = stage.until_run(
+        chat_id, "the run to be active", lambda r: r["status"] == "active", ACTIVE_TIMEOUT_SECONDS
+    )
+
+    def roll_back() -> None:
+        storage, at_ms = runner_storage(stage.edge.data_dir, run["run_id"]), time.time() * 1000
+        storage.sql.exec(
+            "UPDATE steps SET status = 'pending', started_at = NULL, detail = NULL "
+            "WHERE name IN ('agent_session', 'linked')"
+        )
+        storage.sql.exec("UPDATE run SET status = 'starting', alarm_at = ?", at_ms / 1000)
+        storage.store_alarm(int(at_ms), retries=0)
+        storage.close()
+        scheduler = AlarmScheduler(stage.edge.data_dir / "do", SystemClock())
+        scheduler.schedule("TaskRunner", runner_id(stage.edge.data_dir, run["run_id"]), int(at_ms))
+        asyncio.run(scheduler.stop())  # closes its index: the restarted edge reads it
+
+    stage.crash_edge(roll_back)
+    again = stage.until_run(
+        chat_id, "the run to be active again", lambda r: r["status"] == "active", 60.0
+    )
+    assert (again["workspace_id"], again["agent_session_id"]) == (
+        run["workspace_id"],
+        run["agent_session_id"],
+    )
+    # The session step ran again (its create was repeated: 201, then 200 for the same id).
+    creates = [
+        line.split("status=")[1].split()[0]
+        for line in stage.agent.log().splitlines()
+        if "http.request method=POST" in line
+        and f"path=/workspaces/{run['workspace_id']}/agent-sessions " in line
+    ]
+    assert creates == ["201", "200"], creates
+    with stage.agent_client() as client:
+        listed = client.get(f"/workspaces/{run['workspace_id']}/agent-sessions")
+    assert [s["id"] for s in listed.json()["sessions"]] == [run["agent_session_id"]]
+    assert [p["text"] for p in stage.prompts(run)] == ["count me once"]
+    shown = [
+        (m["frame"]["step"], m["frame"]["status"])
+        for m in stage.messages(chat_id)
+        if m["frame"]["type"] == "run"
+    ]
+    assert shown.count(("agent_session", "started")) == 1
+    assert shown.count(("linked", "succeeded")) == 1
+
+
+def runner_id(data_dir: Path, run_id: str) -> str:
+    return (
+        DurableObjectNamespace(
+            TaskRunner,
+            data_dir / "do" / "TaskRunner",
+            lambda: None,
+            AlarmScheduler(data_dir, SystemClock()),
+        )
+        .idFromName(run_id)
+        .toString()
+    )
+
+
+def runner_storage(data_dir: Path, run_id: str) -> DurableObjectStorage:
+    """The run's object's storage file, as the stopped edge left it."""
+    return DurableObjectStorage(
+        data_dir / "do" / "TaskRunner" / f"{runner_id(data_dir, run_id)}.sqlite"
+    )

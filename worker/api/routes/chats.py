@@ -3,7 +3,8 @@
 For the project's owner (session or API token; anyone else's project or chat is the same
 404 as a made-up id):
     POST /api/projects/{pid}/chats  {message, agent?, permission_mode?}  → 201 ChatInfo
-         (starting: a run finds a node, makes the workspace, starts the agent)
+         (starting: a run finds a node, makes the workspace, starts the agent); counted
+         against the workspace_create rate limit
     POST /api/projects/{pid}/chats/{cid}/messages  {text}  → 202 ChatMessage (the user's)
     POST /api/projects/{pid}/chats/{cid}/stop  → ChatInfo (stopped)
     POST /api/projects/{pid}/chats/{cid}/permissions/{request_id}  {option_id}  → 202
@@ -15,12 +16,13 @@ WebSocket): the run's progress, the agent's frames. docs/protocols/project-chat.
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from wire.agent_session import PromptText
 from wire.chat import ChatInfo, ChatMessage
 from worker.api.deps import CurrentUser, DeploymentDep
+from worker.api.ratelimit import WORKSPACE_CREATE, count_accepted, rate_limited
 from worker.chats import flow
 from worker.chats.flow import NewChat
 from worker.chats.run import Run
@@ -43,11 +45,19 @@ class PermissionChoice(BaseModel):
     option_id: OptionId
 
 
-@router.post("/api/projects/{project_id}/chats", status_code=201, response_model=ChatInfo)
+@router.post(
+    "/api/projects/{project_id}/chats",
+    status_code=201,
+    response_model=ChatInfo,
+    # A new chat makes a workspace: it counts against the same limit as one made directly.
+    dependencies=[Depends(rate_limited(WORKSPACE_CREATE))],
+)
 async def create(
     project_id: str, body: NewChat, user: CurrentUser, deployment: DeploymentDep
 ) -> dict:
-    return await flow.new_chat(deployment, user, project_id, body)
+    chat = await flow.new_chat(deployment, user, project_id, body)
+    await count_accepted(deployment, WORKSPACE_CREATE, user.id)
+    return chat
 
 
 @router.post(

@@ -86,7 +86,7 @@ class ProjectOut(BaseModel):
 
     @classmethod
     def of(cls, project: Project) -> "ProjectOut":
-        return cls.model_validate(vars(project), from_attributes=False)
+        return cls.model_validate(vars(project))
 
 
 class ProjectList(BaseModel):
