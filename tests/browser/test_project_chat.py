@@ -22,7 +22,8 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from agent.config import CHECKOUT_CONTAINER_TOOLS
 from agent.sessions.tools import installed
-from tests.browser.support import api_client, app_url, sign_in
+from tests.browser.conftest import VIEWPORT
+from tests.browser.support import PHONE, api_client, app_url, sign_in
 from tests.fakes.anthropic import ScriptedModel, Turn, text, tool_use
 from tests.fixtures.repos import make_repo
 from tests.support.edge import Edge, running_edge
@@ -231,6 +232,13 @@ def test_a_project_chat_streams_survives_a_reload_mid_turn_and_takes_a_follow_up
     expect(page.locator(".chat .agent-bar .badge").first).to_have_text("stopped")
     expect(page.get_by_role("button", name="Send and restart")).to_be_visible()
     expect(page.get_by_test_id("chat-row").locator(".badge")).to_have_text("stopped")
+
+    # --- on a phone, the chat (sidebar above it) does not scroll sideways -------------------
+    page.set_viewport_size(PHONE)
+    expect(page.get_by_role("navigation", name="Chats")).to_be_visible()
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the chat scrolls sideways at 375 px ({width} px wide)"
+    page.set_viewport_size(VIEWPORT)
 
     # --- rename, then delete: the confirmation names what goes -----------------------------
     page.get_by_role("button", name="Rename").click()
