@@ -8,6 +8,8 @@ keeping WebCrypto's observable behaviour for the subset a Worker may use here:
                   pkcs8 / jwk · sign / verify with SHA-256, signatures raw r||s (64 bytes)
     AES-GCM       importKey raw (128/192/256 bits) · encrypt / decrypt with `iv`,
                   `additionalData`, a 128-bit tag appended to the ciphertext
+    RSASSA-PKCS1-v1_5 with SHA-256 (RS256)
+                  importKey pkcs8 (private) / spki or jwk (public) · sign / verify
 
 Methods are coroutines with WebCrypto's names and arguments (algorithms as dicts, key data
 as bytes or a JWK dict). Failures raise `DOMException` with WebCrypto's error names:
@@ -22,7 +24,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
@@ -32,6 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 P256_COORDINATE_BYTES = 32
 AES_KEY_BYTES = (16, 24, 32)
 GCM_TAG_BITS = 128
+RSASSA = "RSASSA-PKCS1-v1_5"
 
 
 class DOMException(Exception):
@@ -70,6 +73,48 @@ def _ecdsa_p256(algorithm: dict[str, Any]) -> dict[str, Any]:
     if algorithm.get("name") != "ECDSA" or algorithm.get("namedCurve") != "P-256":
         raise DOMException("NotSupportedError", f"only ECDSA on P-256 is modelled: {algorithm}")
     return {"name": "ECDSA", "namedCurve": "P-256"}
+
+
+def _algorithm_name(algorithm: dict[str, Any] | str) -> str | None:
+    # WebCrypto takes an algorithm as a dict or as its bare name.
+    return algorithm if isinstance(algorithm, str) else algorithm.get("name")
+
+
+def _import_rsa(
+    format: str,
+    key_data: bytes | dict[str, Any],
+    algorithm: dict[str, Any],
+    extractable: bool,
+    usages: list[str],
+) -> CryptoKey:
+    """An RSASSA-PKCS1-v1_5 key; its hash is fixed at import, as in WebCrypto."""
+    hash_name = algorithm.get("hash")
+    hash_name = hash_name.get("name") if isinstance(hash_name, dict) else hash_name
+    if hash_name != "SHA-256":
+        raise DOMException("NotSupportedError", f"only {RSASSA} with SHA-256: {algorithm}")
+    shape = {"name": RSASSA, "hash": {"name": "SHA-256"}}
+    try:
+        if format == "pkcs8" and isinstance(key_data, bytes):
+            handle: Any = serialization.load_der_private_key(key_data, password=None)
+            kind = "private"
+        elif format == "spki" and isinstance(key_data, bytes):
+            handle, kind = serialization.load_der_public_key(key_data), "public"
+        elif format == "jwk" and isinstance(key_data, dict) and "d" not in key_data:
+            if key_data.get("kty") != "RSA":
+                raise DOMException("DataError", "the JWK is not an RSA key")
+            numbers = rsa.RSAPublicNumbers(
+                int.from_bytes(_unb64url(key_data["e"]), "big"),
+                int.from_bytes(_unb64url(key_data["n"]), "big"),
+            )
+            handle, kind = numbers.public_key(), "public"
+        else:
+            raise DOMException("NotSupportedError", f"importKey {format!r} of {RSASSA}")
+    except (KeyError, TypeError, ValueError):
+        raise DOMException("DataError", f"the {format} data is not an RSA key") from None
+    if not isinstance(handle, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        raise DOMException("DataError", f"the {format} key is not an RSA key")
+    shape["modulusLength"] = handle.key_size
+    return CryptoKey(kind, extractable, shape, tuple(usages), handle)
 
 
 def _require(key: CryptoKey, usage: str, algorithm: str) -> None:
@@ -113,6 +158,8 @@ class SubtleCrypto:
                 raise DOMException("DataError", f"an AES key is not {len(keyData)} bytes")
             shape = {"name": "AES-GCM", "length": len(keyData) * 8}
             return CryptoKey("secret", extractable, shape, tuple(usages), bytes(keyData))
+        if algorithm.get("name") == RSASSA:
+            return _import_rsa(format, keyData, algorithm, extractable, usages)
         shape = _ecdsa_p256(algorithm)
         if format == "pkcs8":
             assert isinstance(keyData, bytes)
@@ -166,6 +213,9 @@ class SubtleCrypto:
         raise DOMException("NotSupportedError", f"exportKey {format!r} of a {key.type} key")
 
     async def sign(self, algorithm: dict[str, Any], key: CryptoKey, data: bytes) -> bytes:
+        if _algorithm_name(algorithm) == RSASSA:
+            _require(key, "sign", RSASSA)
+            return key.handle.sign(bytes(data), padding.PKCS1v15(), hashes.SHA256())
         _require(key, "sign", "ECDSA")
         if algorithm != {"name": "ECDSA", "hash": "SHA-256"}:
             raise DOMException("NotSupportedError", f"sign with {algorithm}")
@@ -177,6 +227,15 @@ class SubtleCrypto:
     async def verify(
         self, algorithm: dict[str, Any], key: CryptoKey, signature: bytes, data: bytes
     ) -> bool:
+        if _algorithm_name(algorithm) == RSASSA:
+            _require(key, "verify", RSASSA)
+            try:
+                key.handle.verify(
+                    bytes(signature), bytes(data), padding.PKCS1v15(), hashes.SHA256()
+                )
+            except InvalidSignature:
+                return False
+            return True
         _require(key, "verify", "ECDSA")
         if algorithm != {"name": "ECDSA", "hash": "SHA-256"}:
             raise DOMException("NotSupportedError", f"verify with {algorithm}")

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.github.private_key import pkcs8_der
+
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 ENVIRONMENTS = ("development", "production")
 DEFAULT_HETZNER_API_URL = "https://api.hetzner.cloud"
@@ -28,10 +30,21 @@ DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS = 30 * 60
 # local_paths.py): absolute directories separated by ":", "{login}" for the user's login.
 LOCAL_ROOTS_VAR = "SAM_LOCAL_REPOSITORY_ROOTS"
 LOGIN_PLACEHOLDER = "{login}"
+# The GitHub App (docs/github-app.md): all three settings, or none.
+GITHUB_APP_VARS = ("SAM_GITHUB_APP_ID", "SAM_GITHUB_APP_SLUG", "SAM_GITHUB_APP_PRIVATE_KEY")
+GITHUB_APP_SLUG_PATTERN = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 
 
 class ConfigError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class GitHubAppConfig:
+    app_id: str  # GitHub's numeric App ID: the app JWT's `iss`
+    slug: str  # the App's URL name: github.com/apps/{slug}
+    # PKCS #8 DER, whatever PEM form the setting held; a secret, so out of repr.
+    private_key: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,8 @@ class Config:
     node_provisioning_timeout_seconds: float = DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS
     # Local-path repositories: the roots any user may name (the operator may name any path).
     local_repository_roots: tuple[str, ...] = ()
+    # The GitHub App that reaches users' repositories (None until the operator sets it).
+    github_app: GitHubAppConfig | None = None
 
     @property
     def is_development(self) -> bool:
@@ -127,6 +142,7 @@ class Config:
                 float,
             ),
             local_repository_roots=_local_roots(str(_var(env, LOCAL_ROOTS_VAR, ""))),
+            github_app=_github_app(env),
         )
 
 
@@ -144,6 +160,34 @@ def _positive(env: Any, name: str, default: float, kind: type[int] | type[float]
     if not value > 0:  # also refuses NaN
         raise ConfigError(f"{name} must be positive, not {raw!r}")
     return value
+
+
+def _github_app(env: Any) -> GitHubAppConfig | None:
+    values = [str(_var(env, name, "")).strip() for name in GITHUB_APP_VARS]
+    if not any(values):
+        return None
+    missing = [name for name, value in zip(GITHUB_APP_VARS, values, strict=True) if not value]
+    if missing:
+        raise ConfigError(
+            f"The GitHub App needs {', '.join(GITHUB_APP_VARS)}; {', '.join(missing)} "
+            "is not set (docs/github-app.md)"
+        )
+    app_id, slug, pem = values
+    if not app_id.isdigit():
+        raise ConfigError(f"SAM_GITHUB_APP_ID is the App's numeric ID, not {app_id!r}")
+    if not re.fullmatch(GITHUB_APP_SLUG_PATTERN, slug):
+        raise ConfigError(
+            f"SAM_GITHUB_APP_SLUG is the App's URL name (github.com/apps/<slug>), not {slug!r}"
+        )
+    try:
+        private_key = pkcs8_der(pem)
+    except ValueError as exc:
+        # Never the value itself: it is the App's private key.
+        raise ConfigError(
+            f"SAM_GITHUB_APP_PRIVATE_KEY: {exc}; set it to the .pem file GitHub generated "
+            "(`wrangler secret put SAM_GITHUB_APP_PRIVATE_KEY < app.private-key.pem`)"
+        ) from None
+    return GitHubAppConfig(app_id, slug, private_key)
 
 
 def _local_roots(raw: str) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ BENCHMARKS = (
     "bench_workspace",
     "bench_terminal",
     "bench_browser",
+    "bench_project_chat",
 )
 SMOKE_TIMEOUT_SECONDS = 240
 

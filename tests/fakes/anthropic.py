@@ -78,10 +78,12 @@ def tool_use(name: str, input: dict[str, Any]) -> Block:
 @dataclass(frozen=True)
 class Turn:
     """One answer of the model. `stall`: after the first text delta the stream stops
-    (the connection stays open) until the client goes away or STALL_SECONDS pass."""
+    (the connection stays open) until the client goes away or STALL_SECONDS pass.
+    `pace_seconds`: a pause after each delta, as a model streams tokens (0: all at once)."""
 
     blocks: list[Block]
     stall: bool = False
+    pace_seconds: float = 0.0
 
     @property
     def stop_reason(self) -> str:
@@ -281,6 +283,8 @@ class ScriptedModel(LoopbackServer):
                 )
                 if turn.stall:
                     await asyncio.sleep(STALL_SECONDS)
+                elif turn.pace_seconds:
+                    await asyncio.sleep(turn.pace_seconds)
             await send("content_block_stop", {"type": "content_block_stop", "index": index})
         await send(
             "message_delta",

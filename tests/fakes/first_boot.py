@@ -176,6 +176,8 @@ class FirstBoot:
                 if line.strip() and not line.startswith("#"):
                     name, _, setting = line.partition("=")
                     environment[name] = setting
+        # What the skipped 25-container-tools.sh would have installed (see PRIVILEGED_STEPS).
+        environment["SAM_CONTAINER_TOOLS"] = str(ROOT / "tools" / "container")
         for directory in ("SAM_STATE_DIR", "HOME"):
             if directory in environment:
                 Path(environment[directory]).mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,8 @@ edge process can both reach it, and answers as github.com and api.github.com do:
   `error_description`, as GitHub's are.
 - `GET /user`, `GET /user/emails` with `Authorization: Bearer|token <access token>`;
   like GitHub, a request without User-Agent is refused (403).
+- The GitHub App's side (app JWT, installations, installation tokens, repositories,
+  branches, pulls): tests/fakes/github_app.py, mixed in.
 """
 
 import base64
@@ -25,6 +27,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from tests.fakes.github_app import GitHubAppSide
 from tests.fakes.loopback import LoopbackServer
 
 CLIENT_ID = "Iv1.sam-test-client"
@@ -75,7 +78,7 @@ def _s256(verifier: str) -> str:
     )
 
 
-class FakeGitHub(LoopbackServer):
+class FakeGitHub(GitHubAppSide, LoopbackServer):
     name = "github"
 
     def __init__(self, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET) -> None:
@@ -92,6 +95,7 @@ class FakeGitHub(LoopbackServer):
         self._tokens: dict[str, tuple[str, str]] = {}  # access token → (login, scope)
         self._lock = threading.Lock()
         self._next_id = 1000
+        self._init_app()
 
     def vars(self, users: str = "", orgs: str = "") -> dict[str, str]:
         """The deployment settings that point GitHub sign-in here, admitting `users` and
@@ -127,6 +131,17 @@ class FakeGitHub(LoopbackServer):
             self.accounts[login] = account
             return account
 
+    def user_tokens(self, login: str) -> list[str]:
+        """The OAuth tokens issued to `login`."""
+        with self._lock:
+            return [token for token, (owner, _) in self._tokens.items() if owner == login]
+
+    def revoke_user_tokens(self, login: str) -> None:
+        """The user revokes the app's authorization: their tokens stop working."""
+        with self._lock:
+            for token in [t for t, (owner, _) in self._tokens.items() if owner == login]:
+                del self._tokens[token]
+
     # --- lifecycle ----------------------------------------------------------------------
 
     def routes(self, app: web.Application) -> None:
@@ -135,6 +150,7 @@ class FakeGitHub(LoopbackServer):
         app.router.add_get("/user", self._user)
         app.router.add_get("/user/emails", self._emails)
         app.router.add_get("/user/memberships/orgs/{org}", self._membership)
+        self.app_routes(app)
 
     # --- OAuth --------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import pytest
 
 from devtools.local_ca import LocalCa
 from tests.fakes.anthropic import ScriptedModel
+from tests.fakes.github import FakeGitHub
 from tests.fakes.openai import OpenAiModels
 from tests.pyodide.callers import DEVELOPMENT_VARS
 from tests.pyodide.harness import PyodideWorker
@@ -60,22 +61,30 @@ def anthropic() -> Iterator[ScriptedModel]:
 
 
 @pytest.fixture(scope="module")
+def github() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
 def development_worker(
     bundle: Path,
     node_launcher: NodeLauncherDouble,
     openai: OpenAiModels,
     anthropic: ScriptedModel,
+    github: FakeGitHub,
     nodes_ca: LocalCa,
 ) -> Iterator[PyodideWorker]:
     """A Worker of its own per module (its first user is the admin), in development mode
     (dev sign-in), with `sam dev`'s LOCAL_NODES binding played by the launcher double and
-    the model APIs that check agent keys before they are saved by loopback doubles; its
-    agents' CA is trusted, as `sam dev` trusts its own."""
+    the model APIs that check agent keys before they are saved, and the GitHub App, by
+    loopback doubles; its agents' CA is trusted, as `sam dev` trusts its own."""
     upstreams = {"SAM_OPENAI_API_URL": openai.url, "SAM_ANTHROPIC_API_URL": anthropic.url}
     worker = PyodideWorker(
         bundle,
-        vars={**DEVELOPMENT_VARS, **upstreams},
+        vars={**DEVELOPMENT_VARS, **upstreams, **github.app_public_vars()},
         services={"LOCAL_NODES": node_launcher.url},
+        secrets=github.app_secrets(),
         loopback_cas=(nodes_ca.cert_path,),
     )
     yield worker

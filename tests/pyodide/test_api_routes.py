@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.anthropic import ScriptedModel
+from tests.fakes.github import FakeGitHub
 from tests.pyodide.callers import (
     API,
     APP,
@@ -57,6 +58,7 @@ class World:
     owner: Member
     other: Member
     closed_port: int  # where the shared node's agent "listens": refused at once
+    github: FakeGitHub
     shared: dict[str, str] = field(default_factory=dict)  # path param → the owner's resource
     called: set[Route] = field(default_factory=set)
 
@@ -102,6 +104,23 @@ def make_chat(world: World) -> str:
     return chat_id
 
 
+def install_app(world: World) -> str:
+    """The GitHub App on the owner's account with one repository, recorded in D1 as the
+    matrix records it (LAST RESORT: recording needs a GitHub sign-in)."""
+    account = "harness-owner"  # the owner's GitHub account
+    world.github.add_repository(account, "harness-repo", branches={"main": "d" * 40})
+    installation = world.github.install(account, ["harness-repo"], users={account})
+    world.worker.d1(
+        "DATABASE",
+        "INSERT INTO github_installations "
+        "(user_id, installation_id, account_login, account_type) VALUES (?, ?, ?, 'User')",
+        world.owner.id,
+        installation.id,
+        account,
+    )
+    return account
+
+
 # The owner's resource each path parameter names, in order (a factory may use an earlier one).
 PARAMS: dict[str, Callable[[World], str]] = {
     "token_id": lambda w: new_api_token(w.worker, w.owner)[0],
@@ -114,6 +133,8 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "outbox_chat_id": make_chat,  # another, for the ingest route's batches (chat_batch)
     # The chat flow's permission route (branch taskrunner): a request nobody made.
     "request_id": lambda _: "harness-request",
+    "owner": install_app,
+    "repo": lambda _: "harness-repo",
 }
 
 
@@ -135,11 +156,14 @@ def node_launcher(closed_port: int) -> Iterator[NodeLauncherDouble]:
 
 @pytest.fixture(scope="module")
 def world(
-    development_worker: PyodideWorker, node_launcher: NodeLauncherDouble, closed_port: int
+    development_worker: PyodideWorker,
+    node_launcher: NodeLauncherDouble,
+    closed_port: int,
+    github: FakeGitHub,
 ) -> World:
     # The first user of a deployment is its admin.
     members = [sign_in(development_worker, login) for login in ("pyadmin", "pyowner", "pyother")]
-    built = World(development_worker, node_launcher, *members, closed_port)
+    built = World(development_worker, node_launcher, *members, closed_port, github)
     new_node(development_worker, node_launcher, built.other)
     for name, make in PARAMS.items():
         built.shared[name] = make(built)

@@ -10,10 +10,11 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.pyodide.harness import PyodideWorker
 from worker.auth import crypto, jws
+from worker.github.private_key import pkcs8_der
 
 ISSUER = "https://api.example.com"
 AUDIENCE = "sam:agent"
@@ -162,3 +163,23 @@ def test_the_published_key_set_comes_from_webcrypto_and_verifies_with_pyjwt(
     jwt.PyJWK(published)  # a key PyJWT (the agent's verifier) accepts
     again = pyodide_worker.fetch("https://api.example.com/.well-known/jwks.json").json()
     assert again["keys"] == [published]  # made once, stored sealed in D1, read back
+
+
+@pytest.mark.parametrize(
+    "form", [serialization.PrivateFormat.TraditionalOpenSSL, serialization.PrivateFormat.PKCS8]
+)
+async def test_a_github_app_jwt_signed_under_webcrypto_matches_the_twin_and_verifies(
+    pyodide_worker: PyodideWorker, form: serialization.PrivateFormat
+) -> None:
+    # GitHub hands out PKCS #1 (TraditionalOpenSSL); an operator may convert it to PKCS #8.
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, form, serialization.NoEncryption()).decode()
+    now = int(time.time())
+    app_claims = {"iat": now - 60, "exp": now + 540, "iss": "424242"}
+
+    token = pyodide_worker.crypto("sign_rs256", claims=app_claims, pem=pem)
+
+    assert jwt.get_unverified_header(token) == {"alg": "RS256", "typ": "JWT"}
+    assert jwt.decode(token, key.public_key(), algorithms=["RS256"]) == app_claims
+    # RSASSA-PKCS1-v1_5 is deterministic: the twin must sign byte for byte the same.
+    assert await jws.sign_rs256(app_claims, pkcs8_der(pem)) == token

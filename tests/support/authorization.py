@@ -196,6 +196,13 @@ MATRIX: dict[Route, Case] = {
     ("POST", "/api/terminal/token"): user(
         409, 404, lambda w: {"workspace_id": w.shared["workspace_id"]}
     ),
+    # GitHub App (the loopback GitHub's): the owner's installation reaches {owner}/{repo};
+    # the setup callback without an installation_id is refused before anything is looked up.
+    ("GET", "/api/github/install"): user(302, 302),
+    ("GET", "/api/github/setup"): user(400, 400),
+    ("GET", "/api/github/installations"): user(200, 200),
+    ("GET", "/api/github/repositories"): user(200, 200),
+    ("GET", "/api/github/repositories/{owner}/{repo}/branches"): user(200, 404),
     # --- an admin ---------------------------------------------------------------------
     ("POST", "/api/admin/signing-keys/rotate"): admin(200),
     # --- a node's agent ---------------------------------------------------------------

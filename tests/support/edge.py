@@ -1,5 +1,6 @@
 """Run the real local edge (`sam dev`) as a separate process, as a user would."""
 
+import json
 import os
 import re
 import signal
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from devtools.cli import DEV_SECRETS_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 30.0
@@ -145,6 +148,17 @@ def running_edge(
         yield edge
     finally:
         stop(edge)
+
+
+def with_secrets(data_dir: Path, secrets: dict[str, str]) -> Path:
+    """`data_dir` with `secrets` in `sam dev`'s dev-secrets.json (the local `wrangler secret
+    put`), so that a secret setting reaches the edge without entering its argv."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = data_dir / DEV_SECRETS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        json.dump(secrets, file)
+    return data_dir
 
 
 def signed_in(edge: Edge, login: str, timeout_seconds: float = 30.0) -> httpx.Client:

@@ -2,9 +2,11 @@
 key usages and extractability enforced, WebCrypto's error names. (That it agrees with a
 real WebCrypto is tests/pyodide/test_crypto.py's business.)"""
 
+import base64
+
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from twin.webcrypto import DOMException, subtle
@@ -78,3 +80,55 @@ async def test_bad_key_data_is_a_data_error() -> None:
             "jwk", {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}, P256, False, ["verify"]
         )
     assert off_curve.value.name == "DataError"
+
+
+RSASSA_SHA256 = {"name": "RSASSA-PKCS1-v1_5", "hash": "SHA-256"}
+
+
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def der(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+async def test_rsassa_pkcs1_v1_5_signs_and_verifies_with_spki_and_jwk() -> None:
+    key = rsa_key()
+    private = await subtle.importKey("pkcs8", der(key), RSASSA_SHA256, False, ["sign"])
+    signature = await subtle.sign("RSASSA-PKCS1-v1_5", private, b"data")
+
+    key.public_key().verify(signature, b"data", padding.PKCS1v15(), hashes.SHA256())
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    numbers = key.public_key().public_numbers()
+    jwk = {
+        "kty": "RSA",
+        "n": base64.urlsafe_b64encode(numbers.n.to_bytes(256, "big")).rstrip(b"=").decode(),
+        "e": "AQAB",
+    }
+    for format, data in (("spki", spki), ("jwk", jwk)):
+        public = await subtle.importKey(format, data, RSASSA_SHA256, False, ["verify"])
+        assert await subtle.verify({"name": "RSASSA-PKCS1-v1_5"}, public, signature, b"data")
+        assert not await subtle.verify({"name": "RSASSA-PKCS1-v1_5"}, public, signature, b"datA")
+    # Only the sign usage was granted to the private key.
+    with pytest.raises(DOMException) as refused:
+        await subtle.verify({"name": "RSASSA-PKCS1-v1_5"}, private, signature, b"data")
+    assert refused.value.name == "InvalidAccessError"
+
+
+async def test_rsassa_refuses_other_keys_and_hashes() -> None:
+    with pytest.raises(DOMException) as not_rsa:
+        key = ec.generate_private_key(ec.SECP256R1())
+        await subtle.importKey("pkcs8", der(key), RSASSA_SHA256, False, ["sign"])
+    assert not_rsa.value.name == "DataError"
+    with pytest.raises(DOMException) as garbage:
+        await subtle.importKey("pkcs8", b"\x30\x03abc", RSASSA_SHA256, False, ["sign"])
+    assert garbage.value.name == "DataError"
+    sha1 = {"name": "RSASSA-PKCS1-v1_5", "hash": "SHA-1"}
+    with pytest.raises(DOMException) as other_hash:
+        await subtle.importKey("pkcs8", der(rsa_key()), sha1, False, ["sign"])
+    assert other_hash.value.name == "NotSupportedError"

@@ -24,6 +24,7 @@ from worker.api.routes import (
     credentials,
     deployment_info,
     errors,
+    github,
     jwks,
     nodes,
     projects,
@@ -94,6 +95,7 @@ def create_api() -> Any:
     api.include_router(agent_credential.router)
     api.include_router(deployment_info.router)
     api.include_router(terminal_tokens.router)
+    api.include_router(github.router)
     api.include_router(chats.router)
     # Cors outermost, so that even a crash's JSON 500 is readable by the app.
     return Cors(BodyLimit(api))

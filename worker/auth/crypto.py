@@ -10,6 +10,10 @@ ES256 signing keys (the control plane's JWTs, worker/auth/jws.py):
     await sign_es256(pkcs8, data)                -> 64-byte signature, r||s
     await verify_es256(public_jwk, signature, data) -> bool
 
+RS256 (RSASSA-PKCS1-v1_5 / SHA-256), for the GitHub App's JWT (worker/github/app_jwt.py):
+
+    await sign_rs256(pkcs8, data)                -> the signature (the modulus' size)
+
 Secrets at rest, AES-256-GCM with a random nonce per value, owner and kind bound in:
 
     cipher = Cipher.from_config(config)                 key from SAM_ENCRYPTION_KEY
@@ -41,6 +45,7 @@ SYSTEM_OWNER = "system"
 
 ECDSA_P256 = {"name": "ECDSA", "namedCurve": "P-256"}
 ECDSA_SHA256 = {"name": "ECDSA", "hash": "SHA-256"}
+RSASSA_SHA256 = {"name": "RSASSA-PKCS1-v1_5", "hash": "SHA-256"}
 # The members of a published EC public key; WebCrypto's export adds `ext` and `key_ops`.
 PUBLIC_JWK_MEMBERS = ("kty", "crv", "x", "y")
 
@@ -70,6 +75,12 @@ async def verify_es256(public_jwk: dict[str, Any], signature: bytes, data: bytes
     jwk = {name: public_jwk[name] for name in PUBLIC_JWK_MEMBERS}
     key = await subtle.importKey("jwk", jwk, ECDSA_P256, False, ["verify"])
     return await subtle.verify(ECDSA_SHA256, key, signature, data)
+
+
+async def sign_rs256(pkcs8: bytes, data: bytes) -> bytes:
+    """RSASSA-PKCS1-v1_5 / SHA-256 over `data` with the RSA key `pkcs8` (PKCS #8 DER)."""
+    key = await subtle.importKey("pkcs8", pkcs8, RSASSA_SHA256, False, ["sign"])
+    return await subtle.sign({"name": RSASSA_SHA256["name"]}, key, data)
 
 
 class DecryptionError(Exception):

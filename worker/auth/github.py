@@ -17,10 +17,8 @@ Failures become domain errors here: GitHub refusing the code is the caller's Inv
 GitHub unreachable or answering nonsense is UpstreamFailed.
 """
 
-import asyncio
 import base64
 import hashlib
-import json
 import secrets
 from typing import Any
 from urllib.parse import urlencode
@@ -28,16 +26,15 @@ from urllib.parse import urlencode
 from worker.auth.users import GitHubProfile
 from worker.config import Config
 from worker.errors import InvalidInput, UpstreamFailed
-from worker.platform import fetch
+from worker.github.rest import USER_AGENT
+from worker.github.rest import api_headers as _api_headers
+from worker.github.rest import call as _call
 
 # Enough to read the profile and, when it is private, the primary email address; and the
 # user's organisation memberships when the deployment admits organisations.
 OAUTH_SCOPES = "read:user user:email"
 ORG_SCOPE = "read:org"
 CODE_VERIFIER_BYTES = 64  # 86 base64url characters; RFC 7636 allows 43 to 128
-GITHUB_TIMEOUT_SECONDS = 10.0
-API_VERSION = "2022-11-28"
-USER_AGENT = "sam-control-plane"
 
 
 def new_code_verifier() -> str:
@@ -151,31 +148,3 @@ async def _api_get(config: Config, path: str, access_token: str) -> Any:
     if status != 200:
         raise UpstreamFailed("github_unavailable", f"GitHub's {path} answered {status}.")
     return reply
-
-
-def _api_headers(access_token: str) -> dict[str, str]:
-    return {
-        "accept": "application/vnd.github+json",
-        "authorization": f"Bearer {access_token}",
-        "x-github-api-version": API_VERSION,
-        "user-agent": USER_AGENT,
-    }
-
-
-async def _call(url: str, **init: Any) -> tuple[int, Any]:
-    """(status, parsed JSON or None) of one call to GitHub; 502 when it cannot be reached."""
-    try:
-        response = await asyncio.wait_for(fetch(url, **init), GITHUB_TIMEOUT_SECONDS)
-        text = await response.text()
-    except TimeoutError as exc:
-        raise UpstreamFailed(
-            "github_unavailable", f"GitHub did not answer within {GITHUB_TIMEOUT_SECONDS}s."
-        ) from exc
-    except Exception as exc:  # the runtimes raise different network errors (aiohttp, JS)
-        raise UpstreamFailed(
-            "github_unavailable", f"GitHub could not be reached ({type(exc).__name__})."
-        ) from exc
-    try:
-        return response.status, json.loads(text)
-    except ValueError:
-        return response.status, None

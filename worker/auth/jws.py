@@ -1,4 +1,5 @@
 """ES256 JWTs in JWS compact serialisation (RFC 7515, 7519): header.payload.signature.
+(And RS256 ones signed for GitHub, which verifies them: `sign_rs256`.)
 
 Written here, small, because no library does it over async WebCrypto under Pyodide: PyJWT
 and its peers sign synchronously with `cryptography`, which has no Pyodide build. Only
@@ -6,6 +7,7 @@ ES256 is spoken, so `alg` is pinned when a token is read, before any key is look
 `none` and HMAC-with-the-public-key forgeries never reach a key.
 
     token = await sign(claims, pkcs8, kid)      header {"alg": "ES256", "kid", "typ": "JWT"}
+    token = await sign_rs256(claims, pkcs8)     header {"alg": "RS256", "typ": "JWT"}
     jws = parse(token)                          -> Jws(header, claims, signing input, signature)
     claims = await verify(jws, public_jwk, issuer=…, audience=…, now=…, leeway=…, required=…)
 
@@ -16,6 +18,7 @@ reason. Times are checked against the `now` the caller passes (the deployment's 
 import base64
 import json
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +63,23 @@ def _json_object(segment: str) -> dict[str, Any]:
 
 async def sign(claims: dict[str, Any], pkcs8: bytes, kid: str) -> str:
     """`claims` signed with the private key `pkcs8` (PKCS #8 DER), `kid` in the header."""
-    signing_input = f"{_encode({'alg': ALGORITHM, 'kid': kid, 'typ': 'JWT'})}.{_encode(claims)}"
-    signature = await crypto.sign_es256(pkcs8, signing_input.encode())
+    header = {"alg": ALGORITHM, "kid": kid, "typ": "JWT"}
+    return await _signed(header, claims, lambda data: crypto.sign_es256(pkcs8, data))
+
+
+async def sign_rs256(claims: dict[str, Any], pkcs8: bytes) -> str:
+    """`claims` signed with the RSA private key `pkcs8` (PKCS #8 DER): a GitHub App JWT."""
+    header = {"alg": "RS256", "typ": "JWT"}
+    return await _signed(header, claims, lambda data: crypto.sign_rs256(pkcs8, data))
+
+
+async def _signed(
+    header: dict[str, Any],
+    claims: dict[str, Any],
+    signer: Callable[[bytes], Awaitable[bytes]],
+) -> str:
+    signing_input = f"{_encode(header)}.{_encode(claims)}"
+    signature = await signer(signing_input.encode())
     return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
 
 

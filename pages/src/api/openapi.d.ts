@@ -655,6 +655,91 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/github/install": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Install */
+        get: operations["install_api_github_install_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/github/setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Setup Callback */
+        get: operations["setup_callback_api_github_setup_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/github/installations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Installations */
+        get: operations["list_installations_api_github_installations_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/github/repositories": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Repositories */
+        get: operations["list_repositories_api_github_repositories_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/github/repositories/{owner}/{repo}/branches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Branches */
+        get: operations["list_branches_api_github_repositories__owner___repo__branches_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{project_id}/chats/{chat_id}/stop": {
         parameters: {
             query?: never;
@@ -799,6 +884,20 @@ export interface components {
             /** Control Plane Url */
             control_plane_url: string;
         };
+        /** BranchList */
+        BranchList: {
+            /** Branches */
+            branches: components["schemas"]["BranchOut"][];
+        };
+        /** BranchOut */
+        BranchOut: {
+            /** Name */
+            name: string;
+            /** Sha */
+            sha: string;
+            /** Protected */
+            protected: boolean;
+        };
         /** CertificateOut */
         CertificateOut: {
             /** Certificate */
@@ -911,6 +1010,8 @@ export interface components {
         /** DeploymentOut */
         DeploymentOut: {
             sign_in: components["schemas"]["SignInMethods"];
+            /** Github App */
+            github_app: boolean;
             /** Providers */
             providers: components["schemas"]["ProviderOption"][];
         };
@@ -969,6 +1070,22 @@ export interface components {
              * @default 0
              */
             refused: number;
+        };
+        /** InstallationList */
+        InstallationList: {
+            /** Installations */
+            installations: components["schemas"]["InstallationOut"][];
+        };
+        /** InstallationOut */
+        InstallationOut: {
+            /** Id */
+            id: number;
+            /** Account */
+            account: string;
+            /** Account Type */
+            account_type: string;
+            /** Created At */
+            created_at: string;
         };
         /** Jwks */
         Jwks: {
@@ -1220,6 +1337,28 @@ export interface components {
             detail?: string | null;
             /** Hint */
             hint?: string | null;
+        };
+        /** RepositoryList */
+        RepositoryList: {
+            /** Repositories */
+            repositories: components["schemas"]["RepositoryOut"][];
+        };
+        /** RepositoryOut */
+        RepositoryOut: {
+            /** Installation Id */
+            installation_id: number;
+            /** Full Name */
+            full_name: string;
+            /** Owner */
+            owner: string;
+            /** Name */
+            name: string;
+            /** Private */
+            private: boolean;
+            /** Default Branch */
+            default_branch: string;
+            /** Clone Url */
+            clone_url: string;
         };
         /** RotatedKey */
         RotatedKey: {
@@ -2864,6 +3003,127 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TerminalToken"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    install_api_github_install_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    setup_callback_api_github_setup_get: {
+        parameters: {
+            query?: {
+                installation_id?: string;
+                setup_action?: string;
+                state?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_installations_api_github_installations_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstallationList"];
+                };
+            };
+        };
+    };
+    list_repositories_api_github_repositories_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryList"];
+                };
+            };
+        };
+    };
+    list_branches_api_github_repositories__owner___repo__branches_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                owner: string;
+                repo: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BranchList"];
                 };
             };
             /** @description Validation Error */

@@ -46,9 +46,10 @@ def delivered(
 
 
 def assert_in_order_once(
-    control_plane: ControlPlaneDouble, sessions: Sessions, session_id: str
+    control_plane: ControlPlaneDouble, sessions: Sessions, session_id: str, resent: int = 0
 ) -> list[dict[str, Any]]:
-    """Every frame a viewer sees arrived once, in order, as the viewer saw it."""
+    """Every frame a viewer sees arrived once, in order, as the viewer saw it; at most
+    `resent` messages the control plane had accepted were sent again."""
     messages = wait_for(
         lambda: delivered(control_plane, sessions, session_id), "every frame", DELIVERY_SECONDS
     )
@@ -56,8 +57,8 @@ def assert_in_order_once(
     assert [m["id"] for m in messages] == expected_ids(session_id, frames)
     assert [m["frame"] for m in messages] == frames
     assert {(m["project_id"], m["chat_id"]) for m in messages} == {("proj-1", CHAT_ID)}
-    received = [m["id"] for c in posts(control_plane) for m in c.body["messages"]]
-    assert len(received) >= len(messages)  # a retried batch may come again; it is taken once
+    accepted = [m["id"] for c in posts(control_plane, 200) for m in c.body["messages"]]
+    assert len(accepted) - len(set(accepted)) <= resent
     return messages
 
 
@@ -178,7 +179,8 @@ def test_after_a_sigkill_mid_stream_the_rest_arrives_once_and_queued_prompts_run
         frames = sessions.until("as-out-3", "the queued prompt's turn", ran("p-2"))
         kinds = [f["type"] for f in frames]
         assert "restarting" in kinds and "resumed" in kinds
-        messages = assert_in_order_once(control_plane, sessions, "as-out-3")
+        # Only the batch in flight at the kill may come again (its answer was lost).
+        messages = assert_in_order_once(control_plane, sessions, "as-out-3", MAX_BATCH_MESSAGES)
         assert len(messages) > sent_before
         assert [m["id"] for m in messages].count("prompt:p-2") == 1
     finally:

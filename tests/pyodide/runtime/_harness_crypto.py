@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from worker.auth import crypto, jws
+from worker.github.private_key import pkcs8_der
 
 
 def _bytes(text: str) -> bytes:
@@ -27,6 +28,11 @@ async def new_signing_key() -> dict[str, Any]:
 
 async def sign(claims: dict[str, Any], pkcs8: str, kid: str) -> str:
     return await jws.sign(claims, _bytes(pkcs8), kid)
+
+
+async def sign_rs256(claims: dict[str, Any], pem: str) -> str:
+    """A GitHub App JWT, from the key in the PEM form the App's settings take."""
+    return await jws.sign_rs256(claims, pkcs8_der(pem))
 
 
 async def verify(token: str, public_jwk: dict[str, Any], **checks: Any) -> dict[str, Any]:
@@ -56,6 +62,7 @@ async def open(key: str, owner: str, kind: str, nonce: str, ciphertext: str) -> 
 FUNCTIONS = {
     "new_signing_key": new_signing_key,
     "sign": sign,
+    "sign_rs256": sign_rs256,
     "verify": verify,
     "seal": seal,
     "open": open,

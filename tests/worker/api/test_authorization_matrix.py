@@ -41,7 +41,7 @@ from tests.support.authorization import (
     is_json_error,
     path_params,
 )
-from tests.support.edge import Edge, running_edge
+from tests.support.edge import Edge, running_edge, with_secrets
 from tests.support.wait import bearer
 from twin.alarms import AlarmScheduler
 from twin.clock import SystemClock
@@ -75,6 +75,7 @@ class World:
     admin: Member
     owner: Member
     other: Member
+    github: FakeGitHub
     shared: dict[str, str] = field(default_factory=dict)  # path param → the owner's resource
 
 
@@ -98,9 +99,11 @@ def world(
     variables = {
         "SAM_OPENAI_API_URL": openai.url,
         **github.vars(),
+        **github.app_public_vars(),
         # Limits are tested in test_ratelimit.py; here they would only get in the way.
         "SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS),
     }
+    with_secrets(data_dir, github.app_secrets())
     with running_edge(data_dir, vars=variables) as edge:
         secrets_file = json.loads((edge.data_dir / "dev-secrets.json").read_text())
         database = D1Database(edge.data_dir / "d1" / "sam.sqlite")
@@ -115,7 +118,7 @@ def world(
         )
         # The first user of a deployment is its admin.
         members = [join(edge, login) for login in ("matrixadmin", "matrixowner", "matrixother")]
-        built = World(edge, minter, *members)
+        built = World(edge, minter, *members, github)
         assert (admin_me := whoami(edge, built.admin)) and admin_me["is_admin"]
         assert not whoami(edge, built.owner)["is_admin"]
         for member in (built.owner, built.other):
@@ -263,6 +266,25 @@ def make_chat(world: World) -> str:
     return chat_id
 
 
+MATRIX_REPOSITORY = "matrix-repo"
+
+
+def install_app(edge: Edge, member: Member, github: FakeGitHub) -> str:
+    """The GitHub App installed on `member`'s account with one repository, recorded for them
+    in D1 (LAST RESORT, like make_node: recording goes through GitHub sign-in, which the
+    matrix's dev sign-in users do not have; tests/worker/github/test_setup.py covers it)."""
+    github.add_repository(member.login, MATRIX_REPOSITORY, branches={"main": "c" * 40})
+    installation = github.install(member.login, [MATRIX_REPOSITORY], users={member.login})
+    with closing(sqlite3.connect(edge.data_dir / "d1" / "sam.sqlite")) as db:
+        db.execute(
+            "INSERT INTO github_installations "
+            "(user_id, installation_id, account_login, account_type) VALUES (?, ?, ?, 'User')",
+            (member.id, installation.id, member.login),
+        )
+        db.commit()
+    return member.login
+
+
 # Path parameters: a factory for the owner's resource each one names. Non-owners are
 # handed the owner's shared one; the owner gets a fresh one for a DELETE.
 PARAMS: dict[str, Callable[[World], str]] = {
@@ -275,8 +297,13 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "chat_id": make_chat,  # after both: it is the shared project's, linked to the workspace
     "outbox_chat_id": make_chat,  # another, for the ingest route's batches (chat_batch)
     "request_id": lambda _: "matrix-request",  # a permission request nobody made
+    "owner": lambda w: install_app(w.edge, w.owner, w.github),
+    "repo": lambda _: MATRIX_REPOSITORY,
 }
-NOT_OWNED = {"token", "request_id"}  # nobody's: a made-up token, a request nobody made
+# Not secrets of the owner's: a bootstrap token nobody issued; a permission request nobody
+# made; a repository's name, which the caller itself puts in the path (and a refusal may
+# repeat).
+NOT_OWNED = {"token", "request_id", "owner", "repo"}
 
 
 # --- calling a route ----------------------------------------------------------------------

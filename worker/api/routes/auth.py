@@ -32,6 +32,7 @@ from worker.auth import allowlist, github, grants, sessions
 from worker.auth.users import User, upsert_github_user, upsert_local_user
 from worker.config import Config
 from worker.errors import Forbidden, InvalidInput, SamError, Unavailable
+from worker.github import installations
 from worker.workspaces import revocation
 
 router = APIRouter(tags=["auth"])
@@ -155,6 +156,9 @@ async def github_callback(
     profile = await github.fetch_profile(config, access_token)
     await allowlist.check_allowed(config, profile, access_token)
     user = await upsert_github_user(deployment.env.DATABASE, profile)
+    if config.github_app is not None:
+        # The setup callback checks installations with it (worker/github/setup.py).
+        await installations.save_user_token(deployment, user.id, access_token)
     session_id = await sessions.create_session(deployment.env.KV, user.id, deployment.clock)
     response = RedirectResponse(origin + "/", status_code=302)
     sessions.set_session_cookie(response, request, session_id)

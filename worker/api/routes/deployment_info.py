@@ -2,6 +2,7 @@
 works before anyone submits (public: the sign-in page needs it; nothing in it is secret).
 
     {"sign_in": {"github": bool, "development": bool},
+     "github_app": bool,      the GitHub App is configured: repositories can be picked
      "providers": [{"name": "local", "available": true, "reason": null},
                    {"name": "hetzner", "available": false, "reason": "This SAM deployment
                     cannot create cloud nodes: ..."}]}
@@ -31,6 +32,7 @@ class ProviderOption(BaseModel):
 
 class DeploymentOut(BaseModel):
     sign_in: SignInMethods
+    github_app: bool  # the GitHub App is configured (docs/github-app.md)
     providers: list[ProviderOption]
 
 
@@ -49,5 +51,6 @@ async def show(deployment: DeploymentDep) -> DeploymentOut:
     github = bool(config.github_client_id and config.github_client_secret and someone_allowed)
     return DeploymentOut(
         sign_in=SignInMethods(github=github, development=config.is_development),
+        github_app=config.github_app is not None,
         providers=options,
     )

@@ -1,0 +1,1 @@
+"""The GitHub App: its key and JWT, installation tokens, installations and repositories."""
