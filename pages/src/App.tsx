@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState } from "react";
+import { Suspense, lazy, useCallback, useEffect, useRef, useState } from "react";
 
 import { ApiError, api, setUnauthorizedHandler } from "./api/client";
 import type { User } from "./api/types";
@@ -13,8 +13,11 @@ import { NodesScreen } from "./screens/Nodes";
 import { NotFoundScreen } from "./screens/NotFound";
 import { SettingsScreen } from "./screens/Settings";
 import { SignInScreen } from "./screens/SignIn";
-import { WorkspaceScreen } from "./screens/Workspace";
 import { WorkspacesScreen } from "./screens/Workspaces";
+
+// The workspace page brings xterm.js (most of the app's code): loaded when first opened, so
+// the other screens (a project chat above all) start without parsing it.
+const WorkspaceScreen = lazy(() => import("./screens/Workspace").then((module) => ({ default: module.WorkspaceScreen })));
 
 type Auth =
   | { state: "loading" }
@@ -137,7 +140,11 @@ function Shell({ user, onSignedOut }: { user: User; onSignedOut: () => void }) {
         {route.screen === "project" && <ProjectScreen key={route.id} id={route.id} chatId={route.chatId} />}
         {route.screen === "workspaces" && <WorkspacesScreen />}
         {route.screen === "new-workspace" && <NewWorkspaceScreen />}
-        {route.screen === "workspace" && <WorkspaceScreen key={route.id} id={route.id} />}
+        {route.screen === "workspace" && (
+          <Suspense fallback={<Loading what="the workspace" />}>
+            <WorkspaceScreen key={route.id} id={route.id} />
+          </Suspense>
+        )}
         {route.screen === "nodes" && <NodesScreen />}
         {route.screen === "node" && <NodeScreen key={route.id} id={route.id} />}
         {route.screen === "settings" && <SettingsScreen />}

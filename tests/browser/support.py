@@ -18,6 +18,8 @@ CAROL = "browser-carol"
 LOGINS = (ALICE, BOB, CAROL)
 SESSION_COOKIE = "sam_session"
 WORKSPACE_READY_SECONDS = 90.0
+# A phone's viewport: no screen may scroll sideways in it.
+PHONE = {"width": 375, "height": 740}
 # A shell prompt ends in `$ ` (or `# ` for root).
 PROMPT = re.compile(r"[$#] ")
 

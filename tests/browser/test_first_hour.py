@@ -14,6 +14,7 @@ from tests.browser.conftest import EXPECT_TIMEOUT_MS, VIEWPORT
 from tests.browser.support import (
     ALICE,
     CAROL,
+    PHONE,
     api_client,
     app_url,
     create_running_workspace,
@@ -27,7 +28,6 @@ from tests.fixtures.repos import git, make_repo
 from tests.support.edge import Edge, running_edge
 from tests.worker.workspaces.test_workspaces_api import BASE_IMAGE, kill_agents
 
-PHONE = {"width": 375, "height": 740}
 XTERM_INPUT = ".terminal-pane-active .xterm-helper-textarea"
 
 

@@ -7,7 +7,10 @@ The walk, as a user would go: sign in → Projects → New project → New chat 
 message → the run's progress and the streamed answer → the agent asks before it writes
 (the turn waits there) → reload mid-turn: the chat comes back from its history and viewer,
 nothing twice → the question answered from the chat → the rest of the turn arrives → a
-follow-up → rename → delete, which names what goes.
+follow-up → a dropped viewer resumes after its last seq → a long history opens on its
+newest page and pages back as the reader scrolls up → a viewer kept away while more came in
+than a replay holds catches up over HTTP → Stop → a phone's width → rename → delete, which
+names what goes.
 """
 
 import re
@@ -18,11 +21,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, WebSocketRoute, expect
 
 from agent.config import CHECKOUT_CONTAINER_TOOLS
 from agent.sessions.tools import installed
-from tests.browser.support import api_client, app_url, sign_in
+from tests.browser.conftest import VIEWPORT
+from tests.browser.support import PHONE, api_client, app_url, sign_in
 from tests.fakes.anthropic import ScriptedModel, Turn, text, tool_use
 from tests.fixtures.repos import make_repo
 from tests.support.edge import Edge, running_edge
@@ -34,6 +38,8 @@ pytestmark = pytest.mark.timeout(600)
 LOGIN = "browser-chat"
 # More than two of the page's history pages (PAGE_MESSAGES, 200, in chatStore.ts).
 HISTORY_FILLER = 450
+# More than the viewer replays to a reconnect (MAX_REPLAY_MESSAGES, 500): paged over HTTP.
+MISSED_FILLER = 600
 FILLER_FIRST_SEQ = 100_000  # agent frame seqs far above the session's own
 # A run may bring up a workspace and start the adapter before the first answer.
 CHAT_READY_MS = 240_000
@@ -71,9 +77,9 @@ def store_model_key(edge: Edge, model: ScriptedModel) -> None:
         assert stored.status_code == 201, stored.text
 
 
-def ingest_filler(edge: Edge, project_id: str, chat_id: str, count: int) -> None:
-    """`count` answer chunks into the chat, as its node's outbox sends them (its callback
-    token, where the local node launcher keeps it for its agent)."""
+def ingest_filler(edge: Edge, project_id: str, chat_id: str, count: int, first: int = 0) -> None:
+    """Answer chunks `line {first}` … into the chat, `count` of them, as its node's outbox
+    sends them (its callback token, where the local node launcher keeps it for its agent)."""
     with api_client(edge, LOGIN) as client:
         chat = client.get(f"/api/projects/{project_id}/chats/{chat_id}").json()
         node_id = client.get(f"/api/workspaces/{chat['workspace_id']}").json()["node_id"]
@@ -95,11 +101,11 @@ def ingest_filler(edge: Edge, project_id: str, chat_id: str, count: int) -> None
             },
             "created_at": now,
         }
-        for n in range(count)
+        for n in range(first, first + count)
     ]
     with edge.client("api") as node:
-        for first in range(0, count, MAX_BATCH_MESSAGES):
-            batch = {"messages": messages[first : first + MAX_BATCH_MESSAGES]}
+        for start in range(0, count, MAX_BATCH_MESSAGES):
+            batch = {"messages": messages[start : start + MAX_BATCH_MESSAGES]}
             reply = node.post(
                 f"/api/workspaces/{chat['workspace_id']}/chat-messages",
                 json=batch,
@@ -226,11 +232,41 @@ def test_a_project_chat_streams_survives_a_reload_mid_turn_and_takes_a_follow_up
     expect(page.get_by_test_id("user-message")).to_have_count(2)
     assert conversation_text(page).count("I'll write hello.txt.") == 1
 
+    # --- kept away while more than a replay holds came in: paged over HTTP, then live ------
+    refusing = True
+
+    def chat_viewer(socket: WebSocketRoute) -> None:
+        if refusing:
+            socket.close()  # as a network that keeps dropping it would
+        else:
+            socket.connect_to_server()
+
+    page.route_web_socket(re.compile(r"/ws\?chat="), chat_viewer)
+    pages_read: list[str] = []
+    page.on("request", lambda request: pages_read.append(request.url))
+    page.evaluate("() => globalThis.__samProjectChats.forEach((store) => store.drop())")
+    ingest_filler(chat_edge, project_id, chat_id, MISSED_FILLER, first=HISTORY_FILLER)
+    refusing = False
+    last_line = f"line {HISTORY_FILLER + MISSED_FILLER - 1}"
+    expect(page.get_by_test_id("agent-message").last).to_contain_text(last_line)
+    expect(page.get_by_test_id("chat-connection")).to_have_text("Live")
+    assert any("/messages?" in url and "after=" in url for url in pages_read), pages_read
+    lines = conversation_text(page).split("\n")
+    for n in (0, HISTORY_FILLER - 1, HISTORY_FILLER, HISTORY_FILLER + MISSED_FILLER - 1):
+        assert lines.count(f"line {n}") == 1, f"line {n}"
+
     # --- Stop: the chat stays readable, and a next message would start afresh -------------
     page.get_by_role("button", name="Stop", exact=True).click()
     expect(page.locator(".chat .agent-bar .badge").first).to_have_text("stopped")
     expect(page.get_by_role("button", name="Send and restart")).to_be_visible()
     expect(page.get_by_test_id("chat-row").locator(".badge")).to_have_text("stopped")
+
+    # --- on a phone, the chat (sidebar above it) does not scroll sideways -------------------
+    page.set_viewport_size(PHONE)
+    expect(page.get_by_role("navigation", name="Chats")).to_be_visible()
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the chat scrolls sideways at 375 px ({width} px wide)"
+    page.set_viewport_size(VIEWPORT)
 
     # --- rename, then delete: the confirmation names what goes -----------------------------
     page.get_by_role("button", name="Rename").click()

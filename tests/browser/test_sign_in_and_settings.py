@@ -5,12 +5,10 @@ import re
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.browser.conftest import ANTHROPIC_KEY
-from tests.browser.support import ALICE, BOB, app_url, sign_in
+from tests.browser.support import ALICE, BOB, PHONE, app_url, sign_in
 from tests.fakes.anthropic import ScriptedModel
 from tests.fakes.hetzner import FakeHetzner
 from tests.support.edge import Edge
-
-PHONE = {"width": 375, "height": 740}
 
 
 def test_dev_sign_in_then_a_bad_hetzner_token_shows_the_apis_message(

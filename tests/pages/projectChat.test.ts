@@ -1,8 +1,11 @@
 // The project chat's viewer frames (pages/src/projects/protocol.ts) against every golden frame
 // of tests/golden/project_chat/ (written from wire/chat.py), and how a chat's messages become
 // the conversation the project page shows (the Agent tab's reducer, ordered by project seq).
+import { createElement } from "react";
+import { renderToStaticMarkup } from "react-dom/server";
 import { describe, expect, it } from "vitest";
 
+import { ConversationView } from "../../pages/src/agent/ConversationView";
 import { ProtocolError } from "../../pages/src/jsonFrame";
 import { applyMessage, chatConversation, mergeMessages } from "../../pages/src/projects/chatConversation";
 import {
@@ -120,5 +123,27 @@ describe("a chat's messages as a conversation", () => {
     const older = history.slice(0, 3);
     expect(chatConversation(mergeMessages(older, newest))).toEqual(chatConversation(history));
     expect(mergeMessages(history, history.slice(2))).toEqual(history);
+  });
+});
+
+describe("a chat as the page shows it", () => {
+  const render = (messages: ChatMessage[]) =>
+    renderToStaticMarkup(
+      createElement(ConversationView, { conversation: chatConversation(messages), answered: {}, onAnswer: () => {} }),
+    );
+
+  it("shows a run's steps inline, a failure with what to do", () => {
+    const html = render([golden("message-prompt"), golden("message-run-failed")]);
+    expect(html).toContain("What is in notes.txt?");
+    expect(html).toContain('aria-label="Run progress"');
+    expect(html).toContain('data-status="failed"');
+    expect(html).toContain("add a Hetzner token in Settings");
+  });
+
+  it("says a truncated message was left out, and renders the rest with the Agent tab's parts", () => {
+    const html = render([golden("message-agent-chunk"), golden("message-permission-request"), golden("message-truncated")]);
+    expect(html).toContain("<strong>three</strong>");
+    expect(html).toContain("Write notes.txt");
+    expect(html).toContain("too large to keep whole");
   });
 });

@@ -6,7 +6,7 @@ import { EmptyState, ErrorNote, Loading, PageHeader, When } from "../components/
 import { useLoad, useTitle } from "../hooks";
 import { Link } from "../router";
 import type { Project } from "../api/types";
-import { allChats, projectsApi } from "./api";
+import { projectsApi } from "./api";
 import type { ChatInfo } from "./protocol";
 
 /** A project's last activity: its newest chat's, else its own last change. */
@@ -18,7 +18,7 @@ export function lastActivity(project: Project, chats: readonly ChatInfo[]): stri
 
 export function ProjectsScreen() {
   useTitle("Projects");
-  const projects = useLoad(() => Promise.all([projectsApi.projects(), allChats()]), []);
+  const projects = useLoad(() => Promise.all([projectsApi.projects(), projectsApi.allChats()]), []);
   const credentials = useLoad(() => api.credentials(), []);
   const rows = projects.data
     ? projects.data[0]

@@ -20,6 +20,8 @@ export const projectsApi = {
   change: (id: string, change: ProjectChanges) => request<Project>("PATCH", `/api/projects/${enc(id)}`, change),
   remove: (id: string) => request<void>("DELETE", `/api/projects/${enc(id)}`),
 
+  /** Every chat of every project of the user (the D1 index: counts may lag a little). */
+  allChats: () => request<{ chats: ChatInfo[] }>("GET", "/api/chats").then((r) => r.chats),
   chats: (projectId: string) =>
     request<{ chats: ChatInfo[] }>("GET", `/api/projects/${enc(projectId)}/chats`).then((r) => r.chats),
   chat: (projectId: string, chatId: string) => request<ChatInfo>("GET", chatPath(projectId, chatId)),
@@ -51,6 +53,3 @@ export function viewerUrl(projectId: string, chat?: { id: string; after: number 
   }
   return url.toString();
 }
-
-/** Every chat of every project of the user (the D1 index): for each project's last activity. */
-export const allChats = () => request<{ chats: ChatInfo[] }>("GET", "/api/chats").then((r) => r.chats);

@@ -16,7 +16,7 @@ export interface ChatListSnapshot {
   problem: Problem | null;
 }
 
-export function byActivity(chats: ChatInfo[]): ChatInfo[] {
+function byActivity(chats: ChatInfo[]): ChatInfo[] {
   return [...chats].sort((a, b) => b.last_activity_at.localeCompare(a.last_activity_at));
 }
 

@@ -14,8 +14,6 @@ import { SERVER_TYPES, type SessionFrame, checkServerFrame } from "../agent/prot
 
 /** wire.chat.MAX_PAGE_MESSAGES: the most one GET of a chat's history returns. */
 export const MAX_PAGE_MESSAGES = 500;
-/** wire.chat.MAX_TOPIC_CHARS */
-export const MAX_TOPIC_CHARS = 200;
 
 export type ChatStatus = "starting" | "active" | "stopped" | "failed";
 export type MessageRole = "user" | "assistant" | "thinking" | "tool" | "plan" | "system";
