@@ -167,13 +167,37 @@ async def test_a_failed_workspace_fails_the_run_with_its_message(
     # What the node's agent reports when the clone fails (its provisioning-failed callback).
     report = {"step": "clone", "message": "Repository not found", "hint": "Check its URL."}
     await workspaces.agent_failed(deployment, workspace, report)
-    await advance(cloud, READY_POLL_SECONDS)
+    await advance(cloud, 0)  # the callback woke the run: no poll is waited for
     run = await run_of(deployment, alice, project, chat["id"])
     assert run["status"] == "failed"
     assert "The workspace failed: Repository not found (Check its URL.)" in run["error"]
     history = await messages(deployment, project, chat["id"])
     assert progress(history)[-1] == ("workspace_ready", "failed")
     assert (await chat_data.get_chat(deployment, project, chat["id"]))["status"] == "failed"
+
+
+async def test_the_workspaces_ready_callback_moves_the_run_on_at_once(
+    deployment: Deployment, cloud: local_env.Runtime, alice: User, project: str
+) -> None:
+    chat = await started_chat(deployment, cloud, alice, project)
+    run = await run_of(deployment, alice, project, chat["id"])
+    workspace = await workspace_store.find(deployment, run["workspace_id"])
+    assert workspace is not None and run["step"] == "workspace_ready"
+    # What the node's agent reports once the workspace runs (its ready callback).
+    await workspaces.agent_ready_callback(deployment, workspace, {})
+    await advance(cloud, 0)  # woken: not a second of the poll has passed
+    run = await run_of(deployment, alice, project, chat["id"])
+    assert [s["status"] for s in run["steps"][:2]] == ["succeeded", "succeeded"]
+    assert run["step"] == "agent_session"
+    history = await messages(deployment, project, chat["id"])
+    assert ("workspace_ready", "succeeded") in progress(history)
+    # A repeated callback (the agent restarted) wakes the run again: it only looks again.
+    again = await workspace_store.find(deployment, run["workspace_id"])
+    assert again is not None
+    await workspaces.agent_ready_callback(deployment, again, {})
+    await advance(cloud, 0)
+    run = await run_of(deployment, alice, project, chat["id"])
+    assert run["status"] == "starting" and run["step"] == "agent_session"
 
 
 async def test_a_step_run_again_after_a_kill_does_not_repeat_its_side_effect(

@@ -8,7 +8,8 @@
     progress.py          a run's progress posted to its chat as `run` messages
     context.py           the bounded transcript a fresh run of an old chat starts with
     flow.py              new chat, follow-up, stop, permission answer, run status
-    workspace_ended.py   a workspace stopped or deleted: its chats and runs end
+    workspace_events.py  a workspace ready or failed wakes its chats' runs; stopped or
+                         deleted, its chats and runs end
 
 The TaskRunner Durable Object (durable_objects/task_runner.py) persists and drives them.
 """
