@@ -63,7 +63,7 @@ _EXITS = "echo start > /tmp/stand-in-starts && STAND_IN_STARTS=/tmp/stand-in-sta
 AGENT_COMMANDS = json.dumps(
     {
         STAND_IN: [str(NODE), STAND_IN_SCRIPT.name],
-        STAND_IN_EXITS: ["sh", "-c", f"{_EXITS} {NODE} {STAND_IN_SCRIPT.name}"],
+        STAND_IN_EXITS: ["/bin/sh", "-c", f"{_EXITS} {NODE} {STAND_IN_SCRIPT.name}"],
     }
 )
 ACTIVE_TIMEOUT_SECONDS = 180.0  # a clone and a devcontainer, then the adapter
