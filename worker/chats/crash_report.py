@@ -25,11 +25,11 @@ async def crash_reason(deployment: Deployment, spec: RunSpec, agent_session_id: 
     for message in reversed(recent):
         frame = message["frame"]
         if message["id"].startswith(f"{agent_session_id}:") and frame.get("type") == "crashed":
-            return reason_of(frame)
+            return _reason_of(frame)
     return None
 
 
-def reason_of(crashed: dict[str, Any]) -> str:
+def _reason_of(crashed: dict[str, Any]) -> str:
     code = crashed.get("exit_code")
     exited = "" if code is None else f" (it exited with code {code})"
     tail = str(crashed.get("stderr_tail") or "").strip()
