@@ -19,11 +19,17 @@ while the agent cannot be reached (or the run is still starting), the controls w
 the alarm delivers them, in order. A prompt may be delivered more than once (an answer
 lost on the way back): the agent takes a prompt id once.
 
+The workspace_ready step does not wait for its poll when the workspace's ready (or failed)
+callback comes: the callback `wake`s the runs waiting on the workspace
+(worker/chats/workspace_events.py), which sets the alarm to now; the poll is the fallback
+for a callback that is lost.
+
 Its storage (tables, transactions) is durable_objects/run_storage.py.
 
 RPC (arguments plain JSON values; `now` is the caller's clock, as NodeLifecycle's):
     start(run: dict, now) -> Run      deliver(run_id, control: dict, now) -> Run
     status(run_id) -> Run | None      cancel(run_id, now) -> Run
+    wake(run_id, now) -> Run | None   (its workspace changed: look now)
 """
 
 import logging
@@ -74,6 +80,10 @@ class TaskRunner(DurableObject):
         super().__init__(ctx, env)
         self.deployment = Deployment.of(env)
         self.runs = RunStorage(ctx.storage)  # no state of its own: queries over storage
+        # A wake that came while a step ran (its look may predate the change): the step's
+        # next look is then at once, not after its poll. Memory suffices: an object evicted
+        # mid-step loses that step too, and its alarm runs it again.
+        self._woken = False
 
     # --- RPC -------------------------------------------------------------------------------
 
@@ -90,6 +100,16 @@ class TaskRunner(DurableObject):
     async def status(self, run_id: str) -> dict | None:
         row = self.runs.row()
         return None if row is None or row["run_id"] != run_id else self.runs.report()
+
+    async def wake(self, run_id: str, now: float) -> dict | None:
+        """The run's workspace became ready or failed: a run waiting for it looks now."""
+        row = self.runs.row()
+        if row is None or row["run_id"] != run_id:
+            return None
+        if row["status"] == _R.STARTING:
+            self._woken = True
+            await self._arm(now)
+        return self.runs.report()
 
     async def alarm(self, info: Any = None) -> None:
         row = self.runs.row()
@@ -167,6 +187,7 @@ class TaskRunner(DurableObject):
             )
             return False
         row = self.runs.current()
+        self._woken = False
         try:
             outcome = await steps.run_step(
                 self.deployment, name, spec, row["workspace_id"], row["agent_session_id"]
@@ -190,7 +211,7 @@ class TaskRunner(DurableObject):
             return False
         if outcome.kind == "wait":
             self.runs.step_noted(name, outcome.detail, now)
-            await self._arm(now + outcome.seconds)
+            await self._arm(now if self._woken else now + outcome.seconds)
             return False
         self.runs.step_done(name, outcome.detail, now)
         await self._progress(spec, name, "succeeded", outcome.detail)

@@ -18,16 +18,19 @@ from typing import Any
 
 import pytest
 
+from agent.sessions.session import START_HINT
 from tests.fakes.hetzner import FakeHetzner
 from tests.worker.node_support import add_user, advance
 from twin import env as local_env
 from twin.clock import ManualClock
-from wire.chat import ChatStatus
+from wire.agent_session import CrashedFrame
+from wire.chat import ChatStatus, message_id
 from worker.auth.credentials import CredentialKind, save_credential
 from worker.auth.users import User, get_user
 from worker.chats import flow, runner
+from worker.chats.crash_report import crash_reason
 from worker.chats.flow import NewChat
-from worker.chats.run import STEP_TIMEOUT_SECONDS, Control, Step
+from worker.chats.run import STEP_TIMEOUT_SECONDS, Control, RunSpec, Step
 from worker.chats.steps import NO_MODEL_KEY, READY_POLL_SECONDS
 from worker.deployment import Deployment
 from worker.errors import Conflict, InvalidInput, NotFound
@@ -167,13 +170,69 @@ async def test_a_failed_workspace_fails_the_run_with_its_message(
     # What the node's agent reports when the clone fails (its provisioning-failed callback).
     report = {"step": "clone", "message": "Repository not found", "hint": "Check its URL."}
     await workspaces.agent_failed(deployment, workspace, report)
-    await advance(cloud, READY_POLL_SECONDS)
+    await advance(cloud, 0)  # the callback woke the run: no poll is waited for
     run = await run_of(deployment, alice, project, chat["id"])
     assert run["status"] == "failed"
     assert "The workspace failed: Repository not found (Check its URL.)" in run["error"]
     history = await messages(deployment, project, chat["id"])
     assert progress(history)[-1] == ("workspace_ready", "failed")
     assert (await chat_data.get_chat(deployment, project, chat["id"]))["status"] == "failed"
+
+
+async def test_the_workspaces_ready_callback_moves_the_run_on_at_once(
+    deployment: Deployment, cloud: local_env.Runtime, alice: User, project: str
+) -> None:
+    chat = await started_chat(deployment, cloud, alice, project)
+    run = await run_of(deployment, alice, project, chat["id"])
+    workspace = await workspace_store.find(deployment, run["workspace_id"])
+    assert workspace is not None and run["step"] == "workspace_ready"
+    # What the node's agent reports once the workspace runs (its ready callback).
+    await workspaces.agent_ready_callback(deployment, workspace, {})
+    await advance(cloud, 0)  # woken: not a second of the poll has passed
+    run = await run_of(deployment, alice, project, chat["id"])
+    assert [s["status"] for s in run["steps"][:2]] == ["succeeded", "succeeded"]
+    assert run["step"] == "agent_session"
+    history = await messages(deployment, project, chat["id"])
+    assert ("workspace_ready", "succeeded") in progress(history)
+    # A repeated callback (the agent restarted) wakes the run again: it only looks again.
+    again = await workspace_store.find(deployment, run["workspace_id"])
+    assert again is not None
+    await workspaces.agent_ready_callback(deployment, again, {})
+    await advance(cloud, 0)
+    run = await run_of(deployment, alice, project, chat["id"])
+    assert run["status"] == "starting" and run["step"] == "agent_session"
+
+
+async def test_a_session_that_crashed_at_start_is_explained_by_its_crash_report(
+    deployment: Deployment, cloud: local_env.Runtime, alice: User, project: str
+) -> None:
+    chat = await started_chat(deployment, cloud, alice, project)
+    run = await run_of(deployment, alice, project, chat["id"])
+    spec = runner_spec(cloud, run["run_id"])
+    session = run["agent_session_id"]
+    assert await crash_reason(deployment, spec, session) is None  # nothing has crashed
+    # The node's outbox brings the session's last frame, as the agent wrote it at start.
+    tail = "boom\n" * 400 + "Error: Cannot find module '/opt/adapter/index.js'\n"
+    crashed = CrashedFrame(
+        seq=1, type="crashed", exit_code=1, stderr_tail=tail, hint=START_HINT, restarting=False
+    )
+    frame = crashed.model_dump(mode="json")
+    outbox = {
+        "id": message_id(session, frame),
+        "project_id": project,
+        "chat_id": chat["id"],
+        "frame": frame,
+        "created_at": "2026-12-05T00:00:00Z",
+    }
+    await chat_data.ingest(deployment, project, run["workspace_id"], [outbox])
+    reason = await crash_reason(deployment, spec, session)
+    assert reason is not None
+    assert reason.startswith("The agent could not start (it exited with code 1): " + START_HINT)
+    assert reason.splitlines()[-2] == "Error: Cannot find module '/opt/adapter/index.js'"
+    assert len(reason) < len(tail)  # the tail's end only: the chat has all of it
+    assert "send your message again" in reason
+    # Another session's crash in the same chat says nothing of this one.
+    assert await crash_reason(deployment, spec, "s-another") is None
 
 
 async def test_a_step_run_again_after_a_kill_does_not_repeat_its_side_effect(
@@ -278,6 +337,12 @@ async def test_another_users_project_and_chat_are_unknown(
     theirs = await new_project(deployment, mallory)
     with pytest.raises(NotFound, match="no chat"):
         await flow.follow_up(deployment, mallory, theirs, chat["id"], "hi")
+
+
+def runner_spec(cloud: local_env.Runtime, run_id: str) -> RunSpec:
+    """The spec the run was started with, as its object keeps it."""
+    rows = runner_storage(cloud, run_id).sql.exec("SELECT spec FROM run").raw()
+    return RunSpec.model_validate_json(next(iter(rows))[0])
 
 
 def runner_storage(cloud: local_env.Runtime, run_id: str) -> Any:

@@ -151,6 +151,12 @@ def test_a_run_takes_its_steps_on_alarms_then_delivers_controls(world: World) ->
     assert worker.alarm_at(BINDING, run_id) is not None  # it looks again later
 
     workspace_started(world, started.workspace_id)
+    # What the ready callback does for a chat linked to the workspace: the run looks now,
+    # not at its next poll. An unknown run is not woken.
+    woken = time.time()
+    assert rpc(worker, run_id, "wake", run_id, woken)["step"] == "workspace_ready"
+    assert worker.alarm_at(BINDING, run_id) <= woken * 1000
+    assert rpc(worker, run_id, "wake", "r-other", woken) is None
     assert worker.run_alarm(BINDING, run_id)
 
     active = Run.model_validate(rpc(worker, run_id, "status", run_id))

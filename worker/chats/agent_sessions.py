@@ -7,20 +7,22 @@ on worker/workspaces/agent_client.py's `call` (a fresh sam:agent token, retries 
     await answer_permission(deployment, workspace_id, session_id, request_id, answer) -> Delivery
 
 Each answers what the agent's answer means for the caller: `done` (taken, or a repeat of
-something taken), `gone` (the workspace or the session is no longer there: 404, or a
-session that has ended), `refused` (a 4xx the caller cannot fix by retrying; `message` says
-why, `code` is the agent's error code). An agent that cannot be reached (or a node not up)
-raises agent_client's AgentUnreachable / NodeNotReady: the caller retries later.
+something taken; `state` is the session's as the agent answered it), `gone` (the workspace
+or the session is no longer there: 404, or a session that has ended), `refused` (a 4xx
+the caller cannot fix by retrying; `message` says why, `code` is the agent's error code).
+An agent that cannot be reached (or a node not up) raises agent_client's AgentUnreachable /
+NodeNotReady: the caller retries later.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from pydantic import BaseModel
 
-from wire.agent_session import NewAgentSession, PermissionAnswer, Prompt
+from wire.agent_session import NewAgentSession, PermissionAnswer, Prompt, SessionState
 from worker.deployment import Deployment
 from worker.errors import UpstreamFailed
+from worker.http_retry import RetryPolicy
 from worker.nodes import service as nodes
 from worker.states import WorkspaceStatus
 from worker.workspaces import agent_client, store
@@ -36,6 +38,12 @@ _GONE_CODES = frozenset(
     }
 )
 
+_STATES = frozenset(str(state) for state in SessionState)
+# A create is not sent again at once: a repeat of its id answers the session as it is, so
+# an adapter that exited at start (502 agent_start_failed, whose message quotes its stderr)
+# would come back as a plain `crashed` session. The run retries what is transient itself.
+CREATE_RETRY = replace(agent_client.AGENT_RETRY, attempts=1)
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -43,10 +51,11 @@ class Delivery:
     status: int
     code: str | None
     message: str
+    state: SessionState | None = None  # a `done` answer's session state, when it has one
 
 
 async def create(deployment: Deployment, workspace_id: str, session: NewAgentSession) -> Delivery:
-    return await _send(deployment, workspace_id, "POST", "", session)
+    return await _send(deployment, workspace_id, "POST", "", session, CREATE_RETRY)
 
 
 async def prompt(
@@ -76,6 +85,7 @@ async def _send(
     method: str,
     rest: str,
     body: BaseModel | None = None,
+    retry: RetryPolicy = agent_client.AGENT_RETRY,
 ) -> Delivery:
     workspace = await store.find(deployment, workspace_id)
     if workspace is None or workspace.node_id is None:
@@ -88,14 +98,14 @@ async def _send(
     if node is None:
         return Delivery("gone", 404, "node_not_found", f"The node of {workspace_id} is gone.")
     path = f"/workspaces/{workspace_id}/agent-sessions{rest}"
-    return _meaning(await agent_client.call(deployment, node, method, path, body))
+    return _meaning(await agent_client.call(deployment, node, method, path, body, retry))
 
 
 def _meaning(answer: AgentAnswer) -> Delivery:
     if answer.error == "agent_start_failed":  # the adapter itself failed: retrying won't help
         return Delivery("refused", answer.status, answer.error, answer.message)
     if 200 <= answer.status < 300:
-        return Delivery("done", answer.status, None, "taken")
+        return Delivery("done", answer.status, None, "taken", _state(answer.body.get("state")))
     if answer.error == "permission_request_not_found":  # answered already, or timed out
         return Delivery("refused", answer.status, answer.error, answer.message)
     if answer.status == 404 or answer.error in _GONE_CODES:
@@ -105,3 +115,7 @@ def _meaning(answer: AgentAnswer) -> Delivery:
         # a later alarm tries again.
         raise UpstreamFailed("agent_busy", f"The agent answered {answer.status}: {answer.message}")
     return Delivery("refused", answer.status, answer.error, answer.message)
+
+
+def _state(value: object) -> SessionState | None:
+    return SessionState(value) if isinstance(value, str) and value in _STATES else None

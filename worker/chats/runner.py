@@ -4,6 +4,7 @@ RPC as bare text); it is raised here as the domain error its code names.
 
     await start(deployment, spec) -> Run dict         await status(deployment, run_id) -> Run | None
     await deliver(deployment, run_id, control) -> Run  await cancel(deployment, run_id) -> Run
+    await wake(deployment, run_id) -> Run | None       (its workspace changed: look now)
 """
 
 from typing import Any
@@ -48,3 +49,7 @@ async def cancel(deployment: Deployment, run_id: str) -> dict:
 
 async def status(deployment: Deployment, run_id: str) -> dict | None:
     return _checked(await _stub(deployment, run_id).status(run_id))
+
+
+async def wake(deployment: Deployment, run_id: str) -> dict | None:
+    return _checked(await _stub(deployment, run_id).wake(run_id, deployment.now()))

@@ -15,13 +15,14 @@ ends the run with its message.
 from dataclasses import dataclass
 from typing import Literal
 
-from wire.agent_session import NewAgentSession, PermissionAnswer, Prompt
+from wire.agent_session import NewAgentSession, PermissionAnswer, Prompt, SessionState
 from wire.chat import ChatLink, ChatStatus
 from worker.auth.agent_keys import AgentCredentialMissing, open_agent_credential
 from worker.auth.users import get_user
 from worker.chats import agent_sessions
 from worker.chats.agent_sessions import Delivery
 from worker.chats.context import first_prompt
+from worker.chats.crash_report import crash_reason
 from worker.chats.run import Control, RunSpec, Step
 from worker.deployment import Deployment
 from worker.errors import SamError, Unavailable, UpstreamFailed
@@ -32,7 +33,12 @@ from worker.workspaces import dispatch, store
 from worker.workspaces import service as workspaces
 from worker.workspaces.agent_client import NodeNotReady
 
-READY_POLL_SECONDS = 2.0  # how often workspace_ready looks while the workspace is being made
+# How often workspace_ready looks while the workspace is being made: only the fallback, as
+# the workspace's ready or failed callback wakes the run (worker/chats/workspace_events.py).
+READY_POLL_SECONDS = 10.0
+# How often agent_session looks at a session still starting (or restarting), or at a crashed
+# one whose report has not reached the chat yet; the step's timeout bounds the waiting.
+SESSION_POLL_SECONDS = 1.0
 # Agents whose sessions need the owner's Anthropic key (the node's model proxy injects it).
 AGENTS_NEEDING_ANTHROPIC_KEY = frozenset({"claude-code"})
 
@@ -41,6 +47,7 @@ NO_MODEL_KEY = (
 )
 
 _W = WorkspaceStatus
+_S = SessionState
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,9 @@ async def _agent_session(
     )
     answer = await agent_sessions.create(deployment, workspace_id, session)
     if answer.outcome == "done":
-        return Outcome("done", f"Agent session {agent_session_id} started.")
+        return await _session_up(deployment, spec, agent_session_id, answer.state)
+    if answer.code == "agent_start_failed":  # the adapter exited at start
+        return await _crashed(deployment, spec, agent_session_id, answer.message)
     if answer.code == "agent_credential_missing":
         return Outcome("failed", NO_MODEL_KEY)
     if answer.outcome == "gone":
@@ -154,6 +163,44 @@ async def _agent_session(
             "failed", f"The workspace went away before the agent started ({answer.message})."
         )
     return Outcome("failed", f"The agent did not start: {answer.message}")
+
+
+async def _session_up(
+    deployment: Deployment, spec: RunSpec, agent_session_id: str, state: SessionState | None
+) -> Outcome:
+    """Done only when the session really runs: a repeated create answers the session as it
+    is, which may be one whose adapter crashed at start (the first answer lost on the way)."""
+    if state in (_S.IDLE, _S.PROMPTING):
+        return Outcome("done", f"Agent session {agent_session_id} started.")
+    if state in (_S.STARTING, _S.RESTARTING):
+        return Outcome(
+            "wait", f"Agent session {agent_session_id} is {state}.", SESSION_POLL_SECONDS
+        )
+    if state == _S.CRASHED:
+        return await _crashed(deployment, spec, agent_session_id, None)
+    if state == _S.STOPPED:
+        return Outcome(
+            "failed", "The agent was stopped before it started; send your message again."
+        )
+    return Outcome("failed", f"The agent answered a session in an unknown state ({state}).")
+
+
+async def _crashed(
+    deployment: Deployment, spec: RunSpec, agent_session_id: str, said: str | None
+) -> Outcome:
+    """The run fails with the session's crash report (its hint and stderr tail) once it has
+    reached the chat, else with what the agent answered (`said`: the 502's message, which
+    quotes the stderr's last line); with neither, it waits for the report."""
+    reason = await crash_reason(deployment, spec, agent_session_id)
+    if reason is not None:
+        return Outcome("failed", reason)
+    if said is not None:
+        return Outcome(
+            "failed",
+            f"The agent could not start: {said}. Fix the cause, then send your message again.",
+        )
+    detail = f"Agent session {agent_session_id} crashed; waiting for its crash report."
+    return Outcome("wait", detail, SESSION_POLL_SECONDS)
 
 
 async def _linked(

@@ -89,7 +89,12 @@ class NodeNotReady(Conflict):
 
 
 async def call(
-    deployment: Deployment, node: Node, method: str, path: str, body: BaseModel | None = None
+    deployment: Deployment,
+    node: Node,
+    method: str,
+    path: str,
+    body: BaseModel | None = None,
+    retry: RetryPolicy = AGENT_RETRY,
 ) -> AgentAnswer:
     base = node.agent_url
     if base is None:
@@ -102,7 +107,7 @@ async def call(
         init["body"] = body.model_dump_json(exclude_none=True)
     try:
         response = await send_with_retry(
-            lambda: fetch(base + path, **init), AGENT_RETRY, what=f"agent {method} {path}"
+            lambda: fetch(base + path, **init), retry, what=f"agent {method} {path}"
         )
     except Unreachable as exc:
         raise AgentUnreachable(node.id, exc.reason) from exc

@@ -10,7 +10,7 @@ For the owner (anyone else's workspace is a 404, exactly like a made-up id):
     list_workspaces / get(deployment, user_id[, id])
     stop(deployment, user_id, id)      agent stop → stopped; the node claim released (the
                                        node goes warm when it was the last); its chats
-                                       stopped (worker/chats/workspace_ended.py)
+                                       stopped (worker/chats/workspace_events.py)
     restart(deployment, user_id, id)   a stopped workspace: its node claimed again (or, if
                                        that node is gone, a new one) → creating; a failed
                                        one is rebuilt (its old checkout may be what failed)
@@ -22,6 +22,8 @@ For the owner (anyone else's workspace is a 404, exactly like a made-up id):
 
 For the node's agent (callbacks, already scoped to the workspace's node by the route):
     agent_ready / agent_failed / agent_boot_log
+                                       ready and failed wake the runs of the chats waiting
+                                       on the workspace (worker/chats/workspace_events.py)
 
 For the ws-{id} proxy:
     route_for(deployment, id) -> Route(workspace, node) | None
@@ -31,7 +33,7 @@ import logging
 from typing import Any, NamedTuple
 
 from worker.auth.users import User
-from worker.chats import workspace_ended
+from worker.chats import workspace_events
 from worker.db import iso
 from worker.deployment import Deployment
 from worker.errors import Conflict, SamError, UpstreamFailed
@@ -176,7 +178,7 @@ async def stop(deployment: Deployment, user_id: str, workspace_id: str) -> Works
     if workspace.node_id is not None:
         await node_pool.release(deployment, workspace.node_id, workspace.id)
     await boot_log.step(deployment, workspace.id, "stop", "succeeded", "Workspace stopped.")
-    await workspace_ended.chats_stopped(deployment, workspace.user_id, workspace.id)
+    await workspace_events.chats_stopped(deployment, workspace.user_id, workspace.id)
     event(log, "workspace.stopped", workspace_id=workspace.id)
     return workspace
 
@@ -255,7 +257,7 @@ async def delete(deployment: Deployment, user_id: str, workspace_id: str) -> Non
         await node_pool.release(deployment, workspace.node_id, workspace.id)
     await store.remove(deployment, workspace.id)
     await boot_log.forget(deployment, workspace.id)
-    await workspace_ended.chats_stopped(deployment, workspace.user_id, workspace.id)
+    await workspace_events.chats_stopped(deployment, workspace.user_id, workspace.id)
     event(log, "workspace.deleted", workspace_id=workspace.id)
 
 
@@ -273,6 +275,7 @@ async def agent_ready_callback(
     moved = await agent_ready(deployment, workspace, info)
     if moved is None:
         raise WorkspaceBusy(workspace, "marked running", "The report is stale.")
+    await workspace_events.runs_woken(deployment, moved.user_id, moved.id)
     return moved
 
 
@@ -297,6 +300,7 @@ async def agent_failed(
     if failed is not None and failed.node_id is not None:
         await node_pool.release(deployment, failed.node_id, failed.id)
     event(log, "workspace.failed", level=logging.WARNING, workspace_id=workspace.id, step=step)
+    await workspace_events.runs_woken(deployment, workspace.user_id, workspace.id)
     return failed or await store.get(deployment, workspace.user_id, workspace.id)
 
 

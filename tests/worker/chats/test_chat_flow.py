@@ -13,7 +13,8 @@ what reached the agent, through the agent's own session routes.
 Covers: a new chat reaching active with the agent session it chose and its first prompt; a
 follow-up accepted while the node agent is down, delivered once when it is back; a
 permission answer reaching the agent; stop; a workspace deleted through the API stopping
-its chat, and the next message starting a fresh run whose agent gets the conversation;
+its chat, and the next message starting a fresh run whose agent gets the conversation; an
+agent that exits at start failing the run (not an active chat) with its stderr's words;
 the edge killed (-9) with the agent-session and link steps' results rolled back in the
 run's storage: after its restart the alarm runs them again, and the agent still has one
 session that took its first prompt once.
@@ -55,7 +56,16 @@ from worker.api.ratelimit import LIMITS
 
 STAND_IN_SCRIPT = Path(__file__).parents[2] / "agent" / "sessions" / "stand_in_agent.mjs"
 STAND_IN = "stand-in"
-AGENT_COMMANDS = json.dumps({STAND_IN: [str(NODE), STAND_IN_SCRIPT.name]})
+# The same stand-in made to exit at start: STAND_IN_STARTS counts its starts and refuses
+# every one after the first, and a start is counted before it runs.
+STAND_IN_EXITS = "stand-in-exits"
+_EXITS = "echo start > /tmp/stand-in-starts && STAND_IN_STARTS=/tmp/stand-in-starts exec"
+AGENT_COMMANDS = json.dumps(
+    {
+        STAND_IN: [str(NODE), STAND_IN_SCRIPT.name],
+        STAND_IN_EXITS: ["/bin/sh", "-c", f"{_EXITS} {NODE} {STAND_IN_SCRIPT.name}"],
+    }
+)
 ACTIVE_TIMEOUT_SECONDS = 180.0  # a clone and a devcontainer, then the adapter
 DELIVERY_TIMEOUT_SECONDS = 90.0  # the run's retries back off to 30 s
 FRAME_TIMEOUT_SECONDS = 30.0
@@ -372,6 +382,31 @@ def test_bad_requests_are_refused_with_a_reason(stage: Stage, chat: dict[str, An
     assert unknown.status_code == 404
     no_chat = stage.client.post(stage.chats("/c000/messages"), json={"text": "hi"})
     assert no_chat.status_code == 404
+
+
+def test_an_agent_that_exits_at_start_fails_the_run_with_its_words(stage: Stage) -> None:
+    made = stage.client.post(stage.chats(), json={"message": "hello", "agent": STAND_IN_EXITS})
+    assert made.status_code == 201, made.text
+    chat_id = made.json()["id"]
+    run = wait_for(
+        lambda: (run := stage.run(chat_id))["status"] != "starting" and run,
+        "the run to end",
+        ACTIVE_TIMEOUT_SECONDS,
+    )
+    assert run["status"] == "failed", run
+    statuses = [step["status"] for step in run["steps"]]
+    assert statuses == ["succeeded", "succeeded", "failed", "pending"]
+    assert run["error"].startswith("The agent could not start: ")
+    assert "the stand-in refuses to start again" in run["error"]  # the last line of its stderr
+    assert run["error"].endswith("Fix the cause, then send your message again.")
+    # The chat shows why, and is failed, not active; the node's session is crashed.
+    shown = [m["frame"] for m in stage.messages(chat_id) if m["frame"]["type"] == "run"]
+    assert (shown[-1]["step"], shown[-1]["status"]) == ("agent_session", "failed")
+    assert shown[-1]["detail"] == run["error"]
+    assert stage.chat_row(chat_id)["status"] == "failed"
+    assert stage.session(run)["state"] == "crashed"
+    deleted = stage.client.delete(f"/api/workspaces/{run['workspace_id']}")
+    assert deleted.status_code == 204, deleted.text
 
 
 def test_steps_run_again_after_an_edge_crash_make_nothing_twice(stage: Stage) -> None:

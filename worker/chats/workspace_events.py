@@ -1,0 +1,82 @@
+"""What a workspace's changes mean for the chats linked to it (D1's chat index,
+`chats.workspace_id`, written by ProjectData on every link).
+
+A workspace became ready or failed (the node agent's callbacks): the runs of its starting
+chats are woken, so their workspace_ready step looks now instead of at its next poll.
+
+A workspace stopped or deleted through the workspaces API: its chats become stopped. Each
+live one has its run cancelled (the agent session is gone with the workspace, so nothing is
+sent to the node) and is stopped. Its history stays readable, and the next message starts a
+fresh run with the conversation as context.
+
+A failure here is logged, never raised: the workspace's own change has already happened. A
+run that was not woken finds the change at its next poll; a stale chat is caught again by
+its next follow-up (a delivery to a workspace that is not running ends the run the same way).
+
+    await runs_woken(deployment, user_id, workspace_id) -> int      (how many were starting)
+    await chats_stopped(deployment, user_id, workspace_id) -> int   (how many were live)
+"""
+
+import logging
+from contextlib import suppress
+from typing import Any
+
+from wire.chat import ChatStatus
+from worker.chats import runner
+from worker.deployment import Deployment
+from worker.errors import Conflict, NotFound, SamError
+from worker.logs import event
+from worker.projects import chat_data
+
+log = logging.getLogger("sam.chats")
+
+_LIVE = (ChatStatus.STARTING, ChatStatus.ACTIVE)
+
+
+async def runs_woken(deployment: Deployment, user_id: str, workspace_id: str) -> int:
+    chats = await _linked_chats(deployment, user_id, workspace_id, (ChatStatus.STARTING,))
+    for chat in chats:
+        if not chat["run_id"]:
+            continue
+        try:
+            await runner.wake(deployment, chat["run_id"])
+        except SamError as exc:
+            _failed(exc, "chat.wake_failed", chat, workspace_id)
+    return len(chats)
+
+
+async def chats_stopped(deployment: Deployment, user_id: str, workspace_id: str) -> int:
+    chats = await _linked_chats(deployment, user_id, workspace_id, _LIVE)
+    for chat in chats:
+        try:
+            if chat["run_id"]:
+                with suppress(NotFound, Conflict):  # no such run, or it has ended already
+                    await runner.cancel(deployment, chat["run_id"])
+            with suppress(Conflict):  # its run stopped it first
+                await chat_data.set_status(
+                    deployment, chat["project_id"], chat["id"], str(ChatStatus.STOPPED)
+                )
+        except SamError as exc:
+            _failed(exc, "chat.stop_failed", chat, workspace_id)
+    return len(chats)
+
+
+async def _linked_chats(
+    deployment: Deployment, user_id: str, workspace_id: str, statuses: tuple[ChatStatus, ...]
+) -> list[dict[str, Any]]:
+    marks = ", ".join("?" for _ in statuses)
+    rows = (
+        await deployment.env.DATABASE.prepare(
+            "SELECT project_id, id, run_id FROM chats "
+            f"WHERE user_id = ? AND workspace_id = ? AND status IN ({marks})"
+        )
+        .bind(user_id, workspace_id, *(str(status) for status in statuses))
+        .all()
+    )
+    return list(rows.results)
+
+
+def _failed(exc: SamError, name: str, chat: dict[str, Any], workspace_id: str) -> None:
+    event(
+        log, name, level=logging.WARNING, chat=chat["id"], workspace_id=workspace_id, error=exc.code
+    )
