@@ -25,13 +25,27 @@ type Auth =
   | { state: "failed"; error: unknown }
   | { state: "signed-in"; user: User };
 
+// The sign-in check the script started, before React first rendered; taken by the first check.
+let startedCheck: Promise<User> | null = null;
+
+export function startSignInCheck(): void {
+  startedCheck = api.me();
+  startedCheck.catch(() => undefined); // read (and handled) by App's first check
+}
+
+function signInCheck(): Promise<User> {
+  const started = startedCheck;
+  startedCheck = null;
+  return started ?? api.me();
+}
+
 export function App() {
   const [auth, setAuth] = useState<Auth>({ state: "loading" });
 
   const check = useCallback(async () => {
     setAuth({ state: "loading" });
     try {
-      setAuth({ state: "signed-in", user: await api.me() });
+      setAuth({ state: "signed-in", user: await signInCheck() });
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) setAuth({ state: "signed-out" });
       else setAuth({ state: "failed", error });

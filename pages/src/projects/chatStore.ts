@@ -15,11 +15,10 @@ import type { Conversation } from "../agent/conversation";
 import { LiveStore, type Problem, problemOf } from "../store";
 import { projectsApi, viewerUrl } from "./api";
 import { applyMessage, chatConversation, mergeMessages } from "./chatConversation";
+import { PAGE_MESSAGES, openChat } from "./openingChat";
 import { type ChatInfo, type ChatMessage, MAX_PAGE_MESSAGES, type ViewerFrame } from "./protocol";
 import { ViewerSocket, type ViewerStatus } from "./viewerSocket";
 
-/** Messages per history page: a screenful and more, small enough to open at once. */
-export const PAGE_MESSAGES = 200;
 // What this tab answered, per chat: after a reload it still says "answered here".
 const ANSWERS_PREFIX = "sam:chat-answers:";
 
@@ -61,12 +60,7 @@ export class ProjectChat extends LiveStore<ChatSnapshot> {
 
   async start(): Promise<void> {
     this.update({ problem: null });
-    const loaded = await this.call(() =>
-      Promise.all([
-        projectsApi.chat(this.projectId, this.chatId),
-        projectsApi.messages(this.projectId, this.chatId, {}, PAGE_MESSAGES),
-      ]),
-    );
+    const loaded = await this.call(() => openChat(this.projectId, this.chatId));
     if (!loaded || this.disposed) return;
     const [chat, page] = loaded;
     this.messages = mergeMessages(this.messages, page.messages);
