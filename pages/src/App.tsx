@@ -13,6 +13,7 @@ import { NodesScreen } from "./screens/Nodes";
 import { NotFoundScreen } from "./screens/NotFound";
 import { SettingsScreen } from "./screens/Settings";
 import { SignInScreen } from "./screens/SignIn";
+import { signInCheck, takeSignedInUser } from "./signInCheck";
 import { WorkspacesScreen } from "./screens/Workspaces";
 
 // The workspace page brings xterm.js (most of the app's code): loaded when first opened, so
@@ -25,22 +26,13 @@ type Auth =
   | { state: "failed"; error: unknown }
   | { state: "signed-in"; user: User };
 
-// The sign-in check the script started, before React first rendered; taken by the first check.
-let startedCheck: Promise<User> | null = null;
-
-export function startSignInCheck(): void {
-  startedCheck = api.me();
-  startedCheck.catch(() => undefined); // read (and handled) by App's first check
-}
-
-function signInCheck(): Promise<User> {
-  const started = startedCheck;
-  startedCheck = null;
-  return started ?? api.me();
+function firstAuth(): Auth {
+  const user = takeSignedInUser();
+  return user ? { state: "signed-in", user } : { state: "loading" };
 }
 
 export function App() {
-  const [auth, setAuth] = useState<Auth>({ state: "loading" });
+  const [auth, setAuth] = useState<Auth>(firstAuth);
 
   const check = useCallback(async () => {
     setAuth({ state: "loading" });
@@ -53,7 +45,7 @@ export function App() {
   }, []);
 
   useEffect(() => {
-    void check();
+    if (auth.state === "loading") void check(); // not when the started check had answered
     setUnauthorizedHandler(() => setAuth({ state: "signed-out" }));
     return () => setUnauthorizedHandler(null);
   }, [check]);

@@ -1,20 +1,16 @@
+// First: the page's first requests leave before the rest of the app is evaluated.
+import "./boot";
 import "@xterm/xterm/css/xterm.css";
 import "./styles.css";
 
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 
-import { App, startSignInCheck } from "./App";
-import { loadMarkdown } from "./agent/markdownLoader";
+import { App } from "./App";
 import { ErrorBoundary } from "./components/ErrorBoundary";
-import { startOpeningChat } from "./projects/openingChat";
 import { reportUncaughtErrors } from "./report";
 
 reportUncaughtErrors();
-// The first requests leave now, together, not one after another as screens mount.
-startSignInCheck();
-startOpeningChat(window.location.pathname);
-void loadMarkdown();
 
 createRoot(document.getElementById("root")!).render(
   <StrictMode>

@@ -35,7 +35,8 @@ const VIEWER_TEXT: Record<ViewerStatus, string> = {
 
 export function ChatView({ projectId, chatId }: { projectId: string; chatId: string }) {
   const [store, setStore] = useState<ProjectChat | null>(null);
-  useEffect(() => {
+  // Before the first paint: a chat already answered renders in this same frame.
+  useLayoutEffect(() => {
     const created = new ProjectChat(projectId, chatId);
     setStore(created);
     register(created);

@@ -11,6 +11,7 @@
  */
 
 import { match } from "../router";
+import { Started } from "../started";
 import { projectsApi } from "./api";
 import type { ChatInfo, MessagePage } from "./protocol";
 
@@ -26,7 +27,7 @@ interface Opening {
   projectId: string;
   chatId: string;
   /** The requests started with the page; null once a ChatView took them. */
-  requests: Promise<OpenedChat> | null;
+  requests: Started<OpenedChat> | null;
   /** Resolves once the chat's first page is on screen (or the chat view is gone). */
   shown: Promise<void>;
   show: () => void;
@@ -42,8 +43,7 @@ function chatAndNewestPage(projectId: string, chatId: string): Promise<OpenedCha
 export function startOpeningChat(path: string): void {
   const route = match(path);
   if (route.screen !== "project" || route.chatId === null) return;
-  const requests = chatAndNewestPage(route.id, route.chatId);
-  requests.catch(() => undefined); // a failure is read (and handled) when a ChatView takes it
+  const requests = new Started(chatAndNewestPage(route.id, route.chatId));
   let show = () => {};
   const shown = new Promise<void>((resolve) => (show = resolve));
   opening = { projectId: route.id, chatId: route.chatId, requests, shown, show };
@@ -60,7 +60,16 @@ export function openChat(projectId: string, chatId: string): Promise<OpenedChat>
   const started = mine?.requests;
   if (!mine || !started) return chatAndNewestPage(projectId, chatId);
   mine.requests = null;
-  return started.catch(() => chatAndNewestPage(projectId, chatId));
+  return started.promise.catch(() => chatAndNewestPage(projectId, chatId));
+}
+
+/** The chat and its newest page if the page load's requests have answered already (taken:
+ * the chat view renders them in its first render, without awaiting). */
+export function takeOpenedChat(projectId: string, chatId: string): OpenedChat | null {
+  const mine = openingOf(projectId, chatId);
+  const opened = mine?.requests?.now ?? null;
+  if (mine && opened) mine.requests = null;
+  return opened;
 }
 
 /** The chat's first page is on screen, or its view is gone: the secondary data may load. */
