@@ -308,3 +308,17 @@ def test_bad_input_and_unknown_addresses_say_what_to_do(
         page.goto(app_url(chat_edge, f"/projects/{project_id}"))
         expect(page.get_by_role("alert")).to_contain_text(re.compile("project", re.I))
         expect(page.get_by_role("button", name="Try again")).to_be_visible()
+
+    # A chat that does not exist in one's own project: the chat says so, and the project's
+    # header and chat list (which wait for the chat's first page) still come.
+    with api_client(chat_edge, LOGIN) as client:
+        made = client.post(
+            "/api/projects", json={"repository": "https://example.com/mine.git", "name": "Mine"}
+        )
+        assert made.status_code == 201, made.text
+        mine: dict[str, Any] = made.json()
+    page.goto(app_url(chat_edge, f"/projects/{mine['id']}/chats/c-made-up"))
+    expect(page.get_by_role("alert")).to_contain_text(re.compile("chat", re.I))
+    expect(page.get_by_role("button", name="Try again")).to_be_visible()
+    expect(page.get_by_role("heading", name="Mine")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Chats")).to_contain_text("No chats yet.")
