@@ -15,7 +15,9 @@ untouched) → one pull request against the default branch → its link in the c
 workspace stopped → the task completed, with its history. And the edge killed after the
 push's or the pull request's side effect, before its persisted result (parametrised: the
 run's storage and the task rolled back, the workspace running again): the alarm runs the
-step again, and the branch still has its one commit and the repository its one PR.
+step again, and the branch still has its one commit and the repository its one PR. Cancel
+while the agent works, and a turn that never ends (the step's start rolled back past its
+timeout): nothing pushed, no PR, the workspace stopped.
 """
 
 import asyncio
@@ -55,7 +57,7 @@ from twin.clock import SystemClock
 from wire.git import GitToken
 from worker.api.ratelimit import LIMITS
 from worker.auth import scoped_tokens
-from worker.chats.run import TASK_STEPS, Step
+from worker.chats.run import STEP_TIMEOUT_SECONDS, TASK_STEPS, Step
 
 OWNER, NAME = "alice", "app"
 DONE_TIMEOUT_SECONDS = 300.0  # a clone and a devcontainer, the agent's turn, push and PR
@@ -362,3 +364,73 @@ def test_a_step_run_again_after_its_side_effect_makes_nothing_twice(
     assert done["pull_request_url"] == pulls[-1]["html_url"]
     workspace = stage.client.get(f"/api/workspaces/{run['workspace_id']}").json()
     assert workspace["status"] == "stopped"
+
+
+def hanging_task(stage: Stage) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A task whose agent never ends its turn, once its run waits for that: (task, run)."""
+    made = stage.client.post(f"/api/projects/{stage.project}/tasks", json={"message": "hang"})
+    assert made.status_code == 201, made.text
+    task = made.json()
+    run = wait_for(
+        lambda: (shown := stage.run(task))["step"] == "turn_ended" and shown,
+        "the run to wait for the turn's end",
+        DONE_TIMEOUT_SECONDS,
+    )
+    return task, run
+
+
+def nothing_pushed(stage: Stage, task: dict[str, Any], run: dict[str, Any]) -> None:
+    assert task["branch"] not in stage.heads()
+    pulls = stage.github.repositories[f"{OWNER}/{NAME}"].pulls
+    assert all(pull["head"]["ref"] != task["branch"] for pull in pulls)
+    workspace = stage.client.get(f"/api/workspaces/{run['workspace_id']}").json()
+    assert workspace["status"] == "stopped"
+
+
+def test_cancel_while_the_agent_works_stops_everything_and_pushes_nothing(
+    stage: Stage,
+) -> None:
+    task, run = hanging_task(stage)
+    cancelled = stage.client.post(f"/api/tasks/{task['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    shown = cancelled.json()
+    assert shown["status"] == "cancelled" and shown["history"][-1]["reason"] == "Cancelled by you."
+    assert stage.run(task)["status"] == "stopped"
+    nothing_pushed(stage, shown, run)
+
+
+def test_a_turn_that_never_ends_fails_the_task_at_its_timeout_and_cleans_up(
+    stage: Stage,
+) -> None:
+    task, run = hanging_task(stage)
+
+    def an_hour_later() -> None:
+        """The turn_ended step started over an hour ago (its timeout), its alarm due now."""
+        storage, at_ms = runner_storage(stage.edge.data_dir, run["run_id"]), time.time() * 1000
+        storage.sql.exec(
+            "UPDATE steps SET started_at = ? WHERE name = 'turn_ended'",
+            at_ms / 1000 - STEP_TIMEOUT_SECONDS["turn_ended"] - 1,
+        )
+        storage.sql.exec("UPDATE run SET alarm_at = ?", at_ms / 1000)
+        storage.store_alarm(int(at_ms), retries=0)
+        storage.close()
+        scheduler = AlarmScheduler(stage.edge.data_dir / "do", SystemClock())
+        scheduler.schedule("TaskRunner", runner_id(stage.edge.data_dir, run["run_id"]), int(at_ms))
+        asyncio.run(scheduler.stop())
+
+    stage.crash_edge(an_hour_later)
+    failed = wait_for(
+        lambda: (shown := stage.task(task["id"]))["status"] != "running" and shown,
+        "the task to fail",
+        DONE_TIMEOUT_SECONDS,
+    )
+    assert failed["status"] == "failed" and failed["step"] == "turn_ended"
+    assert "took over 60 minutes" in failed["error"]
+    wait_for(
+        lambda: (
+            stage.client.get(f"/api/workspaces/{run['workspace_id']}").json()["status"] == "stopped"
+        ),
+        "the workspace to be stopped",
+        DONE_TIMEOUT_SECONDS,
+    )
+    nothing_pushed(stage, failed, run)
