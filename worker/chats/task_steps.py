@@ -19,6 +19,9 @@ the one it opened), else one opened against the project's branch (the repository
 without one); its link is kept on the task. GitHub rate-limiting or refusing the App fails
 the step with GitHub's reason; a 5xx or an unreachable GitHub is retried with backoff.
 
+A repository that is not on the configured GitHub, or a deployment without the GitHub App,
+fails push at once, saying so (the task cannot end in a pull request).
+
 posted: the link, as this step's run message in the chat.
 
 finished: the agent session is stopped, the chat is stopped, then the workspace (its files
@@ -39,6 +42,7 @@ from worker.chats.steps import Outcome
 from worker.deployment import Deployment
 from worker.errors import SamError, UpstreamFailed
 from worker.github import git_tokens, pulls
+from worker.github.app_jwt import GitHubAppNotConfigured
 from worker.github.rest import GitHubForbidden, GitHubRateLimited, GitHubRefused
 from worker.logs import event
 from worker.nodes import service as nodes
@@ -111,7 +115,10 @@ async def _push(
     user = await get_user(deployment.env.DATABASE, spec.user_id)
     if node is None or user is None:
         return Outcome("failed", "The workspace's node or owner is gone: nothing was pushed.")
-    token = await git_tokens.write_token(deployment, spec.user_id, spec.repository)
+    try:
+        token = await git_tokens.write_token(deployment, spec.user_id, spec.repository)
+    except GitHubAppNotConfigured as exc:  # not transient here: no retry configures it
+        return Outcome("failed", exc.message)
     body = GitPush(
         branch=task.branch,
         message=f"{task.title}\n\nMade by SAM for task {task.task_id}.",
@@ -145,7 +152,7 @@ async def _pull_request(deployment: Deployment, spec: RunSpec, task: TaskLink) -
         pull = await pulls.pull_request(
             deployment, spec.user_id, spec.repository, task.branch, spec.branch, task.title, body
         )
-    except (GitHubRateLimited, GitHubForbidden, GitHubRefused) as exc:
+    except (GitHubAppNotConfigured, GitHubRateLimited, GitHubForbidden, GitHubRefused) as exc:
         return Outcome("failed", exc.message)
     await tasks.noted(deployment, task.task_id, pull_request_url=pull.url)
     verb = "Opened" if pull.opened else "Found the open"

@@ -17,7 +17,8 @@ push's or the pull request's side effect, before its persisted result (parametri
 run's storage and the task rolled back, the workspace running again): the alarm runs the
 step again, and the branch still has its one commit and the repository its one PR. Cancel
 while the agent works, and a turn that never ends (the step's start rolled back past its
-timeout): nothing pushed, no PR, the workspace stopped.
+timeout): nothing pushed, no PR, the workspace stopped. A task of a repository that is
+not on GitHub fails at push, saying so.
 """
 
 import asyncio
@@ -90,6 +91,7 @@ class Stage:
     double: ControlPlaneDouble
     node_token: str
     project: str
+    local_project: str  # the same repository by its path on this machine: not on GitHub
     client: httpx.Client  # the API as alice
     edges: ExitStack  # every edge process this stage started, stopped at its end
     variables: dict[str, str]
@@ -111,7 +113,7 @@ class Stage:
         return answer.json()
 
     def run(self, task: dict[str, Any]) -> dict[str, Any]:
-        path = f"/api/projects/{self.project}/chats/{task['chat_id']}/run"
+        path = f"/api/projects/{task['project_id']}/chats/{task['chat_id']}/run"
         answer = self.client.get(path)
         assert answer.status_code == 200, answer.text
         return answer.json()
@@ -190,7 +192,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
         agent = start_agent(double, base / "agent-state", extra_env=env)
         alice = sign_in(edge, OWNER)
         insert_node(edge, alice.id, agent.port, node_id)
-        project = "p" + "7a5c" * 8
+        project, local_project = "p" + "7a5c" * 8, "p" + "10ca" * 8
         with closing(database(edge)) as db:
             db.execute(
                 "INSERT INTO github_installations "
@@ -203,6 +205,12 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
                 "VALUES (?, ?, 'app', ?, 'main', 'local', NULL, ?, 'bypass', ?, ?)",
                 (project, alice.id, url, STAND_IN, "2026-01-01", "2026-01-01"),
             )
+            db.execute(
+                "INSERT INTO projects (id, user_id, name, repository, default_branch, provider, "
+                "node_size, agent, permission_mode, created_at, updated_at) "
+                "VALUES (?, ?, 'local', ?, 'main', 'local', NULL, ?, 'bypass', ?, ?)",
+                (local_project, alice.id, str(work), STAND_IN, "2026-01-01", "2026-01-01"),
+            )
             db.commit()
         client = stack.enter_context(as_member(edge, alice))
         stage = Stage(
@@ -213,6 +221,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
             double,
             node_token,
             project,
+            local_project,
             client,
             stack,
             variables,
@@ -282,9 +291,12 @@ def test_a_task_ends_in_one_pull_request_with_its_change_and_a_stopped_workspace
     assert workspace["status"] == "stopped"
 
 
-def finished_task(stage: Stage, message: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A task submitted, its turn's end relayed, and completed: (task, run)."""
-    made = stage.client.post(f"/api/projects/{stage.project}/tasks", json={"message": message})
+def ended_task(
+    stage: Stage, message: str, project: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A task submitted, its turn's end relayed, and ended: (task, run)."""
+    project = project or stage.project
+    made = stage.client.post(f"/api/projects/{project}/tasks", json={"message": message})
     assert made.status_code == 201, made.text
     task = made.json()
     run = stage.run(task)
@@ -301,7 +313,6 @@ def finished_task(stage: Stage, message: str) -> tuple[dict[str, Any], dict[str,
         "the task to end",
         DONE_TIMEOUT_SECONDS,
     )
-    assert done["status"] == "completed", done
     return done, run
 
 
@@ -311,7 +322,8 @@ def test_a_step_run_again_after_its_side_effect_makes_nothing_twice(
 ) -> None:
     """The edge killed after the step's side effect and before its result was persisted:
     the run's storage and the task rolled back to before the step, the alarm runs it again."""
-    task, run = finished_task(stage, f"run printf 'once for {step}' > {step}.md")
+    task, run = ended_task(stage, f"run printf 'once for {step}' > {step}.md")
+    assert task["status"] == "completed", task
     pushed = stage.heads()[task["branch"]]
     pulls = stage.github.repositories[f"{OWNER}/{NAME}"].pulls
     before = len(pulls)
@@ -434,3 +446,16 @@ def test_a_turn_that_never_ends_fails_the_task_at_its_timeout_and_cleans_up(
         DONE_TIMEOUT_SECONDS,
     )
     nothing_pushed(stage, failed, run)
+
+
+def test_a_task_on_a_repository_not_on_github_fails_at_push_saying_so(stage: Stage) -> None:
+    task, run = ended_task(stage, "run printf 'x' > local.md", stage.local_project)
+    assert task["status"] == "failed" and task["step"] == "push", task
+    assert "is not a repository on the configured GitHub" in task["error"]
+    wait_for(
+        lambda: (
+            stage.client.get(f"/api/workspaces/{run['workspace_id']}").json()["status"] == "stopped"
+        ),
+        "the workspace to be stopped",
+        DONE_TIMEOUT_SECONDS,
+    )
