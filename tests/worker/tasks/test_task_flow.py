@@ -327,16 +327,23 @@ def test_a_step_run_again_after_its_side_effect_makes_nothing_twice(
     pushed = stage.heads()[task["branch"]]
     pulls = stage.github.repositories[f"{OWNER}/{NAME}"].pulls
     before = len(pulls)
-    # The workspace runs again (its files kept), as it did when the step ran.
+    # The workspace runs again (its files kept), as it did when the step ran; the agent's
+    # ready callback (to the double) is relayed to the edge.
+    readies = len(stage.double.callbacks("ready", run["workspace_id"]))
     restarted = stage.client.post(f"/api/workspaces/{run['workspace_id']}/restart")
     assert restarted.status_code == 202, restarted.text
-    wait_for(
-        lambda: (
-            stage.client.get(f"/api/workspaces/{run['workspace_id']}").json()["status"] == "running"
-        ),
+    ready = wait_for(
+        lambda: stage.double.callbacks("ready", run["workspace_id"])[readies:],
         "the workspace to run again",
         DONE_TIMEOUT_SECONDS,
-    )
+    )[-1]
+    with stage.edge.client("api") as client:
+        answer = client.post(
+            f"/api/workspaces/{run['workspace_id']}/ready",
+            json=ready.body,
+            headers=bearer(stage.node_token),
+        )
+    assert answer.status_code == 200, answer.text
     again = TASK_STEPS[TASK_STEPS.index(Step(step)) :]
 
     def roll_back() -> None:
