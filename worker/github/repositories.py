@@ -64,7 +64,7 @@ async def list_branches(
     deployment: Deployment, user_id: str, owner: str, name: str
 ) -> list[Branch]:
     _check_names(owner, name)
-    installation_id = await _installation_of(deployment, user_id, owner, name)
+    installation_id = await installation_of(deployment, user_id, owner, name)
     token = await installation_token(
         deployment, installation_id, repositories=(name,), permissions=METADATA_READ
     )
@@ -88,7 +88,7 @@ def _not_found(owner: str, name: str) -> NotFound:
     )
 
 
-async def _installation_of(deployment: Deployment, user_id: str, owner: str, name: str) -> int:
+async def installation_of(deployment: Deployment, user_id: str, owner: str, name: str) -> int:
     """The user's installation that reaches owner/name (NotFound for anyone else's)."""
     try:
         data = await rest.api(
