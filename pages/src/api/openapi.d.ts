@@ -1058,6 +1058,8 @@ export interface components {
             active_workspaces: number;
             /** Agent Version */
             agent_version?: string | null;
+            /** Workspaces */
+            workspaces?: components["schemas"]["WorkspaceActivity"][];
         };
         /** IngestResult */
         IngestResult: {
@@ -1510,6 +1512,28 @@ export interface components {
             /** Context */
             ctx?: Record<string, never>;
         };
+        /**
+         * WorkspaceActivity
+         * @description How recently a workspace was used, for the control plane's idle sweep
+         *     (worker/workspaces/idle.py). Seconds, not a time of day: the agent's clock and the
+         *     control plane's need not agree.
+         */
+        WorkspaceActivity: {
+            /** Id */
+            id: string;
+            /** Idle Seconds */
+            idle_seconds?: number | null;
+            /**
+             * Agent Busy
+             * @default false
+             */
+            agent_busy: boolean;
+            /**
+             * Viewers
+             * @default 0
+             */
+            viewers: number;
+        };
         /** WorkspaceList */
         WorkspaceList: {
             /** Workspaces */
@@ -1550,6 +1574,14 @@ export interface components {
             dispatched_at: string | null;
             /** Ready At */
             ready_at: string | null;
+            /** Last Active At */
+            last_active_at: string | null;
+            /** Stopped Reason */
+            stopped_reason: string | null;
+            /** Wip Branch */
+            wip_branch: string | null;
+            /** Needs Attention */
+            needs_attention: string | null;
             /** Created At */
             created_at: string;
             /** Updated At */
