@@ -13,7 +13,8 @@
           "stopped after 30 min without terminal or agent activity"
     uncommitted or unpushed work, the repository on GitHub through SAM's App
         → pushed by the agent, outside the container, to sam/wip/<workspace id>-<UTC time
-          of its last use> with a contents:write token for that repository alone; the
+          of its last use> with a contents:write token for that repository alone
+          (worker/github/git_tokens.py); the
           branch kept in wip_branch and told in its live chats; then stopped as above
     otherwise (no GitHub, the push or the git check failed)
         → left running, needs_attention saying why and what to do; the node keeps its
@@ -37,7 +38,7 @@ from worker.chats import workspace_events
 from worker.db import iso
 from worker.deployment import Deployment
 from worker.errors import SamError, UpstreamFailed
-from worker.github.push_access import push_access
+from worker.github.git_tokens import github_repository, write_token
 from worker.logs import event
 from worker.nodes import service as nodes
 from worker.states import NodeStatus, WorkspaceStatus
@@ -138,34 +139,36 @@ async def _settle(deployment: Deployment, workspace: Workspace) -> int:
     if not state.dirty and state.unpushed == 0:
         return await _stop(deployment, workspace, None)
     branch = wip_branch(workspace)
+    config = deployment.config
+    if config.github_app is None or github_repository(config, workspace.repository) is None:
+        return await _flag(
+            deployment,
+            workspace,
+            f"Idle for {idle_for} with uncommitted or unpushed work that SAM cannot save: "
+            f"its repository is not on GitHub through SAM's app. {_LEFT_RUNNING}",
+        )
     try:
-        access = await push_access(deployment, workspace.user_id, workspace.repository)
-        if access is None:
-            return await _flag(
-                deployment,
-                workspace,
-                f"Idle for {idle_for} with uncommitted or unpushed work that SAM cannot save: "
-                f"its repository is not on GitHub through SAM's app. {_LEFT_RUNNING}",
-            )
+        token = await write_token(deployment, workspace.user_id, workspace.repository)
         push = GitPush(
             branch=branch,
             message=f"Work in progress, saved by SAM after {idle_for} idle",
-            remote_url=access.remote_url,
-            token=access.token,
+            remote_url=workspace.repository,
+            token=token.token,
             author_name=AUTHOR_NAME,
-            author_email=f"sam@{deployment.config.domain.split(':')[0]}",
+            author_email=f"sam@{config.domain.split(':')[0]}",
         )
         pushed = await agent_client.call(
             deployment, node, "POST", f"/workspaces/{workspace.id}/git/push", push
         )
         if pushed.status != 200 or not _pushed(pushed.body):
             raise UpstreamFailed("agent_refused", pushed.message)
-    except SamError as exc:
+    except (SamError, ValidationError) as exc:
+        why = exc.message if isinstance(exc, SamError) else exc.errors()[0]["msg"]
         return await _flag(
             deployment,
             workspace,
             f"Idle for {idle_for} with unsaved work; saving it to {branch} failed "
-            f"({exc.message}). {_LEFT_RUNNING}",
+            f"({why}). {_LEFT_RUNNING}",
         )
     event(log, "workspace.wip_pushed", workspace_id=workspace.id, branch=branch)
     await store.update(deployment, workspace.id, wip_branch=branch)

@@ -621,6 +621,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/workspaces/{workspace_id}/git-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Git Token */
+        post: operations["git_token_api_workspaces__workspace_id__git_token_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/deployment": {
         parameters: {
             query?: never;
@@ -1042,6 +1059,22 @@ export interface components {
         FollowUp: {
             /** Text */
             text: string;
+        };
+        /**
+         * GitToken
+         * @description A read-only installation token for the workspace's own repository, for git's
+         *     credential protocol (username/password) until expires_at (seconds since the epoch).
+         */
+        GitToken: {
+            /**
+             * Username
+             * @default x-access-token
+             */
+            username: string;
+            /** Password */
+            password: string;
+            /** Expires At */
+            expires_at: number;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -2982,6 +3015,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentCredential"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    git_token_api_workspaces__workspace_id__git_token_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitToken"];
                 };
             };
             /** @description Validation Error */
