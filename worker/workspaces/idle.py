@@ -136,7 +136,7 @@ async def _settle(deployment: Deployment, workspace: Workspace) -> int:
         state = GitState.model_validate(answer.body)
     except ValidationError:
         raise agent_client.AgentBadAnswer(node.id, "GET /workspaces/{id}/git") from None
-    if not state.dirty and state.unpushed == 0:
+    if not state.dirty and not state.unpushed:  # None: no commit at all, so nothing to save
         return await _stop(deployment, workspace, None)
     branch = wip_branch(workspace)
     config = deployment.config
