@@ -13,10 +13,13 @@ of that one process, read by an inline credential helper: never argv, never a fi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from agent.errors import GitFailed, PushRejected
 from agent.process import CommandResult, child_env, run_command, stderr_tail
@@ -42,20 +45,32 @@ UNTRUSTED_CHECKOUT_CONFIG = {
 }
 
 
-def _git_env(checkout: Path, config: dict[str, str], **extra: str) -> dict[str, str]:
-    settings = {"safe.directory": str(checkout), **UNTRUSTED_CHECKOUT_CONFIG, **config}
-    environment = child_env(
-        GIT_TERMINAL_PROMPT="0",
-        GIT_ASKPASS="/bin/false",
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_CONFIG_GLOBAL="/dev/null",
-        GIT_CONFIG_COUNT=str(len(settings)),
-        **extra,
-    )
+def credential_config(url: str) -> dict[str, str]:
+    """git config that answers `url`'s server (scheme and host only: a redirect elsewhere
+    gets nothing) with the token in TOKEN_VARIABLE of the process's environment."""
+    parts = urlsplit(url)
+    return {f"credential.{parts.scheme}://{parts.netloc}.helper": CREDENTIAL_HELPER}
+
+
+def config_env(settings: dict[str, str]) -> dict[str, str]:
+    """`settings` as git's command-line config, through the environment (never argv)."""
+    environment = {"GIT_CONFIG_COUNT": str(len(settings))}
     for index, (key, value) in enumerate(settings.items()):
         environment[f"GIT_CONFIG_KEY_{index}"] = key
         environment[f"GIT_CONFIG_VALUE_{index}"] = value
     return environment
+
+
+def _git_env(checkout: Path, config: dict[str, str], **extra: str) -> dict[str, str]:
+    settings = {"safe.directory": str(checkout), **UNTRUSTED_CHECKOUT_CONFIG, **config}
+    return child_env(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_ASKPASS="/bin/false",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL="/dev/null",
+        **config_env(settings),
+        **extra,
+    )
 
 
 async def _git(
@@ -85,7 +100,7 @@ async def _git(
 async def state(checkout: Path) -> GitState:
     """The checkout's branch, HEAD, whether anything is uncommitted, what is unpushed."""
     head = await _git(checkout, "rev-parse", "--verify", "-q", "HEAD", check=False)
-    sha = head.stdout.strip() if head.returncode == 0 else None
+    sha = _output(head)
     branch = await _git(checkout, "symbolic-ref", "--short", "-q", "HEAD", check=False)
     status = await _git(checkout, "status", "--porcelain", "--untracked-files=all")
     upstream = await _git(
@@ -96,12 +111,17 @@ async def state(checkout: Path) -> GitState:
         counted = await _git(checkout, "rev-list", "--count", "HEAD", "--not", "--remotes")
         unpushed = int(counted.stdout.strip())
     return GitState(
-        branch=branch.stdout.strip() or None if branch.returncode == 0 else None,
+        branch=_output(branch),
         head=sha,
         dirty=bool(status.stdout.strip()),
         unpushed=unpushed,
-        upstream=upstream.stdout.strip() or None if upstream.returncode == 0 else None,
+        upstream=_output(upstream),
     )
+
+
+def _output(result: CommandResult) -> str | None:
+    """What a query printed; None when it found nothing (a detached HEAD, no upstream)."""
+    return (result.stdout.strip() or None) if result.returncode == 0 else None
 
 
 async def push(checkout: Path, request: GitPush, scratch_root: Path) -> GitPushResult:
@@ -147,7 +167,7 @@ async def _remote_head(checkout: Path, scratch: Path, request: GitPush, ref: str
         request.remote_url,
         ref,
         cwd=scratch,
-        config={"credential.helper": CREDENTIAL_HELPER},
+        config=credential_config(request.remote_url),
         **{TOKEN_VARIABLE: request.token},
     )
     for line in listed.stdout.splitlines():
@@ -167,7 +187,7 @@ async def _push(checkout: Path, scratch: Path, request: GitPush, refspec: str) -
         request.remote_url,
         refspec,
         cwd=scratch,
-        config={"credential.helper": CREDENTIAL_HELPER},
+        config=credential_config(request.remote_url),
         timeout_seconds=PUSH_TIMEOUT_SECONDS,
         check=False,
         **{TOKEN_VARIABLE: request.token},
@@ -189,25 +209,21 @@ async def _remember(checkout: Path, branch: str, head: str) -> None:
     await asyncio.to_thread(_give_back, checkout)
 
 
-class _scratch:
+@contextlib.contextmanager
+def _scratch(checkout: Path, root: Path) -> Iterator[Path]:
     """A bare repository of the agent's that borrows the checkout's objects."""
-
-    def __init__(self, checkout: Path, root: Path) -> None:
-        self.checkout, self.root = checkout, root
-
-    def __enter__(self) -> Path:
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.path = Path(tempfile.mkdtemp(prefix="push-", dir=self.root))
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = Path(tempfile.mkdtemp(prefix="push-", dir=root))
+    try:
         for folder in ("objects/info", "refs"):
-            (self.path / folder).mkdir(parents=True)
-        (self.path / "HEAD").write_text("ref: refs/heads/main\n")
-        (self.path / "config").write_text("[core]\n\trepositoryformatversion = 0\n\tbare = true\n")
-        objects = self.checkout / ".git" / "objects"
-        (self.path / "objects" / "info" / "alternates").write_text(f"{objects}\n")
-        return self.path
-
-    def __exit__(self, *exc: object) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+            (path / folder).mkdir(parents=True)
+        (path / "HEAD").write_text("ref: refs/heads/main\n")
+        (path / "config").write_text("[core]\n\trepositoryformatversion = 0\n\tbare = true\n")
+        alternates = path / "objects" / "info" / "alternates"
+        alternates.write_text(f"{checkout / '.git' / 'objects'}\n")
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _give_back(checkout: Path) -> None:
