@@ -7,9 +7,9 @@ agent prompts or someone watches; never a flagged one); the reason text; the sam
 branch named after the idle period; a warm node holding a workspace flagged with unsaved
 work is kept through any number of warm windows (alarm and cron) and torn down once its
 owner deleted that workspace, with a VM and DNS record on the loopback Hetzner and
-Cloudflare too (none deleted before, none left after); the saved branch told once in the workspace's live chats
-only. The real agent's side is in tests/agent/test_activity.py,
-the whole path through the edge in test_idle_e2e.py.
+Cloudflare too (none deleted before, none left after); the saved branch told once in the
+workspace's live chats only. The real agent's side is in tests/agent/test_activity.py, the
+whole path through the edge in test_idle_e2e.py.
 """
 
 from collections.abc import AsyncIterator
