@@ -126,6 +126,9 @@ class WorkspaceManager:
         self.get(workspace_id)
         return self._log(workspace_id)
 
+    def running_ids(self) -> list[str]:
+        return [record["id"] for record in self.store.workspaces() if record["state"] == S.RUNNING]
+
     def active_count(self) -> int:
         return sum(1 for record in self.store.workspaces() if record["state"] in ACTIVE_STATES)
 
