@@ -29,3 +29,7 @@ export type ProviderOption = Schemas["ProviderOption"];
 export type Project = Schemas["ProjectOut"];
 export type NewProject = Schemas["NewProject"];
 export type ProjectChanges = Schemas["ProjectChanges"];
+/** The GitHub App's installations the user recorded, what they reach, and their branches. */
+export type GitHubInstallation = Schemas["InstallationOut"];
+export type GitHubRepository = Schemas["RepositoryOut"];
+export type GitHubBranch = Schemas["BranchOut"];

@@ -1,6 +1,6 @@
 /**
- * A project: its chats in a sidebar (topic, status, last activity, New chat) beside the chat
- * shown (or a New chat composer), and the project's own rename and delete.
+ * A project: its chats in a sidebar (topic, status, last activity, New chat, Tasks) beside the
+ * chat shown (or a New chat composer, or the project's tasks), and its own rename and delete.
  */
 
 import { type FormEvent, useEffect, useId, useState, useSyncExternalStore } from "react";
@@ -10,13 +10,14 @@ import { useLoad, useTitle } from "../hooks";
 import { Link, navigate } from "../router";
 import type { Project } from "../api/types";
 import { projectsApi } from "./api";
+import { TasksPanel } from "../tasks/TasksPanel";
 import { ChatList } from "./chatList";
 import { ChatView } from "./ChatView";
 import { Composer } from "./Composer";
 import { MAX_PROJECT_NAME_CHARS } from "./NewProjectScreen";
 import type { ChatInfo } from "./protocol";
 
-export function ProjectScreen({ id, chatId }: { id: string; chatId: string | null }) {
+export function ProjectScreen({ id, chatId, tasks }: { id: string; chatId: string | null; tasks: boolean }) {
   const project = useLoad(() => projectsApi.project(id), [id]);
   const [list, setList] = useState<ChatList | null>(null);
   useEffect(() => {
@@ -38,9 +39,11 @@ export function ProjectScreen({ id, chatId }: { id: string; chatId: string | nul
         <Loading what="the project" />
       )}
       <div className="project-layout">
-        {list && <ChatSidebar projectId={id} list={list} current={chatId} />}
+        {list && <ChatSidebar projectId={id} list={list} current={chatId} tasks={tasks} />}
         <div className="project-main">
-          {chatId ? (
+          {tasks ? (
+            <TasksPanel projectId={id} />
+          ) : chatId ? (
             <ChatView key={chatId} projectId={id} chatId={chatId} />
           ) : (
             <NewChat projectId={id} onCreated={(chat) => list?.add(chat)} />
@@ -136,12 +139,33 @@ function RenameForm({ project, onDone }: { project: Project; onDone: (renamed: b
   );
 }
 
-function ChatSidebar({ projectId, list, current }: { projectId: string; list: ChatList; current: string | null }) {
+function ChatSidebar({
+  projectId,
+  list,
+  current,
+  tasks,
+}: {
+  projectId: string;
+  list: ChatList;
+  current: string | null;
+  tasks: boolean;
+}) {
   const { chats, problem } = useSyncExternalStore(list.subscribe, list.snapshot);
   return (
     <nav className="chat-sidebar" aria-label="Chats">
-      <Link href={`/projects/${projectId}`} className="button button-primary button-small" aria-current={current === null ? "page" : undefined}>
+      <Link
+        href={`/projects/${projectId}`}
+        className="button button-primary button-small"
+        aria-current={current === null && !tasks ? "page" : undefined}
+      >
         New chat
+      </Link>
+      <Link
+        href={`/projects/${projectId}/tasks`}
+        className="button button-small"
+        aria-current={tasks ? "page" : undefined}
+      >
+        Tasks
       </Link>
       {problem && <p className="small error-text" role="alert">{problem.message}</p>}
       {chats === null && !problem && <Loading what="chats" />}
