@@ -83,8 +83,8 @@ export function NewProjectScreen() {
             placeholder="https://github.com/you/project.git"
             value={repository}
             onChange={(event) => {
-              // A URL typed by hand is no longer the picked repository.
-              setPicked(null);
+              // A URL typed by hand is no longer the picked repository, nor its branch.
+              if (picked) pick(null);
               setRepository(event.target.value);
             }}
             aria-describedby={`${id}-repository-hint`}
