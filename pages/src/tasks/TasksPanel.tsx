@@ -11,7 +11,7 @@ import { useLoad } from "../hooks";
 import { Link } from "../router";
 import { Composer } from "../projects/Composer";
 import { type Task, tasksApi } from "./api";
-import { elapsedSeconds, endReason, formatElapsed, isActive, stepWords } from "./taskView";
+import { elapsedSeconds, endReason, formatElapsed, isActive, pullRequestLink, stepWords } from "./taskView";
 
 // How often the list is fetched again while a task is queued or running.
 const POLL_MS = 2000;
@@ -59,7 +59,7 @@ export function TasksPanel({ projectId }: { projectId: string }) {
   );
 }
 
-function TaskRow({ task, onChanged }: { task: Task; onChanged: () => void }) {
+export function TaskRow({ task, onChanged }: { task: Task; onChanged: () => void }) {
   const [error, setError] = useState<unknown>(null);
   const cancel = async () => {
     setError(null);
@@ -71,6 +71,7 @@ function TaskRow({ task, onChanged }: { task: Task; onChanged: () => void }) {
     }
   };
   const step = stepWords(task.step);
+  const pullRequest = pullRequestLink(task.pull_request_url);
   const reason = task.status === "failed" || task.status === "cancelled" ? endReason(task) : null;
   return (
     <li className="row task-row" data-testid="task-row" data-task-id={task.id}>
@@ -94,9 +95,9 @@ function TaskRow({ task, onChanged }: { task: Task; onChanged: () => void }) {
             {step}
           </div>
         )}
-        {task.pull_request_url && (
+        {pullRequest && (
           <div className="small">
-            <a href={task.pull_request_url} target="_blank" rel="noreferrer" data-testid="task-pull-request">
+            <a href={pullRequest} target="_blank" rel="noreferrer" data-testid="task-pull-request">
               Pull request
             </a>
           </div>

@@ -54,3 +54,14 @@ export function endReason(task: Pick<Task, "error" | "history">): string | null 
   if (task.error) return task.error;
   return task.history.at(-1)?.reason ?? null;
 }
+
+/** The pull request's address if it is a web page (http or https); nothing else is linked. */
+export function pullRequestLink(url: string | null): string | null {
+  if (!url) return null;
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
