@@ -204,3 +204,20 @@ class AgentStartFailed(AgentError):
 
 class AgentCredentialMissing(Conflict):
     code = "agent_credential_missing"
+
+
+# --- git on the checkout (agent/workspaces/git.py) ------------------------------------------
+#
+#   AgentError
+#   ├── GitFailed           502     git itself failed (the remote refused, or unreachable)
+#   Conflict
+#   └── PushRejected                the branch on the remote holds commits the checkout lacks
+
+
+class GitFailed(AgentError):
+    status = HTTPStatus.BAD_GATEWAY
+    code = "git_failed"
+
+
+class PushRejected(Conflict):
+    code = "push_rejected"

@@ -1,9 +1,11 @@
 """The node's heartbeat: every interval, POST /api/nodes/{node_id}/heartbeat with load.
 
 The payload is {"cpu_percent", "memory": {"total", "used"}, "disk": {"total", "used"},
-"active_workspaces", "agent_version"} (bytes; disk is the filesystem of the state
-directory). A reply with a new callback token is adopted by the ControlPlane client. A
-failed beat is logged and the loop goes on; the next beat is one interval later.
+"active_workspaces", "agent_version", "workspaces"} (bytes; disk is the filesystem of the
+state directory; `workspaces`: how recently each running workspace was used, from
+agent/activity.py, for the control plane's idle sweep). A reply with a new callback token
+is adopted by the ControlPlane client. A failed beat is logged and the loop goes on; the
+next beat is one interval later.
 """
 
 import asyncio
@@ -54,12 +56,14 @@ class Heartbeat:
         interval_seconds: float,
         disk_path: Path,
         sleep: Sleep = asyncio.sleep,
+        activity: Callable[[], list[dict[str, Any]]] = list,
     ) -> None:
         self._control_plane = control_plane
         self._active_workspaces = active_workspaces
         self._interval_seconds = interval_seconds
         self._disk_path = disk_path
         self._sleep = sleep
+        self._activity = activity
         self._task: asyncio.Task[None] | None = None
         self.beats = 0
         self.failures = 0
@@ -77,6 +81,7 @@ class Heartbeat:
             **metrics(self._disk_path, await self._cpu_percent()),
             "active_workspaces": self._active_workspaces(),
             "agent_version": VERSION,
+            "workspaces": self._activity(),
         }
 
     async def beat(self) -> bool:

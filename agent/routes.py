@@ -25,6 +25,7 @@ from agent.grants import RevokedGrants
 from agent.sessions.manager import AgentSessionManager
 from agent.sessions.viewers import MAX_CLIENT_FRAME_BYTES
 from agent.terminals.manager import TerminalManager
+from agent.workspaces import git
 from agent.workspaces.manager import WorkspaceManager
 from wire.agent_api import (
     AgentWorkspace,
@@ -39,6 +40,7 @@ from wire.agent_api import (
     WorkspaceList,
 )
 from wire.agent_session import NewAgentSession, PermissionAnswer, Prompt
+from wire.git import GitPush
 from wire.version import VERSION
 
 log = logging.getLogger("agent.routes")
@@ -51,6 +53,9 @@ BOOT_LOG_WS_MAX_MESSAGE_BYTES = 4 * 1024
 # Viewers send only small frames (answer_permission); the manager answers a frame over
 # MAX_CLIENT_FRAME_BYTES with an error frame, aiohttp drops the socket only beyond this.
 AGENT_SESSION_WS_MAX_MESSAGE_BYTES = 4 * MAX_CLIENT_FRAME_BYTES
+
+# Scratch repositories a push runs from (agent/workspaces/git.py), in the agent's own dir.
+GIT_SCRATCH_DIRNAME = "git-scratch"
 
 PUBLIC_ROUTES = frozenset({"health"})
 WEBSOCKET_ROUTES = frozenset({"boot_log_ws", "terminal_ws", "agent_session_ws"})
@@ -85,6 +90,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/workspaces/{id}/boot-log/ws", boot_log_ws, name="boot_log_ws")
     router.add_get("/workspaces/{id}/terminals", terminals, name="terminals")
     router.add_get("/workspaces/{id}/terminal/ws", terminal_ws, name="terminal_ws")
+    router.add_get("/workspaces/{id}/git", git_state, name="git_state")
+    router.add_post("/workspaces/{id}/git/push", git_push, name="git_push")
     sessions = "/workspaces/{id}/agent-sessions"
     router.add_post(sessions, create_agent_session, name="create_agent_session")
     router.add_get(sessions, list_agent_sessions, name="list_agent_sessions")
@@ -178,6 +185,27 @@ def _lifecycle_action(action: str, status: int) -> Handler:
         return reply(AgentWorkspace.model_validate(record), status=status)
 
     return handler
+
+
+async def git_state(request: web.Request) -> web.Response:
+    async with request.app[WORKSPACES].checkout(request.match_info["id"]) as checkout:
+        return reply(await git.state(checkout))
+
+
+async def git_push(request: web.Request) -> web.Response:
+    body = parse_body(GitPush, await json_body(request))
+    workspace_id = request.match_info["id"]
+    scratch = request.app[CONFIG].state_dir / GIT_SCRATCH_DIRNAME
+    async with request.app[WORKSPACES].checkout(workspace_id) as checkout:
+        result = await git.push(checkout, body, scratch)
+    log.info(
+        "workspace.git_pushed id=%s branch=%s commit=%s pushed=%s",
+        workspace_id,
+        result.branch,
+        result.commit,
+        result.pushed,
+    )
+    return reply(result)
 
 
 async def boot_log(request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from aiohttp import WSCloseCode, web
 from aiohttp.abc import AbstractAccessLogger
 
+from agent.activity import reporter
 from agent.auth import AGENT_AUDIENCE, TERMINAL_AUDIENCE, KeySet, TokenVerifier, bearer_token
 from agent.channel import Channels
 from agent.channel.model_proxy import model_proxy, new_model_client
@@ -199,8 +200,15 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         parts.push_async_callback(app[AGENT_SESSIONS].close)
         await workspaces.start()
         await app[AGENT_SESSIONS].resume_all()  # after the workspaces are reconciled
+        activity = reporter(
+            app[TERMINALS].activity, workspaces.running_ids, app[TERMINALS], app[AGENT_SESSIONS]
+        )
         heartbeat = Heartbeat(
-            control_plane, workspaces.active_count, config.heartbeat_seconds, config.state_dir
+            control_plane,
+            workspaces.active_count,
+            config.heartbeat_seconds,
+            config.state_dir,
+            activity=activity,
         )
         app[HEARTBEAT] = heartbeat
         heartbeat.start()

@@ -11,7 +11,9 @@ object's own storage, with no await inside, so concurrent claims cannot interlea
 either platform and never exceed capacity. A claim during the warm window cancels the
 teardown (the alarm is deleted). When the window ends (SAM_WARM_TIMEOUT_SECONDS) the
 alarm moves the node to destroying and tears it down through `worker.nodes.service.teardown`
-(VM, DNS record, D1 row): idempotent, retried by a fresh alarm until it succeeds.
+(VM, DNS record, D1 row): idempotent, retried by a fresh alarm until it succeeds. A warm
+node holding a workspace with work SAM could not save (`needs_attention`,
+worker/workspaces/idle.py) is kept: its window starts again, until the owner decides.
 D1's `nodes.warm_since` / `workspace_count` mirror the state for queries (ordered by a
 sequence number); they are hints, never consulted for a decision here.
 
@@ -138,6 +140,8 @@ class NodeLifecycle(DurableObject):
 
     async def expire(self, node_id: str, now: float) -> dict:
         """Cron's safety net: what the alarm does, if the warm window has passed by `now`."""
+        if await self._kept(node_id, now):
+            return await self._report()
 
         def step() -> bool:
             row = self._row(node_id)
@@ -159,6 +163,10 @@ class NodeLifecycle(DurableObject):
         if row is None:
             return
         node_id = row[0]
+        # The window that ended is the alarm's time (the object has no caller's clock).
+        ended = row[3] if row[3] is not None else self.deployment.now()
+        if await self._kept(node_id, ended):
+            return
 
         def step() -> bool:
             if self._state(node_id) == Lifecycle.WARM and self._count() == 0:
@@ -237,6 +245,25 @@ class NodeLifecycle(DurableObject):
         return self.deployment.config.max_workspaces_per_node
 
     # --- effects outside the object ---------------------------------------------------------
+
+    async def _kept(self, node_id: str, now: float) -> bool:
+        """A warm node whose workspaces hold unsaved work stays: a new window is armed."""
+        if self._atomically(lambda: self._state(node_id)) != Lifecycle.WARM:
+            return False
+        if not await nodes.holds_unsaved_work(self.deployment, node_id):
+            return False
+        window = self.deployment.config.warm_timeout_seconds
+        self._atomically(
+            lambda: self._sql(
+                "UPDATE lifecycle SET warm_since = ?, warm_until = ?, seq = seq + 1",
+                now,
+                now + window,
+            )
+        )
+        await self.ctx.storage.setAlarm((now + window) * 1000)
+        event(log, "node.kept", node_id=node_id, reason="unsaved_work")
+        await self._report()
+        return True
 
     async def _teardown(self, node_id: str, now: float) -> None:
         # Armed first: if the teardown fails (or the object is evicted mid-way), the alarm

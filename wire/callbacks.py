@@ -3,7 +3,8 @@ once: the agent validates what it sends against these models (agent/control_plan
 the control plane's routes parse them (worker/api/routes/nodes.py, workspaces.py).
 
     POST /api/nodes/{id}/ready                   NodeReady
-    POST /api/nodes/{id}/heartbeat               Heartbeat → Beat (maybe a new callback token)
+    POST /api/nodes/{id}/heartbeat               Heartbeat → Beat (maybe a new callback token);
+                                                 its `workspaces` say how recently each was used
     POST /api/workspaces/{id}/ready              WorkspaceReady
     POST /api/workspaces/{id}/provisioning-failed  ProvisioningFailed
     POST /api/workspaces/{id}/boot-log           wire.agent_api.BootLogEntry
@@ -16,7 +17,7 @@ these in D1 and KV.
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from wire.agent_api import CallbackText, Text
 from wire.states import LifecycleState, NodeHealth
@@ -53,8 +54,46 @@ class NodeMetrics(_Callback):
     active_workspaces: int = Field(ge=0, le=100_000)
 
 
+MAX_REPORTED_WORKSPACES = 256  # far above any node's capacity; bounds the body
+MAX_VIEWERS = 100_000
+MAX_IDLE_SECONDS = 10 * 365 * 24 * 3600
+WORKSPACE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$"  # the agent's own rule
+
+
+class WorkspaceActivity(BaseModel):
+    """How recently a workspace was used, for the control plane's idle sweep
+    (worker/workspaces/idle.py). Seconds, not a time of day: the agent's clock and the
+    control plane's need not agree."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: Annotated[str, StringConstraints(pattern=WORKSPACE_ID_PATTERN)]
+    # Since the last terminal input or agent activity (a turn, a prompt); None: none since
+    # the agent started.
+    idle_seconds: float | None = Field(default=None, ge=0, le=MAX_IDLE_SECONDS)
+    # An agent session is prompting now (busy even when it prints nothing).
+    agent_busy: bool = False
+    # Terminal connections and agent-session viewers open now.
+    viewers: int = Field(default=0, ge=0, le=MAX_VIEWERS)
+
+    @property
+    def in_use(self) -> bool:
+        return self.agent_busy or self.viewers > 0
+
+
 class Heartbeat(NodeMetrics):
     agent_version: Version | None = None
+    workspaces: list[WorkspaceActivity] = Field(
+        default_factory=list, max_length=MAX_REPORTED_WORKSPACES
+    )
+
+    @field_validator("workspaces")
+    @classmethod
+    def _each_once(cls, workspaces: list[WorkspaceActivity]) -> list[WorkspaceActivity]:
+        ids = [each.id for each in workspaces]
+        if len(set(ids)) != len(ids):
+            raise ValueError("each workspace is reported once")
+        return workspaces
 
 
 class Beat(_Callback):

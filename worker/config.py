@@ -26,6 +26,9 @@ DEFAULT_MAX_WORKSPACES_PER_NODE = 4
 DEFAULT_WARM_TIMEOUT_SECONDS = 30 * 60
 DEFAULT_NODE_HEARTBEAT_SECONDS = 30.0  # the agent's SAM_HEARTBEAT_SECONDS default
 DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS = 30 * 60
+# A running workspace without terminal input, agent activity or a viewer for this long is
+# stopped by cron (worker/workspaces/idle.py).
+DEFAULT_IDLE_TIMEOUT_SECONDS = 30 * 60
 # Where users other than the operator may name local repositories (worker/workspaces/
 # local_paths.py): absolute directories separated by ":", "{login}" for the user's login.
 LOCAL_ROOTS_VAR = "SAM_LOCAL_REPOSITORY_ROOTS"
@@ -81,6 +84,8 @@ class Config:
     warm_timeout_seconds: float = DEFAULT_WARM_TIMEOUT_SECONDS
     node_heartbeat_seconds: float = DEFAULT_NODE_HEARTBEAT_SECONDS
     node_provisioning_timeout_seconds: float = DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS
+    # Workspaces unused this long are stopped (their work saved or kept first).
+    idle_timeout_seconds: float = DEFAULT_IDLE_TIMEOUT_SECONDS
     # Local-path repositories: the roots any user may name (the operator may name any path).
     local_repository_roots: tuple[str, ...] = ()
     # The GitHub App that reaches users' repositories (None until the operator sets it).
@@ -140,6 +145,9 @@ class Config:
                 "SAM_NODE_PROVISIONING_TIMEOUT_SECONDS",
                 DEFAULT_NODE_PROVISIONING_TIMEOUT_SECONDS,
                 float,
+            ),
+            idle_timeout_seconds=_positive(
+                env, "SAM_IDLE_TIMEOUT_SECONDS", DEFAULT_IDLE_TIMEOUT_SECONDS, float
             ),
             local_repository_roots=_local_roots(str(_var(env, LOCAL_ROOTS_VAR, ""))),
             github_app=_github_app(env),

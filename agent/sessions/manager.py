@@ -259,6 +259,22 @@ class AgentSessionManager:
         await asyncio.gather(*(session.suspend() for session in live))
         await self._outbox.close()
 
+    # --- activity (agent/activity.py) ----------------------------------------------------------
+
+    def busy(self, workspace_id: str) -> bool:
+        """An agent session of the workspace is prompting (silent or not)."""
+        return any(
+            session.workspace_id == workspace_id and session.state == w.SessionState.PROMPTING
+            for session in self._live.values()
+        )
+
+    def viewers(self, workspace_id: str) -> int:
+        return sum(
+            session.viewer_count
+            for session in self._live.values()
+            if session.workspace_id == workspace_id
+        )
+
     # --- viewers ------------------------------------------------------------------------------
 
     async def view(
@@ -304,8 +320,19 @@ class AgentSessionManager:
             launcher,
             target.folder,
             self._terminals,
-            on_frame=self._outbox.notify if record["chat"] else None,
+            on_frame=self._frame_hook(record),
         )
+
+    def _frame_hook(self, record: dict[str, Any]) -> Callable[[str], None]:
+        """After each stored frame: the workspace was used, and a chat's frame goes out."""
+        workspace_id, chat = record["workspace_id"], bool(record["chat"])
+
+        def on_frame(session_id: str) -> None:
+            self._terminals.activity.touch(workspace_id)
+            if chat:
+                self._outbox.notify(session_id)
+
+        return on_frame
 
     def _info(self, record: dict[str, Any]) -> w.AgentSessionInfo:
         fields = {k: v for k, v in record.items() if k in w.AgentSessionInfo.model_fields}

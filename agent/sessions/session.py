@@ -119,6 +119,10 @@ class AgentSession(WorkspaceClient):
         self._watcher: asyncio.Task[None] | None = None
         self._viewers: set[Viewer] = set()
 
+    @property
+    def viewer_count(self) -> int:
+        return len(self._viewers)
+
     # --- lifecycle --------------------------------------------------------------------------
 
     async def start(self, argv: Sequence[str], env: Mapping[str, str]) -> None:

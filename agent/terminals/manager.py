@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from agent.activity import Activity
 from agent.config import AgentConfig
 from agent.errors import WorkspaceNotFound, WorkspaceNotRunning
 from agent.persistence import Store
@@ -57,12 +58,14 @@ class TerminalManager:
         *,
         schedule: Schedule | None = None,
         clock: Clock = time.monotonic,
+        activity: Activity | None = None,
     ) -> None:
         self._config = config
         self._store = store
         self._shell_for = shell_for
         self._schedule = schedule or _call_later
         self._clock = clock  # frame rates and stalled viewers
+        self.activity = activity or Activity(clock)  # input keeps a workspace from idling
         self._sessions: dict[tuple[str, str], Session] = {}
         self._starting: set[tuple[str, str]] = set()  # created, their shell not yet started
         self._connections: set[Connection] = set()
@@ -72,6 +75,10 @@ class TerminalManager:
     def tabs(self, workspace_id: str) -> list[dict[str, Any]]:
         """The workspace's tabs in order, each marked live or not (a SessionInfo dict)."""
         return [info.model_dump() for info in self._infos(workspace_id)]
+
+    def viewers(self, workspace_id: str) -> int:
+        """Terminal sockets open on the workspace now."""
+        return sum(1 for conn in self._connections if conn.workspace_id == workspace_id)
 
     async def handle(self, ws: web.WebSocketResponse, workspace_id: str) -> None:
         """Run the terminal protocol on a prepared WebSocket until it closes."""
@@ -414,6 +421,7 @@ class TerminalManager:
     def _input(
         self, conn: Connection, session: Session, data: bytes, request_id: str | None
     ) -> None:
+        self.activity.touch(session.workspace_id)
         try:
             session.process.write(data)
         except InputOverflow:

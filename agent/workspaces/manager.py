@@ -15,6 +15,7 @@ import logging
 import re
 import shutil
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -98,12 +99,28 @@ class WorkspaceManager:
             raise WorkspaceNotFound(f"no workspace {workspace_id} on this node")
         return _public(record, self.backend.name)
 
+    @contextlib.asynccontextmanager
+    async def checkout(self, workspace_id: str) -> AsyncIterator[Path]:
+        """The workspace's checkout, held against provisioning, stop and delete meanwhile."""
+        self.get(workspace_id)
+        async with self._lock(workspace_id):
+            record = self.get(workspace_id)
+            directory = Path(record["directory"])
+            if not (directory / ".git").exists():
+                raise WorkspaceNotRunning(
+                    f"workspace {workspace_id} has no checkout yet: wait until it is running"
+                )
+            yield directory
+
     def list(self) -> list[dict[str, Any]]:
         return [_public(record, self.backend.name) for record in self.store.workspaces()]
 
     def boot_log(self, workspace_id: str) -> BootLog:
         self.get(workspace_id)
         return self._log(workspace_id)
+
+    def running_ids(self) -> list[str]:
+        return [record["id"] for record in self.store.workspaces() if record["state"] == S.RUNNING]
 
     def active_count(self) -> int:
         return sum(1 for record in self.store.workspaces() if record["state"] in ACTIVE_STATES)

@@ -55,7 +55,15 @@ async def test_a_beat_carries_real_metrics(client, config, control_plane) -> Non
     assert call.path == f"/api/nodes/{control_plane.node_id}/heartbeat"
     assert call.token == INITIAL_CALLBACK_TOKEN
     body = call.body
-    assert set(body) == {"cpu_percent", "memory", "disk", "active_workspaces", "agent_version"}
+    assert set(body) == {
+        "cpu_percent",
+        "memory",
+        "disk",
+        "active_workspaces",
+        "agent_version",
+        "workspaces",
+    }
+    assert body["workspaces"] == []  # this heartbeat was given no activity to report
     assert 0.0 <= body["cpu_percent"] <= 100.0 * (psutil.cpu_count() or 1)
     assert body["memory"]["total"] == psutil.virtual_memory().total
     assert 0 < body["memory"]["used"] < body["memory"]["total"]

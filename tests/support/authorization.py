@@ -221,6 +221,8 @@ MATRIX: dict[Route, Case] = {
     ("POST", "/api/workspaces/{workspace_id}/chat-messages"): node(200, lambda w: chat_batch(w)),
     # The owner never stores an Anthropic key here (the credential cases use openai).
     ("GET", "/api/workspaces/{workspace_id}/agent-credential"): node(409),
+    # The matrix's workspace is not on GitHub: its node is told there is no token for it.
+    ("POST", "/api/workspaces/{workspace_id}/git-token"): node(409),
     ("POST", "/api/workspaces/{workspace_id}/ready"): node(
         200, {"state": "running", "container_id": "c1", "remote_user": "sam", "backend": "host"}
     ),

@@ -24,6 +24,7 @@ from worker.api.routes import (
     credentials,
     deployment_info,
     errors,
+    git_token,
     github,
     jwks,
     nodes,
@@ -93,6 +94,7 @@ def create_api() -> Any:
     api.include_router(workspaces.router)
     api.include_router(projects.router)
     api.include_router(agent_credential.router)
+    api.include_router(git_token.router)
     api.include_router(deployment_info.router)
     api.include_router(terminal_tokens.router)
     api.include_router(github.router)

@@ -15,6 +15,9 @@ its next follow-up (a delivery to a workspace that is not running ends the run t
 
     await runs_woken(deployment, user_id, workspace_id) -> int      (how many were starting)
     await chats_stopped(deployment, user_id, workspace_id) -> int   (how many were live)
+    await chats_told(deployment, user_id, workspace_id, step, detail) -> int
+        a `run` message (step, succeeded, detail) in each live chat of the workspace, once
+        per workspace and step: what SAM did to it (worker/workspaces/idle.py)
 """
 
 import logging
@@ -58,6 +61,25 @@ async def chats_stopped(deployment: Deployment, user_id: str, workspace_id: str)
                 )
         except SamError as exc:
             _failed(exc, "chat.stop_failed", chat, workspace_id)
+    return len(chats)
+
+
+async def chats_told(
+    deployment: Deployment, user_id: str, workspace_id: str, step: str, detail: str
+) -> int:
+    chats = await _linked_chats(deployment, user_id, workspace_id, _LIVE)
+    for chat in chats:
+        frame = {"type": "run", "run_id": chat["run_id"], "step": step, "status": "succeeded"}
+        try:
+            await chat_data.add_message(
+                deployment,
+                chat["project_id"],
+                chat["id"],
+                f"workspace:{workspace_id}:{step}",
+                {**frame, "detail": detail},
+            )
+        except SamError as exc:
+            _failed(exc, "chat.tell_failed", chat, workspace_id)
     return len(chats)
 
 

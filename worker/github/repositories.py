@@ -63,8 +63,8 @@ async def list_repositories(deployment: Deployment, user_id: str) -> list[Reposi
 async def list_branches(
     deployment: Deployment, user_id: str, owner: str, name: str
 ) -> list[Branch]:
-    _check_names(owner, name)
-    installation_id = await _installation_of(deployment, user_id, owner, name)
+    check_names(owner, name)
+    installation_id = await installation_of(deployment, user_id, owner, name)
     token = await installation_token(
         deployment, installation_id, repositories=(name,), permissions=METADATA_READ
     )
@@ -88,7 +88,7 @@ def _not_found(owner: str, name: str) -> NotFound:
     )
 
 
-async def _installation_of(deployment: Deployment, user_id: str, owner: str, name: str) -> int:
+async def installation_of(deployment: Deployment, user_id: str, owner: str, name: str) -> int:
     """The user's installation that reaches owner/name (NotFound for anyone else's)."""
     try:
         data = await rest.api(
@@ -106,7 +106,7 @@ async def _installation_of(deployment: Deployment, user_id: str, owner: str, nam
     return installation_id
 
 
-def _check_names(owner: str, name: str) -> None:
+def check_names(owner: str, name: str) -> None:
     if len(owner) > GITHUB_NAME_MAX_CHARS or not re.fullmatch(GITHUB_NAME_PATTERN, owner):
         raise InvalidInput("repository_invalid", f"{owner!r} is not a GitHub account name.")
     if (

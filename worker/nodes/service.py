@@ -10,6 +10,9 @@
                                                      NodeLifecycle object (destroying), then
     teardown(deployment, id)                         VM + DNS record + row; idempotent
     release_resources(deployment, node)              VM + DNS record only (a node in error)
+    holds_unsaved_work(deployment, id) -> bool       a workspace on it is flagged
+                                                     needs_attention (worker/workspaces/
+                                                     idle.py): no automatic teardown
 
 Warm-pool claims (which node a workspace goes to) are in worker/nodes/pool.py; cron's
 sweeps in worker/nodes/sweeps.py; the providers are reached through worker/nodes/provisioning.py.
@@ -135,6 +138,18 @@ async def record_heartbeat(
         metrics=json.dumps(metrics, separators=(",", ":")),
     )
     return Beat(await _found(deployment, node_id), joined)
+
+
+async def holds_unsaved_work(deployment: Deployment, node_id: str) -> bool:
+    """A workspace on the node holds work SAM could not save; only its owner may let it go."""
+    row = await (
+        deployment.env.DATABASE.prepare(
+            "SELECT 1 FROM workspaces WHERE node_id = ? AND needs_attention IS NOT NULL LIMIT 1"
+        )
+        .bind(node_id)
+        .first()
+    )
+    return row is not None
 
 
 async def record_health(deployment: Deployment, node: Node, health: str) -> None:

@@ -23,7 +23,8 @@ BOOT_LOG_POLL_SECONDS = 2
 
 COLUMNS = """id, user_id, node_id, name, repository, branch, status, error_message, provider,
     size, provisioning_since, dispatched_at, ready_at, container_id, remote_user,
-    remote_folder, backend, trusted_devcontainer, created_at, updated_at"""
+    remote_folder, backend, trusted_devcontainer, last_active_at, in_use, stopped_reason,
+    wip_branch, needs_attention, created_at, updated_at"""
 
 
 def new_workspace_id() -> str:
@@ -51,6 +52,14 @@ class Workspace:
     backend: str | None
     # The owner trusts the repository's devcontainer.json: the agent skips its policy.
     trusted_devcontainer: bool
+    # Idle (worker/workspaces/idle.py): last use as the node's heartbeat reported it, in
+    # use at that beat, why SAM stopped it, the branch holding work SAM saved, and why it
+    # was left running for its owner to decide.
+    last_active_at: str | None
+    in_use: bool
+    stopped_reason: str | None
+    wip_branch: str | None
+    needs_attention: str | None
     created_at: str
     updated_at: str
 
@@ -66,6 +75,7 @@ class Workspace:
         workspace = object.__new__(cls)
         workspace.__dict__.update(row)
         workspace.__dict__["trusted_devcontainer"] = bool(row["trusted_devcontainer"])
+        workspace.__dict__["in_use"] = bool(row["in_use"])
         return workspace
 
     @property

@@ -218,6 +218,11 @@ async def _relaunch(
         provisioning_since=iso(deployment.now()),
         error_message=None,
         ready_at=None,
+        # Its owner decided: whatever SAM said of its idling no longer holds.
+        stopped_reason=None,
+        needs_attention=None,
+        last_active_at=None,
+        in_use=0,
     )
     await boot_log.step(deployment, workspace.id, step, "started", message)
     node = await _node_of(deployment, workspace)

@@ -8,6 +8,9 @@
                             dispatch or callback, an edge that died mid-way);
                             no node, or a failed or vanished one → placed again;
                             node still being created → left to it (and its own timeout)
+    stop_idle               running and unused for SAM_IDLE_TIMEOUT_SECONDS → stopped with
+                            the reason, its unsaved work saved first or the workspace kept
+                            and flagged (worker/workspaces/idle.py)
 
 A node's ready callback does the same converging at once (worker/nodes/service.py mark_ready);
 this is the safety net when no callback comes. A failure for one workspace is logged and
@@ -25,7 +28,7 @@ from worker.logs import event
 from worker.nodes import pool as node_pool
 from worker.nodes import service as nodes
 from worker.states import NodeStatus
-from worker.workspaces import store
+from worker.workspaces import idle, store
 from worker.workspaces.dispatch import converge, fail, place
 
 log = logging.getLogger("sam.cron.workspaces")
@@ -54,6 +57,7 @@ async def run(deployment: Deployment) -> dict[str, int]:
     return {
         "workspaces_timed_out": await time_out_provisioning(deployment),
         "workspaces_converged": await converge_stuck(deployment),
+        "workspaces_idle_stopped": await idle.stop_idle(deployment),
     }
 
 

@@ -621,6 +621,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/workspaces/{workspace_id}/git-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Git Token */
+        post: operations["git_token_api_workspaces__workspace_id__git_token_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/deployment": {
         parameters: {
             query?: never;
@@ -1043,6 +1060,22 @@ export interface components {
             /** Text */
             text: string;
         };
+        /**
+         * GitToken
+         * @description A read-only installation token for the workspace's own repository, for git's
+         *     credential protocol (username/password) until expires_at (seconds since the epoch).
+         */
+        GitToken: {
+            /**
+             * Username
+             * @default x-access-token
+             */
+            username: string;
+            /** Password */
+            password: string;
+            /** Expires At */
+            expires_at: number;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -1058,6 +1091,8 @@ export interface components {
             active_workspaces: number;
             /** Agent Version */
             agent_version?: string | null;
+            /** Workspaces */
+            workspaces?: components["schemas"]["WorkspaceActivity"][];
         };
         /** IngestResult */
         IngestResult: {
@@ -1510,6 +1545,28 @@ export interface components {
             /** Context */
             ctx?: Record<string, never>;
         };
+        /**
+         * WorkspaceActivity
+         * @description How recently a workspace was used, for the control plane's idle sweep
+         *     (worker/workspaces/idle.py). Seconds, not a time of day: the agent's clock and the
+         *     control plane's need not agree.
+         */
+        WorkspaceActivity: {
+            /** Id */
+            id: string;
+            /** Idle Seconds */
+            idle_seconds?: number | null;
+            /**
+             * Agent Busy
+             * @default false
+             */
+            agent_busy: boolean;
+            /**
+             * Viewers
+             * @default 0
+             */
+            viewers: number;
+        };
         /** WorkspaceList */
         WorkspaceList: {
             /** Workspaces */
@@ -1550,6 +1607,14 @@ export interface components {
             dispatched_at: string | null;
             /** Ready At */
             ready_at: string | null;
+            /** Last Active At */
+            last_active_at: string | null;
+            /** Stopped Reason */
+            stopped_reason: string | null;
+            /** Wip Branch */
+            wip_branch: string | null;
+            /** Needs Attention */
+            needs_attention: string | null;
             /** Created At */
             created_at: string;
             /** Updated At */
@@ -2950,6 +3015,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentCredential"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    git_token_api_workspaces__workspace_id__git_token_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitToken"];
                 };
             };
             /** @description Validation Error */

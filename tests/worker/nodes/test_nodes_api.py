@@ -407,6 +407,16 @@ def test_a_heartbeat_renews_a_token_past_half_its_life(
         {"disk": {"total": -5, "used": 0}},
         {"active_workspaces": -1},
         {"agent_version": "1.0\nforged log line"},
+        # Per-workspace activity (worker/workspaces/idle.py): each field bounded, each
+        # workspace once, ids the agent's own shape.
+        {"workspaces": "all of them"},
+        {"workspaces": [{"id": "../etc", "idle_seconds": 1}]},
+        {"workspaces": [{"id": "w1", "idle_seconds": -1}]},
+        {"workspaces": [{"id": "w1", "idle_seconds": "long"}]},
+        {"workspaces": [{"id": "w1", "viewers": -2}]},
+        {"workspaces": [{"id": "w1", "agent_busy": "maybe"}]},
+        {"workspaces": [{"id": "w1"}, {"id": "w1", "agent_busy": True}]},
+        {"workspaces": [{"id": f"w{n}"} for n in range(257)]},
     ],
 )
 def test_bad_heartbeats_are_400s_and_change_nothing(

@@ -579,6 +579,7 @@ def test_cron_times_out_provisioning_and_places_orphaned_workspaces_again(runtim
         assert await workspace_sweeps.run(at(started + 10)) == {
             "workspaces_timed_out": 0,
             "workspaces_converged": 0,
+            "workspaces_idle_stopped": 0,
         }
         # Later, the one whose create never claimed a node is placed (on the node that
         # is still coming up: its ready callback hands it over).

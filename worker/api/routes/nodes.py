@@ -12,7 +12,8 @@ For the node's agent, `Authorization: Bearer <sam:node token for that node>` (an
 node's token: 403; another audience, expired or forged: 401):
     POST   /api/nodes/{id}/ready      {agent_port, version?} → creating → running
     POST   /api/nodes/{id}/heartbeat  {cpu_percent, memory, disk, active_workspaces,
-                                      agent_version} → {"status", "health"} and, once the
+                                      agent_version, workspaces (how recently each was
+                                      used)} → {"status", "health"} and, once the
                                       node's token is past half its life, "callback_token"
     POST   /api/nodes/{id}/tls-certificate  {csr} → {certificate}: a cloud node's Origin CA
                                       certificate for vm-{id}.{domain} (worker/nodes/origin_ca.py)
@@ -34,7 +35,7 @@ from worker.nodes import origin_ca
 from worker.nodes import service as nodes
 from worker.nodes.model import Node, Provider
 from worker.states import NodeHealth, NodeStatus
-from worker.workspaces import dispatch
+from worker.workspaces import dispatch, idle
 
 log = logging.getLogger("sam.nodes")
 router = APIRouter(tags=["nodes"])
@@ -212,8 +213,9 @@ async def heartbeat(
     claims: NodeCaller,
     deployment: DeploymentDep,
 ) -> Beat:
-    metrics = body.model_dump(exclude={"agent_version"})
+    metrics = body.model_dump(exclude={"agent_version", "workspaces"})
     node, joined = await nodes.record_heartbeat(deployment, node_id, metrics, body.agent_version)
+    await idle.record_activity(deployment, node_id, body.workspaces)
     if joined:
         await dispatch.on_node_ready(deployment, node_id)
     beat = Beat(status=node.status, health=node.health)

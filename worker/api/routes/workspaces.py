@@ -90,6 +90,12 @@ class WorkspaceOut(BaseModel):
     remote_folder: str | None
     dispatched_at: str | None
     ready_at: str | None
+    # Idle (worker/workspaces/idle.py): when it was last used, why SAM stopped it, the
+    # sam/wip/... branch holding work SAM saved, why it was kept running for its owner.
+    last_active_at: str | None
+    stopped_reason: str | None
+    wip_branch: str | None
+    needs_attention: str | None
     created_at: str
     updated_at: str
     urls: WorkspaceUrls

@@ -1,0 +1,91 @@
+"""The heartbeat says how recently each workspace was used: the real agent (host backend),
+its terminal socket and the control-plane double that records the beats.
+
+Terminal input makes a workspace's `idle_seconds` start again from zero; an open terminal
+socket is a viewer; once the socket closes the workspace has none and its idle time grows.
+"""
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.fixtures.repos import make_repo
+from tests.support.agent import AgentProcess
+from tests.support.control_plane import Callback, ControlPlaneDouble
+from wire.callbacks import Heartbeat
+
+WORKSPACE = "ws-activity"
+READY_TIMEOUT_SECONDS = 120.0
+
+
+def reported(workspace_id: str, check: Callable[[dict[str, Any]], bool]) -> Callable:
+    def where(call: Callback) -> bool:
+        entries = [e for e in call.body.get("workspaces", []) if e["id"] == workspace_id]
+        return bool(entries) and check(entries[0])
+
+    return where
+
+
+def entry_of(call: Callback, workspace_id: str) -> dict[str, Any]:
+    [entry] = [e for e in call.body["workspaces"] if e["id"] == workspace_id]
+    return entry
+
+
+async def test_terminal_input_and_viewers_reach_the_heartbeat(
+    agent: AgentProcess, control_plane: ControlPlaneDouble, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path, "activity")
+    with agent.client() as client:
+        made = client.post("/workspaces", json={"id": WORKSPACE, "repository": str(repo)})
+        assert made.status_code == 202, made.text
+    await control_plane.wait_for_async("ready", target=WORKSPACE, timeout=READY_TIMEOUT_SECONDS)
+    # Running, never used since the agent started: reported, with no idle time to count from.
+    first = (await control_plane.wait_for_async("heartbeat", where=reported(WORKSPACE, bool)))[-1]
+    assert entry_of(first, WORKSPACE) == {
+        "id": WORKSPACE,
+        "idle_seconds": None,
+        "agent_busy": False,
+        "viewers": 0,
+    }
+
+    token = control_plane.terminal_token(WORKSPACE)
+    url = f"{agent.ws_url}/workspaces/{WORKSPACE}/terminal/ws?token={token}"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        await ws.send_json({"type": "create", "request_id": "c1", "name": "tab"})
+        while True:
+            frame = await ws.receive()
+            if frame.type is aiohttp.WSMsgType.TEXT and json.loads(frame.data)["type"] == "created":
+                session_id = json.loads(frame.data)["session"]["session_id"]
+                break
+        await ws.send_json({"type": "input", "session_id": session_id, "data": "echo hi\n"})
+        # Input counted, the open socket a viewer.
+        await control_plane.wait_for_async(
+            "heartbeat",
+            where=reported(
+                WORKSPACE, lambda e: e["idle_seconds"] is not None and e["viewers"] == 1
+            ),
+        )
+    # Closed: no viewer; the idle time counts on from that input.
+    *_, gone = await control_plane.wait_for_async(
+        "heartbeat",
+        where=reported(WORKSPACE, lambda e: e["viewers"] == 0 and e["idle_seconds"] is not None),
+    )
+    assert entry_of(gone, WORKSPACE)["agent_busy"] is False
+    *_, later = await control_plane.wait_for_async(
+        "heartbeat",
+        where=reported(
+            WORKSPACE,
+            lambda e: (
+                e["idle_seconds"] is not None
+                and e["idle_seconds"] > entry_of(gone, WORKSPACE)["idle_seconds"]
+            ),
+        ),
+    )
+    assert entry_of(later, WORKSPACE)["viewers"] == 0
+    # What the agent sent is what the control plane parses.
+    assert Heartbeat.model_validate(later.body).workspaces[0].id == WORKSPACE
+    with agent.client() as client:
+        assert client.delete(f"/workspaces/{WORKSPACE}").status_code == 200
