@@ -5,7 +5,7 @@ import { renderToStaticMarkup } from "react-dom/server";
 import { describe, expect, it } from "vitest";
 
 import type { Workspace } from "../../pages/src/api/types";
-import { IdleNote, type IdleFacts } from "../../pages/src/components/IdleNote";
+import { IdleNote } from "../../pages/src/components/IdleNote";
 import type { Task } from "../../pages/src/tasks/api";
 import { TaskRow } from "../../pages/src/tasks/TasksPanel";
 import { pullRequestLink } from "../../pages/src/tasks/taskView";
@@ -58,9 +58,13 @@ describe("a task row", () => {
   });
 });
 
-const workspace = { id: "w1", name: "notes", status: "stopped" } as Workspace;
-const note = (facts: IdleFacts, status = "stopped") =>
-  renderToStaticMarkup(createElement(IdleNote, { workspace: { ...workspace, status, ...facts } as Workspace & IdleFacts }));
+type IdleFacts = Partial<Pick<Workspace, "stopped_reason" | "wip_branch" | "needs_attention">>;
+const note = (facts: IdleFacts, status: Workspace["status"] = "stopped") =>
+  renderToStaticMarkup(
+    createElement(IdleNote, {
+      workspace: { status, stopped_reason: null, wip_branch: null, needs_attention: null, ...facts },
+    }),
+  );
 
 describe("a workspace idle detection acted on", () => {
   it("says why it was stopped, and where SAM saved its unpushed work", () => {
@@ -72,15 +76,16 @@ describe("a workspace idle detection acted on", () => {
     expect(html).toContain("sam/wip/w1-20261204T0930");
   });
 
-  it("flags one SAM kept because its work is saved nowhere else, and says what to do", () => {
-    const html = note({ needs_attention: true }, "running");
-    expect(html).toContain("saved nowhere else");
-    expect(html).toContain("Push or copy the work");
+  it("flags one SAM kept because its work is saved nowhere else, with the API's reason", () => {
+    const why = "Idle for 30 min with uncommitted or unpushed work that SAM cannot save. Push it, then stop it.";
+    const html = note({ needs_attention: why }, "running");
+    expect(html).toContain(why);
+    expect(html).toContain('role="status"');
   });
 
   it("shows nothing for a workspace idle detection never touched", () => {
     expect(note({})).toBe("");
-    expect(note({ stopped_reason: null, wip_branch: null, needs_attention: false })).toBe("");
+    expect(note({ stopped_reason: "", wip_branch: "", needs_attention: "" })).toBe("");
   });
 
   it("shows no stop reason once the workspace runs again", () => {
