@@ -20,7 +20,7 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from agent.config import AgentConfig
-from agent.errors import AgentCredentialMissing, ControlPlaneError
+from agent.errors import AgentCredentialMissing, ControlPlaneError, NoGitToken
 from agent.loopback import LoopbackResolver
 from wire.agent_api import BootLogEntry
 from wire.callbacks import (
@@ -32,6 +32,7 @@ from wire.callbacks import (
     WorkspaceReady,
 )
 from wire.chat import IngestResult, MessageBatch
+from wire.git import GitToken
 
 log = logging.getLogger("agent.control_plane")
 
@@ -43,6 +44,10 @@ MAX_REPLY_BYTES = 64 * 1024
 ERROR_EXCERPT_BYTES = 200
 CLOSE_FLUSH_SECONDS = 5.0
 TOKEN_FILE_MODE = 0o600
+# The control plane's answers that mean: no token for this workspace's repository, ever.
+NO_GIT_TOKEN_CODES = frozenset(
+    {"repository_not_on_github", "github_app_not_configured", "repository_not_found"}
+)
 # Statuses after which the same request may succeed later.
 RETRYABLE_STATUSES = frozenset({401, 408, 425, 429, 500, 502, 503, 504})
 
@@ -143,6 +148,25 @@ class ControlPlane:
         except ValidationError:
             # The error would quote the reply, and the reply holds the key.
             raise ControlPlaneError(f"GET {path} answered an unknown shape") from None
+
+    # --- git's read token ------------------------------------------------------------------
+
+    async def git_token(self, workspace_id: str) -> GitToken:
+        """A read token for the workspace's own repository. Raises NoGitToken when the
+        control plane has none for it (not on GitHub, no App, no installation reaching it),
+        ControlPlaneError when it cannot be reached or answers something else."""
+        path = f"/api/workspaces/{workspace_id}/git-token"
+        try:
+            reply = await self._request("POST", path)
+        except ControlPlaneError as exc:
+            if exc.code in NO_GIT_TOKEN_CODES:
+                raise NoGitToken(exc.message) from None
+            raise
+        try:
+            return GitToken.model_validate(reply)
+        except ValidationError:
+            # The error would quote the reply, and the reply holds the token.
+            raise ControlPlaneError(f"POST {path} answered an unknown shape") from None
 
     # --- the chat outbox ---------------------------------------------------------------------
 

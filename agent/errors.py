@@ -211,7 +211,8 @@ class AgentCredentialMissing(Conflict):
 #   AgentError
 #   ├── GitFailed           502     git itself failed (the remote refused, or unreachable)
 #   Conflict
-#   └── PushRejected                the branch on the remote holds commits the checkout lacks
+#   ├── PushRejected                the branch on the remote holds commits the checkout lacks
+#   └── NoGitToken                  the control plane has no token for the workspace's repo
 
 
 class GitFailed(AgentError):
@@ -221,3 +222,7 @@ class GitFailed(AgentError):
 
 class PushRejected(Conflict):
     code = "push_rejected"
+
+
+class NoGitToken(Conflict):
+    code = "no_git_token"

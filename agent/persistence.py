@@ -117,6 +117,11 @@ class Store(SessionRecords):
             row = self._row("SELECT * FROM workspaces WHERE id = ?", (workspace_id,))
         return _workspace(row) if row else None
 
+    def repository_of(self, workspace_id: str) -> str | None:
+        """The workspace's repository URL or path; None for a workspace not on this node."""
+        record = self.workspace(workspace_id)
+        return record["repository"] if record else None
+
     def workspaces(self) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM workspaces ORDER BY created_at, id").fetchall()

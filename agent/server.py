@@ -19,6 +19,7 @@ from aiohttp.abc import AbstractAccessLogger
 from agent.activity import reporter
 from agent.auth import AGENT_AUDIENCE, TERMINAL_AUDIENCE, KeySet, TokenVerifier, bearer_token
 from agent.channel import Channels
+from agent.channel.git_credentials import GitTokens, git_credentials
 from agent.channel.model_proxy import model_proxy, new_model_client
 from agent.channel.model_sessions import ModelSessions
 from agent.config import AgentConfig
@@ -187,9 +188,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         model_client = await parts.enter_async_context(new_model_client())
         model_sessions = ModelSessions()
         proxy = model_proxy(model_sessions, store, model_client, config.model_base_url)
-        channels = Channels({"/model": proxy}, config.state_dir)
+        git_tokens = GitTokens(control_plane)
+        git = git_credentials(git_tokens, store.repository_of)
+        channels = Channels({"/model": proxy, "/git": git}, config.state_dir)
         parts.push_async_callback(channels.shutdown)
-        workspaces = WorkspaceManager(config, store, control_plane, channels)
+        workspaces = WorkspaceManager(config, store, control_plane, channels, git_tokens)
         parts.push_async_callback(workspaces.close)
         app[WORKSPACES] = workspaces
         app[TERMINALS] = TerminalManager(config, store, workspaces.shell_command)

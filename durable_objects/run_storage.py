@@ -12,7 +12,7 @@ interleave half-way through one. Each method is one such write, or a read.
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from worker.chats.run import STEPS, Control, Run, RunSpec, Step, StepReport
+from worker.chats.run import Control, Run, RunSpec, Step, StepReport, steps_of
 from worker.states import Kind, RunStatus, transition
 
 T = TypeVar("T")
@@ -85,7 +85,7 @@ class RunStorage:
         """The run as `Run` (worker/chats/run.py), dumped for RPC."""
         row = self.current()
         spec = RunSpec.model_validate_json(row["spec"])
-        steps = [self.step(name) for name in STEPS]
+        steps = [self.step(name) for name in steps_of(spec.mode)]
         reports = [
             StepReport(
                 name=Step(step["name"]),
@@ -133,7 +133,7 @@ class RunStorage:
                 now,
                 now,
             )
-            for name in STEPS:
+            for name in steps_of(spec.mode):
                 self._sql("INSERT INTO steps (name, status) VALUES (?, 'pending')", str(name))
             return True
 

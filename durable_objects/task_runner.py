@@ -38,23 +38,24 @@ from typing import Any
 
 from durable_objects.run_storage import RunStorage
 from wire.chat import ChatStatus
-from worker.chats import progress, steps
+from worker.chats import progress, steps, task_steps
 from worker.chats.run import (
     STEP_TIMEOUT_SECONDS,
     STEP_TITLES,
-    STEPS,
     Control,
     RunSpec,
     Step,
     new_agent_session_id,
     retry_delay_seconds,
+    steps_of,
 )
 from worker.deployment import Deployment
 from worker.errors import Conflict, InvalidInput, NotFound, SamError
 from worker.logs import event
 from worker.platform import DurableObject
 from worker.projects import chat_data
-from worker.states import RunStatus
+from worker.states import RunStatus, TaskStatus
+from worker.tasks import store as tasks
 from worker.workspaces.model import new_workspace_id
 
 log = logging.getLogger("sam.task_runner")
@@ -164,19 +165,28 @@ class TaskRunner(DurableObject):
     async def _advance(self, now: float) -> None:
         """Take the steps in order until one waits, retries or fails, or all are done."""
         spec = self.runs.spec()
-        for name in STEPS:
+        for name in steps_of(spec.mode):
             if self.runs.step(name)["status"] == "succeeded":
                 continue
             if not await self._take(spec, name, now):
                 return
-        self.runs.moved(_R.ACTIVE, now)
-        event(log, "run.active", run_id=spec.run_id)
+        if spec.task is None:
+            self.runs.moved(_R.ACTIVE, now)
+            event(log, "run.active", run_id=spec.run_id)
+            return
+        self.runs.stopped("Finished.", now)
+        await tasks.moved(
+            self.deployment, spec.task.task_id, TaskStatus.COMPLETED, "Finished.", step=None
+        )
+        event(log, "run.finished", run_id=spec.run_id)
 
     async def _take(self, spec: RunSpec, name: Step, now: float) -> bool:
         """Run one step; True when it succeeded (its result persisted) and the next may go."""
         report = self.runs.step(name)
         if report["started_at"] is None:
             self.runs.step_started(name, now)
+            if spec.task is not None:
+                await tasks.noted(self.deployment, spec.task.task_id, step=str(name))
             await self._progress(spec, name, "started", STEP_TITLES[name] + ".")
             report = self.runs.step(name)
         if now - report["started_at"] > STEP_TIMEOUT_SECONDS[name]:
@@ -188,8 +198,9 @@ class TaskRunner(DurableObject):
             return False
         row = self.runs.current()
         self._woken = False
+        take = task_steps.run_step if name in task_steps.STEPS else steps.run_step
         try:
-            outcome = await steps.run_step(
+            outcome = await take(
                 self.deployment, name, spec, row["workspace_id"], row["agent_session_id"]
             )
         except SamError as exc:
@@ -223,6 +234,15 @@ class TaskRunner(DurableObject):
         event(log, "run.failed", level=logging.WARNING, run_id=spec.run_id, step=name)
         await self._progress(spec, name, "failed", reason)
         await self._chat_status(spec, ChatStatus.FAILED)
+        if spec.task is not None:
+            await tasks.moved(
+                self.deployment, spec.task.task_id, TaskStatus.FAILED, reason, error=reason
+            )
+            if self.runs.step(Step.WORKSPACE)["status"] == "succeeded":
+                row = self.runs.current()
+                await task_steps.cleaned_up(
+                    self.deployment, spec, row["workspace_id"], row["agent_session_id"]
+                )
 
     async def _stop(self, now: float) -> None:
         """Stop the agent session (if one was started), then the run; the chat is stopped."""
@@ -239,6 +259,9 @@ class TaskRunner(DurableObject):
         await self.ctx.storage.deleteAlarm()
         await self._progress(spec, "stop", "succeeded", "The chat was stopped.")
         await self._chat_status(spec, ChatStatus.STOPPED)
+        if spec.task is not None:  # its workspace was stopped (a cancel moved it first)
+            reason = "Its workspace was stopped."
+            await tasks.moved(self.deployment, spec.task.task_id, TaskStatus.CANCELLED, reason)
         event(log, "run.stopped", run_id=spec.run_id)
 
     async def _stop_session(self) -> None:

@@ -4,6 +4,7 @@
     WorkspaceStatus  pending → creating → running → stopping → stopped, plus error
     Lifecycle        active ⇄ warm → destroying   (the NodeLifecycle Durable Object)
     RunStatus        starting → active → stopped, plus failed   (the TaskRunner Durable Object)
+    TaskStatus       queued → running → completed | failed | cancelled   (worker/tasks/)
     NodeHealth       healthy / stale / unhealthy, from the age of the last heartbeat
 
 Nodes and workspaces share the six states of wire/states.py (which the agent reports too);
@@ -40,11 +41,22 @@ class RunStatus(StrEnum):
     FAILED = "failed"  # a step failed for good (its error says why and what to do)
 
 
+class TaskStatus(StrEnum):
+    """A task (worker/tasks/): a message that ends in a pull request."""
+
+    QUEUED = "queued"  # stored; its run not started yet
+    RUNNING = "running"  # its run takes the steps (workspace … pull request, link posted)
+    COMPLETED = "completed"  # the pull request is open, its link in the chat, workspace stopped
+    FAILED = "failed"  # a step failed for good (its error says why and what to do)
+    CANCELLED = "cancelled"  # cancelled by its owner, at any step
+
+
 class Kind(StrEnum):
     NODE = "node"
     WORKSPACE = "workspace"
     LIFECYCLE = "lifecycle"
     RUN = "run"
+    TASK = "task"
 
 
 _N = NodeStatus
@@ -86,11 +98,21 @@ RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     _R.FAILED: frozenset(),
 }
 
+_T = TaskStatus
+TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    _T.QUEUED: frozenset({_T.RUNNING, _T.FAILED, _T.CANCELLED}),
+    _T.RUNNING: frozenset({_T.COMPLETED, _T.FAILED, _T.CANCELLED}),
+    _T.COMPLETED: frozenset(),
+    _T.FAILED: frozenset(),
+    _T.CANCELLED: frozenset(),
+}
+
 _TABLES: dict[Kind, tuple[type[StrEnum], dict]] = {
     Kind.NODE: (NodeStatus, NODE_TRANSITIONS),
     Kind.WORKSPACE: (WorkspaceStatus, WORKSPACE_TRANSITIONS),
     Kind.LIFECYCLE: (Lifecycle, LIFECYCLE_TRANSITIONS),
     Kind.RUN: (RunStatus, RUN_TRANSITIONS),
+    Kind.TASK: (TaskStatus, TASK_TRANSITIONS),
 }
 
 

@@ -40,9 +40,10 @@ from agent.sessions.container import ContainerLauncher, ContainerUser
 from agent.sessions.outbox import ChatOutbox
 from agent.sessions.permissions import UnknownOption, UnknownRequest
 from agent.sessions.session import AgentSession
-from agent.sessions.tools import ADAPTERS
+from agent.sessions.tools import ADAPTERS, GIT_CREDENTIAL_HELPER
 from agent.sessions.viewers import serve_viewer
 from agent.terminals.manager import TerminalManager
+from agent.workspaces.git import config_env
 from agent.workspaces.manager import WorkspaceManager
 from wire import agent_session as w
 from wire.states import LifecycleState
@@ -342,10 +343,15 @@ class AgentSessionManager:
 
 def _adapter_env(channel: WorkspaceChannel, session_id: str) -> dict[str, str]:
     """The model proxy's address for this session, and the channel's token as the key: the
-    only credential the container ever holds, and one that dies with the workspace."""
+    only credential the container ever holds, and one that dies with the workspace. git in
+    the agent's tools gets its read token through the channel too (SAM's credential helper,
+    given as command-line config through the environment)."""
     return {
         "ANTHROPIC_BASE_URL": channel.url(MODEL_PROXY_PREFIX + session_id),
         "ANTHROPIC_API_KEY": channel.token,
+        "SAM_CHANNEL_URL": channel.url(),
+        "SAM_CHANNEL_TOKEN": channel.token,
+        **config_env({"credential.helper": GIT_CREDENTIAL_HELPER}),
     }
 
 

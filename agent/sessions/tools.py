@@ -23,6 +23,8 @@ ADAPTERS: dict[str, tuple[str, ...]] = {
         f"{TOOLS_TARGET}/node_modules/@agentclientprotocol/claude-agent-acp/dist/index.js",
     ),
 }
+# git's credential helper for the workspace's own repository (agent/channel/git_credentials.py).
+GIT_CREDENTIAL_HELPER = f"{NODE} {TOOLS_TARGET}/git-credential-sam.mjs"
 VOLUME_PREFIX = "sam-container-tools-"
 VOLUME_LABEL = "sam.container-tools"
 # What must be in the folder for it to be worth mounting (scripts/setup installs it).

@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from agent.errors import GitFailed, PushRejected
 from agent.process import CommandResult, child_env, run_command, stderr_tail
@@ -42,20 +43,32 @@ UNTRUSTED_CHECKOUT_CONFIG = {
 }
 
 
-def _git_env(checkout: Path, config: dict[str, str], **extra: str) -> dict[str, str]:
-    settings = {"safe.directory": str(checkout), **UNTRUSTED_CHECKOUT_CONFIG, **config}
-    environment = child_env(
-        GIT_TERMINAL_PROMPT="0",
-        GIT_ASKPASS="/bin/false",
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_CONFIG_GLOBAL="/dev/null",
-        GIT_CONFIG_COUNT=str(len(settings)),
-        **extra,
-    )
+def credential_config(url: str) -> dict[str, str]:
+    """git config that answers `url`'s server (scheme and host only: a redirect elsewhere
+    gets nothing) with the token in TOKEN_VARIABLE of the process's environment."""
+    parts = urlsplit(url)
+    return {f"credential.{parts.scheme}://{parts.netloc}.helper": CREDENTIAL_HELPER}
+
+
+def config_env(settings: dict[str, str]) -> dict[str, str]:
+    """`settings` as git's command-line config, through the environment (never argv)."""
+    environment = {"GIT_CONFIG_COUNT": str(len(settings))}
     for index, (key, value) in enumerate(settings.items()):
         environment[f"GIT_CONFIG_KEY_{index}"] = key
         environment[f"GIT_CONFIG_VALUE_{index}"] = value
     return environment
+
+
+def _git_env(checkout: Path, config: dict[str, str], **extra: str) -> dict[str, str]:
+    settings = {"safe.directory": str(checkout), **UNTRUSTED_CHECKOUT_CONFIG, **config}
+    return child_env(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_ASKPASS="/bin/false",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL="/dev/null",
+        **config_env(settings),
+        **extra,
+    )
 
 
 async def _git(
@@ -147,7 +160,7 @@ async def _remote_head(checkout: Path, scratch: Path, request: GitPush, ref: str
         request.remote_url,
         ref,
         cwd=scratch,
-        config={"credential.helper": CREDENTIAL_HELPER},
+        config=credential_config(request.remote_url),
         **{TOKEN_VARIABLE: request.token},
     )
     for line in listed.stdout.splitlines():
@@ -167,7 +180,7 @@ async def _push(checkout: Path, scratch: Path, request: GitPush, refspec: str) -
         request.remote_url,
         refspec,
         cwd=scratch,
-        config={"credential.helper": CREDENTIAL_HELPER},
+        config=credential_config(request.remote_url),
         timeout_seconds=PUSH_TIMEOUT_SECONDS,
         check=False,
         **{TOKEN_VARIABLE: request.token},

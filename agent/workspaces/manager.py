@@ -20,10 +20,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent.channel import Channels
+from agent.channel.git_credentials import GitTokens
 from agent.config import AgentConfig
 from agent.errors import (
+    ControlPlaneError,
     InvalidTransition,
     InvalidWorkspaceSpec,
+    NoGitToken,
     ProvisioningError,
     WorkspaceExists,
     WorkspaceNotFound,
@@ -33,6 +36,7 @@ from agent.persistence import Store
 from agent.shell import ShellCommand
 from agent.workspaces.backends import Backend, Mode, Observed, choose_backend
 from agent.workspaces.boot_log import BootLog, StepStatus
+from agent.workspaces.git import TOKEN_VARIABLE, config_env, credential_config
 from agent.workspaces.repos import RepositorySource, clone, validate_branch, validate_repository
 from wire.states import LifecycleState as WorkspaceState
 
@@ -78,8 +82,11 @@ class WorkspaceManager:
         store: Store,
         reporter: Reporter,
         channels: Channels | None = None,
+        git_tokens: GitTokens | None = None,
     ) -> None:
         self.config = config
+        # Read tokens for the clone of a repository on GitHub (private ones need one).
+        self.git_tokens = git_tokens
         self.store = store
         self.reporter = reporter
         # SAM's channel into each workspace (agent/channel/); None on the host backend.
@@ -270,7 +277,7 @@ class WorkspaceManager:
                 # A rebuild fetches the repository again: the fix for a failed set-up is
                 # usually a new commit, and the old checkout would only fail the same way.
                 if mode == "rebuild" or not (checkout / ".git").exists():
-                    await self._clone(boot, source, branch, checkout)
+                    await self._clone(workspace_id, boot, source, branch, checkout)
                 result = await self.backend.up(record, checkout, boot, mode)
                 self._transition(workspace_id, S.RUNNING, error=None, **result)
                 seconds = time.monotonic() - started
@@ -296,18 +303,38 @@ class WorkspaceManager:
             boot.finish()
 
     async def _clone(
-        self, boot: BootLog, source: RepositorySource, branch: str | None, checkout: Path
+        self,
+        workspace_id: str,
+        boot: BootLog,
+        source: RepositorySource,
+        branch: str | None,
+        checkout: Path,
     ) -> None:
         what = source.display + (f" (branch {branch})" if branch else "")
         await boot.add("clone", StepStatus.STARTED, f"cloning {what}")
         began = time.monotonic()
         checkout.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(shutil.rmtree, checkout, ignore_errors=True)
-        await clone(source, branch, checkout)
+        token_env = await self._clone_token(workspace_id, source)
+        await clone(source, branch, checkout, extra_env=token_env)
         seconds = time.monotonic() - began
         await boot.add(
             "clone", StepStatus.SUCCEEDED, f"cloned into {checkout.name} in {seconds:.1f} s"
         )
+
+    async def _clone_token(self, workspace_id: str, source: RepositorySource) -> dict[str, str]:
+        """The read token's git environment for a repository SAM has tokens for; none for
+        any other (a public repository clones without, a private one fails and says so)."""
+        if self.git_tokens is None or source.kind != "url" or "://" not in source.value:
+            return {}
+        try:
+            token = await self.git_tokens.get(workspace_id)
+        except NoGitToken:
+            return {}
+        except ControlPlaneError as exc:
+            log.warning("clone.no_token workspace_id=%s error=%s", workspace_id, exc)
+            return {}
+        return config_env(credential_config(source.value)) | {TOKEN_VARIABLE: token.password}
 
     async def _fail(self, workspace_id: str, boot: BootLog, exc: ProvisioningError) -> None:
         log.warning(

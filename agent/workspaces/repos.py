@@ -138,13 +138,15 @@ async def clone(
     destination: Path,
     *,
     timeout_seconds: float = CLONE_TIMEOUT_SECONDS,
+    extra_env: dict[str, str] | None = None,
 ) -> CommandResult:
-    """Clone into `destination` (which must not exist yet); raise CloneError on failure."""
+    """Clone into `destination` (which must not exist yet); raise CloneError on failure.
+    `extra_env`: e.g. a credential helper's config and its token (never argv)."""
     assert not destination.exists(), f"clone destination {destination} exists"
     result = await run_command(
         clone_argv(source, branch, destination),
         timeout_seconds=timeout_seconds,
-        env=git_env(),
+        env=git_env() | (extra_env or {}),
     )
     if result.timed_out:
         raise CloneError(

@@ -104,6 +104,19 @@ def make_chat(world: World) -> str:
     return chat_id
 
 
+def make_task(world: World) -> str:
+    """A task of a project of its own, submitted through the API."""
+    made = send_json(
+        world.worker,
+        "POST",
+        f"{API}/api/projects/{make_project(world)}/tasks",
+        {"message": "harness task"},
+        bearer(world.owner.api_token),
+    )
+    assert made.status == 201, made.body
+    return made.json()["id"]
+
+
 def install_app(world: World) -> str:
     """The GitHub App on the owner's account with one repository, recorded in D1 as the
     matrix records it (LAST RESORT: recording needs a GitHub sign-in)."""
@@ -131,6 +144,7 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "project_id": make_project,
     "chat_id": make_chat,  # after both: the shared project's, linked to the shared workspace
     "outbox_chat_id": make_chat,  # another, for the ingest route's batches (chat_batch)
+    "task_id": make_task,
     # The chat flow's permission route (branch taskrunner): a request nobody made.
     "request_id": lambda _: "harness-request",
     "owner": install_app,

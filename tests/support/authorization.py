@@ -188,6 +188,12 @@ MATRIX: dict[Route, Case] = {
     ),
     ("GET", "/api/projects/{project_id}/chats/{chat_id}/run"): user(200, 404),
     ("POST", "/api/projects/{project_id}/chats/{chat_id}/stop"): user(200, 404),
+    # Tasks: the owner's submit starts a run that fails (no Anthropic key). A cancel answers
+    # the task as it is then: cancelled, or failed if its run failed first.
+    ("POST", "/api/projects/{project_id}/tasks"): user(201, 404, {"message": "matrix"}),
+    ("GET", "/api/projects/{project_id}/tasks"): user(200, 404),
+    ("GET", "/api/tasks/{task_id}"): user(200, 404),
+    ("POST", "/api/tasks/{task_id}/cancel"): user(200, 404),
     # Only an active run's agent asks for permissions: the owner's has none to answer.
     ("POST", "/api/projects/{project_id}/chats/{chat_id}/permissions/{request_id}"): user(
         409, 404, {"option_id": "allow"}

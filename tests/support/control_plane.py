@@ -16,6 +16,8 @@ and agent subprocesses can all reach it) and:
   (`queue_callback_token`), and can fail the next N calls to a path (`fail_next`);
 - answers `GET /api/workspaces/{id}/agent-credential` with `agent_credential` (a stand-in
   key by default; None: 409 agent_credential_missing, as the real route answers);
+- answers `POST /api/workspaces/{id}/git-token` with `git_tokens[id]` (a wire.git.GitToken a
+  test puts there; none: 409 repository_not_on_github, as the real route answers);
 - ingests `POST /api/workspaces/{id}/chat-messages` (a wire.chat.MessageBatch, at most
   MAX_BATCH_BYTES) into the chats `link_chat` linked to that workspace (another chat: 403
   chat_not_linked), each message id once, in `chat_messages`; `ingest_delay_seconds` makes
@@ -53,6 +55,7 @@ from wire.callbacks import (
     WorkspaceReady,
 )
 from wire.chat import MAX_BATCH_BYTES, IngestResult, MessageBatch
+from wire.git import GitToken
 from wire.states import LifecycleState, NodeHealth
 
 AGENT_AUDIENCE = "sam:agent"
@@ -70,6 +73,7 @@ CALLBACK_KINDS = (
     "heartbeat",
     "agent-credential",
     "chat-messages",
+    "git-token",
 )
 # What the double hands out as every workspace owner's model key unless a test says other.
 DOUBLE_MODEL_KEY = "sk-ant-api03-control-plane-double-model-key"
@@ -151,6 +155,7 @@ class ControlPlaneDouble(LoopbackServer):
         self.agent_credential: AgentCredential | None = AgentCredential(
             kind="api_key", secret=DOUBLE_MODEL_KEY
         )
+        self.git_tokens: dict[str, GitToken] = {}  # workspace id -> its read token
         self.chat_links: dict[str, str] = {}  # chat id -> the workspace that may write it
         self.chat_messages: list[dict[str, Any]] = []  # ingested, each id once, in order
         self.ingest_delay_seconds = 0.0
@@ -367,6 +372,8 @@ class ControlPlaneDouble(LoopbackServer):
                 status = 200
                 if kind == "agent-credential":
                     status, reply = self._credential_reply()
+                elif kind == "git-token":
+                    status, reply = self._git_token_reply(request.match_info["target"])
                 elif kind == "chat-messages":
                     status, reply = self._ingest(request.match_info["target"], body)
                 elif kind == "heartbeat":
@@ -395,6 +402,13 @@ class ControlPlaneDouble(LoopbackServer):
             text = "add your Anthropic key in Settings → Agent"
             return 409, {"error": AGENT_CREDENTIAL_MISSING, "message": text}
         return 200, self.agent_credential.model_dump(mode="json")
+
+    def _git_token_reply(self, workspace_id: str) -> tuple[int, dict[str, Any]]:
+        token = self.git_tokens.get(workspace_id)
+        if token is None:
+            text = f"{workspace_id}'s repository is not on the configured GitHub"
+            return 409, {"error": "repository_not_on_github", "message": text}
+        return 200, token.model_dump(mode="json")
 
     def callbacks(self, kind: str | None = None, target: str | None = None) -> list[Callback]:
         with self._lock:
@@ -456,8 +470,8 @@ class ControlPlaneDouble(LoopbackServer):
 
 def _invalid_body(path: str, kind: str, body: Any) -> str | None:
     """Why the real control plane would refuse this callback body (None: it would not)."""
-    if kind == "agent-credential":
-        return None if body is None else "GET agent-credential takes no body"
+    if kind in ("agent-credential", "git-token"):
+        return None if body is None else f"{kind} takes no body"
     on_node = path.startswith("/api/nodes/")
     model = {
         "boot-log": BootLogEntry,

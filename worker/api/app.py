@@ -29,6 +29,7 @@ from worker.api.routes import (
     jwks,
     nodes,
     projects,
+    tasks,
     terminal_tokens,
     tokens,
     workspaces,
@@ -99,6 +100,7 @@ def create_api() -> Any:
     api.include_router(terminal_tokens.router)
     api.include_router(github.router)
     api.include_router(chats.router)
+    api.include_router(tasks.router)
     # Cors outermost, so that even a crash's JSON 500 is readable by the app.
     return Cors(BodyLimit(api))
 

@@ -3,6 +3,8 @@ made-up id).
 
     await new_chat(deployment, user, project_id, NewChat(message=…)) -> ChatInfo dict
         the chat (starting), the user's message in it at once, a run started for it
+    await open_chat(deployment, user, project, chat_id, run_id, message, agent, mode, task?)
+        the same with the ids chosen by the caller, in task mode with `task` (worker/tasks/)
     await follow_up(deployment, user, project_id, chat_id, text) -> ChatMessage dict
         the user's message in the chat at once; delivered to the chat's live run, or, when
         the chat's run has ended (stopped, failed, its workspace stopped or deleted), a fresh
@@ -25,7 +27,7 @@ from wire.chat import MAX_PAGE_MESSAGES, ChatMessage, ChatStatus
 from worker.auth.users import User
 from worker.chats import runner
 from worker.chats.context import transcript
-from worker.chats.run import Control, RunSpec, new_prompt_id, new_run_id
+from worker.chats.run import Control, RunSpec, TaskLink, new_prompt_id, new_run_id
 from worker.deployment import Deployment
 from worker.errors import Conflict, NotFound
 from worker.ids import new_id
@@ -71,14 +73,42 @@ class NoRun(NotFound):
 
 async def new_chat(deployment: Deployment, user: User, project_id: str, body: NewChat) -> dict:
     project = await projects.get(deployment, user.id, project_id)
-    chat_id = new_id(CHAT_ID_PREFIX)
-    await chat_data.create_chat(deployment, project.id, chat_id, user.id, topic_of(body.message))
-    prompt_id = new_prompt_id()
-    await _add_prompt(deployment, project.id, chat_id, body.message, prompt_id)
     agent = body.agent or project.agent
     mode = body.permission_mode or PermissionMode(project.permission_mode)
-    await _start_run(deployment, user, project, chat_id, body.message, prompt_id, None, agent, mode)
+    chat_id = new_id(CHAT_ID_PREFIX)
+    await open_chat(deployment, user, project, chat_id, new_run_id(), body.message, agent, mode)
     return await chat_data.get_chat(deployment, project.id, chat_id)
+
+
+async def open_chat(
+    deployment: Deployment,
+    user: User,
+    project: Project,
+    chat_id: str,
+    run_id: str,
+    message: str,
+    agent: str,
+    permission_mode: PermissionMode,
+    task: TaskLink | None = None,
+) -> dict:
+    """The chat, the user's message in it and its run (in task mode with `task`): the Run."""
+    topic = topic_of(message) if task is None else task.title
+    await chat_data.create_chat(deployment, project.id, chat_id, user.id, topic)
+    prompt_id = new_prompt_id()
+    await _add_prompt(deployment, project.id, chat_id, message, prompt_id)
+    return await _start_run(
+        deployment,
+        user,
+        project,
+        chat_id,
+        message,
+        prompt_id,
+        None,
+        agent,
+        permission_mode,
+        run_id=run_id,
+        task=task,
+    )
 
 
 async def follow_up(
@@ -92,7 +122,16 @@ async def follow_up(
     context = await _context(deployment, project.id, chat_id, exclude_id=message["id"])
     mode = PermissionMode(project.permission_mode)
     await _start_run(
-        deployment, user, project, chat_id, text, prompt_id, context, project.agent, mode
+        deployment,
+        user,
+        project,
+        chat_id,
+        text,
+        prompt_id,
+        context,
+        project.agent,
+        mode,
+        run_id=new_run_id(),
     )
     return message
 
@@ -188,9 +227,14 @@ async def _start_run(
     context: str | None,
     agent: str,
     permission_mode: PermissionMode,
+    *,
+    run_id: str,
+    task: TaskLink | None = None,
 ) -> dict:
     spec = RunSpec(
-        run_id=new_run_id(),
+        run_id=run_id,
+        mode="conversation" if task is None else "task",
+        task=task,
         user_id=user.id,
         project_id=project.id,
         chat_id=chat_id,

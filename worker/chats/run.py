@@ -29,6 +29,8 @@ STEP_TIMEOUT_SECONDS = {
     "workspace_ready": 15 * 60.0,  # a new VM, a clone and a devcontainer build
     "agent_session": 5 * 60.0,
     "linked": 5 * 60.0,
+    "turn_ended": 60 * 60.0,  # the agent's whole turn on the task: an hour at most
+    "finished": 5 * 60.0,
 }
 RETRY_BASE_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0
@@ -41,15 +43,21 @@ class Step(StrEnum):
     WORKSPACE_READY = "workspace_ready"  # the workspace runs (polled by alarm)
     AGENT_SESSION = "agent_session"  # NewAgentSession with the chosen id and the first prompt
     LINKED = "linked"  # ProjectData.link: the chat shows its workspace and session
+    # Task mode only (worker/chats/task_steps.py):
+    TURN_ENDED = "turn_ended"  # the agent's turn ended (woken by the ingest of its frame)
+    FINISHED = "finished"  # the session and the workspace stopped, the chat too
 
 
-STEPS = tuple(Step)
+CONVERSATION_STEPS = (Step.WORKSPACE, Step.WORKSPACE_READY, Step.AGENT_SESSION, Step.LINKED)
+TASK_STEPS = (*CONVERSATION_STEPS, Step.TURN_ENDED, Step.FINISHED)
 
 STEP_TITLES = {
     Step.WORKSPACE: "Creating the workspace",
     Step.WORKSPACE_READY: "Waiting for the workspace to start",
     Step.AGENT_SESSION: "Starting the agent",
     Step.LINKED: "Connecting the chat",
+    Step.TURN_ENDED: "Waiting for the agent to finish its turn",
+    Step.FINISHED: "Stopping the workspace",
 }
 
 
@@ -57,11 +65,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TaskLink(_Model):
+    """A task-mode run's task (worker/tasks/): what its steps after the turn push and open."""
+
+    task_id: str
+    title: str
+    branch: str  # sam/<slug>-<short id>: the only ref its push may write
+
+
 class RunSpec(_Model):
     """TaskRunner.start's `run`: everything the steps need, so the object reads no project."""
 
     run_id: RunId
-    mode: Literal["conversation"] = "conversation"
+    mode: Literal["conversation", "task"] = "conversation"
+    task: TaskLink | None = None  # task mode's task
     user_id: str
     project_id: ProjectId
     chat_id: ChatId
@@ -97,7 +114,7 @@ class Run(_Model):
     """A run as TaskRunner.status reports it."""
 
     run_id: RunId
-    mode: Literal["conversation"]
+    mode: Literal["conversation", "task"]
     project_id: ProjectId
     chat_id: ChatId
     status: RunStatus
@@ -109,6 +126,12 @@ class Run(_Model):
     pending_controls: int  # accepted by the API, not yet taken by the agent
     created_at: float
     updated_at: float
+
+
+def steps_of(mode: str) -> tuple[Step, ...]:
+    """A run's steps in order: a conversation's stop once the chat is linked; a task's go on
+    until its workspace is stopped."""
+    return TASK_STEPS if mode == "task" else CONVERSATION_STEPS
 
 
 def new_run_id() -> str:

@@ -4,6 +4,9 @@
 A workspace became ready or failed (the node agent's callbacks): the runs of its starting
 chats are woken, so their workspace_ready step looks now instead of at its next poll.
 
+A chat's agent ended its turn (the ingest of its turn_ended frame): the chat's run is woken,
+so a task run's turn_ended step looks now (worker/chats/task_steps.py).
+
 A workspace stopped or deleted through the workspaces API: its chats become stopped. Each
 live one has its run cancelled (the agent session is gone with the workspace, so nothing is
 sent to the node) and is stopped. Its history stays readable, and the next message starts a
@@ -14,6 +17,7 @@ run that was not woken finds the change at its next poll; a stale chat is caught
 its next follow-up (a delivery to a workspace that is not running ends the run the same way).
 
     await runs_woken(deployment, user_id, workspace_id) -> int      (how many were starting)
+    await turn_ended(deployment, workspace_id, project_id, chat_id)
     await chats_stopped(deployment, user_id, workspace_id) -> int   (how many were live)
     await chats_told(deployment, user_id, workspace_id, step, detail) -> int
         a `run` message (step, succeeded, detail) in each live chat of the workspace, once
@@ -46,6 +50,21 @@ async def runs_woken(deployment: Deployment, user_id: str, workspace_id: str) ->
         except SamError as exc:
             _failed(exc, "chat.wake_failed", chat, workspace_id)
     return len(chats)
+
+
+async def turn_ended(
+    deployment: Deployment, workspace_id: str, project_id: str, chat_id: str
+) -> None:
+    """Only a chat linked to `workspace_id` (the workspace whose node sent the frame)."""
+    try:
+        chat = await chat_data.get_chat(deployment, project_id, chat_id)
+    except NotFound:  # refused by the ingest too
+        return
+    if chat["run_id"] and chat["status"] in _LIVE and chat["workspace_id"] == workspace_id:
+        try:
+            await runner.wake(deployment, chat["run_id"])
+        except SamError as exc:
+            _failed(exc, "chat.wake_failed", chat, chat["workspace_id"])
 
 
 async def chats_stopped(deployment: Deployment, user_id: str, workspace_id: str) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 
 from wire.chat import MessageBatch
 from worker.auth.users import User
+from worker.chats import workspace_events
 from worker.deployment import Deployment
 from worker.logs import event
 from worker.nodes.model import Provider
@@ -154,6 +155,12 @@ async def ingest(deployment: Deployment, workspace: Workspace, batch: MessageBat
         result = await chat_data.ingest(deployment, project_id, workspace.id, messages)
         for name in total:
             total[name] += int(result[name])
+    # A task's run waits for its agent's turn to end: it looks now.
+    ended = {
+        (m.project_id, m.chat_id) for m in batch.messages if m.frame.get("type") == "turn_ended"
+    }
+    for project_id, chat_id in ended:
+        await workspace_events.turn_ended(deployment, workspace.id, project_id, chat_id)
     return total
 
 

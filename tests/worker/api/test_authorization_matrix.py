@@ -238,6 +238,18 @@ def make_project(world: World) -> str:
     return made.json()["id"]
 
 
+def make_task(world: World) -> str:
+    """A task of a project of its own, submitted through the API."""
+    with world.edge.client("api") as client:
+        made = client.post(
+            f"/api/projects/{make_project(world)}/tasks",
+            json={"message": "matrix task"},
+            headers=bearer(world.owner.api_token),
+        )
+    assert made.status_code == 201, made.text
+    return made.json()["id"]
+
+
 def make_chat(world: World) -> str:
     """A chat of the shared project, linked to the shared workspace (LAST RESORT, like
     make_node: chats come from the chat flow's routes, which start a real run). Written into
@@ -296,6 +308,7 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "project_id": make_project,
     "chat_id": make_chat,  # after both: it is the shared project's, linked to the workspace
     "outbox_chat_id": make_chat,  # another, for the ingest route's batches (chat_batch)
+    "task_id": make_task,  # after the chats: it wakes its own project's ProjectData only
     "request_id": lambda _: "matrix-request",  # a permission request nobody made
     "owner": lambda w: install_app(w.edge, w.owner, w.github),
     "repo": lambda _: MATRIX_REPOSITORY,
