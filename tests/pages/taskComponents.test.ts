@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 
 import type { Workspace } from "../../pages/src/api/types";
 import { IdleNote } from "../../pages/src/components/IdleNote";
-import type { Task } from "../../pages/src/tasks/api";
+import type { Task } from "../../pages/src/api/types";
 import { TaskRow } from "../../pages/src/tasks/TasksPanel";
 import { pullRequestLink } from "../../pages/src/tasks/taskView";
 
@@ -17,6 +17,7 @@ const task: Task = {
   run_id: "r1",
   title: "Fix the README",
   branch: "sam/fix-the-readme-t1",
+  permission_mode: "bypass",
   status: "running",
   step: "pull_request",
   pull_request_url: null,

@@ -2,7 +2,7 @@
 // GitHub picker's branch order (pages/src/projects/GitHubPicker.tsx).
 import { describe, expect, it } from "vitest";
 
-import type { Task } from "../../pages/src/tasks/api";
+import type { Task } from "../../pages/src/api/types";
 import { branchNames } from "../../pages/src/projects/GitHubPicker";
 import { match } from "../../pages/src/router";
 import { elapsedSeconds, endReason, formatElapsed, isActive, stepWords } from "../../pages/src/tasks/taskView";
@@ -14,6 +14,7 @@ const task: Task = {
   run_id: "r1",
   title: "Fix the README",
   branch: "sam/fix-the-readme-t1",
+  permission_mode: "bypass",
   status: "running",
   step: "push",
   pull_request_url: null,
@@ -69,6 +70,7 @@ describe("what the list says of a task", () => {
   it("names its step in words, and an unknown step as it is", () => {
     expect(stepWords("pull_request")).toBe("opening the pull request");
     expect(stepWords("workspace_ready")).toBe("waiting for the workspace to start");
+    expect(stepWords("turn_ended")).toBe("the agent is working");
     expect(stepWords("rebase_onto_main")).toBe("rebase onto main");
     expect(stepWords(null)).toBeNull();
   });
@@ -78,7 +80,7 @@ describe("what the list says of a task", () => {
       ...task,
       status: "failed" as const,
       error: "GitHub refused the push: the token lacks contents:write",
-      history: [...task.history, { from: "running", to: "failed" as const, reason: "push failed", at: task.updated_at }],
+      history: [...task.history, { from: "running" as const, to: "failed" as const, reason: "push failed", at: task.updated_at }],
     };
     expect(endReason(failed)).toBe(failed.error);
     expect(endReason({ ...failed, error: null })).toBe("push failed");

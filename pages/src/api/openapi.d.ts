@@ -808,6 +808,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{project_id}/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Index */
+        get: operations["index_api_projects__project_id__tasks_get"];
+        put?: never;
+        /** Submit */
+        post: operations["submit_api_projects__project_id__tasks_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/{task_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Show */
+        get: operations["show_api_tasks__task_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/{task_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel */
+        post: operations["cancel_api_tasks__task_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1094,6 +1146,18 @@ export interface components {
             /** Workspaces */
             workspaces?: components["schemas"]["WorkspaceActivity"][];
         };
+        /**
+         * HistoryEntry
+         * @description One move of a task's status, and why.
+         */
+        HistoryEntry: {
+            from: components["schemas"]["TaskStatus"] | null;
+            to: components["schemas"]["TaskStatus"];
+            /** Reason */
+            reason: string;
+            /** At */
+            at: string;
+        };
         /** IngestResult */
         IngestResult: {
             /** Accepted */
@@ -1197,6 +1261,15 @@ export interface components {
             agent?: string | null;
             /** Permission Mode */
             permission_mode?: string | null;
+        };
+        /**
+         * NewTask
+         * @description POST /api/projects/{pid}/tasks.
+         */
+        NewTask: {
+            /** Message */
+            message: string;
+            permission_mode?: components["schemas"]["PermissionMode"] | null;
         };
         /** NewToken */
         NewToken: {
@@ -1413,9 +1486,9 @@ export interface components {
             run_id: string;
             /**
              * Mode
-             * @constant
+             * @enum {string}
              */
-            mode: "conversation";
+            mode: "conversation" | "task";
             /** Project Id */
             project_id: string;
             /** Chat Id */
@@ -1454,7 +1527,7 @@ export interface components {
          * Step
          * @enum {string}
          */
-        Step: "workspace" | "workspace_ready" | "agent_session" | "linked";
+        Step: "workspace" | "workspace_ready" | "agent_session" | "linked" | "turn_ended" | "finished";
         /** StepReport */
         StepReport: {
             name: components["schemas"]["Step"];
@@ -1473,6 +1546,49 @@ export interface components {
          * @enum {string}
          */
         StepStatus: "started" | "succeeded" | "failed";
+        /**
+         * Task
+         * @description A task as the API shows it (docs/protocols/project-chat.md "Tasks").
+         */
+        Task: {
+            /** Id */
+            id: string;
+            /** Project Id */
+            project_id: string;
+            /** Chat Id */
+            chat_id: string;
+            /** Run Id */
+            run_id: string;
+            /** Title */
+            title: string;
+            /** Branch */
+            branch: string;
+            permission_mode: components["schemas"]["PermissionMode"];
+            status: components["schemas"]["TaskStatus"];
+            /** Step */
+            step: string | null;
+            /** Pull Request Url */
+            pull_request_url: string | null;
+            /** Error */
+            error: string | null;
+            /** History */
+            history: components["schemas"]["HistoryEntry"][];
+            /** Created At */
+            created_at: string;
+            /** Updated At */
+            updated_at: string;
+        };
+        /** TaskList */
+        TaskList: {
+            /** Tasks */
+            tasks: components["schemas"]["Task"][];
+        };
+        /**
+         * TaskStatus
+         * @description A task (worker/tasks/): a message that ends in a pull request.
+         * @enum {string}
+         */
+        TaskStatus: "queued" | "running" | "completed" | "failed" | "cancelled";
         /** TerminalToken */
         TerminalToken: {
             /** Token */
@@ -3321,6 +3437,134 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Run"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    index_api_projects__project_id__tasks_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    submit_api_projects__project_id__tasks_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewTask"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    show_api_tasks__task_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cancel_api_tasks__task_id__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
                 };
             };
             /** @description Validation Error */

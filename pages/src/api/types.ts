@@ -33,3 +33,6 @@ export type ProjectChanges = Schemas["ProjectChanges"];
 export type GitHubInstallation = Schemas["InstallationOut"];
 export type GitHubRepository = Schemas["RepositoryOut"];
 export type GitHubBranch = Schemas["BranchOut"];
+/** A task: a message that ends in a pull request, on its own `sam/<slug>-<id>` branch. */
+export type Task = Schemas["Task"];
+export type TaskStatus = Schemas["TaskStatus"];

@@ -10,7 +10,8 @@ import { ConfirmButton, ErrorNote, Loading, StatusBadge, When } from "../compone
 import { useLoad } from "../hooks";
 import { Link } from "../router";
 import { Composer } from "../projects/Composer";
-import { type Task, tasksApi } from "./api";
+import type { Task } from "../api/types";
+import { tasksApi } from "./api";
 import { elapsedSeconds, endReason, formatElapsed, isActive, pullRequestLink, stepWords } from "./taskView";
 
 // How often the list is fetched again while a task is queued or running.

@@ -1,33 +1,11 @@
 /**
- * The task routes (docs/protocols/tasks.md; issue 12's contract): submit a task to a project,
- * list a project's tasks, show one, cancel one. Same-origin with the session cookie.
+ * The task routes (worker/api/routes/tasks.py): submit a task to a project, list a project's
+ * tasks (oldest first), show one, cancel one. Same-origin with the session cookie.
  */
 
 import { request } from "../api/client";
 import type { PermissionMode } from "../agent/protocol";
-
-/** The five states of a task: queued → running → completed | failed | cancelled. */
-export type TaskStatus = "queued" | "running" | "completed" | "failed" | "cancelled";
-
-export type TaskTransition = { from: string | null; to: TaskStatus; reason: string; at: string };
-
-export type Task = {
-  id: string;
-  project_id: string;
-  chat_id: string | null;
-  run_id: string | null;
-  title: string;
-  /** `sam/<slug>-<short id>`: the only branch SAM pushes for this task. */
-  branch: string;
-  status: TaskStatus;
-  /** The TaskRunner step the task is at (or ended at), e.g. "push". */
-  step: string | null;
-  pull_request_url: string | null;
-  error: string | null;
-  history: TaskTransition[];
-  created_at: string;
-  updated_at: string;
-};
+import type { Task } from "../api/types";
 
 const enc = encodeURIComponent;
 

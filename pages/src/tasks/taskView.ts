@@ -1,6 +1,6 @@
 /** What the task list shows of a task: its step in words, how long it ran, what may be done. */
 
-import type { Task, TaskStatus } from "./api";
+import type { Task, TaskStatus } from "../api/types";
 
 const ACTIVE: ReadonlySet<TaskStatus> = new Set(["queued", "running"]);
 
@@ -9,14 +9,14 @@ export function isActive(task: Pick<Task, "status">): boolean {
   return ACTIVE.has(task.status);
 }
 
-// The TaskRunner's steps in task mode (worker/chats/run.py Step, then the task steps of
-// issue 12's contract), as a user reads them.
+// The step a task's run is at (worker/chats/run.py Step, in progress until the next one), as
+// a user reads it. push, pull_request and posted are issue 12's steps still to come.
 const STEP_WORDS: Record<string, string> = {
   workspace: "creating the workspace",
   workspace_ready: "waiting for the workspace to start",
   agent_session: "starting the agent",
-  linked: "the agent is working",
-  turn_ended: "the agent finished its turn",
+  linked: "connecting the chat",
+  turn_ended: "the agent is working",
   push: "committing and pushing the branch",
   pull_request: "opening the pull request",
   posted: "posting the link in the chat",
