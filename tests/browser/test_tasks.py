@@ -1,7 +1,13 @@
-"""Tasks in the web app (issue 12 item 6), on an edge with the GitHub App (the loopback GitHub).
+"""Tasks in the web app (issue 12 item 6), in a real browser.
 
-The user installs the App from New project, picks a repository and a branch from what the
-App reaches, and the project is made from them.
+- The task walk, on the real local edge and node, a real workspace container and the real
+  Claude Code adapter on the scripted model (tests/fakes/anthropic.py): submit a task from
+  the project's Tasks → the list shows it running on its own sam/ branch with the step it is
+  at → the agent's turn ends → completed, its elapsed time stopped → its chat holds the
+  answer → the workspace is stopped. A task can be cancelled while the agent works.
+- On an edge with the GitHub App (the loopback GitHub): the user installs the App from New
+  project, picks a repository and a branch from what the App reaches, and the project is
+  made from them; GitHub failing is shown, and retried.
 """
 
 import re
@@ -10,13 +16,22 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
-from tests.browser.support import app_url
+from agent.config import CHECKOUT_CONTAINER_TOOLS
+from agent.sessions.tools import installed
+from tests.browser.support import api_client, app_url, sign_in
+from tests.fakes.anthropic import ScriptedModel, Turn, text, tool_use
 from tests.fakes.github import FakeGitHub
+from tests.fixtures.repos import make_repo
 from tests.support.edge import Edge, running_edge, with_secrets
 from tests.support.github_sign_in import Browser as SignInBrowser
 
+pytestmark = pytest.mark.timeout(600)
+
+TASKER = "browser-tasker"
+# A task may bring up a workspace and start the adapter before the agent works.
+TASK_READY_MS = 240_000
 ALICE = "tasks-alice"
 BOB = "tasks-bob"
 MALLORY = "tasks-mallory"
@@ -71,6 +86,129 @@ def record_installation(browser: SignInBrowser, github: FakeGitHub, installation
     query = {"installation_id": str(installation_id), "setup_action": "install", "state": state}
     back = browser.get("/api/github/setup", params=query)
     assert back.status_code == 302, back.text
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[ScriptedModel]:
+    if not installed(CHECKOUT_CONTAINER_TOOLS):
+        pytest.fail("tools/container is not installed: run scripts/setup")
+    with ScriptedModel() as scripted:
+        yield scripted
+
+
+@pytest.fixture(scope="module")
+def task_edge(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Iterator[Edge]:
+    """The local edge; its nodes reach the scripted model through the user's base URL."""
+    data_dir = tmp_path_factory.mktemp("tasks-walk") / ".sam"
+    roots = str(tmp_path_factory.getbasetemp())
+    with running_edge(data_dir, vars={"SAM_LOCAL_REPOSITORY_ROOTS": roots}) as edge:
+        with api_client(edge, TASKER) as client:
+            key = {"kind": "anthropic", "secret": "sk-ant-api03-" + "t" * 43, "base_url": model.url}
+            stored = client.post("/api/credentials", json=key)
+            assert stored.status_code == 201, stored.text
+        yield edge
+        with api_client(edge, TASKER) as client:
+            for workspace in client.get("/api/workspaces").json()["workspaces"]:
+                client.delete(f"/api/workspaces/{workspace['id']}")
+
+
+@pytest.fixture(scope="module")
+def task_project(task_edge: Edge, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A project on a local repository whose agent may work without asking."""
+    repo = make_repo(tmp_path_factory.mktemp("task-repos"), "task-demo")
+    with api_client(task_edge, TASKER) as client:
+        made = client.post(
+            "/api/projects",
+            json={"repository": str(repo), "provider": "local", "permission_mode": "bypass"},
+        )
+        assert made.status_code == 201, made.text
+        return str(made.json()["id"])
+
+
+def task_row(page: Page, title: str) -> Locator:
+    return page.get_by_test_id("task-row").filter(has_text=title)
+
+
+def submit_task(page: Page, edge: Edge, project_id: str, message: str) -> Locator:
+    """The project's Tasks, a task submitted there; its row."""
+    page.goto(app_url(edge, f"/projects/{project_id}"))
+    page.get_by_role("link", name="Tasks", exact=True).click()
+    expect(page).to_have_url(re.compile(rf"/projects/{project_id}/tasks$"))
+    page.get_by_label("New task").fill(message)
+    page.get_by_role("button", name="Submit task").click()
+    row = task_row(page, message)
+    expect(row).to_be_visible()
+    return row
+
+
+def workspace_status(edge: Edge, chat_path: str) -> str:
+    with api_client(edge, TASKER) as client:
+        chat = client.get(chat_path).json()
+        return str(client.get(f"/api/workspaces/{chat['workspace_id']}").json()["status"])
+
+
+def test_a_task_runs_on_its_own_branch_ends_with_the_turn_and_stops_its_workspace(
+    context: BrowserContext, page: Page, task_edge: Edge, model: ScriptedModel, task_project: str
+) -> None:
+    write = tool_use("Bash", {"command": "printf done > NOTES.md", "description": "write notes"})
+    model.script(
+        Turn([text("I'll add NOTES.md."), write]),
+        Turn([text("Added **NOTES.md**.")]),
+    )
+    sign_in(context, task_edge, TASKER)
+    row = submit_task(page, task_edge, task_project, "Add a NOTES.md that says done")
+
+    # Running at once, on its own branch, saying which step it is at.
+    expect(row.locator("[data-status]")).to_have_attribute(
+        "data-status", re.compile("^(queued|running)$")
+    )
+    expect(row.get_by_test_id("task-branch")).to_have_text(re.compile(r"^sam/add-a-notes-md-"))
+    expect(row.get_by_test_id("task-step")).to_be_visible()
+    expect(row.get_by_role("button", name="Cancel task")).to_be_visible()
+
+    # The agent's turn ends: the task completes, and nothing is left to cancel.
+    expect(row.locator("[data-status]")).to_have_attribute(
+        "data-status", "completed", timeout=TASK_READY_MS
+    )
+    expect(row.get_by_test_id("task-step")).to_have_count(0)
+    expect(row.get_by_role("button", name="Cancel task")).to_have_count(0)
+    elapsed = row.get_by_test_id("task-elapsed").inner_text()
+    assert re.fullmatch(r"\d+ s|\d+ min \d\d s", elapsed), elapsed
+    assert model.remaining == 0
+
+    # Its chat holds what the agent did; its workspace is stopped.
+    chat_link = row.get_by_role("link", name="chat")
+    chat_path = "/api" + str(chat_link.get_attribute("href"))
+    chat_link.click()
+    expect(page.get_by_test_id("conversation")).to_contain_text("Added NOTES.md.")
+    assert workspace_status(task_edge, chat_path) == "stopped"
+    page.goto(app_url(task_edge, "/workspaces"))
+    expect(page.get_by_test_id("workspace-row").locator("[data-status]").first).to_have_attribute(
+        "data-status", "stopped"
+    )
+
+
+def test_a_task_is_cancelled_while_the_agent_works(
+    context: BrowserContext, page: Page, task_edge: Edge, model: ScriptedModel, task_project: str
+) -> None:
+    # The model starts answering and then goes quiet: the agent is working when cancelled.
+    model.script(Turn([text("Thinking about the whole repository")], stall=True))
+    sign_in(context, task_edge, TASKER)
+    row = submit_task(page, task_edge, task_project, "Rewrite everything slowly")
+    expect(row.get_by_test_id("task-step")).to_have_text(
+        "the agent is working", timeout=TASK_READY_MS
+    )
+
+    row.get_by_role("button", name="Cancel task").click()
+    row.get_by_role("button", name="Yes, cancel the task").click()
+    expect(row.locator("[data-status]")).to_have_attribute("data-status", "cancelled")
+    expect(row.get_by_test_id("task-reason")).to_be_visible()
+    expect(row.get_by_role("button", name="Cancel task")).to_have_count(0)
+    # Reloaded, the list says the same: the cancel is the API's, not only the page's.
+    page.reload()
+    expect(task_row(page, "Rewrite everything slowly").locator("[data-status]")).to_have_attribute(
+        "data-status", "cancelled"
+    )
 
 
 def test_a_project_from_a_repository_the_github_app_reaches(
