@@ -5,6 +5,9 @@
   the project's Tasks → the list shows it running on its own sam/ branch with the step it is
   at → the agent's turn ends → completed, its elapsed time stopped → its chat holds the
   answer → the workspace is stopped. A task can be cancelled while the agent works.
+- Idle (an edge whose idle timeout is 1 s, its cron sweep fired by hand): a clean workspace
+  is stopped and its list row and page say why; one with uncommitted work and no GitHub is
+  kept running, flagged with what to do.
 - On an edge with the GitHub App (the loopback GitHub): the user installs the App from New
   project, picks a repository and a branch from what the App reaches, and the project is
   made from them; GitHub failing is shown, and retried.
@@ -20,18 +23,23 @@ from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from agent.config import CHECKOUT_CONTAINER_TOOLS
 from agent.sessions.tools import installed
-from tests.browser.support import api_client, app_url, sign_in
+from tests.browser.support import api_client, app_url, create_running_workspace, sign_in
 from tests.fakes.anthropic import ScriptedModel, Turn, text, tool_use
 from tests.fakes.github import FakeGitHub
 from tests.fixtures.repos import make_repo
 from tests.support.edge import Edge, running_edge, with_secrets
 from tests.support.github_sign_in import Browser as SignInBrowser
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
 TASKER = "browser-tasker"
 # A task may bring up a workspace and start the adapter before the agent works.
 TASK_READY_MS = 240_000
+IDLER = "browser-idler"
+IDLE_TIMEOUT_SECONDS = 1
+SWEEP_CRON = "*/5 * * * *"
+IDLE_SWEEP_SECONDS = 60.0
 ALICE = "tasks-alice"
 BOB = "tasks-bob"
 MALLORY = "tasks-mallory"
@@ -209,6 +217,62 @@ def test_a_task_is_cancelled_while_the_agent_works(
     expect(task_row(page, "Rewrite everything slowly").locator("[data-status]")).to_have_attribute(
         "data-status", "cancelled"
     )
+
+
+@pytest.fixture(scope="module")
+def idle_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    data_dir = tmp_path_factory.mktemp("idle") / ".sam"
+    settings = {
+        "SAM_LOCAL_REPOSITORY_ROOTS": str(tmp_path_factory.getbasetemp()),
+        "SAM_IDLE_TIMEOUT_SECONDS": str(IDLE_TIMEOUT_SECONDS),
+    }
+    with running_edge(data_dir, vars=settings) as edge:
+        yield edge
+        with api_client(edge, IDLER) as client:
+            for workspace in client.get("/api/workspaces").json()["workspaces"]:
+                client.delete(f"/api/workspaces/{workspace['id']}")
+
+
+def checkout_of(edge: Edge, workspace: dict[str, object]) -> Path:
+    """The workspace's checkout on its local node's disk."""
+    node_dir = edge.data_dir / "nodes" / str(workspace["node_id"])
+    found = [git.parent for git in node_dir.rglob(".git") if str(workspace["id"]) in str(git)]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_idle_workspaces_say_why_they_stopped_or_what_is_left_to_do(
+    context: BrowserContext, page: Page, idle_edge: Edge, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    repos = tmp_path_factory.mktemp("idle-repos")
+    clean = create_running_workspace(idle_edge, IDLER, str(make_repo(repos, "clean")))
+    dirty = create_running_workspace(idle_edge, IDLER, str(make_repo(repos, "dirty")))
+    (checkout_of(idle_edge, dirty) / "unsaved.txt").write_text("work saved nowhere else\n")
+
+    def swept() -> bool:
+        with idle_edge.client() as loopback:
+            assert loopback.get("/__scheduled", params={"cron": SWEEP_CRON}).status_code == 200
+        with api_client(idle_edge, IDLER) as client:
+            shown = {w["id"]: w for w in client.get("/api/workspaces").json()["workspaces"]}
+        return shown[clean["id"]]["status"] == "stopped" and bool(
+            shown[dirty["id"]]["needs_attention"]
+        )
+
+    wait_for(swept, "the idle sweep to stop one workspace and flag the other", IDLE_SWEEP_SECONDS)
+
+    sign_in(context, idle_edge, IDLER)
+    page.goto(app_url(idle_edge, "/workspaces"))
+    rows = page.get_by_test_id("workspace-row")
+    reason = "stopped after 1 s without terminal or agent activity"
+    expect(rows.filter(has_text="clean").get_by_test_id("stopped-reason")).to_have_text(reason)
+    flagged = rows.filter(has_text="dirty")
+    expect(flagged.locator("[data-status]")).to_have_attribute("data-status", "running")
+    expect(flagged.get_by_test_id("needs-attention")).to_contain_text("unpushed work")
+    expect(flagged.get_by_test_id("stopped-reason")).to_have_count(0)
+
+    page.goto(app_url(idle_edge, f"/workspaces/{clean['id']}"))
+    stopped = page.get_by_role("region", name="This workspace is stopped")
+    expect(stopped.get_by_test_id("stopped-reason")).to_have_text(reason)
 
 
 def test_a_project_from_a_repository_the_github_app_reaches(
