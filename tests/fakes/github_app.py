@@ -14,7 +14,7 @@ What SAM calls, in GitHub's wire format (docs.github.com/rest/apps):
   `setup_url` with `installs_next` as GitHub's redirect carries it.
 - `GET /user/installations` (the user's OAuth token): the installations that user may
   access.
-- With an installation token: `GET /installation/repositories`,
+- With an installation token: `GET /installation/repositories`, `GET /repos/{o}/{r}`,
   `GET /repos/{o}/{r}/branches`, `GET|POST /repos/{o}/{r}/pulls` (pull_requests), each
   refused (404, as GitHub hides what a token cannot see; 403 for a missing permission)
   outside the token's repositories and permissions.
@@ -153,6 +153,7 @@ class GitHubAppSide:
         app.router.add_get("/repos/{owner}/{repo}/installation", self._repo_installation)
         app.router.add_get("/user/installations", self._user_installations)
         app.router.add_get("/installation/repositories", self._installation_repositories)
+        app.router.add_get("/repos/{owner}/{repo}", self._repository)
         app.router.add_get("/repos/{owner}/{repo}/branches", self._branches)
         app.router.add_get("/repos/{owner}/{repo}/pulls", self._list_pulls)
         app.router.add_post("/repos/{owner}/{repo}/pulls", self._create_pull)
@@ -345,6 +346,9 @@ class GitHubAppSide:
         return web.json_response(
             {"total_count": len(reached), "repositories": page_of(request, reached)}
         )
+
+    async def _repository(self, request: web.Request) -> web.Response:
+        return web.json_response(self._repository_json(self._reached(request, "metadata", "read")))
 
     async def _branches(self, request: web.Request) -> web.Response:
         repository = self._reached(request, "metadata", "read")

@@ -30,6 +30,9 @@ STEP_TIMEOUT_SECONDS = {
     "agent_session": 5 * 60.0,
     "linked": 5 * 60.0,
     "turn_ended": 60 * 60.0,  # the agent's whole turn on the task: an hour at most
+    "push": 10 * 60.0,  # a commit and a push of the checkout
+    "pull_request": 10 * 60.0,
+    "posted": 5 * 60.0,
     "finished": 5 * 60.0,
 }
 RETRY_BASE_SECONDS = 1.0
@@ -45,11 +48,21 @@ class Step(StrEnum):
     LINKED = "linked"  # ProjectData.link: the chat shows its workspace and session
     # Task mode only (worker/chats/task_steps.py):
     TURN_ENDED = "turn_ended"  # the agent's turn ended (woken by the ingest of its frame)
+    PUSH = "push"  # the node agent commits what is uncommitted and pushes the task's branch
+    PULL_REQUEST = "pull_request"  # the open one of the branch found, else one opened
+    POSTED = "posted"  # the pull request's link in the chat (this step's run message)
     FINISHED = "finished"  # the session and the workspace stopped, the chat too
 
 
 CONVERSATION_STEPS = (Step.WORKSPACE, Step.WORKSPACE_READY, Step.AGENT_SESSION, Step.LINKED)
-TASK_STEPS = (*CONVERSATION_STEPS, Step.TURN_ENDED, Step.FINISHED)
+TASK_STEPS = (
+    *CONVERSATION_STEPS,
+    Step.TURN_ENDED,
+    Step.PUSH,
+    Step.PULL_REQUEST,
+    Step.POSTED,
+    Step.FINISHED,
+)
 
 STEP_TITLES = {
     Step.WORKSPACE: "Creating the workspace",
@@ -57,6 +70,9 @@ STEP_TITLES = {
     Step.AGENT_SESSION: "Starting the agent",
     Step.LINKED: "Connecting the chat",
     Step.TURN_ENDED: "Waiting for the agent to finish its turn",
+    Step.PUSH: "Committing and pushing the task's branch",
+    Step.PULL_REQUEST: "Opening the pull request",
+    Step.POSTED: "Posting the pull request's link",
     Step.FINISHED: "Stopping the workspace",
 }
 

@@ -94,7 +94,13 @@ async def test_submit_makes_the_title_branch_chat_and_a_task_mode_run_in_one_cal
     assert history[0]["role"] == "user" and history[0]["frame"]["text"] == message
     run = await flow.run_of(deployment, alice, project, task.chat_id)
     assert run["mode"] == "task" and run["step"] == "workspace_ready"
-    assert [s["name"] for s in run["steps"]][4:] == ["turn_ended", "finished"]
+    assert [s["name"] for s in run["steps"]][4:] == [
+        "turn_ended",
+        "push",
+        "pull_request",
+        "posted",
+        "finished",
+    ]
     shown = await tasks.get(deployment, alice, task.id)
     assert shown.step == "workspace_ready"  # the run reports the step it is at
     assert [t.id for t in await tasks.list_tasks(deployment, alice, project)] == [task.id]
