@@ -1,8 +1,10 @@
-"""The heartbeat says how recently each workspace was used: the real agent (host backend),
-its terminal socket and the control-plane double that records the beats.
+"""The heartbeat says how recently each workspace was used: the real agent, its terminal
+socket, an agent session in a real container, and the control-plane double that records
+the beats.
 
 Terminal input makes a workspace's `idle_seconds` start again from zero; an open terminal
 socket is a viewer; once the socket closes the workspace has none and its idle time grows.
+An agent session prompting is busy at every beat, silent or not, until it is stopped.
 """
 
 import json
@@ -12,6 +14,8 @@ from typing import Any
 
 import aiohttp
 
+from tests.agent.conftest import AgentFactory
+from tests.agent.sessions.stand_in_node import Sessions, delete_workspace, start_node
 from tests.fixtures.repos import make_repo
 from tests.support.agent import AgentProcess
 from tests.support.control_plane import Callback, ControlPlaneDouble
@@ -89,3 +93,34 @@ async def test_terminal_input_and_viewers_reach_the_heartbeat(
     assert Heartbeat.model_validate(later.body).workspaces[0].id == WORKSPACE
     with agent.client() as client:
         assert client.delete(f"/workspaces/{WORKSPACE}").status_code == 200
+
+
+def test_a_prompting_agent_is_busy_even_when_silent(
+    agent_factory: AgentFactory, control_plane: ControlPlaneDouble, tmp_path: Path
+) -> None:
+    """The stand-in ACP agent in a real workspace container, told to never end its turn:
+    silent, yet every beat says the workspace is busy until the session is stopped."""
+    agent, workspace_id = start_node(agent_factory, control_plane, tmp_path)
+    sessions = Sessions(agent, workspace_id)
+    try:
+        made = sessions.create(id="as-busy", prompt="hang", prompt_id="p-1")
+        assert made.status_code == 201, made.text
+        sessions.until(
+            "as-busy", "the prompt taken", lambda f: any(x["type"] == "prompt" for x in f)
+        )
+        seen = len(control_plane.heartbeats())
+        # Several beats later, with no frame in between, it is still busy.
+        control_plane.wait_for("heartbeat", count=seen + 3)
+        busy = [
+            entry_of(call, workspace_id)["agent_busy"] for call in control_plane.heartbeats()[seen:]
+        ]
+        assert busy and all(busy), busy
+        assert sessions.info("as-busy")["state"] == "prompting"
+        stopped = sessions.client.post(f"{sessions.base}/as-busy/stop")
+        assert stopped.status_code == 200, stopped.text
+        control_plane.wait_for(
+            "heartbeat", where=reported(workspace_id, lambda e: e["agent_busy"] is False)
+        )
+    finally:
+        sessions.client.close()
+        delete_workspace(agent, workspace_id)

@@ -213,7 +213,14 @@ MATRIX: dict[Route, Case] = {
     ("POST", "/api/admin/signing-keys/rotate"): admin(200),
     # --- a node's agent ---------------------------------------------------------------
     ("POST", "/api/nodes/{node_id}/ready"): node(200, {"agent_port": 8080, "version": "0.1.0"}),
-    ("POST", "/api/nodes/{node_id}/heartbeat"): node(200, HEARTBEAT),
+    # With the shared workspace's activity (worker/workspaces/idle.py records it).
+    ("POST", "/api/nodes/{node_id}/heartbeat"): node(
+        200,
+        lambda w: {
+            **HEARTBEAT,
+            "workspaces": [{"id": w.shared["workspace_id"], "idle_seconds": 5}],
+        },
+    ),
     # The shared node is a local one: its certificate comes from the launcher, not Cloudflare.
     ("POST", "/api/nodes/{node_id}/tls-certificate"): node(409, {"csr": PEM_SHAPED_CSR}),
     # Workspace callbacks: the sam:node token of the workspace's node (the shared node_id).

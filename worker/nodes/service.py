@@ -149,7 +149,7 @@ async def holds_unsaved_work(deployment: Deployment, node_id: str) -> bool:
         .bind(node_id)
         .first()
     )
-    return row is not None
+    return bool(row)  # no row: None, or JS null (falsy) where a runtime hands that through
 
 
 async def record_health(deployment: Deployment, node: Node, health: str) -> None:

@@ -6,7 +6,8 @@ counts as idle as the clock moves (since the last use, else since ready; never w
 agent prompts or someone watches; never a flagged one); the reason text; the sam/wip/
 branch named after the idle period; a warm node holding a workspace flagged with unsaved
 work is kept through any number of warm windows (alarm and cron) and torn down once its
-owner deleted that workspace. The real agent's side is in tests/agent/test_activity.py,
+owner deleted that workspace; the saved branch told once in the workspace's live chats
+only. The real agent's side is in tests/agent/test_activity.py,
 the whole path through the edge in test_idle_e2e.py.
 """
 
@@ -16,16 +17,19 @@ from typing import Any
 
 import pytest
 
+from tests.durable_objects.project_support import add_project, new_chat_id
 from tests.worker.node_support import WARM_SECONDS, add_node, add_user, advance, build_runtime
 from twin import env as local_env
 from twin import upstream
 from twin.clock import ManualClock
 from wire.callbacks import WorkspaceActivity
+from worker.chats import workspace_events
 from worker.db import iso
 from worker.deployment import Deployment
 from worker.nodes import pool as node_pool
 from worker.nodes import service as nodes
 from worker.nodes import sweeps as node_sweeps
+from worker.projects import chat_data
 from worker.workspaces import idle, store
 from worker.workspaces.model import Workspace
 
@@ -192,3 +196,30 @@ async def test_a_warm_node_holding_unsaved_work_is_never_torn_down_automatically
     await advance(runtime, WARM_SECONDS + 1)
     assert await nodes.find_node(deployment, node) is None
     assert (await node_pool.lifecycle(deployment, node))["torn_down"]
+
+
+async def test_the_saved_branch_is_told_once_in_the_workspaces_live_chats(
+    deployment: Deployment,
+) -> None:
+    env = deployment.env
+    user = await add_user(env, "ivy")
+    node = await add_node(env, user)
+    workspace = await running_workspace(deployment, user, node, "c4a7")
+    project = await add_project(deployment, user)
+    linked, elsewhere = new_chat_id(), new_chat_id()
+    for chat in (linked, elsewhere):
+        await chat_data.create_chat(deployment, project, chat, user, "topic")
+    await chat_data.link(deployment, project, linked, workspace.id, "as-1", "run-1")
+    detail = "SAM saved its unsaved work to the branch sam/wip/x and stopped it."
+    for _ in range(2):  # a sweep that runs again tells it once
+        told = await workspace_events.chats_told(deployment, user, workspace.id, "idle", detail)
+        assert told == 1
+    frames = [
+        m["frame"] for m in await chat_data.messages(deployment, project, linked, None, None, 50)
+    ]
+    runs = [f for f in frames if f["type"] == "run"]
+    assert runs == [
+        {"type": "run", "run_id": "run-1", "step": "idle", "status": "succeeded", "detail": detail}
+    ]
+    others = await chat_data.messages(deployment, project, elsewhere, None, None, 50)
+    assert [m["frame"]["type"] for m in others if m["frame"]["type"] == "run"] == []
