@@ -37,7 +37,8 @@ def _branch(value: str) -> str:
 
 def _remote(value: str) -> str:
     try:
-        return repo_rules.check_remote(repo_rules.check_common(value, 2048))
+        text = repo_rules.check_common(value, repo_rules.MAX_REPOSITORY_CHARS)
+        return repo_rules.check_remote(text)
     except repo_rules.RuleBroken as broken:
         raise ValueError(broken.message(repo_rules.MESSAGES)) from None
 

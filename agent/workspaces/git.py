@@ -13,9 +13,11 @@ of that one process, read by an inline credential helper: never argv, never a fi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -98,7 +100,7 @@ async def _git(
 async def state(checkout: Path) -> GitState:
     """The checkout's branch, HEAD, whether anything is uncommitted, what is unpushed."""
     head = await _git(checkout, "rev-parse", "--verify", "-q", "HEAD", check=False)
-    sha = head.stdout.strip() if head.returncode == 0 else None
+    sha = _output(head)
     branch = await _git(checkout, "symbolic-ref", "--short", "-q", "HEAD", check=False)
     status = await _git(checkout, "status", "--porcelain", "--untracked-files=all")
     upstream = await _git(
@@ -109,12 +111,17 @@ async def state(checkout: Path) -> GitState:
         counted = await _git(checkout, "rev-list", "--count", "HEAD", "--not", "--remotes")
         unpushed = int(counted.stdout.strip())
     return GitState(
-        branch=branch.stdout.strip() or None if branch.returncode == 0 else None,
+        branch=_output(branch),
         head=sha,
         dirty=bool(status.stdout.strip()),
         unpushed=unpushed,
-        upstream=upstream.stdout.strip() or None if upstream.returncode == 0 else None,
+        upstream=_output(upstream),
     )
+
+
+def _output(result: CommandResult) -> str | None:
+    """What a query printed; None when it found nothing (a detached HEAD, no upstream)."""
+    return (result.stdout.strip() or None) if result.returncode == 0 else None
 
 
 async def push(checkout: Path, request: GitPush, scratch_root: Path) -> GitPushResult:
@@ -202,25 +209,21 @@ async def _remember(checkout: Path, branch: str, head: str) -> None:
     await asyncio.to_thread(_give_back, checkout)
 
 
-class _scratch:
+@contextlib.contextmanager
+def _scratch(checkout: Path, root: Path) -> Iterator[Path]:
     """A bare repository of the agent's that borrows the checkout's objects."""
-
-    def __init__(self, checkout: Path, root: Path) -> None:
-        self.checkout, self.root = checkout, root
-
-    def __enter__(self) -> Path:
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.path = Path(tempfile.mkdtemp(prefix="push-", dir=self.root))
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = Path(tempfile.mkdtemp(prefix="push-", dir=root))
+    try:
         for folder in ("objects/info", "refs"):
-            (self.path / folder).mkdir(parents=True)
-        (self.path / "HEAD").write_text("ref: refs/heads/main\n")
-        (self.path / "config").write_text("[core]\n\trepositoryformatversion = 0\n\tbare = true\n")
-        objects = self.checkout / ".git" / "objects"
-        (self.path / "objects" / "info" / "alternates").write_text(f"{objects}\n")
-        return self.path
-
-    def __exit__(self, *exc: object) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+            (path / folder).mkdir(parents=True)
+        (path / "HEAD").write_text("ref: refs/heads/main\n")
+        (path / "config").write_text("[core]\n\trepositoryformatversion = 0\n\tbare = true\n")
+        alternates = path / "objects" / "info" / "alternates"
+        alternates.write_text(f"{checkout / '.git' / 'objects'}\n")
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _give_back(checkout: Path) -> None:

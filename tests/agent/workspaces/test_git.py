@@ -20,9 +20,13 @@ from tests.fakes.github import FakeGitHub
 from tests.fakes.github_app_model import TokenGrant
 from tests.fixtures.repos import git, make_repo
 from tests.support.agent import AgentProcess
+from tests.support.control_plane import ControlPlaneDouble
+from tests.support.wait import wait_for
+from wire.git import GitToken
 
 WORKSPACE = "ws-1"
 TASK_BRANCH = "sam/fix-readme-1a2b"
+READY_TIMEOUT_SECONDS = 60.0
 
 
 @pytest.fixture
@@ -218,3 +222,45 @@ def test_the_checkouts_hooks_and_config_never_run_with_the_token(
         pushed = client.post(f"/workspaces/{WORKSPACE}/git/push", json=push_body(url, write))
     assert pushed.status_code == 200, pushed.text
     assert not witness.exists()
+
+
+# --- the node's clone of a private repository ----------------------------------------------
+
+
+def create(agent: AgentProcess, repository: str, workspace_id: str) -> dict:
+    with agent.client() as client:
+        created = client.post("/workspaces", json={"id": workspace_id, "repository": repository})
+        assert created.status_code == 202, created.text
+        return wait_for(
+            lambda: settled(client.get(f"/workspaces/{workspace_id}").json()),
+            f"{workspace_id} running or failed",
+            READY_TIMEOUT_SECONDS,
+        )
+
+
+def settled(workspace: dict) -> dict | None:
+    return workspace if workspace["state"] in ("running", "error") else None
+
+
+def test_a_private_repository_clones_with_the_read_token(
+    agent: AgentProcess,
+    served: tuple[GitServer, str],
+    github: FakeGitHub,
+    control_plane: ControlPlaneDouble,
+) -> None:
+    _, url = served
+    read = grant(github, "read")
+    control_plane.git_tokens["ws-private"] = GitToken(password=read, expires_at=time.time() + 3600)
+    workspace = create(agent, url, "ws-private")
+    assert workspace["state"] == "running", workspace
+    checkout = Path(workspace["remote_folder"])
+    assert (checkout / "README.md").read_text() == "# app\n"
+    assert [c.target for c in control_plane.callbacks("git-token")] == ["ws-private"]
+    for path in checkout.rglob("*"):
+        assert not path.is_file() or read.encode() not in path.read_bytes(), path
+    assert read not in agent.log()
+
+    # Without a token for it (the double answers 409), the clone fails and says why.
+    refused = create(agent, url, "ws-no-token")
+    assert refused["state"] == "error"
+    assert "could not read Username" in refused["error"] or "401" in refused["error"]
