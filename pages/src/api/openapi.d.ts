@@ -1527,7 +1527,7 @@ export interface components {
          * Step
          * @enum {string}
          */
-        Step: "workspace" | "workspace_ready" | "agent_session" | "linked" | "turn_ended" | "finished";
+        Step: "workspace" | "workspace_ready" | "agent_session" | "linked" | "turn_ended" | "push" | "pull_request" | "posted" | "finished";
         /** StepReport */
         StepReport: {
             name: components["schemas"]["Step"];
