@@ -1,10 +1,13 @@
 """Tasks in the web app (issue 12 item 6), in a real browser.
 
 - The task walk, on the real local edge and node, a real workspace container and the real
-  Claude Code adapter on the scripted model (tests/fakes/anthropic.py): submit a task from
-  the project's Tasks → the list shows it running on its own sam/ branch with the step it is
-  at → the agent's turn ends → completed, its elapsed time stopped → its chat holds the
-  answer → the workspace is stopped. A task can be cancelled while the agent works.
+  Claude Code adapter on the scripted model (tests/fakes/anthropic.py), for a GitHub
+  repository (the loopback GitHub's App, a real git server): submit a task from the
+  project's Tasks → the list shows it running on its own sam/ branch with the step it is at
+  → the agent edits a file and its turn ends → SAM pushes the branch (holding that change,
+  nothing else changed) and opens a pull request → completed, linked from the list and the
+  chat → the workspace is stopped.
+- A task cancelled while the agent works stays cancelled.
 - Idle (an edge whose idle timeout is 1 s, its cron sweep fired by hand): a clean workspace
   is stopped and its list row and page say why; one with uncommitted work and no GitHub is
   kept running, flagged with what to do.
@@ -13,8 +16,11 @@
   made from them; GitHub failing is shown, and retried.
 """
 
+import asyncio
 import re
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,18 +30,25 @@ from playwright.sync_api import BrowserContext, Locator, Page, expect
 from agent.config import CHECKOUT_CONTAINER_TOOLS
 from agent.sessions.tools import installed
 from tests.browser.support import api_client, app_url, create_running_workspace, sign_in
+from tests.e2e.git_server import GitServer
 from tests.fakes.anthropic import ScriptedModel, Turn, text, tool_use
 from tests.fakes.github import FakeGitHub
 from tests.fixtures.repos import make_repo
 from tests.support.edge import Edge, running_edge, with_secrets
 from tests.support.github_sign_in import Browser as SignInBrowser
 from tests.support.wait import wait_for
+from twin.d1 import D1Database
+from twin.env import Env
+from worker.deployment import Deployment
+from worker.github import installations
 
 pytestmark = pytest.mark.timeout(600)
 
 TASKER = "browser-tasker"
 # A task may bring up a workspace and start the adapter before the agent works.
 TASK_READY_MS = 240_000
+PR_USER = "browser-pr"
+PR_OWNER = "dana"
 IDLER = "browser-idler"
 IDLE_TIMEOUT_SECONDS = 1
 SWEEP_CRON = "*/5 * * * *"
@@ -104,16 +117,21 @@ def model() -> Iterator[ScriptedModel]:
         yield scripted
 
 
+def store_model_key(edge: Edge, login: str, model: ScriptedModel) -> None:
+    """`login`'s Anthropic key, with the scripted model as its gateway."""
+    with api_client(edge, login) as client:
+        key = {"kind": "anthropic", "secret": "sk-ant-api03-" + "t" * 43, "base_url": model.url}
+        stored = client.post("/api/credentials", json=key)
+        assert stored.status_code == 201, stored.text
+
+
 @pytest.fixture(scope="module")
 def task_edge(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Iterator[Edge]:
     """The local edge; its nodes reach the scripted model through the user's base URL."""
     data_dir = tmp_path_factory.mktemp("tasks-walk") / ".sam"
     roots = str(tmp_path_factory.getbasetemp())
     with running_edge(data_dir, vars={"SAM_LOCAL_REPOSITORY_ROOTS": roots}) as edge:
-        with api_client(edge, TASKER) as client:
-            key = {"kind": "anthropic", "secret": "sk-ant-api03-" + "t" * 43, "base_url": model.url}
-            stored = client.post("/api/credentials", json=key)
-            assert stored.status_code == 201, stored.text
+        store_model_key(edge, TASKER, model)
         yield edge
         with api_client(edge, TASKER) as client:
             for workspace in client.get("/api/workspaces").json()["workspaces"]:
@@ -149,51 +167,10 @@ def submit_task(page: Page, edge: Edge, project_id: str, message: str) -> Locato
     return row
 
 
-def workspace_status(edge: Edge, chat_path: str) -> str:
-    with api_client(edge, TASKER) as client:
+def workspace_status(edge: Edge, login: str, chat_path: str) -> str:
+    with api_client(edge, login) as client:
         chat = client.get(chat_path).json()
         return str(client.get(f"/api/workspaces/{chat['workspace_id']}").json()["status"])
-
-
-def test_a_task_runs_on_its_own_branch_ends_with_the_turn_and_stops_its_workspace(
-    context: BrowserContext, page: Page, task_edge: Edge, model: ScriptedModel, task_project: str
-) -> None:
-    write = tool_use("Bash", {"command": "printf done > NOTES.md", "description": "write notes"})
-    model.script(
-        Turn([text("I'll add NOTES.md."), write]),
-        Turn([text("Added **NOTES.md**.")]),
-    )
-    sign_in(context, task_edge, TASKER)
-    row = submit_task(page, task_edge, task_project, "Add a NOTES.md that says done")
-
-    # Running at once, on its own branch, saying which step it is at.
-    expect(row.locator("[data-status]")).to_have_attribute(
-        "data-status", re.compile("^(queued|running)$")
-    )
-    expect(row.get_by_test_id("task-branch")).to_have_text(re.compile(r"^sam/add-a-notes-md-"))
-    expect(row.get_by_test_id("task-step")).to_be_visible()
-    expect(row.get_by_role("button", name="Cancel task")).to_be_visible()
-
-    # The agent's turn ends: the task completes, and nothing is left to cancel.
-    expect(row.locator("[data-status]")).to_have_attribute(
-        "data-status", "completed", timeout=TASK_READY_MS
-    )
-    expect(row.get_by_test_id("task-step")).to_have_count(0)
-    expect(row.get_by_role("button", name="Cancel task")).to_have_count(0)
-    elapsed = row.get_by_test_id("task-elapsed").inner_text()
-    assert re.fullmatch(r"\d+ s|\d+ min \d\d s", elapsed), elapsed
-    assert model.remaining == 0
-
-    # Its chat holds what the agent did; its workspace is stopped.
-    chat_link = row.get_by_role("link", name="chat")
-    chat_path = "/api" + str(chat_link.get_attribute("href"))
-    chat_link.click()
-    expect(page.get_by_test_id("conversation")).to_contain_text("Added NOTES.md.")
-    assert workspace_status(task_edge, chat_path) == "stopped"
-    page.goto(app_url(task_edge, "/workspaces"))
-    expect(page.get_by_test_id("workspace-row").locator("[data-status]").first).to_have_attribute(
-        "data-status", "stopped"
-    )
 
 
 def test_a_task_is_cancelled_while_the_agent_works(
@@ -217,6 +194,132 @@ def test_a_task_is_cancelled_while_the_agent_works(
     expect(task_row(page, "Rewrite everything slowly").locator("[data-status]")).to_have_attribute(
         "data-status", "cancelled"
     )
+
+
+def public_reads(github: FakeGitHub) -> Callable[[str | None, str, bool], int]:
+    """GitHub's git endpoint for a public repository: anyone clones, a push needs a token
+    with contents:write on it."""
+
+    def access(token: str | None, full_name: str, push: bool) -> int:
+        if token is None and not push:
+            return 200
+        return github.git_access(token, full_name, push)
+
+    return access
+
+
+def record_installation_of(edge: Edge, login: str, installation_id: int) -> None:
+    """The App installed by `login` on PR_OWNER, as the setup callback records it (the
+    GitHub sign-in it needs is another test's: this edge's GitHub base URL is the git server)."""
+    with api_client(edge, login) as client:
+        user_id = client.get("/api/auth/me").json()["id"]
+    database = D1Database(edge.data_dir / "d1" / "sam.sqlite")
+    env = Env({"DATABASE": database, "SAM_DOMAIN": edge.domain})
+    record = installations.record(Deployment.of(env), user_id, installation_id, PR_OWNER, "User")
+    # On a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, record).result()
+    finally:
+        database.close()
+
+
+@pytest.fixture(scope="module")
+def pr_world(
+    tmp_path_factory: pytest.TempPathFactory, github: FakeGitHub, model: ScriptedModel
+) -> Iterator[tuple[Edge, str, Path]]:
+    """An edge whose GitHub is the loopback one, git on a real git server; a project of
+    PR_USER's on PR_OWNER/app there; the bare repository behind it."""
+    root = tmp_path_factory.mktemp("pr")
+    with GitServer(root / "served", public_reads(github)) as git_server:
+        url = git_server.publish(make_repo(root / "sources", "app"), owner=PR_OWNER)
+        bare = git_server.bare_path(url)
+        github.add_repository(PR_OWNER, "app", git_dir=bare)
+        installation = github.install(PR_OWNER, ["app"], users={PR_USER})
+        data_dir = with_secrets(root / ".sam", github.app_secrets())
+        settings = {
+            **github.app_public_vars(),
+            # git lives on the base URL (as on github.com), the REST API on its own.
+            "SAM_GITHUB_BASE_URL": git_server.url,
+            "SAM_LOCAL_REPOSITORY_ROOTS": str(root),
+        }
+        with running_edge(data_dir, vars=settings) as edge:
+            record_installation_of(edge, PR_USER, installation.id)
+            store_model_key(edge, PR_USER, model)
+            with api_client(edge, PR_USER) as client:
+                made = client.post(
+                    "/api/projects",
+                    json={"repository": url, "provider": "local", "permission_mode": "bypass"},
+                )
+                assert made.status_code == 201, made.text
+            yield edge, str(made.json()["id"]), bare
+            with api_client(edge, PR_USER) as client:
+                for workspace in client.get("/api/workspaces").json()["workspaces"]:
+                    client.delete(f"/api/workspaces/{workspace['id']}")
+
+
+def git_in(bare: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "--git-dir", str(bare), *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def test_a_github_task_ends_in_a_pull_request_linked_from_the_list_and_the_chat(
+    context: BrowserContext,
+    page: Page,
+    pr_world: tuple[Edge, str, Path],
+    github: FakeGitHub,
+    model: ScriptedModel,
+) -> None:
+    edge, project_id, bare = pr_world
+    main_before = git_in(bare, "rev-parse", "main").strip()
+    write = tool_use("Bash", {"command": "printf done > NOTES.md", "description": "write notes"})
+    model.script(
+        Turn([text("I'll add NOTES.md."), write]),
+        Turn([text("Added **NOTES.md**.")]),
+    )
+    sign_in(context, edge, PR_USER)
+    row = submit_task(page, edge, project_id, "Add the release NOTES")
+
+    # Running at once, on its own branch, saying which step it is at.
+    expect(row.locator("[data-status]")).to_have_attribute(
+        "data-status", re.compile("^(queued|running)$")
+    )
+    expect(row.get_by_test_id("task-branch")).to_have_text(
+        re.compile(r"^sam/add-the-release-notes-")
+    )
+    expect(row.get_by_test_id("task-step")).to_be_visible()
+    expect(row.get_by_role("button", name="Cancel task")).to_be_visible()
+
+    # The turn ends, SAM pushes and opens the pull request: completed, nothing to cancel.
+    expect(row.locator("[data-status]")).to_have_attribute(
+        "data-status", "completed", timeout=TASK_READY_MS
+    )
+    expect(row.get_by_test_id("task-step")).to_have_count(0)
+    expect(row.get_by_role("button", name="Cancel task")).to_have_count(0)
+    elapsed = row.get_by_test_id("task-elapsed").inner_text()
+    assert re.fullmatch(r"\d+ s|\d+ min \d\d s", elapsed), elapsed
+    assert model.remaining == 0
+
+    # The pull request, linked from the list: GitHub's own page for it.
+    [pull] = github.repositories[f"{PR_OWNER}/app"].pulls
+    link = row.get_by_test_id("task-pull-request")
+    expect(link).to_have_attribute("href", pull["html_url"])
+    branch = row.get_by_test_id("task-branch").inner_text()
+    assert pull["head"]["ref"] == branch and pull["base"]["ref"] == "main", pull
+
+    # SAM's push: the task's branch holds the agent's change; main is as it was.
+    assert git_in(bare, "show", f"{branch}:NOTES.md") == "done"
+    assert git_in(bare, "rev-parse", "main").strip() == main_before
+    heads = git_in(bare, "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
+    assert sorted(heads) == sorted(["main", branch])
+
+    # The chat says it too, and the workspace is stopped.
+    chat_link = row.get_by_role("link", name="chat")
+    chat_path = "/api" + str(chat_link.get_attribute("href"))
+    chat_link.click()
+    expect(page.get_by_test_id("conversation")).to_contain_text(pull["html_url"])
+    assert workspace_status(edge, PR_USER, chat_path) == "stopped"
 
 
 @pytest.fixture(scope="module")

@@ -36,3 +36,5 @@ export type GitHubBranch = Schemas["BranchOut"];
 /** A task: a message that ends in a pull request, on its own `sam/<slug>-<id>` branch. */
 export type Task = Schemas["Task"];
 export type TaskStatus = Schemas["TaskStatus"];
+/** The steps of a task's run (worker/chats/run.py). */
+export type Step = Schemas["Step"];

@@ -1,6 +1,6 @@
 /** What the task list shows of a task: its step in words, how long it ran, what may be done. */
 
-import type { Task, TaskStatus } from "../api/types";
+import type { Step, Task, TaskStatus } from "../api/types";
 
 const ACTIVE: ReadonlySet<TaskStatus> = new Set(["queued", "running"]);
 
@@ -10,8 +10,8 @@ export function isActive(task: Pick<Task, "status">): boolean {
 }
 
 // The step a task's run is at (worker/chats/run.py Step, in progress until the next one), as
-// a user reads it. push, pull_request and posted are issue 12's steps still to come.
-const STEP_WORDS: Record<string, string> = {
+// a user reads it. Keyed by the API's own Step, so a step added there fails the type check.
+const STEP_WORDS: Record<Step, string> = {
   workspace: "creating the workspace",
   workspace_ready: "waiting for the workspace to start",
   agent_session: "starting the agent",
@@ -26,7 +26,7 @@ const STEP_WORDS: Record<string, string> = {
 /** "opening the pull request"; a step this app does not know yet is shown as it is named. */
 export function stepWords(step: string | null): string | null {
   if (!step) return null;
-  return STEP_WORDS[step] ?? step.replaceAll("_", " ");
+  return (STEP_WORDS as Record<string, string>)[step] ?? step.replaceAll("_", " ");
 }
 
 function parseTime(iso: string): number {
