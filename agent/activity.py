@@ -31,9 +31,6 @@ class Activity:
         last = self._last.get(workspace_id)
         return None if last is None else max(0.0, self._clock() - last)
 
-    def forget(self, workspace_id: str) -> None:
-        self._last.pop(workspace_id, None)
-
 
 class Presence(Protocol):
     """What a subsystem knows of a workspace's use right now."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from websockets.sync.client import connect
 
 from tests.agent.conftest import AgentFactory
 from tests.agent.sessions.stand_in_node import Sessions, delete_workspace, start_node
@@ -116,6 +117,20 @@ def test_a_prompting_agent_is_busy_even_when_silent(
         ]
         assert busy and all(busy), busy
         assert sessions.info("as-busy")["state"] == "prompting"
+        # A viewer of the session counts as one.
+        url = f"{agent.ws_url}{sessions.base}/as-busy/ws?after=0"
+        with connect(url, additional_headers=agent.auth()):
+            control_plane.wait_for(
+                "heartbeat", where=reported(workspace_id, lambda e: e["viewers"] == 1)
+            )
+        closed = {id(call) for call in control_plane.heartbeats()}
+        control_plane.wait_for(
+            "heartbeat",
+            where=lambda call: (
+                id(call) not in closed
+                and reported(workspace_id, lambda e: e["viewers"] == 0 and e["agent_busy"])(call)
+            ),
+        )
         stopped = sessions.client.post(f"{sessions.base}/as-busy/stop")
         assert stopped.status_code == 200, stopped.text
         control_plane.wait_for(

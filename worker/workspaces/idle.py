@@ -74,7 +74,7 @@ async def record_activity(
         last = None if idle is None else iso(now - idle)
         statements.append(
             deployment.env.DATABASE.prepare(
-                "UPDATE workspaces SET in_use = ?, "
+                "UPDATE workspaces SET in_use = ?1, "
                 "last_active_at = CASE WHEN ?2 IS NOT NULL AND (last_active_at IS NULL "
                 "OR last_active_at < ?2) THEN ?2 ELSE last_active_at END, "
                 "needs_attention = CASE WHEN ?1 = 1 THEN NULL ELSE needs_attention END "
@@ -136,7 +136,7 @@ async def _settle(deployment: Deployment, workspace: Workspace) -> int:
         state = GitState.model_validate(answer.body)
     except ValidationError:
         raise agent_client.AgentBadAnswer(node.id, "GET /workspaces/{id}/git") from None
-    if not state.dirty and state.unpushed == 0:
+    if not state.dirty and not state.unpushed:  # None: no commit at all, so nothing to save
         return await _stop(deployment, workspace, None)
     branch = wip_branch(workspace)
     config = deployment.config

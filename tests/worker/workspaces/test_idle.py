@@ -6,9 +6,10 @@ counts as idle as the clock moves (since the last use, else since ready; never w
 agent prompts or someone watches; never a flagged one); the reason text; the sam/wip/
 branch named after the idle period; a warm node holding a workspace flagged with unsaved
 work is kept through any number of warm windows (alarm and cron) and torn down once its
-owner deleted that workspace; the saved branch told once in the workspace's live chats
-only. The real agent's side is in tests/agent/test_activity.py,
-the whole path through the edge in test_idle_e2e.py.
+owner deleted that workspace, with a VM and DNS record on the loopback Hetzner and
+Cloudflare too (none deleted before, none left after); the saved branch told once in the
+workspace's live chats only. The real agent's side is in tests/agent/test_activity.py, the
+whole path through the edge in test_idle_e2e.py.
 """
 
 from collections.abc import AsyncIterator
@@ -18,7 +19,16 @@ from typing import Any
 import pytest
 
 from tests.durable_objects.project_support import add_project, new_chat_id
-from tests.worker.node_support import WARM_SECONDS, add_node, add_user, advance, build_runtime
+from tests.fakes.cloudflare_dns import FakeCloudflareDns
+from tests.fakes.hetzner import FakeHetzner
+from tests.worker.node_support import (
+    WARM_SECONDS,
+    add_node,
+    add_user,
+    advance,
+    build_runtime,
+    hetzner_node,
+)
 from twin import env as local_env
 from twin import upstream
 from twin.clock import ManualClock
@@ -223,3 +233,25 @@ async def test_the_saved_branch_is_told_once_in_the_workspaces_live_chats(
     ]
     others = await chat_data.messages(deployment, project, elsewhere, None, None, 50)
     assert [m["frame"]["type"] for m in others if m["frame"]["type"] == "run"] == []
+
+
+async def test_a_flagged_workspaces_vm_outlives_warm_windows_and_goes_once_it_is_deleted(
+    cloud: local_env.Runtime, hetzner: FakeHetzner, cloudflare: FakeCloudflareDns
+) -> None:
+    """The same with a VM (the loopback Hetzner) and its DNS record: nothing is deleted
+    while the unsaved work is there, and nothing is left once its owner deleted it."""
+    deployment = Deployment.of(cloud.env, cloud.alarms.clock)
+    user, token, node = await hetzner_node(deployment, hetzner)
+    kept = await running_workspace(deployment, user, node.id, "5", needs_attention="unsaved")
+    assert await node_pool.claim(deployment, node.id, kept.id)
+    await store.update(deployment, kept.id, status="stopped")
+    await node_pool.release(deployment, node.id, kept.id)
+    for _ in range(2):
+        await advance(cloud, WARM_SECONDS + 1)
+        assert [s.id for s in hetzner.servers(token)] == [int(node.provider_server_id or 0)]
+        assert cloudflare.records_named(node.agent_host) != []
+    await store.remove(deployment, kept.id)
+    await advance(cloud, WARM_SECONDS + 1)
+    assert hetzner.servers(token) == []
+    assert cloudflare.records_named(node.agent_host) == []
+    assert await nodes.find_node(deployment, node.id) is None

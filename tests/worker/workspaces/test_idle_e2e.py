@@ -8,7 +8,8 @@ The idle timeout is a few seconds here (SAM_IDLE_TIMEOUT_SECONDS); cron runs on 
   timeout; once the socket is closed, cron stops it with the reason the app shows; its
   node goes warm and, after the warm window, no agent or container of it is left.
 - Uncommitted work in an idle workspace of a GitHub repository: a sam/wip/ branch on the
-  git server holds it (with the workspace's wip_branch naming it) before it is stopped.
+  git server holds it (with the workspace's wip_branch naming it) before it is stopped;
+  so does a commit the user made and never pushed.
 - Uncommitted work without GitHub: the workspace keeps running, flagged needs_attention,
   and its node outlives the warm window.
 """
@@ -151,6 +152,15 @@ def write_file(workspace: dict[str, Any], name: str, text: str) -> None:
     folder = workspace["remote_folder"]
     script = f"printf %s '{text}' > {folder}/{name}"
     subprocess.run(["docker", "exec", workspace["container_id"], "sh", "-c", script], check=True)
+
+
+def as_user(workspace: dict[str, Any], *argv: str) -> None:
+    """`argv` in the checkout, as the container's remote user (the checkout's owner)."""
+    where = ["-u", workspace["remote_user"], "-w", workspace["remote_folder"]]
+    done = subprocess.run(
+        ["docker", "exec", *where, workspace["container_id"], *argv], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def node_agent_pid(edge: Edge, node_id: str) -> int | None:
@@ -296,3 +306,24 @@ def test_unsaved_work_without_github_keeps_the_workspace_and_its_node(
     cat = ["docker", "exec", workspace["container_id"], "cat"]
     kept = subprocess.run([*cat, f"{workspace['remote_folder']}/draft.txt"], capture_output=True)
     assert kept.stdout == b"not saved anywhere"
+
+
+def test_commits_not_pushed_anywhere_are_saved_as_well(world: SimpleNamespace) -> None:
+    client: httpx.Client = world.alice
+    workspace = create(world, client, world.url)
+    write_file(workspace, "feature.txt", "committed, never pushed")
+    as_user(workspace, "git", "add", "feature.txt")
+    identity = ["-c", "user.name=Ann", "-c", "user.email=ann@example.com"]
+    as_user(workspace, "git", *identity, "commit", "--quiet", "-m", "local only")
+
+    stopped = swept_until(world, client, workspace["id"], lambda w: w["status"] == "stopped")
+    branch = stopped["wip_branch"]
+    assert branch is not None, stopped
+    bare = world.git_server.bare_path(world.url)
+    subject = subprocess.run(
+        ["git", "--git-dir", str(bare), "log", "-1", "--format=%s", f"refs/heads/{branch}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert subject == "local only", "the user's own commit, with nothing left to add"
