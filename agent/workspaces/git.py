@@ -68,6 +68,7 @@ def _git_env(checkout: Path, config: dict[str, str], **extra: str) -> dict[str, 
         GIT_ASKPASS="/bin/false",
         GIT_CONFIG_NOSYSTEM="1",
         GIT_CONFIG_GLOBAL="/dev/null",
+        GIT_OPTIONAL_LOCKS="0",  # a look (status) never rewrites the container user's index
         **config_env(settings),
         **extra,
     )
@@ -127,6 +128,13 @@ def _output(result: CommandResult) -> str | None:
 async def push(checkout: Path, request: GitPush, scratch_root: Path) -> GitPushResult:
     """Commit what is uncommitted, then push HEAD to refs/heads/{branch} only, never forced.
     Pushing what the branch already holds answers the same result again."""
+    try:
+        return await _commit_and_push(checkout, request, scratch_root)
+    finally:
+        await asyncio.to_thread(_give_back, checkout)
+
+
+async def _commit_and_push(checkout: Path, request: GitPush, scratch_root: Path) -> GitPushResult:
     before = await state(checkout)
     committed = before.dirty and await _commit(checkout, request)
     head = (await _git(checkout, "rev-parse", "--verify", "HEAD")).stdout.strip()
@@ -155,7 +163,6 @@ async def _commit(checkout: Path, request: GitPush) -> bool:
         "GIT_COMMITTER_EMAIL": request.author_email,
     }
     await _git(checkout, "commit", "--quiet", "--no-verify", "-m", request.message, **identity)
-    await asyncio.to_thread(_give_back, checkout)
     return True
 
 
@@ -206,7 +213,6 @@ async def _push(checkout: Path, scratch: Path, request: GitPush, refspec: str) -
 async def _remember(checkout: Path, branch: str, head: str) -> None:
     """Record the pushed branch as a remote branch, so the state's `unpushed` counts 0."""
     await _git(checkout, "update-ref", f"refs/remotes/origin/{branch}", head)
-    await asyncio.to_thread(_give_back, checkout)
 
 
 @contextlib.contextmanager
