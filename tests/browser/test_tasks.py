@@ -7,7 +7,8 @@
   → the agent edits a file and its turn ends → SAM pushes the branch (holding that change,
   nothing else changed) and opens a pull request → completed, linked from the list and the
   chat → the workspace is stopped.
-- A task cancelled while the agent works stays cancelled.
+- A task cancelled while the agent works stays cancelled; one whose agent changed nothing
+  fails with the reason and what to do, and nothing reaches GitHub.
 - Idle (an edge whose idle timeout is 1 s, its cron sweep fired by hand): a clean workspace
   is stopped and its list row and page say why; one with uncommitted work and no GitHub is
   kept running, flagged with what to do.
@@ -449,3 +450,30 @@ def test_github_failing_is_said_and_retried_from_the_picker(
     expect(picker).to_have_value("")
     expect(page.get_by_label("Default branch")).to_have_value("")
     expect(repository).to_have_value("https://example.com/elsewhere.git")
+
+
+def test_a_task_whose_agent_changed_nothing_fails_saying_what_to_do(
+    context: BrowserContext,
+    page: Page,
+    pr_world: tuple[Edge, str, Path],
+    github: FakeGitHub,
+    model: ScriptedModel,
+) -> None:
+    edge, project_id, bare = pr_world
+    pulls_before = len(github.repositories[f"{PR_OWNER}/app"].pulls)
+    model.script(Turn([text("The repository already says that; nothing to change.")]))
+    sign_in(context, edge, PR_USER)
+    row = submit_task(page, edge, project_id, "Say hello in the README")
+
+    expect(row.locator("[data-status]")).to_have_attribute(
+        "data-status", "failed", timeout=TASK_READY_MS
+    )
+    expect(row.get_by_test_id("task-reason")).to_contain_text("The agent changed nothing")
+    expect(row.get_by_test_id("task-reason")).to_contain_text("submit the task again")
+    expect(row.get_by_test_id("task-pull-request")).to_have_count(0)
+    expect(row.get_by_role("button", name="Cancel task")).to_have_count(0)
+    # Nothing reached GitHub: no branch for the task, no pull request.
+    branch = row.get_by_test_id("task-branch").inner_text()
+    heads = git_in(bare, "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
+    assert branch not in heads
+    assert len(github.repositories[f"{PR_OWNER}/app"].pulls) == pulls_before
