@@ -30,7 +30,8 @@ from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from agent.config import CHECKOUT_CONTAINER_TOOLS
 from agent.sessions.tools import installed
-from tests.browser.support import api_client, app_url, create_running_workspace, sign_in
+from tests.browser.conftest import VIEWPORT
+from tests.browser.support import PHONE, api_client, app_url, create_running_workspace, sign_in
 from tests.e2e.git_server import GitServer
 from tests.fakes.anthropic import ScriptedModel, Turn, text, tool_use
 from tests.fakes.github import FakeGitHub
@@ -314,6 +315,13 @@ def test_a_github_task_ends_in_a_pull_request_linked_from_the_list_and_the_chat(
     assert git_in(bare, "rev-parse", "main").strip() == main_before
     heads = git_in(bare, "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
     assert sorted(heads) == sorted(["main", branch])
+
+    # On a phone's width the list fits without scrolling sideways (a branch name is long).
+    page.set_viewport_size(PHONE)
+    expect(row.get_by_test_id("task-pull-request")).to_be_visible()
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the tasks scroll sideways at 375 px ({width} px wide)"
+    page.set_viewport_size(VIEWPORT)
 
     # The chat says it too, and the workspace is stopped.
     chat_link = row.get_by_role("link", name="chat")
