@@ -13,6 +13,7 @@ import { NodesScreen } from "./screens/Nodes";
 import { NotFoundScreen } from "./screens/NotFound";
 import { SettingsScreen } from "./screens/Settings";
 import { SignInScreen } from "./screens/SignIn";
+import { signInCheck, takeSignedInUser } from "./signInCheck";
 import { WorkspacesScreen } from "./screens/Workspaces";
 
 // The workspace page brings xterm.js (most of the app's code): loaded when first opened, so
@@ -25,13 +26,18 @@ type Auth =
   | { state: "failed"; error: unknown }
   | { state: "signed-in"; user: User };
 
+function firstAuth(): Auth {
+  const user = takeSignedInUser();
+  return user ? { state: "signed-in", user } : { state: "loading" };
+}
+
 export function App() {
-  const [auth, setAuth] = useState<Auth>({ state: "loading" });
+  const [auth, setAuth] = useState<Auth>(firstAuth);
 
   const check = useCallback(async () => {
     setAuth({ state: "loading" });
     try {
-      setAuth({ state: "signed-in", user: await api.me() });
+      setAuth({ state: "signed-in", user: await signInCheck() });
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) setAuth({ state: "signed-out" });
       else setAuth({ state: "failed", error });
@@ -39,7 +45,7 @@ export function App() {
   }, []);
 
   useEffect(() => {
-    void check();
+    if (auth.state === "loading") void check(); // not when the started check had answered
     setUnauthorizedHandler(() => setAuth({ state: "signed-out" }));
     return () => setUnauthorizedHandler(null);
   }, [check]);

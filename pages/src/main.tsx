@@ -1,3 +1,5 @@
+// First: the page's first requests leave before the rest of the app is evaluated.
+import "./boot";
 import "@xterm/xterm/css/xterm.css";
 import "./styles.css";
 

@@ -36,7 +36,9 @@ from wire.chat import MAX_BATCH_MESSAGES
 pytestmark = pytest.mark.timeout(600)
 
 LOGIN = "browser-chat"
-# More than two of the page's history pages (PAGE_MESSAGES, 200, in chatStore.ts).
+# The page a chat opens on holds its newest FIRST_PAGE_MESSAGES (50); older pages hold
+# PAGE_MESSAGES (200) each (pages/src/projects/openingChat.ts). The filler spans three.
+FIRST_PAGE_MESSAGES, PAGE_MESSAGES = 50, 200
 HISTORY_FILLER = 450
 # More than the viewer replays to a reconnect (MAX_REPLAY_MESSAGES, 500): paged over HTTP.
 MISSED_FILLER = 600
@@ -222,9 +224,14 @@ def test_a_project_chat_streams_survives_a_reload_mid_turn_and_takes_a_follow_up
     older = page.get_by_role("button", name="Load older messages")
     expect(older).to_be_visible()
     # Scrolled to the top, the page before comes in above, and what was read stays put.
-    top_line = page.get_by_text("line 250", exact=False).first
+    first_shown = HISTORY_FILLER - FIRST_PAGE_MESSAGES
+    expect(page.get_by_test_id("agent-message").first).to_contain_text(f"line {first_shown}")
+    expect(page.get_by_text(f"line {first_shown - 1}", exact=True)).to_have_count(0)
+    top_line = page.get_by_text(f"line {first_shown + 5}", exact=False).first
     page.get_by_test_id("chat-scroll").evaluate("(box) => { box.scrollTop = 0; }")
-    expect(page.get_by_test_id("agent-message").first).to_contain_text("line 50")
+    expect(page.get_by_test_id("agent-message").first).to_contain_text(
+        f"line {first_shown - PAGE_MESSAGES}"
+    )
     expect(top_line).to_be_in_viewport()
     while older.count():
         older.click()
@@ -301,3 +308,17 @@ def test_bad_input_and_unknown_addresses_say_what_to_do(
         page.goto(app_url(chat_edge, f"/projects/{project_id}"))
         expect(page.get_by_role("alert")).to_contain_text(re.compile("project", re.I))
         expect(page.get_by_role("button", name="Try again")).to_be_visible()
+
+    # A chat that does not exist in one's own project: the chat says so, and the project's
+    # header and chat list (which wait for the chat's first page) still come.
+    with api_client(chat_edge, LOGIN) as client:
+        made = client.post(
+            "/api/projects", json={"repository": "https://example.com/mine.git", "name": "Mine"}
+        )
+        assert made.status_code == 201, made.text
+        mine: dict[str, Any] = made.json()
+    page.goto(app_url(chat_edge, f"/projects/{mine['id']}/chats/c-made-up"))
+    expect(page.get_by_role("alert")).to_contain_text(re.compile("chat", re.I))
+    expect(page.get_by_role("button", name="Try again")).to_be_visible()
+    expect(page.get_by_role("heading", name="Mine")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Chats")).to_contain_text("No chats yet.")

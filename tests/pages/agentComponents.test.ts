@@ -5,7 +5,7 @@ import { renderToStaticMarkup } from "react-dom/server";
 import { describe, expect, it } from "vitest";
 
 import { DiffView } from "../../pages/src/agent/DiffView";
-import { MarkdownText } from "../../pages/src/agent/Message";
+import { MarkdownText } from "../../pages/src/agent/Markdown";
 import { ToolCard } from "../../pages/src/agent/ToolCard";
 
 const markdown = (text: string) => renderToStaticMarkup(createElement(MarkdownText, { text }));

@@ -3,9 +3,10 @@
 // the conversation the project page shows (the Agent tab's reducer, ordered by project seq).
 import { createElement } from "react";
 import { renderToStaticMarkup } from "react-dom/server";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 
 import { ConversationView } from "../../pages/src/agent/ConversationView";
+import { loadMarkdown } from "../../pages/src/agent/markdownLoader";
 import { ProtocolError } from "../../pages/src/jsonFrame";
 import { applyMessage, chatConversation, mergeMessages } from "../../pages/src/projects/chatConversation";
 import {
@@ -126,11 +127,22 @@ describe("a chat's messages as a conversation", () => {
   });
 });
 
+const render = (messages: ChatMessage[]) =>
+  renderToStaticMarkup(
+    createElement(ConversationView, { conversation: chatConversation(messages), answered: {}, onAnswer: () => {} }),
+  );
+
+describe("a chat shown before the markdown renderer has loaded", () => {
+  it("shows the agent's answer as plain text, all of it", () => {
+    const html = render([golden("message-agent-chunk")]);
+    expect(html).toContain('data-testid="agent-message"');
+    expect(html).toContain("**three**");
+    expect(html).not.toContain("<strong>");
+  });
+});
+
 describe("a chat as the page shows it", () => {
-  const render = (messages: ChatMessage[]) =>
-    renderToStaticMarkup(
-      createElement(ConversationView, { conversation: chatConversation(messages), answered: {}, onAnswer: () => {} }),
-    );
+  beforeAll(() => loadMarkdown());
 
   it("shows a run's steps inline, a failure with what to do", () => {
     const html = render([golden("message-prompt"), golden("message-run-failed")]);

@@ -9,6 +9,7 @@ edge's process, where the suite cannot collect them, and a shape also catches a 
 an attacker sent, which must not be logged either.
 """
 
+import os
 import re
 from pathlib import Path
 
@@ -25,10 +26,19 @@ MAX_REPORTED = 20
 def find_tokens(root: Path) -> list[str]:
     """`file:line: <token cut short>` for each token-shaped string in a log under `root`."""
     found: list[str] = []
-    for path in sorted(root.rglob("*.log")):
-        if not path.is_file():
+    assert root.is_dir(), f"the suite's temporary directory {root} is gone: nothing to scan"
+    logs = sorted(
+        Path(folder) / name
+        for folder, _, names in os.walk(root)  # a folder removed meanwhile is skipped
+        for name in names
+        if name.endswith(".log")
+    )
+    for path in logs:
+        try:
+            text = path.read_bytes()
+        except OSError:  # removed meanwhile by a test's teardown, or not a regular file
             continue
-        for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        for number, line in enumerate(text.splitlines(), 1):
             for match in TOKEN_SHAPES.finditer(line):
                 shown = match.group()[:SHOWN_CHARS].decode(errors="replace")
                 found.append(f"{path.relative_to(root)}:{number}: {shown}…")

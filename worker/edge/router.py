@@ -4,7 +4,7 @@ request ─▶ hosts.resolve ─┬─ …/api/projects/{id}/ws  ─▶ its Proj
                           │                             socket: worker/edge/project_viewer.py)
                           ├─ api.{domain}            ─▶ API (FastAPI via asgi)
                           ├─ app.{domain}/api/*      ─▶ API
-                          ├─ app.{domain}/*          ─▶ ASSETS (the SPA, with its CSP)
+                          ├─ app.{domain}/*          ─▶ ASSETS (the SPA: CSP, /assets/* immutable)
                           ├─ ws-{id}.{domain}        ─▶ workspace proxy
                           └─ anything else           ─▶ 404
 
@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 from worker.api.app import serving
 from worker.deployment import Deployment
 from worker.edge import project_viewer, proxy
+from worker.edge.asset_cache import asset_cache_headers
 from worker.edge.health import HEALTH_PATHS, health
 from worker.edge.hosts import Surface, resolve
 from worker.edge.security_headers import app_headers
@@ -123,7 +124,10 @@ async def _dispatch(request: Request, env: Any, ctx: Any) -> Response:
         case Surface.APP:
             check_asset_path(url.path)
             page = await env.ASSETS.fetch(request)
-            return with_headers(page, app_headers(url.scheme, config.domain))
+            cache = asset_cache_headers(
+                url.path, page.status, page.headers.get("content-type") or ""
+            )
+            return with_headers(page, {**app_headers(url.scheme, config.domain), **cache})
         case Surface.WORKSPACE:
             return await proxy.handle(request, deployment, destination.workspace_id or "")
         case _:

@@ -3,27 +3,7 @@
  * thinking, collapsed. Shared by the workspace's Agent tab and the project chat.
  */
 
-import Markdown from "react-markdown";
-
-/** Markdown as text only: raw HTML in the agent's answer is dropped, never rendered. */
-export function MarkdownText({ text }: { text: string }) {
-  return (
-    <div className="markdown">
-      <Markdown
-        skipHtml
-        components={{
-          a: ({ href, children }) => (
-            <a href={href} target="_blank" rel="noreferrer noopener">
-              {children}
-            </a>
-          ),
-        }}
-      >
-        {text}
-      </Markdown>
-    </div>
-  );
-}
+import { useMarkdown } from "./markdownLoader";
 
 export function UserMessage({ text }: { text: string }) {
   return (
@@ -35,10 +15,11 @@ export function UserMessage({ text }: { text: string }) {
 }
 
 export function AgentMessage({ text, streaming }: { text: string; streaming: boolean }) {
+  const Markdown = useMarkdown();
   return (
     <div className="message message-agent" data-testid="agent-message" aria-busy={streaming}>
       <span className="message-who">Agent</span>
-      <MarkdownText text={text} />
+      {Markdown ? <Markdown text={text} /> : <p className="message-text">{text}</p>}
     </div>
   );
 }

@@ -5,8 +5,12 @@
 
 import type { ToolCall, ToolCallContent } from "@agentclientprotocol/sdk";
 
-import { DiffView } from "./DiffView";
+import { Suspense, lazy } from "react";
+
 import { textOf } from "./conversation";
+
+// The diff library is loaded when a diff is first shown, not with the app's first script.
+const DiffView = lazy(() => import("./DiffView").then((module) => ({ default: module.DiffView })));
 
 const STATUS_TEXT: Record<string, string> = {
   pending: "Pending",
@@ -38,7 +42,11 @@ export function ToolCard({ call }: { call: ToolCall }) {
 function ToolContent({ content }: { content: ToolCallContent }) {
   switch (content.type) {
     case "diff":
-      return <DiffView path={content.path} oldText={content.oldText ?? null} newText={content.newText} />;
+      return (
+        <Suspense fallback={<p className="muted small mono">{content.path}</p>}>
+          <DiffView path={content.path} oldText={content.oldText ?? null} newText={content.newText} />
+        </Suspense>
+      );
     case "terminal":
       // The agent's command is a read-only tab of the workspace's terminals, named after it.
       return <p className="muted small">The command runs in a read-only tab under Terminals.</p>;

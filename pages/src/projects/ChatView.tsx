@@ -16,6 +16,7 @@ import { useLoad } from "../hooks";
 import { Link } from "../router";
 import { ProjectChat } from "./chatStore";
 import { Composer } from "./Composer";
+import { openingChatShown } from "./openingChat";
 import type { ChatInfo } from "./protocol";
 import type { ViewerStatus } from "./viewerSocket";
 
@@ -34,12 +35,14 @@ const VIEWER_TEXT: Record<ViewerStatus, string> = {
 
 export function ChatView({ projectId, chatId }: { projectId: string; chatId: string }) {
   const [store, setStore] = useState<ProjectChat | null>(null);
-  useEffect(() => {
+  // Before the first paint: a chat already answered renders in this same frame.
+  useLayoutEffect(() => {
     const created = new ProjectChat(projectId, chatId);
     setStore(created);
     register(created);
     void created.start();
     return () => {
+      openingChatShown(projectId, chatId);
       unregister(created);
       created.dispose();
     };
@@ -54,6 +57,11 @@ function LiveChat({ store }: { store: ProjectChat }) {
   const following = useRef(true);
   const heightBefore = useRef(0);
   const firstSeq = conversation.items.find((item) => "seq" in item)?.seq ?? 0;
+
+  // Effects run once the page is on screen: the project's secondary data may load now.
+  useEffect(() => {
+    if (loaded || problem) openingChatShown(store.projectId, store.chatId);
+  }, [store, loaded, problem]);
 
   // Older messages went in above: keep what the reader was looking at where it was.
   useLayoutEffect(() => {

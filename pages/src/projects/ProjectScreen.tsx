@@ -15,21 +15,27 @@ import { ChatList } from "./chatList";
 import { ChatView } from "./ChatView";
 import { Composer } from "./Composer";
 import { MAX_PROJECT_NAME_CHARS } from "./NewProjectScreen";
+import { afterOpeningChat } from "./openingChat";
 import type { ChatInfo } from "./protocol";
 
 export function ProjectScreen({ id, chatId, tasks }: { id: string; chatId: string | null; tasks: boolean }) {
-  const project = useLoad(() => projectsApi.project(id), [id]);
+  // Opened on a chat, the page shows the chat's first page before asking for the project
+  // and its chat list (openingChat.ts): the server answers the chat first.
+  const project = useLoad(() => afterOpeningChat(id, chatId).then(() => projectsApi.project(id)), [id]);
   const [list, setList] = useState<ChatList | null>(null);
   useEffect(() => {
     const created = new ChatList(id);
+    let live = true;
     setList(created);
-    created.start();
-    return () => created.dispose();
+    void afterOpeningChat(id, chatId).then(() => live && created.start());
+    return () => {
+      live = false;
+      created.dispose();
+    };
   }, [id]);
   useTitle(project.data?.name ?? "Project");
   const chatCount = useSyncExternalStore(list?.subscribe ?? noSubscription, () => list?.snapshot().chats?.length ?? null);
 
-  // The chat loads beside the project, not after it: a chat opens in one round of requests.
   if (project.state === "error" && !project.data) return <ErrorNote error={project.error} onRetry={() => void project.reload()} />;
   return (
     <>

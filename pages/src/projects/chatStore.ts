@@ -15,11 +15,10 @@ import type { Conversation } from "../agent/conversation";
 import { LiveStore, type Problem, problemOf } from "../store";
 import { projectsApi, viewerUrl } from "./api";
 import { applyMessage, chatConversation, mergeMessages } from "./chatConversation";
+import { type OpenedChat, PAGE_MESSAGES, openChat, takeOpenedChat } from "./openingChat";
 import { type ChatInfo, type ChatMessage, MAX_PAGE_MESSAGES, type ViewerFrame } from "./protocol";
 import { ViewerSocket, type ViewerStatus } from "./viewerSocket";
 
-/** Messages per history page: a screenful and more, small enough to open at once. */
-export const PAGE_MESSAGES = 200;
 // What this tab answered, per chat: after a reload it still says "answered here".
 const ANSWERS_PREFIX = "sam:chat-answers:";
 
@@ -57,20 +56,23 @@ export class ProjectChat extends LiveStore<ChatSnapshot> {
       problem: null,
       answered: JSON.parse(sessionStorage.getItem(ANSWERS_PREFIX + chatId) ?? "{}") as Record<string, string>,
     });
+    // Opened with the page and already answered: the first render shows it.
+    const opened = takeOpenedChat(projectId, chatId);
+    if (opened) this.current = { ...this.current, ...this.firstPage(opened) };
+  }
+
+  private firstPage([chat, page]: OpenedChat): Partial<ChatSnapshot> {
+    this.messages = mergeMessages(this.messages, page.messages);
+    return { chat, hasOlder: page.has_more, loaded: true, conversation: chatConversation(this.messages) };
   }
 
   async start(): Promise<void> {
     this.update({ problem: null });
-    const loaded = await this.call(() =>
-      Promise.all([
-        projectsApi.chat(this.projectId, this.chatId),
-        projectsApi.messages(this.projectId, this.chatId, {}, PAGE_MESSAGES),
-      ]),
-    );
-    if (!loaded || this.disposed) return;
-    const [chat, page] = loaded;
-    this.messages = mergeMessages(this.messages, page.messages);
-    this.update({ chat, hasOlder: page.has_more, loaded: true, conversation: chatConversation(this.messages) });
+    if (!this.current.loaded) {
+      const opened = await this.call(() => openChat(this.projectId, this.chatId));
+      if (!opened || this.disposed) return;
+      this.update(this.firstPage(opened));
+    }
     this.viewer = new ViewerSocket(
       () => viewerUrl(this.projectId, { id: this.chatId, after: this.current.conversation.lastSeq }),
       {
