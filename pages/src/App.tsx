@@ -143,7 +143,7 @@ function Shell({ user, onSignedOut }: { user: User; onSignedOut: () => void }) {
       <main id="main" className="content">
         {route.screen === "projects" && <ProjectsScreen />}
         {route.screen === "new-project" && <NewProjectScreen />}
-        {route.screen === "project" && <ProjectScreen key={route.id} id={route.id} chatId={route.chatId} />}
+        {route.screen === "project" && <ProjectScreen key={route.id} id={route.id} chatId={route.chatId} tasks={route.tasks ?? false} />}
         {route.screen === "workspaces" && <WorkspacesScreen />}
         {route.screen === "new-workspace" && <NewWorkspaceScreen />}
         {route.screen === "workspace" && (

@@ -31,7 +31,7 @@ export function usePath(): string {
 export type Route =
   | { screen: "projects" }
   | { screen: "new-project" }
-  | { screen: "project"; id: string; chatId: string | null }
+  | { screen: "project"; id: string; chatId: string | null; tasks?: true }
   | { screen: "workspaces" }
   | { screen: "new-workspace" }
   | { screen: "workspace"; id: string }
@@ -45,8 +45,9 @@ export function match(path: string): Route {
   if (parts.length === 0) return { screen: "projects" };
   const [first, second, ...rest] = parts;
   if (first === "projects" && second !== undefined && second !== "new") {
-    // /projects/{id} and /projects/{id}/chats/{chatId}
+    // /projects/{id}, /projects/{id}/tasks and /projects/{id}/chats/{chatId}
     if (rest.length === 0) return { screen: "project", id: second, chatId: null };
+    if (rest.length === 1 && rest[0] === "tasks") return { screen: "project", id: second, chatId: null, tasks: true };
     if (rest.length === 2 && rest[0] === "chats") return { screen: "project", id: second, chatId: rest[1] };
     return { screen: "not-found" };
   }

@@ -47,13 +47,16 @@ class Account:
     emails: list[dict[str, Any]] = field(default_factory=list)
     # Organisation login → membership state ("active", or "pending" for an invitation).
     orgs: dict[str, str] = field(default_factory=dict)
+    # Where GitHub says the avatar is; None: on this loopback server. A browser test sets
+    # GitHub's own avatar host, the one the app's Content-Security-Policy admits.
+    avatar_url: str | None = None
 
     def profile(self, port: int) -> dict[str, Any]:
         return {
             "login": self.login,
             "id": self.id,
             "node_id": f"U_{self.id}",
-            "avatar_url": f"http://127.0.0.1:{port}/avatars/{self.id}",
+            "avatar_url": self.avatar_url or f"http://127.0.0.1:{port}/avatars/{self.id}",
             "type": "User",
             "site_admin": False,
             "name": self.name,

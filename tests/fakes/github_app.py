@@ -10,6 +10,8 @@ What SAM calls, in GitHub's wire format (docs.github.com/rest/apps):
   `permissions`: 422 when either asks for more than the installation has; every token is
   recorded (`tokens`) with its restriction, so the git server can enforce it
   (`git_access`).
+- `GET /apps/{slug}/installations/new?state=`: the install page, left at once for the App's
+  `setup_url` with `installs_next` as GitHub's redirect carries it.
 - `GET /user/installations` (the user's OAuth token): the installations that user may
   access.
 - With an installation token: `GET /installation/repositories`, `GET /repos/{o}/{r}`,
@@ -26,6 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 from aiohttp import web
@@ -72,6 +75,10 @@ class GitHubAppSide:
         # installations (GitHub's 403).
         self.client_is_app = True
         self._next_app_id = 5000
+        # The App's setup URL (its settings on GitHub) and the installation the next visit to
+        # the install page ends with: GitHub then sends the browser there with it.
+        self.setup_url: str | None = None
+        self.installs_next: int | None = None
 
     def app_vars(self) -> dict[str, str]:
         """The deployment settings of this App, its private key included."""
@@ -139,6 +146,7 @@ class GitHubAppSide:
         return 200
 
     def app_routes(self, app: web.Application) -> None:
+        app.router.add_get("/apps/{slug}/installations/new", self._install_page)
         app.router.add_get("/app", self._app)
         app.router.add_get("/app/installations", self._app_installations)
         app.router.add_post("/app/installations/{id}/access_tokens", self._access_tokens)
@@ -234,6 +242,18 @@ class GitHubAppSide:
         return repository
 
     # --- App JWT routes ----------------------------------------------------------------
+
+    async def _install_page(self, request: web.Request) -> web.Response:
+        """The user installs the App on GitHub's page (`installs_next`); GitHub redirects to
+        the App's setup URL with the installation and the `state` it was given."""
+        if request.match_info["slug"] != self.app_slug or self.setup_url is None:
+            raise github_error(404, "Not Found")
+        if self.installs_next is None:
+            raise github_error(400, "This fake's test set no installs_next for the install page.")
+        query = {"installation_id": str(self.installs_next), "setup_action": "install"}
+        if "state" in request.query:
+            query["state"] = request.query["state"]
+        raise web.HTTPFound(f"{self.setup_url}?{urlencode(query)}")
 
     async def _app(self, request: web.Request) -> web.Response:
         self._app_jwt(request)

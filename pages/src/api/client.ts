@@ -10,6 +10,9 @@ import type {
   Credential,
   Deployment,
   CredentialKind,
+  GitHubBranch,
+  GitHubInstallation,
+  GitHubRepository,
   NewWorkspace,
   Node,
   TerminalToken,
@@ -118,6 +121,19 @@ export const api = {
     request<Workspace>("POST", `/api/workspaces/${enc(id)}/restart`),
   deleteWorkspace: (id: string) => request<void>("DELETE", `/api/workspaces/${enc(id)}`),
   bootLog: (id: string) => request<BootLog>("GET", `/api/workspaces/${enc(id)}/boot-log`),
+
+  // --- the GitHub App (only when the deployment says `github_app`) ---
+  /** Where "Install the GitHub App" goes: a full page load, GitHub comes back to the app. */
+  githubInstallUrl: "/api/github/install",
+  githubInstallations: () =>
+    request<{ installations: GitHubInstallation[] }>("GET", "/api/github/installations").then((r) => r.installations),
+  githubRepositories: () =>
+    request<{ repositories: GitHubRepository[] }>("GET", "/api/github/repositories").then((r) => r.repositories),
+  githubBranches: (owner: string, name: string) =>
+    request<{ branches: GitHubBranch[] }>(
+      "GET",
+      `/api/github/repositories/${enc(owner)}/${enc(name)}/branches`,
+    ).then((r) => r.branches),
 
   // --- terminals ---
   terminalToken: (workspaceId: string) =>

@@ -29,3 +29,12 @@ export type ProviderOption = Schemas["ProviderOption"];
 export type Project = Schemas["ProjectOut"];
 export type NewProject = Schemas["NewProject"];
 export type ProjectChanges = Schemas["ProjectChanges"];
+/** The GitHub App's installations the user recorded, what they reach, and their branches. */
+export type GitHubInstallation = Schemas["InstallationOut"];
+export type GitHubRepository = Schemas["RepositoryOut"];
+export type GitHubBranch = Schemas["BranchOut"];
+/** A task: a message that ends in a pull request, on its own `sam/<slug>-<id>` branch. */
+export type Task = Schemas["Task"];
+export type TaskStatus = Schemas["TaskStatus"];
+/** The steps of a task's run (worker/chats/run.py). */
+export type Step = Schemas["Step"];

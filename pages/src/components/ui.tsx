@@ -31,6 +31,8 @@ const STATUS_TONES: Record<string, string> = {
   healthy: "good",
   idle: "good",
   succeeded: "good",
+  completed: "good",
+  queued: "busy",
   creating: "busy",
   pending: "busy",
   started: "busy",
@@ -42,6 +44,7 @@ const STATUS_TONES: Record<string, string> = {
   stopped: "quiet",
   error: "bad",
   failed: "bad",
+  cancelled: "quiet",
   crashed: "bad",
   unhealthy: "bad",
 };

@@ -8,8 +8,9 @@ import { ProviderFields, useProviderChoice } from "../components/ProviderChoice"
 import { ErrorNote, PageHeader } from "../components/ui";
 import { useTitle } from "../hooks";
 import { Link, navigate } from "../router";
-import type { NewProject } from "../api/types";
+import type { GitHubRepository, NewProject } from "../api/types";
 import { projectsApi } from "./api";
+import { BranchSelect, GitHubPicker } from "./GitHubPicker";
 
 // The API's own limit (a project's name follows worker/workspaces/spec.py MAX_NAME_CHARS):
 // longer names are refused, never cut.
@@ -21,12 +22,19 @@ export function NewProjectScreen() {
   const [repository, setRepository] = useState("");
   const [name, setName] = useState("");
   const [branch, setBranch] = useState("");
+  const [picked, setPicked] = useState<GitHubRepository | null>(null);
   const [mode, setMode] = useState<PermissionMode>("ask");
   const choice = useProviderChoice();
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const repositoryRef = useRef<HTMLInputElement>(null);
   const nameTooLong = name.trim().length > MAX_PROJECT_NAME_CHARS;
+
+  const pick = (repository: GitHubRepository | null) => {
+    setPicked(repository);
+    setRepository(repository?.clone_url ?? "");
+    setBranch(repository?.default_branch ?? "");
+  };
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
@@ -62,6 +70,7 @@ export function NewProjectScreen() {
         </p>
       </PageHeader>
       <form className="card form" onSubmit={(event) => void submit(event)} noValidate>
+        <GitHubPicker id={id} picked={picked} onPick={pick} />
         <div className="field">
           <label htmlFor={`${id}-repository`}>Repository</label>
           <input
@@ -73,7 +82,11 @@ export function NewProjectScreen() {
             spellCheck={false}
             placeholder="https://github.com/you/project.git"
             value={repository}
-            onChange={(event) => setRepository(event.target.value)}
+            onChange={(event) => {
+              // A URL typed by hand is no longer the picked repository, nor its branch.
+              if (picked) pick(null);
+              setRepository(event.target.value);
+            }}
             aria-describedby={`${id}-repository-hint`}
             required
           />
@@ -99,20 +112,24 @@ export function NewProjectScreen() {
               {name.trim().length} of at most {MAX_PROJECT_NAME_CHARS} characters
             </p>
           </div>
-          <div className="field">
-            <label htmlFor={`${id}-branch`}>
-              Default branch <span className="muted">(optional)</span>
-            </label>
-            <input
-              id={`${id}-branch`}
-              name="default_branch"
-              autoCapitalize="off"
-              spellCheck={false}
-              placeholder="the repository's"
-              value={branch}
-              onChange={(event) => setBranch(event.target.value)}
-            />
-          </div>
+          {picked ? (
+            <BranchSelect id={id} repository={picked} branch={branch} onChange={setBranch} />
+          ) : (
+            <div className="field">
+              <label htmlFor={`${id}-branch`}>
+                Default branch <span className="muted">(optional)</span>
+              </label>
+              <input
+                id={`${id}-branch`}
+                name="default_branch"
+                autoCapitalize="off"
+                spellCheck={false}
+                placeholder="the repository's"
+                value={branch}
+                onChange={(event) => setBranch(event.target.value)}
+              />
+            </div>
+          )}
         </div>
         <ProviderFields id={id} choice={choice} />
         <PermissionModes legend="The agent's permissions in new chats" mode={mode} onChange={setMode} />

@@ -1,6 +1,6 @@
 /**
- * A project: its chats in a sidebar (topic, status, last activity, New chat) beside the chat
- * shown (or a New chat composer), and the project's own rename and delete.
+ * A project: its chats in a sidebar (topic, status, last activity, New chat, Tasks) beside the
+ * chat shown (or a New chat composer, or the project's tasks), and its own rename and delete.
  */
 
 import { type FormEvent, useEffect, useId, useState, useSyncExternalStore } from "react";
@@ -10,6 +10,7 @@ import { useLoad, useTitle } from "../hooks";
 import { Link, navigate } from "../router";
 import type { Project } from "../api/types";
 import { projectsApi } from "./api";
+import { TasksPanel } from "../tasks/TasksPanel";
 import { ChatList } from "./chatList";
 import { ChatView } from "./ChatView";
 import { Composer } from "./Composer";
@@ -17,7 +18,7 @@ import { MAX_PROJECT_NAME_CHARS } from "./NewProjectScreen";
 import { afterOpeningChat } from "./openingChat";
 import type { ChatInfo } from "./protocol";
 
-export function ProjectScreen({ id, chatId }: { id: string; chatId: string | null }) {
+export function ProjectScreen({ id, chatId, tasks }: { id: string; chatId: string | null; tasks: boolean }) {
   // Opened on a chat, the page shows the chat's first page before asking for the project
   // and its chat list (openingChat.ts): the server answers the chat first.
   const project = useLoad(() => afterOpeningChat(id, chatId).then(() => projectsApi.project(id)), [id]);
@@ -44,9 +45,11 @@ export function ProjectScreen({ id, chatId }: { id: string; chatId: string | nul
         <Loading what="the project" />
       )}
       <div className="project-layout">
-        {list && <ChatSidebar projectId={id} list={list} current={chatId} />}
+        {list && <ChatSidebar projectId={id} list={list} current={chatId} tasks={tasks} />}
         <div className="project-main">
-          {chatId ? (
+          {tasks ? (
+            <TasksPanel projectId={id} />
+          ) : chatId ? (
             <ChatView key={chatId} projectId={id} chatId={chatId} />
           ) : (
             <NewChat projectId={id} onCreated={(chat) => list?.add(chat)} />
@@ -142,12 +145,33 @@ function RenameForm({ project, onDone }: { project: Project; onDone: (renamed: b
   );
 }
 
-function ChatSidebar({ projectId, list, current }: { projectId: string; list: ChatList; current: string | null }) {
+function ChatSidebar({
+  projectId,
+  list,
+  current,
+  tasks,
+}: {
+  projectId: string;
+  list: ChatList;
+  current: string | null;
+  tasks: boolean;
+}) {
   const { chats, problem } = useSyncExternalStore(list.subscribe, list.snapshot);
   return (
     <nav className="chat-sidebar" aria-label="Chats">
-      <Link href={`/projects/${projectId}`} className="button button-primary button-small" aria-current={current === null ? "page" : undefined}>
+      <Link
+        href={`/projects/${projectId}`}
+        className="button button-primary button-small"
+        aria-current={current === null && !tasks ? "page" : undefined}
+      >
         New chat
+      </Link>
+      <Link
+        href={`/projects/${projectId}/tasks`}
+        className="button button-small"
+        aria-current={tasks ? "page" : undefined}
+      >
+        Tasks
       </Link>
       {problem && <p className="small error-text" role="alert">{problem.message}</p>}
       {chats === null && !problem && <Loading what="chats" />}

@@ -3,6 +3,7 @@ import { type ReactNode, Suspense, lazy, useCallback, useEffect, useState } from
 import { api } from "../api/client";
 import type { Workspace } from "../api/types";
 import { BootLogView } from "../components/BootLog";
+import { IdleNote } from "../components/IdleNote";
 import { mergeBootLog, useLiveBootLog } from "../components/liveBootLog";
 import { Terminals } from "../components/Terminals";
 import { ConfirmButton, ErrorNote, Loading, PageHeader, providerName, StatusBadge } from "../components/ui";
@@ -157,11 +158,14 @@ export function WorkspaceScreen({ id }: { id: string }) {
         />
       )}
 
+      {data.status !== "stopped" && <IdleNote workspace={data} />}
+
       {data.status === "stopping" && <Loading what="(stopping the workspace)" />}
 
       {data.status === "stopped" && (
         <section className="card stopped" aria-labelledby="stopped-heading">
           <h2 id="stopped-heading">This workspace is stopped</h2>
+          <IdleNote workspace={data} />
           <p>Its files are kept on the node. Start it to open terminals again.</p>
           <button type="button" className="button button-primary" disabled={acting} onClick={() => void act(() => api.restartWorkspace(id))}>
             {acting ? "Starting…" : "Start workspace"}

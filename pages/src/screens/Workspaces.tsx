@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 
 import { api } from "../api/client";
 import type { Workspace } from "../api/types";
+import { IdleNote } from "../components/IdleNote";
 import { Onboarding } from "../components/Onboarding";
 import { EmptyState, ErrorNote, Loading, PageHeader, providerName, StatusBadge, When } from "../components/ui";
 import { useLoad, useTitle } from "../hooks";
@@ -77,6 +78,7 @@ function WorkspaceRow({ workspace }: { workspace: Workspace }) {
         {workspace.status === "error" && workspace.error_message && (
           <div className="small error-text">{workspace.error_message}</div>
         )}
+        <IdleNote workspace={workspace} compact />
       </div>
       <StatusBadge status={workspace.status} />
     </li>
