@@ -38,7 +38,6 @@ from agent.config import CHECKOUT_CONTAINER_TOOLS
 from agent.sessions.tools import NODE, installed
 from devtools.local_nodes import agent_hostname
 from durable_objects.task_runner import TaskRunner
-from tests.agent.conftest import BASE_IMAGE
 from tests.fixtures.repos import make_repo
 from tests.support.agent import AgentProcess, start_agent
 from tests.support.agent_tls import edge_ca, local_node_client, trusting
@@ -47,7 +46,14 @@ from tests.support.docker_objects import remove_labelled
 from tests.support.edge import Edge, running_edge
 from tests.support.edge_tokens import EdgeSigner
 from tests.support.wait import wait_for
-from tests.worker.edge.test_proxy import Member, as_member, certify, database, insert_node, sign_in
+from tests.worker.edge.test_proxy import (
+    Member,
+    agent_env_for,
+    as_member,
+    database,
+    insert_node,
+    sign_in,
+)
 from twin.alarms import AlarmScheduler
 from twin.clock import SystemClock
 from twin.durable_objects import DurableObjectNamespace
@@ -187,15 +193,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     with ExitStack() as edges, ControlPlaneDouble(node_id=node_id) as heartbeats:
         edge = edges.enter_context(running_edge(base / ".sam", vars=variables))
         signer = EdgeSigner(edge.data_dir, edge.domain)
-        tls = certify(edge, node_id, base)
-        env = {
-            "SAM_JWKS_URL": f"{signer.issuer}/.well-known/jwks.json",
-            "SAM_JWT_ISSUER": signer.issuer,
-            "SAM_BASE_IMAGE": BASE_IMAGE,
-            "SAM_AGENT_COMMANDS": AGENT_COMMANDS,
-            "SAM_TLS_CERT": str(tls.cert),
-            "SAM_TLS_KEY": str(tls.key),
-        }
+        env = agent_env_for(edge, signer, node_id, base) | {"SAM_AGENT_COMMANDS": AGENT_COMMANDS}
         agent = start_agent(heartbeats, base / "agent-state", extra_env=env)
         try:
             alice = sign_in(edge, "alice")  # the first to sign in: may name local paths
