@@ -21,11 +21,10 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from agent.config import CHECKOUT_CONTAINER_TOOLS
-from agent.sessions.tools import installed
 from tests.browser.support import LOGINS, delete_workspaces
 from tests.fakes.anthropic import ScriptedModel
 from tests.fakes.hetzner import FakeHetzner
+from tests.support.container_tools import model_for_the_adapter
 from tests.support.edge import Edge, running_edge
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,9 +83,7 @@ def anthropic() -> Iterator[ScriptedModel]:
 def model() -> Iterator[ScriptedModel]:
     """A scripted model API taking any key, for a module whose nodes run the real Claude Code
     adapter (which the container tools hold)."""
-    if not installed(CHECKOUT_CONTAINER_TOOLS):
-        pytest.fail("tools/container is not installed: run scripts/setup")
-    with ScriptedModel() as scripted:
+    with model_for_the_adapter() as scripted:
         yield scripted
 
 
