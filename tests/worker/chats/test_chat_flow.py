@@ -34,13 +34,13 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from agent.config import CHECKOUT_CONTAINER_TOOLS
-from agent.sessions.tools import NODE, installed
+from agent.sessions.tools import NODE
 from devtools.local_nodes import agent_hostname
 from durable_objects.task_runner import TaskRunner
 from tests.fixtures.repos import make_repo
 from tests.support.agent import AgentProcess, start_agent
 from tests.support.agent_tls import edge_ca, local_node_client, trusting
+from tests.support.container_tools import require_container_tools
 from tests.support.control_plane import ControlPlaneDouble
 from tests.support.docker_objects import remove_labelled
 from tests.support.edge import Edge, running_edge
@@ -184,8 +184,7 @@ def insert_project(edge: Edge, user_id: str, repository: Path) -> str:
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
-    if not installed(CHECKOUT_CONTAINER_TOOLS):
-        pytest.fail("tools/container is not installed: run scripts/setup")
+    require_container_tools()
     base = tmp_path_factory.mktemp("chat-flow")
     variables = {"SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS)}
     repo = make_repo(base, "repo", files={STAND_IN_SCRIPT.name: STAND_IN_SCRIPT.read_text()})

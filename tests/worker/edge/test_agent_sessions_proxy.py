@@ -25,10 +25,11 @@ import httpx
 import pytest
 
 from agent.config import CHECKOUT_CONTAINER_TOOLS
-from agent.sessions.tools import ADAPTERS, REQUIRED_FILE, TOOLS_TARGET, installed, volume_name
+from agent.sessions.tools import ADAPTERS, REQUIRED_FILE, TOOLS_TARGET, volume_name
 from tests.fixtures.repos import make_repo
 from tests.support.agent import AgentProcess, start_agent
 from tests.support.agent_tls import local_node_client
+from tests.support.container_tools import require_container_tools
 from tests.support.control_plane import ControlPlaneDouble
 from tests.support.edge import Edge, running_edge
 from tests.support.edge_tokens import EdgeSigner
@@ -103,8 +104,7 @@ def stand_in_tools(base: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
-    if not installed(CHECKOUT_CONTAINER_TOOLS):
-        pytest.fail("tools/container is not installed: run scripts/setup")
+    require_container_tools()
     base = tmp_path_factory.mktemp("agent-sessions-proxy")
     variables = {"SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS)}
     repo = make_repo(base, "repo", files={"README.md": "# agent sessions\n"})
