@@ -13,6 +13,8 @@
     await table.update(deployment, id, **fields)      fields without a state change
     await table.delete(deployment, id)
 
+A table without a lifecycle (projects, credentials) lists a user's rows with `owned_rows`.
+
 Every write stamps `updated_at` with the deployment's clock, in `iso` format (D1's own
 default format, so text order is time order). Column names come from our code, never
 from a request; values are always bound.
@@ -48,6 +50,20 @@ def iso(epoch: float) -> str:
     """`2025-01-02T03:04:05.678Z`: the format of D1's defaults, so text order is time order."""
     moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+async def owned_rows(
+    deployment: Deployment, table: str, columns: str, user_id: str, of_row: Callable[[Any], Row]
+) -> list[Row]:
+    """The user's rows of `table`, oldest first (creation order, then id for a tie)."""
+    result = (
+        await deployment.env.DATABASE.prepare(
+            f"SELECT {columns} FROM {table} WHERE user_id = ? ORDER BY created_at, id"
+        )
+        .bind(user_id)
+        .all()
+    )
+    return [of_row(row) for row in result["results"]]
 
 
 class GuardedTable(Generic[Row]):

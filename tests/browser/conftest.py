@@ -6,13 +6,11 @@ fails here, it is never skipped. Every test leaves a screenshot in test-artifact
 taken when it ends, passed or failed.
 """
 
-import contextlib
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -23,9 +21,10 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.browser.support import LOGINS, api_client
+from tests.browser.support import LOGINS, delete_workspaces
 from tests.fakes.anthropic import ScriptedModel
 from tests.fakes.hetzner import FakeHetzner
+from tests.support.container_tools import model_for_the_adapter
 from tests.support.edge import Edge, running_edge
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,6 +79,14 @@ def anthropic() -> Iterator[ScriptedModel]:
         yield model
 
 
+@pytest.fixture(scope="module")
+def model() -> Iterator[ScriptedModel]:
+    """A scripted model API taking any key, for a module whose nodes run the real Claude Code
+    adapter (which the container tools hold)."""
+    with model_for_the_adapter() as scripted:
+        yield scripted
+
+
 @pytest.fixture(scope="package")
 def edge(
     tmp_path_factory: pytest.TempPathFactory, hetzner: FakeHetzner, anthropic: ScriptedModel
@@ -94,7 +101,7 @@ def edge(
     }
     with running_edge(data_dir, vars=settings) as running:
         yield running
-        _delete_every_workspace(running)
+        delete_workspaces(running, *LOGINS)
 
 
 @pytest.fixture
@@ -120,12 +127,3 @@ def page(context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Pa
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)
     opened.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     assert not problems, f"uncaught errors or CSP violations in the page: {problems}"
-
-
-def _delete_every_workspace(edge: Edge) -> None:
-    """Remove what the tests made (containers included) before the edge stops its nodes."""
-    for login in LOGINS:
-        with api_client(edge, login) as client:
-            for workspace in client.get("/api/workspaces").json()["workspaces"]:
-                with contextlib.suppress(httpx.HTTPError):
-                    client.delete(f"/api/workspaces/{workspace['id']}")

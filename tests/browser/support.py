@@ -1,5 +1,6 @@
 """Helpers for the browser tests: URLs, sign-in without the UI, and reading xterm's screen."""
 
+import contextlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -8,6 +9,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
+from tests.fakes.anthropic import ScriptedModel
 from tests.support.edge import Edge
 from tests.support.wait import wait_for
 
@@ -55,6 +57,25 @@ def api_client(edge: Edge, login: str) -> Iterator[httpx.Client]:
         reply = client.post("/api/auth/dev-login", json={"login": login})
         assert reply.status_code == 200, reply.text
         yield client
+
+
+def store_model_key(edge: Edge, login: str, model: ScriptedModel, secret: str) -> None:
+    """Save `secret` as the user's Anthropic key with the scripted model as its base URL, where
+    a user's own gateway would be (Settings → Agent): the edge checks the key there, and the
+    node's model proxy forwards there."""
+    with api_client(edge, login) as client:
+        key = {"kind": "anthropic", "secret": secret, "base_url": model.url}
+        stored = client.post("/api/credentials", json=key)
+        assert stored.status_code == 201, stored.text
+
+
+def delete_workspaces(edge: Edge, *logins: str) -> None:
+    """Remove what the tests made (containers included) before the edge stops its nodes."""
+    for login in logins:
+        with api_client(edge, login) as client:
+            for workspace in client.get("/api/workspaces").json()["workspaces"]:
+                with contextlib.suppress(httpx.HTTPError):
+                    client.delete(f"/api/workspaces/{workspace['id']}")
 
 
 def create_running_workspace(edge: Edge, login: str, repository: str) -> dict[str, Any]:

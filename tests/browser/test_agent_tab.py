@@ -23,9 +23,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from agent.config import CHECKOUT_CONTAINER_TOOLS
-from agent.sessions.tools import installed
-from tests.browser.support import ALICE, api_client, app_url, create_running_workspace, sign_in
+from tests.browser.support import (
+    ALICE,
+    app_url,
+    create_running_workspace,
+    delete_workspaces,
+    sign_in,
+    store_model_key,
+)
 from tests.fakes.anthropic import ScriptedModel, Turn, text, tool_use
 from tests.fixtures.repos import make_repo
 from tests.support.edge import Edge, running_edge
@@ -34,22 +39,12 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def model() -> Iterator[ScriptedModel]:
-    if not installed(CHECKOUT_CONTAINER_TOOLS):
-        pytest.fail("tools/container is not installed: run scripts/setup")
-    with ScriptedModel() as scripted:
-        yield scripted
-
-
-@pytest.fixture(scope="module")
 def agent_edge(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Iterator[Edge]:
     """The local edge; its nodes reach the scripted model through the user's base URL."""
     data_dir = tmp_path_factory.mktemp("agent-tab") / ".sam"
     with running_edge(data_dir) as edge:
         yield edge
-        with api_client(edge, ALICE) as client:
-            for workspace in client.get("/api/workspaces").json()["workspaces"]:
-                client.delete(f"/api/workspaces/{workspace['id']}")
+        delete_workspaces(edge, ALICE)
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +79,8 @@ def test_a_conversation_with_the_agent_survives_a_reload_and_continues(
     expect(blocked).to_be_visible()
     settings = blocked.get_by_role("link", name="Open Settings → Agent")
     expect(settings).to_have_attribute("href", "/settings#agent")
-    with api_client(agent_edge, ALICE) as client:
-        secret = "sk-ant-api03-" + secrets.token_urlsafe(32)
-        # The scripted model stands where a user's own gateway would (Settings → Agent → base
-        # URL): the edge checks the key there, and the node's model proxy forwards there.
-        key = {"kind": "anthropic", "secret": secret, "base_url": model.url}
-        stored = client.post("/api/credentials", json=key)
-        assert stored.status_code == 201, stored.text
+    secret = "sk-ant-api03-" + secrets.token_urlsafe(32)
+    store_model_key(agent_edge, ALICE, model, secret)
 
     # --- start in ask mode with a prompt: streamed answer, a permission, a tool card -------
     folder = workspace["remote_folder"]

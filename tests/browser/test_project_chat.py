@@ -23,10 +23,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Page, WebSocketRoute, expect
 
-from agent.config import CHECKOUT_CONTAINER_TOOLS
-from agent.sessions.tools import installed
 from tests.browser.conftest import VIEWPORT
-from tests.browser.support import PHONE, api_client, app_url, sign_in
+from tests.browser.support import (
+    PHONE,
+    api_client,
+    app_url,
+    delete_workspaces,
+    sign_in,
+    store_model_key,
+)
 from tests.fakes.anthropic import ScriptedModel, Turn, text, tool_use
 from tests.fixtures.repos import make_repo
 from tests.support.edge import Edge, running_edge
@@ -48,35 +53,18 @@ CHAT_READY_MS = 240_000
 
 
 @pytest.fixture(scope="module")
-def model() -> Iterator[ScriptedModel]:
-    if not installed(CHECKOUT_CONTAINER_TOOLS):
-        pytest.fail("tools/container is not installed: run scripts/setup")
-    with ScriptedModel() as scripted:
-        yield scripted
-
-
-@pytest.fixture(scope="module")
 def chat_edge(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Iterator[Edge]:
     """The local edge; its nodes reach the scripted model through the user's base URL."""
     data_dir = tmp_path_factory.mktemp("project-chat") / ".sam"
     roots = str(tmp_path_factory.getbasetemp())
     with running_edge(data_dir, vars={"SAM_LOCAL_REPOSITORY_ROOTS": roots}) as edge:
         yield edge
-        with api_client(edge, LOGIN) as client:
-            for workspace in client.get("/api/workspaces").json()["workspaces"]:
-                client.delete(f"/api/workspaces/{workspace['id']}")
+        delete_workspaces(edge, LOGIN)
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_repo(tmp_path_factory.mktemp("repos"), "chat-demo")
-
-
-def store_model_key(edge: Edge, model: ScriptedModel) -> None:
-    with api_client(edge, LOGIN) as client:
-        key = {"kind": "anthropic", "secret": "sk-ant-api03-" + "c" * 43, "base_url": model.url}
-        stored = client.post("/api/credentials", json=key)
-        assert stored.status_code == 201, stored.text
 
 
 def ingest_filler(edge: Edge, project_id: str, chat_id: str, count: int, first: int = 0) -> None:
@@ -124,7 +112,7 @@ def conversation_text(page: Page) -> str:
 def test_a_project_chat_streams_survives_a_reload_mid_turn_and_takes_a_follow_up(
     context: BrowserContext, page: Page, chat_edge: Edge, model: ScriptedModel, repo: Path
 ) -> None:
-    store_model_key(chat_edge, model)
+    store_model_key(chat_edge, LOGIN, model, "sk-ant-api03-" + "c" * 43)
     sign_in(context, chat_edge, LOGIN)
     viewers: list[str] = []
     page.on("websocket", lambda socket: viewers.append(socket.url))

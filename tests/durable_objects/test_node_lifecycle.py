@@ -10,8 +10,6 @@ safety net when an alarm is lost, and a failed teardown retried by the alarm.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,12 +22,10 @@ from tests.worker.node_support import (
     add_node,
     add_user,
     advance,
-    build_runtime,
     hetzner_node,
     node_row,
 )
 from twin import env as local_env
-from twin import upstream
 from twin.clock import ManualClock
 from worker.db import iso
 from worker.deployment import Deployment
@@ -38,31 +34,6 @@ from worker.http_errors import status_for
 from worker.nodes import pool as node_pool
 from worker.nodes import service as nodes
 from worker.nodes import sweeps as node_sweeps
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[local_env.Runtime]:
-    built = build_runtime(tmp_path / ".sam", ManualClock())
-    built.alarms.start()
-    yield built
-    await built.alarms.stop()
-    built.close()
-    await upstream.close()
-
-
-@pytest.fixture
-def env(runtime: local_env.Runtime) -> Any:
-    return runtime.env
-
-
-@pytest.fixture
-def clock(runtime: local_env.Runtime) -> ManualClock:
-    return runtime.alarms.clock  # type: ignore[return-value]
-
-
-@pytest.fixture
-def deployment(env: Any, clock: ManualClock) -> Deployment:
-    return Deployment.of(env, clock)
 
 
 @pytest.fixture

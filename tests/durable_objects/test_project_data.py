@@ -13,7 +13,6 @@ messages, a viewer that talks), and deletion reaching the viewers.
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +28,8 @@ from tests.durable_objects.project_support import (
     new_chat_id,
     outbox,
 )
-from tests.worker.node_support import add_user, advance, build_runtime
+from tests.worker.node_support import add_user, advance
 from twin import env as local_env
-from twin import upstream
-from twin.clock import ManualClock
 from twin.storage import DurableObjectStorage
 from wire.chat import MAX_BATCH_MESSAGES, MAX_CHAT_MESSAGES, MAX_MESSAGE_BYTES
 from worker.deployment import Deployment
@@ -41,26 +38,6 @@ from worker.projects import chat_data, store
 
 WORKSPACE = "w1"
 SESSION = "s1"
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[local_env.Runtime]:
-    built = build_runtime(tmp_path / ".sam", ManualClock())
-    built.alarms.start()
-    yield built
-    await built.alarms.stop()
-    built.close()
-    await upstream.close()
-
-
-@pytest.fixture
-def env(runtime: local_env.Runtime) -> Any:
-    return runtime.env
-
-
-@pytest.fixture
-def deployment(env: Any, runtime: local_env.Runtime) -> Deployment:
-    return Deployment.of(env, runtime.alarms.clock)
 
 
 @pytest.fixture

@@ -25,8 +25,6 @@ from typing import Any
 
 import pytest
 
-from agent.config import CHECKOUT_CONTAINER_TOOLS
-from agent.sessions.tools import installed
 from tests.e2e.chat_support import (
     CHAT_READY_SECONDS,
     CHAT_STOPPED_SECONDS,
@@ -44,6 +42,7 @@ from tests.fakes.hetzner import FakeHetzner
 from tests.fixtures.repos import make_repo
 from tests.support.artifact import upload_agent
 from tests.support.chat_viewer import ChatViewer, Message, agent_text, frame_type
+from tests.support.container_tools import model_for_the_adapter
 from tests.support.edge import running_edge
 from tests.support.wait import wait_for
 
@@ -54,9 +53,7 @@ OUTBOX_RETRY_SECONDS = 120.0  # the agent's first failed send, seen in its log
 
 @pytest.fixture
 def model() -> Any:
-    if not installed(CHECKOUT_CONTAINER_TOOLS):
-        pytest.fail("tools/container is not installed: run scripts/setup")
-    with ScriptedModel() as scripted:
+    with model_for_the_adapter() as scripted:
         yield scripted
 
 

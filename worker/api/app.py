@@ -17,14 +17,12 @@ from worker.api.middleware import ApiBoundary, BodyLimit, Cors
 from worker.api.routes import (
     admin,
     agent_artifact,
-    agent_credential,
     auth,
     bootstrap,
     chats,
     credentials,
     deployment_info,
     errors,
-    git_token,
     github,
     jwks,
     nodes,
@@ -32,6 +30,7 @@ from worker.api.routes import (
     tasks,
     terminal_tokens,
     tokens,
+    workspace_secrets,
     workspaces,
 )
 from worker.deployment import Deployment
@@ -94,8 +93,7 @@ def create_api() -> Any:
     api.include_router(agent_artifact.router)
     api.include_router(workspaces.router)
     api.include_router(projects.router)
-    api.include_router(agent_credential.router)
-    api.include_router(git_token.router)
+    api.include_router(workspace_secrets.router)
     api.include_router(deployment_info.router)
     api.include_router(terminal_tokens.router)
     api.include_router(github.router)

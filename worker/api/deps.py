@@ -4,10 +4,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from worker.auth import api_tokens, grants, sessions
+from worker.auth import callers, sessions
 from worker.auth.users import User
 from worker.deployment import Deployment
-from worker.errors import Forbidden, Unauthorized
+from worker.errors import Forbidden
 
 
 async def get_deployment(request: Request) -> Deployment:
@@ -29,34 +29,16 @@ async def current_user(request: Request) -> User:
     dependency solving is a measurable part of every authenticated request.
     """
     deployment = await get_deployment(request)
-    env, config = deployment.env, deployment.config
-    authorization = request.headers.get("authorization")
-    if authorization is not None:
-        # An explicit credential that fails is a 401; it never falls back to the cookie.
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() == "bearer" and api_tokens.looks_like_token(token):
-            user = await api_tokens.user_for_token(env.DATABASE, token, deployment.clock)
-            if user is not None:
-                request.state.grant = grants.for_api_token(token)
-                return user
-        raise Unauthorized(
-            "unauthorized",
-            "The Authorization header does not hold a valid API token: send "
-            "`Authorization: Bearer sam_pat_...` with a live token from POST /api/tokens.",
-        )
-    session_id = request.cookies.get(sessions.SESSION_COOKIE)
-    if session_id:
-        user = await sessions.user_for_session(env.KV, env.DATABASE, session_id, deployment.clock)
-        if user is not None:
-            sessions.check_same_origin(request, config)
-            request.state.grant = grants.for_session(session_id)
-            return user
-    raise Unauthorized(
-        "unauthorized",
-        f"You are not signed in. Sign in at {sessions.app_origin(request, config)}/ "
-        "(GitHub), or send `Authorization: Bearer sam_pat_...` with a personal API token.",
+    config = deployment.config
+    caller = await callers.authenticate(
+        deployment,
+        request.headers.get("authorization"),
+        request.cookies.get(sessions.SESSION_COOKIE),
+        sessions.app_origin(request, config),
+        lambda: sessions.check_same_origin(request, config),
     )
+    request.state.grant = caller.grant
+    return caller.user
 
 
 async def current_grant(request: Request, user: Annotated[User, Depends(current_user)]) -> str:

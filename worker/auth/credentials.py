@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from worker.auth.crypto import Cipher, DecryptionError, Sealed, from_blob, to_blob
+from worker.db import owned_rows
 from worker.deployment import Deployment
 from worker.errors import Conflict, InvalidInput
 from worker.ids import new_id
@@ -129,14 +130,7 @@ async def save_credential(
 
 
 async def list_credentials(deployment: Deployment, user_id: str) -> list[Credential]:
-    result = (
-        await deployment.env.DATABASE.prepare(
-            f"SELECT {_COLUMNS} FROM credentials WHERE user_id = ? ORDER BY created_at, id"
-        )
-        .bind(user_id)
-        .all()
-    )
-    return [Credential.from_row(row) for row in result["results"]]
+    return await owned_rows(deployment, "credentials", _COLUMNS, user_id, Credential.from_row)
 
 
 async def delete_credential(deployment: Deployment, user_id: str, credential_id: str) -> bool:

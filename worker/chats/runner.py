@@ -11,26 +11,22 @@ from typing import Any
 
 from worker.chats.run import Control, RunSpec
 from worker.deployment import Deployment
-from worker.errors import Conflict, InvalidInput, NotFound, SamError
+from worker.errors import Conflict, InvalidInput, NotFound
+from worker.rpc import refusals_raised
 
-_KINDS: dict[str, type[SamError]] = {
-    "run_not_found": NotFound,
-    "run_ended": Conflict,
-    "invalid_run": InvalidInput,
-    "invalid_control": InvalidInput,
-}
+_checked = refusals_raised(
+    "TaskRunner",
+    {
+        "run_not_found": NotFound,
+        "run_ended": Conflict,
+        "invalid_run": InvalidInput,
+        "invalid_control": InvalidInput,
+    },
+)
 
 
 def _stub(deployment: Deployment, run_id: str) -> Any:
     return deployment.env.TASK_RUNNER.getByName(run_id)
-
-
-def _checked(answer: Any) -> Any:
-    if isinstance(answer, dict) and set(answer) == {"error", "message"}:  # not a Run's error
-        kind = _KINDS.get(answer["error"])
-        assert kind is not None, f"TaskRunner answered an unknown refusal {answer['error']!r}"
-        raise kind(answer["error"], answer["message"])
-    return answer
 
 
 async def start(deployment: Deployment, spec: RunSpec) -> dict:

@@ -17,11 +17,11 @@ import re
 from urllib.parse import parse_qsl, urlsplit
 
 from wire.chat import ID_PATTERN
-from worker.auth import api_tokens, sessions
+from worker.auth import callers, sessions
 from worker.auth.users import User
 from worker.deployment import Deployment
 from worker.edge.proxy import request_cookie
-from worker.errors import Forbidden, InvalidInput, Unauthorized
+from worker.errors import Forbidden, InvalidInput
 from worker.logs import event
 from worker.platform import Request, Response
 from worker.projects import store
@@ -67,33 +67,19 @@ async def handle(request: Request, deployment: Deployment, project_id: str) -> R
 
 
 async def _caller(request: Request, deployment: Deployment, app_origin: str) -> User:
-    env = deployment.env
-    authorization = request.headers.get("authorization")
-    if authorization is not None:
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() == "bearer" and api_tokens.looks_like_token(token):
-            user = await api_tokens.user_for_token(env.DATABASE, token, deployment.clock)
-            if user is not None:
-                return user
-        raise Unauthorized(
-            "unauthorized",
-            "The Authorization header does not hold a valid API token: send "
-            "`Authorization: Bearer sam_pat_...` with a live token from POST /api/tokens.",
-        )
-    session_id = request_cookie(request, sessions.SESSION_COOKIE)
-    if session_id:
+    def check_origin() -> None:
         if request.headers.get("origin") != app_origin:
             raise Forbidden(
                 "forbidden_origin",
                 f"A chat viewer with a session cookie must come from {app_origin}; "
                 "scripts use an API token (Authorization: Bearer sam_pat_...).",
             )
-        user = await sessions.user_for_session(env.KV, env.DATABASE, session_id, deployment.clock)
-        if user is not None:
-            return user
-    raise Unauthorized(
-        "unauthorized",
-        f"You are not signed in. Sign in at {app_origin}/ or send "
-        "`Authorization: Bearer sam_pat_...` with a personal API token.",
+
+    caller = await callers.authenticate(
+        deployment,
+        request.headers.get("authorization"),
+        request_cookie(request, sessions.SESSION_COOKIE),
+        app_origin,
+        check_origin,
     )
+    return caller.user

@@ -7,37 +7,33 @@
           delete_project
 
 The object answers a refusal as `{"error", "message"}` (an exception would cross RPC as
-bare text); `_checked` raises it here as the kind of domain error its code is, so routes
-and the TaskRunner see NotFound, Forbidden or Conflict like anywhere else. Times are the
-deployment's clock, passed as `now`.
+bare text); `_checked` (worker/rpc.py) raises it here as the kind of domain error its code
+is, so routes and the TaskRunner see NotFound, Forbidden or Conflict like anywhere else.
+Times are the deployment's clock, passed as `now`.
 """
 
 from typing import Any
 
 from worker.deployment import Deployment
-from worker.errors import Conflict, Forbidden, InvalidInput, NotFound, SamError
+from worker.errors import Conflict, Forbidden, InvalidInput, NotFound
+from worker.rpc import refusals_raised
 
-_KINDS: dict[str, type[SamError]] = {
-    "chat_not_found": NotFound,
-    "chat_not_linked": Forbidden,
-    "chat_full": Conflict,
-    "invalid_state_transition": Conflict,
-    "invalid_chat_status": InvalidInput,
-    "invalid_chat_id": InvalidInput,
-    "invalid_message": InvalidInput,
-}
+_checked = refusals_raised(
+    "ProjectData",
+    {
+        "chat_not_found": NotFound,
+        "chat_not_linked": Forbidden,
+        "chat_full": Conflict,
+        "invalid_state_transition": Conflict,
+        "invalid_chat_status": InvalidInput,
+        "invalid_chat_id": InvalidInput,
+        "invalid_message": InvalidInput,
+    },
+)
 
 
 def stub(deployment: Deployment, project_id: str) -> Any:
     return deployment.env.PROJECT_DATA.getByName(project_id)
-
-
-def _checked(answer: Any) -> Any:
-    if isinstance(answer, dict) and "error" in answer:
-        kind = _KINDS.get(answer["error"])
-        assert kind is not None, f"ProjectData answered an unknown refusal {answer['error']!r}"
-        raise kind(answer["error"], answer["message"])
-    return answer
 
 
 async def create_chat(

@@ -9,7 +9,7 @@ is only ever replaced by a newer one, so mirrors that race cannot move it backwa
 from datetime import datetime
 from typing import Any
 
-from worker.db import iso
+from worker.db import iso, owned_rows
 from worker.deployment import Deployment
 from worker.projects.model import COLUMNS, PROJECT_ID, Project, ProjectNotFound
 
@@ -55,14 +55,7 @@ async def get(deployment: Deployment, user_id: str, project_id: str) -> Project:
 
 
 async def list_for(deployment: Deployment, user_id: str) -> list[Project]:
-    result = (
-        await deployment.env.DATABASE.prepare(
-            f"SELECT {COLUMNS} FROM projects WHERE user_id = ? ORDER BY created_at, id"
-        )
-        .bind(user_id)
-        .all()
-    )
-    return [Project.from_row(row) for row in result["results"]]
+    return await owned_rows(deployment, "projects", COLUMNS, user_id, Project.from_row)
 
 
 async def update(deployment: Deployment, project: Project, **fields: Any) -> Project:

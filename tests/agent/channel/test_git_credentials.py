@@ -23,6 +23,7 @@ from agent.config import CHECKOUT_CONTAINER_TOOLS, AgentConfig
 from agent.control_plane import ControlPlane, new_session
 from agent.sessions.tools import REQUIRED_FILE
 from agent.workspaces.git import config_env
+from tests.agent.workspaces.git_support import served_repository
 from tests.e2e.git_server import GitServer
 from tests.fakes.github import FakeGitHub
 from tests.fakes.github_app_model import TokenGrant
@@ -52,10 +53,7 @@ def github() -> Iterator[FakeGitHub]:
 
 @pytest.fixture
 def served(github: FakeGitHub, tmp_path: Path) -> Iterator[str]:
-    with GitServer(tmp_path / "served", access=github.git_access) as server:
-        url = server.publish(make_repo(tmp_path, "app"), owner="dana")
-        github.add_repository("dana", "app", git_dir=server.bare_path(url))
-        github.install("dana", ["app"], users={"dana"})
+    with served_repository(github, tmp_path) as (_, url):
         yield url
 
 

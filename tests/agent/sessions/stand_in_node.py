@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from websockets.sync.client import connect
 
-from agent.config import CHECKOUT_CONTAINER_TOOLS
-from agent.sessions.tools import NODE, installed
+from agent.sessions.tools import NODE
 from tests.agent.conftest import BASE_IMAGE
 from tests.fixtures.repos import make_repo
 from tests.support.agent import AgentProcess
+from tests.support.container_tools import require_container_tools
 from tests.support.control_plane import ControlPlaneDouble
 from tests.support.wait import wait_for
 
@@ -35,8 +34,7 @@ def start_node(
     extra_env: dict[str, str] | None = None,
 ) -> tuple[AgentProcess, str]:
     """A docker-backed agent with one running workspace of the stand-in's repository."""
-    if not installed(CHECKOUT_CONTAINER_TOOLS):
-        pytest.fail("tools/container is not installed: run scripts/setup")
+    require_container_tools()
     env = {"SAM_BASE_IMAGE": BASE_IMAGE, "SAM_AGENT_COMMANDS": AGENT_COMMANDS}
     agent = agent_factory(backend="docker", extra_env=env | (extra_env or {}))
     repo = make_repo(tmp_path, "stand-in-repo", files={SCRIPT.name: SCRIPT.read_text()})

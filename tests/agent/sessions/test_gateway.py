@@ -20,12 +20,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agent.config import CHECKOUT_CONTAINER_TOOLS
-from agent.sessions.tools import NODE, TOOLS_TARGET, installed
+from agent.sessions.tools import NODE, TOOLS_TARGET
 from tests.agent.conftest import BASE_IMAGE
 from tests.fakes.anthropic import ScriptedModel, Turn, is_side_call, text, tool_use
 from tests.fixtures.repos import make_repo
 from tests.support.agent import AgentProcess
+from tests.support.container_tools import model_for_the_adapter
 from tests.support.control_plane import ControlPlaneDouble
 from wire.callbacks import AgentCredential
 
@@ -37,9 +37,7 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture
 def model() -> Any:
-    if not installed(CHECKOUT_CONTAINER_TOOLS):
-        pytest.fail("tools/container is not installed: run scripts/setup")
-    with ScriptedModel() as scripted:
+    with model_for_the_adapter() as scripted:
         yield scripted
 
 

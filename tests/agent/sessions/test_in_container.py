@@ -17,11 +17,12 @@ from agent.config import CHECKOUT_CONTAINER_TOOLS
 from agent.persistence import Store
 from agent.sessions.container import ContainerLauncher, ContainerUser
 from agent.sessions.session import AgentSession
-from agent.sessions.tools import NODE, installed, tools_mount
+from agent.sessions.tools import NODE, tools_mount
 from agent.terminals.manager import TerminalManager
 from agent.workspaces.containers import DockerEngine
 from tests.agent.conftest import BASE_IMAGE
 from tests.agent.sessions.test_faults import config, frames, no_shell, turn, until
+from tests.support.container_tools import require_container_tools
 
 STAND_IN_DIR = "/opt/stand-in"
 USER = "sam"  # the base image's user (uid 1000)
@@ -29,8 +30,7 @@ USER = "sam"  # the base image's user (uid 1000)
 
 @pytest.fixture
 def container() -> Iterator[str]:
-    if not installed(CHECKOUT_CONTAINER_TOOLS):
-        pytest.fail("tools/container is not installed: run scripts/setup")
+    require_container_tools()
     engine = DockerEngine()
     mount = asyncio.run(tools_mount(engine, CHECKOUT_CONTAINER_TOOLS))
     engine.close()

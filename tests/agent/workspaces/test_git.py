@@ -6,18 +6,16 @@ The workspace runs on the host backend (the checkout is all these routes touch);
 repository is the served bare repository's path, and pushes go to its HTTP URL.
 """
 
-import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.agent.test_server import assert_json_error, create_running
+from tests.agent.workspaces.git_support import grant, heads
 from tests.e2e.git_server import GitServer
 from tests.fakes.github import FakeGitHub
-from tests.fakes.github_app_model import TokenGrant
 from tests.fixtures.repos import git, make_repo
 from tests.support.agent import AgentProcess
 from tests.support.control_plane import ControlPlaneDouble
@@ -27,33 +25,6 @@ from wire.git import GitToken
 WORKSPACE = "ws-1"
 TASK_BRANCH = "sam/fix-readme-1a2b"
 READY_TIMEOUT_SECONDS = 60.0
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        yield fake
-
-
-@pytest.fixture
-def served(github: FakeGitHub, tmp_path: Path) -> Iterator[tuple[GitServer, str]]:
-    with GitServer(tmp_path / "served", access=github.git_access) as server:
-        url = server.publish(make_repo(tmp_path, "app"), owner="dana")
-        github.add_repository("dana", "app", git_dir=server.bare_path(url))
-        github.install("dana", ["app"], users={"dana"})
-        yield server, url
-
-
-def grant(github: FakeGitHub, level: str, repository: str = "dana/app") -> str:
-    """A token the loopback GitHub honours at its git endpoint, as one it minted would be."""
-    token = "ghs_" + secrets.token_hex(18)
-    github.tokens[token] = TokenGrant(0, (repository,), {"contents": level}, time.time() + 3600)
-    return token
-
-
-def heads(server: GitServer, url: str) -> dict[str, str]:
-    listed = git(server.bare_path(url), "for-each-ref", "--format=%(refname:short) %(objectname)")
-    return dict(line.split() for line in listed.splitlines())
 
 
 def push_body(url: str, token: str, **overrides: str) -> dict[str, str]:

@@ -12,11 +12,9 @@ container (files, process environments, `docker inspect`).
 """
 
 import json
-import secrets
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +24,10 @@ from agent.sessions.tools import GIT_CREDENTIAL_HELPER
 from agent.workspaces.git import CREDENTIAL_HELPER, TOKEN_VARIABLE, config_env
 from tests.agent.conftest import BASE_IMAGE
 from tests.agent.sessions.test_gateway import scan_container_for
+from tests.agent.workspaces.git_support import grant, heads
 from tests.e2e.git_server import GitServer
 from tests.fakes.github import FakeGitHub
-from tests.fakes.github_app_model import TokenGrant
-from tests.fixtures.repos import git, make_repo
+from tests.fixtures.repos import git
 from tests.support.agent import AgentProcess
 from tests.support.control_plane import ControlPlaneDouble
 from wire.git import GitToken
@@ -38,32 +36,6 @@ READY_TIMEOUT_SECONDS = 180.0
 TASK_BRANCH = "sam/edit-notes-5e6f"
 
 pytestmark = pytest.mark.timeout(400)
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        yield fake
-
-
-@pytest.fixture
-def served(github: FakeGitHub, tmp_path: Path) -> Iterator[tuple[GitServer, str]]:
-    with GitServer(tmp_path / "served", access=github.git_access) as server:
-        url = server.publish(make_repo(tmp_path, "app"), owner="dana")
-        github.add_repository("dana", "app", git_dir=server.bare_path(url))
-        github.install("dana", ["app"], users={"dana"})
-        yield server, url
-
-
-def grant(github: FakeGitHub, level: str) -> str:
-    token = "ghs_" + secrets.token_hex(18)
-    github.tokens[token] = TokenGrant(0, ("dana/app",), {"contents": level}, time.time() + 3600)
-    return token
-
-
-def heads(server: GitServer, url: str) -> dict[str, str]:
-    listed = git(server.bare_path(url), "for-each-ref", "--format=%(refname:short) %(objectname)")
-    return dict(line.split() for line in listed.splitlines())
 
 
 def channel_env(agent: AgentProcess, workspace_id: str, container: str) -> dict[str, str]:

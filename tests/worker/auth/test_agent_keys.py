@@ -2,7 +2,6 @@
 (the scripted Anthropic API and OpenAI's model list) before they are saved; and the callback
 that hands the owner's Anthropic key to the node agent of one of their workspaces."""
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -14,8 +13,7 @@ import pytest
 from tests.fakes.anthropic import ScriptedModel
 from tests.fakes.openai import OpenAiModels
 from tests.support.edge import Edge, free_port, running_edge, signed_in
-from tests.support.edge_tokens import EdgeSigner
-from worker.auth import scoped_tokens
+from tests.support.placed import PlacedWorkspace
 
 API_KEY = "sk-ant-api03-" + "k" * 40 + "AbCd"
 OAUTH_TOKEN = "sk-ant-oat01-" + "o" * 40 + "WxYz"
@@ -182,38 +180,6 @@ def test_an_upstream_that_is_not_a_model_api_is_a_502(user: httpx.Client, edge: 
 # --- the node agent's callback -------------------------------------------------------------
 
 
-class Placed:
-    """A node and a workspace of `login`'s, written into the edge's D1 as provisioning
-    leaves them, and a node token for that node."""
-
-    def __init__(self, edge: Edge, login: str, suffix: str) -> None:
-        self.signer = EdgeSigner(edge.data_dir, edge.domain)
-        self.node_id, self.workspace_id = f"n_{suffix}", f"w{suffix}"
-        asyncio.run(self._place(login))
-        minted = scoped_tokens.mint_node_token(self.signer.deployment, self.node_id)
-        self.node_token = asyncio.run(minted).token
-
-    async def _place(self, login: str) -> None:
-        db = self.signer.env.DATABASE
-        user = await db.prepare("SELECT id FROM users WHERE login = ?").bind(login).first()
-        await (
-            db.prepare(
-                "INSERT INTO nodes (id, user_id, name, provider, status) "
-                "VALUES (?, ?, 'n', 'local', 'running')"
-            )
-            .bind(self.node_id, user["id"])
-            .run()
-        )
-        await (
-            db.prepare(
-                "INSERT INTO workspaces (id, user_id, node_id, name, repository, status) "
-                "VALUES (?, ?, ?, 'w', 'https://github.com/o/r', 'running')"
-            )
-            .bind(self.workspace_id, user["id"], self.node_id)
-            .run()
-        )
-
-
 def fetch_credential(edge: Edge, workspace_id: str, token: str | None) -> httpx.Response:
     with edge.client("api") as api:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -224,8 +190,8 @@ def test_the_workspace_s_node_gets_the_owner_s_key_and_nobody_else_does(
     edge: Edge, gateway: ScriptedModel
 ) -> None:
     with closing(signed_in(edge, "keyowner")) as owner, closing(signed_in(edge, "other")):
-        placed = Placed(edge, "keyowner", "1a2b3c4d5e6f")
-        stranger = Placed(edge, "other", "6f5e4d3c2b1a")
+        placed = PlacedWorkspace(edge, "keyowner", "1a2b3c4d5e6f")
+        stranger = PlacedWorkspace(edge, "other", "6f5e4d3c2b1a")
         missing = fetch_credential(edge, placed.workspace_id, placed.node_token)
         assert missing.status_code == 409, missing.text
         assert missing.json()["error"] == "agent_credential_missing"
@@ -242,16 +208,16 @@ def test_the_workspace_s_node_gets_the_owner_s_key_and_nobody_else_does(
         assert fetch_credential(edge, placed.workspace_id, None).status_code == 401
         assert owner.get(f"/api/workspaces/{placed.workspace_id}/agent-credential").is_error
         for made in (placed, stranger):
-            made.signer.close()
+            made.close()
 
 
 def test_an_oauth_token_reaches_the_agent_as_such(edge: Edge) -> None:
     with closing(signed_in(edge, "oauthowner")) as owner:
-        placed = Placed(edge, "oauthowner", "0a0b0c0d0e0f")
+        placed = PlacedWorkspace(edge, "oauthowner", "0a0b0c0d0e0f")
         assert save(owner, kind="anthropic", secret=OAUTH_TOKEN).status_code == 201
         reply = fetch_credential(edge, placed.workspace_id, placed.node_token)
         assert reply.json() == {"kind": "oauth_token", "secret": OAUTH_TOKEN, "base_url": None}
-        placed.signer.close()
+        placed.close()
 
 
 def test_no_agent_key_is_stored_or_logged_in_plaintext(edge: Edge) -> None:

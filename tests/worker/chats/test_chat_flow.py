@@ -34,20 +34,26 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from agent.config import CHECKOUT_CONTAINER_TOOLS
-from agent.sessions.tools import NODE, installed
+from agent.sessions.tools import NODE
 from devtools.local_nodes import agent_hostname
 from durable_objects.task_runner import TaskRunner
-from tests.agent.conftest import BASE_IMAGE
 from tests.fixtures.repos import make_repo
 from tests.support.agent import AgentProcess, start_agent
 from tests.support.agent_tls import edge_ca, local_node_client, trusting
+from tests.support.container_tools import require_container_tools
 from tests.support.control_plane import ControlPlaneDouble
 from tests.support.docker_objects import remove_labelled
 from tests.support.edge import Edge, running_edge
 from tests.support.edge_tokens import EdgeSigner
 from tests.support.wait import wait_for
-from tests.worker.edge.test_proxy import Member, as_member, certify, database, insert_node, sign_in
+from tests.worker.edge.test_proxy import (
+    Member,
+    agent_env_for,
+    as_member,
+    database,
+    insert_node,
+    sign_in,
+)
 from twin.alarms import AlarmScheduler
 from twin.clock import SystemClock
 from twin.durable_objects import DurableObjectNamespace
@@ -178,8 +184,7 @@ def insert_project(edge: Edge, user_id: str, repository: Path) -> str:
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
-    if not installed(CHECKOUT_CONTAINER_TOOLS):
-        pytest.fail("tools/container is not installed: run scripts/setup")
+    require_container_tools()
     base = tmp_path_factory.mktemp("chat-flow")
     variables = {"SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS)}
     repo = make_repo(base, "repo", files={STAND_IN_SCRIPT.name: STAND_IN_SCRIPT.read_text()})
@@ -187,15 +192,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     with ExitStack() as edges, ControlPlaneDouble(node_id=node_id) as heartbeats:
         edge = edges.enter_context(running_edge(base / ".sam", vars=variables))
         signer = EdgeSigner(edge.data_dir, edge.domain)
-        tls = certify(edge, node_id, base)
-        env = {
-            "SAM_JWKS_URL": f"{signer.issuer}/.well-known/jwks.json",
-            "SAM_JWT_ISSUER": signer.issuer,
-            "SAM_BASE_IMAGE": BASE_IMAGE,
-            "SAM_AGENT_COMMANDS": AGENT_COMMANDS,
-            "SAM_TLS_CERT": str(tls.cert),
-            "SAM_TLS_KEY": str(tls.key),
-        }
+        env = agent_env_for(edge, signer, node_id, base) | {"SAM_AGENT_COMMANDS": AGENT_COMMANDS}
         agent = start_agent(heartbeats, base / "agent-state", extra_env=env)
         try:
             alice = sign_in(edge, "alice")  # the first to sign in: may name local paths

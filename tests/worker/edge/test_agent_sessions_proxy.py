@@ -25,18 +25,18 @@ import httpx
 import pytest
 
 from agent.config import CHECKOUT_CONTAINER_TOOLS
-from agent.sessions.tools import ADAPTERS, REQUIRED_FILE, TOOLS_TARGET, installed, volume_name
-from tests.agent.conftest import BASE_IMAGE
+from agent.sessions.tools import ADAPTERS, REQUIRED_FILE, TOOLS_TARGET, volume_name
 from tests.fixtures.repos import make_repo
 from tests.support.agent import AgentProcess, start_agent
 from tests.support.agent_tls import local_node_client
+from tests.support.container_tools import require_container_tools
 from tests.support.control_plane import ControlPlaneDouble
 from tests.support.edge import Edge, running_edge
 from tests.support.edge_tokens import EdgeSigner
 from tests.worker.edge.test_proxy import (
     Member,
+    agent_env_for,
     app_origin,
-    certify,
     dispatch,
     error_of,
     insert_node,
@@ -104,8 +104,7 @@ def stand_in_tools(base: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
-    if not installed(CHECKOUT_CONTAINER_TOOLS):
-        pytest.fail("tools/container is not installed: run scripts/setup")
+    require_container_tools()
     base = tmp_path_factory.mktemp("agent-sessions-proxy")
     variables = {"SAM_RATE_LIMITS": ",".join(f"{name}=100000/60" for name in LIMITS)}
     repo = make_repo(base, "repo", files={"README.md": "# agent sessions\n"})
@@ -116,14 +115,8 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     ):
         signer = EdgeSigner(edge.data_dir, edge.domain)
         tools = stand_in_tools(base)
-        trust_the_edge = {
-            "SAM_JWKS_URL": f"{signer.issuer}/.well-known/jwks.json",
-            "SAM_JWT_ISSUER": signer.issuer,
-            "SAM_CONTAINER_TOOLS": str(tools),
-            "SAM_BASE_IMAGE": BASE_IMAGE,
-        }
-        tls = certify(edge, node_id, base)  # served as vm-{id}.localhost, as the launcher's
-        trust_the_edge |= {"SAM_TLS_CERT": str(tls.cert), "SAM_TLS_KEY": str(tls.key)}
+        trust_the_edge = agent_env_for(edge, signer, node_id, base)
+        trust_the_edge["SAM_CONTAINER_TOOLS"] = str(tools)
         agent = start_agent(heartbeats, base / "agent-state", extra_env=trust_the_edge)
         workspace = None
         try:

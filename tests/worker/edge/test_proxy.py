@@ -32,6 +32,7 @@ from aiohttp import WSCloseCode, web
 
 from devtools.local_ca import LocalCa, TlsFiles
 from devtools.local_nodes import agent_hostname, local_nodes_ca
+from tests.agent.conftest import BASE_IMAGE
 from tests.fakes.loopback import LoopbackServer
 from tests.fixtures.repos import make_repo
 from tests.support.agent_tls import local_node_client
@@ -162,6 +163,19 @@ def certify(edge: Edge, node_id: str, directory: Path, ca: LocalCa | None = None
     """A certificate for the node's agent name, from the edge's own CA unless `ca`."""
     issuer = ca or local_nodes_ca(edge.data_dir)
     return issuer.issue(agent_hostname(node_id), directory / node_id)
+
+
+def agent_env_for(edge: Edge, signer: EdgeSigner, node_id: str, directory: Path) -> dict[str, str]:
+    """A node agent's settings to serve this edge as a local node: trust its token keys, run
+    the workspace base image, and serve TLS as vm-{id}.localhost with the edge CA's certificate."""
+    tls = certify(edge, node_id, directory)
+    return {
+        "SAM_JWKS_URL": f"{signer.issuer}/.well-known/jwks.json",
+        "SAM_JWT_ISSUER": signer.issuer,
+        "SAM_BASE_IMAGE": BASE_IMAGE,
+        "SAM_TLS_CERT": str(tls.cert),
+        "SAM_TLS_KEY": str(tls.key),
+    }
 
 
 def insert_workspace(

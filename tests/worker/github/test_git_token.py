@@ -19,9 +19,8 @@ import pytest
 from tests.e2e.git_server import GitServer
 from tests.fakes.github import FakeGitHub
 from tests.support.edge import Edge, running_edge, signed_in, with_secrets
-from tests.support.edge_tokens import EdgeSigner
+from tests.support.placed import PlacedWorkspace
 from tests.worker.github.test_git_access import git
-from worker.auth import scoped_tokens
 from worker.github import installations
 
 
@@ -56,41 +55,17 @@ def edge(
         yield running
 
 
-class Placed:
-    """`login`'s node and workspace on `repository` in the edge's D1, `login`'s recorded
-    installations, and the node's callback token."""
+class Placed(PlacedWorkspace):
+    """`login`'s node and workspace on `repository`, with `login`'s installations recorded."""
 
     def __init__(self, edge: Edge, github: FakeGitHub, login: str, suffix: str, repo: str) -> None:
-        self.signer = EdgeSigner(edge.data_dir, edge.domain)
-        self.node_id, self.workspace_id = f"n_{suffix}", f"w{suffix}"
-        asyncio.run(self._place(github, login, repo))
-        minted = scoped_tokens.mint_node_token(self.signer.deployment, self.node_id)
-        self.node_token = asyncio.run(minted).token
-
-    async def _place(self, github: FakeGitHub, login: str, repository: str) -> None:
-        db = self.signer.env.DATABASE
-        user = await db.prepare("SELECT id FROM users WHERE login = ?").bind(login).first()
+        super().__init__(edge, login, suffix, repo)
         for each in github.installations.values():
             if login in each.users:
-                await installations.record(
-                    self.signer.deployment, user["id"], each.id, each.account, each.account_type
+                recorded = installations.record(
+                    self.signer.deployment, self.user_id, each.id, each.account, each.account_type
                 )
-        await (
-            db.prepare(
-                "INSERT INTO nodes (id, user_id, name, provider, status) "
-                "VALUES (?, ?, 'n', 'local', 'running')"
-            )
-            .bind(self.node_id, user["id"])
-            .run()
-        )
-        await (
-            db.prepare(
-                "INSERT INTO workspaces (id, user_id, node_id, name, repository, status) "
-                "VALUES (?, ?, ?, 'w', ?, 'running')"
-            )
-            .bind(self.workspace_id, user["id"], self.node_id, repository)
-            .run()
-        )
+                asyncio.run(recorded)
 
     def git_token(self, edge: Edge, token: str | None = "") -> httpx.Response:
         token = self.node_token if token == "" else token
@@ -106,7 +81,7 @@ def test_the_workspace_gets_a_read_token_for_its_own_repository(
     with closing(signed_in(edge, "dana")):
         placed = Placed(edge, github, "dana", "0123456789ab", url)
         reply = placed.git_token(edge)
-        placed.signer.close()
+        placed.close()
     assert reply.status_code == 200, reply.text
     assert reply.headers["cache-control"] == "no-store"
     body = reply.json()
@@ -156,4 +131,4 @@ def test_nobody_gets_a_token_for_a_repository_that_is_not_theirs(
         assert (other.status_code, other.json()["error"]) == (409, "repository_not_on_github")
         assert "Clone it without one" in other.json()["message"]
         for made in (danas, eves, elsewhere):
-            made.signer.close()
+            made.close()
