@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -37,15 +38,19 @@ async def new_chat(bench: ChatBench, round_id: str) -> float:
     bench.model.script(Turn([text(f"Chat {round_id} answers.")]))
     began = time.perf_counter()
     chat = await asyncio.to_thread(bench.user.new_chat, bench.project_id, f"hello {round_id}")
-    async with ChatViewer.connect(
-        bench.edge, bench.user.session, bench.project_id, chat["id"]
-    ) as v:
-        await v.until(lambda m: frame_type(m) == "update:agent_message_chunk")
-        elapsed = time.perf_counter() - began
+    elapsed = await first_chunk_in_chat(bench, chat["id"], began)
     active = bench.user.wait_for_status(bench.project_id, chat["id"], "active", CHAT_READY_SECONDS)
     bench.user.delete_workspace(active["workspace_id"])
     bench.user.wait_for_status(bench.project_id, chat["id"], "stopped", CHAT_STOPPED_SECONDS)
-    return elapsed * 1000
+    return elapsed
+
+
+async def first_chunk_in_chat(bench: ChatBench, chat_id: str, began: float) -> float:
+    """Milliseconds from `began` (perf_counter) to the chat's first agent_message_chunk in
+    its viewer."""
+    async with ChatViewer.connect(bench.edge, bench.user.session, bench.project_id, chat_id) as v:
+        await v.until(lambda m: frame_type(m) == "update:agent_message_chunk")
+        return (time.perf_counter() - began) * 1000
 
 
 async def by_hand(bench: ChatBench, round_id: str) -> float:
@@ -95,17 +100,21 @@ async def _first_chunk(ws: aiohttp.ClientWebSocketResponse) -> None:
             return
 
 
+Start = Callable[[ChatBench, str], Awaitable[float]]
+
+
 async def start_rounds(
-    bench: ChatBench, rounds: int, warm_up: bool = True
+    bench: ChatBench, rounds: int, warm_up: bool = True, product: Start = new_chat
 ) -> tuple[list[float], list[float]]:
-    """(new chat, by hand) milliseconds, `rounds` each, after a warm-up round of each."""
+    """(`product`, by hand) milliseconds, `rounds` each, after a warm-up round of each;
+    `product` is New chat unless given (bench_tasks.py gives a task's submit)."""
     chats: list[float] = []
     hands: list[float] = []
     if warm_up:
-        await new_chat(bench, "warm-up-chat")
+        await product(bench, "warm-up-product")
         await by_hand(bench, "warm-up-hand")
     for n in range(rounds):
-        order: list[Any] = [(new_chat, chats), (by_hand, hands)]
+        order: list[Any] = [(product, chats), (by_hand, hands)]
         for measure, samples in order if n % 2 == 0 else reversed(order):
             samples.append(await measure(bench, f"r{n}"))
     return chats, hands

@@ -39,7 +39,7 @@ class ChatBench:
     model: ScriptedModel
     user: ChatUser
     project_id: str
-    repository: Path
+    repository: str  # a path on this machine, or a git URL
 
     def active_chat(self, message: str, answer: str = "Hello from the agent.") -> dict[str, Any]:
         """A new chat whose run has linked it to a running workspace's agent session, once
@@ -111,12 +111,21 @@ def chat_edge(folder: Path) -> Iterator[ChatBench]:
         with running_edge(folder / ".sam", vars=rates) as edge:
             user = ChatUser.sign_in(edge, LOGIN, model)
             repository = make_repo(folder, "bench-chat", files={"README.md": "# bench\n"})
-            project = user.project(str(repository), provider="local", permission_mode="bypass")
-            bench = ChatBench(edge, model, user, project["id"], repository)
-            try:
+            with bench_on(edge, model, user, str(repository)) as bench:
                 yield bench
-            finally:
-                delete_workspaces(user)
+
+
+@contextmanager
+def bench_on(
+    edge: Edge, model: ScriptedModel, user: ChatUser, repository: str
+) -> Iterator[ChatBench]:
+    """`user`'s project of `repository` (local node, bypass mode); its workspaces deleted at
+    the end."""
+    project = user.project(repository, provider="local", permission_mode="bypass")
+    try:
+        yield ChatBench(edge, model, user, project["id"], repository)
+    finally:
+        delete_workspaces(user)
 
 
 def delete_workspaces(user: ChatUser) -> None:

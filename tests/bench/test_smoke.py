@@ -28,6 +28,7 @@ BENCHMARKS = (
     "bench_terminal",
     "bench_browser",
     "bench_project_chat",
+    "bench_tasks",
 )
 SMOKE_TIMEOUT_SECONDS = 240
 
