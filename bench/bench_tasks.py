@@ -28,8 +28,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,6 +43,7 @@ from bench.task_world import TaskWorld, task_world  # noqa: E402
 from tests.e2e.chat_support import CHAT_STOPPED_SECONDS  # noqa: E402
 from tests.fakes.anthropic import Turn, text, tool_use  # noqa: E402
 from tests.support.chat_viewer import ChatViewer, frame_type  # noqa: E402
+from tests.support.wait import eventually, wait_for  # noqa: E402
 
 PARTS = ("start", "pull")
 TARGET_START_RATIO = 1.2
@@ -83,21 +86,17 @@ async def turn_end_to_pull(world: TaskWorld, round_id: str) -> tuple[float, floa
     ) as viewer:
         ended = await viewer.until(lambda m: frame_type(m) == "turn_ended")
     turn_ended_at = datetime.fromisoformat(ended["created_at"]).timestamp()
-    deadline = time.monotonic() + DONE_TIMEOUT_SECONDS
-    on_github = on_task = None
-    while on_github is None or on_task is None:
-        if time.monotonic() > deadline:
-            raise BenchError(f"task {task['id']} has no pull request: {world.task(task['id'])}")
-        if on_github is None and len(world.pulls()) > pulls_before:
-            on_github = time.time()
-        if on_task is None:
-            seen = await asyncio.to_thread(world.task, task["id"])
-            if seen["status"] in ("failed", "cancelled"):
-                raise BenchError(f"task {task['id']} {seen['status']}: {seen['error']}")
-            if seen["pull_request_url"]:
-                on_task = time.time()
-        await asyncio.sleep(POLL_SECONDS)
-    done = await _completed(world, task["id"])
+    on_github, on_task = await asyncio.gather(
+        eventually(
+            lambda: time.time() if len(world.pulls()) > pulls_before else None,
+            f"task {task['id']}'s pull request on GitHub",
+            DONE_TIMEOUT_SECONDS,
+            POLL_SECONDS,
+        ),
+        asyncio.to_thread(task_when, world, task["id"], lambda t: bool(t["pull_request_url"])),
+    )
+    await asyncio.to_thread(task_when, world, task["id"], lambda t: t["status"] == "completed")
+    done = world.task(task["id"])
     [pull] = world.pulls()[pulls_before:]
     if pull["head"]["ref"] != done["branch"] or pull["html_url"] != done["pull_request_url"]:
         raise BenchError(f"task {task['id']}'s pull request is not its own: {pull}")
@@ -105,13 +104,17 @@ async def turn_end_to_pull(world: TaskWorld, round_id: str) -> tuple[float, floa
     return (on_github - turn_ended_at) * 1000, (on_task - turn_ended_at) * 1000
 
 
-async def _completed(world: TaskWorld, task_id: str) -> dict:
-    deadline = time.monotonic() + DONE_TIMEOUT_SECONDS
-    while (seen := await asyncio.to_thread(world.task, task_id))["status"] != "completed":
-        if seen["status"] in ("failed", "cancelled") or time.monotonic() > deadline:
-            raise BenchError(f"task {task_id} {seen['status']}: {seen['error']}")
-        await asyncio.sleep(POLL_SECONDS * 10)
-    return seen
+def task_when(world: TaskWorld, task_id: str, reached: Callable[[dict[str, Any]], bool]) -> float:
+    """time.time() when GET /api/tasks/{id} first answers a task that `reached` accepts;
+    a task that failed or was cancelled first fails the run."""
+
+    def seen_at() -> float | None:
+        task = world.task(task_id)
+        if task["status"] in ("failed", "cancelled"):
+            raise BenchError(f"task {task_id} {task['status']} at {task['step']}: {task['error']}")
+        return time.time() if reached(task) else None
+
+    return wait_for(seen_at, f"task {task_id}", DONE_TIMEOUT_SECONDS, POLL_SECONDS)
 
 
 def percentile(samples: list[float], fraction: float) -> float:
