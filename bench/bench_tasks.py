@@ -1,7 +1,7 @@
 """Tasks (issue 12): submit -> the agent's first chunk, and the agent's end of turn -> the
 pull request open.
 
-    .venv/bin/python bench/bench_tasks.py [--only start|pull] [--rounds 3] [--tasks 10]
+    .venv/bin/python bench/bench_tasks.py [--only start|pull] [--rounds 5] [--tasks 10]
         [--smoke]
 
 Both run on the real local edge and node, a real workspace container and the real Claude
@@ -153,7 +153,7 @@ def pull_part(world: TaskWorld, args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=PARTS)
-    parser.add_argument("--rounds", type=int, default=3, help="part 1, per side")
+    parser.add_argument("--rounds", type=int, default=5, help="part 1, per side")
     parser.add_argument("--tasks", type=int, default=10, help="part 2")
     parser.add_argument("--smoke", action="store_true", help="one of each")
     args = parser.parse_args()
