@@ -10,7 +10,8 @@ vs doing the same by hand through the API in the same run.
 
 Both use the real Claude Code adapter on the scripted model; each round makes one of each,
 in alternating order, and deletes both workspaces (the node stays warm). A warm-up round
-of each comes first and is not counted (it also warms the node).
+of each comes first and is not counted (it also warms the node). bench_tasks.py runs the
+same rounds with a task's submit in New chat's place (`start_rounds(..., product=...)`).
 """
 
 from __future__ import annotations
