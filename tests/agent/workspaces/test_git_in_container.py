@@ -11,6 +11,7 @@ write token, lands on the task branch only, and the write token is nowhere in th
 container (files, process environments, `docker inspect`).
 """
 
+import asyncio
 import json
 import subprocess
 import time
@@ -30,6 +31,7 @@ from tests.fakes.github import FakeGitHub
 from tests.fixtures.repos import git
 from tests.support.agent import AgentProcess
 from tests.support.control_plane import ControlPlaneDouble
+from tests.support.terminal_client import TerminalClient
 from wire.git import GitToken
 
 READY_TIMEOUT_SECONDS = 180.0
@@ -144,10 +146,29 @@ def test_the_helper_hands_out_the_read_token_and_the_write_token_never_enters(
         subprocess.run(["docker", "exec", "-u", user, container, "sh", "-c", commit], check=True)
         scan_container_for(write, container)
         assert write not in agent.log()
+
+        # A terminal's shell gets the helper too: its git asks the channel for the token.
+        asyncio.run(terminal_git(agent, control_plane, workspace_id, host))
     finally:
         with agent.client() as client:
             deleted = client.delete(f"/workspaces/{workspace_id}")
             assert deleted.status_code == 200, agent.log()[-6000:]
+
+
+async def terminal_git(
+    agent: AgentProcess, control_plane: ControlPlaneDouble, workspace_id: str, host: str
+) -> None:
+    """In a terminal shell of the workspace, git is configured with SAM's helper, and a
+    credential fill for `host` gets a password (printed as a count, not the token)."""
+    url = f"{agent.ws_url}/workspaces/{workspace_id}/terminal/ws"
+    token = control_plane.terminal_token(workspace_id)
+    fill = f"printf 'protocol=http\\nhost={host}\\n\\n' | git credential fill"
+    async with TerminalClient.connect(url, token=token) as terminal:
+        session = await terminal.create()
+        await terminal.run(session, f"{fill} | grep -c '^password=.' | sed 's/^/filled=/'")
+        await terminal.wait_for_line(session, b"filled=1")
+        await terminal.run(session, "git config --get credential.helper | sed 's/^/helper=/'")
+        await terminal.wait_for_line(session, f"helper={GIT_CREDENTIAL_HELPER}".encode())
 
 
 def git_env(extra: dict[str, str]) -> dict[str, str]:
