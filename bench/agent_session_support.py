@@ -5,9 +5,7 @@ answer ends the run; nothing here looks at time but to stamp what arrives)."""
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
-import socket
 import subprocess
 import time
 import uuid
@@ -24,7 +22,6 @@ from tests.support.control_plane import ControlPlaneDouble
 
 READY_TIMEOUT_SECONDS = 180.0
 FRAME_TIMEOUT_SECONDS = 120.0
-CLONE_NEWNET = 0x40000000
 
 
 class BenchFailure(Exception):
@@ -73,22 +70,6 @@ def in_container(workspace: Workspace, *argv: str) -> str:
         ["docker", "exec", workspace.target.container, *argv], capture_output=True, text=True
     )
     return done.stdout
-
-
-def listen_in_container(workspace: Workspace) -> socket.socket:
-    """A listening socket on 127.0.0.1 of the container's network namespace (this thread
-    enters it just to make the socket, then comes back)."""
-    inspect = ["docker", "inspect", "-f", "{{.State.Pid}}", workspace.target.container]
-    pid = subprocess.run(inspect, capture_output=True, text=True, check=True).stdout.strip()
-    libc = ctypes.CDLL(None, use_errno=True)
-    with open("/proc/thread-self/ns/net") as own, open(f"/proc/{pid}/ns/net") as theirs:
-        if libc.setns(theirs.fileno(), CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns into the container (run as root)")
-        try:
-            return socket.create_server(("127.0.0.1", 0))
-        finally:
-            if libc.setns(own.fileno(), CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back")
 
 
 class Viewer:

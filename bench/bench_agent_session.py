@@ -79,12 +79,12 @@ from bench.agent_session_support import (  # noqa: E402
     delete,
     expect,
     in_container,
-    listen_in_container,
     remove_leftovers,
 )
 from tests.fakes.anthropic import ScriptedModel, Turn, text, tool_use  # noqa: E402
 from tests.fixtures.repos import make_repo  # noqa: E402
 from tests.support.agent import AgentProcess, start_agent  # noqa: E402
+from tests.support.container_net import listen_in_container  # noqa: E402
 from tests.support.control_plane import ControlPlaneDouble  # noqa: E402
 from wire.callbacks import AgentCredential  # noqa: E402
 
@@ -203,7 +203,7 @@ async def direct_start(workspace: Workspace, env: dict[str, str]) -> float:
 async def real_adapter_parts(
     agent: AgentProcess, model: ScriptedModel, workspace: Workspace, rounds: int, warmup: int
 ) -> dict[str, list[float]]:
-    inside = listen_in_container(workspace)
+    inside = listen_in_container(workspace.target.container)
     model.serve_socket(inside)
     direct_url = f"http://127.0.0.1:{inside.getsockname()[1]}"
     env = {"ANTHROPIC_BASE_URL": direct_url, "ANTHROPIC_API_KEY": KEY}

@@ -40,10 +40,10 @@ from agent.sessions.container import ContainerLauncher, ContainerUser
 from agent.sessions.outbox import ChatOutbox
 from agent.sessions.permissions import UnknownOption, UnknownRequest
 from agent.sessions.session import AgentSession
-from agent.sessions.tools import ADAPTERS, GIT_CREDENTIAL_HELPER
+from agent.sessions.tools import ADAPTERS
 from agent.sessions.viewers import serve_viewer
 from agent.terminals.manager import TerminalManager
-from agent.workspaces.git import config_env
+from agent.workspaces.git import channel_git_env
 from agent.workspaces.manager import WorkspaceManager
 from wire import agent_session as w
 from wire.states import LifecycleState
@@ -349,9 +349,7 @@ def _adapter_env(channel: WorkspaceChannel, session_id: str) -> dict[str, str]:
     return {
         "ANTHROPIC_BASE_URL": channel.url(MODEL_PROXY_PREFIX + session_id),
         "ANTHROPIC_API_KEY": channel.token,
-        "SAM_CHANNEL_URL": channel.url(),
-        "SAM_CHANNEL_TOKEN": channel.token,
-        **config_env({"credential.helper": GIT_CREDENTIAL_HELPER}),
+        **channel_git_env(channel),
     }
 
 

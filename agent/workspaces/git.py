@@ -21,8 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from agent.channel import WorkspaceChannel
 from agent.errors import GitFailed, PushRejected
 from agent.process import CommandResult, child_env, run_command, stderr_tail
+from agent.sessions.tools import GIT_CREDENTIAL_HELPER
 from agent.workspaces.repos import git_complaint
 from wire.git import GIT_TOKEN_USERNAME, GitPush, GitPushResult, GitState
 
@@ -59,6 +61,17 @@ def config_env(settings: dict[str, str]) -> dict[str, str]:
         environment[f"GIT_CONFIG_KEY_{index}"] = key
         environment[f"GIT_CONFIG_VALUE_{index}"] = value
     return environment
+
+
+def channel_git_env(channel: WorkspaceChannel) -> dict[str, str]:
+    """What a process in the workspace (an agent session, a terminal shell) needs for its git
+    to get the read token over the channel: SAM's credential helper, as command-line config
+    through the environment, and the channel's address and token, which the helper asks."""
+    return {
+        "SAM_CHANNEL_URL": channel.url(),
+        "SAM_CHANNEL_TOKEN": channel.token,
+        **config_env({"credential.helper": GIT_CREDENTIAL_HELPER}),
+    }
 
 
 def _git_env(checkout: Path, config: dict[str, str], **extra: str) -> dict[str, str]:

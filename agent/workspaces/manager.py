@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import shutil
@@ -36,7 +37,7 @@ from agent.persistence import Store
 from agent.shell import ShellCommand
 from agent.workspaces.backends import Backend, Mode, Observed, choose_backend
 from agent.workspaces.boot_log import BootLog, StepStatus
-from agent.workspaces.git import TOKEN_VARIABLE, config_env, credential_config
+from agent.workspaces.git import TOKEN_VARIABLE, channel_git_env, config_env, credential_config
 from agent.workspaces.repos import RepositorySource, clone, validate_branch, validate_repository
 from wire.states import LifecycleState as WorkspaceState
 
@@ -138,7 +139,12 @@ class WorkspaceManager:
             raise WorkspaceNotRunning(
                 f"workspace {workspace_id} is {record['state']}; restart it to open a terminal"
             )
-        return self.backend.shell_command(record)
+        command = self.backend.shell_command(record)
+        # A shell's git gets the read token the way an agent session's does.
+        channel = self.channels.get(workspace_id) if self.channels else None
+        if channel is None:
+            return command
+        return dataclasses.replace(command, env={**command.env, **channel_git_env(channel)})
 
     # --- lifecycle --------------------------------------------------------------------------
 

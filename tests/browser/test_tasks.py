@@ -46,7 +46,6 @@ from worker.github import installations
 
 pytestmark = pytest.mark.timeout(600)
 
-TASKER = "browser-tasker"
 # A task may bring up a workspace and start the adapter before the agent works.
 TASK_READY_MS = 240_000
 PR_USER = "browser-pr"
@@ -127,32 +126,6 @@ def store_model_key(edge: Edge, login: str, model: ScriptedModel) -> None:
         assert stored.status_code == 201, stored.text
 
 
-@pytest.fixture(scope="module")
-def task_edge(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Iterator[Edge]:
-    """The local edge; its nodes reach the scripted model through the user's base URL."""
-    data_dir = tmp_path_factory.mktemp("tasks-walk") / ".sam"
-    roots = str(tmp_path_factory.getbasetemp())
-    with running_edge(data_dir, vars={"SAM_LOCAL_REPOSITORY_ROOTS": roots}) as edge:
-        store_model_key(edge, TASKER, model)
-        yield edge
-        with api_client(edge, TASKER) as client:
-            for workspace in client.get("/api/workspaces").json()["workspaces"]:
-                client.delete(f"/api/workspaces/{workspace['id']}")
-
-
-@pytest.fixture(scope="module")
-def task_project(task_edge: Edge, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A project on a local repository whose agent may work without asking."""
-    repo = make_repo(tmp_path_factory.mktemp("task-repos"), "task-demo")
-    with api_client(task_edge, TASKER) as client:
-        made = client.post(
-            "/api/projects",
-            json={"repository": str(repo), "provider": "local", "permission_mode": "bypass"},
-        )
-        assert made.status_code == 201, made.text
-        return str(made.json()["id"])
-
-
 def task_row(page: Page, title: str) -> Locator:
     return page.get_by_test_id("task-row").filter(has_text=title)
 
@@ -176,12 +149,14 @@ def workspace_status(edge: Edge, login: str, chat_path: str) -> str:
 
 
 def test_a_task_is_cancelled_while_the_agent_works(
-    context: BrowserContext, page: Page, task_edge: Edge, model: ScriptedModel, task_project: str
+    context: BrowserContext, page: Page, pr_world: tuple[Edge, str, Path], model: ScriptedModel
 ) -> None:
+    # A task needs a project on GitHub (its push): the pull request's world has one.
+    edge, project_id, _ = pr_world
     # The model starts answering and then goes quiet: the agent is working when cancelled.
     model.script(Turn([text("Thinking about the whole repository")], stall=True))
-    sign_in(context, task_edge, TASKER)
-    row = submit_task(page, task_edge, task_project, "Rewrite everything slowly")
+    sign_in(context, edge, PR_USER)
+    row = submit_task(page, edge, project_id, "Rewrite everything slowly")
     expect(row.get_by_test_id("task-step")).to_have_text(
         "the agent is working", timeout=TASK_READY_MS
     )

@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.loopback import START_TIMEOUT_SECONDS, LoopbackServer
+from tests.fakes.loopback import LoopbackServer
 
 MODEL = "claude-sonnet-4-5"
 SIDE_CALL_TEXT = "ok"
@@ -141,12 +140,6 @@ class ScriptedModel(LoopbackServer):
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    def serve_socket(self, sock: socket.socket) -> None:
-        """Answer on `sock` (listening) too, from the running server's loop."""
-        assert self._loop is not None and self._runner is not None, "start() it first"
-        site = web.SockSite(self._runner, sock)
-        asyncio.run_coroutine_threadsafe(site.start(), self._loop).result(START_TIMEOUT_SECONDS)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)

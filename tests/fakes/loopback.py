@@ -7,6 +7,7 @@ and key), it serves https.
 """
 
 import asyncio
+import socket
 import ssl
 import threading
 from pathlib import Path
@@ -76,6 +77,13 @@ class LoopbackServer:
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=context)
         await site.start()
         self.port = self._runner.addresses[0][1]
+
+    def serve_socket(self, sock: socket.socket) -> None:
+        """Answer on `sock` (listening, e.g. one in a container: tests/support/container_net.py)
+        too, from the running server's loop."""
+        assert self._loop is not None and self._runner is not None, "start() it first"
+        site = web.SockSite(self._runner, sock)
+        asyncio.run_coroutine_threadsafe(site.start(), self._loop).result(START_TIMEOUT_SECONDS)
 
     def stop(self) -> None:
         if self._loop and self._thread:

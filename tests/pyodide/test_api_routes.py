@@ -85,7 +85,8 @@ def make_project(world: World) -> str:
         world.worker,
         "POST",
         f"{API}/api/projects",
-        {"repository": "https://example.com/harness/project.git"},
+        # On the loopback GitHub: a task is refused for a project that is not.
+        {"repository": f"{world.github.url}/harness/project.git"},
         bearer(world.owner.api_token),
     )
     assert made.status == 201, made.body

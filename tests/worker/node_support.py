@@ -92,9 +92,13 @@ async def advance(runtime: local_env.Runtime, seconds: float) -> None:
 
 @asynccontextmanager
 async def cloud_runtime(
-    data_dir: Path, hetzner: FakeHetzner, cloudflare: FakeCloudflareDns
+    data_dir: Path,
+    hetzner: FakeHetzner,
+    cloudflare: FakeCloudflareDns,
+    settings: dict[str, str] | None = None,
 ) -> AsyncIterator[local_env.Runtime]:
-    overrides = {"SAM_HETZNER_API_URL": hetzner.url, **cloudflare.vars()}
+    """The runtime `sam dev` builds, on the loopback Hetzner and DNS, with `settings` too."""
+    overrides = {"SAM_HETZNER_API_URL": hetzner.url, **cloudflare.vars(), **(settings or {})}
     built = build_runtime(data_dir, ManualClock(), overrides)
     built.alarms.start()
     try:

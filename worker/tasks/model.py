@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from wire.agent_session import PermissionMode
-from worker.errors import InvalidInput, NotFound
+from worker.errors import Conflict, InvalidInput, NotFound
 from worker.ids import new_id
 from worker.states import TaskStatus
 
@@ -85,6 +85,17 @@ class TaskRow:
     @classmethod
     def from_row(cls, row: Any) -> "TaskRow":
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+class TaskCannotPush(Conflict):
+    """A task ends in a pull request: refused at submit when SAM could never push its work."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            "task_cannot_push",
+            f"A task ends in a pull request on GitHub, and {reason} Start a chat in this "
+            "project instead: its work stays in the workspace.",
+        )
 
 
 class TaskNotFound(NotFound):

@@ -5,7 +5,8 @@ made-up id).
         in one call: the title (the message's first line), the branch
         `sam/<slug>-<short id>`, the task's chat with the message in it, and its run in task
         mode, in the permission mode for autonomous work (model.autonomous_mode); queued →
-        running once the run has started
+        running once the run has started; refused (409 task_cannot_push) when its push
+        could never succeed: no GitHub App, or a repository not on the configured GitHub
     await list_tasks(deployment, user, project_id) -> [Task]       oldest first
     await get(deployment, user, task_id) -> Task
     await cancel(deployment, user, task_id) -> Task
@@ -28,6 +29,7 @@ from worker.chats import flow
 from worker.chats.run import TaskLink, new_run_id
 from worker.deployment import Deployment
 from worker.errors import NotFound, SamError
+from worker.github.git_tokens import github_repository
 from worker.ids import new_id
 from worker.logs import event
 from worker.projects import store as projects
@@ -36,6 +38,7 @@ from worker.tasks import store
 from worker.tasks.model import (
     TASK_ID,
     Task,
+    TaskCannotPush,
     TaskNotFound,
     TaskRow,
     autonomous_mode,
@@ -62,6 +65,7 @@ class NewTask(BaseModel):
 
 async def submit(deployment: Deployment, user: User, project_id: str, body: NewTask) -> Task:
     project = await projects.get(deployment, user.id, project_id)
+    _check_pushable(deployment, project.repository)
     mode = autonomous_mode(project.permission_mode, body.permission_mode)
     task_id = new_task_id()
     title = title_of(body.message)
@@ -124,6 +128,20 @@ async def cancel(deployment: Deployment, user: User, task_id: str) -> Task:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _check_pushable(deployment: Deployment, repository: str) -> None:
+    """Refuse before the agent works what its push step would fail at after."""
+    if deployment.config.github_app is None:
+        raise TaskCannotPush(
+            "this deployment has no GitHub App: the operator must set one up "
+            "(docs/github-app.md) before tasks can run."
+        )
+    if github_repository(deployment.config, repository) is None:
+        raise TaskCannotPush(
+            f"{repository} is not a repository on the configured GitHub "
+            f"({deployment.config.github_base_url}): give the project its https URL there."
+        )
 
 
 async def _owned(deployment: Deployment, user: User, task_id: str) -> TaskRow:

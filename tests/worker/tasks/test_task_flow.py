@@ -18,7 +18,7 @@ run's storage and the task rolled back, the workspace running again): the alarm 
 step again, and the branch still has its one commit and the repository its one PR. Cancel
 while the agent works, and a turn that never ends (the step's start rolled back past its
 timeout): nothing pushed, no PR, the workspace stopped. A task of a repository that is
-not on GitHub fails at push, saying so.
+not on GitHub is refused at submit (409), saying what to do.
 """
 
 import asyncio
@@ -455,14 +455,14 @@ def test_a_turn_that_never_ends_fails_the_task_at_its_timeout_and_cleans_up(
     nothing_pushed(stage, failed, run)
 
 
-def test_a_task_on_a_repository_not_on_github_fails_at_push_saying_so(stage: Stage) -> None:
-    task, run = ended_task(stage, "run printf 'x' > local.md", stage.local_project)
-    assert task["status"] == "failed" and task["step"] == "push", task
-    assert "is not a repository on the configured GitHub" in task["error"]
-    wait_for(
-        lambda: (
-            stage.client.get(f"/api/workspaces/{run['workspace_id']}").json()["status"] == "stopped"
-        ),
-        "the workspace to be stopped",
-        DONE_TIMEOUT_SECONDS,
-    )
+def test_a_task_on_a_repository_not_on_github_is_refused_at_submit(stage: Stage) -> None:
+    """Its push could never succeed: refused before any agent works, nothing made."""
+    path = f"/api/projects/{stage.local_project}/tasks"
+    before = stage.client.get(path).json()
+    refused = stage.client.post(path, json={"message": "run printf 'x' > local.md"})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"] == "task_cannot_push"
+    message = refused.json()["message"]
+    assert "is not a repository on the configured GitHub" in message
+    assert "Start a chat in this project instead" in message
+    assert stage.client.get(path).json() == before

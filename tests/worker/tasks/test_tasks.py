@@ -7,10 +7,13 @@ it; tests/worker/api/test_authorization_matrix.py covers the routes for every ca
 tests/worker/tasks/test_task_flow.py the runs that reach a real node agent.
 """
 
+from pathlib import Path
+
 import pytest
 
+from tests.fakes.cloudflare_dns import FakeCloudflareDns
 from tests.fakes.hetzner import FakeHetzner
-from tests.worker.node_support import add_user, advance
+from tests.worker.node_support import add_user, advance, cloud_runtime
 from twin import env as local_env
 from wire.agent_session import PermissionMode
 from wire.chat import ChatStatus
@@ -19,7 +22,7 @@ from worker.auth.users import User, get_user
 from worker.chats import flow
 from worker.chats.steps import NO_MODEL_KEY
 from worker.deployment import Deployment
-from worker.errors import InvalidInput, NotFound
+from worker.errors import Conflict, InvalidInput, NotFound
 from worker.projects import chat_data
 from worker.projects import store as projects
 from worker.projects.model import new_project_id
@@ -28,7 +31,7 @@ from worker.tasks.model import TITLE_MAX_CHARS, branch_for
 from worker.tasks.service import NewTask
 from worker.workspaces import store as workspace_store
 
-REPOSITORY = "https://example.com/acme/app.git"
+ELSEWHERE = "https://example.com/acme/app.git"  # not on the configured GitHub
 
 
 @pytest.fixture
@@ -46,13 +49,16 @@ async def new_user(deployment: Deployment, login: str, hetzner: FakeHetzner, key
     return user
 
 
-async def new_project(deployment: Deployment, user: User, mode: str = "ask") -> str:
+async def new_project(
+    deployment: Deployment, user: User, mode: str = "ask", repository: str | None = None
+) -> str:
+    """A project of `user`'s, on the configured (loopback) GitHub unless `repository`."""
     project = await projects.insert(
         deployment,
         id=new_project_id(),
         user_id=user.id,
         name="app",
-        repository=REPOSITORY,
+        repository=repository or f"{deployment.config.github_base_url}/acme/app.git",
         default_branch="main",
         provider="hetzner",
         node_size=None,
@@ -188,3 +194,31 @@ async def test_another_users_project_and_task_are_unknown(
             await attempt
     assert (await tasks.get(deployment, alice, task.id)).status == "running"
     assert len(await tasks.list_tasks(deployment, alice, project)) == 1
+
+
+async def test_a_project_not_on_github_is_refused_at_submit_and_nothing_is_made(
+    deployment: Deployment, alice: User
+) -> None:
+    elsewhere = await new_project(deployment, alice, repository=ELSEWHERE)
+    with pytest.raises(Conflict) as refused:
+        await tasks.submit(deployment, alice, elsewhere, NewTask(message="Fix it"))
+    assert refused.value.code == "task_cannot_push"
+    assert f"{ELSEWHERE} is not a repository on the configured GitHub" in refused.value.message
+    assert "Start a chat in this project instead" in refused.value.message
+    assert await tasks.list_tasks(deployment, alice, elsewhere) == []
+    assert await chat_data.list_chats(deployment, elsewhere) == []
+
+
+async def test_without_a_github_app_a_task_is_refused_at_submit(
+    tmp_path: Path, hetzner: FakeHetzner, cloudflare: FakeCloudflareDns
+) -> None:
+    async with cloud_runtime(tmp_path / "no-app", hetzner, cloudflare) as bare:
+        deployment = Deployment.of(bare.env, bare.alarms.clock)
+        alice = await new_user(deployment, "alice", hetzner, key=True)
+        project = await new_project(deployment, alice)  # on GitHub, but no App to push with
+        with pytest.raises(Conflict) as refused:
+            await tasks.submit(deployment, alice, project, NewTask(message="Fix it"))
+        assert refused.value.code == "task_cannot_push"
+        assert "no GitHub App" in refused.value.message
+        assert "docs/github-app.md" in refused.value.message
+        assert await tasks.list_tasks(deployment, alice, project) == []
