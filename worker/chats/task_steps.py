@@ -19,8 +19,9 @@ the one it opened), else one opened against the project's branch (the repository
 without one); its link is kept on the task. GitHub rate-limiting or refusing the App fails
 the step with GitHub's reason; a 5xx or an unreachable GitHub is retried with backoff.
 
-A repository that is not on the configured GitHub, or a deployment without the GitHub App,
-fails push at once, saying so (the task cannot end in a pull request).
+Submit refuses a task whose repository is not on the configured GitHub, or a deployment
+without the GitHub App (worker/tasks/service.py); should either change while a task runs,
+push fails at once, saying so (the task cannot end in a pull request).
 
 posted: the link, as this step's run message in the chat.
 
