@@ -39,6 +39,7 @@ from tests.fixtures.repos import make_repo
 from tests.support.edge import Edge, running_edge, with_secrets
 from tests.support.github_sign_in import Browser as SignInBrowser
 from tests.support.wait import wait_for
+from tests.worker.workspaces.test_workspaces_api import containers
 from twin.d1 import D1Database
 from twin.env import Env
 from worker.deployment import Deployment
@@ -50,6 +51,9 @@ pytestmark = pytest.mark.timeout(600)
 TASK_READY_MS = 240_000
 PR_USER = "browser-pr"
 PR_OWNER = "dana"
+# The warm window of the pull request's edge: long enough for a test's next task to claim the
+# node, short enough that the walk sees its node torn down.
+PR_WARM_SECONDS = 3
 IDLER = "browser-idler"
 IDLE_TIMEOUT_SECONDS = 1
 SWEEP_CRON = "*/5 * * * *"
@@ -219,6 +223,7 @@ def pr_world(
             # git lives on the base URL (as on github.com), the REST API on its own.
             "SAM_GITHUB_BASE_URL": git_server.url,
             "SAM_LOCAL_REPOSITORY_ROOTS": str(root),
+            "SAM_WARM_TIMEOUT_SECONDS": str(PR_WARM_SECONDS),
         }
         with running_edge(data_dir, vars=settings) as edge:
             record_installation_of(edge, PR_USER, installation.id)
@@ -304,6 +309,18 @@ def test_a_github_task_ends_in_a_pull_request_linked_from_the_list_and_the_chat(
     chat_link.click()
     expect(page.get_by_test_id("conversation")).to_contain_text(pull["html_url"])
     assert workspace_status(edge, PR_USER, chat_path) == "stopped"
+
+    # Its node, holding nothing else, went warm; after the warm window it is torn down and
+    # nothing of the task is left running: no node, no container.
+    with api_client(edge, PR_USER) as client:
+        workspace_id = client.get(chat_path).json()["workspace_id"]
+        node_id = client.get(f"/api/workspaces/{workspace_id}").json()["node_id"]
+        wait_for(
+            lambda: client.get(f"/api/nodes/{node_id}").status_code == 404,
+            "the warm node torn down after its window",
+            timeout=60,
+        )
+    wait_for(lambda: containers(workspace_id) == [], "no container of the task left", timeout=30)
 
 
 @pytest.fixture(scope="module")
