@@ -8,8 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,17 @@ def running_edge(
         yield edge
     finally:
         stop(edge)
+
+
+def crashed_and_restarted(
+    edge: Edge, edges: ExitStack, variables: dict[str, str], while_down: Callable[[], None]
+) -> Edge:
+    """kill -9 `edge`, run `while_down` on its files, start it again on the same port and data
+    (its signing keys and alarms with it), held open by `edges`."""
+    edge.process.kill()
+    edge.process.wait()
+    while_down()
+    return edges.enter_context(running_edge(edge.data_dir, port=edge.port, vars=variables))
 
 
 def with_secrets(data_dir: Path, secrets: dict[str, str]) -> Path:

@@ -43,7 +43,7 @@ from tests.support.agent_tls import edge_ca, local_node_client, trusting
 from tests.support.container_tools import require_container_tools
 from tests.support.control_plane import ControlPlaneDouble
 from tests.support.docker_objects import remove_labelled
-from tests.support.edge import Edge, running_edge
+from tests.support.edge import Edge, crashed_and_restarted, running_edge
 from tests.support.edge_tokens import EdgeSigner
 from tests.support.wait import wait_for
 from tests.worker.edge.test_proxy import (
@@ -93,14 +93,7 @@ class Stage:
     variables: dict[str, str]
 
     def crash_edge(self, while_down: Callable[[], None]) -> None:
-        """kill -9 the edge, run `while_down` on its files, start it again on the same
-        port and data (its signing keys and alarms with it)."""
-        self.edge.process.kill()
-        self.edge.process.wait()
-        while_down()
-        self.edge = self.edges.enter_context(
-            running_edge(self.edge.data_dir, port=self.edge.port, vars=self.variables)
-        )
+        self.edge = crashed_and_restarted(self.edge, self.edges, self.variables, while_down)
 
     def chats(self, rest: str = "") -> str:
         return f"/api/projects/{self.project}/chats{rest}"

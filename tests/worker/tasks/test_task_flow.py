@@ -42,7 +42,7 @@ from tests.fixtures.repos import make_repo
 from tests.support.agent import start_agent
 from tests.support.control_plane import ControlPlaneDouble
 from tests.support.docker_objects import remove_labelled
-from tests.support.edge import Edge, running_edge, with_secrets
+from tests.support.edge import Edge, crashed_and_restarted, running_edge, with_secrets
 from tests.support.edge_tokens import EdgeSigner
 from tests.support.wait import bearer, wait_for
 from tests.worker.chats.test_chat_flow import (
@@ -97,14 +97,7 @@ class Stage:
     variables: dict[str, str]
 
     def crash_edge(self, while_down: Callable[[], None]) -> None:
-        """kill -9 the edge, run `while_down` on its files, start it again on the same
-        port and data (its signing keys and alarms with it)."""
-        self.edge.process.kill()
-        self.edge.process.wait()
-        while_down()
-        self.edge = self.edges.enter_context(
-            running_edge(self.edge.data_dir, port=self.edge.port, vars=self.variables)
-        )
+        self.edge = crashed_and_restarted(self.edge, self.edges, self.variables, while_down)
         self.double.git_tokens.edge = self.edge
 
     def task(self, task_id: str) -> dict[str, Any]:
